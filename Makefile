@@ -1,0 +1,73 @@
+# pgpseudo — build, test and demo.
+#   make demo    start the real stack, the proxy, and query through it
+#   make test    unit + integration tests against real PostgreSQL and Vault
+#   make bench   direct vs proxy benchmarks
+#   make lint    gofmt, go vet, staticcheck
+SHELL := /bin/bash
+GO ?= go
+CACHE := $(CURDIR)/.cache/bin
+VAULT_BIN := $(CACHE)/vault
+STATICCHECK := $(CACHE)/staticcheck
+STATICCHECK_VERSION := v0.8.2
+export PGPSEUDO_VAULT_BIN := $(VAULT_BIN)
+GOTEST_TIMEOUT ?= 60m
+
+.PHONY: all build deps vault test unit integration fuzz bench demo lint clean
+
+all: build
+
+build:
+	$(GO) build -o bin/pgpseudo ./cmd/pgpseudo
+
+# PostgreSQL server and clients (psql, pg_dump, pg_restore, pgbench) from
+# Debian's packages, installed only when missing. Debian's automatic "main"
+# cluster is switched off first: tests make their own throwaway clusters.
+deps:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v pg_dump >/dev/null; then \
+		echo "installing PostgreSQL from Debian's packages…"; \
+		mkdir -p /etc/postgresql-common; \
+		[ -e /etc/postgresql-common/createcluster.conf ] || echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql postgresql-contrib; \
+	fi
+
+# The official Vault server, built once from its pinned Go module
+# (integration/vaultserver); several minutes the first time, then reused.
+vault: $(VAULT_BIN)
+$(VAULT_BIN): integration/vaultserver/go.mod integration/vaultserver/main.go
+	@mkdir -p $(CACHE)
+	@echo "building the Vault server from its Go module (first time: several minutes)…"
+	cd integration/vaultserver && $(GO) build -ldflags='-s -w' -o $(VAULT_BIN) .
+
+test: deps vault
+	$(GO) test -timeout $(GOTEST_TIMEOUT) ./...
+
+unit:
+	$(GO) test $$($(GO) list ./... | grep -v /integration)
+
+integration: deps vault
+	$(GO) test -count=1 -timeout $(GOTEST_TIMEOUT) -v ./integration/
+
+# Short fuzzing runs of the framer and startup parser (seed corpora always
+# run as part of `make test`).
+fuzz:
+	$(GO) test ./proxy/wire -run '^$$' -fuzz FuzzParseStartup -fuzztime 30s
+	$(GO) test ./proxy/wire -run '^$$' -fuzz FuzzReader -fuzztime 30s
+
+bench: deps vault build
+	$(GO) test -count=1 -timeout $(GOTEST_TIMEOUT) -run '^$$' -bench . -benchtime 1x ./integration/ | tee bench.out
+	$(GO) test -run '^$$' -bench . -benchmem ./crypto/... | tee -a bench.out
+
+demo: deps vault build
+	./scripts/demo.sh
+
+$(STATICCHECK):
+	@mkdir -p $(CACHE)
+	GOBIN=$(CACHE) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+lint: $(STATICCHECK)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+clean:
+	rm -rf bin .stack

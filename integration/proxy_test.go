@@ -1,0 +1,112 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/pgpseudo/pgpseudo/proxy"
+)
+
+// runningProxy is an in-process pgpseudo in front of the shared cluster.
+type runningProxy struct {
+	srv  *proxy.Server
+	addr string
+	port string
+	logs *observer.ObservedLogs
+}
+
+// proxyConfig is the configuration tests start from: TLS on both legs,
+// upstream verified, SCRAM terminated at the proxy.
+func proxyConfig() *proxy.Config {
+	s := shared.stack
+	cfg := proxy.Defaults()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Upstream.Address = s.PG.Addr()
+	cfg.Upstream.TLS = proxy.UpstreamTLS{Mode: proxy.TLSVerifyFull, CAFile: s.Certs.CAFile, ServerName: "localhost"}
+	cfg.TLS = proxy.ClientTLS{CertFile: s.Certs.ProxyCertFile, KeyFile: s.Certs.ProxyKey}
+	cfg.Auth.AuthUser = s.PG.AuthUser
+	cfg.Auth.AuthPasswordFile = shared.authPassFile
+	return &cfg
+}
+
+// startProxy starts a proxy with cfg (proxyConfig() when nil) and stops it
+// when the test ends. Its logs are observed at debug level and checked for
+// SQL text when the test ends.
+func startProxy(t testing.TB, cfg *proxy.Config) *runningProxy {
+	t.Helper()
+	if cfg == nil {
+		cfg = proxyConfig()
+	}
+	core, logs := observer.New(zapcore.DebugLevel)
+	log := zap.New(core)
+	srv, err := proxy.NewServer(cfg, log)
+	if err != nil {
+		t.Fatalf("NewServer: %v", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	p := &runningProxy{srv: srv, addr: ln.Addr().String(), port: port, logs: logs}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		p.assertNoSQLInLogs(t)
+	})
+	return p
+}
+
+// sqlMarker appears in test SQL only, so finding it in a log line means
+// the proxy logged statement text.
+const sqlMarker = "pgpseudo_sql_marker"
+
+func (p *runningProxy) assertNoSQLInLogs(t testing.TB) {
+	t.Helper()
+	for _, e := range p.logs.All() {
+		line := e.Message + fmt.Sprint(e.ContextMap())
+		if strings.Contains(line, sqlMarker) || strings.Contains(strings.ToUpper(line), "SELECT ") {
+			t.Errorf("process log contains SQL text: %s", line)
+		}
+	}
+}
+
+// dsn is a libpq/pgx connection string to host:port.
+func dsn(port, user, password, database string, extra ...string) string {
+	s := fmt.Sprintf("host=127.0.0.1 port=%s user=%s password=%s dbname=%s sslmode=require", port, user, password, database)
+	for _, e := range extra {
+		s += " " + e
+	}
+	return s
+}
+
+func (p *runningProxy) dsn(user, password, database string, extra ...string) string {
+	return dsn(p.port, user, password, database, extra...)
+}
+
+func directDSN(user, password, database string, extra ...string) string {
+	return dsn(fmt.Sprint(shared.stack.PG.Port), user, password, database, extra...)
+}
+
+func connect(t testing.TB, dsn string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}

@@ -1,0 +1,121 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// Vault is a `vault server -dev` process: in memory, unsealed, with a
+// known root token.
+type Vault struct {
+	Addr      string // http://127.0.0.1:PORT
+	Port      int
+	RootToken string
+	LogFile   string
+	Bin       string
+	cmd       *exec.Cmd
+	pid       int
+}
+
+// FindVaultBin returns the Vault server binary that `make vault` builds
+// from the pinned Go module, or PGPSEUDO_VAULT_BIN.
+func FindVaultBin() (string, error) {
+	if b := os.Getenv("PGPSEUDO_VAULT_BIN"); b != "" {
+		return b, nil
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	b := filepath.Join(root, ".cache", "bin", "vault")
+	if _, err := os.Stat(b); err != nil {
+		return "", fmt.Errorf("vault server binary not found at .cache/bin/vault; run `make vault`: %w", err)
+	}
+	return b, nil
+}
+
+// startVault starts a dev server. With detach the process outlives this
+// one (for stack.sh); otherwise it is tied to ctx.
+func startVault(ctx context.Context, dir string, detach bool) (*Vault, error) {
+	bin, err := FindVaultBin()
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	v := &Vault{
+		Port: port, Addr: "http://127.0.0.1:" + strconv.Itoa(port), RootToken: randomSecret(),
+		LogFile: filepath.Join(dir, "vault.log"), Bin: bin,
+	}
+	logf, err := os.Create(v.LogFile)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	args := []string{"server", "-dev", "-dev-root-token-id=" + v.RootToken,
+		"-dev-listen-address=127.0.0.1:" + strconv.Itoa(port), "-dev-no-store-token"}
+	var cmd *exec.Cmd
+	if detach {
+		cmd = exec.Command(bin, args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	} else {
+		cmd = exec.CommandContext(ctx, bin, args...)
+	}
+	// The dev server must not pick up a caller's VAULT_* settings.
+	cmd.Env = []string{"HOME=" + dir, "PATH=" + os.Getenv("PATH")}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start vault: %w", err)
+	}
+	v.cmd, v.pid = cmd, cmd.Process.Pid
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(v.Addr + "/v1/sys/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return v, nil
+			}
+		}
+		select {
+		case err := <-exited:
+			log, _ := os.ReadFile(v.LogFile)
+			return nil, fmt.Errorf("vault exited during start: %v\n%s", err, log)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			return nil, errors.New("vault did not become healthy within 60s")
+		}
+	}
+}
+
+// Stop kills the dev server; its data is in memory and goes with it.
+func (v *Vault) Stop() error {
+	p, err := os.FindProcess(v.pid)
+	if err != nil {
+		return err
+	}
+	if err := p.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	for i := 0; i < 100; i++ {
+		if p.Signal(syscall.Signal(0)) != nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return p.Kill()
+}

@@ -1,0 +1,221 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"github.com/pgpseudo/pgpseudo/proxy/scram"
+	"github.com/pgpseudo/pgpseudo/proxy/wire"
+)
+
+// scramAuth terminates SCRAM-SHA-256 at the proxy against the user's own
+// verifier, fetched with auth_query by the low-privilege auth_user, and logs
+// in upstream with the ClientKey recovered from the client's proof.
+type scramAuth struct {
+	pool  *pgxpool.Pool
+	query string
+	log   *zap.Logger
+	// mockSeed makes the fake exchange for unknown users stable per process.
+	mockSeed []byte
+}
+
+func newSCRAMAuth(cfg *Config, upTLS *tls.Config, log *zap.Logger) (*scramAuth, error) {
+	pw, err := os.ReadFile(cfg.Auth.AuthPasswordFile)
+	if err != nil {
+		return nil, fmt.Errorf("auth.auth_password_file: %w", err)
+	}
+	host, port, _ := net.SplitHostPort(cfg.Upstream.Address)
+	pc, err := pgxpool.ParseConfig(fmt.Sprintf("host=%s port=%s sslmode=disable pool_max_conns=4", quoteDSN(host), quoteDSN(port)))
+	if err != nil {
+		return nil, fmt.Errorf("auth lookup connection: %w", err)
+	}
+	cc := pc.ConnConfig
+	cc.User = cfg.Auth.AuthUser
+	cc.Password = strings.TrimRight(string(pw), "\r\n")
+	cc.Database = cfg.Auth.AuthDatabase
+	cc.TLSConfig = upTLS
+	cc.Fallbacks = nil
+	cc.ConnectTimeout = cfg.Upstream.ConnectTimeout
+	cc.RuntimeParams = map[string]string{"application_name": "pgpseudo auth lookup"}
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		return nil, fmt.Errorf("auth lookup connection: %w", err)
+	}
+	seed := make([]byte, 32)
+	if _, err := rand.Read(seed); err != nil {
+		return nil, err
+	}
+	return &scramAuth{pool: pool, query: cfg.Auth.AuthQuery, log: log, mockSeed: seed}, nil
+}
+
+func quoteDSN(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+func (a *scramAuth) close() { a.pool.Close() }
+
+// errNoVerifier marks a user without a usable SCRAM verifier.
+var errNoVerifier = errors.New("no SCRAM verifier")
+
+// lookup fetches the user's verifier; errNoVerifier when there is none.
+func (a *scramAuth) lookup(ctx context.Context, user string) (*scram.Verifier, error) {
+	var name, secret *string
+	err := a.pool.QueryRow(ctx, a.query, user).Scan(&name, &secret)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errNoVerifier
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auth_query as auth_user failed: %w", err)
+	}
+	if secret == nil {
+		return nil, errNoVerifier
+	}
+	v, err := scram.ParseVerifier(*secret)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errNoVerifier, err)
+	}
+	return v, nil
+}
+
+func (a *scramAuth) login(ctx context.Context, s *session, params []wire.Param) error {
+	user := s.id.User
+	v, err := a.lookup(ctx, user)
+	if err != nil && !errors.Is(err, errNoVerifier) {
+		return refuse(codeConnectionFailure, "pgpseudo cannot look up credentials", err)
+	}
+	if v == nil {
+		// Run the whole exchange anyway so a client cannot probe which
+		// users exist (PostgreSQL does the same).
+		s.log.Info("authentication for a user without a SCRAM verifier", zap.Error(err))
+	}
+	var cb []byte
+	if _, ok := s.client.(*tls.Conn); ok {
+		cb = s.srv.serverCB
+	}
+	srv := scram.NewServer(v, cb, append(bytes.Clone(a.mockSeed), user...))
+	var mechs []byte
+	for _, m := range srv.Mechanisms() {
+		mechs = append(append(mechs, m...), 0)
+	}
+	if err := s.sendClient(authFrame(authSASL, append(mechs, 0))); err != nil {
+		return err
+	}
+	body, err := s.readClientPassword()
+	if err != nil {
+		return err
+	}
+	first, err := decodeSASLInitial(body)
+	if err != nil {
+		return err
+	}
+	serverFirst, err := srv.ClientFirst(first.AuthMechanism, first.Data)
+	if err != nil {
+		return refuse(codeProtocolViolation, err.Error(), err)
+	}
+	if err := s.sendClient(authFrame(authSASLContinue, serverFirst)); err != nil {
+		return err
+	}
+	body, err = s.readClientPassword()
+	if err != nil {
+		return err
+	}
+	serverFinal, err := srv.ClientFinal(body)
+	switch {
+	case errors.Is(err, scram.ErrAuthFailed):
+		return refuse(codeInvalidPassword, fmt.Sprintf("password authentication failed for user %q", user), err)
+	case errors.Is(err, scram.ErrChannelBinding):
+		return refuse(codeInvalidAuthSpec, err.Error(), err)
+	case err != nil:
+		return refuse(codeProtocolViolation, err.Error(), err)
+	}
+	if err := a.loginUpstream(ctx, s, params, v, srv.ClientKey()); err != nil {
+		return err
+	}
+	return s.sendClient(authFrame(authSASLFinal, serverFinal), authFrame(authOK, nil))
+}
+
+// loginUpstream opens the upstream session as the same user with clientKey.
+func (a *scramAuth) loginUpstream(ctx context.Context, s *session, params []wire.Param, v *scram.Verifier, clientKey []byte) error {
+	if err := s.openUpstream(ctx, params); err != nil {
+		return err
+	}
+	var cb []byte
+	if tc, ok := s.up.(*tls.Conn); ok {
+		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+			cb = scram.EndpointHash(certs[0])
+		}
+	}
+	cli := scram.NewClient(v, clientKey, cb)
+	upErr := func(err error) error {
+		if isRefusal(err) {
+			return err
+		}
+		return refuse(codeConnectionFailure, "pgpseudo could not log in to the database", err)
+	}
+	for {
+		code, payload, err := s.readUpstreamAuth()
+		if err != nil {
+			return upErr(err)
+		}
+		var reply []byte
+		switch code {
+		case authOK:
+			return nil
+		case authSASL:
+			mech, first, err := cli.ClientFirst(splitCStrings(payload))
+			if err != nil {
+				return upErr(err)
+			}
+			reply = append(append([]byte(mech), 0), 0, 0, 0, 0)
+			putLen(reply[len(mech)+1:], len(first))
+			reply = append(reply, first...)
+		case authSASLContinue:
+			if reply, err = cli.ServerFirst(payload); err != nil {
+				return upErr(err)
+			}
+		case authSASLFinal:
+			if err := cli.ServerFinal(payload); err != nil {
+				return upErr(err)
+			}
+			continue
+		default:
+			return upErr(fmt.Errorf("upstream asks for authentication method %d; pgpseudo's scram mode needs SCRAM-SHA-256 upstream", code))
+		}
+		frame := append([]byte{'p', 0, 0, 0, 0}, reply...)
+		putLen(frame[1:5], len(frame)-1)
+		if _, err := s.uw.Write(frame); err != nil {
+			return err
+		}
+		if err := s.uw.Flush(); err != nil {
+			return err
+		}
+	}
+}
+
+func putLen(b []byte, n int) {
+	b[0], b[1], b[2], b[3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+}
+
+func splitCStrings(b []byte) []string {
+	var out []string
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, 0)
+		if i <= 0 {
+			break
+		}
+		out = append(out, string(b[:i]))
+		b = b[i+1:]
+	}
+	return out
+}

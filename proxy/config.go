@@ -1,0 +1,272 @@
+// Package proxy is pgpseudo's PostgreSQL wire-protocol proxy: it accepts
+// client connections, authenticates the person, connects upstream as that
+// person and relays the protocol in both directions.
+package proxy
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/pgpseudo/pgpseudo/internal/yamlconf"
+	"github.com/pgpseudo/pgpseudo/proxy/scram"
+)
+
+// Config is the proxy configuration file (docs/configuration.md).
+type Config struct {
+	Listen   string         `yaml:"listen"`
+	Upstream UpstreamConfig `yaml:"upstream"`
+	TLS      ClientTLS      `yaml:"tls"`
+	Auth     AuthConfig     `yaml:"auth"`
+	Limits   LimitsConfig   `yaml:"limits"`
+	Log      LogConfig      `yaml:"log"`
+}
+
+// UpstreamConfig says where the database is and how to reach it.
+type UpstreamConfig struct {
+	Address string      `yaml:"address"`
+	TLS     UpstreamTLS `yaml:"tls"`
+	// ConnectTimeout bounds dialing and the TLS handshake upstream.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+}
+
+// Upstream TLS modes.
+const (
+	TLSDisable    = "disable"
+	TLSRequire    = "require"
+	TLSVerifyFull = "verify-full"
+)
+
+// UpstreamTLS configures TLS towards the database.
+type UpstreamTLS struct {
+	Mode       string `yaml:"mode"`
+	CAFile     string `yaml:"ca_file"`
+	ServerName string `yaml:"server_name"`
+}
+
+// ClientTLS configures TLS towards clients. With a certificate set, every
+// client must use TLS.
+type ClientTLS struct {
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Authentication modes.
+const (
+	AuthSCRAM       = "scram"
+	AuthPassthrough = "passthrough"
+)
+
+// AuthConfig configures how clients are authenticated.
+type AuthConfig struct {
+	Mode             string `yaml:"mode"`
+	AuthUser         string `yaml:"auth_user"`
+	AuthPasswordFile string `yaml:"auth_password_file"`
+	AuthQuery        string `yaml:"auth_query"`
+	AuthDatabase     string `yaml:"auth_database"`
+}
+
+// LimitsConfig bounds resource use.
+type LimitsConfig struct {
+	MaxConnections  int           `yaml:"max_connections"`
+	IdleTimeout     time.Duration `yaml:"idle_timeout"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// StartupTimeout bounds the time a client may take to finish startup
+	// and authentication, so half-open connections cannot pile up.
+	StartupTimeout time.Duration `yaml:"startup_timeout"`
+}
+
+// LogConfig configures process logging.
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// DefaultAuthQuery reads the verifier through a SECURITY DEFINER function,
+// so the lookup role needs no superuser rights (docs/configuration.md shows
+// how to create it).
+const DefaultAuthQuery = "SELECT rolname, rolpassword FROM pgpseudo.get_auth($1)"
+
+// Defaults returns a Config with every default set.
+func Defaults() Config {
+	return Config{
+		Listen:   "127.0.0.1:6432",
+		Upstream: UpstreamConfig{TLS: UpstreamTLS{Mode: TLSVerifyFull}, ConnectTimeout: 10 * time.Second},
+		Auth:     AuthConfig{Mode: AuthSCRAM, AuthQuery: DefaultAuthQuery, AuthDatabase: "postgres"},
+		Limits: LimitsConfig{
+			MaxConnections:  1000,
+			ShutdownTimeout: 30 * time.Second,
+			StartupTimeout:  30 * time.Second,
+		},
+		Log: LogConfig{Level: "info", Format: "json"},
+	}
+}
+
+// LoadConfig reads and validates a config file.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return ParseConfig(path, data)
+}
+
+// ParseConfig parses and validates config data; name is used in messages.
+func ParseConfig(name string, data []byte) (*Config, error) {
+	cfg := Defaults()
+	pos, err := yamlconf.Decode(name, data, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.validate(pos); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func (c *Config) validate(pos *yamlconf.Positions) error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return pos.Errorf("listen", "want host:port, got %q", c.Listen)
+	}
+	if c.Upstream.Address == "" {
+		return pos.Errorf("upstream.address", "is required")
+	}
+	if _, _, err := net.SplitHostPort(c.Upstream.Address); err != nil {
+		return pos.Errorf("upstream.address", "want host:port, got %q", c.Upstream.Address)
+	}
+	switch c.Upstream.TLS.Mode {
+	case TLSDisable, TLSRequire:
+	case TLSVerifyFull:
+		if c.Upstream.TLS.CAFile == "" {
+			return pos.Errorf("upstream.tls.ca_file", "is required with mode verify-full")
+		}
+	default:
+		return pos.Errorf("upstream.tls.mode", "must be disable, require or verify-full, got %q", c.Upstream.TLS.Mode)
+	}
+	if c.Upstream.ConnectTimeout <= 0 {
+		return pos.Errorf("upstream.connect_timeout", "must be positive")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		return pos.Errorf("tls", "cert_file and key_file go together")
+	}
+	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
+		return pos.Errorf("tls.client_ca_file", "needs tls.cert_file and tls.key_file")
+	}
+	switch c.Auth.Mode {
+	case AuthSCRAM:
+		if c.Auth.AuthUser == "" {
+			return pos.Errorf("auth.auth_user", "is required with mode scram")
+		}
+		if c.Auth.AuthPasswordFile == "" {
+			return pos.Errorf("auth.auth_password_file", "is required with mode scram")
+		}
+		if c.Auth.AuthQuery == "" {
+			return pos.Errorf("auth.auth_query", "must not be empty")
+		}
+	case AuthPassthrough:
+	default:
+		return pos.Errorf("auth.mode", "must be scram or passthrough, got %q", c.Auth.Mode)
+	}
+	if c.Limits.MaxConnections <= 0 {
+		return pos.Errorf("limits.max_connections", "must be positive, got %d", c.Limits.MaxConnections)
+	}
+	if c.Limits.IdleTimeout < 0 {
+		return pos.Errorf("limits.idle_timeout", "must not be negative")
+	}
+	if c.Limits.ShutdownTimeout < 0 || c.Limits.StartupTimeout <= 0 {
+		return pos.Errorf("limits", "shutdown_timeout must not be negative and startup_timeout must be positive")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return pos.Errorf("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		return pos.Errorf("log.format", "must be json or console, got %q", c.Log.Format)
+	}
+	// Files are checked now so a typo fails at start, not at first login.
+	for path, file := range map[string]string{
+		"upstream.tls.ca_file":    c.Upstream.TLS.CAFile,
+		"tls.cert_file":           c.TLS.CertFile,
+		"tls.key_file":            c.TLS.KeyFile,
+		"tls.client_ca_file":      c.TLS.ClientCAFile,
+		"auth.auth_password_file": c.Auth.AuthPasswordFile,
+	} {
+		if file == "" {
+			continue
+		}
+		if _, err := os.Stat(file); err != nil {
+			return pos.Errorf(path, "%v", err)
+		}
+	}
+	return nil
+}
+
+// clientTLSConfig builds the TLS config for client connections, or nil.
+func (c *Config) clientTLSConfig() (*tls.Config, []byte, error) {
+	if c.TLS.CertFile == "" {
+		return nil, nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tls: %w", err)
+	}
+	cfg := &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"postgresql"},
+	}
+	if c.TLS.ClientCAFile != "" {
+		pool, err := loadPool(c.TLS.ClientCAFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("tls.client_ca_file: %w", err)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return nil, nil, fmt.Errorf("tls.cert_file: %w", err)
+	}
+	return cfg, scram.EndpointHash(leaf), nil
+}
+
+// upstreamTLSConfig builds the TLS config for the upstream leg, or nil.
+func (c *Config) upstreamTLSConfig() (*tls.Config, error) {
+	u := c.Upstream.TLS
+	host, _, _ := net.SplitHostPort(c.Upstream.Address)
+	switch u.Mode {
+	case TLSDisable:
+		return nil, nil
+	case TLSRequire:
+		// Like libpq's sslmode=require: encrypted, the server not verified.
+		return &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, nil //nolint:gosec // documented mode
+	}
+	pool, err := loadPool(u.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("upstream.tls.ca_file: %w", err)
+	}
+	name := u.ServerName
+	if name == "" {
+		name = host
+	}
+	return &tls.Config{RootCAs: pool, ServerName: name, MinVersion: tls.VersionTLS12}, nil
+}
+
+func loadPool(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificates", file)
+	}
+	return pool, nil
+}

@@ -1,0 +1,184 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/pgpseudo/pgpseudo/proxy/wire"
+)
+
+// relayStats summarises a session for the end-of-session log line.
+type relayStats struct {
+	msgsIn   int64
+	bytesOut int64
+	reason   string
+}
+
+// relay copies messages both ways until either side ends. Frames are
+// batched: a direction flushes when its input has no complete message
+// buffered or when 64 KiB are waiting.
+func (s *session) relay() relayStats {
+	var (
+		wg      sync.WaitGroup
+		once    sync.Once
+		reason  string
+		st      relayStats
+		busy    atomic.Bool // a request is in flight upstream
+		lastIn  atomic.Int64
+		outSize atomic.Int64
+	)
+	end := func(r string) {
+		once.Do(func() {
+			reason = r
+			// Closing both sockets unblocks the other direction.
+			s.client.Close()
+			s.up.Close()
+		})
+	}
+	lastIn.Store(time.Now().UnixNano())
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer s.recoverRelay(end)
+		end(s.clientToUpstream(&busy, &lastIn, &st.msgsIn))
+	}()
+	go func() {
+		defer wg.Done()
+		defer s.recoverRelay(end)
+		end(s.upstreamToClient(&busy, &outSize))
+	}()
+	wg.Wait()
+	st.reason = reason
+	st.bytesOut = outSize.Load()
+	return st
+}
+
+func (s *session) recoverRelay(end func(string)) {
+	if r := recover(); r != nil {
+		s.log.Error("relay panicked; session closed", zap.Any("panic", r), zap.Stack("stack"))
+		end("internal error")
+	}
+}
+
+// clientToUpstream forwards client messages. It returns why it stopped.
+func (s *session) clientToUpstream(busy *atomic.Bool, lastIn *atomic.Int64, n *int64) string {
+	idle := s.srv.cfg.Limits.IdleTimeout
+	for {
+		if idle > 0 {
+			s.client.SetReadDeadline(time.Now().Add(idle))
+		}
+		m, err := s.cr.Next()
+		if err != nil {
+			if isTimeout(err) {
+				if busy.Load() || time.Since(time.Unix(0, lastIn.Load())) < idle {
+					continue
+				}
+				s.writeClientLocked(fatal(codeIdleSessionTimeout, "terminating connection due to idle-session timeout"))
+				return "idle timeout"
+			}
+			return s.readEnd("client", err)
+		}
+		*n++
+		lastIn.Store(time.Now().UnixNano())
+		busy.Store(true)
+		if _, err := s.uw.Write(m.Raw); err != nil {
+			return s.readEnd("upstream", err)
+		}
+		if m.Type == 'X' {
+			_ = s.uw.Flush()
+			return "client terminated"
+		}
+		if !s.cr.Pending() {
+			if err := s.uw.Flush(); err != nil {
+				return s.readEnd("upstream", err)
+			}
+		}
+	}
+}
+
+// upstreamToClient forwards upstream messages. It returns why it stopped.
+func (s *session) upstreamToClient(busy *atomic.Bool, out *atomic.Int64) string {
+	s.cwMu.Lock()
+	defer s.cwMu.Unlock()
+	for {
+		var (
+			m   wire.Msg
+			err error
+		)
+		if s.ur.Pending() {
+			m, err = s.ur.Next()
+		} else {
+			if err := s.cw.Flush(); err != nil {
+				return s.readEnd("client", err)
+			}
+			// Let the other direction speak to the client (idle timeout)
+			// while this one waits on the network.
+			s.cwMu.Unlock()
+			m, err = s.ur.Next()
+			s.cwMu.Lock()
+		}
+		if err != nil {
+			return s.readEnd("upstream", err)
+		}
+		if err := s.forwardToClient(m, busy, out); err != nil {
+			return s.readEnd("client", err)
+		}
+	}
+}
+
+func (s *session) forwardToClient(m wire.Msg, busy *atomic.Bool, out *atomic.Int64) error {
+	if m.Type == 'Z' {
+		busy.Store(false)
+	}
+	out.Add(int64(len(m.Raw)))
+	_, err := s.cw.Write(m.Raw)
+	return err
+}
+
+// writeClientLocked sends a frame to the client from outside the
+// upstream-to-client loop.
+func (s *session) writeClientLocked(frame []byte) {
+	s.cwMu.Lock()
+	defer s.cwMu.Unlock()
+	_, _ = s.cw.Write(frame)
+	_ = s.cw.Flush()
+}
+
+// readEnd turns a read or write error into an end reason, logging the
+// unexpected ones (bad input from either side).
+func (s *session) readEnd(side string, err error) string {
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		return side + " closed"
+	case errors.Is(err, wire.ErrMessageTooLarge), errors.Is(err, wire.ErrBadLength), errors.Is(err, wire.ErrUnknownType):
+		s.log.Warn("protocol violation; session closed", zap.String("side", side), zap.Error(err))
+		if side == "client" {
+			s.writeClientProtocolError(err)
+		}
+		return side + " protocol violation"
+	}
+	s.log.Info("connection error", zap.String("side", side), zap.Error(err))
+	return side + " error"
+}
+
+func (s *session) writeClientProtocolError(err error) {
+	// Called from the client reader; the writer lock may be held by the
+	// other direction, which is being torn down, so do not wait forever.
+	s.client.SetWriteDeadline(time.Now().Add(time.Second))
+	if s.cwMu.TryLock() {
+		defer s.cwMu.Unlock()
+		_, _ = s.cw.Write(fatal(codeProtocolViolation, "invalid message: "+err.Error()))
+		_ = s.cw.Flush()
+	}
+}
+
+func isTimeout(err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded)
+}

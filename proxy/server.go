@@ -1,0 +1,214 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("pgpseudo: server closed")
+
+// Server accepts client connections and runs a session for each. Its
+// lifecycle follows net/http.Server: Serve, then Shutdown or Close.
+type Server struct {
+	cfg       *Config
+	log       *zap.Logger
+	clientTLS *tls.Config
+	// serverCB is the channel binding data of the proxy's certificate.
+	serverCB    []byte
+	upstreamTLS *tls.Config
+	auth        authenticator
+	cancels     *cancelRegistry
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[net.Conn]struct{}
+	closing   bool
+	active    atomic.Int64
+	wg        sync.WaitGroup
+}
+
+// NewServer prepares a server; it loads certificates and credentials so a
+// bad file fails now rather than at the first login.
+func NewServer(cfg *Config, log *zap.Logger) (*Server, error) {
+	clientTLS, cb, err := cfg.clientTLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	upTLS, err := cfg.upstreamTLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:         cfg,
+		log:         log,
+		clientTLS:   clientTLS,
+		serverCB:    cb,
+		upstreamTLS: upTLS,
+		cancels:     newCancelRegistry(),
+		listeners:   map[net.Listener]struct{}{},
+		conns:       map[net.Conn]struct{}{},
+	}
+	switch cfg.Auth.Mode {
+	case AuthSCRAM:
+		a, err := newSCRAMAuth(cfg, upTLS, log)
+		if err != nil {
+			return nil, err
+		}
+		s.auth = a
+	default:
+		s.auth = passthroughAuth{}
+	}
+	return s, nil
+}
+
+// ListenAndServe listens on the configured address and serves until
+// Shutdown or Close.
+func (s *Server) ListenAndServe() error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return s.Serve(ln)
+}
+
+// Serve accepts connections on ln until Shutdown or Close; it always
+// returns a non-nil error, ErrServerClosed after a shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	s.log.Info("listening", zap.String("address", ln.Addr().String()))
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.isClosing() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) {
+				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", zap.Error(err), zap.Duration("in", backoff))
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		if !s.track(c) {
+			c.Close()
+			return ErrServerClosed
+		}
+		s.wg.Add(1)
+		go s.handle(c)
+	}
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Addr returns the address of the first listener, for tests.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ln := range s.listeners {
+		return ln.Addr()
+	}
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closing = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+}
+
+// Shutdown stops accepting connections and waits for open sessions to end
+// until ctx is done; then it closes those still open.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeListeners()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.closeAuth()
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() error {
+	s.closeListeners()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	s.closeAuth()
+	return nil
+}
+
+func (s *Server) closeAuth() {
+	if c, ok := s.auth.(interface{ close() }); ok {
+		c.close()
+	}
+}
+
+// handle runs one client connection; a panic ends only this connection.
+func (s *Server) handle(c net.Conn) {
+	defer s.wg.Done()
+	defer s.untrack(c)
+	defer c.Close()
+	log := s.log.With(zap.String("client", c.RemoteAddr().String()))
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("connection handler panicked; connection closed", zap.Any("panic", r), zap.Stack("stack"))
+		}
+	}()
+	n := s.active.Add(1)
+	defer s.active.Add(-1)
+	sess := &session{srv: s, client: c, log: log, overLimit: n > int64(s.cfg.Limits.MaxConnections)}
+	sess.run()
+}

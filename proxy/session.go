@@ -1,0 +1,331 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	"go.uber.org/zap"
+
+	"github.com/pgpseudo/pgpseudo/proxy/wire"
+)
+
+var timeZero time.Time
+
+// Identity is who a session belongs to, as established by pgpseudo.
+type Identity struct {
+	User            string
+	Database        string
+	ApplicationName string
+	ClientAddr      string
+	TLSVersion      string
+}
+
+// session is one client connection and its upstream connection.
+type session struct {
+	srv       *Server
+	client    net.Conn
+	log       *zap.Logger
+	overLimit bool
+
+	cr *wire.Reader
+	cw *wire.Writer
+	// cwMu guards cw once the relay runs: the upstream-to-client loop
+	// owns it, but the proxy may also speak to the client.
+	cwMu sync.Mutex
+	up   net.Conn
+	ur   *wire.Reader
+	uw   *wire.Writer
+
+	id      Identity
+	key     cancelKey
+	hasKey  bool
+	started time.Time
+}
+
+// clientError is an error the client is told about in an ErrorResponse.
+type clientError struct {
+	code, msg string
+	err       error
+}
+
+func (e *clientError) Error() string {
+	if e.err != nil {
+		return e.msg + ": " + e.err.Error()
+	}
+	return e.msg
+}
+func (e *clientError) Unwrap() error { return e.err }
+
+func refuse(code, msg string, err error) error { return &clientError{code: code, msg: msg, err: err} }
+
+func (s *session) run() {
+	s.started = time.Now()
+	s.client.SetDeadline(s.started.Add(s.srv.cfg.Limits.StartupTimeout))
+	st, err := s.startup()
+	if err != nil {
+		s.fail("startup", err)
+		return
+	}
+	if st == nil { // cancel request handled, or an orderly close
+		return
+	}
+	if err := s.login(st); err != nil {
+		s.fail("login", err)
+		return
+	}
+	s.client.SetDeadline(timeZero)
+	defer s.up.Close()
+	if s.hasKey {
+		defer s.srv.cancels.forget(s.key)
+	}
+	s.log.Info("session started",
+		zap.String("user", s.id.User), zap.String("database", s.id.Database),
+		zap.String("application_name", s.id.ApplicationName), zap.String("tls", s.id.TLSVersion))
+	st2 := s.relay()
+	s.log.Info("session ended",
+		zap.String("user", s.id.User), zap.Duration("duration", time.Since(s.started)),
+		zap.Int64("messages_in", st2.msgsIn), zap.Int64("bytes_out", st2.bytesOut), zap.String("reason", st2.reason))
+}
+
+// fail reports err to the client when it is meant for it, and logs it.
+func (s *session) fail(stage string, err error) {
+	var ce *clientError
+	if errors.As(err, &ce) {
+		s.client.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		_, _ = s.client.Write(fatal(ce.code, ce.msg))
+	}
+	if errors.Is(err, io.EOF) {
+		s.log.Info("client closed the connection during "+stage, zap.String("user", s.id.User))
+		return
+	}
+	s.log.Warn(stage+" failed", zap.String("user", s.id.User), zap.Error(err))
+}
+
+// startup handles the first packets: TLS and GSS negotiation, cancel
+// requests and the StartupMessage. It returns nil for a handled cancel.
+func (s *session) startup() (*wire.Startup, error) {
+	sslDone, gssDone := false, false
+	conn := s.client
+	for {
+		body, err := s.readFirstPacket(conn, !sslDone && !gssDone)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, err
+			}
+			return nil, refuse(codeProtocolViolation, "invalid startup packet", err)
+		}
+		if body == nil { // direct TLS: the handshake is already done
+			sslDone = true
+			conn = s.client
+			continue
+		}
+		st, err := wire.ParseStartup(body)
+		if err != nil {
+			return nil, refuse(codeProtocolViolation, strings.TrimPrefix(err.Error(), wire.ErrBadStartup.Error()+": "), err)
+		}
+		switch st.Kind {
+		case wire.KindSSLRequest:
+			if sslDone {
+				return nil, refuse(codeProtocolViolation, "duplicate SSL negotiation request", nil)
+			}
+			sslDone = true
+			if s.srv.clientTLS == nil {
+				if _, err := conn.Write([]byte{'N'}); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if _, err := conn.Write([]byte{'S'}); err != nil {
+				return nil, err
+			}
+			// The SSLRequest was read from the raw socket without read-ahead,
+			// so any plaintext bytes a man in the middle appended go to the
+			// TLS handshake and fail it (CVE-2021-23214).
+			if err := s.startTLS(conn); err != nil {
+				return nil, err
+			}
+			conn = s.client
+		case wire.KindGSSENCRequest:
+			if gssDone {
+				return nil, refuse(codeProtocolViolation, "duplicate GSSAPI negotiation request", nil)
+			}
+			gssDone = true
+			if _, err := conn.Write([]byte{'N'}); err != nil {
+				return nil, err
+			}
+		case wire.KindCancel:
+			s.srv.handleCancel(st, s.log)
+			return nil, nil
+		case wire.KindStartup:
+			return st, nil
+		}
+	}
+}
+
+// readFirstPacket reads a startup packet; when TLS may still start it also
+// accepts a direct TLS ClientHello (PostgreSQL 17 sslnegotiation=direct),
+// which it answers by completing the handshake and returning nil.
+func (s *session) readFirstPacket(conn net.Conn, tlsAllowed bool) ([]byte, error) {
+	var first [1]byte
+	if _, err := io.ReadFull(conn, first[:]); err != nil {
+		return nil, err
+	}
+	if first[0] == 0x16 && tlsAllowed && s.srv.clientTLS != nil {
+		if err := s.startTLS(&prefixConn{Conn: conn, prefix: first[:]}); err != nil {
+			return nil, err
+		}
+		if tc := s.client.(*tls.Conn); tc.ConnectionState().NegotiatedProtocol != "postgresql" {
+			return nil, refuse(codeProtocolViolation, "direct TLS connection without ALPN postgresql", nil)
+		}
+		return nil, nil
+	}
+	return wire.ReadStartupPacket(io.MultiReader(strings.NewReader(string(first[:])), conn))
+}
+
+func (s *session) startTLS(conn net.Conn) error {
+	tc := tls.Server(conn, s.srv.clientTLS)
+	if err := tc.HandshakeContext(context.Background()); err != nil {
+		return fmt.Errorf("client TLS handshake: %w", err)
+	}
+	s.client = tc
+	s.id.TLSVersion = tls.VersionName(tc.ConnectionState().Version)
+	return nil
+}
+
+// prefixConn returns prefix before reading from Conn.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// login checks the startup parameters, authenticates the client and opens
+// the upstream session.
+func (s *session) login(st *wire.Startup) error {
+	s.cr = wire.NewReader(s.client, wire.FrontendLimits)
+	s.cw = wire.NewWriter(s.client)
+	s.id.User, _ = st.Get("user")
+	s.id.Database, _ = st.Get("database")
+	if s.id.Database == "" {
+		s.id.Database = s.id.User
+	}
+	s.id.ApplicationName, _ = st.Get("application_name")
+	s.id.ClientAddr = s.client.RemoteAddr().String()
+	s.log = s.log.With(zap.String("user", s.id.User))
+
+	if s.srv.clientTLS != nil && s.id.TLSVersion == "" {
+		return refuse(codeInvalidAuthSpec, "pgpseudo requires TLS; connect with sslmode=require or stronger", nil)
+	}
+	if s.overLimit {
+		return refuse(codeTooManyConnections, "sorry, too many clients already", nil)
+	}
+	if s.srv.isClosing() {
+		return refuse(codeCannotConnectNow, "pgpseudo is shutting down", nil)
+	}
+	if v, ok := st.Get("replication"); ok && v != "false" && v != "0" && v != "off" && v != "no" {
+		return refuse(codeFeatureNotSupported, "pgpseudo does not allow replication connections", nil)
+	}
+	// Each leg negotiates its own protocol version: upstream is always 3.0.
+	if opts := st.UnsupportedOptions(); st.Minor > 0 || len(opts) > 0 {
+		b, _ := (&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: opts}).Encode(nil)
+		if _, err := s.cw.Write(b); err != nil {
+			return err
+		}
+	}
+	params := make([]wire.Param, 0, len(st.Params)+1)
+	for _, p := range st.Params {
+		if strings.HasPrefix(p.Key, "_pq_.") || p.Key == "database" {
+			continue
+		}
+		params = append(params, p)
+	}
+	params = append(params, wire.Param{Key: "database", Value: s.id.Database})
+
+	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.Limits.StartupTimeout)
+	defer cancel()
+	if err := s.srv.auth.login(ctx, s, params); err != nil {
+		return err
+	}
+	return s.finishStartup()
+}
+
+// openUpstream dials the database and sends the StartupMessage.
+func (s *session) openUpstream(ctx context.Context, params []wire.Param) error {
+	up, err := s.srv.dialUpstream(ctx)
+	if err != nil {
+		return refuse(codeConnectionFailure, "pgpseudo cannot reach the database", err)
+	}
+	s.up = up
+	if dl, ok := ctx.Deadline(); ok {
+		up.SetDeadline(dl)
+	}
+	s.ur = wire.NewReader(up, wire.BackendLimits)
+	s.uw = wire.NewWriter(up)
+	if _, err := s.uw.Write(wire.AppendStartupMessage(nil, params)); err != nil {
+		return err
+	}
+	return s.uw.Flush()
+}
+
+// finishStartup relays the upstream's ParameterStatus and notices, swaps
+// BackendKeyData for a key of pgpseudo's own, and ends at ReadyForQuery.
+func (s *session) finishStartup() error {
+	for {
+		m, err := s.ur.Next()
+		if err != nil {
+			return fmt.Errorf("upstream startup: %w", err)
+		}
+		switch m.Type {
+		case 'K':
+			var k pgproto3.BackendKeyData
+			if err := k.Decode(m.Body()); err != nil {
+				return fmt.Errorf("upstream BackendKeyData: %w", err)
+			}
+			s.key = s.srv.cancels.issue(upstreamKey{pid: k.ProcessID, secret: k.SecretKey})
+			s.hasKey = true
+			b, _ := (&pgproto3.BackendKeyData{ProcessID: s.key.pid, SecretKey: s.key.secret[:]}).Encode(nil)
+			if _, err := s.cw.Write(b); err != nil {
+				return err
+			}
+		case 'E':
+			_, _ = s.cw.Write(m.Raw)
+			_ = s.cw.Flush()
+			return fmt.Errorf("upstream refused the session: %s", errorMessage(m.Body()))
+		case 'Z':
+			if _, err := s.cw.Write(m.Raw); err != nil {
+				return err
+			}
+			s.up.SetDeadline(timeZero)
+			return s.cw.Flush()
+		default: // ParameterStatus, NoticeResponse, NegotiateProtocolVersion
+			if _, err := s.cw.Write(m.Raw); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// errorMessage extracts the message field of an ErrorResponse body for logs.
+func errorMessage(body []byte) string {
+	var e pgproto3.ErrorResponse
+	if err := e.Decode(body); err != nil {
+		return "malformed ErrorResponse"
+	}
+	return e.Code + " " + e.Message
+}
