@@ -101,6 +101,7 @@ func (s *session) fail(stage string, err error) {
 	if errors.As(err, &ce) {
 		s.client.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		_, _ = s.client.Write(fatal(ce.code, ce.msg))
+		lingerClose(s.client)
 	}
 	if errors.Is(err, io.EOF) {
 		s.log.Info("client closed the connection during "+stage, zap.String("user", s.id.User))
@@ -328,4 +329,15 @@ func errorMessage(body []byte) string {
 		return "malformed ErrorResponse"
 	}
 	return e.Code + " " + e.Message
+}
+
+// lingerClose half-closes conn and discards what the client still sends
+// for a moment, so the error just written is not lost to a TCP reset
+// caused by unread input.
+func lingerClose(conn net.Conn) {
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	conn.SetReadDeadline(time.Now().Add(time.Second))
+	_, _ = io.CopyN(io.Discard, conn, 1<<20)
 }

@@ -1,0 +1,99 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TestManyConnections: 200 concurrent connections run 50 queries each with
+// no error, and every goroutine they caused is gone after they disconnect.
+func TestManyConnections(t *testing.T) {
+	p := startProxy(t, nil)
+	// Warm up: the auth lookup pool keeps its own goroutines.
+	c := connect(t, p.dsn(userAlice, passAlice, dbApp))
+	c.Close(context.Background())
+	baseline := settledGoroutines(0)
+
+	const conns, queries = 200, 50
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			c, err := pgx.Connect(ctx, p.dsn(userAlice, passAlice, dbApp))
+			if err != nil {
+				errs <- fmt.Errorf("conn %d: %w", i, err)
+				return
+			}
+			defer c.Close(ctx)
+			for q := 0; q < queries; q++ {
+				var got int
+				if err := c.QueryRow(ctx, "SELECT $1::int * 2", i*1000+q).Scan(&got); err != nil || got != (i*1000+q)*2 {
+					errs <- fmt.Errorf("conn %d query %d: got %d, %v", i, q, got, err)
+					return
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := settledGoroutines(baseline); n > baseline {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d goroutines remain, %d before the connections:\n%s", n, baseline, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// settledGoroutines waits (up to 10 s) for the goroutine count to drop to
+// target and returns the count.
+func settledGoroutines(target int) int {
+	n := runtime.NumGoroutine()
+	for i := 0; i < 100 && n > target; i++ {
+		time.Sleep(100 * time.Millisecond)
+		n = runtime.NumGoroutine()
+	}
+	return n
+}
+
+// TestGracefulShutdown: Shutdown stops new logins but lets an open session
+// finish its work.
+func TestGracefulShutdown(t *testing.T) {
+	p := startProxy(t, nil)
+	ctx := context.Background()
+	c := connect(t, p.dsn(userAlice, passAlice, dbApp))
+	done := make(chan error, 1)
+	go func() {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		done <- p.srv.Shutdown(sctx)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if nc, err := pgx.Connect(ctx, p.dsn(userAlice, passAlice, dbApp)); err == nil {
+		nc.Close(ctx)
+		t.Fatal("a new connection was accepted during shutdown")
+	}
+	var n int
+	if err := c.QueryRow(ctx, "SELECT 7").Scan(&n); err != nil || n != 7 {
+		t.Fatalf("open session during shutdown: %d, %v", n, err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned (%v) while a session was open", err)
+	default:
+	}
+	c.Close(ctx)
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
