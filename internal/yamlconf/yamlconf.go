@@ -66,6 +66,17 @@ func (p *Positions) Errorf(path, format string, args ...any) error {
 	return &Error{File: p.file, Line: p.Line(path), Path: path, Msg: fmt.Sprintf(format, args...)}
 }
 
+// pathAt returns the deepest key path on line, or "".
+func (p *Positions) pathAt(line int) string {
+	best := ""
+	for path, l := range p.lines {
+		if l == line && len(path) > len(best) {
+			best = path
+		}
+	}
+	return best
+}
+
 // Has reports whether the file set the key at path explicitly.
 func (p *Positions) Has(path string) bool {
 	_, ok := p.lines[path]
@@ -91,7 +102,8 @@ func Decode(file string, data []byte, out any) (*Positions, error) {
 	if err := root.Decode(out); err != nil {
 		var te *yaml.TypeError
 		if errors.As(err, &te) && len(te.Errors) > 0 {
-			return nil, &Error{File: file, Line: lineOf(te.Errors[0]), Msg: stripLine(te.Errors[0])}
+			line := lineOf(te.Errors[0])
+			return nil, &Error{File: file, Line: line, Path: pos.pathAt(line), Msg: stripLine(te.Errors[0])}
 		}
 		return nil, &Error{File: file, Msg: err.Error()}
 	}
