@@ -72,6 +72,12 @@ func run(args []string) error {
 		if err != nil {
 			return fmt.Errorf("no stack is up (%w)", err)
 		}
+		// make demo leaves a proxy running; it goes down with the stack.
+		if b, err := os.ReadFile(filepath.Join(*dir, "pgpseudo.pid")); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGTERM)
+			}
+		}
 		if pid, err := strconv.Atoi(env["PGPSEUDO_VAULT_PID"]); err == nil {
 			_ = syscall.Kill(pid, syscall.SIGTERM)
 		}

@@ -1,0 +1,164 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgpseudo/pgpseudo/integration/stack"
+)
+
+// binaryProxy is pgpseudo running as its own process, so its memory can be
+// measured apart from the test's.
+type binaryProxy struct {
+	cmd  *exec.Cmd
+	port string
+}
+
+func startBinaryProxy(b *testing.B) *binaryProxy {
+	b.Helper()
+	root, err := stack.RepoRoot()
+	if err != nil {
+		b.Fatal(err)
+	}
+	bin := filepath.Join(root, "bin", "pgpseudo")
+	if _, err := os.Stat(bin); err != nil {
+		b.Fatalf("%s missing: run `make build` (make bench does)", bin)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	s := shared.stack
+	conf := fmt.Sprintf(`listen: %s
+upstream:
+  address: %s
+  tls: {mode: verify-full, ca_file: %s, server_name: localhost}
+tls: {cert_file: %s, key_file: %s}
+auth: {auth_user: %s, auth_password_file: %s}
+log: {level: warn}
+`, addr, s.PG.Addr(), s.Certs.CAFile, s.Certs.ProxyCertFile, s.Certs.ProxyKey, s.PG.AuthUser, shared.authPassFile)
+	cf := filepath.Join(b.TempDir(), "pgpseudo.yaml")
+	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", "--config", cf)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
+	for i := 0; i < 100; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	return &binaryProxy{cmd: cmd, port: port}
+}
+
+// peakRSS reads the process's high-water resident set size in bytes.
+func (p *binaryProxy) peakRSS(b *testing.B) float64 {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(st)
+	if m == nil {
+		b.Fatal("no VmHWM")
+	}
+	kb, _ := strconv.ParseFloat(string(m[1]), 64)
+	return kb * 1024
+}
+
+var tpsRe = regexp.MustCompile(`tps = ([\d.]+) \(without initial connection time\)`)
+
+// BenchmarkProxyOverhead measures, in one run, direct vs through the proxy:
+// pgbench -S TPS with 8 clients and the time to stream a 1M-row, 10-column
+// SELECT; it reports the ratios and the proxy's peak RSS.
+func BenchmarkProxyOverhead(b *testing.B) {
+	p := startBinaryProxy(b)
+	ctx := context.Background()
+	db := fmt.Sprintf("bench_%d", time.Now().UnixNano())
+	if err := shared.stack.PG.Exec(ctx, "postgres", fmt.Sprintf("CREATE DATABASE %s OWNER %s", db, userAlice)); err != nil {
+		b.Fatal(err)
+	}
+	directPort := strconv.Itoa(shared.stack.PG.Port)
+	if _, errOut, err := runTool(b, 10*time.Minute, "pgbench", libpqEnv(directPort, userAlice, passAlice, db), "-i", "-s", "10", "-q"); err != nil {
+		b.Fatalf("pgbench -i: %v\n%s", err, errOut)
+	}
+	c, err := pgx.Connect(ctx, directDSN(userAlice, passAlice, db))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, `CREATE TABLE stream10 AS SELECT g AS c1, g * 2 AS c2, md5(g::text) AS c3, g::numeric / 7 AS c4,
+		now() AS c5, g % 1000 AS c6, 'row ' || g AS c7, (g % 2 = 0) AS c8, gen_random_uuid() AS c9, g::float8 / 3 AS c10
+		FROM generate_series(1, 1000000) g`); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, "VACUUM ANALYZE stream10"); err != nil {
+		b.Fatal(err)
+	}
+	c.Close(ctx)
+
+	pgbenchTPS := func(port string) float64 {
+		out, errOut, err := runTool(b, 2*time.Minute, "pgbench", libpqEnv(port, userAlice, passAlice, db), "-S", "-c", "8", "-j", "2", "-T", "15")
+		if err != nil {
+			b.Fatalf("pgbench: %v\n%s", err, errOut)
+		}
+		m := tpsRe.FindStringSubmatch(out)
+		if m == nil {
+			b.Fatalf("no tps in pgbench output:\n%s", out)
+		}
+		tps, _ := strconv.ParseFloat(m[1], 64)
+		return tps
+	}
+	stream := func(port string) time.Duration {
+		conn, err := pgx.Connect(ctx, dsn(port, userAlice, passAlice, db))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		start := time.Now()
+		rows, err := conn.Query(ctx, "SELECT * FROM stream10")
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for rows.Next() {
+			n++
+		}
+		if rows.Err() != nil || n != 1000000 {
+			b.Fatalf("streamed %d rows: %v", n, rows.Err())
+		}
+		return time.Since(start)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		dTPS, pTPS := pgbenchTPS(directPort), pgbenchTPS(p.port)
+		stream(directPort) // warm the cache
+		dStream, pStream := stream(directPort), stream(p.port)
+		b.ReportMetric(dTPS, "direct-tps")
+		b.ReportMetric(pTPS, "proxy-tps")
+		b.ReportMetric(pTPS/dTPS, "tps-ratio")
+		b.ReportMetric(dStream.Seconds(), "direct-stream-s")
+		b.ReportMetric(pStream.Seconds(), "proxy-stream-s")
+		b.ReportMetric(pStream.Seconds()/dStream.Seconds(), "stream-time-ratio")
+		b.ReportMetric(p.peakRSS(b)/(1<<20), "proxy-peak-rss-MiB")
+		b.Logf("pgbench -S 8 clients: direct %.0f tps, proxy %.0f tps (%.2f); 1M x 10 stream: direct %v, proxy %v (%.2fx); proxy peak RSS %.1f MiB",
+			dTPS, pTPS, pTPS/dTPS, dStream.Round(time.Millisecond), pStream.Round(time.Millisecond), pStream.Seconds()/dStream.Seconds(), p.peakRSS(b)/(1<<20))
+	}
+}
