@@ -58,7 +58,7 @@ bench: deps vault build
 	$(GO) test -run '^$$' -bench . -benchmem ./crypto/... | tee -a bench.out
 
 demo: deps vault build
-	./scripts/demo.sh
+	./integration/demo.sh
 
 $(STATICCHECK):
 	@mkdir -p $(CACHE)

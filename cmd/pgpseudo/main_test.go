@@ -1,0 +1,53 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRunErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("listen: 127.0.0.1:1\nupstream:\n  address: db:5432\n  tls: {mode: disable}\n  colour: blue\n"), 0o600)
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{"no command", nil, 2, "no command"},
+		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
+		{"serve without config", []string{"serve"}, 2, "--config is required"},
+		{"missing config file", []string{"serve", "--config", filepath.Join(dir, "none.yaml")}, 1, "no such file"},
+		{"unknown key", []string{"serve", "--config", bad}, 1, "bad.yaml:5: upstream.colour: unknown key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			err := run(context.Background(), tt.args, &out, &errb)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
+			}
+			code := 1
+			var ee *exitError
+			if errors.As(err, &ee) {
+				code = ee.code
+			}
+			if code != tt.wantCode {
+				t.Fatalf("exit code %d, want %d", code, tt.wantCode)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"version"}, &out, &out); err != nil || !strings.HasPrefix(out.String(), "pgpseudo ") {
+		t.Fatalf("version: %q, %v", out.String(), err)
+	}
+}
