@@ -22,6 +22,7 @@ type Certs struct {
 	CAFile                    string
 	ServerCertFile, ServerKey string // PostgreSQL's
 	ProxyCertFile, ProxyKey   string // pgpseudo's own
+	ClientCertFile, ClientKey string // a client certificate for mTLS tests
 }
 
 // makeCerts writes a CA and two ECDSA P-256 / SHA-256 leaves into dir.
@@ -51,7 +52,7 @@ func makeCerts(dir string) (*Certs, error) {
 	if err := writePEM(c.CAFile, "CERTIFICATE", caDER, 0o644); err != nil {
 		return nil, err
 	}
-	leaf := func(serial int64, name string) (string, string, error) {
+	leaf := func(serial int64, name string, usage x509.ExtKeyUsage) (string, string, error) {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			return "", "", err
@@ -62,7 +63,7 @@ func makeCerts(dir string) (*Certs, error) {
 			NotBefore:    now.Add(-time.Hour),
 			NotAfter:     now.Add(7 * 24 * time.Hour),
 			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
 			DNSNames:     []string{"localhost"},
 			IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 		}
@@ -80,11 +81,14 @@ func makeCerts(dir string) (*Certs, error) {
 		}
 		return cf, kf, writePEM(kf, "EC PRIVATE KEY", kder, 0o600)
 	}
-	if c.ServerCertFile, c.ServerKey, err = leaf(2, "postgres"); err != nil {
+	if c.ServerCertFile, c.ServerKey, err = leaf(2, "postgres", x509.ExtKeyUsageServerAuth); err != nil {
 		return nil, fmt.Errorf("server certificate: %w", err)
 	}
-	if c.ProxyCertFile, c.ProxyKey, err = leaf(3, "pgpseudo"); err != nil {
+	if c.ProxyCertFile, c.ProxyKey, err = leaf(3, "pgpseudo", x509.ExtKeyUsageServerAuth); err != nil {
 		return nil, fmt.Errorf("proxy certificate: %w", err)
+	}
+	if c.ClientCertFile, c.ClientKey, err = leaf(4, "client", x509.ExtKeyUsageClientAuth); err != nil {
+		return nil, fmt.Errorf("client certificate: %w", err)
 	}
 	return c, nil
 }
