@@ -1,0 +1,291 @@
+package crypto
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+
+	"github.com/pgpseudo/pgpseudo/crypto/internal/ff1"
+)
+
+// Values with more digits than chunkMax are encrypted in chunks of at most
+// chunkMax digits, each with its index in the tweak: FF1 stays on its fast
+// path and 1 MB values stay linear. (Equal chunks at the same position of
+// equally long values then encrypt alike; see docs/keys.md.)
+const chunkMax = 32
+
+// maxKeepPrefix bounds keep_prefix so the clear digits fit FF1's tweak.
+const maxKeepPrefix = 32
+
+type digitsT struct {
+	column
+	redacted
+	kind       Kind
+	ff         *ff1.Cipher
+	keepPrefix int
+	pool       sync.Pool // *digitScratch
+}
+
+type digitScratch struct {
+	pos   []int  // byte offsets of the digits being transformed
+	num   []byte // their numeral values
+	tweak [ff1.MaxTweak]byte
+}
+
+func newDigits(spec Spec, ks *Keyset, c column) (Transformer, error) {
+	if spec.KeepPrefix < 0 || spec.KeepPrefix > maxKeepPrefix {
+		return nil, fmt.Errorf("%w: keep_prefix must be in [0, %d]", ErrInvalidSpec, maxKeepPrefix)
+	}
+	key, err := ks.derive(c.version, purposeDigits, spec.Domain, 32)
+	if err != nil {
+		return nil, err
+	}
+	ff, err := ff1.New(key, 10)
+	if err != nil {
+		return nil, fmt.Errorf("digits: %w", err)
+	}
+	t := &digitsT{column: c, kind: spec.Kind, ff: ff, keepPrefix: spec.KeepPrefix}
+	t.pool.New = func() any { return new(digitScratch) }
+	return t, nil
+}
+
+// Transform implements Transformer.
+func (t *digitsT) Transform(dst, src []byte) ([]byte, error) { return t.run(dst, src, true) }
+
+// Reverse implements Reverser: for card and iban the check digits are
+// recomputed, which restores the original when it was valid.
+func (t *digitsT) Reverse(dst, src []byte) ([]byte, error) { return t.run(dst, src, false) }
+
+func (t *digitsT) run(dst, src []byte, enc bool) ([]byte, error) {
+	start := len(dst)
+	dst = append(dst, src...)
+	out := dst[start:]
+	sc := t.pool.Get().(*digitScratch)
+	defer t.pool.Put(sc)
+	var err error
+	switch t.kind {
+	case KindIBAN:
+		if cc, bban, ok := ibanShape(out); ok {
+			err = t.iban(sc, out, cc, bban, enc)
+			break
+		}
+		// Not an IBAN: still never let a digit out in clear.
+		err = t.digits(sc, out, "iban?", 0, enc, false)
+	case KindCard:
+		err = t.digits(sc, out, "card", t.keepPrefix, enc, true)
+	default:
+		err = t.digits(sc, out, "digits", t.keepPrefix, enc, false)
+	}
+	if err != nil {
+		return dst[:start], err
+	}
+	return dst, nil
+}
+
+// digits encrypts, in place, every ASCII digit of out after the first
+// keepPrefix digits; with luhn the last digit becomes the Luhn check digit
+// of the result.
+func (t *digitsT) digits(sc *digitScratch, out []byte, tag string, keepPrefix int, enc, luhn bool) error {
+	sc.pos = sc.pos[:0]
+	for i, c := range out {
+		if c >= '0' && c <= '9' {
+			sc.pos = append(sc.pos, i)
+		}
+	}
+	all := sc.pos
+	keep := min(keepPrefix, len(all))
+	body := all[keep:]
+	if luhn && len(body) > 0 {
+		body = body[:len(body)-1]
+	}
+	tw := append(sc.tweak[:0], tag...)
+	tw = append(tw, ':')
+	for _, p := range all[:keep] {
+		tw = append(tw, out[p])
+	}
+	if err := t.crypt(sc, out, body, tw, enc); err != nil {
+		return err
+	}
+	if luhn && len(all) > keep {
+		out[all[len(all)-1]] = luhnCheck(out, all[:len(all)-1])
+	}
+	return nil
+}
+
+// crypt runs FF1 over the digits of out at positions pos.
+func (t *digitsT) crypt(sc *digitScratch, out []byte, pos []int, tweak []byte, enc bool) error {
+	n := len(pos)
+	if n == 0 {
+		return nil
+	}
+	sc.num = sc.num[:0]
+	for _, p := range pos {
+		sc.num = append(sc.num, out[p]-'0')
+	}
+	num := sc.num
+	switch {
+	case n < t.ff.MinLen():
+		// One digit: FF1 needs radix^n >= 100, so cycle-walk a two-digit
+		// FF1 permutation until it lands back in [0, 10): a permutation of
+		// the ten values (Black–Rogaway cycle walking).
+		if err := t.cycleWalk(num, tweak, enc); err != nil {
+			return err
+		}
+	case n <= chunkMax+chunkMax/2:
+		if err := t.ffCrypt(num, num, tweak, enc); err != nil {
+			return err
+		}
+	default:
+		chunks := (n + chunkMax - 1) / chunkMax
+		base := len(tweak)
+		for c := range chunks {
+			lo, hi := c*n/chunks, (c+1)*n/chunks
+			tw := binary.BigEndian.AppendUint32(tweak[:base], uint32(c))
+			tw = binary.BigEndian.AppendUint32(tw, uint32(n))
+			if err := t.ffCrypt(num[lo:hi], num[lo:hi], tw, enc); err != nil {
+				return err
+			}
+		}
+	}
+	for i, p := range pos {
+		out[p] = '0' + num[i]
+	}
+	return nil
+}
+
+func (t *digitsT) ffCrypt(dst, x, tweak []byte, enc bool) error {
+	var err error
+	if enc {
+		err = t.ff.Encrypt(dst, x, tweak)
+	} else {
+		err = t.ff.Decrypt(dst, x, tweak)
+	}
+	if err != nil {
+		return fmt.Errorf("digits: %w", err)
+	}
+	return nil
+}
+
+func (t *digitsT) cycleWalk(num, tweak []byte, enc bool) error {
+	var pair [2]byte
+	pair[1] = num[0]
+	for {
+		if err := t.ffCrypt(pair[:], pair[:], tweak, enc); err != nil {
+			return err
+		}
+		if pair[0] == 0 {
+			num[0] = pair[1]
+			return nil
+		}
+	}
+}
+
+// luhnCheck returns the check digit (ASCII) that makes payload digits at
+// pos, followed by it, pass the Luhn test.
+func luhnCheck(out []byte, pos []int) byte {
+	sum := 0
+	double := true // the rightmost payload digit is doubled
+	for i := len(pos) - 1; i >= 0; i-- {
+		d := int(out[pos[i]] - '0')
+		if double {
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+		double = !double
+	}
+	return byte('0' + (10-sum%10)%10)
+}
+
+// ibanShape recognises an IBAN (spaces allowed): 2 letters, 2 digits and
+// 11 to 30 alphanumerics. It returns the country code's offsets and the
+// BBAN's start offset.
+func ibanShape(s []byte) (cc [2]int, bban int, ok bool) {
+	n := 0
+	for i, c := range s {
+		switch {
+		case c == ' ':
+			continue
+		case n < 2:
+			if !isLetter(c) {
+				return cc, 0, false
+			}
+			cc[n] = i
+		case n < 4:
+			if c < '0' || c > '9' {
+				return cc, 0, false
+			}
+		default:
+			if !isLetter(c) && (c < '0' || c > '9') {
+				return cc, 0, false
+			}
+			if n == 4 {
+				bban = i
+			}
+		}
+		n++
+	}
+	return cc, bban, n >= 15 && n <= 34
+}
+
+func isLetter(c byte) bool { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') }
+
+// iban encrypts the BBAN digits (letters, e.g. bank codes, stay) and
+// recomputes the ISO 13616 check digits so the result validates.
+func (t *digitsT) iban(sc *digitScratch, out []byte, cc [2]int, bban int, enc bool) error {
+	sc.pos = sc.pos[:0]
+	for i := bban; i < len(out); i++ {
+		if c := out[i]; c >= '0' && c <= '9' {
+			sc.pos = append(sc.pos, i)
+		}
+	}
+	keep := min(t.keepPrefix, len(sc.pos))
+	tw := append(sc.tweak[:0], "iban:"...)
+	tw = append(tw, upper(out[cc[0]]), upper(out[cc[1]]), ':')
+	for _, p := range sc.pos[:keep] {
+		tw = append(tw, out[p])
+	}
+	if err := t.crypt(sc, out, sc.pos[keep:], tw, enc); err != nil {
+		return err
+	}
+	// Check digits: mod 97 of BBAN || CC || "00" with letters as 10..35.
+	var m int
+	add := func(c byte) {
+		switch {
+		case c >= '0' && c <= '9':
+			m = (m*10 + int(c-'0')) % 97
+		case isLetter(c):
+			m = (m*100 + int(upper(c)-'A'+10)) % 97
+		}
+	}
+	for i := bban; i < len(out); i++ {
+		add(out[i])
+	}
+	add(out[cc[0]])
+	add(out[cc[1]])
+	add('0')
+	add('0')
+	check := 98 - m
+	// The two check digits are the first two digits after the country code.
+	j := 0
+	for i := cc[1] + 1; i < bban && j < 2; i++ {
+		if out[i] >= '0' && out[i] <= '9' {
+			if j == 0 {
+				out[i] = byte('0' + check/10)
+			} else {
+				out[i] = byte('0' + check%10)
+			}
+			j++
+		}
+	}
+	return nil
+}
+
+func upper(c byte) byte {
+	if c >= 'a' && c <= 'z' {
+		return c - 32
+	}
+	return c
+}

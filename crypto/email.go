@@ -1,0 +1,63 @@
+package crypto
+
+import "bytes"
+
+// emailTLD is reserved (RFC 2606): pseudonymous addresses can never deliver.
+const emailTLD = ".invalid"
+
+// emailDomainBytes is the PRF output kept for the domain label (80 bits:
+// 16 base32 characters; domains are few, so collisions are negligible).
+const emailDomainBytes = 10
+
+type emailT struct {
+	column
+	redacted
+	local      *macPool
+	domain     *macPool
+	keepDomain bool
+	prefix     []byte
+}
+
+func newEmail(spec Spec, ks *Keyset, c column) (Transformer, error) {
+	lk, err := ks.derive(c.version, purposeEmailLoc, spec.Domain, 32)
+	if err != nil {
+		return nil, err
+	}
+	dk, err := ks.derive(c.version, purposeEmailDom, spec.Domain, 32)
+	if err != nil {
+		return nil, err
+	}
+	return &emailT{
+		column: c, local: newMACPool(lk), domain: newMACPool(dk),
+		keepDomain: spec.KeepDomain, prefix: tokenPrefix(opaquePrefix, c.version),
+	}, nil
+}
+
+// Transform implements Transformer: tk1_<v>_<token>@<token>.invalid, or
+// tk1_<v>_<token>@<original domain> with keep_domain. The local token is
+// keyed on the whole address (ASCII case-folded), so equal local parts at
+// different domains stay unlinkable.
+func (t *emailT) Transform(dst, src []byte) ([]byte, error) {
+	in := trimPad(t.oid, bytes.TrimSpace(src))
+	at := bytes.LastIndexByte(in, '@')
+	dom := []byte(nil)
+	if at >= 0 {
+		dom = in[at+1:]
+	}
+	s := t.local.get()
+	s.writeLower(in)
+	sum := s.finish()
+	dst = append(dst, t.prefix...)
+	dst = tokenAlphabet.AppendEncode(dst, sum[:opaqueBytes])
+	t.local.put(s)
+	dst = append(dst, '@')
+	if t.keepDomain && len(dom) > 0 {
+		return append(dst, dom...), nil
+	}
+	s = t.domain.get()
+	s.writeLower(dom)
+	sum = s.finish()
+	dst = tokenAlphabet.AppendEncode(dst, sum[:emailDomainBytes])
+	t.domain.put(s)
+	return append(dst, emailTLD...), nil
+}

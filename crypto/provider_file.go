@@ -1,0 +1,166 @@
+package crypto
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"go.uber.org/zap"
+)
+
+// FileProvider keeps the keyset in a local file, in clear, with mode 0600.
+// It exists for demos and tests: anyone who can read the file can reverse
+// and link every token. Production uses the Vault provider.
+type FileProvider struct {
+	path  string
+	log   *zap.Logger
+	cache keyCache
+	clock clock
+}
+
+// NewFileProvider returns a file provider and logs, loudly, that it is not
+// for production.
+func NewFileProvider(cfg FileConfig, log *zap.Logger) *FileProvider {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	log.Warn("file key provider in use: keys are stored unencrypted on local disk; use it for demos and tests only, never in production (use provider: vault)",
+		zap.String("path", cfg.Path))
+	return &FileProvider{path: cfg.Path, log: log}
+}
+
+// Keyset implements KeyProvider.
+func (p *FileProvider) Keyset(ctx context.Context) (*Keyset, error) {
+	if ks := p.cache.get(); ks != nil {
+		return ks, nil
+	}
+	return p.Refresh(ctx)
+}
+
+// Refresh implements KeyProvider.
+func (p *FileProvider) Refresh(ctx context.Context) (*Keyset, error) {
+	ks, err := p.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p.cache.set(ks)
+	return ks, nil
+}
+
+func (p *FileProvider) read(ctx context.Context) (*Keyset, error) {
+	f, err := os.Open(p.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errWithPath("reading keyset file", p.path, ErrNoKeyset)
+	}
+	if err != nil {
+		return nil, errWithPath("reading keyset file", p.path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, errWithPath("reading keyset file", p.path, err)
+	}
+	// Check the open file, not the path, so a swap cannot slip past.
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, errWithPath("reading keyset file", p.path,
+			fmt.Errorf("%w: mode is %04o; run chmod 600", ErrInsecureKeyFile, fi.Mode().Perm()))
+	}
+	data := make([]byte, fi.Size())
+	if _, err := f.ReadAt(data, 0); err != nil && fi.Size() > 0 {
+		return nil, errWithPath("reading keyset file", p.path, err)
+	}
+	ks, err := unmarshalKeyset(ctx, data, nil)
+	if err != nil {
+		return nil, errWithPath("reading keyset file", p.path, err)
+	}
+	return ks, nil
+}
+
+// Init implements KeyProvider: it writes a new keyset file with mode 0600
+// and refuses if the file exists.
+func (p *FileProvider) Init(ctx context.Context) (Status, error) {
+	ks, err := NewKeyset(p.clock.now())
+	if err != nil {
+		return Status{}, err
+	}
+	data, err := ks.marshalCleartext()
+	if err != nil {
+		return Status{}, err
+	}
+	f, err := os.OpenFile(p.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return Status{}, errWithPath("creating keyset file", p.path, ErrKeysetExists)
+	}
+	if err != nil {
+		return Status{}, errWithPath("creating keyset file", p.path, err)
+	}
+	if err := writeAndClose(f, data); err != nil {
+		_ = os.Remove(p.path)
+		return Status{}, errWithPath("creating keyset file", p.path, err)
+	}
+	p.cache.set(ks)
+	p.log.Info("created keyset", zap.String("path", p.path), zap.Uint32("primary_version", ks.Primary()))
+	return statusOf(ks, ProviderFile, p.path, ""), nil
+}
+
+// Rotate implements KeyProvider: it replaces the file atomically (a 0600
+// temporary file renamed over it).
+func (p *FileProvider) Rotate(ctx context.Context) (Status, error) {
+	ks, err := p.read(ctx)
+	if err != nil {
+		return Status{}, err
+	}
+	next, err := ks.Rotate(p.clock.now())
+	if err != nil {
+		return Status{}, err
+	}
+	data, err := next.marshalCleartext()
+	if err != nil {
+		return Status{}, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p.path), ".keyset-*")
+	if err != nil {
+		return Status{}, errWithPath("rotating keyset file", p.path, err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return Status{}, errWithPath("rotating keyset file", p.path, err)
+	}
+	if err := writeAndClose(tmp, data); err != nil {
+		return Status{}, errWithPath("rotating keyset file", p.path, err)
+	}
+	if err := os.Rename(tmp.Name(), p.path); err != nil {
+		return Status{}, errWithPath("rotating keyset file", p.path, err)
+	}
+	p.cache.set(next)
+	p.log.Info("rotated keyset", zap.String("path", p.path), zap.Uint32("primary_version", next.Primary()))
+	return statusOf(next, ProviderFile, p.path, ""), nil
+}
+
+// Status implements KeyProvider.
+func (p *FileProvider) Status(ctx context.Context) (Status, error) {
+	ks, err := p.read(ctx)
+	if err != nil {
+		return Status{}, err
+	}
+	return statusOf(ks, ProviderFile, p.path, ""), nil
+}
+
+// Close implements KeyProvider.
+func (p *FileProvider) Close() error { return nil }
+
+func writeAndClose(f *os.File, data []byte) error {
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,255 @@
+package crypto
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Kind names a transformer.
+type Kind string
+
+// Transformer kinds.
+const (
+	KindToken  Kind = "token"  // opaque (or reversible AES-SIV) text token
+	KindEmail  Kind = "email"  // email-shaped token
+	KindDigits Kind = "digits" // FF1 over the digits, separators kept
+	KindIBAN   Kind = "iban"   // FF1 over the BBAN digits, valid check digits
+	KindCard   Kind = "card"   // FF1 over the digits, Luhn-valid
+	KindInt    Kind = "int"    // FF1 bijection over the integer type's range
+	KindUUID   Kind = "uuid"   // AES bijection over the 128-bit value
+	KindYear   Kind = "year"   // date/timestamp truncated to 1 January
+	KindMonth  Kind = "month"  // date/timestamp truncated to the 1st of the month
+	KindShift  Kind = "shift"  // date/timestamp moved by a keyed offset within ±Days
+	KindRound  Kind = "round"  // number rounded to Digits or floored to a Bucket
+	KindMask   Kind = "mask"   // keep first/last characters, rest '*'
+	KindHash   Kind = "hash"   // keyed hash, hex
+	KindNull   Kind = "null"   // SQL NULL
+	KindRedact Kind = "redact" // a constant
+)
+
+// Wire format codes as in Bind/RowDescription.
+const (
+	FormatText   int16 = 0
+	FormatBinary int16 = 1
+)
+
+// PostgreSQL built-in type OIDs the transformers know.
+const (
+	OIDBool        uint32 = 16
+	OIDName        uint32 = 19
+	OIDInt8        uint32 = 20
+	OIDInt2        uint32 = 21
+	OIDInt4        uint32 = 23
+	OIDText        uint32 = 25
+	OIDFloat4      uint32 = 700
+	OIDFloat8      uint32 = 701
+	OIDBPChar      uint32 = 1042
+	OIDVarchar     uint32 = 1043
+	OIDDate        uint32 = 1082
+	OIDTimestamp   uint32 = 1114
+	OIDTimestampTZ uint32 = 1184
+	OIDNumeric     uint32 = 1700
+	OIDUUID        uint32 = 2950
+)
+
+// Spec is one column's transformation as the policy states it.
+type Spec struct {
+	// Kind selects the transformer.
+	Kind Kind `yaml:"kind"`
+	// Domain is the token domain: equal values in the same domain give equal
+	// outputs across tables and columns; different domains are unlinkable.
+	Domain string `yaml:"domain"`
+	// Reversible makes token use deterministic AEAD (AES-SIV) so the value
+	// can be detokenised. int, uuid, digits, iban and card are always
+	// reversible bijections.
+	Reversible bool `yaml:"reversible"`
+	// KeyVersion pins a key version; 0 means the keyset's primary version.
+	KeyVersion uint32 `yaml:"key_version"`
+	// KeepDomain keeps the domain part of an email address.
+	KeepDomain bool `yaml:"keep_domain"`
+	// KeepPrefix keeps the first N digits in clear (digits, card; for iban
+	// the first N BBAN digits).
+	KeepPrefix int `yaml:"keep_prefix"`
+	// Days bounds the shift offset to ±Days.
+	Days int `yaml:"days"`
+	// Digits is round's number of decimal digits (negative rounds to tens,
+	// hundreds…); used when Bucket is empty.
+	Digits int `yaml:"digits"`
+	// Bucket, a positive decimal, makes round floor values to a multiple of it.
+	Bucket string `yaml:"bucket"`
+	// KeepFirst and KeepLast are mask's clear characters at each end.
+	KeepFirst int `yaml:"keep_first"`
+	KeepLast  int `yaml:"keep_last"`
+	// Constant is redact's replacement value, in PostgreSQL text form.
+	Constant string `yaml:"constant"`
+}
+
+// Transformer rewrites one column's values. Implementations are safe for
+// concurrent use and hold their derived keys (computed once in New).
+type Transformer interface {
+	// Transform appends the transformed value of src (one column value in
+	// the wire format given to New, never NULL) to dst and returns it. It
+	// does not allocate when the output fits in dst's capacity (except where
+	// documented). On error the caller must not forward src.
+	Transform(dst, src []byte) ([]byte, error)
+	// ReturnsNull reports that every output is SQL NULL: the caller writes
+	// length -1 instead of calling Transform.
+	ReturnsNull() bool
+	// KeyVersion is the key version the outputs are made with (0 for
+	// unkeyed transformers), for the audit record.
+	KeyVersion() uint32
+}
+
+// Reverser is implemented by transformers whose outputs can be mapped back
+// to the input (reversible token, int, uuid, digits, iban, card).
+type Reverser interface {
+	// Reverse appends the original value of a transformed value to dst.
+	Reverse(dst, src []byte) ([]byte, error)
+}
+
+// support lists, per kind, the type OIDs it accepts; every listed type is
+// supported in both text and binary format.
+func support(k Kind) []uint32 {
+	text := []uint32{OIDText, OIDVarchar, OIDBPChar, OIDName}
+	dates := []uint32{OIDDate, OIDTimestamp, OIDTimestampTZ}
+	switch k {
+	case KindToken, KindEmail, KindDigits, KindIBAN, KindCard, KindMask, KindHash:
+		return text
+	case KindInt:
+		return []uint32{OIDInt2, OIDInt4, OIDInt8}
+	case KindUUID:
+		return []uint32{OIDUUID}
+	case KindYear, KindMonth, KindShift:
+		return dates
+	case KindRound:
+		return []uint32{OIDInt2, OIDInt4, OIDInt8, OIDNumeric, OIDFloat4, OIDFloat8}
+	case KindRedact:
+		return append(text, OIDBool, OIDInt2, OIDInt4, OIDInt8, OIDUUID, OIDNumeric, OIDFloat4, OIDFloat8, OIDDate, OIDTimestamp, OIDTimestampTZ)
+	}
+	return nil
+}
+
+// Supports reports whether New accepts kind for the type and format. null
+// accepts every type.
+func Supports(kind Kind, typeOID uint32, format int16) bool {
+	if format != FormatText && format != FormatBinary {
+		return false
+	}
+	if kind == KindNull {
+		return true
+	}
+	return slices.Contains(support(kind), typeOID)
+}
+
+// New builds the transformer for one column: spec applied to values of
+// typeOID in the given wire format. Every unsupported combination or bad
+// option is reported here (wrapping ErrUnsupported or ErrInvalidSpec), so
+// it surfaces at policy load. ks may be nil for unkeyed kinds.
+func New(spec Spec, ks *Keyset, typeOID uint32, format int16) (Transformer, error) {
+	if !Supports(spec.Kind, typeOID, format) {
+		return nil, fmt.Errorf("%w: %s on type oid %d in %s format", ErrUnsupported, spec.Kind, typeOID, formatName(format))
+	}
+	if spec.Reversible && spec.Kind != KindToken {
+		switch spec.Kind {
+		case KindInt, KindUUID, KindDigits, KindIBAN, KindCard:
+			// Always reversible.
+		default:
+			return nil, fmt.Errorf("%w: %s cannot be reversible", ErrUnsupported, spec.Kind)
+		}
+	}
+	var version uint32
+	if keyed(spec.Kind) {
+		if ks == nil {
+			return nil, fmt.Errorf("%w: %s needs a keyset", ErrInvalidSpec, spec.Kind)
+		}
+		if spec.Domain == "" {
+			return nil, fmt.Errorf("%w: %s needs a token domain", ErrInvalidSpec, spec.Kind)
+		}
+		v, err := ks.resolve(spec.KeyVersion)
+		if err != nil {
+			return nil, err
+		}
+		version = v
+	}
+	c := column{oid: typeOID, binary: format == FormatBinary, version: version}
+	switch spec.Kind {
+	case KindToken:
+		return newToken(spec, ks, c)
+	case KindEmail:
+		return newEmail(spec, ks, c)
+	case KindDigits, KindIBAN, KindCard:
+		return newDigits(spec, ks, c)
+	case KindInt:
+		return newInt(spec, ks, c)
+	case KindUUID:
+		return newUUID(spec, ks, c)
+	case KindYear, KindMonth:
+		return newTruncate(spec, c)
+	case KindShift:
+		return newShift(spec, ks, c)
+	case KindRound:
+		return newRound(spec, c)
+	case KindMask:
+		return newMask(spec, c)
+	case KindHash:
+		return newHash(spec, ks, c)
+	case KindNull:
+		return nullT{}, nil
+	case KindRedact:
+		return newRedact(spec, c)
+	}
+	return nil, fmt.Errorf("%w: unknown kind %q", ErrInvalidSpec, spec.Kind)
+}
+
+// NewReverser builds the inverse of the transformer New would build; spec
+// must name a reversible kind. KeyVersion selects the version the values
+// were made with (0: primary).
+func NewReverser(spec Spec, ks *Keyset, typeOID uint32, format int16) (Reverser, error) {
+	t, err := New(spec, ks, typeOID, format)
+	if err != nil {
+		return nil, err
+	}
+	r, ok := t.(Reverser)
+	if !ok || (spec.Kind == KindToken && !spec.Reversible) {
+		return nil, fmt.Errorf("%w: %s", ErrNotReversible, spec.Kind)
+	}
+	return r, nil
+}
+
+func keyed(k Kind) bool {
+	switch k {
+	case KindToken, KindEmail, KindDigits, KindIBAN, KindCard, KindInt, KindUUID, KindShift, KindHash:
+		return true
+	}
+	return false
+}
+
+func formatName(f int16) string {
+	switch f {
+	case FormatText:
+		return "text"
+	case FormatBinary:
+		return "binary"
+	}
+	return fmt.Sprintf("unknown(%d)", f)
+}
+
+// column carries what every transformer needs about its column.
+type column struct {
+	oid     uint32
+	binary  bool
+	version uint32
+}
+
+// ReturnsNull implements Transformer.
+func (column) ReturnsNull() bool { return false }
+
+// KeyVersion implements Transformer.
+func (c column) KeyVersion() uint32 { return c.version }
+
+// nullT is the null transformer.
+type nullT struct{}
+
+func (nullT) Transform(dst, _ []byte) ([]byte, error) { return dst, nil }
+func (nullT) ReturnsNull() bool                       { return true }
+func (nullT) KeyVersion() uint32                      { return 0 }

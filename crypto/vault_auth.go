@@ -1,0 +1,166 @@
+package crypto
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// ensureLogin logs in once and starts token renewal.
+func (p *VaultProvider) ensureLogin(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.loggedIn {
+		return nil
+	}
+	info, err := p.login(ctx)
+	if err != nil {
+		return err
+	}
+	p.loggedIn = true
+	if !p.renewing {
+		p.renewing = true
+		p.wg.Add(1)
+		go p.renewLoop(info)
+	}
+	return nil
+}
+
+// login authenticates with the configured method and sets the client token.
+// Credentials are read from files each time, so rotated files are honoured;
+// they never appear in errors or logs.
+func (p *VaultProvider) login(ctx context.Context) (tokenInfo, error) {
+	a := p.cfg.Auth
+	loginPath := "auth/" + strings.Trim(a.Mount, "/") + "/login"
+	var body map[string]any
+	switch a.Method {
+	case AuthToken:
+		tok := os.Getenv("VAULT_TOKEN")
+		src := "VAULT_TOKEN"
+		if a.TokenFile != "" {
+			b, err := readCredential(a.TokenFile, "vault.auth.token_file")
+			if err != nil {
+				return tokenInfo{}, err
+			}
+			tok, src = b, a.TokenFile
+		}
+		if tok == "" {
+			return tokenInfo{}, fmt.Errorf("vault at %s: %w: no token (set vault.auth.token_file or VAULT_TOKEN)", p.cfg.Address, ErrAuthFailed)
+		}
+		p.client.SetToken(tok)
+		sec, err := p.client.Auth().Token().LookupSelfWithContext(ctx)
+		if err != nil {
+			return tokenInfo{}, vaultErr(p.cfg.Address, "looking up token from", src, true, err)
+		}
+		ttl, _ := sec.TokenTTL()
+		renewable, _ := sec.TokenIsRenewable()
+		return tokenInfo{ttl: ttl, renewable: renewable}, nil
+	case AuthAppRole:
+		roleID, err := readCredential(a.RoleIDFile, "vault.auth.role_id_file")
+		if err != nil {
+			return tokenInfo{}, err
+		}
+		secretID, err := readCredential(a.SecretIDFile, "vault.auth.secret_id_file")
+		if err != nil {
+			return tokenInfo{}, err
+		}
+		body = map[string]any{"role_id": roleID, "secret_id": secretID}
+	case AuthKubernetes:
+		jwt, err := readCredential(a.JWTPath, "vault.auth.jwt_path")
+		if err != nil {
+			return tokenInfo{}, err
+		}
+		body = map[string]any{"role": a.KubernetesRole, "jwt": jwt}
+	default:
+		return tokenInfo{}, fmt.Errorf("%w: vault.auth.method %q", ErrInvalidConfig, a.Method)
+	}
+	p.client.ClearToken()
+	sec, err := p.client.Logical().WriteWithContext(ctx, loginPath, body)
+	if err != nil {
+		return tokenInfo{}, vaultErr(p.cfg.Address, "logging in at", loginPath, true, err)
+	}
+	if sec == nil || sec.Auth == nil || sec.Auth.ClientToken == "" {
+		return tokenInfo{}, fmt.Errorf("vault at %s: logging in at %s: %w: no token in response", p.cfg.Address, loginPath, ErrAuthFailed)
+	}
+	p.client.SetToken(sec.Auth.ClientToken)
+	p.log.Info("logged in to vault", zap.String("address", p.cfg.Address), zap.String("method", a.Method),
+		zap.Duration("ttl", time.Duration(sec.Auth.LeaseDuration)*time.Second))
+	return tokenInfo{ttl: time.Duration(sec.Auth.LeaseDuration) * time.Second, renewable: sec.Auth.Renewable}, nil
+}
+
+func readCredential(path, key string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		// The error names the file, never its content.
+		return "", fmt.Errorf("%w: %s: %w", ErrAuthFailed, key, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// Renewal timing.
+const (
+	minRenewWait = 5 * time.Second
+	maxBackoff   = 2 * time.Minute
+)
+
+// renewLoop keeps the login alive until the provider closes: renew the
+// token at two thirds of its TTL; if renewal fails or the token cannot be
+// renewed, log in again, retrying with exponential backoff and jitter.
+// Cached keys keep serving meanwhile.
+func (p *VaultProvider) renewLoop(info tokenInfo) {
+	defer p.wg.Done()
+	for {
+		if info.ttl <= 0 {
+			return // a non-expiring token (e.g. root) needs no renewal
+		}
+		if !sleepCtx(p.ctx, max(info.ttl*2/3, minRenewWait)) {
+			return
+		}
+		if info.renewable {
+			sec, err := p.client.Auth().Token().RenewSelfWithContext(p.ctx, 0)
+			if err == nil && sec != nil && sec.Auth != nil {
+				info.ttl = time.Duration(sec.Auth.LeaseDuration) * time.Second
+				p.log.Debug("renewed vault token", zap.Duration("ttl", info.ttl))
+				// Renewal cannot go past the token's max TTL: once the
+				// granted TTL stops covering a wait, log in again.
+				if info.ttl > minRenewWait {
+					continue
+				}
+			} else if err != nil {
+				p.log.Warn("vault token renewal failed; logging in again",
+					zap.Error(vaultErr(p.cfg.Address, "renewing", "auth/token/renew-self", false, err)))
+			}
+		}
+		backoff := time.Second
+		for {
+			ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+			next, err := p.login(ctx)
+			cancel()
+			if err == nil {
+				info = next
+				break
+			}
+			p.log.Warn("vault login failed; cached keys stay in service", zap.Error(err), zap.Duration("retry_in", backoff))
+			if !sleepCtx(p.ctx, backoff+rand.N(backoff/2+1)) {
+				return
+			}
+			backoff = min(backoff*2, maxBackoff)
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
