@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/pgpseudo/pgpseudo/crypto"
 	"github.com/pgpseudo/pgpseudo/internal/yamlconf"
 	"github.com/pgpseudo/pgpseudo/proxy/scram"
 )
@@ -23,6 +25,9 @@ type Config struct {
 	Auth     AuthConfig     `yaml:"auth"`
 	Limits   LimitsConfig   `yaml:"limits"`
 	Log      LogConfig      `yaml:"log"`
+	// Keys configures the key provider (docs/keys.md). Optional until a
+	// policy tokenizes something.
+	Keys crypto.Config `yaml:"keys"`
 }
 
 // UpstreamConfig says where the database is and how to reach it.
@@ -189,6 +194,12 @@ func (c *Config) validate(pos *yamlconf.Positions) error {
 	case "json", "console":
 	default:
 		return pos.Errorf("log.format", "must be json or console, got %q", c.Log.Format)
+	}
+	if pos.Has("keys") {
+		c.Keys = c.Keys.WithDefaults()
+		if err := c.Keys.Validate(); err != nil {
+			return pos.Errorf("keys", "%v", strings.TrimPrefix(err.Error(), crypto.ErrInvalidConfig.Error()+": "))
+		}
 	}
 	// Files are checked now so a typo fails at start, not at first login.
 	for path, file := range map[string]string{

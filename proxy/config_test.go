@@ -37,6 +37,9 @@ func TestParseConfig(t *testing.T) {
 		{"bad log format", base + "log:\n  format: xml\n", 11, "log.format", "must be json or console"},
 		{"missing file", strings.Replace(base, pw, "/nonexistent/pw", 1), 9, "auth.auth_password_file", "no such file"},
 		{"verify-full without CA", strings.Replace(base, "    ca_file: "+ca+"\n", "", 1), 4, "upstream.tls.ca_file", "is required"},
+		{"keys without provider", base + "keys:\n  file: {path: /x}\n", 10, "keys", "provider is required"},
+		{"keys bad vault method", base + "keys:\n  provider: vault\n  vault: {address: http://v:8200, auth: {method: ldap}}\n", 10, "keys", "vault.auth.method"},
+		{"keys unknown key", base + "keys:\n  provider: file\n  fle: {}\n", 12, "keys.fle", "unknown key"},
 		{"yaml syntax", "listen: [\n", 0, "", "did not find"},
 	}
 	for _, tt := range tests {
