@@ -230,3 +230,6 @@ func suggest(key string, fields map[string]reflect.Type) string {
 	slices.Sort(names)
 	return " (known keys: " + strings.Join(names, ", ") + ")"
 }
+
+// File returns the file name errors are reported against.
+func (p *Positions) File() string { return p.file }

@@ -1,0 +1,43 @@
+package crypto
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Kinds lists every transformer kind, for validation messages.
+func Kinds() []Kind {
+	return []Kind{KindToken, KindEmail, KindDigits, KindIBAN, KindCard, KindInt, KindUUID,
+		KindYear, KindMonth, KindShift, KindRound, KindMask, KindHash, KindNull, KindRedact}
+}
+
+// ValidateSpec checks a spec's options without knowing the column's type,
+// so a policy file fails at load when an option is wrong for its kind. It
+// builds the transformer for the kind's first supported type with a
+// throwaway keyset; the type itself is checked later against the database
+// (Supports).
+func ValidateSpec(spec Spec) error {
+	oids := support(spec.Kind)
+	if spec.Kind == KindNull {
+		oids = []uint32{OIDText}
+	}
+	if len(oids) == 0 {
+		return fmt.Errorf("%w: unknown transform %q", ErrInvalidSpec, spec.Kind)
+	}
+	var ks *Keyset
+	if keyed(spec.Kind) {
+		var err error
+		if ks, err = NewKeyset(time.Now()); err != nil {
+			return err
+		}
+		spec.KeyVersion = 0 // the real keyset's versions are checked at start
+	}
+	if _, err := New(spec, ks, oids[0], FormatText); err != nil {
+		if errors.Is(err, ErrUnsupported) || errors.Is(err, ErrInvalidSpec) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", ErrInvalidSpec, err)
+	}
+	return nil
+}

@@ -1,0 +1,161 @@
+package policy
+
+import (
+	"fmt"
+	"path"
+	"slices"
+)
+
+// RoleFor returns the first role whose users glob matches user or whose
+// member_of names a role the user belongs to (memberOf: the user's direct
+// and inherited memberships, looked up at login), else the role named
+// "default", else ErrNoRole.
+func (p *Policy) RoleFor(user string, memberOf []string) (*Role, error) {
+	var def *Role
+	for _, r := range p.Roles {
+		for _, g := range r.Users {
+			if ok, _ := path.Match(g, user); ok {
+				return r, nil
+			}
+		}
+		for _, m := range r.MemberOf {
+			if slices.Contains(memberOf, m) {
+				return r, nil
+			}
+		}
+		if r.Name == "default" {
+			def = r
+		}
+	}
+	if def != nil {
+		return def, nil
+	}
+	return nil, fmt.Errorf("%w %q", ErrNoRole, user)
+}
+
+// NeedsMembership reports whether any role matches on role membership, so
+// the proxy knows whether to look memberships up at login.
+func (p *Policy) NeedsMembership() bool {
+	for _, r := range p.Roles {
+		if len(r.MemberOf) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Column returns the classification of a column, or nil when the policy
+// does not name it (directly or with "*").
+func (p *Policy) Column(t TableName, column string) *Column {
+	tp := p.tables[t]
+	if tp == nil {
+		return nil
+	}
+	if c := tp.columns[column]; c != nil {
+		return c
+	}
+	return tp.wildcard
+}
+
+// Tables lists the classified tables.
+func (p *Policy) Tables() []TableName {
+	out := make([]TableName, 0, len(p.tables))
+	for t := range p.tables {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b TableName) int {
+		if a.Schema != b.Schema {
+			return compare(a.Schema, b.Schema)
+		}
+		return compare(a.Table, b.Table)
+	})
+	return out
+}
+
+// Columns lists a table's explicitly named columns (not "*").
+func (p *Policy) Columns(t TableName) []*Column {
+	tp := p.tables[t]
+	if tp == nil {
+		return nil
+	}
+	out := make([]*Column, 0, len(tp.columns))
+	for _, c := range tp.columns {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b *Column) int { return compare(a.Name, b.Name) })
+	return out
+}
+
+func compare(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// action is the role's action for a category; categories the role does
+// not mention are blocked (fail closed), and special-category data is
+// blocked unless explicitly allowed (load checked the legal basis).
+func (r *Role) action(category string) Action {
+	if a, ok := r.Actions[category]; ok {
+		return a
+	}
+	return Block
+}
+
+// Restricted reports whether the role can see anything other than clear
+// values: such sessions get row rewriting and request analysis.
+func (r *Role) Restricted() bool {
+	if r.Unclassified != Allow {
+		return true
+	}
+	for _, c := range builtinCategories {
+		if r.action(c) != Allow {
+			return true
+		}
+	}
+	for _, a := range r.Actions {
+		if a != Allow {
+			return true
+		}
+	}
+	return false
+}
+
+// Decide says what happens to values of column of table t for role r.
+func (p *Policy) Decide(r *Role, t TableName, column string) Decision {
+	c := p.Column(t, column)
+	if c == nil {
+		return Decision{Action: r.Unclassified, Rule: fmt.Sprintf("unclassified columns are %s for role %q", verb(r.Unclassified), r.Name)}
+	}
+	a := r.action(c.Category)
+	d := Decision{Action: a, Category: c.Category,
+		Rule: fmt.Sprintf("category %q is %s for role %q", c.Category, verb(a), r.Name)}
+	if c.Category == CategorySpecial && a == Allow {
+		d.Rule += " (legal basis: " + r.LegalBasis + ")"
+	}
+	switch a {
+	case Tokenize:
+		d.Spec = c.Spec
+	case Mask:
+		d.Spec = c.MaskSpec
+	}
+	return d
+}
+
+func verb(a Action) string {
+	switch a {
+	case Allow:
+		return "allowed"
+	case Tokenize:
+		return "tokenized"
+	case Mask:
+		return "masked"
+	case Null:
+		return "nulled"
+	}
+	return "blocked"
+}

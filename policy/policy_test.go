@@ -1,0 +1,171 @@
+package policy
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/pgpseudo/pgpseudo/crypto"
+	"github.com/pgpseudo/pgpseudo/internal/yamlconf"
+)
+
+func loadExample(t *testing.T) *Policy {
+	t.Helper()
+	p, err := Load("testdata/issue-example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestRoleFor(t *testing.T) {
+	p := loadExample(t)
+	tests := []struct {
+		user     string
+		memberOf []string
+		want     string
+	}{
+		{"metabase", nil, "bi_analyst"},
+		{"bi_jane", nil, "bi_analyst"},
+		{"someone", []string{"bi_readers"}, "bi_analyst"},
+		{"dev_max", nil, "developer"},
+		{"dr_who", []string{"clinicians"}, "care_team"},
+		// First in file order wins.
+		{"dev_x", []string{"clinicians"}, "developer"},
+		{"bi_y", []string{"clinicians"}, "bi_analyst"},
+	}
+	for _, tt := range tests {
+		r, err := p.RoleFor(tt.user, tt.memberOf)
+		if err != nil || r.Name != tt.want {
+			t.Errorf("RoleFor(%q, %v) = %v, %v; want %s", tt.user, tt.memberOf, r, err, tt.want)
+		}
+	}
+	if _, err := p.RoleFor("mallory", nil); !errors.Is(err, ErrNoRole) || !strings.Contains(err.Error(), `"mallory"`) {
+		t.Errorf("unmatched user: %v", err)
+	}
+	withDefault, err := Parse("p.yaml", []byte("version: 1\nroles:\n  default:\n    unclassified: null\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := withDefault.RoleFor("mallory", nil); err != nil || r.Name != "default" {
+		t.Errorf("default role: %v, %v", r, err)
+	}
+}
+
+func TestDecide(t *testing.T) {
+	p := loadExample(t)
+	role := func(n string) *Role {
+		for _, r := range p.Roles {
+			if r.Name == n {
+				return r
+			}
+		}
+		t.Fatalf("no role %s", n)
+		return nil
+	}
+	customers := TableName{"public", "customers"}
+	health := TableName{"public", "health_records"}
+	tests := []struct {
+		role   string
+		table  TableName
+		column string
+		want   Action
+		kind   crypto.Kind
+	}{
+		{"bi_analyst", customers, "full_name", Tokenize, crypto.KindToken},
+		{"bi_analyst", customers, "iban", Mask, crypto.KindMask},
+		{"bi_analyst", customers, "religion", Block, ""},
+		{"bi_analyst", customers, "created_at", Allow, ""},
+		{"bi_analyst", health, "diagnosis", Block, ""},
+		{"developer", customers, "created_at", Null, ""},
+		{"developer", customers, "iban", Tokenize, crypto.KindIBAN},
+		{"care_team", customers, "religion", Allow, ""},
+		{"care_team", health, "anything", Allow, ""},
+		{"care_team", customers, "iban", Mask, crypto.KindMask},
+		// care_team says nothing about unclassified columns: blocked.
+		{"care_team", customers, "created_at", Block, ""},
+		// Case matters: "Customers" is another table.
+		{"developer", TableName{"public", "Customers"}, "full_name", Null, ""},
+	}
+	for _, tt := range tests {
+		d := p.Decide(role(tt.role), tt.table, tt.column)
+		if d.Action != tt.want || d.Spec.Kind != tt.kind {
+			t.Errorf("%s %s.%s = %s/%s, want %s/%s (%s)", tt.role, tt.table, tt.column, d.Action, d.Spec.Kind, tt.want, tt.kind, d.Rule)
+		}
+	}
+	d := p.Decide(role("bi_analyst"), customers, "customer_id")
+	if d.Spec.Domain != "customer" || !d.Spec.Reversible {
+		t.Errorf("customer_id spec %+v, want domain customer, reversible", d.Spec)
+	}
+	if o := p.Decide(role("bi_analyst"), TableName{"public", "orders"}, "customer_id"); o.Spec != d.Spec {
+		t.Errorf("same domain, different specs: %+v vs %+v", o.Spec, d.Spec)
+	}
+	if d := p.Decide(role("bi_analyst"), customers, "religion"); !strings.Contains(d.Rule, `"special"`) || !strings.Contains(d.Rule, "bi_analyst") {
+		t.Errorf("rule %q does not name the category and role", d.Rule)
+	}
+	if !role("bi_analyst").Restricted() || !role("care_team").Restricted() {
+		t.Error("roles with non-allow actions must be restricted")
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	example, _ := os.ReadFile("testdata/issue-example.yaml")
+	ex := string(example)
+	tests := []struct {
+		name     string
+		yaml     string
+		wantLine int
+		wantMsg  string
+	}{
+		{"unknown top key", ex + "colums: {}\n", 30, "unknown key"},
+		{"unknown column key", strings.Replace(ex, "{category: special}\n  public.orders", "{category: special, transfrom: x}\n  public.orders", 1), 12, "unknown key"},
+		{"unknown transform", strings.Replace(ex, "transform: token}", "transform: tokn}", 1), 7, `unknown transform "tokn"`},
+		{"unknown category", strings.Replace(ex, "{category: special}\n  public.orders", "{category: speshul}\n  public.orders", 1), 12, `unknown category "speshul"`},
+		{"unknown action", strings.Replace(ex, "financial: mask, key: tokenize, special: block}\n    unclassified: allow", "financial: hide, key: tokenize, special: block}\n    unclassified: allow", 1), 20, `unknown action "hide"`},
+		{"special without legal basis", strings.Replace(ex, `    legal_basis: "Art. 9(2)(h) GDPR"`+"\n", "", 1), 28, "without a legal_basis"},
+		{"role matching nobody", strings.Replace(ex, `    match: {users: ["dev_*"]}`, `    match: {}`, 1), 23, "matches nobody"},
+		{"undeclared domain", strings.Replace(ex, "domain: customer}\n  public.health", "domain: client}\n  public.health", 1), 14, `token domain "client"`},
+		{"tokenize without transform", strings.Replace(ex, "full_name:   {category: identity,  transform: token}", "full_name:   {category: identity}", 1), 7, "has no transform"},
+		{"unqualified table", strings.Replace(ex, "public.orders:", "orders:", 1), 13, "schema-qualified"},
+		{"bad option for kind", strings.Replace(ex, "transform: year}", "transform: shift, days: -3}", 1), 11, ""},
+		{"version", strings.Replace(ex, "version: 1", "version: 2", 1), 1, "must be 1"},
+		{"no roles", "version: 1\n", 0, "at least one role"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("policy.yaml", []byte(tt.yaml))
+			var ye *yamlconf.Error
+			if !errors.As(err, &ye) {
+				t.Fatalf("err = %v, want a *yamlconf.Error", err)
+			}
+			if !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Errorf("err %q does not contain %q", err, tt.wantMsg)
+			}
+			if tt.wantLine != 0 && ye.Line != tt.wantLine {
+				t.Errorf("line %d, want %d: %v", ye.Line, tt.wantLine, err)
+			}
+		})
+	}
+}
+
+func TestParseTableName(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    TableName
+		wantErr bool
+	}{
+		{"public.customers", TableName{"public", "customers"}, false},
+		{`public."Orders"`, TableName{"public", "Orders"}, false},
+		{`"my.schema"."a""b"`, TableName{"my.schema", `a"b`}, false},
+		{"customers", TableName{}, true},
+		{`public."open`, TableName{}, true},
+		{"a.b.c", TableName{}, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseTableName(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("ParseTableName(%q) = %v, %v", tt.in, got, err)
+		}
+	}
+}
