@@ -159,3 +159,16 @@ func verb(a Action) string {
 	}
 	return "blocked"
 }
+
+// Tokenizes reports whether any role tokenizes anything, i.e. whether the
+// proxy needs keys.
+func (p *Policy) Tokenizes() bool {
+	for _, r := range p.Roles {
+		for _, a := range r.Actions {
+			if a == Tokenize {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -7,12 +7,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
 	"github.com/pgpseudo/pgpseudo/proxy/scram"
@@ -23,55 +19,33 @@ import (
 // verifier, fetched with auth_query by the low-privilege auth_user, and logs
 // in upstream with the ClientKey recovered from the client's proof.
 type scramAuth struct {
-	pool  *pgxpool.Pool
+	conns *lookupConns
 	query string
+	db    string
 	log   *zap.Logger
 	// mockSeed makes the fake exchange for unknown users stable per process.
 	mockSeed []byte
 }
 
-func newSCRAMAuth(cfg *Config, upTLS *tls.Config, log *zap.Logger) (*scramAuth, error) {
-	pw, err := os.ReadFile(cfg.Auth.AuthPasswordFile)
-	if err != nil {
-		return nil, fmt.Errorf("auth.auth_password_file: %w", err)
-	}
-	host, port, _ := net.SplitHostPort(cfg.Upstream.Address)
-	pc, err := pgxpool.ParseConfig(fmt.Sprintf("host=%s port=%s sslmode=disable pool_max_conns=4", quoteDSN(host), quoteDSN(port)))
-	if err != nil {
-		return nil, fmt.Errorf("auth lookup connection: %w", err)
-	}
-	cc := pc.ConnConfig
-	cc.User = cfg.Auth.AuthUser
-	cc.Password = strings.TrimRight(string(pw), "\r\n")
-	cc.Database = cfg.Auth.AuthDatabase
-	cc.TLSConfig = upTLS
-	cc.Fallbacks = nil
-	cc.ConnectTimeout = cfg.Upstream.ConnectTimeout
-	cc.RuntimeParams = map[string]string{"application_name": "pgpseudo auth lookup"}
-	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
-	if err != nil {
-		return nil, fmt.Errorf("auth lookup connection: %w", err)
-	}
+func newSCRAMAuth(cfg *Config, conns *lookupConns, log *zap.Logger) (*scramAuth, error) {
 	seed := make([]byte, 32)
 	if _, err := rand.Read(seed); err != nil {
 		return nil, err
 	}
-	return &scramAuth{pool: pool, query: cfg.Auth.AuthQuery, log: log, mockSeed: seed}, nil
+	return &scramAuth{conns: conns, query: cfg.Auth.AuthQuery, db: cfg.Auth.AuthDatabase, log: log, mockSeed: seed}, nil
 }
-
-func quoteDSN(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
-}
-
-func (a *scramAuth) close() { a.pool.Close() }
 
 // errNoVerifier marks a user without a usable SCRAM verifier.
 var errNoVerifier = errors.New("no SCRAM verifier")
 
 // lookup fetches the user's verifier; errNoVerifier when there is none.
 func (a *scramAuth) lookup(ctx context.Context, user string) (*scram.Verifier, error) {
+	pool, err := a.conns.pool(ctx, a.db)
+	if err != nil {
+		return nil, err
+	}
 	var name, secret *string
-	err := a.pool.QueryRow(ctx, a.query, user).Scan(&name, &secret)
+	err = pool.QueryRow(ctx, a.query, user).Scan(&name, &secret)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, errNoVerifier
 	}

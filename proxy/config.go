@@ -25,6 +25,9 @@ type Config struct {
 	Auth     AuthConfig     `yaml:"auth"`
 	Limits   LimitsConfig   `yaml:"limits"`
 	Log      LogConfig      `yaml:"log"`
+	// Policy is the policy file (docs/policy.md); without one pgpseudo
+	// relays results unchanged.
+	Policy string `yaml:"policy"`
 	// Keys configures the key provider (docs/keys.md). Optional until a
 	// policy tokenizes something.
 	Keys crypto.Config `yaml:"keys"`
@@ -201,6 +204,9 @@ func (c *Config) validate(pos *yamlconf.Positions) error {
 			return pos.Errorf("keys", "%v", strings.TrimPrefix(err.Error(), crypto.ErrInvalidConfig.Error()+": "))
 		}
 	}
+	if c.Policy != "" && (c.Auth.AuthUser == "" || c.Auth.AuthPasswordFile == "") {
+		return pos.Errorf("policy", "a policy needs auth.auth_user and auth.auth_password_file (catalog and role lookups)")
+	}
 	// Files are checked now so a typo fails at start, not at first login.
 	for path, file := range map[string]string{
 		"upstream.tls.ca_file":    c.Upstream.TLS.CAFile,
@@ -208,6 +214,7 @@ func (c *Config) validate(pos *yamlconf.Positions) error {
 		"tls.key_file":            c.TLS.KeyFile,
 		"tls.client_ca_file":      c.TLS.ClientCAFile,
 		"auth.auth_password_file": c.Auth.AuthPasswordFile,
+		"policy":                  c.Policy,
 	} {
 		if file == "" {
 			continue

@@ -15,6 +15,7 @@ const (
 	codeCannotConnectNow    = "57P03"
 	codeAdminShutdown       = "57P01"
 	codeIdleSessionTimeout  = "57P05"
+	codeInternalError       = "XX000"
 )
 
 // fatal builds a FATAL ErrorResponse frame.

@@ -88,6 +88,18 @@ func (s *session) clientToUpstream(busy *atomic.Bool, lastIn *atomic.Int64, n *i
 		*n++
 		lastIn.Store(time.Now().UnixNano())
 		busy.Store(true)
+		if s.trk != nil {
+			inject, err := s.trk.frontend(m.Type, m.Body())
+			if err != nil {
+				s.writeClientProtocolError(err)
+				return "client protocol violation"
+			}
+			if inject != nil {
+				if _, err := s.uw.Write(inject); err != nil {
+					return s.readEnd("upstream", err)
+				}
+			}
+		}
 		if _, err := s.uw.Write(m.Raw); err != nil {
 			return s.readEnd("upstream", err)
 		}
@@ -107,6 +119,7 @@ func (s *session) clientToUpstream(busy *atomic.Bool, lastIn *atomic.Int64, n *i
 func (s *session) upstreamToClient(busy *atomic.Bool, out *atomic.Int64) string {
 	s.cwMu.Lock()
 	defer s.cwMu.Unlock()
+	var buf []byte
 	for {
 		var (
 			m   wire.Msg
@@ -126,6 +139,26 @@ func (s *session) upstreamToClient(busy *atomic.Bool, out *atomic.Int64) string 
 		}
 		if err != nil {
 			return s.readEnd("upstream", err)
+		}
+		if s.trk != nil {
+			if m.Type == 'Z' {
+				busy.Store(false)
+			}
+			buf = buf[:0]
+			if err := s.restrictedBackend(m, &buf); err != nil {
+				s.log.Error("result cannot be rewritten safely; session closed", zap.Error(err))
+				_, _ = s.cw.Write(fatal(codeInternalError, "pgpseudo: "+err.Error()))
+				_ = s.cw.Flush()
+				return "rewrite failure"
+			}
+			out.Add(int64(len(buf)))
+			if _, err := s.cw.Write(buf); err != nil {
+				return s.readEnd("client", err)
+			}
+			if cap(buf) > 1<<20 {
+				buf = nil
+			}
+			continue
 		}
 		if err := s.forwardToClient(m, busy, out); err != nil {
 			return s.readEnd("client", err)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/pgpseudo/pgpseudo/crypto"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -28,6 +30,13 @@ type Server struct {
 	upstreamTLS *tls.Config
 	auth        authenticator
 	cancels     *cancelRegistry
+	// lookup, catalog, policy and keys are nil without a policy (and
+	// lookup also without auth_user).
+	lookup  *lookupConns
+	catalog *catalog
+	policy  *policyHolder
+	keys    crypto.KeyProvider
+	stopBg  context.CancelFunc
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -58,15 +67,40 @@ func NewServer(cfg *Config, log *zap.Logger) (*Server, error) {
 		listeners:   map[net.Listener]struct{}{},
 		conns:       map[net.Conn]struct{}{},
 	}
+	if cfg.Auth.AuthUser != "" {
+		if s.lookup, err = newLookupConns(cfg, upTLS); err != nil {
+			return nil, err
+		}
+	}
 	switch cfg.Auth.Mode {
 	case AuthSCRAM:
-		a, err := newSCRAMAuth(cfg, upTLS, log)
+		a, err := newSCRAMAuth(cfg, s.lookup, log)
 		if err != nil {
 			return nil, err
 		}
 		s.auth = a
 	default:
 		s.auth = passthroughAuth{}
+	}
+	bg, stop := context.WithCancel(context.Background())
+	s.stopBg = stop
+	if cfg.Policy != "" {
+		if s.policy, err = newPolicyHolder(cfg.Policy, log); err != nil {
+			stop()
+			return nil, err
+		}
+		if s.policy.cur.Load().pol.Tokenizes() && cfg.Keys.Provider == "" {
+			stop()
+			return nil, errors.New("the policy tokenizes values but no keys are configured: set keys.provider")
+		}
+		s.catalog = newCatalog(s.lookup.pool)
+		go s.policy.watch(bg, 2*time.Second)
+	}
+	if cfg.Keys.Provider != "" {
+		if s.keys, err = crypto.NewProvider(bg, cfg.Keys, log); err != nil {
+			stop()
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -190,9 +224,14 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// closeAuth releases the lookup connections and background work.
 func (s *Server) closeAuth() {
-	if c, ok := s.auth.(interface{ close() }); ok {
-		c.close()
+	s.stopBg()
+	if s.lookup != nil {
+		s.lookup.close()
+	}
+	if s.keys != nil {
+		_ = s.keys.Close()
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 
+	"github.com/pgpseudo/pgpseudo/policy"
 	"github.com/pgpseudo/pgpseudo/proxy/wire"
 )
 
@@ -45,6 +46,12 @@ type session struct {
 	uw   *wire.Writer
 
 	id      Identity
+	// Policy state; trk is nil when no policy is configured.
+	trk       *tracker
+	role      *policy.Role
+	policyGen uint64
+	memberOf  []string
+
 	key     cancelKey
 	hasKey  bool
 	started time.Time
@@ -263,7 +270,39 @@ func (s *session) login(st *wire.Startup) error {
 	if err := s.srv.auth.login(ctx, s, params); err != nil {
 		return err
 	}
+	if err := s.resolveRole(ctx); err != nil {
+		return err
+	}
 	return s.finishStartup()
+}
+
+// resolveRole picks the session's policy role from the authenticated
+// identity; no match refuses the login.
+func (s *session) resolveRole(ctx context.Context) error {
+	if s.srv.policy == nil {
+		return nil
+	}
+	pol := s.srv.policy.cur.Load().pol
+	if pol.NeedsMembership() {
+		m, err := s.srv.lookup.memberships(ctx, s.id.User)
+		if err != nil {
+			return refuse(codeConnectionFailure, "pgpseudo cannot look up role memberships", err)
+		}
+		s.memberOf = m
+	}
+	_, role := s.currentPolicy()
+	if role == noRole {
+		return refuse(codeInvalidAuthSpec, fmt.Sprintf("pgpseudo: no policy role matches user %q", s.id.User), policy.ErrNoRole)
+	}
+	if role.Restricted() {
+		// Keys are needed before the first row: refuse now, clearly.
+		if _, err := s.srv.keyset(ctx); err != nil && s.srv.keys != nil {
+			return refuse(codeCannotConnectNow, "pgpseudo: keys unavailable; restricted sessions are refused: "+err.Error(), err)
+		}
+	}
+	s.trk = newTracker()
+	s.log = s.log.With(zap.String("role", role.Name))
+	return nil
 }
 
 // openUpstream dials the database and sends the StartupMessage.

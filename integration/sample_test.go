@@ -1,0 +1,100 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/pgpseudo/pgpseudo/configs/sample"
+	"github.com/pgpseudo/pgpseudo/crypto"
+	"github.com/pgpseudo/pgpseudo/integration/stack"
+)
+
+// The sample database and its users for policy tests.
+const (
+	dbKunden     = "kunden"
+	sampleSize   = 60
+	sampleSeed   = 42
+	userBI       = "bi_jane"
+	userDev      = "dev_max"
+	userCare     = "dr_house"
+	userNobody   = "mallory"
+	samplePass   = "Sample-Pa55"
+	samplePolicy = "../configs/sample/policy.yaml"
+)
+
+var (
+	sampleOnce sync.Once
+	sampleErr  error
+	sampleKeys string
+)
+
+// kunden loads the sample database once and returns the customers in it.
+func kunden(t testing.TB) []sample.Customer {
+	t.Helper()
+	sampleOnce.Do(func() { sampleErr = loadSample(shared.stack) })
+	if sampleErr != nil {
+		t.Fatalf("sample database: %v", sampleErr)
+	}
+	return sample.Customers(sampleSize, sampleSeed)
+}
+
+func loadSample(s *stack.Stack) error {
+	ctx := context.Background()
+	stmts := []string{fmt.Sprintf("CREATE DATABASE %s OWNER %s", dbKunden, userAlice), "CREATE ROLE clinicians NOLOGIN"}
+	for _, u := range []string{userBI, userDev, userCare, userNobody} {
+		stmts = append(stmts, fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", u, samplePass))
+	}
+	stmts = append(stmts, "GRANT clinicians TO "+userCare)
+	if err := s.PG.Exec(ctx, "postgres", stmts...); err != nil {
+		return err
+	}
+	var script bytes.Buffer
+	if err := sample.Write(&script, sampleSize, sampleSeed); err != nil {
+		return err
+	}
+	script.WriteString(fmt.Sprintf("GRANT SELECT ON ALL TABLES IN SCHEMA public TO %s, %s, %s, %s;\n", userBI, userDev, userCare, userNobody))
+	// Only the superuser may use the trusted local socket.
+	cmd := pgTool(ctx, "psql", nil, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", s.PG.SockDir, "-p", fmt.Sprint(s.PG.Port), "-U", "postgres", "-d", dbKunden)
+	cmd.Stdin = &script
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("load sample: %v\n%s", err, out)
+	}
+	// A keyset for the file provider.
+	sampleKeys = filepath.Join(s.Dir, "sample-keyset.json")
+	kp, err := crypto.NewProvider(ctx, crypto.Config{Provider: crypto.ProviderFile, File: crypto.FileConfig{Path: sampleKeys}}, zap.NewNop())
+	if err != nil {
+		return err
+	}
+	defer kp.Close()
+	_, err = kp.Init(ctx)
+	return err
+}
+
+// policyProxy starts a proxy with the sample policy and the file keyset.
+func policyProxy(t *testing.T, policyFile string) *runningProxy {
+	t.Helper()
+	kunden(t)
+	cfg := proxyConfig()
+	cfg.Policy = policyFile
+	cfg.Keys = crypto.Config{Provider: crypto.ProviderFile, File: crypto.FileConfig{Path: sampleKeys}}
+	return startProxy(t, cfg)
+}
+
+// assertNoLeak fails when any personal value of the sample appears in got.
+func assertNoLeak(t *testing.T, what, got string, customers []sample.Customer) {
+	t.Helper()
+	for _, c := range customers {
+		for _, v := range c.PersonalValues() {
+			if strings.Contains(got, v) {
+				t.Fatalf("%s: personal value %q of customer %d leaked", what, v, c.ID)
+			}
+		}
+	}
+}

@@ -1,0 +1,144 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/pgpseudo/pgpseudo/crypto"
+	"github.com/pgpseudo/pgpseudo/policy"
+)
+
+// ErrKeysUnavailable reports that tokens cannot be made because the key
+// provider cannot be reached: restricted sessions are refused.
+var ErrKeysUnavailable = errors.New("keys unavailable")
+
+// policyState is one loaded policy; generation changes on every reload so
+// sessions and cached plans notice.
+type policyState struct {
+	pol        *policy.Policy
+	generation uint64
+	modTime    time.Time
+}
+
+// policyHolder keeps the active policy and reloads it.
+type policyHolder struct {
+	path string
+	log  *zap.Logger
+	cur  atomic.Pointer[policyState]
+	mu   sync.Mutex // serialises reloads
+}
+
+func newPolicyHolder(path string, log *zap.Logger) (*policyHolder, error) {
+	h := &policyHolder{path: path, log: log}
+	pol, mod, err := loadPolicyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	h.cur.Store(&policyState{pol: pol, generation: 1, modTime: mod})
+	log.Info("policy loaded", zap.String("file", path), zap.String("sha256", pol.Hash), zap.Int("roles", len(pol.Roles)))
+	return h, nil
+}
+
+func loadPolicyFile(path string) (*policy.Policy, time.Time, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("policy: %w", err)
+	}
+	pol, err := policy.Load(path)
+	return pol, st.ModTime(), err
+}
+
+// reload loads the file again; an invalid file keeps the current policy.
+func (h *policyHolder) reload() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old := h.cur.Load()
+	pol, mod, err := loadPolicyFile(h.path)
+	if err != nil {
+		h.log.Error("policy reload failed; the previous policy stays in force", zap.Error(err))
+		return err
+	}
+	h.cur.Store(&policyState{pol: pol, generation: old.generation + 1, modTime: mod})
+	h.log.Info("policy reloaded", zap.String("file", h.path), zap.String("sha256", pol.Hash), zap.Int("roles", len(pol.Roles)))
+	return nil
+}
+
+// watch reloads when the file's modification time changes, until ctx ends.
+func (h *policyHolder) watch(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			st, err := os.Stat(h.path)
+			if err == nil && !st.ModTime().Equal(h.cur.Load().modTime) {
+				_ = h.reload()
+				// A failed reload must not retry every tick.
+				if cur := h.cur.Load(); !cur.modTime.Equal(st.ModTime()) {
+					h.mu.Lock()
+					h.cur.Store(&policyState{pol: cur.pol, generation: cur.generation, modTime: st.ModTime()})
+					h.mu.Unlock()
+				}
+			}
+		}
+	}
+}
+
+// ReloadPolicy reloads the policy file (SIGHUP). An invalid file keeps the
+// current policy and returns the error.
+func (s *Server) ReloadPolicy() error {
+	if s.policy == nil {
+		return errors.New("no policy configured")
+	}
+	return s.policy.reload()
+}
+
+func (s *Server) policyGeneration() uint64 {
+	if s.policy == nil {
+		return 0
+	}
+	return s.policy.cur.Load().generation
+}
+
+// keyset returns the keys for tokenization; failures are reported with
+// the provider's own clear error.
+func (s *Server) keyset(ctx context.Context) (*crypto.Keyset, error) {
+	if s.keys == nil {
+		return nil, fmt.Errorf("%w: the policy tokenizes but no keys are configured", ErrKeysUnavailable)
+	}
+	ks, err := s.keys.Keyset(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrKeysUnavailable, err)
+	}
+	return ks, nil
+}
+
+// noRole is used when a reloaded policy no longer matches a connected
+// user: every column is withheld until the user reconnects.
+var noRole = &policy.Role{Name: "(no matching role)", Unclassified: policy.Block, Actions: map[string]policy.Action{}}
+
+// currentPolicy returns the policy in force and the session's role in it,
+// resolving the role again after a reload.
+func (s *session) currentPolicy() (*policy.Policy, *policy.Role) {
+	st := s.srv.policy.cur.Load()
+	if st.generation != s.policyGen {
+		role, err := st.pol.RoleFor(s.id.User, s.memberOf)
+		if err != nil {
+			role = noRole
+		}
+		if s.role == nil || role.Name != s.role.Name {
+			s.log.Info("policy role for session", zap.String("role", role.Name), zap.Uint64("generation", st.generation))
+		}
+		s.role, s.policyGen = role, st.generation
+	}
+	return st.pol, s.role
+}

@@ -1,0 +1,146 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// errNoDescription reports row data whose columns pgpseudo does not know:
+// the session ends rather than forward it (research/protocol.md rule 11).
+var errNoDescription = errors.New("row data without a known row description")
+
+// stmtInfo is a prepared statement's result shape once described.
+type stmtInfo struct {
+	described bool
+	fields    []pgproto3.FieldDescription // nil: no result (NoData)
+}
+
+// portalInfo is a bound portal.
+type portalInfo struct {
+	stmt    *stmtInfo
+	formats []int16
+	// fields from Describe(P), which already carry the result formats.
+	fields    []pgproto3.FieldDescription
+	described bool
+	plan      *plan
+	// noticed is set once the withheld-columns notice went out for the
+	// current execution.
+	noticed bool
+}
+
+// pending is a request whose reply has not arrived yet; replies come back
+// in request order (research/protocol.md rule 13).
+type pending struct {
+	typ    byte // P, B, D, E, C, S, Q, F
+	kind   byte // for D and C: 'S' or 'P'
+	name   string
+	inject bool // a Describe pgpseudo added: swallow its reply
+	portal *portalInfo
+}
+
+// tracker follows the extended protocol so every DataRow can be matched to
+// its column plan. The client-to-upstream goroutine adds requests, the
+// upstream-to-client goroutine consumes replies.
+type tracker struct {
+	mu      sync.Mutex
+	stmts   map[string]*stmtInfo
+	portals map[string]*portalInfo
+	queue   []pending
+	// cur is the plan of the simple-protocol result being streamed.
+	cur *plan
+	// copyBlocked is set while COPY output is being withheld: the reason.
+	copyBlocked string
+}
+
+func newTracker() *tracker {
+	return &tracker{stmts: map[string]*stmtInfo{}, portals: map[string]*portalInfo{}}
+}
+
+func cstr(b []byte) (string, []byte, error) {
+	i := bytes.IndexByte(b, 0)
+	if i < 0 {
+		return "", nil, fmt.Errorf("%w: unterminated string", errMalformed)
+	}
+	return string(b[:i]), b[i+1:], nil
+}
+
+var errMalformed = errors.New("malformed message")
+
+// frontend records a client message. It returns an extra frame to send
+// upstream before the message (an injected Describe), or nil.
+func (t *tracker) frontend(typ byte, body []byte) ([]byte, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch typ {
+	case 'P':
+		name, _, err := cstr(body)
+		if err != nil {
+			return nil, err
+		}
+		t.stmts[name] = &stmtInfo{}
+		t.queue = append(t.queue, pending{typ: 'P'})
+	case 'B':
+		var b pgproto3.Bind
+		if err := b.Decode(body); err != nil {
+			return nil, fmt.Errorf("%w: Bind: %v", errMalformed, err)
+		}
+		st := t.stmts[b.PreparedStatement]
+		if st == nil {
+			st = &stmtInfo{} // unknown statement: the server will refuse it
+		}
+		t.portals[b.DestinationPortal] = &portalInfo{stmt: st, formats: append([]int16{}, b.ResultFormatCodes...)}
+		t.queue = append(t.queue, pending{typ: 'B'})
+	case 'D', 'C':
+		if len(body) < 2 {
+			return nil, fmt.Errorf("%w: Describe/Close", errMalformed)
+		}
+		name, _, err := cstr(body[1:])
+		if err != nil {
+			return nil, err
+		}
+		t.queue = append(t.queue, pending{typ: typ, kind: body[0], name: name})
+	case 'E':
+		name, _, err := cstr(body)
+		if err != nil {
+			return nil, err
+		}
+		p := t.portals[name]
+		var inject []byte
+		if p != nil && !p.described && !p.stmt.described {
+			// Execute never returns a RowDescription: ask for one.
+			inject = append([]byte{'D', 0, 0, 0, 0, 'P'}, name...)
+			inject = append(inject, 0)
+			binary.BigEndian.PutUint32(inject[1:], uint32(len(inject)-1))
+			t.queue = append(t.queue, pending{typ: 'D', kind: 'P', name: name, inject: true})
+		}
+		if p != nil {
+			p.noticed = false
+		}
+		t.queue = append(t.queue, pending{typ: 'E', name: name, portal: p})
+		return inject, nil
+	case 'S':
+		t.queue = append(t.queue, pending{typ: 'S'})
+	case 'Q':
+		// A simple query destroys the unnamed statement and portal.
+		delete(t.stmts, "")
+		delete(t.portals, "")
+		t.queue = append(t.queue, pending{typ: 'Q'})
+	case 'F':
+		t.queue = append(t.queue, pending{typ: 'F'})
+	}
+	return nil, nil
+}
+
+func (t *tracker) head() *pending {
+	if len(t.queue) == 0 {
+		return nil
+	}
+	return &t.queue[0]
+}
+
+func (t *tracker) pop() { t.queue = t.queue[1:] }
