@@ -45,7 +45,7 @@ type session struct {
 	ur   *wire.Reader
 	uw   *wire.Writer
 
-	id      Identity
+	id Identity
 	// Policy state; trk is nil when no policy is configured.
 	trk       *tracker
 	role      *policy.Role
