@@ -83,8 +83,13 @@ func policyProxy(t *testing.T, policyFile string) *runningProxy {
 	kunden(t)
 	cfg := proxyConfig()
 	cfg.Policy = policyFile
-	cfg.Keys = crypto.Config{Provider: crypto.ProviderFile, File: crypto.FileConfig{Path: sampleKeys}}
+	cfg.Keys = proxyKeys()
 	return startProxy(t, cfg)
+}
+
+// proxyKeys is the file key provider holding the sample keyset.
+func proxyKeys() crypto.Config {
+	return crypto.Config{Provider: crypto.ProviderFile, File: crypto.FileConfig{Path: sampleKeys}}
 }
 
 // assertNoLeak fails when any personal value of the sample appears in got.

@@ -44,10 +44,20 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+wait:
+	for {
+		select {
+		case err := <-errc:
+			return err
+		case <-hup:
+			// An invalid file keeps the old policy; the server logs why.
+			_ = srv.ReloadPolicy()
+		case <-ctx.Done():
+			break wait
+		}
 	}
 	log.Info("shutting down; waiting for sessions to end", zap.Duration("timeout", cfg.Limits.ShutdownTimeout))
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Limits.ShutdownTimeout)

@@ -1,0 +1,103 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/pgpseudo/pgpseudo/policy"
+	"github.com/pgpseudo/pgpseudo/proxy"
+)
+
+// TestPolicyReload: a changed valid file changes what an open connection
+// sees next (on file change and on ReloadPolicy, which SIGHUP calls); an
+// invalid file keeps the old policy; serve and policy loading fail with
+// file:line on an invalid file.
+func TestPolicyReload(t *testing.T) {
+	customers := kunden(t)
+	orig, err := os.ReadFile(samplePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(file, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := policyProxy(t, file)
+	ctx := context.Background()
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	name := func() string {
+		var n string
+		if err := c.QueryRow(ctx, "SELECT full_name FROM customers WHERE customer_id = $1", customers[0].ID).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := name(); !strings.HasPrefix(n, "tk1_") {
+		t.Fatalf("before reload: %q", n)
+	}
+	allowIdentity := strings.Replace(string(orig), "actions: {identity: tokenize, contact: tokenize, location: tokenize, financial: mask, key: tokenize, special: block}",
+		"actions: {identity: allow, contact: tokenize, location: tokenize, financial: mask, key: tokenize, special: block}", 1)
+	if allowIdentity == string(orig) {
+		t.Fatal("test edit did not apply")
+	}
+
+	// The watcher notices a changed file.
+	time.Sleep(1100 * time.Millisecond) // a different modification time
+	if err := os.WriteFile(file, []byte(allowIdentity), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for name() != customers[0].FullName {
+		if time.Now().After(deadline) {
+			t.Fatal("the open connection never saw the reloaded policy")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// An invalid file keeps the policy in force.
+	bad := strings.Replace(string(orig), "transform: token}", "transform: tokn}", 1)
+	if err := os.WriteFile(file, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = p.srv.ReloadPolicy()
+	if err == nil || !strings.Contains(err.Error(), "policy.yaml:") {
+		t.Fatalf("reload of an invalid file: %v, want a file:line error", err)
+	}
+	if n := name(); n != customers[0].FullName {
+		t.Fatalf("after a failed reload: %q", n)
+	}
+	if !waitLog(p, 0, "previous policy stays in force") {
+		t.Fatal("failed reload not logged")
+	}
+
+	// SIGHUP's path back to the original policy.
+	if err := os.WriteFile(file, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.srv.ReloadPolicy(); err != nil {
+		t.Fatal(err)
+	}
+	if n := name(); !strings.HasPrefix(n, "tk1_") {
+		t.Fatalf("after reloading the original: %q", n)
+	}
+
+	// An invalid policy refuses to start, naming file and line.
+	if err := os.WriteFile(file, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := proxyConfig()
+	cfg.Policy = file
+	cfg.Keys = proxyKeys()
+	if _, err := proxy.NewServer(cfg, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "policy.yaml:10: columns.public.customers.full_name.transform") {
+		t.Fatalf("NewServer with an invalid policy: %v", err)
+	}
+	if _, err := policy.Load(file); err == nil {
+		t.Fatal("policy.Load accepted an invalid file")
+	}
+}
