@@ -65,8 +65,8 @@ func (t *truncT) Transform(dst, src []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// shiftT moves a date or timestamp by a keyed offset in [-Days, +Days]
-// days, derived from the value itself (HMAC of the instant), so equal
+// shiftT moves a date or timestamp by a keyed, non-zero number of days in
+// [-Days, +Days], derived from the value itself (HMAC of the instant), so equal
 // values shift alike in any format. Time of day and offset are kept.
 type shiftT struct {
 	column
@@ -96,7 +96,12 @@ func (t *shiftT) offset(canonical int64) int64 {
 	s.h.Write(s.buf[:9])
 	r := binary.BigEndian.Uint64(s.finish())
 	t.mac.put(s)
-	return int64(r%uint64(2*t.days+1)) - t.days
+	// Never 0: a zero offset would pass the value through unchanged.
+	off := int64(r%uint64(2*t.days)) - t.days // [-days, days-1]
+	if off >= 0 {
+		off++ // [-days, -1] ∪ [1, days]
+	}
+	return off
 }
 
 // Transform implements Transformer.

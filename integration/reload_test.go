@@ -101,3 +101,47 @@ func TestPolicyReload(t *testing.T) {
 		t.Fatal("policy.Load accepted an invalid file")
 	}
 }
+
+// TestPolicyCheckDB: checked against the sample database, the sample
+// policy has no errors and lists the unclassified columns; a policy naming
+// a missing column is reported.
+func TestPolicyCheckDB(t *testing.T) {
+	kunden(t)
+	ctx := context.Background()
+	cfg := proxyConfig()
+	conn, err := proxy.ConnectLookup(ctx, cfg, dbKunden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tables, err := proxy.ReadSchema(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.Load(samplePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report []string
+	for _, f := range pol.CheckSchema(tables) {
+		if f.Severity == policy.SeverityError {
+			t.Errorf("sample policy: %s", f)
+		}
+		report = append(report, f.String())
+	}
+	if !strings.Contains(strings.Join(report, "\n"), "info: public.customers.city: unclassified (text)") {
+		t.Fatalf("unclassified columns not listed:\n%s", strings.Join(report, "\n"))
+	}
+	orig, _ := os.ReadFile(samplePolicy)
+	broken, err := policy.Parse("broken.yaml", []byte(strings.Replace(string(orig), "    street:", "    streeet:", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range broken.CheckSchema(tables) {
+		found = found || f.Severity == policy.SeverityError && f.Column == "streeet"
+	}
+	if !found {
+		t.Fatal("a classified column missing from the database was not reported")
+	}
+}

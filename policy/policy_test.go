@@ -169,3 +169,46 @@ func TestParseTableName(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckSchema(t *testing.T) {
+	p := loadExample(t)
+	text, integer, date := uint32(25), uint32(23), uint32(1082)
+	tables := []DBTable{
+		{Name: TableName{"public", "customers"}, Columns: []DBColumn{
+			{"customer_id", integer, "integer"}, {"full_name", text, "text"}, {"email", text, "text"},
+			{"phone", text, "text"}, {"iban", text, "text"}, {"birth_date", integer, "integer"}, {"city", text, "text"},
+		}},
+		{Name: TableName{"public", "health_records"}, Columns: []DBColumn{{"diagnosis", text, "text"}}},
+		{Name: TableName{"public", "products"}, Columns: []DBColumn{{"title", text, "text"}, {"added", date, "date"}}},
+	}
+	var errs, infos []string
+	for _, f := range p.CheckSchema(tables) {
+		if f.Severity == SeverityError {
+			errs = append(errs, f.String())
+		} else {
+			infos = append(infos, f.String())
+		}
+	}
+	want := []string{
+		`error: public.orders: the policy classifies this table but the database has no such table`,
+		`error: public.customers.birth_date: transform year does not apply to type integer`,
+		`error: public.customers.religion: the policy classifies this column but the table has no such column`,
+	}
+	for _, w := range want {
+		found := false
+		for _, e := range errs {
+			found = found || e == w
+		}
+		if !found {
+			t.Errorf("missing finding %q in %q", w, errs)
+		}
+	}
+	if len(errs) != len(want) {
+		t.Errorf("errors = %q", errs)
+	}
+	for _, w := range []string{"public.customers.city: unclassified (text)", "public.products.title: unclassified (text)", "public.products.added: unclassified (date)"} {
+		if !strings.Contains(strings.Join(infos, "\n"), w) {
+			t.Errorf("unclassified %q not listed in %q", w, infos)
+		}
+	}
+}

@@ -3,13 +3,17 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strings"
 	"sync"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgpseudo/pgpseudo/policy"
 )
 
 // lookupConns are the low-privilege auth_user's connections, one small
@@ -95,6 +99,63 @@ func (l *lookupConns) memberships(ctx context.Context, user string) ([]string, e
 			return nil, err
 		}
 		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// ConnectLookup opens one connection to database as the configured
+// auth_user, with the upstream TLS settings (for `policy check --db`).
+func ConnectLookup(ctx context.Context, cfg *Config, database string) (*pgx.Conn, error) {
+	if cfg.Auth.AuthUser == "" {
+		return nil, errors.New("auth.auth_user is not configured")
+	}
+	upTLS, err := cfg.upstreamTLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	l, err := newLookupConns(cfg, upTLS)
+	if err != nil {
+		return nil, err
+	}
+	host, port, _ := net.SplitHostPort(cfg.Upstream.Address)
+	cc, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%s sslmode=disable", quoteDSN(host), quoteDSN(port)))
+	if err != nil {
+		return nil, err
+	}
+	cc.User, cc.Password, cc.Database, cc.TLSConfig, cc.Fallbacks = cfg.Auth.AuthUser, l.password, database, upTLS, nil
+	cc.ConnectTimeout = cfg.Upstream.ConnectTimeout
+	return pgx.ConnectConfig(ctx, cc)
+}
+
+const schemaQuery = `
+SELECT n.nspname, c.relname, a.attname, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod)
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid)
+ORDER BY n.nspname, c.relname, a.attnum`
+
+// ReadSchema lists the database's tables (without partitions and
+// inheritance children) and their columns, for policy.CheckSchema.
+func ReadSchema(ctx context.Context, conn *pgx.Conn) ([]policy.DBTable, error) {
+	rows, err := conn.Query(ctx, schemaQuery)
+	if err != nil {
+		return nil, fmt.Errorf("read schema: %w", err)
+	}
+	defer rows.Close()
+	var out []policy.DBTable
+	for rows.Next() {
+		var tn policy.TableName
+		var c policy.DBColumn
+		if err := rows.Scan(&tn.Schema, &tn.Table, &c.Name, &c.TypeOID, &c.TypeName); err != nil {
+			return nil, err
+		}
+		if len(out) == 0 || out[len(out)-1].Name != tn {
+			out = append(out, policy.DBTable{Name: tn})
+		}
+		out[len(out)-1].Columns = append(out[len(out)-1].Columns, c)
 	}
 	return out, rows.Err()
 }

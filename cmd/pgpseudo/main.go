@@ -4,6 +4,8 @@
 // Usage:
 //
 //	pgpseudo serve --config FILE
+//	pgpseudo keys init|rotate|status --config FILE [--json]
+//	pgpseudo detokenize --config FILE --domain DOMAIN [--json] [TOKEN…]
 //	pgpseudo version
 package main
 
@@ -43,6 +45,12 @@ const usage = `pgpseudo — a PostgreSQL proxy that pseudonymises personal data
 
 Commands:
   serve --config FILE     run the proxy
+  policy check --config FILE [--db]
+                          validate the policy (and check it against the database)
+  keys init|rotate|status --config FILE [--json]
+                          create, rotate or describe the keyset (docs/keys.md)
+  detokenize --config FILE --domain DOMAIN [--json] [TOKEN…]
+                          reverse reversible tokens (tokens from stdin if none given)
   version                 print the version
 
 Run "pgpseudo COMMAND -h" for a command's flags.
@@ -54,8 +62,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return &exitError{code: 2, err: errors.New("no command given")}
 	}
 	switch args[0] {
+	case "policy":
+		return policyCmd(ctx, args[1:], stdout, stderr)
 	case "serve":
 		return serve(ctx, args[1:], stderr)
+	case "keys":
+		return keys(ctx, args[1:], stdout, stderr)
+	case "detokenize":
+		return detokenize(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "pgpseudo", version)
 		return nil

@@ -51,3 +51,27 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("version: %q, %v", out.String(), err)
 	}
 }
+
+func TestPolicyCheckStatic(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	os.WriteFile(pw, []byte("x"), 0o600)
+	pol, _ := filepath.Abs("../../configs/sample/policy.yaml")
+	cfg := filepath.Join(dir, "pgpseudo.yaml")
+	base := "upstream: {address: 127.0.0.1:5432, tls: {mode: disable}}\nauth: {auth_user: a, auth_password_file: " + pw + "}\nkeys: {provider: file, file: {path: " + filepath.Join(dir, "k") + "}}\npolicy: "
+	os.WriteFile(cfg, []byte(base+pol+"\n"), 0o600)
+	var out, errb bytes.Buffer
+	if err := run(context.Background(), []string{"policy", "check", "--config", cfg}, &out, &errb); err != nil {
+		t.Fatalf("policy check: %v\n%s", err, errb.String())
+	}
+	if !strings.Contains(out.String(), "is valid") || !strings.Contains(out.String(), "bi_analyst") {
+		t.Fatalf("output: %s", out.String())
+	}
+	bad := filepath.Join(dir, "bad-policy.yaml")
+	os.WriteFile(bad, []byte("version: 1\nroles:\n  r:\n    match: {users: [x]}\n    actions: {special: allow}\n"), 0o600)
+	os.WriteFile(cfg, []byte(base+bad+"\n"), 0o600)
+	err := run(context.Background(), []string{"policy", "check", "--config", cfg}, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "bad-policy.yaml:5: roles.r.actions.special") {
+		t.Fatalf("invalid policy: %v", err)
+	}
+}

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"os/user"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+	"go.uber.org/zap"
+
+	"github.com/pgpseudo/pgpseudo/crypto"
+)
+
+const detokenizeUsage = `Usage: pgpseudo detokenize --config FILE --domain DOMAIN [--json] [TOKEN…]
+
+Prints the original value of each reversible token (tr1_…) made in DOMAIN,
+one per line in the order given. Without TOKEN arguments, tokens are read
+from standard input, one per line (blank lines are skipped). Nothing is
+printed unless every token detokenises.
+
+Vault decides who may do this: the Vault identity must be allowed to read
+and unwrap the keyset. Every use is logged (who, domain, token count —
+never tokens or values).
+
+Exit status: 0 success, 1 failure, 2 usage error.
+
+Flags:
+`
+
+// maxTokenLine bounds one line of standard input.
+const maxTokenLine = 1 << 20
+
+// detokenize runs "pgpseudo detokenize".
+func detokenize(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("detokenize", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), detokenizeUsage)
+		fs.PrintDefaults()
+	}
+	configPath := fs.String("config", "", "proxy configuration file (YAML) with a keys: section")
+	domain := fs.String("domain", "", "token domain the tokens were made in")
+	asJSON := fs.Bool("json", false, "print a JSON array of strings (values may contain newlines)")
+	if err := fs.Parse(args); err != nil {
+		return flagError(err)
+	}
+	switch {
+	case *configPath == "":
+		fs.Usage()
+		return &exitError{code: 2, err: errors.New("detokenize: --config is required")}
+	case *domain == "":
+		fs.Usage()
+		return &exitError{code: 2, err: errors.New("detokenize: --domain is required")}
+	}
+	cfg, err := loadKeysConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	tokens := fs.Args()
+	if len(tokens) == 0 {
+		if tokens, err = readTokens(stdin); err != nil {
+			return fmt.Errorf("detokenize: reading standard input: %w", err)
+		}
+		if len(tokens) == 0 {
+			fs.Usage()
+			return &exitError{code: 2, err: errors.New("detokenize: no tokens given (as arguments or on standard input)")}
+		}
+	}
+	log, err := newCLILogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck // nothing to do about a failed sync at exit
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	p, err := crypto.NewProvider(ctx, cfg.Keys, log)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+
+	fmt.Fprintf(stderr, "pgpseudo detokenize: %d token(s) in domain %q; %s\n", len(tokens), *domain, describeStore(cfg.Keys))
+	values, err := detokenizeAll(ctx, p, *domain, tokens)
+	logDetokenize(log, whoAmI(ctx, cfg.Keys), *domain, len(tokens), err)
+	if err != nil {
+		return fmt.Errorf("detokenize: %w", err)
+	}
+	return writeValues(stdout, values, *asJSON)
+}
+
+// readTokens reads one token per line; blank lines are skipped.
+func readTokens(r io.Reader) ([]string, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64*1024), maxTokenLine)
+	var tokens []string
+	for sc.Scan() {
+		if t := strings.TrimSpace(sc.Text()); t != "" {
+			tokens = append(tokens, t)
+		}
+	}
+	return tokens, sc.Err()
+}
+
+// detokenizeAll reverses every token or fails as a whole. Errors name the
+// token's position, never the token.
+func detokenizeAll(ctx context.Context, p crypto.KeyProvider, domain string, tokens []string) ([]string, error) {
+	if _, err := p.Keyset(ctx); err != nil {
+		return nil, err
+	}
+	values := make([]string, len(tokens))
+	for i, tok := range tokens {
+		v, err := crypto.Detokenize(ctx, p, domain, tok)
+		if err != nil {
+			return nil, fmt.Errorf("token %d of %d: %w", i+1, len(tokens), err)
+		}
+		values[i] = v
+	}
+	return values, nil
+}
+
+// writeValues prints one value per line, or a JSON array. A value holding a
+// line break cannot be printed one per line without ambiguity.
+func writeValues(w io.Writer, values []string, asJSON bool) error {
+	if asJSON {
+		return json.NewEncoder(w).Encode(values)
+	}
+	for i, v := range values {
+		if strings.ContainsAny(v, "\r\n") {
+			return fmt.Errorf("detokenize: value %d contains a line break; use --json", i+1)
+		}
+	}
+	bw := bufio.NewWriter(w)
+	for _, v := range values {
+		bw.WriteString(v)
+		bw.WriteByte('\n')
+	}
+	return bw.Flush()
+}
+
+// actor is who asked for a detokenisation, as far as the key store tells.
+type actor struct {
+	// Name is the Vault token's display name, or the local user for the
+	// file provider; empty when it could not be found out.
+	Name string
+	// EntityID is the Vault identity entity of the token, if any.
+	EntityID string
+	// Method is the auth method: token, approle, kubernetes or file.
+	Method string
+}
+
+// logDetokenize records one detokenisation: who, the domain and how many
+// tokens — never the tokens or the values. It is the single place the
+// audit record will hook into.
+func logDetokenize(log *zap.Logger, who actor, domain string, count int, err error) {
+	fields := []zap.Field{
+		zap.String("who", who.Name),
+		zap.String("auth_method", who.Method),
+		zap.String("domain", domain),
+		zap.Int("tokens", count),
+	}
+	if who.EntityID != "" {
+		fields = append(fields, zap.String("vault_entity_id", who.EntityID))
+	}
+	if err != nil {
+		log.Warn("detokenize failed", append(fields, zap.Error(err))...)
+		return
+	}
+	log.Info("detokenized", fields...)
+}
+
+// whoAmI finds out cheaply who is detokenising: for Vault token auth the
+// token's display name and entity (one lookup-self call), for other Vault
+// auth methods the method, for the file provider the local user. It never
+// fails: unknown parts stay empty.
+func whoAmI(ctx context.Context, c crypto.Config) actor {
+	if c.Provider == crypto.ProviderFile {
+		a := actor{Method: crypto.ProviderFile}
+		if u, err := user.Current(); err == nil {
+			a.Name = u.Username
+		}
+		return a
+	}
+	v := c.Vault
+	a := actor{Method: v.Auth.Method}
+	switch v.Auth.Method {
+	case crypto.AuthToken:
+	case crypto.AuthKubernetes:
+		a.Name = "kubernetes role " + v.Auth.KubernetesRole
+		return a
+	default:
+		return a
+	}
+	token := os.Getenv("VAULT_TOKEN")
+	if v.Auth.TokenFile != "" {
+		b, err := os.ReadFile(v.Auth.TokenFile)
+		if err != nil {
+			return a
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if token == "" {
+		return a
+	}
+	conf := api.DefaultConfig()
+	if conf.Error != nil {
+		return a
+	}
+	conf.Address = v.Address
+	conf.Timeout = 5 * time.Second
+	conf.MaxRetries = 0
+	if v.CAFile != "" || v.ServerName != "" {
+		if err := conf.ConfigureTLS(&api.TLSConfig{CACert: v.CAFile, TLSServerName: v.ServerName}); err != nil {
+			return a
+		}
+	}
+	client, err := api.NewClient(conf)
+	if err != nil {
+		return a
+	}
+	if err := client.SetAddress(v.Address); err != nil {
+		return a
+	}
+	client.SetToken(token)
+	sec, err := client.Auth().Token().LookupSelfWithContext(ctx)
+	if err != nil || sec == nil {
+		return a
+	}
+	a.Name, _ = sec.Data["display_name"].(string)
+	a.EntityID, _ = sec.Data["entity_id"].(string)
+	return a
+}

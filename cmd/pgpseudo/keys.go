@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/pgpseudo/pgpseudo/crypto"
+	"github.com/pgpseudo/pgpseudo/internal/yamlconf"
+	"github.com/pgpseudo/pgpseudo/proxy"
+)
+
+const keysUsage = `Usage: pgpseudo keys COMMAND --config FILE [--json]
+
+Commands:
+  init      create the Vault Transit key (if missing and allowed) and the keyset
+  rotate    add a new primary key version; old versions stay for detokenisation
+  status    show versions, creation times and where the keyset is stored
+
+FILE is the proxy configuration; only its keys: and log: sections are used.
+Exit status: 0 success, 1 failure, 2 usage error.
+`
+
+// keys runs "pgpseudo keys init|rotate|status".
+func keys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, keysUsage)
+		return &exitError{code: 2, err: errors.New("keys: no command given (init, rotate or status)")}
+	}
+	sub := args[0]
+	switch sub {
+	case "init", "rotate", "status":
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, keysUsage)
+		return nil
+	default:
+		fmt.Fprint(stderr, keysUsage)
+		return &exitError{code: 2, err: fmt.Errorf("keys: unknown command %q", sub)}
+	}
+	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "proxy configuration file (YAML) with a keys: section")
+	asJSON := fs.Bool("json", false, "print the status as JSON")
+	if err := fs.Parse(args[1:]); err != nil {
+		return flagError(err)
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return &exitError{code: 2, err: fmt.Errorf("keys %s: unexpected argument %q", sub, fs.Arg(0))}
+	}
+	if *configPath == "" {
+		fs.Usage()
+		return &exitError{code: 2, err: fmt.Errorf("keys %s: --config is required", sub)}
+	}
+	cfg, err := loadKeysConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	log, err := newCLILogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck // nothing to do about a failed sync at exit
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	p, err := crypto.NewProvider(ctx, cfg.Keys, log)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+
+	fmt.Fprintf(stderr, "pgpseudo keys %s: %s\n", sub, describeStore(cfg.Keys))
+	var st crypto.Status
+	switch sub {
+	case "init":
+		st, err = p.Init(ctx)
+	case "rotate":
+		st, err = p.Rotate(ctx)
+	case "status":
+		st, err = p.Status(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("keys %s: %w", sub, err)
+	}
+	switch sub {
+	case "init":
+		fmt.Fprintf(stderr, "pgpseudo keys init: created keyset with primary version %d\n", st.Primary)
+	case "rotate":
+		fmt.Fprintf(stderr, "pgpseudo keys rotate: new primary version %d; versions %s stay for detokenisation\n",
+			st.Primary, olderVersions(st))
+	}
+	return printStatus(stdout, st, *asJSON)
+}
+
+// flagError maps a flag parsing error to the command's result: -h has
+// printed the usage and succeeds; anything else is a usage error.
+func flagError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return &exitError{code: 2, err: err}
+}
+
+// keysFile is the part of the proxy configuration the key commands read.
+type keysFile struct {
+	Keys crypto.Config
+	Log  proxy.LogConfig
+}
+
+// loadKeysConfig reads the proxy configuration file for the key commands.
+// The file is decoded as a proxy configuration (so unknown keys and wrong
+// types are still refused with their line), but only keys: (required) and
+// log: are validated: an operator can point at the proxy's own file or at
+// a file holding just a keys: section.
+func loadKeysConfig(path string) (keysFile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return keysFile{}, fmt.Errorf("read config: %w", err)
+	}
+	cfg := proxy.Defaults()
+	pos, err := yamlconf.Decode(path, data, &cfg)
+	if err != nil {
+		return keysFile{}, err
+	}
+	if !pos.Has("keys") {
+		return keysFile{}, pos.Errorf("keys", "section is required (see docs/keys.md)")
+	}
+	kc := cfg.Keys.WithDefaults()
+	if err := kc.Validate(); err != nil {
+		return keysFile{}, pos.Errorf("keys", "%s", strings.TrimPrefix(err.Error(), crypto.ErrInvalidConfig.Error()+": "))
+	}
+	switch cfg.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return keysFile{}, pos.Errorf("log.level", "must be debug, info, warn or error, got %q", cfg.Log.Level)
+	}
+	switch cfg.Log.Format {
+	case "json", "console":
+	default:
+		return keysFile{}, pos.Errorf("log.format", "must be json or console, got %q", cfg.Log.Format)
+	}
+	return keysFile{Keys: kc, Log: cfg.Log}, nil
+}
+
+// newCLILogger builds a logger writing to w (the command's stderr) with the
+// configured level and format.
+func newCLILogger(c proxy.LogConfig, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(c.Level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	var enc zapcore.Encoder
+	if c.Format == "console" {
+		enc = zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig())
+	} else {
+		ec := zap.NewProductionEncoderConfig()
+		ec.EncodeTime = zapcore.ISO8601TimeEncoder
+		enc = zapcore.NewJSONEncoder(ec)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), nil
+}
+
+// describeStore says where the keyset lives, for progress output.
+func describeStore(c crypto.Config) string {
+	if c.Provider == crypto.ProviderFile {
+		return "file " + c.File.Path + " (demo/test provider: keys in clear)"
+	}
+	v := c.Vault
+	return fmt.Sprintf("vault at %s, keyset %s/data/%s, KEK %s/keys/%s",
+		v.Address, v.KVMount, strings.TrimPrefix(v.KVPath, "/"), v.TransitMount, v.TransitKey)
+}
+
+func olderVersions(st crypto.Status) string {
+	var vs []string
+	for _, v := range st.Versions {
+		if v.Version != st.Primary {
+			vs = append(vs, fmt.Sprint(v.Version))
+		}
+	}
+	if len(vs) == 0 {
+		return "(none)"
+	}
+	return strings.Join(vs, ", ")
+}
+
+// printStatus writes st as a table or as JSON. Status never holds key
+// material.
+func printStatus(w io.Writer, st crypto.Status, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "provider:\t%s\n", st.Provider)
+	fmt.Fprintf(tw, "location:\t%s\n", st.Location)
+	if st.KEK != "" {
+		fmt.Fprintf(tw, "kek:\t%s\n", st.KEK)
+	}
+	fmt.Fprintf(tw, "primary:\t%d\n", st.Primary)
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "VERSION\tKEY ID\tCREATED\tPRIMARY")
+	for _, v := range st.Versions {
+		mark := ""
+		if v.Version == st.Primary {
+			mark = "*"
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\n", v.Version, v.KeyID, v.Created.UTC().Format(time.RFC3339), mark)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// tabwriter pads the cell before an empty last cell; drop that.
+	for line := range strings.Lines(buf.String()) {
+		if _, err := io.WriteString(w, strings.TrimRight(line, " \n")+"\n"); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/pgpseudo/pgpseudo/policy"
+	"github.com/pgpseudo/pgpseudo/proxy"
+)
+
+// policyCmd runs `pgpseudo policy check`.
+func policyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "check" {
+		fmt.Fprintln(stderr, "usage: pgpseudo policy check --config FILE [--db [--database NAME]]")
+		return &exitError{code: 2, err: errors.New("policy: unknown or missing subcommand")}
+	}
+	fs := flag.NewFlagSet("policy check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "proxy configuration file naming the policy")
+	db := fs.Bool("db", false, "also check the policy against the database's catalog")
+	database := fs.String("database", "", "database to check with --db (default: auth.auth_database)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if *configPath == "" {
+		fs.Usage()
+		return &exitError{code: 2, err: errors.New("policy check: --config is required")}
+	}
+	cfg, err := proxy.LoadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	if cfg.Policy == "" {
+		return fmt.Errorf("%s names no policy file (key: policy)", *configPath)
+	}
+	pol, err := policy.Load(cfg.Policy)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "policy %s is valid (sha256 %s)\n", cfg.Policy, pol.Hash[:16])
+	for _, r := range pol.Roles {
+		restricted := "sees everything in clear"
+		if r.Restricted() {
+			restricted = "restricted"
+		}
+		fmt.Fprintf(stdout, "  role %-16s %s\n", r.Name, restricted)
+	}
+	fmt.Fprintf(stdout, "  %d classified tables\n", len(pol.Tables()))
+	if !*db {
+		return nil
+	}
+	name := *database
+	if name == "" {
+		name = cfg.Auth.AuthDatabase
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	conn, err := proxy.ConnectLookup(cctx, cfg, name)
+	if err != nil {
+		return fmt.Errorf("connect to database %q as %s: %w", name, cfg.Auth.AuthUser, err)
+	}
+	defer conn.Close(ctx)
+	tables, err := proxy.ReadSchema(cctx, conn)
+	if err != nil {
+		return err
+	}
+	errs := 0
+	for _, f := range pol.CheckSchema(tables) {
+		if f.Severity == policy.SeverityError {
+			errs++
+		}
+		fmt.Fprintln(stdout, f)
+	}
+	if errs > 0 {
+		return fmt.Errorf("policy check: %d problems in database %q", errs, name)
+	}
+	fmt.Fprintf(stdout, "database %q: every classified column exists and fits its transform\n", name)
+	return nil
+}

@@ -1,0 +1,99 @@
+package policy
+
+import (
+	"fmt"
+
+	"github.com/pgpseudo/pgpseudo/crypto"
+)
+
+// DBTable is a table as the database has it, for CheckSchema. Partitions
+// and inheritance children are left out: they take their root's policy.
+type DBTable struct {
+	Name    TableName
+	Columns []DBColumn
+}
+
+// DBColumn is a column as the database has it.
+type DBColumn struct {
+	Name     string
+	TypeOID  uint32
+	TypeName string
+}
+
+// Severity of a finding.
+type Severity string
+
+// Severities: errors make `policy check --db` fail.
+const (
+	SeverityError Severity = "error"
+	SeverityInfo  Severity = "info"
+)
+
+// Finding is one result of CheckSchema.
+type Finding struct {
+	Severity Severity
+	Table    TableName
+	Column   string
+	Message  string
+}
+
+func (f Finding) String() string {
+	where := f.Table.String()
+	if f.Column != "" {
+		where += "." + quoteIdent(f.Column)
+	}
+	return fmt.Sprintf("%s: %s: %s", f.Severity, where, f.Message)
+}
+
+// CheckSchema compares the policy with a database: classified tables and
+// columns that do not exist and transforms that do not fit a column's type
+// are errors; every unclassified column of every table is listed as info.
+func (p *Policy) CheckSchema(tables []DBTable) []Finding {
+	var out []Finding
+	byName := map[TableName]DBTable{}
+	for _, t := range tables {
+		byName[t.Name] = t
+	}
+	for _, tn := range p.Tables() {
+		t, ok := byName[tn]
+		if !ok {
+			out = append(out, Finding{SeverityError, tn, "", "the policy classifies this table but the database has no such table"})
+			continue
+		}
+		have := map[string]DBColumn{}
+		for _, c := range t.Columns {
+			have[c.Name] = c
+		}
+		for _, col := range p.Columns(tn) {
+			dc, ok := have[col.Name]
+			if !ok {
+				out = append(out, Finding{SeverityError, tn, col.Name, "the policy classifies this column but the table has no such column"})
+				continue
+			}
+			if col.Spec.Kind != "" && !fits(col.Spec.Kind, dc.TypeOID) {
+				out = append(out, Finding{SeverityError, tn, col.Name,
+					fmt.Sprintf("transform %s does not apply to type %s", col.Spec.Kind, dc.TypeName)})
+			}
+		}
+		if w := p.tables[tn].wildcard; w != nil && w.Spec.Kind != "" {
+			for _, c := range t.Columns {
+				if p.tables[tn].columns[c.Name] == nil && !fits(w.Spec.Kind, c.TypeOID) {
+					out = append(out, Finding{SeverityError, tn, c.Name,
+						fmt.Sprintf(`transform %s of "*" does not apply to type %s`, w.Spec.Kind, c.TypeName)})
+				}
+			}
+		}
+	}
+	for _, t := range tables {
+		for _, c := range t.Columns {
+			if p.Column(t.Name, c.Name) == nil {
+				out = append(out, Finding{SeverityInfo, t.Name, c.Name, "unclassified (" + c.TypeName + ")"})
+			}
+		}
+	}
+	return out
+}
+
+func fits(k crypto.Kind, oid uint32) bool {
+	return crypto.Supports(k, oid, crypto.FormatText) && crypto.Supports(k, oid, crypto.FormatBinary)
+}
