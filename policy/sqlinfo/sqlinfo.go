@@ -1,0 +1,268 @@
+// Package sqlinfo reads SQL with PostgreSQL's own parser (libpg_query
+// through pg_query_go) and reports what pgpseudo's response side needs:
+// statement kinds, COPY targets and options, and whether a statement reads
+// only the system catalogs. The full fail-closed request analysis builds on
+// it.
+package sqlinfo
+
+import (
+	"fmt"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Statement is what pgpseudo knows of one statement of a query string.
+type Statement struct {
+	// Kind is the parse node name without "Stmt", e.g. "Select", "Copy".
+	Kind string
+	// Copy is set for COPY … TO STDOUT.
+	Copy *Copy
+	// CatalogOnly reports that the statement reads nothing but system
+	// catalogs and calls no function that could read table data: its
+	// computed columns cannot carry values of user tables.
+	CatalogOnly bool
+}
+
+// Copy describes COPY … TO STDOUT.
+type Copy struct {
+	// Relation and Columns are set for COPY table [(columns)].
+	Relation *Relation
+	Columns  []string
+	// Query is the text of COPY (query) TO STDOUT.
+	Query string
+	// Format is text, csv or binary.
+	Format string
+	// Delimiter, Null, Quote and Escape are the effective options.
+	Delimiter, Null, Quote, Escape byte
+	NullString                     string
+	Header                         bool
+	// Unsupported names an option pgpseudo does not rewrite (e.g.
+	// FORCE_QUOTE); the COPY's data is then withheld.
+	Unsupported string
+}
+
+// Relation is a schema-qualified (or unqualified) relation name.
+type Relation struct{ Schema, Name string }
+
+// ProbeQuery is a SELECT with the same result columns as the COPY, used to
+// learn their origins with Parse/Describe.
+func (c *Copy) ProbeQuery() string {
+	if c.Query != "" {
+		return c.Query
+	}
+	cols := "*"
+	if len(c.Columns) > 0 {
+		q := make([]string, len(c.Columns))
+		for i, col := range c.Columns {
+			q[i] = quoteIdent(col)
+		}
+		cols = strings.Join(q, ", ")
+	}
+	name := quoteIdent(c.Relation.Name)
+	if c.Relation.Schema != "" {
+		name = quoteIdent(c.Relation.Schema) + "." + name
+	}
+	return "SELECT " + cols + " FROM ONLY " + name
+}
+
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// Parse splits sql into statements and describes each.
+func Parse(sql string) ([]Statement, error) {
+	tree, err := pg_query.Parse(sql)
+	if err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	out := make([]Statement, 0, len(tree.Stmts))
+	for _, raw := range tree.Stmts {
+		st := Statement{Kind: kindOf(raw.Stmt)}
+		if c := raw.Stmt.GetCopyStmt(); c != nil && !c.IsFrom && c.Filename == "" && !c.IsProgram {
+			if st.Copy, err = copyInfo(c, tree.Version); err != nil {
+				return nil, err
+			}
+		}
+		st.CatalogOnly = catalogOnly(raw.Stmt)
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func kindOf(n *pg_query.Node) string {
+	if n == nil || n.Node == nil {
+		return "Empty"
+	}
+	name := string(n.ProtoReflect().WhichOneof(n.ProtoReflect().Descriptor().Oneofs().ByName("node")).Message().Name())
+	return strings.TrimSuffix(name, "Stmt")
+}
+
+func copyInfo(c *pg_query.CopyStmt, version int32) (*Copy, error) {
+	cp := &Copy{Format: "text", Delimiter: '\t', NullString: `\N`}
+	if c.Relation != nil {
+		cp.Relation = &Relation{Schema: c.Relation.Schemaname, Name: c.Relation.Relname}
+		for _, a := range c.Attlist {
+			cp.Columns = append(cp.Columns, a.GetString_().GetSval())
+		}
+	} else if c.Query != nil {
+		q, err := pg_query.Deparse(&pg_query.ParseResult{Version: version, Stmts: []*pg_query.RawStmt{{Stmt: c.Query}}})
+		if err != nil {
+			return nil, fmt.Errorf("deparse COPY query: %w", err)
+		}
+		cp.Query = q
+	}
+	delimSet, nullSet := false, false
+	for _, o := range c.Options {
+		d := o.GetDefElem()
+		if d == nil {
+			continue
+		}
+		val := defString(d)
+		switch d.Defname {
+		case "format":
+			cp.Format = strings.ToLower(val)
+		case "delimiter":
+			if len(val) != 1 {
+				cp.Unsupported = "DELIMITER " + val
+			} else {
+				cp.Delimiter, delimSet = val[0], true
+			}
+		case "null":
+			cp.NullString, nullSet = val, true
+		case "header":
+			cp.Header = val == "" || val == "true" || val == "on" || val == "1" || val == "match"
+		case "quote":
+			if len(val) == 1 {
+				cp.Quote = val[0]
+			}
+		case "escape":
+			if len(val) == 1 {
+				cp.Escape = val[0]
+			}
+		case "encoding", "freeze":
+		default:
+			cp.Unsupported = strings.ToUpper(d.Defname)
+		}
+	}
+	if cp.Format == "csv" {
+		if !delimSet {
+			cp.Delimiter = ','
+		}
+		if !nullSet {
+			cp.NullString = ""
+		}
+		if cp.Quote == 0 {
+			cp.Quote = '"'
+		}
+		if cp.Escape == 0 {
+			cp.Escape = cp.Quote
+		}
+	}
+	return cp, nil
+}
+
+func defString(d *pg_query.DefElem) string {
+	if d.Arg == nil {
+		return ""
+	}
+	switch {
+	case d.Arg.GetString_() != nil:
+		return d.Arg.GetString_().GetSval()
+	case d.Arg.GetBoolean() != nil:
+		return fmt.Sprint(d.Arg.GetBoolean().GetBoolval())
+	case d.Arg.GetInteger() != nil:
+		return fmt.Sprint(d.Arg.GetInteger().GetIval())
+	case d.Arg.GetTypeName() != nil:
+		names := d.Arg.GetTypeName().GetNames()
+		if len(names) > 0 {
+			return names[len(names)-1].GetString_().GetSval()
+		}
+	}
+	return "?"
+}
+
+// sensitiveCatalog are pg_catalog relations that hold user data: column
+// statistics keep most-common values, activity views show other sessions'
+// SQL text with its literals.
+var sensitiveCatalog = map[string]bool{
+	"pg_statistic": true, "pg_stats": true, "pg_stats_ext": true, "pg_stats_ext_exprs": true,
+	"pg_statistic_ext_data": true, "pg_stat_activity": true, "pg_stat_statements": true,
+	"pg_largeobject": true, "pg_prepared_statements": true, "pg_cursors": true,
+}
+
+// DeniedFunction reports functions that run SQL text or read files or
+// large objects: they can return any table's data from a catalog-only
+// looking query.
+func DeniedFunction(name string) bool {
+	n := strings.TrimPrefix(strings.ToLower(name), "pg_catalog.")
+	switch {
+	case strings.HasSuffix(n, "_to_xml"), strings.HasSuffix(n, "_to_xmlschema"), strings.HasSuffix(n, "_to_xml_and_xmlschema"),
+		strings.HasPrefix(n, "dblink"), strings.HasPrefix(n, "lo_"), n == "loread",
+		strings.HasPrefix(n, "pg_read_"), strings.HasPrefix(n, "pg_ls_"), n == "pg_stat_file",
+		n == "xpath" || n == "xpath_exists", strings.HasPrefix(n, "query_to_"), n == "pg_get_backend_memory_contexts":
+		return true
+	}
+	return false
+}
+
+// catalogOnly walks the statement: every relation must be a system
+// catalog (or a CTE of the statement), every function a pg_catalog
+// function outside the deny list.
+func catalogOnly(n *pg_query.Node) bool {
+	ctes := map[string]bool{}
+	ok := true
+	kind := kindOf(n)
+	if kind != "Select" {
+		return false
+	}
+	var relations []*pg_query.RangeVar
+	walk(n.ProtoReflect(), func(m protoreflect.Message) {
+		switch x := m.Interface().(type) {
+		case *pg_query.CommonTableExpr:
+			ctes[x.Ctename] = true
+		case *pg_query.RangeVar:
+			relations = append(relations, x)
+		case *pg_query.FuncCall:
+			var parts []string
+			for _, p := range x.Funcname {
+				parts = append(parts, p.GetString_().GetSval())
+			}
+			name := strings.Join(parts, ".")
+			if len(parts) > 2 || len(parts) == 2 && parts[0] != "pg_catalog" || DeniedFunction(name) {
+				ok = false
+			}
+		case *pg_query.RangeFunction, *pg_query.RangeTableFunc:
+			// Set-returning functions in FROM are checked as FuncCalls.
+		}
+	})
+	for _, r := range relations {
+		switch {
+		case sensitiveCatalog[r.Relname]:
+			ok = false
+		case r.Schemaname == "pg_catalog" || r.Schemaname == "information_schema":
+		case r.Schemaname == "" && ctes[r.Relname]:
+			// The statement's own CTE. An unqualified pg_* name is not
+			// trusted: a user table of that name may shadow nothing but
+			// still be found on the search_path.
+		default:
+			ok = false
+		}
+	}
+	return ok
+}
+
+func walk(m protoreflect.Message, visit func(protoreflect.Message)) {
+	visit(m)
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				walk(l.Get(i).Message(), visit)
+			}
+		case fd.Message() != nil && !fd.IsMap():
+			walk(v.Message(), visit)
+		}
+		return true
+	})
+}

@@ -1,0 +1,78 @@
+package sqlinfo
+
+import "testing"
+
+func TestCatalogOnly(t *testing.T) {
+	tests := []struct {
+		sql  string
+		want bool
+	}{
+		{"SELECT c.relname, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid", true},
+		{"SELECT pg_catalog.pg_get_viewdef('public.v'::pg_catalog.regclass)", true},
+		{"WITH x AS (SELECT oid FROM pg_catalog.pg_class) SELECT * FROM x", true},
+		{"SELECT table_name FROM information_schema.columns", true},
+		{"SELECT 1", true},
+		{"SELECT * FROM customers", false},
+		{"SELECT * FROM public.customers", false},
+		{"SELECT relname FROM pg_class", false}, // unqualified: not trusted
+		{"SELECT query_to_xml('select * from customers', true, true, '')", false},
+		{"SELECT pg_catalog.query_to_xml('select 1', true, true, '')", false},
+		{"SELECT * FROM pg_catalog.pg_stats", false},
+		{"SELECT myschema.f()", false},
+		{"SELECT pg_catalog.pg_read_file('/etc/passwd')", false},
+		{"SELECT (SELECT full_name FROM customers LIMIT 1)", false},
+		{"SELECT * FROM pg_catalog.pg_class WHERE relname IN (SELECT full_name FROM customers)", false},
+		{"UPDATE customers SET x = 1", false},
+	}
+	for _, tt := range tests {
+		st, err := Parse(tt.sql)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.sql, err)
+		}
+		if st[0].CatalogOnly != tt.want {
+			t.Errorf("CatalogOnly(%q) = %v, want %v", tt.sql, st[0].CatalogOnly, tt.want)
+		}
+	}
+}
+
+func TestCopy(t *testing.T) {
+	tests := []struct {
+		sql       string
+		probe     string
+		format    string
+		delim     byte
+		null      string
+		header    bool
+		unsupport bool
+	}{
+		{"COPY public.customers (customer_id, full_name) TO stdout;", `SELECT "customer_id", "full_name" FROM ONLY "public"."customers"`, "text", '\t', `\N`, false, false},
+		{`COPY "Orders" TO STDOUT WITH (FORMAT csv, HEADER)`, `SELECT * FROM ONLY "Orders"`, "csv", ',', "", true, false},
+		{"COPY (SELECT full_name FROM customers WHERE customer_id < 10) TO STDOUT (FORMAT binary)", "SELECT full_name FROM customers WHERE customer_id < 10", "binary", '\t', `\N`, false, false},
+		{"COPY customers TO STDOUT (FORMAT csv, FORCE_QUOTE *)", `SELECT * FROM ONLY "customers"`, "csv", ',', "", false, true},
+		{"COPY customers TO STDOUT WITH DELIMITER '|' NULL 'nil'", `SELECT * FROM ONLY "customers"`, "text", '|', "nil", false, false},
+	}
+	for _, tt := range tests {
+		st, err := Parse(tt.sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := st[0].Copy
+		if c == nil || st[0].Kind != "Copy" {
+			t.Fatalf("%s: not a COPY TO STDOUT: %+v", tt.sql, st[0])
+		}
+		if c.ProbeQuery() != tt.probe || c.Format != tt.format || c.Delimiter != tt.delim || c.NullString != tt.null || c.Header != tt.header || (c.Unsupported != "") != tt.unsupport {
+			t.Errorf("%s: %+v probe %q", tt.sql, c, c.ProbeQuery())
+		}
+	}
+	st, _ := Parse("COPY customers FROM STDIN")
+	if st[0].Copy != nil {
+		t.Error("COPY FROM reported as COPY TO")
+	}
+	if _, err := Parse("SELEC 1"); err == nil {
+		t.Error("syntax error not reported")
+	}
+	st, _ = Parse("SELECT 1; COPY t TO STDOUT")
+	if len(st) != 2 || st[1].Copy == nil {
+		t.Errorf("multi-statement: %+v", st)
+	}
+}
