@@ -40,10 +40,13 @@ type catalog struct {
 
 	mu  sync.Mutex
 	dbs map[string]map[uint32]*relInfo
+	// system caches, per database, whether a bare pg_* name can only mean
+	// a pg_catalog relation.
+	system map[string]map[string]bool
 }
 
 func newCatalog(conns func(ctx context.Context, database string) (*pgxpool.Pool, error)) *catalog {
-	return &catalog{ttl: 5 * time.Minute, conns: conns, dbs: map[string]map[uint32]*relInfo{}}
+	return &catalog{ttl: 5 * time.Minute, conns: conns, dbs: map[string]map[uint32]*relInfo{}, system: map[string]map[string]bool{}}
 }
 
 // relation returns facts about table oid in database.
@@ -73,6 +76,7 @@ func (c *catalog) relation(ctx context.Context, database string, oid uint32) (*r
 func (c *catalog) invalidate() {
 	c.mu.Lock()
 	c.dbs = map[string]map[uint32]*relInfo{}
+	c.system = map[string]map[string]bool{}
 	c.mu.Unlock()
 }
 
@@ -117,4 +121,35 @@ func (c *catalog) fetch(ctx context.Context, database string, oid uint32) (*relI
 		r.Attrs[num] = a
 	}
 	return r, rows.Err()
+}
+
+const systemNameQuery = `
+SELECT coalesce(bool_and(n.nspname = 'pg_catalog') AND bool_or(n.nspname = 'pg_catalog'), false)
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relname = $1`
+
+// systemRelation reports whether the bare name resolves to a pg_catalog
+// relation whatever the search_path: it exists there and nowhere else.
+func (c *catalog) systemRelation(ctx context.Context, database, name string) (bool, error) {
+	c.mu.Lock()
+	known, ok := c.system[database][name]
+	c.mu.Unlock()
+	if ok {
+		return known, nil
+	}
+	pool, err := c.conns(ctx, database)
+	if err != nil {
+		return false, err
+	}
+	var sys bool
+	if err := pool.QueryRow(ctx, systemNameQuery, name).Scan(&sys); err != nil {
+		return false, fmt.Errorf("catalog lookup of %q: %w", name, err)
+	}
+	c.mu.Lock()
+	if c.system[database] == nil {
+		c.system[database] = map[string]bool{}
+	}
+	c.system[database][name] = sys
+	c.mu.Unlock()
+	return sys, nil
 }

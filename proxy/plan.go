@@ -51,12 +51,12 @@ func textLike(oid uint32) bool {
 
 // buildPlan decides every column of a result. formats are the columns'
 // wire formats (from RowDescription or Bind).
-func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescription, formats []int16) (*plan, error) {
+func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescription, formats []int16, catalogOnly bool) (*plan, error) {
 	pol, role := s.currentPolicy()
 	p := &plan{cols: make([]colPlan, len(fields)), passthrough: true, typmodReset: make([]bool, len(fields)), generation: s.policyGen}
 	for i, f := range fields {
 		format := formatFor(formats, i, f.Format)
-		d, notNull, err := s.decideField(ctx, pol, role, f)
+		d, notNull, err := s.decideField(ctx, pol, role, f, catalogOnly)
 		if err != nil {
 			return nil, err
 		}
@@ -102,10 +102,12 @@ func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescript
 }
 
 // decideField finds a result column's origin and the policy decision.
-func (s *session) decideField(ctx context.Context, pol *policy.Policy, role *policy.Role, f pgproto3.FieldDescription) (policy.Decision, bool, error) {
+func (s *session) decideField(ctx context.Context, pol *policy.Policy, role *policy.Role, f pgproto3.FieldDescription, catalogOnly bool) (policy.Decision, bool, error) {
 	attnum := int16(f.TableAttributeNumber) // system columns are negative
 	if f.TableOID == 0 {
-		if textLike(f.DataTypeOID) {
+		// A computed column of a statement that reads only system catalogs
+		// cannot carry user data (psql's \d, pg_dump's schema queries).
+		if textLike(f.DataTypeOID) && !catalogOnly {
 			return policy.Decision{Action: policy.Block, Rule: "a computed column of a text-like type has no provable origin"}, false, nil
 		}
 		return policy.Decision{Action: policy.Allow}, false, nil

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 	"github.com/pgpseudo/pgpseudo/proxy/wire"
 )
 
@@ -89,7 +91,11 @@ func (s *session) clientToUpstream(busy *atomic.Bool, lastIn *atomic.Int64, n *i
 		lastIn.Store(time.Now().UnixNano())
 		busy.Store(true)
 		if s.trk != nil {
-			inject, err := s.trk.frontend(m.Type, m.Body())
+			var stmts []sqlinfo.Statement
+			if m.Type == 'Q' || m.Type == 'P' {
+				stmts = s.analyze(m.Type, m.Body())
+			}
+			inject, err := s.trk.frontend(m.Type, m.Body(), stmts)
 			if err != nil {
 				s.writeClientProtocolError(err)
 				return "client protocol violation"
@@ -214,4 +220,30 @@ func (s *session) writeClientProtocolError(err error) {
 
 func isTimeout(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// analyze parses the SQL of a Query or Parse and confirms that bare pg_*
+// names are system catalogs; nil when the SQL does not parse (the upstream
+// will say why) or a lookup fails (nothing is then taken as catalog-only).
+func (s *session) analyze(typ byte, body []byte) []sqlinfo.Statement {
+	q, ok := queryText(typ, body)
+	if !ok {
+		return nil
+	}
+	stmts, err := sqlinfo.Parse(q)
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), planTimeout)
+	defer cancel()
+	for i := range stmts {
+		for _, name := range stmts[i].CatalogNames {
+			sys, err := s.srv.catalog.systemRelation(ctx, s.id.Database, name)
+			if err != nil || !sys {
+				stmts[i].CatalogOnly = false
+				break
+			}
+		}
+	}
+	return stmts
 }

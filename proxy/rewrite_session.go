@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 
@@ -25,12 +26,15 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 			*out = append(*out, f...)
 		}
 	}
+	injected := h != nil && h.inject
 	switch m.Type {
 	case '1', '2': // ParseComplete, BindComplete
 		if h != nil && (h.typ == 'P' || h.typ == 'B') {
 			t.pop()
 		}
-		emit(m.Raw)
+		if !injected {
+			emit(m.Raw)
+		}
 	case '3': // CloseComplete
 		if h != nil && h.typ == 'C' {
 			if h.kind == 'S' {
@@ -41,76 +45,31 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 			t.pop()
 		}
 		emit(m.Raw)
+	case 't': // ParameterDescription
+		if !injected {
+			emit(m.Raw)
+		}
 	case 'T':
-		var rd pgproto3.RowDescription
-		if err := rd.Decode(m.Body()); err != nil {
-			return fmt.Errorf("upstream RowDescription: %w", err)
-		}
-		fields := append([]pgproto3.FieldDescription(nil), rd.Fields...)
-		switch {
-		case h != nil && h.typ == 'D' && h.kind == 'S':
-			st := t.stmts[h.name]
-			if st != nil {
-				st.fields, st.described = fields, true
-			}
-			t.pop()
-			p, err := s.planFor(fields, nil)
-			if err != nil {
-				return err
-			}
-			raw, err := rewriteRowDescription(m.Raw, p)
-			if err != nil {
-				return err
-			}
-			emit(raw)
-		case h != nil && h.typ == 'D' && h.kind == 'P':
-			if pt := t.portals[h.name]; pt != nil {
-				pt.fields, pt.described, pt.plan = fields, true, nil
-			}
-			inject := h.inject
-			t.pop()
-			if inject {
-				return nil
-			}
-			p, err := s.planFor(fields, nil)
-			if err != nil {
-				return err
-			}
-			raw, err := rewriteRowDescription(m.Raw, p)
-			if err != nil {
-				return err
-			}
-			emit(raw)
-		case h != nil && h.typ == 'Q':
-			p, err := s.planFor(fields, nil)
-			if err != nil {
-				return err
-			}
-			t.cur = p
-			raw, err := rewriteRowDescription(m.Raw, p)
-			if err != nil {
-				return err
-			}
-			emit(raw, p.notice())
-		default:
-			return fmt.Errorf("%w: unexpected RowDescription", errNoDescription)
-		}
+		return s.rowDescription(m, h, emit)
 	case 'n': // NoData
 		if h != nil && h.typ == 'D' {
-			if h.kind == 'S' {
+			switch {
+			case h.copy != nil:
+				h.copy.probed = true
+			case h.kind == 'S':
 				if st := t.stmts[h.name]; st != nil {
 					st.fields, st.described = nil, true
 				}
-			} else if pt := t.portals[h.name]; pt != nil {
-				pt.fields, pt.described = nil, true
+			default:
+				if pt := t.portals[h.name]; pt != nil {
+					pt.fields, pt.described = nil, true
+				}
 			}
-			inject := h.inject
 			t.pop()
-			if inject {
-				return nil
-			}
 		}
-		emit(m.Raw)
+		if !injected {
+			emit(m.Raw)
+		}
 	case 'D':
 		var p *plan
 		switch {
@@ -137,23 +96,54 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 		if *out, err = rewriteDataRow(*out, m.Body(), p); err != nil {
 			return err
 		}
+	case 'H', 'W': // CopyOutResponse, CopyBothResponse
+		s.copyOut(m, h, emit)
+	case 'd':
+		switch {
+		case t.copyBlocked != "":
+		case t.copy != nil:
+			var err error
+			if *out, err = t.copy.rewriteCopyData(*out, m.Body()); err != nil {
+				// Rows already sent were rewritten; the rest is withheld.
+				t.copy, t.copyBlocked = nil, "COPY data could not be checked against the policy: "+err.Error()
+			}
+		default:
+			return fmt.Errorf("%w: COPY data", errNoDescription)
+		}
+	case 'c': // CopyDone
+		if t.copyBlocked == "" {
+			emit(m.Raw)
+		}
 	case 'C', 'I', 's': // CommandComplete, EmptyQueryResponse, PortalSuspended
+		t.copy = nil
 		if t.copyBlocked != "" && m.Type == 'C' {
 			emit(refusal(t.copyBlocked))
 			t.copyBlocked = ""
+			if h != nil && h.typ == 'Q' {
+				h.idx = len(h.stmts) // the server goes on, the client saw an error
+			}
 			return nil
 		}
 		if h != nil && h.typ == 'E' {
 			t.pop()
 		} else if h != nil && h.typ == 'Q' {
 			t.cur = nil
+			h.idx++
 		}
 		emit(m.Raw)
 	case 'E':
-		t.copyBlocked = ""
-		if h != nil && h.typ == 'Q' {
+		t.copy, t.copyBlocked = nil, ""
+		switch {
+		case injected:
+			// A probe failed (the real statement will report it): skip to
+			// the probe's Sync.
+			for h := t.head(); h != nil && !(h.typ == 'S' && h.inject); h = t.head() {
+				t.pop()
+			}
+			return nil
+		case h != nil && h.typ == 'Q':
 			t.cur = nil
-		} else {
+		default:
 			// The server skips everything up to the next Sync.
 			for h := t.head(); h != nil && h.typ != 'S' && h.typ != 'Q'; h = t.head() {
 				t.pop()
@@ -163,21 +153,16 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 	case 'N':
 		emit(scrubbed(m))
 	case 'Z':
+		swallow := false
 		for h := t.head(); h != nil; h = t.head() {
 			t.pop()
 			if h.typ == 'S' || h.typ == 'Q' {
+				swallow = h.inject
 				break
 			}
 		}
 		t.cur = nil
-		emit(m.Raw)
-	case 'H', 'W':
-		// COPY TO and CopyBoth carry rows without a RowDescription. Until
-		// pgpseudo can plan a COPY, its data does not leave: swallow it and
-		// fail the statement instead of its CommandComplete.
-		t.copyBlocked = "COPY output cannot be checked against the policy yet"
-	case 'd', 'c':
-		if t.copyBlocked == "" {
+		if !swallow {
 			emit(m.Raw)
 		}
 	case 'V':
@@ -192,11 +177,118 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 	return nil
 }
 
+// rowDescription handles a RowDescription: it records descriptions for
+// statements and portals, answers COPY probes, and starts the plan of a
+// simple-query result.
+func (s *session) rowDescription(m wire.Msg, h *pending, emit func(...[]byte)) error {
+	t := s.trk
+	var rd pgproto3.RowDescription
+	if err := rd.Decode(m.Body()); err != nil {
+		return fmt.Errorf("upstream RowDescription: %w", err)
+	}
+	// Names alias the read buffer; descriptions outlive it.
+	fields := append([]pgproto3.FieldDescription(nil), rd.Fields...)
+	for i := range fields {
+		fields[i].Name = bytes.Clone(fields[i].Name)
+	}
+	var (
+		p           *plan
+		err         error
+		catalogOnly bool
+	)
+	switch {
+	case h != nil && h.typ == 'D' && h.copy != nil:
+		h.copy.probed = true
+		h.copy.fields = fields
+		t.pop()
+		return nil
+	case h != nil && h.typ == 'D' && h.kind == 'S':
+		st := t.stmts[h.name]
+		if st != nil {
+			st.fields, st.described = fields, true
+			catalogOnly = st.catalogOnly
+		}
+		t.pop()
+	case h != nil && h.typ == 'D' && h.kind == 'P':
+		pt := t.portals[h.name]
+		if pt != nil {
+			pt.fields, pt.described, pt.plan = fields, true, nil
+			catalogOnly = pt.stmt.catalogOnly
+		}
+		inject := h.inject
+		t.pop()
+		if inject {
+			return nil
+		}
+	case h != nil && h.typ == 'Q':
+		if h.idx < len(h.stmts) {
+			catalogOnly = h.stmts[h.idx].CatalogOnly
+		}
+		if p, err = s.planFor(fields, nil, catalogOnly); err != nil {
+			return err
+		}
+		t.cur = p
+		raw, err := rewriteRowDescription(m.Raw, p)
+		if err != nil {
+			return err
+		}
+		emit(raw, p.notice())
+		return nil
+	default:
+		return fmt.Errorf("%w: unexpected RowDescription", errNoDescription)
+	}
+	if p, err = s.planFor(fields, nil, catalogOnly); err != nil {
+		return err
+	}
+	raw, err := rewriteRowDescription(m.Raw, p)
+	if err != nil {
+		return err
+	}
+	emit(raw)
+	return nil
+}
+
+// copyOut starts a COPY TO STDOUT: with a probed description its rows are
+// rewritten by plan, otherwise its data is withheld and the statement
+// fails.
+func (s *session) copyOut(m wire.Msg, h *pending, emit func(...[]byte)) {
+	t := s.trk
+	var cs *copyState
+	if h != nil && h.typ == 'Q' && m.Type == 'H' {
+		cs = h.copies[h.idx]
+	}
+	reason := "COPY output cannot be checked against the policy"
+	if cs != nil && cs.probed && cs.fields != nil && cs.info.Unsupported == "" {
+		var resp pgproto3.CopyOutResponse
+		if err := resp.Decode(m.Body()); err == nil && len(resp.ColumnFormatCodes) == len(cs.fields) {
+			format := int16(0)
+			if resp.OverallFormat == 1 {
+				format = 1
+			}
+			formats := make([]int16, len(cs.fields))
+			for i := range formats {
+				formats[i] = format
+			}
+			p, err := s.planFor(cs.fields, formats, false)
+			if err == nil {
+				cs.plan = p
+				t.copy = cs
+				emit(m.Raw, p.notice())
+				return
+			}
+			reason += ": " + err.Error()
+		}
+	} else if cs != nil && cs.info.Unsupported != "" {
+		reason = "COPY option " + cs.info.Unsupported + " is not supported for this role"
+	}
+	t.copyBlocked = reason
+}
+
 // planFor builds a plan with the session's current policy.
-func (s *session) planFor(fields []pgproto3.FieldDescription, formats []int16) (*plan, error) {
+func (s *session) planFor(fields []pgproto3.FieldDescription, formats []int16, catalogOnly bool) (*plan, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), planTimeout)
 	defer cancel()
-	return s.buildPlan(ctx, fields, formats)
+	return s.buildPlan(ctx, fields, formats, catalogOnly)
 }
 
 // portalPlan returns (and caches) the plan for a portal's rows.
@@ -213,12 +305,12 @@ func (s *session) portalPlan(pt *portalInfo) (*plan, error) {
 		if pt.fields == nil {
 			return nil, errNoDescription
 		}
-		p, err = s.planFor(pt.fields, nil)
+		p, err = s.planFor(pt.fields, nil, pt.stmt.catalogOnly)
 	case pt.stmt.described:
 		if pt.stmt.fields == nil {
 			return nil, errNoDescription
 		}
-		p, err = s.planFor(pt.stmt.fields, pt.formats)
+		p, err = s.planFor(pt.stmt.fields, pt.formats, pt.stmt.catalogOnly)
 	default:
 		return nil, errNoDescription
 	}

@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 )
 
 // errNoDescription reports row data whose columns pgpseudo does not know:
@@ -18,6 +20,8 @@ var errNoDescription = errors.New("row data without a known row description")
 type stmtInfo struct {
 	described bool
 	fields    []pgproto3.FieldDescription // nil: no result (NoData)
+	// catalogOnly: the statement reads only system catalogs.
+	catalogOnly bool
 }
 
 // portalInfo is a bound portal.
@@ -39,8 +43,15 @@ type pending struct {
 	typ    byte // P, B, D, E, C, S, Q, F
 	kind   byte // for D and C: 'S' or 'P'
 	name   string
-	inject bool // a Describe pgpseudo added: swallow its reply
+	inject bool // a message pgpseudo added: swallow its reply
 	portal *portalInfo
+	// For Q: the parsed statements (nil when unparsable), the index of the
+	// one whose results are streaming, and COPY probes by index.
+	stmts  []sqlinfo.Statement
+	idx    int
+	copies map[int]*copyState
+	// For an injected Describe: the COPY it probes.
+	copy *copyState
 }
 
 // tracker follows the extended protocol so every DataRow can be matched to
@@ -55,6 +66,8 @@ type tracker struct {
 	cur *plan
 	// copyBlocked is set while COPY output is being withheld: the reason.
 	copyBlocked string
+	// copy is the COPY whose rows are being rewritten.
+	copy *copyState
 }
 
 func newTracker() *tracker {
@@ -73,7 +86,10 @@ var errMalformed = errors.New("malformed message")
 
 // frontend records a client message. It returns an extra frame to send
 // upstream before the message (an injected Describe), or nil.
-func (t *tracker) frontend(typ byte, body []byte) ([]byte, error) {
+//
+// stmts is the analysis of a Query's or Parse's SQL (nil if it did not
+// parse).
+func (t *tracker) frontend(typ byte, body []byte, stmts []sqlinfo.Statement) ([]byte, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch typ {
@@ -82,7 +98,11 @@ func (t *tracker) frontend(typ byte, body []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.stmts[name] = &stmtInfo{}
+		st := &stmtInfo{}
+		if len(stmts) == 1 {
+			st.catalogOnly = stmts[0].CatalogOnly
+		}
+		t.stmts[name] = st
 		t.queue = append(t.queue, pending{typ: 'P'})
 	case 'B':
 		var b pgproto3.Bind
@@ -129,11 +149,44 @@ func (t *tracker) frontend(typ byte, body []byte) ([]byte, error) {
 		// A simple query destroys the unnamed statement and portal.
 		delete(t.stmts, "")
 		delete(t.portals, "")
-		t.queue = append(t.queue, pending{typ: 'Q'})
+		q := pending{typ: 'Q', stmts: stmts}
+		var inject []byte
+		{
+			for i, st := range stmts {
+				if st.Copy == nil {
+					continue
+				}
+				// Learn the COPY's columns in this session, before it runs.
+				cs := &copyState{info: st.Copy}
+				if q.copies == nil {
+					q.copies = map[int]*copyState{}
+				}
+				q.copies[i] = cs
+				inject = appendProbe(inject, st.Copy.ProbeQuery())
+				t.queue = append(t.queue, pending{typ: 'P', inject: true}, pending{typ: 'D', kind: 'S', inject: true, copy: cs}, pending{typ: 'S', inject: true})
+			}
+		}
+		t.queue = append(t.queue, q)
+		return inject, nil
 	case 'F':
 		t.queue = append(t.queue, pending{typ: 'F'})
 	}
 	return nil, nil
+}
+
+// appendProbe appends Parse, Describe and Sync of query on the unnamed
+// statement, which the following simple query destroys anyway.
+func appendProbe(dst []byte, query string) []byte {
+	frame := func(typ byte, body []byte) {
+		dst = append(dst, typ, 0, 0, 0, 0)
+		n := len(dst)
+		dst = append(dst, body...)
+		binary.BigEndian.PutUint32(dst[n-4:], uint32(len(body)+4))
+	}
+	frame('P', append(append([]byte{0}, query...), 0, 0, 0))
+	frame('D', []byte{'S', 0})
+	frame('S', nil)
+	return dst
 }
 
 func (t *tracker) head() *pending {
@@ -144,3 +197,16 @@ func (t *tracker) head() *pending {
 }
 
 func (t *tracker) pop() { t.queue = t.queue[1:] }
+
+// queryText returns the SQL of a Query or Parse message body.
+func queryText(typ byte, body []byte) (string, bool) {
+	if typ == 'P' {
+		_, rest, err := cstr(body)
+		if err != nil {
+			return "", false
+		}
+		body = rest
+	}
+	q, _, err := cstr(body)
+	return q, err == nil
+}

@@ -21,8 +21,13 @@ type Statement struct {
 	Copy *Copy
 	// CatalogOnly reports that the statement reads nothing but system
 	// catalogs and calls no function that could read table data: its
-	// computed columns cannot carry values of user tables.
+	// computed columns cannot carry values of user tables. It assumes that
+	// every name in CatalogNames is a system catalog; the caller must check
+	// that against the database and clear CatalogOnly otherwise.
 	CatalogOnly bool
+	// CatalogNames are unqualified relation names starting with "pg_"
+	// (pg_dump empties search_path and writes them bare).
+	CatalogNames []string
 }
 
 // Copy describes COPY … TO STDOUT.
@@ -83,7 +88,7 @@ func Parse(sql string) ([]Statement, error) {
 				return nil, err
 			}
 		}
-		st.CatalogOnly = catalogOnly(raw.Stmt)
+		st.CatalogOnly, st.CatalogNames = catalogOnly(raw.Stmt)
 		out = append(out, st)
 	}
 	return out, nil
@@ -208,13 +213,14 @@ func DeniedFunction(name string) bool {
 // catalogOnly walks the statement: every relation must be a system
 // catalog (or a CTE of the statement), every function a pg_catalog
 // function outside the deny list.
-func catalogOnly(n *pg_query.Node) bool {
+func catalogOnly(n *pg_query.Node) (bool, []string) {
 	ctes := map[string]bool{}
 	ok := true
 	kind := kindOf(n)
 	if kind != "Select" {
-		return false
+		return false, nil
 	}
+	var names []string
 	var relations []*pg_query.RangeVar
 	walk(n.ProtoReflect(), func(m protoreflect.Message) {
 		switch x := m.Interface().(type) {
@@ -241,14 +247,17 @@ func catalogOnly(n *pg_query.Node) bool {
 			ok = false
 		case r.Schemaname == "pg_catalog" || r.Schemaname == "information_schema":
 		case r.Schemaname == "" && ctes[r.Relname]:
-			// The statement's own CTE. An unqualified pg_* name is not
-			// trusted: a user table of that name may shadow nothing but
-			// still be found on the search_path.
+			// The statement's own CTE.
+		case r.Schemaname == "" && strings.HasPrefix(r.Relname, "pg_"):
+			names = append(names, r.Relname)
 		default:
 			ok = false
 		}
 	}
-	return ok
+	if !ok {
+		names = nil
+	}
+	return ok, names
 }
 
 func walk(m protoreflect.Message, visit func(protoreflect.Message)) {

@@ -14,7 +14,7 @@ func TestCatalogOnly(t *testing.T) {
 		{"SELECT 1", true},
 		{"SELECT * FROM customers", false},
 		{"SELECT * FROM public.customers", false},
-		{"SELECT relname FROM pg_class", false}, // unqualified: not trusted
+		{"SELECT relname FROM pg_class", true}, // if pg_class is verified
 		{"SELECT query_to_xml('select * from customers', true, true, '')", false},
 		{"SELECT pg_catalog.query_to_xml('select 1', true, true, '')", false},
 		{"SELECT * FROM pg_catalog.pg_stats", false},
@@ -29,7 +29,7 @@ func TestCatalogOnly(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tt.sql, err)
 		}
-		if st[0].CatalogOnly != tt.want {
+		if st[0].CatalogOnly != tt.want || tt.sql == "SELECT relname FROM pg_class" && (len(st[0].CatalogNames) != 1 || st[0].CatalogNames[0] != "pg_class") {
 			t.Errorf("CatalogOnly(%q) = %v, want %v", tt.sql, st[0].CatalogOnly, tt.want)
 		}
 	}

@@ -1,0 +1,294 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
+)
+
+// errCopyShape reports COPY data pgpseudo cannot split into the planned
+// columns: the data is withheld.
+var errCopyShape = errors.New("COPY data does not match its columns")
+
+// copyBinarySignature starts binary COPY output.
+var copyBinarySignature = []byte("PGCOPY\n\xff\r\n\x00")
+
+// copyState is one COPY TO STDOUT of a restricted session.
+type copyState struct {
+	info *sqlinfo.Copy
+	// fields come from the in-session probe; nil when it failed.
+	probed bool
+	fields []pgproto3.FieldDescription
+	plan   *plan
+	// headerDone is set once a binary header or csv header line passed.
+	headerDone bool
+}
+
+// rewriteCopyData appends the CopyData frame for one row of COPY output.
+func (c *copyState) rewriteCopyData(dst, data []byte) ([]byte, error) {
+	start := len(dst)
+	dst = append(dst, 'd', 0, 0, 0, 0)
+	var err error
+	switch c.info.Format {
+	case "binary":
+		dst, err = c.rewriteBinary(dst, data)
+	case "csv":
+		if c.info.Header && !c.headerDone {
+			c.headerDone = true
+			dst = append(dst, data...)
+			break
+		}
+		dst, err = c.rewriteCSV(dst, data)
+	default:
+		dst, err = c.rewriteText(dst, data)
+	}
+	if err != nil {
+		return dst[:start], err
+	}
+	binary.BigEndian.PutUint32(dst[start+1:], uint32(len(dst)-start-1))
+	return dst, nil
+}
+
+func (c *copyState) rewriteBinary(dst, data []byte) ([]byte, error) {
+	if !c.headerDone {
+		if len(data) < 19 || !bytes.HasPrefix(data, copyBinarySignature) {
+			return dst, fmt.Errorf("%w: binary header", errCopyShape)
+		}
+		ext := int(binary.BigEndian.Uint32(data[15:19]))
+		if len(data) < 19+ext {
+			return dst, fmt.Errorf("%w: binary header extension", errCopyShape)
+		}
+		dst = append(dst, data[:19+ext]...)
+		data = data[19+ext:]
+		c.headerDone = true
+		if len(data) == 0 {
+			return dst, nil
+		}
+	}
+	if len(data) == 2 && data[0] == 0xff && data[1] == 0xff { // trailer
+		return append(dst, data...), nil
+	}
+	// A binary COPY row has DataRow's layout.
+	row, err := rewriteDataRow(nil, data, c.plan)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, row[5:]...), nil
+}
+
+// rewriteText handles COPY's text format: fields split by the delimiter,
+// backslash escapes, NULL as the null string, one row per CopyData.
+func (c *copyState) rewriteText(dst, data []byte) ([]byte, error) {
+	if !bytes.HasSuffix(data, []byte{'\n'}) {
+		return dst, fmt.Errorf("%w: row without newline", errCopyShape)
+	}
+	line := data[:len(data)-1]
+	fields := bytes.Split(line, []byte{c.info.Delimiter})
+	if len(fields) != len(c.plan.cols) {
+		return dst, fmt.Errorf("%w: %d fields for %d columns", errCopyShape, len(fields), len(c.plan.cols))
+	}
+	var raw []byte
+	for i, f := range fields {
+		if i > 0 {
+			dst = append(dst, c.info.Delimiter)
+		}
+		col := &c.plan.cols[i]
+		if col.tr == nil && !col.null || string(f) == c.info.NullString {
+			dst = append(dst, f...)
+			continue
+		}
+		if col.null {
+			dst = append(dst, c.info.NullString...)
+			continue
+		}
+		raw = unescapeCopyText(raw[:0], f)
+		var err error
+		tmp, err := col.tr.Transform(nil, raw)
+		if err != nil {
+			dst = append(dst, c.info.NullString...)
+			continue
+		}
+		dst = escapeCopyText(dst, tmp, c.info.Delimiter)
+	}
+	return append(dst, '\n'), nil
+}
+
+func unescapeCopyText(dst, s []byte) []byte {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 == len(s) {
+			dst = append(dst, s[i])
+			continue
+		}
+		i++
+		switch ch := s[i]; ch {
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'v':
+			dst = append(dst, '\v')
+		case 'x':
+			v, n := 0, 0
+			for n < 2 && i+1 < len(s) && isHex(s[i+1]) {
+				i++
+				v = v*16 + hexVal(s[i])
+				n++
+			}
+			if n == 0 {
+				dst = append(dst, 'x')
+			} else {
+				dst = append(dst, byte(v))
+			}
+		case '0', '1', '2', '3', '4', '5', '6', '7':
+			v := int(ch - '0')
+			for n := 1; n < 3 && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '7'; n++ {
+				i++
+				v = v*8 + int(s[i]-'0')
+			}
+			dst = append(dst, byte(v))
+		default:
+			dst = append(dst, ch)
+		}
+	}
+	return dst
+}
+
+func escapeCopyText(dst, s []byte, delim byte) []byte {
+	for _, ch := range s {
+		switch ch {
+		case '\\':
+			dst = append(dst, '\\', '\\')
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		case '\b':
+			dst = append(dst, '\\', 'b')
+		case '\f':
+			dst = append(dst, '\\', 'f')
+		case '\v':
+			dst = append(dst, '\\', 'v')
+		default:
+			if ch == delim {
+				dst = append(dst, '\\')
+			}
+			dst = append(dst, ch)
+		}
+	}
+	return dst
+}
+
+func isHex(b byte) bool { return b >= '0' && b <= '9' || b >= 'a' && b <= 'f' || b >= 'A' && b <= 'F' }
+
+func hexVal(b byte) int {
+	switch {
+	case b >= 'a':
+		return int(b-'a') + 10
+	case b >= 'A':
+		return int(b-'A') + 10
+	}
+	return int(b - '0')
+}
+
+// rewriteCSV handles COPY's csv format; a quoted field may hold the
+// delimiter, quotes (escaped) and newlines.
+func (c *copyState) rewriteCSV(dst, data []byte) ([]byte, error) {
+	line := bytes.TrimSuffix(data, []byte{'\n'})
+	line = bytes.TrimSuffix(line, []byte{'\r'})
+	q, esc, delim := c.info.Quote, c.info.Escape, c.info.Delimiter
+	col := 0
+	var val []byte
+	for pos := 0; ; col++ {
+		if col >= len(c.plan.cols) {
+			return dst, fmt.Errorf("%w: too many fields", errCopyShape)
+		}
+		val = val[:0]
+		quoted := false
+		startField := pos
+		if pos < len(line) && line[pos] == q {
+			quoted = true
+			pos++
+			for {
+				if pos >= len(line) {
+					return dst, fmt.Errorf("%w: unterminated quote", errCopyShape)
+				}
+				ch := line[pos]
+				if ch == esc && pos+1 < len(line) && (line[pos+1] == q || line[pos+1] == esc) && !(esc == q && line[pos+1] != q) {
+					val = append(val, line[pos+1])
+					pos += 2
+					continue
+				}
+				if ch == q {
+					pos++
+					break
+				}
+				val = append(val, ch)
+				pos++
+			}
+		} else {
+			for pos < len(line) && line[pos] != delim {
+				val = append(val, line[pos])
+				pos++
+			}
+		}
+		rawField := line[startField:pos]
+		if col > 0 {
+			dst = append(dst, delim)
+		}
+		cp := &c.plan.cols[col]
+		isNull := !quoted && string(val) == c.info.NullString
+		switch {
+		case isNull || cp.tr == nil && !cp.null:
+			dst = append(dst, rawField...)
+		case cp.null:
+			dst = append(dst, c.info.NullString...)
+		default:
+			out, err := cp.tr.Transform(nil, val)
+			if err != nil {
+				dst = append(dst, c.info.NullString...)
+				break
+			}
+			dst = appendCSVField(dst, out, q, esc, delim, c.info.NullString)
+		}
+		if pos >= len(line) {
+			break
+		}
+		if line[pos] != delim {
+			return dst, fmt.Errorf("%w: junk after a quoted field", errCopyShape)
+		}
+		pos++
+	}
+	if col+1 != len(c.plan.cols) {
+		return dst, fmt.Errorf("%w: %d fields for %d columns", errCopyShape, col+1, len(c.plan.cols))
+	}
+	return append(dst, '\n'), nil
+}
+
+func appendCSVField(dst, v []byte, q, esc, delim byte, null string) []byte {
+	need := len(v) == 0 || string(v) == null || bytes.IndexByte(v, delim) >= 0 || bytes.IndexByte(v, q) >= 0 ||
+		bytes.IndexByte(v, '\n') >= 0 || bytes.IndexByte(v, '\r') >= 0
+	if !need {
+		return append(dst, v...)
+	}
+	dst = append(dst, q)
+	for _, ch := range v {
+		if ch == q || ch == esc {
+			dst = append(dst, esc)
+		}
+		dst = append(dst, ch)
+	}
+	return append(dst, q)
+}
