@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgpseudo/pgpseudo/configs/sample"
 	"github.com/pgpseudo/pgpseudo/integration/stack"
 )
 
@@ -24,7 +26,7 @@ type binaryProxy struct {
 	port string
 }
 
-func startBinaryProxy(b *testing.B) *binaryProxy {
+func startBinaryProxy(b *testing.B, extra string) *binaryProxy {
 	b.Helper()
 	root, err := stack.RepoRoot()
 	if err != nil {
@@ -48,7 +50,7 @@ upstream:
 tls: {cert_file: %s, key_file: %s}
 auth: {auth_user: %s, auth_password_file: %s}
 log: {level: warn}
-`, addr, s.PG.Addr(), s.Certs.CAFile, s.Certs.ProxyCertFile, s.Certs.ProxyKey, s.PG.AuthUser, shared.authPassFile)
+`, addr, s.PG.Addr(), s.Certs.CAFile, s.Certs.ProxyCertFile, s.Certs.ProxyKey, s.PG.AuthUser, shared.authPassFile) + extra
 	cf := filepath.Join(b.TempDir(), "pgpseudo.yaml")
 	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
 		b.Fatal(err)
@@ -90,7 +92,7 @@ var tpsRe = regexp.MustCompile(`tps = ([\d.]+) \(without initial connection time
 // pgbench -S TPS with 8 clients and the time to stream a 1M-row, 10-column
 // SELECT; it reports the ratios and the proxy's peak RSS.
 func BenchmarkProxyOverhead(b *testing.B) {
-	p := startBinaryProxy(b)
+	p := startBinaryProxy(b, "")
 	ctx := context.Background()
 	db := fmt.Sprintf("bench_%d", time.Now().UnixNano())
 	if err := shared.stack.PG.Exec(ctx, "postgres", fmt.Sprintf("CREATE DATABASE %s OWNER %s", db, userAlice)); err != nil {
@@ -160,5 +162,80 @@ func BenchmarkProxyOverhead(b *testing.B) {
 		b.ReportMetric(p.peakRSS(b)/(1<<20), "proxy-peak-rss-MiB")
 		b.Logf("pgbench -S 8 clients: direct %.0f tps, proxy %.0f tps (%.2f); 1M x 10 stream: direct %v, proxy %v (%.2fx); proxy peak RSS %.1f MiB",
 			dTPS, pTPS, pTPS/dTPS, dStream.Round(time.Millisecond), pStream.Round(time.Millisecond), pStream.Seconds()/dStream.Seconds(), p.peakRSS(b)/(1<<20))
+	}
+}
+
+// BenchmarkPolicyStream streams the 1M-customer sample table (12 columns)
+// through the proxy as bi_analyst (8 columns rewritten: 5 tokenized, one
+// masked, one generalised, one withheld), as a role that may see
+// everything, and direct; it reports the time ratios and the proxy's peak
+// RSS, which must stay flat as the result grows.
+func BenchmarkPolicyStream(b *testing.B) {
+	kunden(b)
+	ctx := context.Background()
+	const n = 1_000_000
+	db := fmt.Sprintf("kunden_bench_%d", time.Now().UnixNano())
+	if err := shared.stack.PG.Exec(ctx, "postgres", fmt.Sprintf("CREATE DATABASE %s", db), "CREATE ROLE bench_allow LOGIN PASSWORD '"+samplePass+"'"); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("loading %d sample customers…", n)
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(sample.Write(pw, n, 7)) }()
+	load := pgTool(ctx, "psql", nil, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", shared.stack.PG.SockDir, "-p", fmt.Sprint(shared.stack.PG.Port), "-U", "postgres", "-d", db,
+		"-c", "SET client_min_messages = warning", "-f", "-", "-c", "GRANT SELECT ON ALL TABLES IN SCHEMA public TO "+userBI+", bench_allow")
+	load.Stdin = pr
+	if out, err := load.CombinedOutput(); err != nil {
+		b.Fatalf("load: %v\n%s", err, out)
+	}
+	orig, err := os.ReadFile(samplePolicy)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pol := filepath.Join(b.TempDir(), "policy.yaml")
+	allowRole := `
+  everything:
+    match: {users: [bench_allow]}
+    actions: {identity: allow, contact: allow, location: allow, financial: allow, key: allow, special: allow}
+    unclassified: allow
+    legal_basis: "benchmark"
+`
+	if err := os.WriteFile(pol, append(orig, allowRole...), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	p := startBinaryProxy(b, fmt.Sprintf("policy: %s\nkeys: {provider: file, file: {path: %s}}\n", pol, sampleKeys))
+	stream := func(port, user, pass string) time.Duration {
+		conn, err := pgx.Connect(ctx, dsn(port, user, pass, db))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		start := time.Now()
+		rows, err := conn.Query(ctx, "SELECT * FROM customers")
+		if err != nil {
+			b.Fatal(err)
+		}
+		count := 0
+		for rows.Next() {
+			count++
+		}
+		if rows.Err() != nil || count != n {
+			b.Fatalf("streamed %d rows: %v", count, rows.Err())
+		}
+		return time.Since(start)
+	}
+	directPort := strconv.Itoa(shared.stack.PG.Port)
+	for i := 0; i < b.N; i++ {
+		stream(directPort, userBI, samplePass) // warm the cache
+		d := stream(directPort, userBI, samplePass)
+		allow := stream(p.port, "bench_allow", samplePass)
+		rssAllow := p.peakRSS(b)
+		tok := stream(p.port, userBI, samplePass)
+		rss := p.peakRSS(b)
+		b.ReportMetric(d.Seconds(), "direct-s")
+		b.ReportMetric(allow.Seconds()/d.Seconds(), "allow-ratio")
+		b.ReportMetric(tok.Seconds()/d.Seconds(), "tokenize-ratio")
+		b.ReportMetric(rss/(1<<20), "proxy-peak-rss-MiB")
+		b.Logf("1M customers x 12 columns: direct %v, allow role %v (%.2fx), bi_analyst %v (%.2fx); proxy peak RSS %.1f MiB after the allow run, %.1f MiB after the tokenized run",
+			d.Round(time.Millisecond), allow.Round(time.Millisecond), allow.Seconds()/d.Seconds(), tok.Round(time.Millisecond), tok.Seconds()/d.Seconds(), rssAllow/(1<<20), rss/(1<<20))
 	}
 }

@@ -6,6 +6,7 @@
 //	pgpseudo serve --config FILE
 //	pgpseudo keys init|rotate|status --config FILE [--json]
 //	pgpseudo detokenize --config FILE --domain DOMAIN [--json] [TOKEN…]
+//	pgpseudo audit verify|query|report|keygen … LOG…
 //	pgpseudo version
 package main
 
@@ -51,6 +52,8 @@ Commands:
                           create, rotate or describe the keyset (docs/keys.md)
   detokenize --config FILE --domain DOMAIN [--json] [TOKEN…]
                           reverse reversible tokens (tokens from stdin if none given)
+  audit verify|query|report|keygen … LOG…
+                          verify, query and report on the audit log (docs/audit.md)
   version                 print the version
 
 Run "pgpseudo COMMAND -h" for a command's flags.
@@ -70,6 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return keys(ctx, args[1:], stdout, stderr)
 	case "detokenize":
 		return detokenize(ctx, args[1:], os.Stdin, stdout, stderr)
+	case "audit":
+		return auditCmd(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "pgpseudo", version)
 		return nil

@@ -1,0 +1,162 @@
+package audit
+
+import (
+	"bufio"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// orderFiles sorts a rotated set into chain order by the sequence number
+// of each file's first record. If a first record cannot be read (an empty
+// or damaged file) the set is ordered by name instead: archives by the
+// sequence number in their name, other files last; the verifier then
+// reports the damage where it is.
+func orderFiles(paths []string) ([]string, error) {
+	keys := make(map[string]uint64, len(paths))
+	byName := false
+	for _, p := range paths {
+		seq, err := firstSeq(p)
+		if err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				return nil, err
+			}
+			byName = true
+		}
+		keys[p] = seq
+	}
+	if byName {
+		for _, p := range paths {
+			keys[p] = nameSeq(p)
+		}
+	}
+	out := slices.Clone(paths)
+	slices.SortStableFunc(out, func(a, b string) int { return cmp.Compare(keys[a], keys[b]) })
+	return out, nil
+}
+
+// nameSeq returns the last sequence number an archive's name carries, or
+// the largest number for other names (the active file).
+func nameSeq(p string) uint64 {
+	b := filepath.Base(p)
+	b = strings.TrimSuffix(b, filepath.Ext(b))
+	if i := strings.LastIndexByte(b, '-'); i >= 0 && len(b)-i-1 == seqDigits {
+		if n, err := strconv.ParseUint(b[i+1:], 10, 64); err == nil {
+			return n
+		}
+	}
+	return math.MaxUint64
+}
+
+func firstSeq(path string) (uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	line, err := bufio.NewReaderSize(f, 64<<10).ReadSlice('\n')
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s: first line: %w", ErrMalformed, path, err)
+	}
+	h, err := parseHeader(line)
+	if err != nil || h.Seq == 0 {
+		return 0, fmt.Errorf("%w: %s: first line", ErrMalformed, path)
+	}
+	return h.Seq, nil
+}
+
+// item is one line of a set of files.
+type item struct {
+	line    []byte // without the newline; valid until the next call
+	file    string
+	lineNo  int  // 1-based within file
+	first   bool // first line of its file
+	partial bool // last line of its file, without a newline
+	empty   bool // the file has no lines at all (line is nil)
+}
+
+// lines reads the lines of files one after the other.
+type lines struct {
+	files  []string
+	i      int
+	f      *os.File
+	r      *bufio.Reader
+	lineNo int
+	acc    []byte
+}
+
+func newLines(files []string) *lines {
+	return &lines{files: files, i: -1, r: bufio.NewReaderSize(nil, 1<<20)}
+}
+
+// next returns the next line; io.EOF after the last one.
+func (l *lines) next() (item, error) {
+	for {
+		if l.f == nil {
+			l.i++
+			if l.i >= len(l.files) {
+				return item{}, io.EOF
+			}
+			f, err := os.Open(l.files[l.i])
+			if err != nil {
+				return item{}, err
+			}
+			l.f, l.lineNo = f, 0
+			l.r.Reset(f)
+		}
+		it, err := l.read()
+		if err == io.EOF {
+			l.f.Close()
+			l.f = nil
+			if l.lineNo == 0 {
+				l.lineNo = -1
+				return item{file: l.files[l.i], empty: true, first: true}, nil
+			}
+			continue
+		}
+		return it, err
+	}
+}
+
+func (l *lines) read() (item, error) {
+	line, err := l.r.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		l.acc = append(l.acc[:0], line...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			line, err = l.r.ReadSlice('\n')
+			l.acc = append(l.acc, line...)
+		}
+		line = l.acc
+	}
+	if err != nil && err != io.EOF {
+		return item{}, err
+	}
+	if len(line) == 0 {
+		return item{}, io.EOF
+	}
+	l.lineNo++
+	it := item{file: l.files[l.i], lineNo: l.lineNo, first: l.lineNo == 1}
+	if line[len(line)-1] == '\n' {
+		it.line = line[:len(line)-1]
+	} else {
+		it.line, it.partial = line, true
+	}
+	return it, nil
+}
+
+func (l *lines) close() {
+	if l.f != nil {
+		l.f.Close()
+		l.f = nil
+	}
+}
+
+func base(p string) string { return filepath.Base(p) }

@@ -1,0 +1,293 @@
+package audit
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Filter selects records. Empty fields match everything; set fields must
+// all match. Table, Column and Decision must match the same column entry
+// of a statement (Table alone also matches its relations).
+type Filter struct {
+	// User matches the session user, the user of an auth failure, or the
+	// actor of a detokenize or key rotation.
+	User string
+	// Role matches the session role.
+	Role string
+	// Table is "name" or "schema.name".
+	Table string
+	// Column is "column", "table.column" or "schema.table.column".
+	Column   string
+	Decision Decision
+	// Outcome matches statements, policy loads, key rotations and
+	// detokenizations.
+	Outcome Outcome
+	// Types restricts record types.
+	Types []Type
+	// Since (inclusive) and Until (exclusive) bound the record time.
+	Since, Until time.Time
+}
+
+// Match reports whether r passes the filter.
+func (f Filter) Match(r *Record) bool {
+	if !f.Since.IsZero() && r.Time.Before(f.Since) {
+		return false
+	}
+	if !f.Until.IsZero() && !r.Time.Before(f.Until) {
+		return false
+	}
+	if len(f.Types) > 0 && !contains(f.Types, r.Type) {
+		return false
+	}
+	if f.User != "" && userOf(r) != f.User {
+		return false
+	}
+	if f.Role != "" && (sessionOf(r) == nil || sessionOf(r).Role != f.Role) {
+		return false
+	}
+	if f.Outcome != "" && outcomeOf(r) != f.Outcome {
+		return false
+	}
+	if f.Table == "" && f.Column == "" && f.Decision == "" {
+		return true
+	}
+	s := r.Statement
+	if s == nil {
+		return false
+	}
+	for _, c := range s.Columns {
+		if (f.Table == "" || tableMatch(f.Table, c.Table)) &&
+			(f.Column == "" || columnMatch(f.Column, c)) &&
+			(f.Decision == "" || c.Decision == f.Decision) {
+			return true
+		}
+	}
+	if f.Column == "" && f.Decision == "" {
+		for _, rel := range s.Relations {
+			if tableMatch(f.Table, rel) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func contains[T comparable](s []T, v T) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func tableMatch(q, qualified string) bool {
+	if q == qualified {
+		return true
+	}
+	return !strings.Contains(q, ".") && strings.HasSuffix(qualified, "."+q)
+}
+
+func columnMatch(q string, c ColumnDecision) bool {
+	full := c.Table + "." + c.Column
+	return q == c.Column || q == full || strings.HasSuffix(full, "."+q)
+}
+
+func sessionOf(r *Record) *Session {
+	switch {
+	case r.Statement != nil:
+		return &r.Statement.Session
+	case r.ConnectionStart != nil:
+		return &r.ConnectionStart.Session
+	case r.ConnectionEnd != nil:
+		return &r.ConnectionEnd.Session
+	}
+	return nil
+}
+
+func userOf(r *Record) string {
+	if s := sessionOf(r); s != nil {
+		return s.User
+	}
+	switch {
+	case r.AuthFailure != nil:
+		return r.AuthFailure.User
+	case r.Detokenize != nil:
+		return r.Detokenize.Actor
+	case r.KeyRotation != nil:
+		return r.KeyRotation.Actor
+	}
+	return ""
+}
+
+func outcomeOf(r *Record) Outcome {
+	switch {
+	case r.Statement != nil:
+		return r.Statement.Outcome
+	case r.PolicyLoad != nil:
+		return r.PolicyLoad.Outcome
+	case r.KeyRotation != nil:
+		return r.KeyRotation.Outcome
+	case r.Detokenize != nil:
+		return r.Detokenize.Outcome
+	}
+	return ""
+}
+
+// Output formats.
+const (
+	FormatTable = "table"
+	FormatJSON  = "json"
+	FormatCSV   = "csv"
+)
+
+// RecordWriter writes query results.
+type RecordWriter interface {
+	Write(r *Record) error
+	// Flush writes buffered output (the table is aligned on Flush).
+	Flush() error
+}
+
+// NewRecordWriter returns a writer for format: table (aligned text), json
+// (JSON Lines, the records as stored) or csv (one row per record, with a
+// header).
+func NewRecordWriter(w io.Writer, format string) (RecordWriter, error) {
+	switch format {
+	case FormatTable:
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "SEQ\tTIME\tTYPE\tUSER\tROLE\tOUTCOME\tROWS\tCOLUMNS\tDETAIL")
+		return &tableWriter{tw: tw}, nil
+	case FormatJSON:
+		return &jsonWriter{enc: json.NewEncoder(w)}, nil
+	case FormatCSV:
+		cw := csv.NewWriter(w)
+		if err := cw.Write(csvHeader); err != nil {
+			return nil, err
+		}
+		return &csvWriter{cw: cw}, nil
+	}
+	return nil, fmt.Errorf("unknown format %q (want table, json or csv)", format)
+}
+
+var csvHeader = []string{"seq", "time", "type", "conn_id", "user", "role", "database", "kind",
+	"fingerprint", "relations", "columns", "rows", "bytes", "duration_ns", "outcome", "sqlstate",
+	"refusal_rule", "detail"}
+
+type jsonWriter struct{ enc *json.Encoder }
+
+func (j *jsonWriter) Write(r *Record) error { return j.enc.Encode(r) }
+func (j *jsonWriter) Flush() error          { return nil }
+
+type csvWriter struct{ cw *csv.Writer }
+
+func (c *csvWriter) Write(r *Record) error {
+	row := []string{strconv.FormatUint(r.Seq, 10), r.Time.Format(time.RFC3339Nano), string(r.Type)}
+	var connID, user, role, db string
+	if s := sessionOf(r); s != nil {
+		connID, user, role, db = strconv.FormatUint(s.ConnID, 10), s.User, s.Role, s.Database
+	} else {
+		user = userOf(r)
+	}
+	row = append(row, connID, user, role, db)
+	if s := r.Statement; s != nil {
+		rule := ""
+		if s.Refusal != nil {
+			rule = s.Refusal.Rule
+		}
+		row = append(row, s.Kind, s.Fingerprint, strings.Join(s.Relations, ";"), columnsCell(s.Columns),
+			strconv.FormatUint(s.Rows, 10), strconv.FormatUint(s.Bytes, 10), strconv.FormatInt(int64(s.Duration), 10),
+			string(s.Outcome), s.SQLState, rule, "")
+	} else {
+		row = append(row, "", "", "", "", "", "", "", string(outcomeOf(r)), "", "", detail(r))
+	}
+	return c.cw.Write(row)
+}
+
+func (c *csvWriter) Flush() error { c.cw.Flush(); return c.cw.Error() }
+
+type tableWriter struct{ tw *tabwriter.Writer }
+
+func (t *tableWriter) Write(r *Record) error {
+	role, rows, cols, det := "", "", "", detail(r)
+	if s := sessionOf(r); s != nil {
+		role = s.Role
+	}
+	if s := r.Statement; s != nil {
+		rows, cols = strconv.FormatUint(s.Rows, 10), columnsCell(s.Columns)
+		det = clip(s.Fingerprint, 60)
+		if s.Refusal != nil {
+			det = "rule=" + s.Refusal.Rule + " " + det
+		}
+	}
+	_, err := fmt.Fprintf(t.tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Seq, r.Time.Format("2006-01-02T15:04:05.000Z"),
+		r.Type, dash(userOf(r)), dash(role), dash(string(outcomeOf(r))), dash(rows), dash(cols), tabless(det))
+	return err
+}
+
+func (t *tableWriter) Flush() error { return t.tw.Flush() }
+
+// columnsCell renders decisions as "schema.table.column=decision;…".
+func columnsCell(cs []ColumnDecision) string {
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = c.Table + "." + c.Column + "=" + string(c.Decision)
+	}
+	return strings.Join(parts, ";")
+}
+
+// detail summarises records other than statements.
+func detail(r *Record) string {
+	switch {
+	case r.ConnectionStart != nil:
+		c := r.ConnectionStart
+		return fmt.Sprintf("db=%s client=%s app=%q tls=%q auth=%s", c.Session.Database, c.ClientAddr, c.ApplicationName, c.TLSVersion, c.AuthMethod)
+	case r.AuthFailure != nil:
+		a := r.AuthFailure
+		return fmt.Sprintf("db=%s client=%s reason=%s auth=%s", a.Database, a.ClientAddr, a.Reason, a.AuthMethod)
+	case r.ConnectionEnd != nil:
+		c := r.ConnectionEnd
+		return fmt.Sprintf("duration=%s statements=%d rows=%d bytes=%d", c.Duration, c.Statements, c.Rows, c.Bytes)
+	case r.PolicyLoad != nil:
+		p := r.PolicyLoad
+		return fmt.Sprintf("file=%s hash=%s roles=%s reload=%t", p.File, p.Hash, strings.Join(p.Roles, ","), p.Reload)
+	case r.KeyRotation != nil:
+		k := r.KeyRotation
+		return fmt.Sprintf("provider=%s version=%d→%d", k.Provider, k.Previous, k.Version)
+	case r.Detokenize != nil:
+		return fmt.Sprintf("domain=%s tokens=%d", r.Detokenize.Domain, r.Detokenize.Tokens)
+	case r.FileStart != nil:
+		f := r.FileStart
+		return fmt.Sprintf("file=%s prev_file=%s reason=%s key_id=%s", f.File, f.PrevFile, f.Reason, f.KeyID)
+	case r.Checkpoint != nil:
+		c := r.Checkpoint
+		return fmt.Sprintf("records=%d file=%s final=%t", c.Records, c.File, c.Final)
+	}
+	return ""
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func tabless(s string) string { return strings.NewReplacer("\t", " ", "\n", " ").Replace(s) }

@@ -1,0 +1,209 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// knownLog writes sampleEvents plus a support user's statement and returns
+// the file and the records as read back.
+func knownLog(t *testing.T) (string, []Record) {
+	t.Helper()
+	cfg := testConfig(t.TempDir())
+	w := newTestWriter(t, cfg, seams{})
+	evs := sampleEvents()
+	carol := stmt(3)
+	carol.Session = Session{ConnID: 9, User: "carol", Role: "support", Database: "shop"}
+	carol.Relations = []string{"public.customers", "crm.tickets"}
+	carol.Columns = []ColumnDecision{
+		{Table: "public.customers", Column: "email", Class: "personal", Decision: DecisionAllowed},
+		{Table: "crm.tickets", Column: "phone", Class: "personal", Decision: DecisionMasked, Transformer: "mask"},
+		{Table: "crm.tickets", Column: "diagnosis", Class: "health", Decision: DecisionNulled},
+	}
+	evs = append(evs, carol)
+	for _, ev := range evs {
+		if err := w.Write(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	var recs []Record
+	if err := ReadRecords(context.Background(), []string{cfg.Path}, func(r *Record) error {
+		recs = append(recs, *r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Path, recs
+}
+
+func TestQueryFilters(t *testing.T) {
+	path, recs := knownLog(t)
+	// recs: 1 file_start, 2 policy_load, 3 connection_start, 4 auth_failure,
+	// 5 statement, 6 refused statement, 7 connection_end, 8 key_rotation,
+	// 9 detokenize, 10 carol's statement, 11 final checkpoint
+	if len(recs) != 11 {
+		t.Fatalf("%d records", len(recs))
+	}
+	tests := []struct {
+		name string
+		f    Filter
+		want []uint64
+	}{
+		{"all", Filter{}, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}},
+		{"user", Filter{User: "alice"}, []uint64{3, 5, 6, 7}},
+		{"auth failure user", Filter{User: "bob"}, []uint64{4}},
+		{"detokenize actor", Filter{User: "dpo"}, []uint64{9}},
+		{"role", Filter{Role: "support"}, []uint64{10}},
+		{"table unqualified", Filter{Table: "customers"}, []uint64{5, 6, 10}},
+		{"table qualified relation", Filter{Table: "crm.tickets"}, []uint64{10}},
+		{"column", Filter{Column: "phone"}, []uint64{10}},
+		{"column and decision on the same column", Filter{Column: "email", Decision: DecisionAllowed}, []uint64{10}},
+		{"decision", Filter{Decision: DecisionTokenized}, []uint64{5, 6}},
+		{"qualified column", Filter{Column: "public.customers.id"}, []uint64{5, 6}},
+		{"outcome", Filter{Outcome: OutcomeRefused}, []uint64{6}},
+		{"since until", Filter{Since: recs[4].Time, Until: recs[6].Time}, []uint64{5, 6}},
+		{"type", Filter{Types: []Type{TypeKeyRotation, TypePolicyLoad}}, []uint64{2, 8}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []uint64
+			ReadRecords(context.Background(), []string{path}, func(r *Record) error {
+				if tt.f.Match(r) {
+					got = append(got, r.Seq)
+				}
+				return nil
+			})
+			if !equalU(got, tt.want) {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func equalU(a, b []uint64) bool { return slices.Equal(a, b) }
+
+func TestQueryFormats(t *testing.T) {
+	_, recs := knownLog(t)
+	sel := []Record{recs[4], recs[5], recs[9]} // the statements
+	render := func(format string) string {
+		var b bytes.Buffer
+		rw, err := NewRecordWriter(&b, format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range sel {
+			if err := rw.Write(&sel[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rw.Flush()
+		return b.String()
+	}
+	t.Run("json", func(t *testing.T) {
+		lines := strings.Split(strings.TrimSpace(render(FormatJSON)), "\n")
+		if len(lines) != 3 {
+			t.Fatalf("%d lines", len(lines))
+		}
+		for i, l := range lines {
+			var r Record
+			if err := json.Unmarshal([]byte(l), &r); err != nil || r.Seq != sel[i].Seq || r.MAC != sel[i].MAC || r.Statement.Fingerprint != sel[i].Statement.Fingerprint {
+				t.Fatalf("line %d: %v %+v", i, err, r)
+			}
+		}
+	})
+	t.Run("csv", func(t *testing.T) {
+		rows, err := csv.NewReader(strings.NewReader(render(FormatCSV))).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 4 || strings.Join(rows[0], ",") != strings.Join(csvHeader, ",") {
+			t.Fatalf("rows %q", rows)
+		}
+		col := map[string]int{}
+		for i, h := range rows[0] {
+			col[h] = i
+		}
+		r := rows[2]
+		if r[col["user"]] != "alice" || r[col["outcome"]] != "refused" || r[col["sqlstate"]] != "42501" ||
+			r[col["refusal_rule"]] != "pseudonymised-compared" || r[col["columns"]] != "public.customers.email=tokenized;public.customers.id=allowed" {
+			t.Fatalf("row %q", r)
+		}
+		if rows[3][col["role"]] != "support" || rows[3][col["relations"]] != "public.customers;crm.tickets" {
+			t.Fatalf("row %q", rows[3])
+		}
+	})
+	t.Run("table", func(t *testing.T) {
+		out := render(FormatTable)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != 4 || !strings.HasPrefix(lines[0], "SEQ") || !strings.Contains(lines[2], "rule=pseudonymised-compared") ||
+			!strings.Contains(lines[3], "crm.tickets.phone=masked") {
+			t.Fatalf("table:\n%s", out)
+		}
+	})
+	if _, err := NewRecordWriter(&bytes.Buffer{}, "xml"); err == nil {
+		t.Fatal("unknown format accepted")
+	}
+}
+
+func TestReport(t *testing.T) {
+	path, recs := knownLog(t)
+	rp := NewReport(time.Time{}, time.Time{})
+	ReadRecords(context.Background(), []string{path}, func(r *Record) error { rp.Add(r); return nil })
+	var b bytes.Buffer
+	if err := rp.WriteTo(&b, FormatJSON); err != nil {
+		t.Fatal(err)
+	}
+	var got Report
+	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	cols := func(us []*ColumnUse) string {
+		var s []string
+		for _, u := range us {
+			s = append(s, u.Column+"="+string(u.Decision))
+		}
+		return strings.Join(s, ",")
+	}
+	if len(got.Subjects) != 3 {
+		t.Fatalf("subjects %+v", got.Subjects)
+	}
+	bob, alice, carol := got.Subjects[0], got.Subjects[1], got.Subjects[2]
+	if bob.User != "bob" || bob.AuthFailures != 1 || bob.Statements != 0 {
+		t.Errorf("bob %+v", bob)
+	}
+	if alice.Role != "analyst" || alice.Statements != 2 || cols(alice.Clear) != "public.customers.id=allowed" ||
+		cols(alice.Pseudonymised) != "public.customers.email=tokenized" || len(alice.Refusals) != 1 ||
+		alice.Refusals[0].Rule != "pseudonymised-compared" || alice.Refusals[0].Seq != 6 || alice.Clear[0].Rows != 7 {
+		t.Errorf("alice %+v", alice)
+	}
+	if carol.Role != "support" || cols(carol.Clear) != "public.customers.email=allowed" ||
+		cols(carol.Pseudonymised) != "crm.tickets.phone=masked" || cols(carol.Withheld) != "crm.tickets.diagnosis=nulled" {
+		t.Errorf("carol %+v", carol)
+	}
+	if len(got.Detokens) != 1 || got.Detokens[0].Actor != "dpo" || got.Detokens[0].Tokens != 3 {
+		t.Errorf("detokenizations %+v", got.Detokens)
+	}
+
+	// a window that excludes alice's statements
+	rp = NewReport(recs[6].Time, time.Time{})
+	ReadRecords(context.Background(), []string{path}, func(r *Record) error { rp.Add(r); return nil })
+	b.Reset()
+	rp.WriteTo(&b, FormatTable)
+	if out := b.String(); strings.Contains(out, "alice") || !strings.Contains(out, "role support, user carol") ||
+		!strings.Contains(out, "crm.tickets.diagnosis") || !strings.Contains(out, "dpo") {
+		t.Fatalf("windowed table:\n%s", out)
+	}
+	b.Reset()
+	rp.WriteTo(&b, FormatCSV)
+	rows, err := csv.NewReader(&b).ReadAll()
+	if err != nil || len(rows) != 1+3+1 {
+		t.Fatalf("csv %v %q", err, rows)
+	}
+}

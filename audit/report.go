@@ -1,0 +1,246 @@
+package audit
+
+import (
+	"cmp"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"text/tabwriter"
+	"time"
+)
+
+// Report answers, per role and user, which classified columns they
+// received in clear, which pseudonymised (tokenized or masked), which were
+// withheld (nulled or blocked), every refused statement, and every
+// detokenization, within [Since, Until).
+type Report struct {
+	Since    time.Time       `json:"since"`
+	Until    time.Time       `json:"until"`
+	Subjects []*Subject      `json:"subjects"`
+	Detokens []DetokenizeUse `json:"detokenizations"`
+
+	index map[[2]string]*Subject
+}
+
+// Subject is one (role, user) pair.
+type Subject struct {
+	Role          string       `json:"role"`
+	User          string       `json:"user"`
+	Statements    uint64       `json:"statements"`
+	Clear         []*ColumnUse `json:"clear"`
+	Pseudonymised []*ColumnUse `json:"pseudonymised"`
+	Withheld      []*ColumnUse `json:"withheld"`
+	Refusals      []RefusalUse `json:"refusals"`
+	AuthFailures  uint64       `json:"auth_failures"`
+	cols          map[[2]string]*ColumnUse
+}
+
+// ColumnUse counts statements and rows in which a column left with one
+// decision.
+type ColumnUse struct {
+	// Column is "schema.table.column".
+	Column     string    `json:"column"`
+	Decision   Decision  `json:"decision"`
+	Statements uint64    `json:"statements"`
+	Rows       uint64    `json:"rows"`
+	First      time.Time `json:"first"`
+	Last       time.Time `json:"last"`
+}
+
+// RefusalUse is one refused statement.
+type RefusalUse struct {
+	Seq         uint64    `json:"seq"`
+	Time        time.Time `json:"time"`
+	Fingerprint string    `json:"fingerprint"`
+	Rule        string    `json:"rule"`
+	Table       string    `json:"table,omitempty"`
+	Column      string    `json:"column,omitempty"`
+	SQLState    string    `json:"sqlstate"`
+}
+
+// DetokenizeUse is one detokenization.
+type DetokenizeUse struct {
+	Seq     uint64    `json:"seq"`
+	Time    time.Time `json:"time"`
+	Actor   string    `json:"actor"`
+	Domain  string    `json:"domain"`
+	Tokens  uint64    `json:"tokens"`
+	Outcome Outcome   `json:"outcome"`
+}
+
+// NewReport starts an empty report for [since, until) (zero: unbounded).
+func NewReport(since, until time.Time) *Report {
+	return &Report{Since: since, Until: until, Subjects: []*Subject{}, Detokens: []DetokenizeUse{}, index: map[[2]string]*Subject{}}
+}
+
+func (rp *Report) subject(role, user string) *Subject {
+	k := [2]string{role, user}
+	s := rp.index[k]
+	if s == nil {
+		s = &Subject{Role: role, User: user, Clear: []*ColumnUse{}, Pseudonymised: []*ColumnUse{},
+			Withheld: []*ColumnUse{}, Refusals: []RefusalUse{}, cols: map[[2]string]*ColumnUse{}}
+		rp.index[k] = s
+		rp.Subjects = append(rp.Subjects, s)
+	}
+	return s
+}
+
+// Add accounts for r if it is in the report's time window.
+func (rp *Report) Add(r *Record) {
+	if !(Filter{Since: rp.Since, Until: rp.Until}).Match(r) {
+		return
+	}
+	switch {
+	case r.Statement != nil:
+		st := r.Statement
+		s := rp.subject(st.Session.Role, st.Session.User)
+		s.Statements++
+		if st.Outcome == OutcomeRefused {
+			ru := RefusalUse{Seq: r.Seq, Time: r.Time, Fingerprint: st.Fingerprint, SQLState: st.SQLState}
+			if st.Refusal != nil {
+				ru.Rule, ru.Table, ru.Column = st.Refusal.Rule, st.Refusal.Table, st.Refusal.Column
+			}
+			s.Refusals = append(s.Refusals, ru)
+			return
+		}
+		for _, c := range st.Columns {
+			name := c.Table + "." + c.Column
+			k := [2]string{name, string(c.Decision)}
+			u := s.cols[k]
+			if u == nil {
+				u = &ColumnUse{Column: name, Decision: c.Decision, First: r.Time}
+				s.cols[k] = u
+				switch c.Decision {
+				case DecisionAllowed:
+					s.Clear = append(s.Clear, u)
+				case DecisionTokenized, DecisionMasked:
+					s.Pseudonymised = append(s.Pseudonymised, u)
+				default:
+					s.Withheld = append(s.Withheld, u)
+				}
+			}
+			u.Statements++
+			u.Rows += st.Rows
+			u.Last = r.Time
+		}
+	case r.AuthFailure != nil:
+		rp.subject("", r.AuthFailure.User).AuthFailures++
+	case r.Detokenize != nil:
+		d := r.Detokenize
+		rp.Detokens = append(rp.Detokens, DetokenizeUse{Seq: r.Seq, Time: r.Time, Actor: d.Actor, Domain: d.Domain, Tokens: d.Tokens, Outcome: d.Outcome})
+	}
+}
+
+// sort orders subjects by role and user, columns by name.
+func (rp *Report) sort() {
+	slices.SortFunc(rp.Subjects, func(a, b *Subject) int {
+		return cmp.Or(cmp.Compare(a.Role, b.Role), cmp.Compare(a.User, b.User))
+	})
+	byCol := func(a, b *ColumnUse) int {
+		return cmp.Or(cmp.Compare(a.Column, b.Column), cmp.Compare(a.Decision, b.Decision))
+	}
+	for _, s := range rp.Subjects {
+		slices.SortFunc(s.Clear, byCol)
+		slices.SortFunc(s.Pseudonymised, byCol)
+		slices.SortFunc(s.Withheld, byCol)
+	}
+}
+
+// WriteTo writes the report in format table, json or csv.
+func (rp *Report) WriteTo(w io.Writer, format string) error {
+	rp.sort()
+	switch format {
+	case FormatJSON:
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rp)
+	case FormatCSV:
+		return rp.writeCSV(w)
+	case FormatTable:
+		return rp.writeText(w)
+	}
+	return fmt.Errorf("unknown format %q (want table, json or csv)", format)
+}
+
+func (rp *Report) writeCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"role", "user", "category", "column", "decision", "statements", "rows", "first", "last", "seq", "rule", "fingerprint"})
+	ts := func(t time.Time) string { return t.Format(time.RFC3339Nano) }
+	for _, s := range rp.Subjects {
+		for _, g := range []struct {
+			name string
+			us   []*ColumnUse
+		}{{"clear", s.Clear}, {"pseudonymised", s.Pseudonymised}, {"withheld", s.Withheld}} {
+			for _, u := range g.us {
+				cw.Write([]string{s.Role, s.User, g.name, u.Column, string(u.Decision), strconv.FormatUint(u.Statements, 10),
+					strconv.FormatUint(u.Rows, 10), ts(u.First), ts(u.Last), "", "", ""})
+			}
+		}
+		for _, f := range s.Refusals {
+			col := ""
+			if f.Column != "" {
+				col = f.Table + "." + f.Column
+			}
+			cw.Write([]string{s.Role, s.User, "refused", col, "", "1", "0", ts(f.Time), ts(f.Time),
+				strconv.FormatUint(f.Seq, 10), f.Rule, f.Fingerprint})
+		}
+	}
+	for _, d := range rp.Detokens {
+		cw.Write([]string{"", d.Actor, "detokenize", d.Domain, string(d.Outcome), "1", strconv.FormatUint(d.Tokens, 10),
+			ts(d.Time), ts(d.Time), strconv.FormatUint(d.Seq, 10), "", ""})
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func (rp *Report) writeText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	window := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.Format(time.RFC3339)
+	}
+	fmt.Fprintf(tw, "Access report %s … %s\n", window(rp.Since), window(rp.Until))
+	for _, s := range rp.Subjects {
+		fmt.Fprintf(tw, "\nrole %s, user %s: %d statements, %d refused, %d authentication failures\n",
+			dash(s.Role), dash(s.User), s.Statements, len(s.Refusals), s.AuthFailures)
+		for _, g := range []struct {
+			name string
+			us   []*ColumnUse
+		}{{"in clear", s.Clear}, {"pseudonymised", s.Pseudonymised}, {"withheld", s.Withheld}} {
+			if len(g.us) == 0 {
+				continue
+			}
+			fmt.Fprintf(tw, "  %s:\n", g.name)
+			for _, u := range g.us {
+				fmt.Fprintf(tw, "    %s\t%s\t%d statements\t%d rows\t%s … %s\n", u.Column, u.Decision, u.Statements, u.Rows,
+					u.First.Format(time.RFC3339), u.Last.Format(time.RFC3339))
+			}
+		}
+		if len(s.Refusals) > 0 {
+			fmt.Fprintf(tw, "  refused:\n")
+			for _, f := range s.Refusals {
+				fmt.Fprintf(tw, "    #%d\t%s\t%s\t%s\t%s\n", f.Seq, f.Time.Format(time.RFC3339), f.Rule,
+					dash(joinDot(f.Table, f.Column)), tabless(clip(f.Fingerprint, 80)))
+			}
+		}
+	}
+	if len(rp.Detokens) > 0 {
+		fmt.Fprintf(tw, "\ndetokenizations:\n")
+		for _, d := range rp.Detokens {
+			fmt.Fprintf(tw, "  #%d\t%s\t%s\tdomain %s\t%d tokens\t%s\n", d.Seq, d.Time.Format(time.RFC3339), d.Actor, d.Domain, d.Tokens, d.Outcome)
+		}
+	}
+	return tw.Flush()
+}
+
+func joinDot(a, b string) string {
+	if a == "" || b == "" {
+		return a + b
+	}
+	return a + "." + b
+}

@@ -1,0 +1,234 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// seqOf returns the sequence number of a stored line.
+func seqOf(t *testing.T, line string) uint64 {
+	t.Helper()
+	h, err := parseHeader([]byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.Seq
+}
+
+func TestVerifyDetectsTampering(t *testing.T) {
+	type tamper func(t *testing.T, files []string) (wantRecord uint64)
+	edit := func(t *testing.T, path string, f func(lines []string) []string) {
+		writeLines(t, path, f(readLines(t, path)))
+	}
+	tests := []struct {
+		name    string
+		kind    ProblemKind
+		tamper  tamper
+		useCkpt bool
+	}{
+		{"change one byte", Modified, func(t *testing.T, files []string) uint64 {
+			var seq uint64
+			edit(t, files[1], func(l []string) []string {
+				seq = seqOf(t, l[2])
+				l[2] = strings.Replace(l[2], `"rows":`, `"rows":1`, 1)
+				return l
+			})
+			return seq
+		}, false},
+		{"change one byte of the MAC", Modified, func(t *testing.T, files []string) uint64 {
+			var seq uint64
+			edit(t, files[0], func(l []string) []string {
+				seq = seqOf(t, l[3])
+				b := []byte(l[3])
+				b[len(b)-5] ^= 1
+				l[3] = string(b)
+				return l
+			})
+			return seq
+		}, false},
+		{"delete a line", Deleted, func(t *testing.T, files []string) uint64 {
+			var seq uint64
+			edit(t, files[1], func(l []string) []string {
+				seq = seqOf(t, l[3])
+				return slices.Delete(l, 3, 4)
+			})
+			return seq
+		}, false},
+		{"insert a forged line", Inserted, func(t *testing.T, files []string) uint64 {
+			var seq uint64
+			edit(t, files[1], func(l []string) []string {
+				seq = seqOf(t, l[2])
+				forged := strings.Replace(l[1], `"user":"alice"`, `"user":"mallory"`, 1)
+				return slices.Insert(l, 2, forged)
+			})
+			return seq
+		}, false},
+		{"insert a copy of an earlier line", Inserted, func(t *testing.T, files []string) uint64 {
+			var seq uint64
+			edit(t, files[1], func(l []string) []string {
+				seq = seqOf(t, l[4])
+				return slices.Insert(l, 4, l[1])
+			})
+			return seq
+		}, false},
+		{"swap two lines", Reordered, func(t *testing.T, files []string) uint64 {
+			var seq uint64
+			edit(t, files[2], func(l []string) []string {
+				seq = seqOf(t, l[1])
+				l[1], l[2] = l[2], l[1]
+				return l
+			})
+			return seq
+		}, false},
+		{"truncate mid-line", Truncated, func(t *testing.T, files []string) uint64 {
+			last := files[len(files)-1]
+			l := readLines(t, last)
+			fi, _ := os.Stat(last)
+			os.Truncate(last, fi.Size()-int64(len(l[len(l)-1])/2))
+			return seqOf(t, l[len(l)-1])
+		}, false},
+		{"truncate after the last checkpoint (checkpoint file)", Truncated, func(t *testing.T, files []string) uint64 {
+			var seq uint64
+			edit(t, files[len(files)-1], func(l []string) []string {
+				seq = seqOf(t, l[len(l)-3])
+				return l[:len(l)-3]
+			})
+			return seq
+		}, true},
+		{"remove a rotated file from the middle", MissingFile, func(t *testing.T, files []string) uint64 {
+			want := seqOf(t, readLines(t, files[1])[0])
+			os.Remove(files[1])
+			return want
+		}, false},
+		{"cut the end of a rotated file", Truncated, func(t *testing.T, files []string) uint64 {
+			var seq uint64
+			edit(t, files[0], func(l []string) []string {
+				seq = seqOf(t, l[len(l)-2])
+				return l[:len(l)-2]
+			})
+			return seq
+		}, false},
+		{"empty a file", Truncated, func(t *testing.T, files []string) uint64 {
+			l := readLines(t, files[2])
+			os.Truncate(files[2], 0)
+			return seqOf(t, l[0])
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := testConfig(dir)
+			cfg.RotateSize = 4096
+			cfg.CheckpointPath = filepath.Join(dir, "checkpoints")
+			files := writeLog(t, cfg, 40)
+			if len(files) < 4 {
+				t.Fatalf("want ≥ 4 files, got %d", len(files))
+			}
+			res, err := Verify(context.Background(), testKey, files, VerifyOptions{Checkpoints: cfg.CheckpointPath})
+			if err != nil || !res.Closed {
+				t.Fatalf("before tampering: %v", err)
+			}
+			want := tt.tamper(t, files)
+			var opts VerifyOptions
+			if tt.useCkpt {
+				opts.Checkpoints = cfg.CheckpointPath
+			}
+			present := slices.DeleteFunc(slices.Clone(files), func(f string) bool { _, err := os.Stat(f); return err != nil })
+			// files in reverse order: the verifier orders them itself
+			slices.Reverse(present)
+			_, err = Verify(context.Background(), testKey, present, opts)
+			var te *TamperError
+			if !errors.As(err, &te) || !errors.Is(err, ErrTampered) {
+				t.Fatalf("got %v, want a TamperError", err)
+			}
+			if te.Kind != tt.kind || te.Record != want {
+				t.Fatalf("got %s at record %d (%v), want %s at record %d", te.Kind, te.Record, err, tt.kind, want)
+			}
+		})
+	}
+}
+
+func TestVerifyUndetectableTruncationIsFlagged(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	files := writeLog(t, cfg, 5)
+	l := readLines(t, files[0])
+	writeLines(t, files[0], l[:len(l)-2])
+	res, err := Verify(context.Background(), testKey, files, VerifyOptions{})
+	if err != nil || res.Closed {
+		t.Fatalf("without a checkpoint file the chain verifies but is not closed: %v %+v", err, res)
+	}
+}
+
+func TestVerifyPartialSet(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.RotateSize = 4096
+	files := writeLog(t, cfg, 40)
+	rest := files[1:]
+	_, err := Verify(context.Background(), testKey, rest, VerifyOptions{})
+	var te *TamperError
+	if !errors.As(err, &te) || te.Kind != MissingFile || te.Record != 1 {
+		t.Fatalf("without --partial: %v", err)
+	}
+	res, err := Verify(context.Background(), testKey, rest, VerifyOptions{Partial: true})
+	if err != nil || res.FirstSeq == 1 {
+		t.Fatalf("partial: %v %+v", err, res)
+	}
+}
+
+func TestVerifyWrongKey(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	files := writeLog(t, cfg, 3)
+	_, err := Verify(context.Background(), StaticKey(make([]byte, 32)), files, VerifyOptions{})
+	if !errors.Is(err, ErrWrongKey) {
+		t.Fatalf("got %v", err)
+	}
+	_, err = Verify(context.Background(), StaticKey(make([]byte, 8)), files, VerifyOptions{})
+	if !errors.Is(err, ErrWeakKey) || !errors.Is(err, ErrKeyUnavailable) {
+		t.Fatalf("short key: %v", err)
+	}
+}
+
+func TestVerifyModifiedCheckpointFile(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.CheckpointPath = filepath.Join(dir, "ckpt")
+	files := writeLog(t, cfg, 3)
+	l := readLines(t, cfg.CheckpointPath)
+	l[0] = strings.Replace(l[0], `"final":true`, `"final":false`, 1)
+	writeLines(t, cfg.CheckpointPath, l)
+	_, err := Verify(context.Background(), testKey, files, VerifyOptions{Checkpoints: cfg.CheckpointPath})
+	var te *TamperError
+	if !errors.As(err, &te) || te.Kind != Modified || te.File != cfg.CheckpointPath {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestParseSealedMatchesDecoder(t *testing.T) {
+	_, recs := knownLog(t)
+	for _, r := range recs {
+		line, _, err := newSealer(mustKey(t)).seal(nil, &Record{Seq: r.Seq, Time: r.Time, Type: r.Type, Prev: r.Prev,
+			Statement: r.Statement, ConnectionStart: r.ConnectionStart, FileStart: r.FileStart, Checkpoint: r.Checkpoint})
+		if err != nil {
+			t.Fatal(err)
+		}
+		line = line[:len(line)-1]
+		fast, err1 := parseSealed(line)
+		slow, err2 := parseHeader(line)
+		if err1 != nil || err2 != nil || fast.Seq != slow.Seq || fast.Type != slow.Type || fast.Prev != slow.Prev {
+			t.Fatalf("%s: fast %+v %v, slow %+v %v", line, fast, err1, slow, err2)
+		}
+	}
+}
+
+func mustKey(t *testing.T) chainKey {
+	k, err := deriveKey(testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}

@@ -1,0 +1,362 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Writer appends records to the audit log. It is safe for concurrent use.
+// Create it with New and Close it when done.
+type Writer struct {
+	cfg  Config
+	log  *zap.Logger
+	now  func() time.Time
+	open openFunc
+	key  chainKey
+
+	// mu serialises appends: the chain state, the sink writes, rotation.
+	mu          sync.Mutex
+	seal        *sealer
+	buf         []byte
+	seq         uint64 // last sequence number written
+	head        string // MAC of record seq (hex)
+	sink        sink
+	name        string // active file path; Stdout for standard output
+	size        int64
+	opened      time.Time
+	lastCkpt    uint64 // seq of the last checkpoint
+	ckpt        sink   // checkpoint file, or nil
+	broken      error  // sticky append failure
+	closed      bool
+	dropped     uint64 // records lost with on_failure continue
+	lastDropLog time.Time
+
+	// fileMu is held for writing while the sink is swapped or closed and
+	// for reading during an fsync, so an fsync never races a rotation.
+	fileMu  sync.RWMutex
+	written atomic.Uint64 // last seq written to the sink
+
+	// smu guards the durability state (durability.go).
+	smu     sync.Mutex
+	synced  uint64
+	syncing bool
+	syncErr error
+	wake    chan struct{}
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// seams are the writer's test hooks.
+type seams struct {
+	now    func() time.Time
+	open   openFunc
+	stdout io.Writer
+}
+
+// New opens the audit log described by cfg (defaults applied, then
+// validated), continuing the chain of an existing log, and starts the
+// background checkpoint and fsync loops, which run until ctx ends or Close.
+// The audit key is fetched once from keys. log may be nil.
+func New(ctx context.Context, cfg Config, keys KeySource, log *zap.Logger) (*Writer, error) {
+	return newWriter(ctx, cfg, keys, log, seams{})
+}
+
+func newWriter(ctx context.Context, cfg Config, keys KeySource, log *zap.Logger, s seams) (*Writer, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.open == nil {
+		s.open = openFile
+	}
+	if s.stdout == nil {
+		s.stdout = os.Stdout
+	}
+	key, err := fetchKey(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	w := &Writer{cfg: cfg, log: log, now: s.now, open: s.open, key: key, seal: newSealer(key), wake: make(chan struct{})}
+	if cfg.CheckpointPath != "" {
+		w.ckpt, err = w.open(cfg.CheckpointPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("audit: open checkpoint file: %w", err)
+		}
+	}
+	if cfg.Path == Stdout {
+		w.name, w.sink = Stdout, streamSink{s.stdout}
+		if _, _, err = w.appendLocked(&Record{Type: TypeFileStart, FileStart: w.fileStart("", ReasonStart)}); err != nil {
+			w.closeFiles()
+			return nil, err
+		}
+	} else if err := w.resume(); err != nil {
+		w.closeFiles()
+		return nil, err
+	}
+	w.markSynced(0)
+	bg, cancel := context.WithCancel(ctx)
+	w.cancel = cancel
+	if cfg.Fsync == FsyncInterval {
+		w.wg.Add(1)
+		go w.syncLoop(bg)
+	}
+	if cfg.CheckpointInterval > 0 {
+		w.wg.Add(1)
+		go w.checkpointLoop(bg)
+	}
+	return w, nil
+}
+
+// Write appends ev as one record and returns once it is durable per the
+// fsync policy: with fsync always after an fsync covering it (shared with
+// concurrent writers). If the record cannot be written or synced, Write
+// returns an error matching ErrSinkFailed with on_failure refuse; with
+// continue it logs the failure and returns nil. An invalid event returns
+// ErrInvalidRecord and a closed writer ErrClosed, whatever on_failure says.
+// Write does not retain ev.
+func (w *Writer) Write(ctx context.Context, ev Event) error {
+	_, err := w.write(ctx, ev)
+	return err
+}
+
+// write is Write returning the record's sequence number (0 if none).
+func (w *Writer) write(ctx context.Context, ev Event) (uint64, error) {
+	if ev == nil {
+		return 0, invalidf("nil event")
+	}
+	if err := ev.validate(); err != nil {
+		return 0, err
+	}
+	r := Record{Type: ev.recordType()}
+	ev.attach(&r)
+	seq, err := w.append(&r)
+	if err == nil {
+		err = w.durable(ctx, seq)
+	}
+	return seq, w.failed(err, r.Type)
+}
+
+// failed applies the on_failure policy to a Write error.
+func (w *Writer) failed(err error, t Type) error {
+	if err == nil || w.cfg.OnFailure == OnFailureRefuse || !errors.Is(err, ErrSinkFailed) {
+		return err
+	}
+	w.mu.Lock()
+	w.dropped++
+	dropped := w.dropped
+	now := w.now()
+	logIt := now.Sub(w.lastDropLog) >= time.Second
+	if logIt {
+		w.lastDropLog = now
+	}
+	w.mu.Unlock()
+	if logIt {
+		w.log.Error("AUDIT LOG FAILURE: record not written, continuing because audit.on_failure is continue",
+			zap.String("type", string(t)), zap.Uint64("records_lost", dropped), zapErr(err))
+	}
+	return nil
+}
+
+// append writes r as the next record, rotating first when due.
+func (w *Writer) append(r *Record) (uint64, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return 0, ErrClosed
+	}
+	if w.broken != nil {
+		return 0, w.broken
+	}
+	if err := w.syncFailed(); err != nil {
+		return 0, err
+	}
+	if err := w.maybeRotate(); err != nil {
+		return 0, err
+	}
+	seq, _, err := w.appendLocked(r)
+	return seq, err
+}
+
+// appendLocked seals r as record w.seq+1 and writes it. On a failed write
+// the partial line is cut off again; if that fails too the writer is
+// broken. It returns the sequence number and the line (valid until the
+// next append).
+func (w *Writer) appendLocked(r *Record) (uint64, []byte, error) {
+	r.Seq = w.seq + 1
+	r.Time = w.now().UTC().Truncate(time.Microsecond)
+	r.Prev = w.head
+	r.MAC = ""
+	line, mac, err := w.seal.seal(w.buf[:0], r)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: encode: %w", ErrInvalidRecord, err)
+	}
+	w.buf = line
+	n, err := w.sink.Write(line)
+	if err == nil && n < len(line) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		if n > 0 {
+			if terr := w.sink.Truncate(w.size); terr != nil {
+				w.broken = fmt.Errorf("%w: %w; the partial record could not be removed: %v", ErrSinkFailed, err, terr)
+				return 0, nil, w.broken
+			}
+		}
+		return 0, nil, fmt.Errorf("%w: %w", ErrSinkFailed, err)
+	}
+	w.seq, w.head = r.Seq, mac
+	w.size += int64(n)
+	w.written.Store(w.seq)
+	if r.Type == TypeCheckpoint {
+		w.lastCkpt = w.seq
+	}
+	return w.seq, line, nil
+}
+
+func (w *Writer) fileStart(prevFile, reason string) *FileStart {
+	return &FileStart{Format: FormatVersion, File: filepath.Base(w.name), PrevFile: prevFile, Reason: reason, KeyID: w.key.id}
+}
+
+// Checkpoint writes a checkpoint record now (also to the checkpoint file)
+// unless nothing was written since the last one, and waits for it to be
+// durable per the fsync policy.
+func (w *Writer) Checkpoint(ctx context.Context) error {
+	seq, err := w.checkpoint(false)
+	if err == nil && seq > 0 {
+		err = w.durable(ctx, seq)
+	}
+	return err
+}
+
+func (w *Writer) checkpoint(final bool) (uint64, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return 0, ErrClosed
+	}
+	if w.broken != nil {
+		return 0, w.broken
+	}
+	if err := w.syncFailed(); err != nil {
+		return 0, err
+	}
+	if w.seq == w.lastCkpt && !final {
+		return 0, nil
+	}
+	return w.checkpointLocked(final)
+}
+
+func (w *Writer) checkpointLocked(final bool) (uint64, error) {
+	r := &Record{Type: TypeCheckpoint, Checkpoint: &Checkpoint{
+		Records: w.seq, Head: w.head, File: filepath.Base(w.name), Final: final,
+	}}
+	seq, line, err := w.appendLocked(r)
+	if err != nil {
+		return 0, err
+	}
+	if w.ckpt != nil {
+		if _, err := w.ckpt.Write(line); err != nil {
+			return seq, fmt.Errorf("%w: checkpoint file: %w", ErrSinkFailed, err)
+		}
+		if err := w.ckpt.Sync(); err != nil {
+			return seq, fmt.Errorf("%w: checkpoint file: %w", ErrSinkFailed, err)
+		}
+	}
+	return seq, nil
+}
+
+func (w *Writer) checkpointLoop(ctx context.Context) {
+	defer w.wg.Done()
+	t := time.NewTicker(w.cfg.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := w.Checkpoint(ctx); err != nil && !errors.Is(err, ErrClosed) && ctx.Err() == nil {
+			w.log.Error("audit checkpoint failed", zapErr(err))
+		}
+	}
+}
+
+// Close writes a final checkpoint, syncs and closes the log. Records
+// written before Close are durable when it returns nil. Further Writes
+// return ErrClosed.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	var errs []error
+	if w.broken == nil && w.syncFailed() == nil {
+		if _, err := w.checkpointLocked(true); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	w.closed = true
+	w.mu.Unlock()
+	w.cancel()
+	w.wg.Wait()
+	w.fileMu.Lock()
+	defer w.fileMu.Unlock()
+	if err := w.sink.Sync(); err != nil {
+		errs = append(errs, fmt.Errorf("%w: fsync: %w", ErrSinkFailed, err))
+	}
+	errs = append(errs, w.closeFiles())
+	return errors.Join(errs...)
+}
+
+func (w *Writer) closeFiles() error {
+	var errs []error
+	if w.sink != nil {
+		errs = append(errs, w.sink.Close())
+	}
+	if w.ckpt != nil {
+		errs = append(errs, w.ckpt.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Stats describes the writer's state, for metrics and tests.
+type Stats struct {
+	// Records is the last sequence number written; Synced the last one
+	// known to be on disk.
+	Records uint64
+	Synced  uint64
+	// Dropped counts records lost with on_failure continue.
+	Dropped uint64
+	// File is the active file.
+	File string
+}
+
+// Stats returns the writer's current state.
+func (w *Writer) Stats() Stats {
+	w.mu.Lock()
+	s := Stats{Records: w.seq, Dropped: w.dropped, File: w.name}
+	w.mu.Unlock()
+	w.smu.Lock()
+	s.Synced = w.synced
+	w.smu.Unlock()
+	return s
+}
+
+func zapErr(err error) zap.Field { return zap.String("error", err.Error()) }
