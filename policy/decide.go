@@ -129,10 +129,10 @@ func (r *Role) Restricted() bool {
 func (p *Policy) Decide(r *Role, t TableName, column string) Decision {
 	c := p.Column(t, column)
 	if c == nil {
-		return Decision{Action: r.Unclassified, Rule: fmt.Sprintf("unclassified columns are %s for role %q", verb(r.Unclassified), r.Name)}
+		return Decision{Action: r.Unclassified, Column: column, Rule: fmt.Sprintf("unclassified columns are %s for role %q", verb(r.Unclassified), r.Name)}
 	}
 	a := r.action(c.Category)
-	d := Decision{Action: a, Category: c.Category,
+	d := Decision{Action: a, Category: c.Category, Column: column,
 		Rule: fmt.Sprintf("category %q is %s for role %q", c.Category, verb(a), r.Name)}
 	if c.Category == CategorySpecial && a == Allow {
 		d.Rule += " (legal basis: " + r.LegalBasis + ")"

@@ -84,6 +84,8 @@ type Role struct {
 // Decision is what to do with one column for one role.
 type Decision struct {
 	Action Action
+	// Column is the column the decision is about.
+	Column string
 	// Category is "" for an unclassified column.
 	Category string
 	// Spec is the transformer for tokenize and mask.

@@ -6,12 +6,14 @@ package proxy
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/crypto"
 	"github.com/pgpseudo/pgpseudo/internal/yamlconf"
 	"github.com/pgpseudo/pgpseudo/proxy/scram"
@@ -31,6 +33,8 @@ type Config struct {
 	// Keys configures the key provider (docs/keys.md). Optional until a
 	// policy tokenizes something.
 	Keys crypto.Config `yaml:"keys"`
+	// Audit configures the access log (docs/audit.md); off without a path.
+	Audit audit.Config `yaml:"audit"`
 }
 
 // UpstreamConfig says where the database is and how to reach it.
@@ -202,6 +206,19 @@ func (c *Config) validate(pos *yamlconf.Positions) error {
 		c.Keys = c.Keys.WithDefaults()
 		if err := c.Keys.Validate(); err != nil {
 			return pos.Errorf("keys", "%v", strings.TrimPrefix(err.Error(), crypto.ErrInvalidConfig.Error()+": "))
+		}
+	}
+	if pos.Has("audit") {
+		c.Audit = c.Audit.WithDefaults()
+		if err := c.Audit.Validate(); err != nil {
+			var ce *audit.ConfigError
+			if errors.As(err, &ce) {
+				return pos.Errorf(ce.Key, "%s", ce.Msg)
+			}
+			return pos.Errorf("audit", "%v", err)
+		}
+		if c.Audit.Path != "" && c.Keys.Provider == "" {
+			return pos.Errorf("audit", "the audit log's key comes from the key provider: set keys.provider")
 		}
 	}
 	if c.Policy != "" && (c.Auth.AuthUser == "" || c.Auth.AuthPasswordFile == "") {

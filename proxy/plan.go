@@ -3,10 +3,12 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/crypto"
 	"github.com/pgpseudo/pgpseudo/policy"
 )
@@ -34,6 +36,10 @@ type plan struct {
 	typmodReset []bool
 	// generation is the policy generation the plan was made under.
 	generation uint64
+	// audit holds the decisions on classified or rewritten columns, and
+	// relations the tables the result's columns come from.
+	audit     []audit.ColumnDecision
+	relations []string
 }
 
 // textLike are types that can carry arbitrary text or bytes: a column of
@@ -56,7 +62,7 @@ func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescript
 	p := &plan{cols: make([]colPlan, len(fields)), passthrough: true, typmodReset: make([]bool, len(fields)), generation: s.policyGen}
 	for i, f := range fields {
 		format := formatFor(formats, i, f.Format)
-		d, notNull, err := s.decideField(ctx, pol, role, f, catalogOnly)
+		d, origin, notNull, err := s.decideField(ctx, pol, role, f, catalogOnly)
 		if err != nil {
 			return nil, err
 		}
@@ -97,45 +103,71 @@ func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescript
 			p.passthrough = false
 		}
 		p.cols[i] = cp
+		p.note(origin, d, cp)
 	}
 	return p, nil
 }
 
+// note records a column's decision for the audit record.
+func (p *plan) note(origin policy.TableName, d policy.Decision, cp colPlan) {
+	if origin.Table == "" {
+		return
+	}
+	table := origin.Schema + "." + origin.Table
+	if !slices.Contains(p.relations, table) {
+		p.relations = append(p.relations, table)
+	}
+	if d.Category == "" && cp.action == policy.Allow {
+		return
+	}
+	cd := audit.ColumnDecision{Table: table, Column: d.Column, Class: d.Category, Decision: decisionOf(cp.action)}
+	if cp.action == policy.Tokenize || cp.action == policy.Mask {
+		cd.Transformer, cd.Domain = string(d.Spec.Kind), d.Spec.Domain
+		if cp.tr != nil {
+			cd.KeyVersion = cp.tr.KeyVersion()
+		}
+	}
+	if cd.Class == "" {
+		cd.Class = "unclassified"
+	}
+	p.audit = append(p.audit, cd)
+}
+
 // decideField finds a result column's origin and the policy decision.
-func (s *session) decideField(ctx context.Context, pol *policy.Policy, role *policy.Role, f pgproto3.FieldDescription, catalogOnly bool) (policy.Decision, bool, error) {
+func (s *session) decideField(ctx context.Context, pol *policy.Policy, role *policy.Role, f pgproto3.FieldDescription, catalogOnly bool) (policy.Decision, policy.TableName, bool, error) {
 	attnum := int16(f.TableAttributeNumber) // system columns are negative
 	if f.TableOID == 0 {
 		// A computed column of a statement that reads only system catalogs
 		// cannot carry user data (psql's \d, pg_dump's schema queries).
 		if textLike(f.DataTypeOID) && !catalogOnly {
-			return policy.Decision{Action: policy.Block, Rule: "a computed column of a text-like type has no provable origin"}, false, nil
+			return policy.Decision{Action: policy.Block, Rule: "a computed column of a text-like type has no provable origin"}, policy.TableName{}, false, nil
 		}
-		return policy.Decision{Action: policy.Allow}, false, nil
+		return policy.Decision{Action: policy.Allow}, policy.TableName{}, false, nil
 	}
 	rel, err := s.srv.catalog.relation(ctx, s.id.Database, f.TableOID)
 	if err != nil {
-		return policy.Decision{}, false, err
+		return policy.Decision{}, policy.TableName{}, false, err
 	}
 	if attnum < 0 {
-		return policy.Decision{Action: policy.Allow}, false, nil // ctid, xmin, …
+		return policy.Decision{Action: policy.Allow}, rel.Root, false, nil // ctid, xmin, …
 	}
 	if attnum == 0 {
 		// A whole-row reference carries every column: the strictest action
 		// of the table applies.
-		return strictest(pol, role, rel), false, nil
+		return strictest(pol, role, rel), rel.Root, false, nil
 	}
 	a, ok := rel.Attrs[attnum]
 	if !ok {
-		return policy.Decision{Action: policy.Block, Rule: fmt.Sprintf("column %d of %s is not in the catalog", attnum, rel.Root)}, false, nil
+		return policy.Decision{Action: policy.Block, Rule: fmt.Sprintf("column %d of %s is not in the catalog", attnum, rel.Root)}, rel.Root, false, nil
 	}
 	if (rel.Kind == 'v' || rel.Kind == 'm') && pol.Column(rel.Root, a.Name) == nil {
 		// PostgreSQL reports a view's columns as the view's, not the base
 		// table's: without analysing the view an origin is unknown.
 		if role.Unclassified != policy.Allow || textLike(a.TypeOID) {
-			return policy.Decision{Action: policy.Block, Rule: fmt.Sprintf("%s.%s is a view column that pgpseudo cannot trace to a base table", rel.Root, a.Name)}, a.NotNull, nil
+			return policy.Decision{Action: policy.Block, Column: a.Name, Rule: fmt.Sprintf("%s.%s is a view column that pgpseudo cannot trace to a base table", rel.Root, a.Name)}, rel.Root, a.NotNull, nil
 		}
 	}
-	return pol.Decide(role, rel.Root, a.Name), a.NotNull, nil
+	return pol.Decide(role, rel.Root, a.Name), rel.Root, a.NotNull, nil
 }
 
 func strictest(pol *policy.Policy, role *policy.Role, rel *relInfo) policy.Decision {

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/crypto"
 	"github.com/pgpseudo/pgpseudo/policy"
 )
@@ -33,6 +34,8 @@ type policyHolder struct {
 	log  *zap.Logger
 	cur  atomic.Pointer[policyState]
 	mu   sync.Mutex // serialises reloads
+	// onLoad is told about every reload attempt (for the audit log).
+	onLoad func(pol *policy.Policy, reload bool, err error)
 }
 
 func newPolicyHolder(path string, log *zap.Logger) (*policyHolder, error) {
@@ -61,6 +64,9 @@ func (h *policyHolder) reload() error {
 	defer h.mu.Unlock()
 	old := h.cur.Load()
 	pol, mod, err := loadPolicyFile(h.path)
+	if h.onLoad != nil {
+		h.onLoad(pol, true, err)
+	}
 	if err != nil {
 		h.log.Error("policy reload failed; the previous policy stays in force", zap.Error(err))
 		return err
@@ -141,4 +147,18 @@ func (s *session) currentPolicy() (*policy.Policy, *policy.Role) {
 		s.role, s.policyGen = role, st.generation
 	}
 	return st.pol, s.role
+}
+
+// auditPolicyLoad records a policy load or reload attempt.
+func (s *Server) auditPolicyLoad(pol *policy.Policy, reload bool, err error) {
+	ev := audit.PolicyLoad{File: s.cfg.Policy, Reload: reload, Outcome: audit.OutcomeOK}
+	if err != nil {
+		ev.Outcome = audit.OutcomeError
+	} else {
+		ev.Hash = "sha256:" + pol.Hash
+		for _, r := range pol.Roles {
+			ev.Roles = append(ev.Roles, r.Name)
+		}
+	}
+	_ = s.auditWrite(ev)
 }

@@ -18,8 +18,9 @@ import (
 
 // relayStats summarises a session for the end-of-session log line.
 type relayStats struct {
-	msgsIn   int64
+	stmts    int64
 	bytesOut int64
+	rows     uint64
 	reason   string
 }
 
@@ -49,7 +50,7 @@ func (s *session) relay() relayStats {
 	go func() {
 		defer wg.Done()
 		defer s.recoverRelay(end)
-		end(s.clientToUpstream(&busy, &lastIn, &st.msgsIn))
+		end(s.clientToUpstream(&busy, &lastIn, &st.stmts))
 	}()
 	go func() {
 		defer wg.Done()
@@ -59,6 +60,11 @@ func (s *session) relay() relayStats {
 	wg.Wait()
 	st.reason = reason
 	st.bytesOut = outSize.Load()
+	if s.trk != nil {
+		s.trk.mu.Lock()
+		st.rows = s.trk.rows
+		s.trk.mu.Unlock()
+	}
 	return st
 }
 
@@ -87,10 +93,34 @@ func (s *session) clientToUpstream(busy *atomic.Bool, lastIn *atomic.Int64, n *i
 			}
 			return s.readEnd("client", err)
 		}
-		*n++
+		if m.Type == 'Q' || m.Type == 'E' {
+			*n++ // statements: simple queries and executions
+		}
 		lastIn.Store(time.Now().UnixNano())
 		busy.Store(true)
 		if s.trk != nil {
+			if s.srv.auditRefusing() {
+				// Statements are refused while the audit log is down; the
+				// reply order is kept by substitutes (tracker.refuse).
+				if sub := s.trk.refuse(m.Type, errorFrame(codeAuditFailure, auditRefusal)); sub != nil {
+					if _, err := s.uw.Write(sub); err != nil {
+						return s.readEnd("upstream", err)
+					}
+				}
+				if m.Type == 'X' {
+					_, _ = s.uw.Write(m.Raw)
+					_ = s.uw.Flush()
+					return "client terminated"
+				}
+				if m.Type == 'Q' || m.Type == 'P' || m.Type == 'B' || m.Type == 'D' || m.Type == 'E' || m.Type == 'C' || m.Type == 'S' || m.Type == 'H' {
+					if !s.cr.Pending() {
+						if err := s.uw.Flush(); err != nil {
+							return s.readEnd("upstream", err)
+						}
+					}
+					continue
+				}
+			}
 			var stmts []sqlinfo.Statement
 			if m.Type == 'Q' || m.Type == 'P' {
 				stmts = s.analyze(m.Type, m.Body())

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/proxy/wire"
 )
 
@@ -83,19 +84,28 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 			if !h.portal.noticed {
 				h.portal.noticed = true
 				emit(p.notice())
+				h.aud.usePlan(p)
 			}
 		}
 		if p == nil {
 			return errNoDescription
 		}
+		t.rows++
+		a := h.aud
+		if h.typ == 'Q' {
+			a = h.queryAudit()
+		}
+		a.rows++
+		before := len(*out)
 		if p.passthrough {
 			emit(m.Raw)
-			return nil
+		} else {
+			var err error
+			if *out, err = rewriteDataRow(*out, m.Body(), p); err != nil {
+				return err
+			}
 		}
-		var err error
-		if *out, err = rewriteDataRow(*out, m.Body(), p); err != nil {
-			return err
-		}
+		a.bytes += uint64(len(*out) - before)
 	case 'H', 'W': // CopyOutResponse, CopyBothResponse
 		s.copyOut(m, h, emit)
 	case 'd':
@@ -103,7 +113,14 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 		case t.copyBlocked != "":
 		case t.copy != nil:
 			var err error
-			if *out, err = t.copy.rewriteCopyData(*out, m.Body()); err != nil {
+			before := len(*out)
+			if *out, err = t.copy.rewriteCopyData(*out, m.Body()); err == nil && h != nil && h.typ == 'Q' {
+				a := h.queryAudit()
+				a.rows++
+				a.bytes += uint64(len(*out) - before)
+				t.rows++
+			}
+			if err != nil {
 				// Rows already sent were rewritten; the rest is withheld.
 				t.copy, t.copyBlocked = nil, "COPY data could not be checked against the policy: "+err.Error()
 			}
@@ -116,23 +133,50 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 		}
 	case 'C', 'I', 's': // CommandComplete, EmptyQueryResponse, PortalSuspended
 		t.copy = nil
+		if h != nil && h.typ == 'Q' && h.refusal != nil {
+			emit(h.refusal) // the empty query that replaced a refused one
+			return nil
+		}
+		var a *stmtAudit
+		if h != nil && h.typ == 'Q' {
+			a = h.queryAudit()
+		} else if h != nil && h.typ == 'E' {
+			a = h.aud
+		}
 		if t.copyBlocked != "" && m.Type == 'C' {
+			if a != nil {
+				a.refusal = &audit.Refusal{Rule: "copy_withheld"}
+			}
+			_ = s.finishStmt(a, audit.OutcomeRefused, "42501")
 			emit(refusal(t.copyBlocked))
 			t.copyBlocked = ""
 			if h != nil && h.typ == 'Q' {
-				h.idx = len(h.stmts) // the server goes on, the client saw an error
+				h.idx, h.aud = len(h.stmts), nil // the server goes on, the client saw an error
 			}
 			return nil
+		}
+		if m.Type != 's' {
+			// The record is written before the client hears of success.
+			if err := s.finishStmt(a, audit.OutcomeOK, ""); err != nil && s.srv.auditRefusing() {
+				emit(errorFrame(codeAuditFailure, auditRefusal))
+				if h != nil && h.typ == 'E' {
+					t.pop()
+				} else if h != nil && h.typ == 'Q' {
+					h.idx, h.aud = h.idx+1, nil
+				}
+				return nil
+			}
 		}
 		if h != nil && h.typ == 'E' {
 			t.pop()
 		} else if h != nil && h.typ == 'Q' {
 			t.cur = nil
-			h.idx++
+			h.idx, h.aud = h.idx+1, nil
 		}
 		emit(m.Raw)
 	case 'E':
 		t.copy, t.copyBlocked = nil, ""
+		code := errorCode(m.Body())
 		switch {
 		case injected:
 			// A probe failed (the real statement will report it): skip to
@@ -142,10 +186,15 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 			}
 			return nil
 		case h != nil && h.typ == 'Q':
+			_ = s.finishStmt(h.queryAudit(), audit.OutcomeError, code)
+			h.idx, h.aud = len(h.stmts), nil
 			t.cur = nil
 		default:
 			// The server skips everything up to the next Sync.
 			for h := t.head(); h != nil && h.typ != 'S' && h.typ != 'Q'; h = t.head() {
+				if h.typ == 'E' {
+					_ = s.finishStmt(h.aud, audit.OutcomeError, code)
+				}
 				t.pop()
 			}
 		}
@@ -158,6 +207,9 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 			t.pop()
 			if h.typ == 'S' || h.typ == 'Q' {
 				swallow = h.inject
+				if h.typ == 'S' && h.refusal != nil {
+					emit(h.refusal)
+				}
 				break
 			}
 		}
@@ -228,6 +280,7 @@ func (s *session) rowDescription(m wire.Msg, h *pending, emit func(...[]byte)) e
 			return err
 		}
 		t.cur = p
+		h.queryAudit().usePlan(p)
 		raw, err := rewriteRowDescription(m.Raw, p)
 		if err != nil {
 			return err
@@ -273,6 +326,7 @@ func (s *session) copyOut(m wire.Msg, h *pending, emit func(...[]byte)) {
 			if err == nil {
 				cs.plan = p
 				t.copy = cs
+				h.queryAudit().usePlan(p)
 				emit(m.Raw, p.notice())
 				return
 			}
@@ -322,9 +376,21 @@ func (s *session) portalPlan(pt *portalInfo) (*plan, error) {
 }
 
 // refusal builds the ErrorResponse for something the policy withholds.
-func refusal(msg string) []byte {
-	b, _ := (&pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "42501", Message: "pgpseudo: " + msg}).Encode(nil)
+func refusal(msg string) []byte { return errorFrame("42501", msg) }
+
+// errorFrame builds an ERROR-level ErrorResponse from pgpseudo.
+func errorFrame(code, msg string) []byte {
+	b, _ := (&pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: code, Message: "pgpseudo: " + msg}).Encode(nil)
 	return b
+}
+
+// errorCode returns the SQLSTATE of an ErrorResponse body.
+func errorCode(body []byte) string {
+	var e pgproto3.ErrorResponse
+	if err := e.Decode(body); err != nil {
+		return ""
+	}
+	return e.Code
 }
 
 // scrubbed removes the fields of an error or notice that can quote values

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/crypto"
 )
 
@@ -37,6 +38,11 @@ type Server struct {
 	policy  *policyHolder
 	keys    crypto.KeyProvider
 	stopBg  context.CancelFunc
+	// aud is the access log (nil when off); auditDown is set after a
+	// failed write with on_failure: refuse.
+	aud       *audit.Writer
+	auditDown atomic.Bool
+	connSeq   atomic.Uint64
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -101,6 +107,16 @@ func NewServer(cfg *Config, log *zap.Logger) (*Server, error) {
 			stop()
 			return nil, err
 		}
+	}
+	if cfg.Audit.Path != "" {
+		if s.aud, err = audit.New(bg, cfg.Audit, crypto.AuditKeySource{Provider: s.keys}, log); err != nil {
+			s.closeAuth()
+			return nil, fmt.Errorf("audit log: %w", err)
+		}
+	}
+	if s.policy != nil {
+		s.policy.onLoad = s.auditPolicyLoad
+		s.auditPolicyLoad(s.policy.cur.Load().pol, false, nil)
 	}
 	return s, nil
 }
@@ -224,8 +240,14 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// closeAuth releases the lookup connections and background work.
+// closeAuth releases the lookup connections, the audit log and background
+// work.
 func (s *Server) closeAuth() {
+	if s.aud != nil {
+		if err := s.aud.Close(); err != nil {
+			s.log.Error("closing the audit log", zap.Error(err))
+		}
+	}
 	s.stopBg()
 	if s.lookup != nil {
 		s.lookup.close()
@@ -248,6 +270,6 @@ func (s *Server) handle(c net.Conn) {
 	}()
 	n := s.active.Add(1)
 	defer s.active.Add(-1)
-	sess := &session{srv: s, client: c, log: log, overLimit: n > int64(s.cfg.Limits.MaxConnections)}
+	sess := &session{srv: s, client: c, log: log, overLimit: n > int64(s.cfg.Limits.MaxConnections), connID: s.connSeq.Add(1)}
 	sess.run()
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 
+	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/policy"
 	"github.com/pgpseudo/pgpseudo/proxy/wire"
 )
@@ -35,6 +36,7 @@ type session struct {
 	client    net.Conn
 	log       *zap.Logger
 	overLimit bool
+	connID    uint64
 
 	cr *wire.Reader
 	cw *wire.Writer
@@ -85,6 +87,7 @@ func (s *session) run() {
 		return
 	}
 	if err := s.login(st); err != nil {
+		s.auditAuthFailure(err)
 		s.fail("login", err)
 		return
 	}
@@ -96,10 +99,14 @@ func (s *session) run() {
 	s.log.Info("session started",
 		zap.String("user", s.id.User), zap.String("database", s.id.Database),
 		zap.String("application_name", s.id.ApplicationName), zap.String("tls", s.id.TLSVersion))
+	_ = s.srv.auditWrite(audit.ConnectionStart{Session: s.auditSession(), ClientAddr: s.clientAddrPort(),
+		ApplicationName: s.id.ApplicationName, TLSVersion: s.id.TLSVersion, AuthMethod: s.authMethod()})
 	st2 := s.relay()
+	_ = s.srv.auditWrite(audit.ConnectionEnd{Session: s.auditSession(), Duration: time.Since(s.started),
+		Statements: uint64(st2.stmts), Bytes: uint64(st2.bytesOut), Rows: st2.rows})
 	s.log.Info("session ended",
 		zap.String("user", s.id.User), zap.Duration("duration", time.Since(s.started)),
-		zap.Int64("messages_in", st2.msgsIn), zap.Int64("bytes_out", st2.bytesOut), zap.String("reason", st2.reason))
+		zap.Int64("statements", st2.stmts), zap.Int64("bytes_out", st2.bytesOut), zap.String("reason", st2.reason))
 }
 
 // fail reports err to the client when it is meant for it, and logs it.

@@ -22,6 +22,8 @@ type stmtInfo struct {
 	fields    []pgproto3.FieldDescription // nil: no result (NoData)
 	// catalogOnly: the statement reads only system catalogs.
 	catalogOnly bool
+	// fingerprint and kind identify the statement in audit records.
+	fingerprint, kind string
 }
 
 // portalInfo is a bound portal.
@@ -52,6 +54,24 @@ type pending struct {
 	copies map[int]*copyState
 	// For an injected Describe: the COPY it probes.
 	copy *copyState
+	// aud accumulates the audit record of an Execute, or of the Q
+	// statement at idx.
+	aud *stmtAudit
+	// refusal replaces the reply: for Q the EmptyQueryResponse of the empty
+	// query sent instead, for S the ReadyForQuery (sent after it).
+	refusal []byte
+}
+
+// queryAudit returns the record of the Q statement now streaming.
+func (p *pending) queryAudit() *stmtAudit {
+	if p.aud == nil {
+		fp, kind := "", ""
+		if p.idx < len(p.stmts) {
+			fp, kind = p.stmts[p.idx].Fingerprint, p.stmts[p.idx].Kind
+		}
+		p.aud = newStmtAudit(fp, kind)
+	}
+	return p.aud
 }
 
 // tracker follows the extended protocol so every DataRow can be matched to
@@ -68,6 +88,11 @@ type tracker struct {
 	copyBlocked string
 	// copy is the COPY whose rows are being rewritten.
 	copy *copyState
+	// rows counts result rows sent to the client.
+	rows uint64
+	// discarding drops an extended-protocol batch up to its Sync: the
+	// batch was refused.
+	discarding []byte
 }
 
 func newTracker() *tracker {
@@ -100,7 +125,7 @@ func (t *tracker) frontend(typ byte, body []byte, stmts []sqlinfo.Statement) ([]
 		}
 		st := &stmtInfo{}
 		if len(stmts) == 1 {
-			st.catalogOnly = stmts[0].CatalogOnly
+			st.catalogOnly, st.fingerprint, st.kind = stmts[0].CatalogOnly, stmts[0].Fingerprint, stmts[0].Kind
 		}
 		t.stmts[name] = st
 		t.queue = append(t.queue, pending{typ: 'P'})
@@ -138,10 +163,14 @@ func (t *tracker) frontend(typ byte, body []byte, stmts []sqlinfo.Statement) ([]
 			binary.BigEndian.PutUint32(inject[1:], uint32(len(inject)-1))
 			t.queue = append(t.queue, pending{typ: 'D', kind: 'P', name: name, inject: true})
 		}
+		ex := pending{typ: 'E', name: name, portal: p}
 		if p != nil {
 			p.noticed = false
+			ex.aud = newStmtAudit(p.stmt.fingerprint, p.stmt.kind)
+		} else {
+			ex.aud = newStmtAudit("", "")
 		}
-		t.queue = append(t.queue, pending{typ: 'E', name: name, portal: p})
+		t.queue = append(t.queue, ex)
 		return inject, nil
 	case 'S':
 		t.queue = append(t.queue, pending{typ: 'S'})
@@ -209,4 +238,37 @@ func queryText(typ byte, body []byte) (string, bool) {
 	}
 	q, _, err := cstr(body)
 	return q, err == nil
+}
+
+// emptyQuery replaces a refused simple query: PostgreSQL answers it with
+// EmptyQueryResponse and ReadyForQuery, keeping replies in order.
+var emptyQuery = []byte{'Q', 0, 0, 0, 5, 0}
+
+// refuse handles a client message while statements are refused: a Query
+// becomes an empty query whose reply is replaced by errFrame; an extended
+// batch is dropped up to its Sync, whose ReadyForQuery gets errFrame
+// first. It returns the frame to send upstream instead (nil: nothing).
+func (t *tracker) refuse(typ byte, errFrame []byte) []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch typ {
+	case 'Q':
+		t.queue = append(t.queue, pending{typ: 'Q', refusal: errFrame})
+		return emptyQuery
+	case 'S':
+		if t.discarding == nil {
+			t.discarding = errFrame
+		}
+		t.queue = append(t.queue, pending{typ: 'S', refusal: t.discarding})
+		t.discarding = nil
+		return []byte{'S', 0, 0, 0, 4}
+	case 'P', 'B', 'D', 'E', 'C':
+		if t.discarding == nil {
+			t.discarding = errFrame
+		}
+		return nil
+	case 'H':
+		return nil
+	}
+	return nil
 }

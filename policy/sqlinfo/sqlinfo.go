@@ -25,6 +25,9 @@ type Statement struct {
 	// every name in CatalogNames is a system catalog; the caller must check
 	// that against the database and clear CatalogOnly otherwise.
 	CatalogOnly bool
+	// Fingerprint identifies the statement's shape with every literal and
+	// parameter left out (pg_query's fingerprint), for audit records.
+	Fingerprint string
 	// CatalogNames are unqualified relation names starting with "pg_"
 	// (pg_dump empties search_path and writes them bare).
 	CatalogNames []string
@@ -83,6 +86,13 @@ func Parse(sql string) ([]Statement, error) {
 	out := make([]Statement, 0, len(tree.Stmts))
 	for _, raw := range tree.Stmts {
 		st := Statement{Kind: kindOf(raw.Stmt)}
+		text := sql[raw.StmtLocation:]
+		if raw.StmtLen > 0 && int(raw.StmtLocation+raw.StmtLen) <= len(sql) {
+			text = sql[raw.StmtLocation : raw.StmtLocation+raw.StmtLen]
+		}
+		if fp, err := pg_query.Fingerprint(text); err == nil {
+			st.Fingerprint = fp
+		}
 		if c := raw.Stmt.GetCopyStmt(); c != nil && !c.IsFrom && c.Filename == "" && !c.IsProgram {
 			if st.Copy, err = copyInfo(c, tree.Version); err != nil {
 				return nil, err

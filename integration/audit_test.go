@@ -1,0 +1,252 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"go.uber.org/zap"
+
+	"github.com/pgpseudo/pgpseudo/audit"
+	"github.com/pgpseudo/pgpseudo/crypto"
+)
+
+// auditProxy starts a policy proxy that writes its audit log to path.
+func auditProxy(t *testing.T, path string) *runningProxy {
+	t.Helper()
+	kunden(t)
+	cfg := proxyConfig()
+	cfg.Policy = samplePolicy
+	cfg.Keys = proxyKeys()
+	cfg.Audit = audit.Config{Path: path}.WithDefaults()
+	return startProxy(t, cfg)
+}
+
+func readAudit(t *testing.T, paths ...string) []audit.Record {
+	t.Helper()
+	var out []audit.Record
+	if err := audit.ReadRecords(context.Background(), paths, func(r *audit.Record) error {
+		out = append(out, *r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestAuditScriptedSession: an allowed, a tokenized, a withheld and a
+// refused query, a COPY and a pg_dump produce the expected records and
+// decisions; the log verifies; neither it nor the process logs contain a
+// seeded personal value or a bind parameter.
+func TestAuditScriptedSession(t *testing.T) {
+	customers := kunden(t)
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "audit.jsonl")
+	p := auditProxy(t, logPath)
+	ctx := context.Background()
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	secretParam := customers[5].Email // a bind parameter that must not be logged
+	steps := []struct {
+		sql  string
+		args []any
+	}{
+		{"SELECT city, postal_code FROM customers WHERE customer_id < 100", nil},
+		{"SELECT full_name, email FROM customers", nil},
+		{"SELECT religion FROM customers", nil},
+		{"SELECT count(*) FROM customers WHERE email = $1", []any{secretParam}},
+	}
+	for _, st := range steps {
+		rows, err := c.Query(ctx, st.sql, st.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+		if rows.Err() != nil {
+			t.Fatal(rows.Err())
+		}
+	}
+	var buf bytes.Buffer
+	if _, err := c.PgConn().CopyTo(ctx, &buf, "COPY customers TO STDOUT (FORMAT csv, FORCE_QUOTE *)"); err == nil {
+		t.Fatal("refused COPY succeeded")
+	}
+	if _, err := c.PgConn().CopyTo(ctx, &buf, "COPY customers (customer_id, full_name) TO STDOUT"); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, err := runTool(t, 5*time.Minute, "pg_dump", libpqEnv(p.port, userDev, samplePass, dbKunden), "-Fc", "-f", filepath.Join(dir, "dev.dump")); err != nil {
+		t.Fatalf("pg_dump: %v\n%s", err, errOut)
+	}
+	c.Close(ctx)
+	// Wrong password: an authentication failure record.
+	if _, err := pgx.Connect(ctx, p.dsn(userBI, "wrong", dbKunden)); err == nil {
+		t.Fatal("wrong password accepted")
+	}
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	p.srv.Shutdown(sctx) // closes the log with a final checkpoint
+
+	recs := readAudit(t, logPath)
+	decisions := map[string]audit.Decision{}
+	var kinds []string
+	var outcomes []audit.Outcome
+	var starts, ends, authFails, policyLoads, devStatements int
+	firstRelations := ""
+	for _, r := range recs {
+		switch {
+		case r.Statement != nil && r.Statement.Session.User == userBI:
+			for _, d := range r.Statement.Columns {
+				decisions[d.Column] = d.Decision
+			}
+			if len(kinds) == 0 {
+				firstRelations = fmt.Sprint(r.Statement.Relations)
+			}
+			kinds = append(kinds, r.Statement.Kind)
+			outcomes = append(outcomes, r.Statement.Outcome)
+			if r.Statement.Session.Role != "bi_analyst" {
+				t.Errorf("role %q", r.Statement.Session.Role)
+			}
+		case r.Statement != nil && r.Statement.Session.User == userDev:
+			devStatements++
+		case r.ConnectionStart != nil:
+			starts++
+		case r.ConnectionEnd != nil:
+			ends++
+		case r.AuthFailure != nil:
+			authFails++
+			if r.AuthFailure.Reason != "bad_password" {
+				t.Errorf("auth failure reason %q", r.AuthFailure.Reason)
+			}
+		case r.PolicyLoad != nil:
+			policyLoads++
+		}
+	}
+	// city and postal_code are unclassified: the allowed query's record
+	// names its relation but lists no classified column.
+	if decisions["city"] != "" || firstRelations != "[public.customers]" {
+		t.Errorf("allowed query: decision %q, relations %s", decisions["city"], firstRelations)
+	}
+	want := map[string]audit.Decision{"full_name": audit.DecisionTokenized, "email": audit.DecisionTokenized,
+		"religion": audit.DecisionBlocked, "customer_id": audit.DecisionTokenized}
+	for col, d := range want {
+		if decisions[col] != d {
+			t.Errorf("decision for %s = %q, want %q (all: %v)", col, decisions[col], d, decisions)
+		}
+	}
+	wantOutcomes := []audit.Outcome{audit.OutcomeOK, audit.OutcomeOK, audit.OutcomeOK, audit.OutcomeOK, audit.OutcomeRefused, audit.OutcomeOK}
+	if fmt.Sprint(outcomes) != fmt.Sprint(wantOutcomes) {
+		t.Errorf("bi_analyst outcomes %v (kinds %v), want %v", outcomes, kinds, wantOutcomes)
+	}
+	if starts != 2 || ends != 2 || authFails != 1 || policyLoads != 1 || devStatements < 10 {
+		t.Errorf("records: %d starts, %d ends, %d auth failures, %d policy loads, %d developer statements", starts, ends, authFails, policyLoads, devStatements)
+	}
+
+	// The log verifies with the key from the key provider.
+	kp, err := crypto.NewProvider(ctx, proxyKeys(), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kp.Close()
+	key, err := crypto.AuditKeySource{Provider: kp}.AuditKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := audit.Verify(ctx, audit.StaticKey(key), []string{logPath}, audit.VerifyOptions{})
+	if err != nil || !res.Closed || res.Records != uint64(len(recs)) {
+		t.Fatalf("verify: %+v, %v", res, err)
+	}
+
+	// Leak check over the audit file and the process logs.
+	raw, _ := os.ReadFile(logPath)
+	var logs strings.Builder
+	for _, e := range p.logs.All() {
+		logs.WriteString(e.Message + " " + strings.Join(fieldsOf(e.ContextMap()), " ") + "\n")
+	}
+	for what, text := range map[string]string{"audit log": string(raw), "process log": logs.String()} {
+		assertNoLeak(t, what, text, customers)
+		if strings.Contains(text, secretParam) {
+			t.Fatalf("%s contains a bind parameter", what)
+		}
+	}
+}
+
+// TestAuditSinkFailure: when the audit log's disk fills mid-session, the
+// statement whose record cannot be written is not reported as successful,
+// the next statements are refused, and every statement the client was told
+// succeeded is in the log.
+func TestAuditSinkFailure(t *testing.T) {
+	kunden(t)
+	dir := t.TempDir()
+	mnt := filepath.Join(dir, "small")
+	os.Mkdir(mnt, 0o755)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mounting a small tmpfs for the full-disk test needs root: %v\n%s", err, out)
+	}
+	defer exec.Command("umount", "-l", mnt).Run()
+	logPath := filepath.Join(mnt, "audit.jsonl")
+	p := auditProxy(t, logPath)
+	ctx := context.Background()
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	// Leave a few KiB free.
+	filler, err := os.Create(filepath.Join(mnt, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 1024)
+	for {
+		if _, err := filler.Write(chunk); err != nil {
+			break
+		}
+	}
+	filler.Close()
+	os.Truncate(filepath.Join(mnt, "filler"), mustSize(t, filepath.Join(mnt, "filler"))-6*1024)
+
+	succeeded, refused := 0, 0
+	for i := 0; i < 200 && refused < 3; i++ {
+		var n int
+		err := c.QueryRow(ctx, "SELECT count(full_name) FROM customers WHERE customer_id <> $1", i).Scan(&n)
+		var pe *pgconn.PgError
+		switch {
+		case err == nil:
+			if refused > 0 {
+				t.Fatal("a statement succeeded after the audit log failed")
+			}
+			succeeded++
+		case errors.As(err, &pe) && pe.Code == "58030":
+			refused++
+		default:
+			t.Fatalf("statement %d: %v", i, err)
+		}
+	}
+	if refused == 0 || succeeded == 0 {
+		t.Fatalf("%d succeeded, %d refused: the disk never filled or nothing got through", succeeded, refused)
+	}
+	if !waitLog(p, 0, "audit log write failed") {
+		t.Fatal("audit failure not logged")
+	}
+	okRecords := 0
+	for _, r := range readAudit(t, logPath) {
+		if r.Statement != nil && r.Statement.Outcome == audit.OutcomeOK && r.Statement.Session.User == userBI {
+			okRecords++
+		}
+	}
+	if okRecords < succeeded {
+		t.Fatalf("client was told %d statements succeeded, the log has %d", succeeded, okRecords)
+	}
+}
+
+func mustSize(t *testing.T, path string) int64 {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
+}
