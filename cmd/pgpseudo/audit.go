@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pgpseudo/pgpseudo/audit"
+	"github.com/pgpseudo/pgpseudo/crypto"
 )
 
 // Exit statuses of the audit commands (docs/audit.md).
@@ -26,7 +27,7 @@ const (
 const auditUsage = `pgpseudo audit — verify and query the audit log
 
 Commands:
-  verify --key-file FILE [--checkpoints FILE] [--partial] [--format text|json] LOG…
+  verify --config FILE | --key-file FILE [--checkpoints FILE] [--partial] [--format text|json] LOG…
   query  [--user U] [--role R] [--table T] [--column C] [--decision D] [--outcome O]
          [--type T] [--since TIME] [--until TIME] [--format table|json|csv] LOG…
   report [--since TIME] [--until TIME] [--format table|json|csv] LOG…
@@ -104,6 +105,7 @@ func exitFor(err error) error {
 func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("verify", stderr)
 	keyFile := fs.String("key-file", "", "file holding the audit key (hex or base64)")
+	configPath := fs.String("config", "", "proxy configuration: take the audit key from its key provider (as the proxy does)")
 	ckpt := fs.String("checkpoints", "", "checkpoint file to check the log against")
 	partial := fs.Bool("partial", false, "accept a set whose older files were removed")
 	format := fs.String("format", "text", "output: text or json")
@@ -114,12 +116,18 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *format != "text" && *format != "json" {
 		return &exitError{code: exitUsage, err: fmt.Errorf("audit verify: --format must be text or json, got %q", *format)}
 	}
-	if *keyFile == "" {
-		return &exitError{code: exitUsage, err: errors.New("audit verify: --key-file is required")}
-	}
-	key, err := audit.LoadKeyFile(*keyFile)
-	if err != nil {
-		return exitFor(err)
+	var key []byte
+	switch {
+	case (*keyFile == "") == (*configPath == ""):
+		return &exitError{code: exitUsage, err: errors.New("audit verify: give --config or --key-file")}
+	case *keyFile != "":
+		if key, err = audit.LoadKeyFile(*keyFile); err != nil {
+			return exitFor(err)
+		}
+	default:
+		if key, err = providerAuditKey(ctx, *configPath, stderr); err != nil {
+			return &exitError{code: exitKeyUnavailable, err: err}
+		}
 	}
 	res, err := audit.Verify(ctx, audit.StaticKey(key), files, audit.VerifyOptions{Checkpoints: *ckpt, Partial: *partial})
 	clear(key)
@@ -308,4 +316,23 @@ func auditKeygen(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "wrote a new audit key to %s (for tests and demos; production keys come from the key provider)\n", *out)
 	return nil
+}
+
+// providerAuditKey derives the audit key from the configured key provider,
+// the way the proxy does.
+func providerAuditKey(ctx context.Context, configPath string, stderr io.Writer) ([]byte, error) {
+	kf, err := loadKeysConfig(configPath)
+	if err != nil {
+		return nil, err
+	}
+	log, err := newCLILogger(kf.Log, stderr)
+	if err != nil {
+		return nil, err
+	}
+	p, err := crypto.NewProvider(ctx, kf.Keys, log)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	return crypto.AuditKeySource{Provider: p}.AuditKey(ctx)
 }

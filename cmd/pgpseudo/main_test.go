@@ -8,6 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/pgpseudo/pgpseudo/audit"
+	"github.com/pgpseudo/pgpseudo/crypto"
 )
 
 func TestRunErrors(t *testing.T) {
@@ -73,5 +78,49 @@ func TestPolicyCheckStatic(t *testing.T) {
 	err := run(context.Background(), []string{"policy", "check", "--config", cfg}, &out, &errb)
 	if err == nil || !strings.Contains(err.Error(), "bad-policy.yaml:5: roles.r.actions.special") {
 		t.Fatalf("invalid policy: %v", err)
+	}
+}
+
+// TestAuditVerifyWithConfig: audit verify takes the audit key from the key
+// provider named in the proxy configuration, as the proxy does.
+func TestAuditVerifyWithConfig(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "pgpseudo.yaml")
+	os.WriteFile(cfg, []byte("keys: {provider: file, file: {path: "+filepath.Join(dir, "keyset.json")+"}}\n"), 0o600)
+	var out, errb bytes.Buffer
+	if err := run(ctx, []string{"keys", "init", "--config", cfg}, &out, &errb); err != nil {
+		t.Fatalf("keys init: %v\n%s", err, errb.String())
+	}
+	kf, err := loadKeysConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := crypto.NewProvider(ctx, kf.Keys, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	logPath := filepath.Join(dir, "audit.jsonl")
+	w, err := audit.New(ctx, audit.Config{Path: logPath}.WithDefaults(), crypto.AuditKeySource{Provider: p}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if err := w.Write(ctx, audit.PolicyLoad{File: "p.yaml", Hash: "sha256:" + strings.Repeat("ab", 32), Roles: []string{"r"}, Outcome: audit.OutcomeOK}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	if err := run(ctx, []string{"audit", "verify", "--config", cfg, logPath}, &out, &errb); err != nil {
+		t.Fatalf("verify --config: %v\n%s", err, errb.String())
+	}
+	// Another keyset's audit key does not verify the log.
+	os.WriteFile(cfg, []byte("keys: {provider: file, file: {path: "+filepath.Join(dir, "other.json")+"}}\n"), 0o600)
+	run(ctx, []string{"keys", "init", "--config", cfg}, &out, &errb)
+	err = run(ctx, []string{"audit", "verify", "--config", cfg, logPath}, &out, &errb)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code == 0 {
+		t.Fatalf("verify with another keyset: %v", err)
 	}
 }

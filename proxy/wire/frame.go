@@ -105,6 +105,19 @@ func (r *Reader) Next() (Msg, error) {
 		return Msg{}, fmt.Errorf("%w: type %q length %d exceeds %d", ErrMessageTooLarge, typ, n, limit)
 	}
 	total := int(n) + 1
+	if total <= r.br.Size() {
+		// Most messages fit the read buffer: hand out a view of it instead
+		// of copying (valid until the next call, as documented).
+		raw, err := r.br.Peek(total)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return Msg{}, err
+		}
+		_, _ = r.br.Discard(total)
+		return Msg{Type: typ, Raw: raw}, nil
+	}
 	if cap(r.buf) > bufKeep && total <= bufKeep {
 		r.buf = nil
 	}
