@@ -239,3 +239,56 @@ func BenchmarkPolicyStream(b *testing.B) {
 			d.Round(time.Millisecond), allow.Round(time.Millisecond), allow.Seconds()/d.Seconds(), tok.Round(time.Millisecond), tok.Seconds()/d.Seconds(), rssAllow/(1<<20), rss/(1<<20))
 	}
 }
+
+// BenchmarkAuditOverhead compares pgbench -S throughput through the proxy
+// with a policy (an allow role, so every statement is tracked) with the
+// audit log off and on, in one run.
+func BenchmarkAuditOverhead(b *testing.B) {
+	kunden(b)
+	ctx := context.Background()
+	db := fmt.Sprintf("auditbench_%d", time.Now().UnixNano())
+	if err := shared.stack.PG.Exec(ctx, "postgres", fmt.Sprintf("CREATE DATABASE %s OWNER %s", db, userAlice)); err != nil {
+		b.Fatal(err)
+	}
+	directPort := strconv.Itoa(shared.stack.PG.Port)
+	if _, errOut, err := runTool(b, 10*time.Minute, "pgbench", libpqEnv(directPort, userAlice, passAlice, db), "-i", "-s", "5", "-q"); err != nil {
+		b.Fatalf("pgbench -i: %v\n%s", err, errOut)
+	}
+	orig, err := os.ReadFile(samplePolicy)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pol := filepath.Join(b.TempDir(), "policy.yaml")
+	role := `
+  everything:
+    match: {users: [alice]}
+    actions: {identity: allow, contact: allow, location: allow, financial: allow, key: allow, special: allow}
+    unclassified: allow
+    legal_basis: "benchmark"
+`
+	if err := os.WriteFile(pol, append(orig, role...), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	base := fmt.Sprintf("policy: %s\nkeys: {provider: file, file: {path: %s}}\n", pol, sampleKeys)
+	off := startBinaryProxy(b, base)
+	on := startBinaryProxy(b, base+fmt.Sprintf("audit: {path: %s}\n", filepath.Join(b.TempDir(), "audit.jsonl")))
+	tps := func(port string) float64 {
+		out, errOut, err := runTool(b, 2*time.Minute, "pgbench", libpqEnv(port, userAlice, passAlice, db), "-S", "-c", "8", "-j", "2", "-T", "10")
+		if err != nil {
+			b.Fatalf("pgbench: %v\n%s", err, errOut)
+		}
+		m := tpsRe.FindStringSubmatch(out)
+		if m == nil {
+			b.Fatalf("no tps:\n%s", out)
+		}
+		v, _ := strconv.ParseFloat(m[1], 64)
+		return v
+	}
+	for i := 0; i < b.N; i++ {
+		tOff, tOn := tps(off.port), tps(on.port)
+		b.ReportMetric(tOff, "audit-off-tps")
+		b.ReportMetric(tOn, "audit-on-tps")
+		b.ReportMetric(tOn/tOff, "audit-tps-ratio")
+		b.Logf("pgbench -S through the proxy with a policy: audit off %.0f tps, on %.0f tps (%.2f)", tOff, tOn, tOn/tOff)
+	}
+}
