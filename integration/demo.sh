@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # make demo: starts the real stack (PostgreSQL with SCRAM + TLS, Vault dev
-# server), starts pgpseudo in front of it, queries through it with psql
-# and prints how to connect. `integration/stack.sh down` stops everything.
+# server), loads the Kundendaten sample database, starts pgpseudo in front
+# of it with configs/sample/policy.yaml, and shows side by side what
+# care_team, bi_analyst and a developer see for the same query, a withheld
+# column with its notice, refusals, and the audit trail.
+# `integration/stack.sh down` stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -10,7 +13,7 @@ state=$root/.stack
 if [ -f "$state/env" ]; then
 	echo "==> reusing the running stack (integration/stack.sh down to reset)"
 else
-	echo "==> starting the test stack"
+	echo "==> starting the test stack (PostgreSQL + Vault)"
 	integration/stack.sh up >/dev/null
 fi
 eval "$(integration/stack.sh env)"
@@ -20,20 +23,23 @@ if [ -f "$state/pgpseudo.pid" ] && kill -0 "$(cat "$state/pgpseudo.pid")" 2>/dev
 	sleep 1
 fi
 
-echo "==> creating the demo user and database"
 psql_super() { psql -X -q -v ON_ERROR_STOP=1 "host=$PGPSEUDO_PG_SOCK port=$PGPORT user=postgres dbname=${1:-postgres} sslmode=disable" "${@:2}"; }
-psql_super postgres -c "DO \$\$ BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'demo') THEN CREATE ROLE demo LOGIN PASSWORD 'demo-password'; END IF;
-END \$\$;"
-psql_super postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'demo'" | grep -q 1 ||
-	psql_super postgres -c "CREATE DATABASE demo OWNER demo"
-PGPASSWORD=demo-password psql -X -q -v ON_ERROR_STOP=1 "host=127.0.0.1 port=$PGPORT user=demo dbname=demo sslmode=verify-full sslrootcert=$PGPSEUDO_CA" <<'SQL'
-CREATE TABLE IF NOT EXISTS greetings (id int PRIMARY KEY, language text, greeting text);
-INSERT INTO greetings VALUES (1, 'English', 'Hello'), (2, 'German', 'Guten Tag'), (3, 'French', 'Bonjour')
-ON CONFLICT DO NOTHING;
+pw=demo-password
+if ! psql_super postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'kunden'" | grep -q 1; then
+	echo "==> loading the Kundendaten sample database (1000 customers)"
+	psql_super postgres <<SQL
+CREATE ROLE clinicians NOLOGIN;
+CREATE ROLE dr_house LOGIN PASSWORD '$pw' IN ROLE clinicians;
+CREATE ROLE bi_jane LOGIN PASSWORD '$pw';
+CREATE ROLE dev_max LOGIN PASSWORD '$pw';
+CREATE ROLE mallory LOGIN PASSWORD '$pw';
+CREATE DATABASE kunden;
 SQL
+	go run ./configs/sample/gen -customers 1000 -seed 42 | psql_super kunden
+	psql_super kunden -c "GRANT SELECT ON ALL TABLES IN SCHEMA public TO dr_house, bi_jane, dev_max, mallory"
+fi
 
-echo "==> starting pgpseudo"
+echo "==> starting pgpseudo with the sample policy (keys: file provider, audit log on)"
 printf '%s\n' "$PGPSEUDO_AUTH_PASSWORD" >"$state/auth_user.pw"
 chmod 600 "$state/auth_user.pw"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 6432)
@@ -49,8 +55,16 @@ auth:
   mode: scram
   auth_user: $PGPSEUDO_AUTH_USER
   auth_password_file: $state/auth_user.pw
+policy: $root/configs/sample/policy.yaml
+keys:
+  provider: file
+  file: {path: $state/keyset.json}
+audit:
+  path: $state/audit.jsonl
 log: {level: info, format: console}
 YAML
+[ -f "$state/keyset.json" ] || bin/pgpseudo keys init --config "$state/pgpseudo.yaml" >/dev/null
+bin/pgpseudo policy check --config "$state/pgpseudo.yaml" --db --database kunden | grep -v '^info:' || true
 nohup bin/pgpseudo serve --config "$state/pgpseudo.yaml" >"$state/pgpseudo.log" 2>&1 &
 echo $! >"$state/pgpseudo.pid"
 for _ in $(seq 50); do
@@ -58,17 +72,33 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 
-conn="host=127.0.0.1 port=$port user=demo dbname=demo sslmode=verify-full sslrootcert=$PGPSEUDO_CA"
-echo "==> querying through pgpseudo with psql (SCRAM terminated at the proxy, TLS on both legs)"
-PGPASSWORD=demo-password psql -X "$conn" \
-	-c "SELECT current_user AS upstream_user, ssl AS upstream_tls FROM pg_stat_ssl WHERE pid = pg_backend_pid()" \
-	-c "SELECT * FROM greetings ORDER BY id"
+conn() { echo "host=127.0.0.1 port=$port user=$1 dbname=kunden sslmode=verify-full sslrootcert=$PGPSEUDO_CA"; }
+query="SELECT customer_id, full_name, email, phone, iban, birth_date, religion FROM customers ORDER BY created_at LIMIT 3"
+for who in dr_house:care_team bi_jane:bi_analyst dev_max:developer; do
+	user=${who%%:*}
+	echo
+	echo "==> as $user (role ${who#*:}): $query"
+	PGPASSWORD=$pw psql -X "$(conn "$user")" -c "$query" 2>&1 || true
+done
+echo
+echo "==> joins on tokens still work (bi_jane): top customers by order count"
+PGPASSWORD=$pw psql -X "$(conn bi_jane)" -c "SELECT c.customer_id, c.full_name, count(*) AS orders FROM customers c JOIN orders o ON o.customer_id = c.customer_id GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT 3" 2>&1 || true
+echo
+echo "==> a refused statement (bi_jane): COPY with an option pgpseudo cannot rewrite"
+PGPASSWORD=$pw psql -X "$(conn bi_jane)" -c "COPY customers TO STDOUT (FORMAT csv, FORCE_QUOTE *)" 2>&1 | head -3 || true
+echo
+echo "==> a user no role matches (mallory) is refused at login"
+PGPASSWORD=$pw psql -X "$(conn mallory)" -c "SELECT 1" 2>&1 || true
+echo
+echo "==> the audit trail (last statement records)"
+bin/pgpseudo audit query --format table "$state/audit.jsonl" 2>/dev/null | tail -8 || true
 
 cat <<EOT
 
-pgpseudo is running on 127.0.0.1:$port (log: .stack/pgpseudo.log, config: .stack/pgpseudo.yaml).
-Connect with:
-  PGPASSWORD=demo-password psql "$conn"
-Direct database variables: eval "\$(integration/stack.sh env)"
+pgpseudo is running on 127.0.0.1:$port (log: .stack/pgpseudo.log, audit: .stack/audit.jsonl).
+Users dr_house, bi_jane, dev_max (password $pw); for example:
+  PGPASSWORD=$pw psql "$(conn bi_jane)"
+  PGPASSWORD=$pw pg_dump -Fc -f dev.dump "$(conn dev_max)"
+Verify the audit log: bin/pgpseudo audit verify --config .stack/pgpseudo.yaml .stack/audit.jsonl
 Stop everything: integration/stack.sh down
 EOT
