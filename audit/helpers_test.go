@@ -21,9 +21,6 @@ var epoch = time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
 
 func (c *clock) now() time.Time { return epoch.Add(time.Duration(c.n.Add(1)) * time.Second) }
 
-// at returns the time of the n-th call.
-func at(n int) time.Time { return epoch.Add(time.Duration(n) * time.Second) }
-
 func testConfig(dir string) Config {
 	return Config{Path: filepath.Join(dir, "audit.jsonl"), Fsync: FsyncNever, RotateSize: -1, RotateInterval: -1, CheckpointInterval: -1}
 }

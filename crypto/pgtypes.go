@@ -12,14 +12,6 @@ import (
 // cannot merge two different tokens.
 var tokenAlphabet = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-func isTextType(oid uint32) bool {
-	switch oid {
-	case OIDText, OIDVarchar, OIDBPChar, OIDName:
-		return true
-	}
-	return false
-}
-
 // intBits is the width of an integer type.
 func intBits(oid uint32) int {
 	switch oid {

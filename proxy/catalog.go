@@ -72,14 +72,6 @@ func (c *catalog) relation(ctx context.Context, database string, oid uint32) (*r
 	return r, nil
 }
 
-// invalidate drops everything cached, e.g. after a policy reload.
-func (c *catalog) invalidate() {
-	c.mu.Lock()
-	c.dbs = map[string]map[uint32]*relInfo{}
-	c.system = map[string]map[string]bool{}
-	c.mu.Unlock()
-}
-
 const rootQuery = `
 WITH RECURSIVE up(oid, depth) AS (
   SELECT $1::oid, 0
