@@ -94,46 +94,36 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 
-	t.Run("4 GiB message after login", func(t *testing.T) {
-		before := len(p.logs.All())
-		pc, err := pgconn.Connect(context.Background(), p.dsn(userAlice, passAlice, dbApp))
-		if err != nil {
-			t.Fatal(err)
-		}
-		hc, err := pc.Hijack()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer hc.Conn.Close()
-		hc.Conn.SetDeadline(time.Now().Add(20 * time.Second))
-		if _, err := hc.Conn.Write([]byte{'Q', 0xff, 0xff, 0xff, 0xff, 'x'}); err != nil {
-			t.Fatal(err)
-		}
-		out, _ := io.ReadAll(hc.Conn)
-		if !strings.Contains(string(out), "08P01") {
-			t.Fatalf("reply %q, want an ErrorResponse with SQLSTATE 08P01", out)
-		}
-		if !waitLog(p, before, "message too large") {
-			t.Fatal("oversized message not logged")
-		}
-	})
-	t.Run("unknown message type after login", func(t *testing.T) {
-		pc, err := pgconn.Connect(context.Background(), p.dsn(userAlice, passAlice, dbApp))
-		if err != nil {
-			t.Fatal(err)
-		}
-		hc, err := pc.Hijack()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer hc.Conn.Close()
-		hc.Conn.SetDeadline(time.Now().Add(20 * time.Second))
-		hc.Conn.Write([]byte{'z', 0, 0, 0, 4})
-		out, _ := io.ReadAll(hc.Conn)
-		if !strings.Contains(string(out), "08P01") {
-			t.Fatalf("reply %q, want SQLSTATE 08P01", out)
-		}
-	})
+	for _, tt := range []struct {
+		name, frame, wantLog string
+	}{
+		{"4 GiB message after login", "Q\xff\xff\xff\xffx", "message too large"},
+		{"unknown message type after login", "z\x00\x00\x00\x04", "invalid message type"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(p.logs.All())
+			pc, err := pgconn.Connect(context.Background(), p.dsn(userAlice, passAlice, dbApp))
+			if err != nil {
+				t.Fatal(err)
+			}
+			hc, err := pc.Hijack()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer hc.Conn.Close()
+			hc.Conn.SetDeadline(time.Now().Add(20 * time.Second))
+			if _, err := hc.Conn.Write([]byte(tt.frame)); err != nil {
+				t.Fatal(err)
+			}
+			out, _ := io.ReadAll(hc.Conn)
+			if !strings.Contains(string(out), "08P01") {
+				t.Fatalf("reply %q, want an ErrorResponse with SQLSTATE 08P01", out)
+			}
+			if !waitLog(p, before, tt.wantLog) {
+				t.Fatalf("no log line mentioning %q", tt.wantLog)
+			}
+		})
+	}
 	t.Run("TLS then garbage", func(t *testing.T) {
 		c, err := net.Dial("tcp", p.addr)
 		if err != nil {

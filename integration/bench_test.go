@@ -36,21 +36,8 @@ func startBinaryProxy(b *testing.B, extra string) *binaryProxy {
 	if _, err := os.Stat(bin); err != nil {
 		b.Fatalf("%s missing: run `make build` (make bench does)", bin)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	s := shared.stack
-	conf := fmt.Sprintf(`listen: %s
-upstream:
-  address: %s
-  tls: {mode: verify-full, ca_file: %s, server_name: localhost}
-tls: {cert_file: %s, key_file: %s}
-auth: {auth_user: %s, auth_password_file: %s}
-log: {level: warn}
-`, addr, s.PG.Addr(), s.Certs.CAFile, s.Certs.ProxyCertFile, s.Certs.ProxyKey, s.PG.AuthUser, shared.authPassFile) + extra
+	addr := freeAddr(b)
+	conf := binaryConfig(addr, "log: {level: warn}\n"+extra)
 	cf := filepath.Join(b.TempDir(), "pgpseudo.yaml")
 	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
 		b.Fatal(err)

@@ -110,3 +110,27 @@ func connect(t testing.TB, dsn string) *pgx.Conn {
 	t.Cleanup(func() { c.Close(context.Background()) })
 	return c
 }
+
+// binaryConfig is the YAML configuration of a pgpseudo process listening
+// on addr in front of the shared stack, followed by extra YAML.
+func binaryConfig(addr, extra string) string {
+	s := shared.stack
+	return fmt.Sprintf(`listen: %s
+upstream:
+  address: %s
+  tls: {mode: verify-full, ca_file: %s, server_name: localhost}
+tls: {cert_file: %s, key_file: %s}
+auth: {auth_user: %s, auth_password_file: %s}
+`, addr, s.PG.Addr(), s.Certs.CAFile, s.Certs.ProxyCertFile, s.Certs.ProxyKey, s.PG.AuthUser, shared.authPassFile) + extra
+}
+
+// freeAddr returns a loopback address with a currently free port.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}

@@ -3,7 +3,6 @@ package integration
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -24,21 +23,8 @@ func TestServeBinarySIGTERM(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/pgpseudo/pgpseudo/cmd/pgpseudo").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	s := shared.stack
-	conf := fmt.Sprintf(`listen: %s
-upstream:
-  address: %s
-  tls: {mode: verify-full, ca_file: %s, server_name: localhost}
-tls: {cert_file: %s, key_file: %s}
-auth: {auth_user: %s, auth_password_file: %s}
-limits: {shutdown_timeout: 30s}
-`, addr, s.PG.Addr(), s.Certs.CAFile, s.Certs.ProxyCertFile, s.Certs.ProxyKey, s.PG.AuthUser, shared.authPassFile)
+	addr := freeAddr(t)
+	conf := binaryConfig(addr, "limits: {shutdown_timeout: 30s}\n")
 	cf := filepath.Join(dir, "pgpseudo.yaml")
 	os.WriteFile(cf, []byte(conf), 0o600)
 	cmd := exec.Command(bin, "serve", "--config", cf)
@@ -52,7 +38,10 @@ limits: {shutdown_timeout: 30s}
 	defer cmd.Process.Kill()
 	_, port, _ := net.SplitHostPort(addr)
 	ctx := context.Background()
-	var c *pgx.Conn
+	var (
+		c   *pgx.Conn
+		err error
+	)
 	for i := 0; i < 100; i++ {
 		if c, err = pgx.Connect(ctx, dsn(port, userAlice, passAlice, dbApp)); err == nil {
 			break
