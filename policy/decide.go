@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path"
 	"slices"
+
+	"github.com/pgpseudo/pgpseudo/crypto"
 )
 
 // RoleFor returns the first role whose users glob matches user or whose
@@ -171,4 +173,23 @@ func (p *Policy) Tokenizes() bool {
 		}
 	}
 	return false
+}
+
+// DomainSpec returns the transform of a column that makes values in token
+// domain d, for detokenisation; type-preserving kinds (int, uuid, digits,
+// iban, card) are preferred to text tokens, whose format tells them apart.
+func (p *Policy) DomainSpec(d string) (crypto.Spec, bool) {
+	var found crypto.Spec
+	ok := false
+	for _, t := range p.Tables() {
+		for _, c := range p.tables[t].all() {
+			if c.Spec.Domain != d || c.Spec.Kind == "" {
+				continue
+			}
+			if !ok || found.Kind == crypto.KindToken {
+				found, ok = c.Spec, true
+			}
+		}
+	}
+	return found, ok
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -18,13 +19,18 @@ import (
 	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 
+	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/crypto"
+	"github.com/pgpseudo/pgpseudo/policy"
 )
 
 const detokenizeUsage = `Usage: pgpseudo detokenize --config FILE --domain DOMAIN [--json] [TOKEN…]
 
 Prints the original value of each reversible token (tr1_…) made in DOMAIN,
-one per line in the order given. Without TOKEN arguments, tokens are read
+one per line in the order given. When the configuration names a policy
+whose columns in DOMAIN use a type-preserving transform (int, uuid, digits,
+iban, card), values are reversed with that transform; --type gives the
+column type for int (int2, int4 — the default — or int8). Without TOKEN arguments, tokens are read
 from standard input, one per line (blank lines are skipped). Nothing is
 printed unless every token detokenises.
 
@@ -51,6 +57,7 @@ func detokenize(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	configPath := fs.String("config", "", "proxy configuration file (YAML) with a keys: section")
 	domain := fs.String("domain", "", "token domain the tokens were made in")
 	asJSON := fs.Bool("json", false, "print a JSON array of strings (values may contain newlines)")
+	typeName := fs.String("type", "int4", "column type for int domains: int2, int4 or int8 (put -- before negative values)")
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)
 	}
@@ -90,8 +97,16 @@ func detokenize(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	defer p.Close()
 
 	fmt.Fprintf(stderr, "pgpseudo detokenize: %d token(s) in domain %q; %s\n", len(tokens), *domain, describeStore(cfg.Keys))
-	values, err := detokenizeAll(ctx, p, *domain, tokens)
-	logDetokenize(log, whoAmI(ctx, cfg.Keys), *domain, len(tokens), err)
+	rev, err := reverserFor(cfg.Policy, *domain, *typeName)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	values, err := detokenizeAll(ctx, p, *domain, tokens, rev)
+	who := whoAmI(ctx, cfg.Keys)
+	logDetokenize(log, who, *domain, len(tokens), err)
+	if aerr := auditDetokenize(ctx, cfg, p, log, who, *domain, len(tokens), err); aerr != nil {
+		return fmt.Errorf("detokenize: the audit record could not be written, so no value is shown: %w", aerr)
+	}
 	if err != nil {
 		return fmt.Errorf("detokenize: %w", err)
 	}
@@ -113,13 +128,19 @@ func readTokens(r io.Reader) ([]string, error) {
 
 // detokenizeAll reverses every token or fails as a whole. Errors name the
 // token's position, never the token.
-func detokenizeAll(ctx context.Context, p crypto.KeyProvider, domain string, tokens []string) ([]string, error) {
+func detokenizeAll(ctx context.Context, p crypto.KeyProvider, domain string, tokens []string, rev *reverser) ([]string, error) {
 	if _, err := p.Keyset(ctx); err != nil {
 		return nil, err
 	}
 	values := make([]string, len(tokens))
 	for i, tok := range tokens {
-		v, err := crypto.Detokenize(ctx, p, domain, tok)
+		var v string
+		var err error
+		if rev != nil {
+			v, err = crypto.DetokenizeValue(ctx, p, rev.spec, rev.typeOID, tok)
+		} else {
+			v, err = crypto.Detokenize(ctx, p, domain, tok)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("token %d of %d: %w", i+1, len(tokens), err)
 		}
@@ -238,4 +259,73 @@ func whoAmI(ctx context.Context, c crypto.Config) actor {
 	a.Name, _ = sec.Data["display_name"].(string)
 	a.EntityID, _ = sec.Data["entity_id"].(string)
 	return a
+}
+
+// reverser is how a type-preserving domain's values are reversed.
+type reverser struct {
+	spec    crypto.Spec
+	typeOID uint32
+}
+
+// reverserFor looks the domain up in the policy (when the configuration
+// names one); nil means text tokens.
+func reverserFor(policyPath, domain, typeName string) (*reverser, error) {
+	if policyPath == "" {
+		return nil, nil
+	}
+	pol, err := policy.Load(policyPath)
+	if err != nil {
+		return nil, err
+	}
+	spec, ok := pol.DomainSpec(domain)
+	if !ok {
+		return nil, fmt.Errorf("detokenize: the policy has no column in token domain %q", domain)
+	}
+	switch spec.Kind {
+	case crypto.KindInt:
+		oids := map[string]uint32{"int2": crypto.OIDInt2, "int4": crypto.OIDInt4, "int8": crypto.OIDInt8}
+		oid, ok := oids[typeName]
+		if !ok {
+			return nil, fmt.Errorf("detokenize: --type must be int2, int4 or int8, got %q", typeName)
+		}
+		return &reverser{spec: spec, typeOID: oid}, nil
+	case crypto.KindUUID:
+		return &reverser{spec: spec, typeOID: crypto.OIDUUID}, nil
+	case crypto.KindDigits, crypto.KindIBAN, crypto.KindCard:
+		return &reverser{spec: spec, typeOID: crypto.OIDText}, nil
+	}
+	return nil, nil
+}
+
+// auditDetokenize writes the detokenisation's audit record when the
+// configuration has an audit log. The proxy owns that log's chain, so the
+// command keeps its own chain beside it: <log name>-detokenize.jsonl.
+func auditDetokenize(ctx context.Context, cfg keysFile, p crypto.KeyProvider, log *zap.Logger, who actor, domain string, n int, derr error) error {
+	if cfg.Audit.Path == "" || cfg.Audit.Path == "-" {
+		return nil
+	}
+	ac := cfg.Audit
+	ac.Path = detokenizeLogPath(ac.Path)
+	ac.CheckpointPath = ""
+	w, err := audit.New(ctx, ac, crypto.AuditKeySource{Provider: p}, log)
+	if err != nil {
+		return err
+	}
+	outcome := audit.OutcomeOK
+	if derr != nil {
+		outcome = audit.OutcomeError
+	}
+	name := who.Name
+	if name == "" {
+		name = who.Method
+	}
+	werr := w.Write(ctx, audit.Detokenize{Actor: name, Domain: domain, Tokens: uint64(n), Outcome: outcome})
+	return errors.Join(werr, w.Close())
+}
+
+// detokenizeLogPath is the detokenize command's audit log beside the
+// proxy's: audit.jsonl → audit-detokenize.jsonl.
+func detokenizeLogPath(path string) string {
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(path, ext) + "-detokenize" + ext
 }

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/crypto"
 	"github.com/pgpseudo/pgpseudo/internal/yamlconf"
 	"github.com/pgpseudo/pgpseudo/proxy"
@@ -118,6 +119,10 @@ func flagError(err error) error {
 type keysFile struct {
 	Keys crypto.Config
 	Log  proxy.LogConfig
+	// Policy and Audit are set when the file names them (detokenize uses
+	// the policy's column transforms and writes audit records).
+	Policy string
+	Audit  audit.Config
 }
 
 // loadKeysConfig reads the proxy configuration file for the key commands.
@@ -152,7 +157,11 @@ func loadKeysConfig(path string) (keysFile, error) {
 	default:
 		return keysFile{}, pos.Errorf("log.format", "must be json or console, got %q", cfg.Log.Format)
 	}
-	return keysFile{Keys: kc, Log: cfg.Log}, nil
+	kf := keysFile{Keys: kc, Log: cfg.Log, Policy: cfg.Policy}
+	if pos.Has("audit") {
+		kf.Audit = cfg.Audit.WithDefaults()
+	}
+	return kf, nil
 }
 
 // newCLILogger builds a logger writing to w (the command's stderr) with the
