@@ -7,8 +7,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/pgpseudo/pgpseudo/configs/sample"
 
 	"github.com/pgpseudo/pgpseudo/integration/stack"
 )
@@ -17,6 +23,31 @@ import (
 type testEnv struct {
 	stack        *stack.Stack
 	authPassFile string
+
+	// Every proxy's process log and every audit log of the run, for the
+	// whole-run leak check in TestMain.
+	mu         sync.Mutex
+	procLogs   []*observer.ObservedLogs
+	auditTexts []string
+}
+
+// remember keeps a proxy's process log and the contents of its audit log
+// (and rotated or side files) for the whole-run leak check; it is called
+// when the proxy has stopped, before the test's files are removed.
+func (e *testEnv) remember(logs *observer.ObservedLogs, auditFile string) {
+	var texts []string
+	if auditFile != "" && auditFile != "-" {
+		matches, _ := filepath.Glob(strings.TrimSuffix(auditFile, filepath.Ext(auditFile)) + "*")
+		for _, m := range matches {
+			if b, err := os.ReadFile(m); err == nil {
+				texts = append(texts, string(b))
+			}
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.procLogs = append(e.procLogs, logs)
+	e.auditTexts = append(e.auditTexts, texts...)
 }
 
 var shared *testEnv // set once in TestMain, read-only afterwards
@@ -53,7 +84,42 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	shared = &testEnv{stack: s, authPassFile: pw}
-	return m.Run()
+	code := m.Run()
+	if code == 0 && !wholeRunLeakCheck() {
+		code = 1
+	}
+	return code
+}
+
+// wholeRunLeakCheck scans every process log and audit log of the run for
+// the sample's personal values; it reports and returns false on a leak.
+func wholeRunLeakCheck() bool {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	var texts []string
+	for _, l := range shared.procLogs {
+		var b strings.Builder
+		for _, e := range l.All() {
+			b.WriteString(e.Message + " " + strings.Join(fieldsOf(e.ContextMap()), " ") + "\n")
+		}
+		texts = append(texts, b.String())
+	}
+	texts = append(texts, shared.auditTexts...)
+	ok := true
+	for _, c := range sample.Customers(sampleSize, sampleSeed) {
+		for _, v := range c.PersonalValues() {
+			for _, text := range texts {
+				if strings.Contains(text, v) {
+					fmt.Fprintf(os.Stderr, "integration: whole-run leak check: personal value %q of customer %d is in a process or audit log\n", v, c.ID)
+					ok = false
+				}
+			}
+		}
+	}
+	if ok {
+		fmt.Printf("integration: whole-run leak check: %d process logs, %d audit logs, no seeded personal value\n", len(shared.procLogs), len(shared.auditTexts))
+	}
+	return ok
 }
 
 // seed creates the test users and the application database.

@@ -66,6 +66,7 @@ func startProxy(t testing.TB, cfg *proxy.Config) *runningProxy {
 		defer cancel()
 		srv.Shutdown(ctx)
 		p.assertNoSQLInLogs(t)
+		shared.remember(logs, cfg.Audit.Path)
 	})
 	return p
 }
