@@ -1,6 +1,7 @@
 package crypto
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -189,5 +190,20 @@ func TestVaultPermissionOnKV(t *testing.T) {
 	_, err = p.Keyset(t.Context())
 	if !errors.Is(err, ErrPermissionDenied) || !strings.Contains(err.Error(), "secret/data/pgpseudo/keyset") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestVaultIgnoresSkipVerifyEnv: an inherited VAULT_SKIP_VERIFY must not
+// switch certificate verification off.
+func TestVaultIgnoresSkipVerifyEnv(t *testing.T) {
+	t.Setenv("VAULT_SKIP_VERIFY", "true")
+	p, err := NewVaultProvider(context.Background(), VaultConfig{Address: "https://127.0.0.1:1", Auth: VaultAuthConfig{Method: AuthToken}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	tr, ok := p.client.CloneConfig().HttpClient.Transport.(*http.Transport)
+	if !ok || tr.TLSClientConfig == nil || tr.TLSClientConfig.InsecureSkipVerify {
+		t.Fatal("VAULT_SKIP_VERIFY turned certificate verification off")
 	}
 }

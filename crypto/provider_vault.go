@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -60,10 +61,14 @@ func NewVaultProvider(ctx context.Context, cfg VaultConfig, log *zap.Logger) (*V
 	conf.Address = cfg.Address
 	conf.Timeout = 15 * time.Second
 	conf.MaxRetries = 1
-	if cfg.CAFile != "" || cfg.ServerName != "" {
-		if err := conf.ConfigureTLS(&api.TLSConfig{CACert: cfg.CAFile, TLSServerName: cfg.ServerName}); err != nil {
-			return nil, fmt.Errorf("%w: vault.ca_file %q: %w", ErrInvalidConfig, cfg.CAFile, err)
-		}
+	// Always configure TLS explicitly: DefaultConfig reads VAULT_SKIP_VERIFY
+	// from the environment, and an inherited variable must never turn
+	// certificate verification off.
+	if err := conf.ConfigureTLS(&api.TLSConfig{CACert: cfg.CAFile, TLSServerName: cfg.ServerName}); err != nil {
+		return nil, fmt.Errorf("%w: vault.ca_file %q: %w", ErrInvalidConfig, cfg.CAFile, err)
+	}
+	if tr, ok := conf.HttpClient.Transport.(*http.Transport); ok && tr.TLSClientConfig != nil {
+		tr.TLSClientConfig.InsecureSkipVerify = false
 	}
 	client, err := api.NewClient(conf)
 	if err != nil {
