@@ -25,6 +25,8 @@ type copyState struct {
 	probed bool
 	fields []pgproto3.FieldDescription
 	plan   *plan
+	// computedOK: the COPY's computed columns cannot carry table data.
+	computedOK bool
 	// headerDone is set once a binary header or csv header line passed.
 	headerDone bool
 }

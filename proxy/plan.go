@@ -57,12 +57,15 @@ func textLike(oid uint32) bool {
 
 // buildPlan decides every column of a result. formats are the columns'
 // wire formats (from RowDescription or Bind).
-func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescription, formats []int16, catalogOnly bool) (*plan, error) {
+//
+// computedOK says the statement's computed columns cannot carry table data
+// (it reads only system catalogs, or its expressions read no column).
+func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescription, formats []int16, computedOK bool) (*plan, error) {
 	pol, role := s.currentPolicy()
 	p := &plan{cols: make([]colPlan, len(fields)), passthrough: true, typmodReset: make([]bool, len(fields)), generation: s.policyGen}
 	for i, f := range fields {
 		format := formatFor(formats, i, f.Format)
-		d, origin, notNull, err := s.decideField(ctx, pol, role, f, catalogOnly)
+		d, origin, notNull, err := s.decideField(ctx, pol, role, f, computedOK)
 		if err != nil {
 			return nil, err
 		}
@@ -134,13 +137,14 @@ func (p *plan) note(origin policy.TableName, d policy.Decision, cp colPlan) {
 }
 
 // decideField finds a result column's origin and the policy decision.
-func (s *session) decideField(ctx context.Context, pol *policy.Policy, role *policy.Role, f pgproto3.FieldDescription, catalogOnly bool) (policy.Decision, policy.TableName, bool, error) {
+func (s *session) decideField(ctx context.Context, pol *policy.Policy, role *policy.Role, f pgproto3.FieldDescription, computedOK bool) (policy.Decision, policy.TableName, bool, error) {
 	attnum := int16(f.TableAttributeNumber) // system columns are negative
 	if f.TableOID == 0 {
-		// A computed column of a statement that reads only system catalogs
-		// cannot carry user data (psql's \d, pg_dump's schema queries).
-		if textLike(f.DataTypeOID) && !catalogOnly {
-			return policy.Decision{Action: policy.Block, Rule: "a computed column of a text-like type has no provable origin"}, policy.TableName{}, false, nil
+		// A computed column has no origin in RowDescription. It may leave
+		// only when the statement proves it cannot carry table data.
+		if !computedOK {
+			return policy.Decision{Action: policy.Block, Column: string(f.Name),
+				Rule: "a computed column over table data has no provable origin"}, policy.TableName{}, false, nil
 		}
 		return policy.Decision{Action: policy.Allow}, policy.TableName{}, false, nil
 	}

@@ -246,7 +246,7 @@ func (s *session) rowDescription(m wire.Msg, h *pending, emit func(...[]byte)) e
 	var (
 		p           *plan
 		err         error
-		catalogOnly bool
+		computedOK bool
 	)
 	switch {
 	case h != nil && h.typ == 'D' && h.copy != nil:
@@ -258,14 +258,14 @@ func (s *session) rowDescription(m wire.Msg, h *pending, emit func(...[]byte)) e
 		st := t.stmts[h.name]
 		if st != nil {
 			st.fields, st.described = fields, true
-			catalogOnly = st.catalogOnly
+			computedOK = st.computedOK
 		}
 		t.pop()
 	case h != nil && h.typ == 'D' && h.kind == 'P':
 		pt := t.portals[h.name]
 		if pt != nil {
 			pt.fields, pt.described, pt.plan = fields, true, nil
-			catalogOnly = pt.stmt.catalogOnly
+			computedOK = pt.stmt.computedOK
 		}
 		inject := h.inject
 		t.pop()
@@ -274,9 +274,9 @@ func (s *session) rowDescription(m wire.Msg, h *pending, emit func(...[]byte)) e
 		}
 	case h != nil && h.typ == 'Q':
 		if h.idx < len(h.stmts) {
-			catalogOnly = h.stmts[h.idx].CatalogOnly
+			computedOK = statementComputedOK(h.stmts[h.idx])
 		}
-		if p, err = s.planFor(fields, nil, catalogOnly); err != nil {
+		if p, err = s.planFor(fields, nil, computedOK); err != nil {
 			return err
 		}
 		t.cur = p
@@ -290,7 +290,7 @@ func (s *session) rowDescription(m wire.Msg, h *pending, emit func(...[]byte)) e
 	default:
 		return fmt.Errorf("%w: unexpected RowDescription", errNoDescription)
 	}
-	if p, err = s.planFor(fields, nil, catalogOnly); err != nil {
+	if p, err = s.planFor(fields, nil, computedOK); err != nil {
 		return err
 	}
 	raw, err := rewriteRowDescription(m.Raw, p)
@@ -322,7 +322,7 @@ func (s *session) copyOut(m wire.Msg, h *pending, emit func(...[]byte)) {
 			for i := range formats {
 				formats[i] = format
 			}
-			p, err := s.planFor(cs.fields, formats, false)
+			p, err := s.planFor(cs.fields, formats, cs.computedOK)
 			if err == nil {
 				cs.plan = p
 				t.copy = cs
@@ -339,10 +339,10 @@ func (s *session) copyOut(m wire.Msg, h *pending, emit func(...[]byte)) {
 }
 
 // planFor builds a plan with the session's current policy.
-func (s *session) planFor(fields []pgproto3.FieldDescription, formats []int16, catalogOnly bool) (*plan, error) {
+func (s *session) planFor(fields []pgproto3.FieldDescription, formats []int16, computedOK bool) (*plan, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), planTimeout)
 	defer cancel()
-	return s.buildPlan(ctx, fields, formats, catalogOnly)
+	return s.buildPlan(ctx, fields, formats, computedOK)
 }
 
 // portalPlan returns (and caches) the plan for a portal's rows.
@@ -359,12 +359,12 @@ func (s *session) portalPlan(pt *portalInfo) (*plan, error) {
 		if pt.fields == nil {
 			return nil, errNoDescription
 		}
-		p, err = s.planFor(pt.fields, nil, pt.stmt.catalogOnly)
+		p, err = s.planFor(pt.fields, nil, pt.stmt.computedOK)
 	case pt.stmt.described:
 		if pt.stmt.fields == nil {
 			return nil, errNoDescription
 		}
-		p, err = s.planFor(pt.stmt.fields, pt.formats, pt.stmt.catalogOnly)
+		p, err = s.planFor(pt.stmt.fields, pt.formats, pt.stmt.computedOK)
 	default:
 		return nil, errNoDescription
 	}

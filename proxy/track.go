@@ -20,8 +20,8 @@ var errNoDescription = errors.New("row data without a known row description")
 type stmtInfo struct {
 	described bool
 	fields    []pgproto3.FieldDescription // nil: no result (NoData)
-	// catalogOnly: the statement reads only system catalogs.
-	catalogOnly bool
+	// computedOK: the statement's computed columns cannot carry table data.
+	computedOK bool
 	// fingerprint and kind identify the statement in audit records.
 	fingerprint, kind string
 }
@@ -125,7 +125,7 @@ func (t *tracker) frontend(typ byte, body []byte, stmts []sqlinfo.Statement) ([]
 		}
 		st := &stmtInfo{}
 		if len(stmts) == 1 {
-			st.catalogOnly, st.fingerprint, st.kind = stmts[0].CatalogOnly, stmts[0].Fingerprint, stmts[0].Kind
+			st.computedOK, st.fingerprint, st.kind = statementComputedOK(stmts[0]), stmts[0].Fingerprint, stmts[0].Kind
 		}
 		t.stmts[name] = st
 		t.queue = append(t.queue, pending{typ: 'P'})
@@ -186,7 +186,7 @@ func (t *tracker) frontend(typ byte, body []byte, stmts []sqlinfo.Statement) ([]
 					continue
 				}
 				// Learn the COPY's columns in this session, before it runs.
-				cs := &copyState{info: st.Copy}
+				cs := &copyState{info: st.Copy, computedOK: statementComputedOK(st)}
 				if q.copies == nil {
 					q.copies = map[int]*copyState{}
 				}
@@ -272,3 +272,6 @@ func (t *tracker) refuse(typ byte, errFrame []byte) []byte {
 	}
 	return nil
 }
+
+// statementComputedOK reports whether a statement's computed columns may leave.
+func statementComputedOK(st sqlinfo.Statement) bool { return st.CatalogOnly || st.ComputedSafe }

@@ -25,6 +25,12 @@ type Statement struct {
 	// every name in CatalogNames is a system catalog; the caller must check
 	// that against the database and clear CatalogOnly otherwise.
 	CatalogOnly bool
+	// ComputedSafe reports that no computed output column of the statement
+	// can carry a table value: every expression in a select list (or a
+	// function in FROM) is free of column references and subqueries, and
+	// there is no set operation. Plain column references keep their origin
+	// in the server's RowDescription, so they are checked there.
+	ComputedSafe bool
 	// Fingerprint identifies the statement's shape with every literal and
 	// parameter left out (pg_query's fingerprint), for audit records.
 	Fingerprint string
@@ -99,6 +105,7 @@ func Parse(sql string) ([]Statement, error) {
 			}
 		}
 		st.CatalogOnly, st.CatalogNames = catalogOnly(raw.Stmt)
+		st.ComputedSafe = computedSafe(raw.Stmt)
 		out = append(out, st)
 	}
 	return out, nil
@@ -284,4 +291,56 @@ func walk(m protoreflect.Message, visit func(protoreflect.Message)) {
 		}
 		return true
 	})
+}
+
+// computedSafe implements Statement.ComputedSafe.
+func computedSafe(n *pg_query.Node) bool {
+	switch kindOf(n) {
+	case "Select", "Copy", "DeclareCursor", "Explain":
+	case "Fetch", "Execute":
+		// The rows come from a cursor or prepared statement defined
+		// earlier: not provable from this text.
+		return false
+	default:
+		// SET, SHOW, BEGIN…: no select list over tables.
+		return true
+	}
+	safe := true
+	walk(n.ProtoReflect(), func(m protoreflect.Message) {
+		switch x := m.Interface().(type) {
+		case *pg_query.SelectStmt:
+			if x.Op != pg_query.SetOperation_SET_OPERATION_UNDEFINED && x.Op != pg_query.SetOperation_SETOP_NONE {
+				safe = false
+			}
+			for _, t := range x.TargetList {
+				rt := t.GetResTarget()
+				if rt == nil || rt.Val == nil || rt.Val.GetColumnRef() != nil {
+					continue
+				}
+				if refersToData(rt.Val) {
+					safe = false
+				}
+			}
+		case *pg_query.RangeFunction:
+			for _, f := range x.Functions {
+				if refersToData(f) {
+					safe = false
+				}
+			}
+		}
+	})
+	return safe
+}
+
+// refersToData reports whether an expression reads a column or runs a
+// subquery.
+func refersToData(n *pg_query.Node) bool {
+	found := false
+	walk(n.ProtoReflect(), func(m protoreflect.Message) {
+		switch m.Interface().(type) {
+		case *pg_query.ColumnRef, *pg_query.SubLink:
+			found = true
+		}
+	})
+	return found
 }

@@ -76,3 +76,36 @@ func TestCopy(t *testing.T) {
 		t.Errorf("multi-statement: %+v", st)
 	}
 }
+
+func TestComputedSafe(t *testing.T) {
+	tests := []struct {
+		sql  string
+		want bool
+	}{
+		{"SELECT count(*) FROM customers", true},
+		{"SELECT customer_id, full_name, count(*) FROM customers GROUP BY 1, 2", true},
+		{"SELECT 1, now(), 'x' || 'y'", true},
+		{"SELECT x FROM (SELECT customer_id AS x FROM customers) s", true},
+		{"SELECT customer_id + 0 FROM customers", false},
+		{"SELECT sum(amount) FROM orders", false},
+		{"SELECT count(DISTINCT customer_id) FROM orders", false},
+		{"SELECT x FROM (SELECT customer_id + 0 AS x FROM customers) s", false},
+		{"SELECT (SELECT customer_id FROM customers LIMIT 1)", false},
+		{"SELECT customer_id FROM customers UNION SELECT 0", false},
+		{"SELECT * FROM unnest(ARRAY(SELECT customer_id FROM customers))", false},
+		{"SELECT row_to_json(c) FROM customers c", false},
+		{"SET search_path = public", true},
+		{"EXECUTE p(1)", false},
+		{"FETCH ALL FROM c", false},
+		{"DECLARE c CURSOR FOR SELECT customer_id + 0 FROM customers", false},
+	}
+	for _, tt := range tests {
+		st, err := Parse(tt.sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st[0].ComputedSafe != tt.want {
+			t.Errorf("ComputedSafe(%q) = %v, want %v", tt.sql, st[0].ComputedSafe, tt.want)
+		}
+	}
+}
