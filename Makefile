@@ -55,7 +55,7 @@ fuzz:
 
 bench: deps vault build
 	$(GO) test -count=1 -timeout $(GOTEST_TIMEOUT) -run '^$$' -bench . -benchtime 1x ./integration/ | tee bench.out
-	$(GO) test -run '^$$' -bench . -benchmem ./crypto/... | tee -a bench.out
+	$(GO) test -run '^$$' -bench . -benchmem ./crypto/... ./audit/... | tee -a bench.out
 
 demo: deps vault build
 	./integration/demo.sh
