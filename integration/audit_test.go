@@ -211,7 +211,7 @@ func TestAuditSinkFailure(t *testing.T) {
 	succeeded, refused := 0, 0
 	for i := 0; i < 200 && refused < 3; i++ {
 		var n int
-		err := c.QueryRow(ctx, "SELECT count(full_name) FROM customers WHERE customer_id <> $1", i).Scan(&n)
+		err := c.QueryRow(ctx, "SELECT count(*) FROM customers WHERE customer_id <> $1", i).Scan(&n)
 		var pe *pgconn.PgError
 		switch {
 		case err == nil:

@@ -255,10 +255,15 @@ func isTimeout(err error) bool {
 // analyze parses the SQL of a Query or Parse and confirms that bare pg_*
 // names are system catalogs; nil when the SQL does not parse (the upstream
 // will say why) or a lookup fails (nothing is then taken as catalog-only).
+// Results are cached per database and text: clients repeat statements.
 func (s *session) analyze(typ byte, body []byte) []sqlinfo.Statement {
 	q, ok := queryText(typ, body)
 	if !ok {
 		return nil
+	}
+	key := s.id.Database + "\x00" + q
+	if stmts, ok := s.srv.analysed.get(key); ok {
+		return stmts
 	}
 	stmts, err := sqlinfo.Parse(q)
 	if err != nil {
@@ -269,11 +274,15 @@ func (s *session) analyze(typ byte, body []byte) []sqlinfo.Statement {
 	for i := range stmts {
 		for _, name := range stmts[i].CatalogNames {
 			sys, err := s.srv.catalog.systemRelation(ctx, s.id.Database, name)
-			if err != nil || !sys {
+			if err != nil {
+				return stmts // not cached: the lookup may work next time
+			}
+			if !sys {
 				stmts[i].CatalogOnly = false
 				break
 			}
 		}
 	}
+	s.srv.analysed.put(key, stmts)
 	return stmts
 }

@@ -244,8 +244,8 @@ func (s *session) rowDescription(m wire.Msg, h *pending, emit func(...[]byte)) e
 		fields[i].Name = bytes.Clone(fields[i].Name)
 	}
 	var (
-		p           *plan
-		err         error
+		p          *plan
+		err        error
 		computedOK bool
 	)
 	switch {

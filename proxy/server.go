@@ -43,6 +43,8 @@ type Server struct {
 	aud       *audit.Writer
 	auditDown atomic.Bool
 	connSeq   atomic.Uint64
+	// analysed caches parsed SQL for restricted sessions.
+	analysed *analysisCache
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -70,6 +72,7 @@ func NewServer(cfg *Config, log *zap.Logger) (*Server, error) {
 		serverCB:    cb,
 		upstreamTLS: upTLS,
 		cancels:     newCancelRegistry(),
+		analysed:    newAnalysisCache(4096),
 		listeners:   map[net.Listener]struct{}{},
 		conns:       map[net.Conn]struct{}{},
 	}
