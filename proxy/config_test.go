@@ -73,3 +73,17 @@ func TestParseConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestExampleConfigParses: the shipped example is valid apart from the
+// files it names, which do not exist here.
+func TestExampleConfigParses(t *testing.T) {
+	data, err := os.ReadFile("../configs/pgpseudo.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ParseConfig("pgpseudo.example.yaml", data)
+	var ce *yamlconf.Error
+	if !errors.As(err, &ce) || !strings.Contains(ce.Msg, "no such file") {
+		t.Fatalf("example config: %v (want only a missing-file error)", err)
+	}
+}
