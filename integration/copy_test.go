@@ -26,7 +26,7 @@ func TestCopyAndCursorsNoLeak(t *testing.T) {
 		"COPY public.customers (customer_id, full_name, email, religion) TO stdout;",
 		"COPY customers TO STDOUT (FORMAT csv, HEADER)",
 		"COPY customers TO STDOUT (FORMAT binary)",
-		"COPY (SELECT full_name, email, phone, iban, religion FROM customers ORDER BY customer_id) TO STDOUT (FORMAT csv)",
+		"COPY (SELECT full_name, email, phone, iban, religion FROM customers ORDER BY created_at) TO STDOUT (FORMAT csv)",
 		"COPY (SELECT * FROM customers) TO STDOUT (FORMAT binary)",
 		"COPY (SELECT c.full_name, t.body FROM customers c JOIN support_tickets t USING (customer_id)) TO STDOUT",
 	} {

@@ -176,14 +176,14 @@ func TestPreparedRewrittenEveryTime(t *testing.T) {
 	p := policyProxy(t, samplePolicy)
 	ctx := context.Background()
 	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
-	if _, err := c.Prepare(ctx, "by_id", "SELECT full_name, email, iban, religion FROM customers WHERE customer_id = $1"); err != nil {
+	if _, err := c.Prepare(ctx, "by_id", "SELECT full_name, email, iban, religion FROM customers WHERE created_at = $1"); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 100; i++ {
 		cust := customers[i%len(customers)]
 		var name, email, iban string
 		var religion *string
-		if err := c.QueryRow(ctx, "by_id", cust.ID).Scan(&name, &email, &iban, &religion); err != nil {
+		if err := c.QueryRow(ctx, "by_id", cust.CreatedAt).Scan(&name, &email, &iban, &religion); err != nil {
 			t.Fatalf("execution %d: %v", i, err)
 		}
 		got := name + "|" + email + "|" + iban
@@ -200,7 +200,7 @@ func TestPreparedRewrittenEveryTime(t *testing.T) {
 	}
 	defer db.Close()
 	var name string
-	if err := db.QueryRow("SELECT full_name FROM customers WHERE customer_id = $1", customers[0].ID).Scan(&name); err != nil {
+	if err := db.QueryRow("SELECT full_name FROM customers WHERE created_at = $1", customers[0].CreatedAt).Scan(&name); err != nil {
 		t.Fatal(err)
 	}
 	assertNoLeak(t, "lib/pq extended", name, customers)
@@ -233,10 +233,11 @@ func TestCareTeamSeesClear(t *testing.T) {
 	}
 }
 
-// TestComputedColumnsWithheld: computed columns over table data have no
-// provable origin and are withheld for restricted roles (numeric ones too,
-// which could carry a raw key); computed columns that read no table data,
-// like count(*), still come through.
+// TestComputedColumnsWithheld: computed columns over protected table data
+// never leave for restricted roles: the SQL analysis refuses the statement,
+// or (second line) the response side withholds the computed column
+// (numeric ones too, which could carry a raw key); computed columns that
+// read no table data, like count(*), still come through.
 func TestComputedColumnsWithheld(t *testing.T) {
 	customers := kunden(t)
 	p := policyProxy(t, samplePolicy)
@@ -255,6 +256,10 @@ func TestComputedColumnsWithheld(t *testing.T) {
 	} {
 		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
 			rows, err := c.Query(ctx, q, mode)
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) && pe.Code == "42501" {
+				continue // refused by the analysis before it ran
+			}
 			if err != nil {
 				t.Fatalf("%s: %v", q, err)
 			}
@@ -270,6 +275,9 @@ func TestComputedColumnsWithheld(t *testing.T) {
 				}
 				n++
 			}
+			if errors.As(rows.Err(), &pe) && pe.Code == "42501" && n == 0 {
+				continue // refused by the analysis before it ran
+			}
 			if rows.Err() != nil || n == 0 {
 				t.Fatalf("%s: %d rows, %v", q, n, rows.Err())
 			}
@@ -280,3 +288,4 @@ func TestComputedColumnsWithheld(t *testing.T) {
 		t.Fatalf("count(*) = %d, %v", n, err)
 	}
 }
+

@@ -99,31 +99,24 @@ func (s *session) clientToUpstream(busy *atomic.Bool, lastIn *atomic.Int64, n *i
 		lastIn.Store(time.Now().UnixNano())
 		busy.Store(true)
 		if s.trk != nil {
-			if s.srv.auditRefusing() {
-				// Statements are refused while the audit log is down; the
-				// reply order is kept by substitutes (tracker.refuse).
-				if sub := s.trk.refuse(m.Type, errorFrame(codeAuditFailure, auditRefusal)); sub != nil {
+			refused, stmts := s.screen(m)
+			if refused == nil && m.Type == 'Q' {
+				s.trk.endDiscard() // a simple query ends any batch
+			}
+			if refused != nil || s.trk.isDiscarding() {
+				// Refused statements never reach the database; substitutes
+				// keep the replies in order (tracker.refuse).
+				if sub := s.trk.refuse(m.Type, refused); sub != nil {
 					if _, err := s.uw.Write(sub); err != nil {
 						return s.readEnd("upstream", err)
 					}
 				}
-				if m.Type == 'X' {
-					_, _ = s.uw.Write(m.Raw)
-					_ = s.uw.Flush()
-					return "client terminated"
-				}
-				if m.Type == 'Q' || m.Type == 'P' || m.Type == 'B' || m.Type == 'D' || m.Type == 'E' || m.Type == 'C' || m.Type == 'S' || m.Type == 'H' {
-					if !s.cr.Pending() {
-						if err := s.uw.Flush(); err != nil {
-							return s.readEnd("upstream", err)
-						}
+				if !s.cr.Pending() {
+					if err := s.uw.Flush(); err != nil {
+						return s.readEnd("upstream", err)
 					}
-					continue
 				}
-			}
-			var stmts []sqlinfo.Statement
-			if m.Type == 'Q' || m.Type == 'P' {
-				stmts = s.analyze(m.Type, m.Body())
+				continue
 			}
 			inject, err := s.trk.frontend(m.Type, m.Body(), stmts)
 			if err != nil {
@@ -285,4 +278,35 @@ func (s *session) analyze(typ byte, body []byte) []sqlinfo.Statement {
 	}
 	s.srv.analysed.put(key, stmts)
 	return stmts
+}
+
+// screen decides whether a client message of a tracked session must be
+// refused: everything while the audit log is down; for restricted roles,
+// statements the SQL analysis refuses and fast-path function calls. It
+// returns the ErrorResponse to send instead (nil: forward) and, for Query
+// and Parse, the parsed statements.
+func (s *session) screen(m wire.Msg) ([]byte, []sqlinfo.Statement) {
+	refusable := m.Type == 'Q' || m.Type == 'P' || m.Type == 'F' || m.Type == 'B' || m.Type == 'D' ||
+		m.Type == 'E' || m.Type == 'C' || m.Type == 'S' || m.Type == 'H'
+	if !refusable {
+		return nil, nil
+	}
+	if s.srv.auditRefusing() && (m.Type == 'Q' || m.Type == 'P' || m.Type == 'F') {
+		return errorFrame(codeAuditFailure, auditRefusal), nil
+	}
+	if m.Type != 'Q' && m.Type != 'P' && m.Type != 'F' {
+		return nil, nil
+	}
+	_, role := s.currentPolicy()
+	if m.Type == 'F' {
+		if role.Restricted() {
+			return refusalFrame("pgpseudo: fast-path function calls are not allowed for role " + role.Name), nil
+		}
+		return nil, nil
+	}
+	stmts := s.analyze(m.Type, m.Body())
+	if !role.Restricted() || s.srv.analyses == nil {
+		return nil, stmts
+	}
+	return s.checkSQL(m.Type, m.Body(), stmts)
 }

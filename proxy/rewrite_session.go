@@ -202,6 +202,9 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 	case 'N':
 		emit(scrubbed(m))
 	case 'Z':
+		if b := m.Body(); len(b) == 1 {
+			t.txStatus = b[0]
+		}
 		swallow := false
 		for h := t.head(); h != nil; h = t.head() {
 			t.pop()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/crypto"
+	"github.com/pgpseudo/pgpseudo/policy/analyze"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -43,8 +44,11 @@ type Server struct {
 	aud       *audit.Writer
 	auditDown atomic.Bool
 	connSeq   atomic.Uint64
-	// analysed caches parsed SQL for restricted sessions.
-	analysed *analysisCache
+	// analysed caches parsed SQL; analyses and analyzeCats run the SQL
+	// analysis of restricted sessions (nil without a policy).
+	analysed    *analysisCache
+	analyses    *analyze.Cache
+	analyzeCats *analyzeCatalogs
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -103,6 +107,8 @@ func NewServer(cfg *Config, log *zap.Logger) (*Server, error) {
 			return nil, errors.New("the policy tokenizes values but no keys are configured: set keys.provider")
 		}
 		s.catalog = newCatalog(s.lookup.pool)
+		s.analyses = analyze.NewCache(4096)
+		s.analyzeCats = &analyzeCatalogs{cat: s.catalog}
 		go s.policy.watch(bg, 2*time.Second)
 	}
 	if cfg.Keys.Provider != "" {

@@ -53,6 +53,7 @@ type session struct {
 	role      *policy.Role
 	policyGen uint64
 	memberOf  []string
+	sql       sqlSession
 
 	key     cancelKey
 	hasKey  bool
@@ -280,7 +281,15 @@ func (s *session) login(st *wire.Startup) error {
 	if err := s.resolveRole(ctx); err != nil {
 		return err
 	}
-	return s.finishStartup()
+	if err := s.finishStartup(); err != nil {
+		return err
+	}
+	if s.trk != nil && s.srv.analyses != nil {
+		if err := s.loadSearchPath(); err != nil {
+			return refuse(codeConnectionFailure, "pgpseudo could not read the session's search_path", err)
+		}
+	}
+	return nil
 }
 
 // resolveRole picks the session's policy role from the authenticated

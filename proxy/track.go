@@ -93,6 +93,22 @@ type tracker struct {
 	// discarding drops an extended-protocol batch up to its Sync: the
 	// batch was refused.
 	discarding []byte
+	// txStatus is the last ReadyForQuery's transaction status.
+	txStatus byte
+}
+
+// endDiscard stops dropping a refused batch.
+func (t *tracker) endDiscard() {
+	t.mu.Lock()
+	t.discarding = nil
+	t.mu.Unlock()
+}
+
+// isDiscarding reports whether a refused extended batch is being dropped.
+func (t *tracker) isDiscarding() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.discarding != nil
 }
 
 func newTracker() *tracker {
@@ -252,7 +268,11 @@ func (t *tracker) refuse(typ byte, errFrame []byte) []byte {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch typ {
-	case 'Q':
+	case 'Q', 'F':
+		if t.discarding != nil {
+			// A simple query ends an extended batch that had no Sync.
+			t.discarding = nil
+		}
 		t.queue = append(t.queue, pending{typ: 'Q', refusal: errFrame})
 		return emptyQuery
 	case 'S':
@@ -266,8 +286,6 @@ func (t *tracker) refuse(typ byte, errFrame []byte) []byte {
 		if t.discarding == nil {
 			t.discarding = errFrame
 		}
-		return nil
-	case 'H':
 		return nil
 	}
 	return nil

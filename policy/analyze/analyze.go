@@ -1,0 +1,552 @@
+// Package analyze is pgpseudo's fail-closed request analysis: every
+// statement of a restricted session is read with PostgreSQL's own parser
+// (libpg_query through pg_query_go), its column references are resolved
+// against the catalog and the session's search_path, and it is refused
+// unless no protected value can leave through it — not through
+// expressions, predicates, ordering, functions, statistics or statements
+// that write or run SQL text (DESIGN.md §4.2, docs/policy.md).
+//
+// The analysis is a pure function of (policy, role, search_path, catalog,
+// SQL text); Cache memoises it per statement text.
+//
+// Values are tracked, not just names: a column passed on unchanged
+// (through aliases, subqueries, CTEs, joins, views) keeps its base-table
+// sources, anything computed from a protected column is refused where it
+// is computed, and a protected value may leave only as a result column
+// whose origin PostgreSQL's RowDescription reports (so the response side
+// can rewrite it): not through set operations, VALUES, scalar subqueries,
+// recursive CTEs or views the policy does not classify.
+//
+// Known limits, all failing closed: operators are checked only when
+// schema-qualified (an unqualified operator of an extension runs its
+// function unchecked, but never on a protected column); search_path
+// changes are refused inside transaction blocks, with SET LOCAL and in
+// set_config calls that are not the whole statement; functions in FROM
+// expose unknown columns, so a name they might hold is treated as
+// ambiguous.
+package analyze
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgpseudo/pgpseudo/policy"
+)
+
+// Catalog answers the analysis' questions about the database. The proxy
+// implements it over its catalog cache; it must be safe for concurrent use
+// when Analyze is called concurrently.
+type Catalog interface {
+	// Relation resolves a relation name as PostgreSQL would: schema is ""
+	// for an unqualified name, which is then looked up in pg_catalog
+	// (unless searchPath names pg_catalog explicitly) and the schemas of
+	// searchPath in order ("$user" and missing schemas skipped).
+	// found=false when there is no such relation.
+	Relation(ctx context.Context, schema, name string, searchPath []string) (rel *Relation, found bool, err error)
+	// IsBuiltinFunction reports whether a function name can only mean
+	// pg_catalog functions: for schema "" every function of that name
+	// visible through searchPath must live in pg_catalog (an overload in
+	// another schema could be chosen instead), for a schema the schema
+	// must be pg_catalog and the function must exist there.
+	IsBuiltinFunction(ctx context.Context, schema, name string, searchPath []string) (bool, error)
+}
+
+// Relation is what the analysis needs to know of a relation.
+type Relation struct {
+	// Name is the relation's schema-qualified name.
+	Name policy.TableName
+	// Root is the name whose classification applies: the top-most parent
+	// of a partition or inheritance child. Zero means Name.
+	Root policy.TableName
+	// Kind is pg_class.relkind: r, p, v, m, f, S, …
+	Kind byte
+	// Columns are the user columns in attnum order. nil means unknown,
+	// which only system relations (pg_catalog, information_schema) may
+	// leave out.
+	Columns []string
+	// ViewSQL is the query of a view or materialized view as
+	// pg_get_viewdef returns it under an empty search_path, so that every
+	// name outside pg_catalog is schema-qualified; it is analysed with an
+	// empty search path.
+	ViewSQL string
+}
+
+func (r *Relation) root() policy.TableName {
+	if r.Root.Table != "" {
+		return r.Root
+	}
+	return r.Name
+}
+
+// Session is the state of the client session that the analysis depends on.
+type Session struct {
+	// Policy and Role decide what each column may be used for.
+	Policy *policy.Policy
+	Role   *policy.Role
+	// SearchPath is the session's search_path now: the startup parameter
+	// (ParseSearchPath), then whatever Result.SearchPath reported.
+	SearchPath []string
+	// DefaultSearchPath is what RESET, SET … TO DEFAULT and DISCARD ALL
+	// return to: the startup parameter if the client sent one, else the
+	// server's setting.
+	DefaultSearchPath []string
+	// InTransaction reports an open transaction block (the last
+	// ReadyForQuery status was T or E). search_path changes inside one are
+	// refused: a rollback would undo them without the proxy noticing.
+	InTransaction bool
+}
+
+// Result is the outcome of analysing one query string.
+type Result struct {
+	// Refusal is set when the string must not reach the database; the
+	// whole string is refused when any statement is.
+	Refusal *Refusal
+	// Statements describes each statement analysed, up to and including a
+	// refused one.
+	Statements []StatementInfo
+	// SearchPath is the session's search_path once every statement has
+	// run. The proxy adopts it only when the string (or, in the extended
+	// protocol, the batch up to Sync) completed without error: an error
+	// rolls the implicit transaction and its SET back.
+	SearchPath []string
+	// SearchPathChanged reports that a statement sets search_path.
+	SearchPathChanged bool
+}
+
+// StatementInfo describes one statement of a query string.
+type StatementInfo struct {
+	// Kind is the parse node name without "Stmt", e.g. "Select", "Copy",
+	// "VariableSet".
+	Kind string
+	// Fingerprint identifies the statement's shape without its literals
+	// (pg_query's fingerprint), for audit records.
+	Fingerprint string
+	// Relations lists the relations the statement reads, views and the
+	// base tables behind them, in order of first reference.
+	Relations []policy.TableName
+}
+
+// maxViewDepth bounds view nesting (and catches cycles).
+const maxViewDepth = 32
+
+// Analyze analyses sql for session s. The error is only for catalog
+// failures; a statement that must not run is reported in Result.Refusal.
+// Sessions whose role is not restricted get statement descriptions and
+// search_path tracking but never a refusal.
+func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result, error) {
+	if s.Policy == nil || s.Role == nil {
+		return nil, errors.New("analyze: the session has no policy or role")
+	}
+	restricted := s.Role.Restricted()
+	res := &Result{SearchPath: s.SearchPath}
+	roleName := s.Role.Name
+	tree, err := pg_query.Parse(sql)
+	if err != nil {
+		if restricted {
+			res.Refusal = &Refusal{Role: roleName, StatementKind: "unparseable",
+				Reason: "the statement cannot be parsed (" + err.Error() + ")",
+				Rule:   "statements pgpseudo cannot parse are refused for restricted roles"}
+		}
+		return res, nil
+	}
+	a := &analyzer{ctx: ctx, s: s, cat: cat, pol: s.Policy, role: s.Role, roleName: roleName,
+		restricted: restricted, searchPath: s.SearchPath, inTx: s.InTransaction,
+		views: map[policy.TableName]*viewInfo{}}
+	hasTxControl := false
+	for _, raw := range tree.Stmts {
+		if raw.Stmt.GetTransactionStmt() != nil {
+			hasTxControl = true
+		}
+	}
+	a.multiTx = hasTxControl && len(tree.Stmts) > 1
+	for i, raw := range tree.Stmts {
+		text := sql[raw.StmtLocation:]
+		if raw.StmtLen > 0 && int(raw.StmtLocation+raw.StmtLen) <= len(sql) {
+			text = sql[raw.StmtLocation : raw.StmtLocation+raw.StmtLen]
+		}
+		info := StatementInfo{Kind: kindOf(raw.Stmt)}
+		if fp, err := pg_query.Fingerprint(text); err == nil {
+			info.Fingerprint = fp
+		}
+		a.rels, a.nextPath = nil, nil
+		var err error
+		if restricted || raw.Stmt.GetVariableSetStmt() != nil || raw.Stmt.GetDiscardStmt() != nil || raw.Stmt.GetTransactionStmt() != nil {
+			// Unrestricted sessions only need search_path tracking.
+			err = a.statement(raw.Stmt, info.Kind)
+		}
+		info.Relations = a.rels
+		res.Statements = append(res.Statements, info)
+		var ref *Refusal
+		switch {
+		case errors.As(err, &ref):
+			if !restricted {
+				continue
+			}
+			if ref.StatementKind == "" {
+				ref.StatementKind = info.Kind
+			}
+			ref.Role = roleName
+			if len(tree.Stmts) > 1 {
+				ref.Statement = i + 1
+			}
+			res.Refusal = ref
+			return res, nil
+		case err != nil:
+			return nil, err
+		}
+		if a.nextPath != nil {
+			a.searchPath = a.nextPath
+		}
+	}
+	res.SearchPath = a.searchPath
+	res.SearchPathChanged = a.pathChanged
+	return res, nil
+}
+
+// kindOf is the parse node's name without "Stmt".
+func kindOf(n *pg_query.Node) string {
+	if n == nil || n.Node == nil {
+		return "Empty"
+	}
+	m := n.ProtoReflect()
+	fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("node"))
+	if fd == nil {
+		return "Empty"
+	}
+	return strings.TrimSuffix(string(fd.Message().Name()), "Stmt")
+}
+
+// analyzer holds the state of one Analyze call.
+type analyzer struct {
+	ctx        context.Context
+	s          *Session
+	cat        Catalog
+	pol        *policy.Policy
+	role       *policy.Role
+	roleName   string
+	restricted bool
+
+	searchPath  []string
+	nextPath    []string // set by the current statement, applies to the next
+	pathChanged bool
+	inTx        bool
+	// multiTx: the string mixes transaction control with other statements.
+	multiTx bool
+
+	// views caches view analyses for this call; viewDepth bounds nesting.
+	views     map[policy.TableName]*viewInfo
+	viewDepth int
+	// rels are the relations the current statement reads.
+	rels []policy.TableName
+	// bareSetConfig is the call of a statement that is nothing but
+	// SELECT set_config(…): only such a call surely runs, once.
+	bareSetConfig *pg_query.FuncCall
+}
+
+func (a *analyzer) noteRelation(t policy.TableName) {
+	for _, r := range a.rels {
+		if r == t {
+			return
+		}
+	}
+	a.rels = append(a.rels, t)
+}
+
+// statement analyses one top-level statement.
+func (a *analyzer) statement(n *pg_query.Node, kind string) error {
+	switch {
+	case n.GetSelectStmt() != nil:
+		return a.topSelect(n.GetSelectStmt())
+	case n.GetVariableShowStmt() != nil, n.GetFetchStmt() != nil, n.GetClosePortalStmt() != nil,
+		n.GetDeallocateStmt() != nil:
+		return nil
+	case n.GetVariableSetStmt() != nil:
+		return a.set(n.GetVariableSetStmt())
+	case n.GetTransactionStmt() != nil:
+		return a.transaction(n.GetTransactionStmt())
+	case n.GetDeclareCursorStmt() != nil:
+		return a.readQuery(n.GetDeclareCursorStmt().GetQuery(), "DECLARE CURSOR")
+	case n.GetPrepareStmt() != nil:
+		return a.readQuery(n.GetPrepareStmt().GetQuery(), "PREPARE")
+	case n.GetExecuteStmt() != nil:
+		// The prepared statement was analysed at PREPARE; its parameters
+		// are expressions without columns.
+		sc := &scope{}
+		for _, p := range n.GetExecuteStmt().GetParams() {
+			if _, err := a.expr(sc, p, ctx{clause: "EXECUTE parameters", use: useOther}); err != nil {
+				return err
+			}
+		}
+		return nil
+	case n.GetCopyStmt() != nil:
+		return a.copyStmt(n.GetCopyStmt())
+	case n.GetLockStmt() != nil:
+		return a.lock(n.GetLockStmt())
+	case n.GetExplainStmt() != nil:
+		return a.explain(n.GetExplainStmt())
+	case n.GetDiscardStmt() != nil:
+		if n.GetDiscardStmt().GetTarget() == pg_query.DiscardMode_DISCARD_ALL {
+			return a.setSearchPath(a.s.DefaultSearchPath, "DISCARD ALL")
+		}
+		return nil
+	}
+	return a.refuseStatement(kind)
+}
+
+// statementName names refused statement kinds in messages.
+func statementName(kind string) string {
+	switch kind {
+	case "Insert":
+		return "INSERT"
+	case "Update":
+		return "UPDATE"
+	case "Delete":
+		return "DELETE"
+	case "Merge":
+		return "MERGE"
+	case "Do":
+		return "DO"
+	case "Call":
+		return "CALL"
+	case "CreateTableAs":
+		return "CREATE TABLE AS"
+	case "Listen":
+		return "LISTEN"
+	case "Notify":
+		return "NOTIFY"
+	case "Unlisten":
+		return "UNLISTEN"
+	case "Vacuum":
+		return "VACUUM/ANALYZE"
+	case "Truncate":
+		return "TRUNCATE"
+	case "Load":
+		return "LOAD"
+	case "AlterSystem":
+		return "ALTER SYSTEM"
+	case "CheckPoint":
+		return "CHECKPOINT"
+	case "Grant":
+		return "GRANT"
+	case "GrantRole":
+		return "GRANT"
+	case "Create":
+		return "CREATE TABLE"
+	case "View":
+		return "CREATE VIEW"
+	case "Drop":
+		return "DROP"
+	case "CreateFunction":
+		return "CREATE FUNCTION"
+	case "Alter Table":
+		return "ALTER TABLE"
+	case "AlterTable":
+		return "ALTER TABLE"
+	case "Index":
+		return "CREATE INDEX"
+	case "Rule":
+		return "CREATE RULE"
+	case "CreateRole":
+		return "CREATE ROLE"
+	case "AlterRole":
+		return "ALTER ROLE"
+	case "Reindex":
+		return "REINDEX"
+	case "Cluster":
+		return "CLUSTER"
+	case "RefreshMatView":
+		return "REFRESH MATERIALIZED VIEW"
+	case "CreateSchema":
+		return "CREATE SCHEMA"
+	case "Comment":
+		return "COMMENT"
+	case "SecLabel":
+		return "SECURITY LABEL"
+	case "CreateExtension":
+		return "CREATE EXTENSION"
+	case "ReassignOwned":
+		return "REASSIGN OWNED"
+	case "DropOwned":
+		return "DROP OWNED"
+	case "AlterDefaultPrivileges":
+		return "ALTER DEFAULT PRIVILEGES"
+	case "ImportForeignSchema":
+		return "IMPORT FOREIGN SCHEMA"
+	}
+	return ""
+}
+
+func (a *analyzer) refuseStatement(kind string) error {
+	name := statementName(kind)
+	if name == "" {
+		name = kind
+	}
+	return &Refusal{StatementKind: kind, Reason: name + " is not a read statement",
+		Rule: "restricted roles may only run read statements (SELECT, SHOW, SET, transaction control, cursors, prepared statements, COPY TO STDOUT, LOCK IN ACCESS SHARE MODE, EXPLAIN, DISCARD)"}
+}
+
+// topSelect analyses a SELECT whose result goes to the client.
+func (a *analyzer) topSelect(s *pg_query.SelectStmt) error {
+	if s.GetIntoClause() != nil {
+		return &Refusal{StatementKind: "SelectInto", Reason: "SELECT INTO creates a table",
+			Rule: "restricted roles may only run read statements"}
+	}
+	a.bareSetConfig = bareSetConfig(s)
+	_, err := a.query(&scope{}, s, levelTop)
+	return err
+}
+
+// bareSetConfig returns f for a statement that is exactly SELECT
+// [pg_catalog.]set_config(…).
+func bareSetConfig(s *pg_query.SelectStmt) *pg_query.FuncCall {
+	if s.GetOp() != pg_query.SetOperation_SETOP_NONE || s.GetWithClause() != nil || len(s.GetFromClause()) > 0 ||
+		s.GetWhereClause() != nil || len(s.GetGroupClause()) > 0 || s.GetHavingClause() != nil || len(s.GetWindowClause()) > 0 ||
+		len(s.GetValuesLists()) > 0 || len(s.GetSortClause()) > 0 || s.GetLimitCount() != nil || s.GetLimitOffset() != nil ||
+		len(s.GetDistinctClause()) > 0 || len(s.GetTargetList()) != 1 {
+		return nil
+	}
+	f := s.GetTargetList()[0].GetResTarget().GetVal().GetFuncCall()
+	if f == nil || f.GetOver() != nil || f.GetAggFilter() != nil {
+		return nil
+	}
+	if schema, name := funcName(f.GetFuncname()); name != "set_config" || schema != "" && schema != "pg_catalog" {
+		return nil
+	}
+	return f
+}
+
+// readQuery analyses the statement inside DECLARE, PREPARE or EXPLAIN.
+func (a *analyzer) readQuery(q *pg_query.Node, within string) error {
+	if q.GetSelectStmt() != nil {
+		return a.topSelect(q.GetSelectStmt())
+	}
+	kind := kindOf(q)
+	err := a.refuseStatement(kind)
+	var r *Refusal
+	if errors.As(err, &r) {
+		r.Clause = within
+	}
+	return err
+}
+
+func (a *analyzer) transaction(t *pg_query.TransactionStmt) error {
+	switch t.GetKind() {
+	case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN, pg_query.TransactionStmtKind_TRANS_STMT_START:
+		a.inTx = true
+	case pg_query.TransactionStmtKind_TRANS_STMT_COMMIT, pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK:
+		a.inTx = false
+	case pg_query.TransactionStmtKind_TRANS_STMT_SAVEPOINT, pg_query.TransactionStmtKind_TRANS_STMT_RELEASE,
+		pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:
+	default:
+		return &Refusal{StatementKind: "Transaction", Reason: "two-phase commit statements change other transactions",
+			Rule: "restricted roles may only run read statements"}
+	}
+	return nil
+}
+
+func (a *analyzer) lock(l *pg_query.LockStmt) error {
+	const accessShare = 1
+	if l.GetMode() != accessShare {
+		return &Refusal{StatementKind: "Lock", Reason: "LOCK in a mode other than ACCESS SHARE",
+			Rule: "restricted roles may only take ACCESS SHARE locks"}
+	}
+	for _, r := range l.GetRelations() {
+		if rv := r.GetRangeVar(); rv != nil {
+			if _, err := a.lookup(rv); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (a *analyzer) explain(e *pg_query.ExplainStmt) error {
+	for _, o := range e.GetOptions() {
+		d := o.GetDefElem()
+		if d == nil || strings.ToLower(d.GetDefname()) != "analyze" {
+			continue
+		}
+		if v := strings.ToLower(defString(d)); v == "" || v == "true" || v == "on" || v == "1" {
+			return &Refusal{StatementKind: "Explain", Reason: "EXPLAIN ANALYZE executes the statement",
+				Rule: "restricted roles may only run EXPLAIN without ANALYZE"}
+		}
+	}
+	q := e.GetQuery()
+	if q.GetExecuteStmt() != nil {
+		return nil
+	}
+	// Plans show row estimates from column statistics: what would be
+	// refused to run is refused to explain.
+	return a.readQuery(q, "EXPLAIN")
+}
+
+func defString(d *pg_query.DefElem) string {
+	arg := d.GetArg()
+	switch {
+	case arg == nil:
+		return ""
+	case arg.GetString_() != nil:
+		return arg.GetString_().GetSval()
+	case arg.GetBoolean() != nil:
+		return fmt.Sprint(arg.GetBoolean().GetBoolval())
+	case arg.GetInteger() != nil:
+		return fmt.Sprint(arg.GetInteger().GetIval())
+	case arg.GetAConst() != nil:
+		c := arg.GetAConst()
+		switch {
+		case c.GetSval() != nil:
+			return c.GetSval().GetSval()
+		case c.GetBoolval() != nil:
+			return fmt.Sprint(c.GetBoolval().GetBoolval())
+		case c.GetIval() != nil:
+			return fmt.Sprint(c.GetIval().GetIval())
+		}
+	}
+	return "?"
+}
+
+func (a *analyzer) copyStmt(c *pg_query.CopyStmt) error {
+	switch {
+	case c.GetIsFrom():
+		return &Refusal{StatementKind: "Copy", Reason: "COPY FROM writes a table", Rule: "restricted roles may only run COPY … TO STDOUT"}
+	case c.GetIsProgram() || c.GetFilename() != "":
+		return &Refusal{StatementKind: "Copy", Reason: "COPY TO a file or program writes on the server", Rule: "restricted roles may only run COPY … TO STDOUT"}
+	case c.GetQuery() != nil:
+		return a.readQuery(c.GetQuery(), "COPY")
+	}
+	rv := c.GetRelation()
+	if rv == nil {
+		return &Refusal{StatementKind: "Copy", Reason: "COPY without a relation or query", Rule: "restricted roles may only run COPY … TO STDOUT"}
+	}
+	// COPY table [(columns)] TO STDOUT outputs the columns bare, as
+	// SELECT would; the response side rewrites them.
+	r, err := a.rangeVar(&scope{}, rv)
+	if err != nil {
+		return err
+	}
+	cols := r.cols
+	if len(c.GetAttlist()) > 0 {
+		cols = nil
+		for _, n := range c.GetAttlist() {
+			name := n.GetString_().GetSval()
+			col, ok := r.column(name)
+			if !ok {
+				return a.unknownColumn(r, name, "COPY")
+			}
+			cols = append(cols, col)
+		}
+	}
+	for _, col := range cols {
+		if err := a.check(col.val, ctx{clause: "COPY", use: useOutput}); err != nil {
+			return err
+		}
+	}
+	if r.unknown {
+		return a.check(r.unknownVal, ctx{clause: "COPY", use: useOutput})
+	}
+	return nil
+}

@@ -1,0 +1,879 @@
+package analyze
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgpseudo/pgpseudo/policy"
+)
+
+// column is a named column of a range table entry or query output.
+type column struct {
+	name string
+	val  value
+}
+
+// rte is a range table entry: something in FROM that exposes columns.
+type rte struct {
+	// name qualifies columns ("" for an unaliased join or subquery);
+	// schema is set for an unaliased relation (schema.table.column).
+	name, schema string
+	cols         []column
+	// unknown: the column list is not known (system relations, set
+	// returning functions); any name may be a column, of value unknownVal.
+	unknown    bool
+	unknownVal value
+	// relVisible: name can qualify columns; colsVisible: columns can be
+	// referenced unqualified (false for the inputs of a join, whose join
+	// entry exposes them).
+	relVisible, colsVisible bool
+	// baseRel: a table, which also has system columns.
+	baseRel bool
+}
+
+// isSystemColumn: system columns exist on every table and carry no user
+// data.
+func isSystemColumn(name string) bool {
+	switch name {
+	case "ctid", "xmin", "xmax", "cmin", "cmax", "tableoid":
+		return true
+	}
+	return false
+}
+
+// column looks a column up by name; duplicates (joins without USING)
+// are merged.
+func (r *rte) column(name string) (column, bool) {
+	var found []value
+	for _, c := range r.cols {
+		if c.name == name {
+			found = append(found, c.val)
+		}
+	}
+	switch {
+	case len(found) > 0:
+		return column{name: name, val: one(found)}, true
+	case r.baseRel && isSystemColumn(name):
+		return column{name: name}, true
+	case r.unknown:
+		return column{name: name, val: r.unknownVal}, true
+	}
+	return column{}, false
+}
+
+// whole is the value of a whole-row reference to the entry.
+func (r *rte) whole(name string) value {
+	vs := make([]value, 0, len(r.cols)+1)
+	for _, c := range r.cols {
+		vs = append(vs, c.val)
+	}
+	if r.unknown {
+		vs = append(vs, r.unknownVal)
+	}
+	v := merge(vs...)
+	v.origin, v.wholeRow = originNone, name
+	return v
+}
+
+// scope is one query level's namespace; parent is the enclosing level
+// (for correlated references).
+type scope struct {
+	parent *scope
+	ns     []*rte
+	ctes   map[string]*cteInfo
+	// setting is the parameter name a query over pg_settings is limited
+	// to by WHERE name = '…' (pg_dump's set_config(name, …) idiom).
+	setting string
+}
+
+type cteInfo struct {
+	cols []column
+	// pending: a recursive CTE's columns are still being computed.
+	pending bool
+}
+
+func (sc *scope) lookupCTE(name string) *cteInfo {
+	for s := sc; s != nil; s = s.parent {
+		if c := s.ctes[name]; c != nil {
+			return c
+		}
+	}
+	return nil
+}
+
+// level says where a query's result goes.
+type level uint8
+
+const (
+	levelTop     level = iota // to the client
+	levelDerived              // to an enclosing query (FROM subquery, CTE)
+	levelSub                  // to a sublink (EXISTS, IN, scalar)
+	levelView                 // a view's definition
+)
+
+// query analyses a SELECT (or VALUES, or set operation) and returns its
+// output columns.
+func (a *analyzer) query(parent *scope, s *pg_query.SelectStmt, lvl level) ([]column, error) {
+	if s == nil {
+		return nil, &Refusal{Reason: "an empty query", Rule: "statements pgpseudo cannot analyse are refused"}
+	}
+	sc := &scope{parent: parent}
+	if w := s.GetWithClause(); w != nil {
+		if err := a.with(sc, w); err != nil {
+			return nil, err
+		}
+	}
+	if s.GetIntoClause() != nil {
+		return nil, &Refusal{StatementKind: "SelectInto", Reason: "SELECT INTO creates a table", Rule: "restricted roles may only run read statements"}
+	}
+	if len(s.GetLockingClause()) > 0 {
+		return nil, &Refusal{Reason: "SELECT … FOR UPDATE/SHARE locks rows", Rule: "restricted roles may only run read statements; row locks write to the rows they lock"}
+	}
+	if s.GetOp() != pg_query.SetOperation_SETOP_NONE {
+		return a.setOp(sc, s, lvl)
+	}
+	var outs []column
+	if len(s.GetValuesLists()) > 0 {
+		for _, row := range s.GetValuesLists() {
+			for i, item := range row.GetList().GetItems() {
+				v, err := a.expr(sc, item, ctx{clause: "VALUES", use: usePass})
+				if err != nil {
+					return nil, err
+				}
+				v.origin, v.via = originNone, "VALUES"
+				if i >= len(outs) {
+					outs = append(outs, column{name: fmt.Sprintf("column%d", i+1), val: v})
+				} else {
+					outs[i].val = merge(outs[i].val, v)
+				}
+			}
+		}
+		return outs, a.finish(sc, s, outs, lvl)
+	}
+	for _, item := range s.GetFromClause() {
+		ns, err := a.fromItem(sc, item, sc)
+		if err != nil {
+			return nil, err
+		}
+		sc.ns = append(sc.ns, ns...)
+	}
+	if w := s.GetWhereClause(); w != nil {
+		if _, err := a.expr(sc, w, ctx{clause: "WHERE", use: useOther}); err != nil {
+			return nil, err
+		}
+		sc.setting = settingFilter(sc, w)
+	}
+	for _, t := range s.GetTargetList() {
+		rt := t.GetResTarget()
+		if rt == nil {
+			continue
+		}
+		if cr := rt.GetVal().GetColumnRef(); cr != nil && isStar(cr) {
+			cols, err := a.expandStar(sc, cr)
+			if err != nil {
+				return nil, err
+			}
+			outs = append(outs, cols...)
+			continue
+		}
+		v, err := a.expr(sc, rt.GetVal(), ctx{clause: "the select list", use: usePass})
+		var ref *Refusal
+		if lvl == levelView && errors.As(err, &ref) {
+			// A view column computed from protected data: refused where
+			// it is used, not for the whole view.
+			v, err = value{taint: ref}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		outs = append(outs, column{name: outputName(rt), val: v})
+	}
+	for _, g := range s.GetGroupClause() {
+		if err := a.groupItem(sc, g, outs); err != nil {
+			return nil, err
+		}
+	}
+	if h := s.GetHavingClause(); h != nil {
+		if _, err := a.expr(sc, h, ctx{clause: "HAVING", use: useOther}); err != nil {
+			return nil, err
+		}
+	}
+	for _, w := range s.GetWindowClause() {
+		if err := a.windowDef(sc, w.GetWindowDef()); err != nil {
+			return nil, err
+		}
+	}
+	if d := s.GetDistinctClause(); len(d) > 0 {
+		if len(d) == 1 && (d[0] == nil || d[0].Node == nil) {
+			for _, o := range outs {
+				if err := a.check(o.val, ctx{clause: "DISTINCT", use: useGroup}); err != nil {
+					return nil, err
+				}
+			}
+		} else {
+			for _, n := range d {
+				if err := a.sortItem(sc, n, outs, ctx{clause: "DISTINCT ON", use: useGroup}); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return outs, a.finish(sc, s, outs, lvl)
+}
+
+// settingFilter returns X for FROM pg_settings WHERE name = 'X'.
+func settingFilter(sc *scope, where *pg_query.Node) string {
+	if len(sc.ns) != 1 || sc.ns[0].schema != "pg_catalog" || sc.ns[0].name != "pg_settings" {
+		return ""
+	}
+	e := where.GetAExpr()
+	if e == nil || e.GetKind() != pg_query.A_Expr_Kind_AEXPR_OP {
+		return ""
+	}
+	if _, op := opName(e.GetName()); op != "=" || singleName(e.GetLexpr()) != "name" {
+		return ""
+	}
+	v, _ := constString(e.GetRexpr())
+	return v
+}
+
+// finish analyses ORDER BY, LIMIT and OFFSET and, for the statement's
+// own result, the output columns.
+func (a *analyzer) finish(sc *scope, s *pg_query.SelectStmt, outs []column, lvl level) error {
+	for _, n := range s.GetSortClause() {
+		if sb := n.GetSortBy(); sb != nil {
+			if err := a.sortItem(sc, sb.GetNode(), outs, ctx{clause: "ORDER BY", use: useOther}); err != nil {
+				return err
+			}
+		}
+	}
+	for _, l := range []struct {
+		n      *pg_query.Node
+		clause string
+	}{{s.GetLimitCount(), "LIMIT"}, {s.GetLimitOffset(), "OFFSET"}} {
+		if l.n != nil {
+			if _, err := a.expr(sc, l.n, ctx{clause: l.clause, use: useOther}); err != nil {
+				return err
+			}
+		}
+	}
+	if lvl == levelTop {
+		for _, o := range outs {
+			if err := a.check(o.val, ctx{clause: "the select list", use: useOutput}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// setOp analyses UNION, INTERSECT and EXCEPT.
+func (a *analyzer) setOp(sc *scope, s *pg_query.SelectStmt, lvl level) ([]column, error) {
+	branch := levelDerived
+	if lvl == levelView {
+		branch = levelView
+	}
+	l, err := a.query(sc, s.GetLarg(), branch)
+	if err != nil {
+		return nil, err
+	}
+	r, err := a.query(sc, s.GetRarg(), branch)
+	if err != nil {
+		return nil, err
+	}
+	op := map[pg_query.SetOperation]string{pg_query.SetOperation_SETOP_UNION: "UNION",
+		pg_query.SetOperation_SETOP_INTERSECT: "INTERSECT", pg_query.SetOperation_SETOP_EXCEPT: "EXCEPT"}[s.GetOp()]
+	compares := !(s.GetOp() == pg_query.SetOperation_SETOP_UNION && s.GetAll())
+	outs := make([]column, 0, len(l))
+	for i := range l {
+		if i >= len(r) {
+			break
+		}
+		if compares {
+			// Removing duplicates compares values across the branches.
+			if err := a.equality([]value{l[i].val, r[i].val}, ctx{clause: op}); err != nil {
+				return nil, err
+			}
+		}
+		v := merge(l[i].val, r[i].val)
+		v.via = "a set operation (" + op + ")"
+		outs = append(outs, column{name: l[i].name, val: v})
+	}
+	return outs, a.finish(sc, s, outs, lvl)
+}
+
+// with registers a WITH clause's CTEs in sc.
+func (a *analyzer) with(sc *scope, w *pg_query.WithClause) error {
+	sc.ctes = map[string]*cteInfo{}
+	for _, n := range w.GetCtes() {
+		cte := n.GetCommonTableExpr()
+		if cte == nil {
+			continue
+		}
+		q := cte.GetCtequery()
+		sel := q.GetSelectStmt()
+		if sel == nil {
+			return &Refusal{StatementKind: kindOf(q), Reason: "a data-modifying WITH (" + statementName(kindOf(q)) + " in " + quoteIdent(cte.GetCtename()) + ")",
+				Rule: "restricted roles may only run read statements"}
+		}
+		info := &cteInfo{}
+		var cols []column
+		var err error
+		if w.GetRecursive() {
+			// Iterate to a fixpoint: the recursive term sees the columns
+			// computed so far.
+			info.pending = true
+			sc.ctes[cte.GetCtename()] = info
+			if sel.GetOp() != pg_query.SetOperation_SETOP_NONE {
+				if info.cols, err = a.query(sc, sel.GetLarg(), levelDerived); err != nil {
+					return err
+				}
+				info.cols = renameCols(noOrigin(info.cols), cte.GetAliascolnames())
+			}
+			for i := 0; i < 8; i++ {
+				if cols, err = a.query(sc, sel, levelDerived); err != nil {
+					return err
+				}
+				cols = renameCols(noOrigin(cols), cte.GetAliascolnames())
+				if sameSources(cols, info.cols) {
+					break
+				}
+				info.cols = cols
+			}
+			info.pending = false
+		} else {
+			if cols, err = a.query(sc, sel, levelDerived); err != nil {
+				return err
+			}
+			cols = renameCols(cols, cte.GetAliascolnames())
+		}
+		info.cols = cols
+		sc.ctes[cte.GetCtename()] = info
+		if sc := cte.GetSearchClause(); sc != nil {
+			if err := a.cteColumns(cols, sc.GetSearchColList(), "SEARCH"); err != nil {
+				return err
+			}
+		}
+		if cc := cte.GetCycleClause(); cc != nil {
+			if err := a.cteColumns(cols, cc.GetCycleColList(), "CYCLE"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (a *analyzer) cteColumns(cols []column, names []*pg_query.Node, clause string) error {
+	for _, n := range names {
+		name := n.GetString_().GetSval()
+		for _, c := range cols {
+			if c.name == name {
+				if err := a.check(c.val, ctx{clause: clause, use: useOther}); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func noOrigin(cols []column) []column {
+	out := make([]column, len(cols))
+	for i, c := range cols {
+		c.val.origin, c.val.via = originNone, "a recursive WITH query"
+		out[i] = c
+	}
+	return out
+}
+
+// sameSources reports whether two column lists carry the same sources.
+func sameSources(a, b []column) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if len(a[i].val.srcs) != len(b[i].val.srcs) || (a[i].val.taint == nil) != (b[i].val.taint == nil) {
+			return false
+		}
+		for j := range a[i].val.srcs {
+			if a[i].val.srcs[j] != b[i].val.srcs[j] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func renameCols(cols []column, names []*pg_query.Node) []column {
+	if len(names) == 0 {
+		return cols
+	}
+	out := make([]column, len(cols))
+	copy(out, cols)
+	for i, n := range names {
+		if i < len(out) {
+			out[i].name = n.GetString_().GetSval()
+		}
+	}
+	return out
+}
+
+// outputName is the name PostgreSQL gives a select-list item.
+func outputName(rt *pg_query.ResTarget) string {
+	if rt.GetName() != "" {
+		return rt.GetName()
+	}
+	n := rt.GetVal()
+	for n != nil {
+		switch {
+		case n.GetColumnRef() != nil:
+			f := n.GetColumnRef().GetFields()
+			return f[len(f)-1].GetString_().GetSval()
+		case n.GetAIndirection() != nil:
+			ind := n.GetAIndirection().GetIndirection()
+			if s := ind[len(ind)-1].GetString_(); s != nil {
+				return s.GetSval()
+			}
+			n = n.GetAIndirection().GetArg()
+		case n.GetFuncCall() != nil:
+			f := n.GetFuncCall().GetFuncname()
+			return f[len(f)-1].GetString_().GetSval()
+		case n.GetTypeCast() != nil:
+			n = n.GetTypeCast().GetArg()
+		default:
+			return "?column?"
+		}
+	}
+	return "?column?"
+}
+
+func isStar(cr *pg_query.ColumnRef) bool {
+	f := cr.GetFields()
+	return len(f) > 0 && f[len(f)-1].GetAStar() != nil
+}
+
+// expandStar expands * and t.* in a select list.
+func (a *analyzer) expandStar(sc *scope, cr *pg_query.ColumnRef) ([]column, error) {
+	f := cr.GetFields()
+	var out []column
+	add := func(r *rte) {
+		out = append(out, r.cols...)
+		if r.unknown {
+			out = append(out, column{name: "?column?", val: r.unknownVal})
+		}
+	}
+	if len(f) == 1 {
+		for _, r := range sc.ns {
+			if r.colsVisible {
+				add(r)
+			}
+		}
+		return out, nil
+	}
+	r := a.findRel(sc, f[:len(f)-1])
+	if r == nil {
+		return nil, a.unresolvedRelation(f[:len(f)-1])
+	}
+	add(r)
+	return out, nil
+}
+
+// fromItem analyses one FROM item; lat is the scope LATERAL items see.
+func (a *analyzer) fromItem(sc *scope, n *pg_query.Node, lat *scope) ([]*rte, error) {
+	nonLat := &scope{parent: sc.parent, ctes: sc.ctes}
+	switch {
+	case n.GetRangeVar() != nil:
+		r, err := a.rangeVar(sc, n.GetRangeVar())
+		if err != nil {
+			return nil, err
+		}
+		return []*rte{r}, nil
+	case n.GetRangeSubselect() != nil:
+		rs := n.GetRangeSubselect()
+		parent := nonLat
+		if rs.GetLateral() {
+			parent = lat
+		}
+		cols, err := a.query(parent, rs.GetSubquery().GetSelectStmt(), levelDerived)
+		if err != nil {
+			return nil, err
+		}
+		r := &rte{relVisible: true, colsVisible: true, cols: cols}
+		if al := rs.GetAlias(); al != nil {
+			r.name = al.GetAliasname()
+			r.cols = renameCols(cols, al.GetColnames())
+		}
+		return []*rte{r}, nil
+	case n.GetRangeFunction() != nil:
+		rf := n.GetRangeFunction()
+		// Functions in FROM are implicitly LATERAL.
+		name := ""
+		for _, item := range rf.GetFunctions() {
+			l := item.GetList().GetItems()
+			if len(l) == 0 {
+				continue
+			}
+			if fc := l[0].GetFuncCall(); fc != nil && name == "" {
+				fn := fc.GetFuncname()
+				name = fn[len(fn)-1].GetString_().GetSval()
+			}
+			if _, err := a.expr(lat, l[0], ctx{clause: "FROM", use: useOther}); err != nil {
+				return nil, err
+			}
+		}
+		if al := rf.GetAlias(); al != nil {
+			name = al.GetAliasname()
+		}
+		return []*rte{{name: name, relVisible: true, colsVisible: true, unknown: true}}, nil
+	case n.GetJoinExpr() != nil:
+		return a.join(sc, n.GetJoinExpr(), lat)
+	case n.GetRangeTableSample() != nil:
+		ts := n.GetRangeTableSample()
+		ns, err := a.fromItem(sc, ts.GetRelation(), lat)
+		if err != nil {
+			return nil, err
+		}
+		for _, arg := range append(ts.GetArgs(), ts.GetRepeatable()) {
+			if _, err := a.expr(lat, arg, ctx{clause: "TABLESAMPLE", use: useOther}); err != nil {
+				return nil, err
+			}
+		}
+		return ns, nil
+	case n.GetRangeTableFunc() != nil, n.GetJsonTable() != nil:
+		// XMLTABLE and JSON_TABLE: their inputs are function arguments.
+		if err := a.children(lat, n.ProtoReflect(), ctx{clause: "FROM", how: "in XMLTABLE/JSON_TABLE", use: useOther}); err != nil {
+			return nil, err
+		}
+		name := ""
+		if t := n.GetRangeTableFunc(); t != nil && t.GetAlias() != nil {
+			name = t.GetAlias().GetAliasname()
+		}
+		if t := n.GetJsonTable(); t != nil && t.GetAlias() != nil {
+			name = t.GetAlias().GetAliasname()
+		}
+		return []*rte{{name: name, relVisible: true, colsVisible: true, unknown: true}}, nil
+	}
+	return nil, &Refusal{Reason: "the FROM item " + kindOf(n) + " is not supported", Rule: "SQL pgpseudo cannot analyse is refused for restricted roles"}
+}
+
+// join analyses a JOIN, with USING and NATURAL merged columns.
+func (a *analyzer) join(sc *scope, j *pg_query.JoinExpr, lat *scope) ([]*rte, error) {
+	lns, err := a.fromItem(sc, j.GetLarg(), lat)
+	if err != nil {
+		return nil, err
+	}
+	latR := &scope{parent: lat.parent, ctes: lat.ctes, ns: append(append([]*rte{}, lat.ns...), lns...)}
+	rns, err := a.fromItem(sc, j.GetRarg(), latR)
+	if err != nil {
+		return nil, err
+	}
+	lcols, lunk := visibleCols(lns)
+	rcols, runk := visibleCols(rns)
+	var using []string
+	if j.GetIsNatural() {
+		if lunk != nil || runk != nil {
+			all := append(append([]column{}, lcols...), rcols...)
+			for _, c := range all {
+				if len(c.val.srcs) > 0 || c.val.taint != nil {
+					return nil, &Refusal{Table: c.val.srcs[0].table, Column: c.val.srcs[0].column, Clause: "JOIN",
+						How: "in a NATURAL JOIN with a relation whose columns are unknown", Reason: a.describe(c.val.srcs[0]),
+						Rule: c.val.srcs[0].dec.Rule + "; " + rulePseudo}
+				}
+			}
+		}
+		for _, l := range lcols {
+			for _, r := range rcols {
+				if l.name == r.name && !contains(using, l.name) {
+					using = append(using, l.name)
+				}
+			}
+		}
+	}
+	for _, u := range j.GetUsingClause() {
+		using = append(using, u.GetString_().GetSval())
+	}
+	find := func(cols []column, unk *value, name string) value {
+		var vs []value
+		for _, c := range cols {
+			if c.name == name {
+				vs = append(vs, c.val)
+			}
+		}
+		if unk != nil {
+			vs = append(vs, *unk)
+		}
+		if len(vs) == 0 {
+			return value{}
+		}
+		return one(vs)
+	}
+	var joined []column
+	for _, name := range using {
+		lv, rv := find(lcols, lunk, name), find(rcols, runk, name)
+		if err := a.equality([]value{lv, rv}, ctx{clause: "JOIN", how: "in USING (" + quoteIdent(name) + ")"}); err != nil {
+			return nil, err
+		}
+		m := merge(lv, rv)
+		switch j.GetJointype() {
+		case pg_query.JoinType_JOIN_RIGHT:
+			m.origin, m.view, m.viewCol = rv.origin, rv.view, rv.viewCol
+		case pg_query.JoinType_JOIN_FULL:
+			m.via = "the merged column of a FULL JOIN"
+		default:
+			m.origin, m.view, m.viewCol = lv.origin, lv.view, lv.viewCol
+		}
+		joined = append(joined, column{name: name, val: m})
+	}
+	for _, c := range lcols {
+		if !contains(using, c.name) {
+			joined = append(joined, c)
+		}
+	}
+	for _, c := range rcols {
+		if !contains(using, c.name) {
+			joined = append(joined, c)
+		}
+	}
+	if q := j.GetQuals(); q != nil {
+		qs := &scope{parent: sc.parent, ctes: sc.ctes, ns: append(append([]*rte{}, lns...), rns...)}
+		if _, err := a.expr(qs, q, ctx{clause: "JOIN", use: useOther}); err != nil {
+			return nil, err
+		}
+	}
+	alias := j.GetAlias()
+	for _, r := range append(append([]*rte{}, lns...), rns...) {
+		r.colsVisible = false
+		if alias != nil {
+			r.relVisible = false
+		}
+	}
+	jr := &rte{colsVisible: true, cols: joined}
+	if lunk != nil || runk != nil {
+		jr.unknown = true
+		var vs []value
+		if lunk != nil {
+			vs = append(vs, *lunk)
+		}
+		if runk != nil {
+			vs = append(vs, *runk)
+		}
+		jr.unknownVal = merge(vs...)
+	}
+	if alias != nil {
+		jr.name, jr.relVisible = alias.GetAliasname(), true
+		jr.cols = renameCols(joined, alias.GetColnames())
+	}
+	return append(append(lns, rns...), jr), nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// visibleCols lists the columns unqualified references can reach, and
+// the value of unknown columns if any entry's list is unknown.
+func visibleCols(ns []*rte) ([]column, *value) {
+	var cols []column
+	var unk []value
+	for _, r := range ns {
+		if !r.colsVisible {
+			continue
+		}
+		cols = append(cols, r.cols...)
+		if r.unknown {
+			unk = append(unk, r.unknownVal)
+		}
+	}
+	if len(unk) == 0 {
+		return cols, nil
+	}
+	v := merge(unk...)
+	return cols, &v
+}
+
+// rangeVar resolves a relation or CTE name in FROM.
+func (a *analyzer) rangeVar(sc *scope, rv *pg_query.RangeVar) (*rte, error) {
+	name := rv.GetRelname()
+	r := &rte{name: name, relVisible: true, colsVisible: true}
+	if rv.GetSchemaname() == "" && rv.GetCatalogname() == "" {
+		if cte := sc.lookupCTE(name); cte != nil {
+			r.cols = cte.cols
+			if cte.pending && cte.cols == nil {
+				r.unknown = true
+			}
+			a.alias(r, rv.GetAlias())
+			return r, nil
+		}
+	}
+	rel, err := a.lookup(rv)
+	if err != nil {
+		return nil, err
+	}
+	r.schema = rel.Name.Schema
+	r.name = rel.Name.Table
+	switch {
+	case isSystemSchema(rel.Name.Schema):
+		r.baseRel = true
+		for _, c := range rel.Columns {
+			r.cols = append(r.cols, column{name: c})
+		}
+		r.unknown = rel.Columns == nil
+	case rel.Kind == 'v' || rel.Kind == 'm':
+		vi, err := a.view(rel)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range vi.rels {
+			a.noteRelation(t)
+		}
+		if vi.taint != nil {
+			ref := *vi.taint
+			return nil, &ref
+		}
+		r.cols = vi.cols
+	default:
+		r.baseRel = true
+		root := rel.root()
+		for _, c := range rel.Columns {
+			v := value{origin: originBase}
+			if d := a.pol.Decide(a.role, root, c); d.Action != policy.Allow {
+				v.srcs = []*source{{table: root, column: c, dec: d, domain: a.domain(root, c)}}
+			}
+			r.cols = append(r.cols, column{name: c, val: v})
+		}
+		if rel.Columns == nil {
+			r.unknown = true
+			r.unknownVal = value{srcs: []*source{{table: root, column: "*",
+				dec: policy.Decision{Action: policy.Block, Rule: "the columns of " + root.String() + " are unknown"}}}}
+		}
+	}
+	a.alias(r, rv.GetAlias())
+	return r, nil
+}
+
+func (a *analyzer) alias(r *rte, al *pg_query.Alias) {
+	if al == nil {
+		return
+	}
+	r.name, r.schema = al.GetAliasname(), ""
+	r.cols = renameCols(r.cols, al.GetColnames())
+}
+
+// domain is a column's token domain; a column without one is its own.
+func (a *analyzer) domain(t policy.TableName, col string) string {
+	if c := a.pol.Column(t, col); c != nil && c.Spec.Domain != "" {
+		return c.Spec.Domain
+	}
+	return t.Schema + "." + t.Table + "." + col
+}
+
+func isSystemSchema(s string) bool {
+	return s == "pg_catalog" || s == "information_schema" || strings.HasPrefix(s, "pg_toast")
+}
+
+// sensitiveRelation: these relations hold values of user tables: column
+// statistics keep most-common values and histograms, activity views other
+// sessions' SQL with its literals, pg_largeobject file contents.
+func sensitiveRelation(name string) bool {
+	switch name {
+	case "pg_statistic", "pg_stats", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic_ext_data", "pg_stat_activity", "pg_stat_statements", "pg_stat_statements_info", "pg_largeobject":
+		return true
+	}
+	return false
+}
+
+// lookup resolves a relation name in the catalog.
+func (a *analyzer) lookup(rv *pg_query.RangeVar) (*Relation, error) {
+	shown := rv.GetRelname()
+	if rv.GetSchemaname() != "" {
+		shown = quoteIdent(rv.GetSchemaname()) + "." + quoteIdent(shown)
+	}
+	if sensitiveRelation(rv.GetRelname()) {
+		return nil, &Refusal{Relation: shown, Reason: "exposes values of classified columns (statistics or other sessions' SQL)",
+			Rule: "statistics and activity views are refused for restricted roles"}
+	}
+	rel, found, err := a.cat.Relation(a.ctx, rv.GetSchemaname(), rv.GetRelname(), a.searchPath)
+	if err != nil {
+		return nil, fmt.Errorf("analyze: catalog lookup of %s: %w", shown, err)
+	}
+	if !found {
+		return nil, &Refusal{Relation: shown, Reason: "does not exist or is not visible with search_path " + quoteIdent(strings.Join(a.searchPath, ", ")),
+			Rule: "relations pgpseudo cannot find in the catalog are refused for restricted roles"}
+	}
+	a.noteRelation(rel.Name)
+	return rel, nil
+}
+
+// viewInfo is a view's analysed definition.
+type viewInfo struct {
+	cols      []column
+	taint     *Refusal
+	rels      []policy.TableName
+	analysing bool
+}
+
+// view analyses a view's definition once per Analyze call.
+func (a *analyzer) view(rel *Relation) (*viewInfo, error) {
+	if vi := a.views[rel.Name]; vi != nil {
+		if vi.analysing {
+			return &viewInfo{taint: &Refusal{Relation: rel.Name.String(), Reason: "is defined in terms of itself",
+				Rule: "views pgpseudo cannot resolve to base tables are refused"}}, nil
+		}
+		return vi, nil
+	}
+	vi := &viewInfo{analysing: true}
+	a.views[rel.Name] = vi
+	defer func() { vi.analysing = false }()
+	taint := func(reason string) *viewInfo {
+		vi.taint = &Refusal{Relation: rel.Name.String(), Reason: reason, Rule: "views pgpseudo cannot resolve to base tables are refused"}
+		return vi
+	}
+	if a.viewDepth >= maxViewDepth {
+		return taint("nests views too deeply"), nil
+	}
+	tree, err := pg_query.Parse(rel.ViewSQL)
+	if err != nil || len(tree.GetStmts()) != 1 || tree.GetStmts()[0].GetStmt().GetSelectStmt() == nil {
+		return taint("has a definition pgpseudo cannot parse"), nil
+	}
+	savedPath, savedRels := a.searchPath, a.rels
+	a.searchPath, a.rels = nil, nil
+	a.viewDepth++
+	cols, err := a.query(&scope{}, tree.GetStmts()[0].GetStmt().GetSelectStmt(), levelView)
+	a.viewDepth--
+	vi.rels = a.rels
+	a.searchPath, a.rels = savedPath, savedRels
+	var ref *Refusal
+	switch {
+	case errors.As(err, &ref):
+		if ref.View.Table == "" {
+			ref.View = rel.Name
+		}
+		vi.taint = ref
+		return vi, nil
+	case err != nil:
+		return nil, err
+	}
+	for i := range cols {
+		name := cols[i].name
+		if i < len(rel.Columns) {
+			name = rel.Columns[i]
+		}
+		v := cols[i].val
+		if v.taint != nil && v.taint.View.Table == "" {
+			t := *v.taint
+			t.View = rel.Name
+			v.taint = &t
+		}
+		v.origin, v.view, v.viewCol = originView, rel.Name, name
+		vi.cols = append(vi.cols, column{name: name, val: v})
+	}
+	return vi, nil
+}

@@ -1,0 +1,117 @@
+package analyze
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pgpseudo/pgpseudo/policy"
+)
+
+// Refusal explains why a statement must not run. The proxy sends
+// Message() in an ErrorResponse with SQLSTATE 42501.
+type Refusal struct {
+	// StatementKind is the refused statement's kind (as StatementInfo.Kind),
+	// or "unparseable".
+	StatementKind string
+	// Statement is the 1-based position of the refused statement in a
+	// multi-statement string; 0 for a single statement.
+	Statement int
+	// Table and Column name the protected column, when a column use was
+	// refused.
+	Table  policy.TableName
+	Column string
+	// Function names the refused function.
+	Function string
+	// Relation names a refused relation (statistics views, unknown names).
+	Relation string
+	// View is set when the refused use is inside a view's definition.
+	View policy.TableName
+	// Role is the session's policy role.
+	Role string
+	// Clause is where the use occurred: "WHERE", "JOIN", "GROUP BY",
+	// "ORDER BY", "the select list", …
+	Clause string
+	// How refines Clause: "as an argument of lower()", "in a cast", …
+	How string
+	// Reason says what the refused thing is, e.g. "is special-category
+	// data".
+	Reason string
+	// Rule is the policy and analysis rule that refuses it.
+	Rule string
+}
+
+// Error implements error.
+func (r *Refusal) Error() string { return r.Message() }
+
+// Message is the text for the client, e.g. `pgpseudo: customers.religion
+// is special-category data; role bi_analyst may not use it in WHERE
+// (rule: …)`.
+func (r *Refusal) Message() string {
+	var b strings.Builder
+	b.WriteString("pgpseudo: ")
+	if r.Statement > 0 {
+		fmt.Fprintf(&b, "statement %d: ", r.Statement)
+	}
+	subject := ""
+	switch {
+	case r.Column != "":
+		subject = columnName(r.Table, r.Column)
+	case r.Function != "":
+		subject = "function " + r.Function + "()"
+	case r.Relation != "":
+		subject = "relation " + r.Relation
+	}
+	if subject != "" {
+		b.WriteString(subject + " " + r.Reason)
+	} else {
+		b.WriteString(r.Reason)
+	}
+	b.WriteString("; role " + r.Role)
+	if r.Column != "" && r.Clause != "" {
+		b.WriteString(" may not use it in " + r.Clause)
+	} else if r.Relation != "" && r.Function == "" {
+		b.WriteString(" may not read it")
+	} else {
+		b.WriteString(" may not run it")
+		if r.Clause != "" {
+			b.WriteString(" in " + r.Clause)
+		}
+	}
+	if r.How != "" {
+		b.WriteString(" (" + r.How + ")")
+	}
+	if r.View.Table != "" {
+		b.WriteString(" in the definition of view " + shortName(r.View))
+	}
+	b.WriteString(" (rule: " + r.Rule + ")")
+	return b.String()
+}
+
+// shortName leaves out the schema "public", as most messages are read by
+// people who never write it.
+func shortName(t policy.TableName) string {
+	s := t.String()
+	return strings.TrimPrefix(s, "public.")
+}
+
+func columnName(t policy.TableName, col string) string {
+	if t.Table == "" {
+		return quoteIdent(col)
+	}
+	return shortName(t) + "." + quoteIdent(col)
+}
+
+// quoteIdent quotes a name when PostgreSQL would need it.
+func quoteIdent(s string) string {
+	plain := s != ""
+	for i, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || i > 0 && (r >= '0' && r <= '9' || r == '$')) {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return s
+	}
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
