@@ -288,4 +288,3 @@ func TestComputedColumnsWithheld(t *testing.T) {
 		t.Fatalf("count(*) = %d, %v", n, err)
 	}
 }
-
