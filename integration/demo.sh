@@ -82,10 +82,11 @@ for who in dr_house:care_team bi_jane:bi_analyst dev_max:developer; do
 done
 echo
 echo "==> joins on tokens still work (bi_jane): top customers by order count"
-PGPASSWORD=$pw psql -X "$(conn bi_jane)" -c "SELECT c.customer_id, c.full_name, count(*) AS orders FROM customers c JOIN orders o ON o.customer_id = c.customer_id GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT 3" 2>&1 || true
+PGPASSWORD=$pw psql -X "$(conn bi_jane)" -c "SELECT c.customer_id, c.full_name, count(*) AS orders FROM customers c JOIN orders o ON o.customer_id = c.customer_id GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 3" 2>&1 || true
 echo
-echo "==> a refused statement (bi_jane): COPY with an option pgpseudo cannot rewrite"
-PGPASSWORD=$pw psql -X "$(conn bi_jane)" -c "COPY customers TO STDOUT (FORMAT csv, FORCE_QUOTE *)" 2>&1 | head -3 || true
+echo "==> refused before reaching the database (bi_jane): probing a special-category column, and a SQL-text executor"
+PGPASSWORD=$pw psql -X "$(conn bi_jane)" -c "SELECT count(*) FROM customers WHERE religion = 'evangelisch'" 2>&1 || true
+PGPASSWORD=$pw psql -X "$(conn bi_jane)" -c "SELECT query_to_xml('SELECT * FROM customers', true, true, '')" 2>&1 || true
 echo
 echo "==> a user no role matches (mallory) is refused at login"
 PGPASSWORD=$pw psql -X "$(conn mallory)" -c "SELECT 1" 2>&1 || true
