@@ -14,8 +14,31 @@ import (
 )
 
 // sqlSession is the state the SQL analysis of a restricted session needs.
+// It is guarded by the tracker's mutex: the client side analyses with it,
+// the upstream side confirms or rolls back search_path changes.
 type sqlSession struct {
-	searchPath, defaultPath []string
+	// searchPath is what later statements are analysed with: it includes
+	// changes not yet confirmed by the server.
+	searchPath []string
+	// confirmed is the search_path the server has acknowledged.
+	confirmed   []string
+	defaultPath []string
+	// batchChanged reports a change in the batch not yet ended by
+	// ReadyForQuery; batchFailed that the batch got an error (the server
+	// rolled the change back with its implicit transaction).
+	batchChanged, batchFailed bool
+}
+
+// endBatch runs at ReadyForQuery (tracker lock held): a failed batch's
+// search_path change is undone, a successful one confirmed.
+func (q *sqlSession) endBatch() {
+	switch {
+	case q.batchChanged && q.batchFailed:
+		q.searchPath = q.confirmed
+	case q.batchChanged:
+		q.confirmed = q.searchPath
+	}
+	q.batchChanged, q.batchFailed = false, false
 }
 
 // checkSQL analyses a Query's or Parse's SQL for a restricted session.
@@ -30,9 +53,9 @@ func (s *session) checkSQL(typ byte, body []byte, stmts []sqlinfo.Statement) ([]
 	pol, role := s.currentPolicy()
 	s.trk.mu.Lock()
 	inTx := s.trk.txStatus == 'T' || s.trk.txStatus == 'E'
-	s.trk.mu.Unlock()
 	sess := &analyze.Session{Policy: pol, Role: role, SearchPath: s.sql.searchPath,
 		DefaultSearchPath: s.sql.defaultPath, InTransaction: inTx}
+	s.trk.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), planTimeout)
 	defer cancel()
 	res, err := s.srv.analyses.Analyze(ctx, s.srv.policyGeneration(), sess, s.srv.analyzeCats.forDatabase(s.id.Database), q)
@@ -46,7 +69,9 @@ func (s *session) checkSQL(typ byte, body []byte, stmts []sqlinfo.Statement) ([]
 		return refusalFrame(res.Refusal.Message()), stmts
 	}
 	if res.SearchPathChanged {
-		s.sql.searchPath = res.SearchPath
+		s.trk.mu.Lock()
+		s.sql.searchPath, s.sql.batchChanged = res.SearchPath, true
+		s.trk.mu.Unlock()
 	}
 	// Every use of a protected column in an expression was refused above,
 	// so computed columns of what remains cannot carry protected values.
@@ -107,7 +132,7 @@ func (s *session) loadSearchPath() error {
 			return errors.New("SHOW search_path failed: " + errorMessage(m.Body()))
 		case 'Z':
 			s.sql.searchPath = analyze.ParseSearchPath(value)
-			s.sql.defaultPath = s.sql.searchPath
+			s.sql.confirmed, s.sql.defaultPath = s.sql.searchPath, s.sql.searchPath
 			return nil
 		}
 	}

@@ -176,6 +176,9 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 		emit(m.Raw)
 	case 'E':
 		t.copy, t.copyBlocked = nil, ""
+		if !injected {
+			s.sql.batchFailed = true
+		}
 		code := errorCode(m.Body())
 		switch {
 		case injected:
@@ -210,6 +213,9 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 			t.pop()
 			if h.typ == 'S' || h.typ == 'Q' {
 				swallow = h.inject
+				if !h.inject {
+					s.sql.endBatch()
+				}
 				if h.typ == 'S' && h.refusal != nil {
 					emit(h.refusal)
 				}
