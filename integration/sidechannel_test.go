@@ -1,0 +1,68 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// TestSideChannels: for a restricted role, error and notice detail, hint,
+// where and internal-query fields are scrubbed, LISTEN is refused, and
+// replication connections are refused for everyone.
+func TestSideChannels(t *testing.T) {
+	customers := kunden(t)
+	ctx := context.Background()
+	secret := customers[7].Email
+	if err := shared.stack.PG.Exec(ctx, dbKunden,
+		`CREATE OR REPLACE FUNCTION public.raise_detail() RETURNS int LANGUAGE plpgsql AS $$
+		 BEGIN
+		   RAISE NOTICE 'notice' USING DETAIL = '`+secret+`', HINT = '`+secret+`';
+		   RAISE EXCEPTION 'failure' USING DETAIL = '`+secret+`', HINT = '`+secret+`';
+		 END $$`,
+		`GRANT EXECUTE ON FUNCTION public.raise_detail() TO `+userBI); err != nil {
+		t.Fatal(err)
+	}
+	pol := writeTemp(t, "policy.yaml", readFile(t, samplePolicy)+"functions:\n  allow: [public.raise_detail]\n")
+	p := policyProxy(t, pol)
+	var notices []*pgconn.Notice
+	cfg, err := pgx.ParseConfig(p.dsn(userBI, samplePass, dbKunden))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices = append(notices, n) }
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	_, err = c.Exec(ctx, "SELECT public.raise_detail()")
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Message != "failure" {
+		t.Fatalf("raise_detail: %v", err)
+	}
+	if pe.Detail != "" || pe.Hint != "" || pe.Where != "" || pe.InternalQuery != "" {
+		t.Fatalf("error fields not scrubbed: %+v", pe)
+	}
+	if len(notices) != 1 || notices[0].Detail != "" || notices[0].Hint != "" || notices[0].Where != "" {
+		t.Fatalf("notice fields not scrubbed: %+v", notices)
+	}
+	if strings.Contains(err.Error(), secret) {
+		t.Fatal("the error text carries the value")
+	}
+	if _, err := c.Exec(ctx, "LISTEN channel"); !errors.As(err, &pe) || pe.Code != "42501" {
+		t.Fatalf("LISTEN for a restricted role: %v", err)
+	}
+	// Replication connections stream rows outside the result protocol.
+	rc, err := pgconn.Connect(ctx, p.dsn(userBI, samplePass, dbKunden, "replication=database"))
+	if err == nil {
+		rc.Close(ctx)
+		t.Fatal("replication connection accepted")
+	}
+	if !errors.As(err, &pe) || pe.Code != "0A000" {
+		t.Fatalf("replication connection: %v", err)
+	}
+}
