@@ -3,8 +3,11 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -64,5 +67,35 @@ func TestSideChannels(t *testing.T) {
 	}
 	if !errors.As(err, &pe) || pe.Code != "0A000" {
 		t.Fatalf("replication connection: %v", err)
+	}
+}
+
+// TestRefusedNeverReachesUpstream: a refused statement is answered by the
+// proxy (42501 naming column, role and rule) and the database never sees
+// it, in the simple and the extended protocol; the session stays usable.
+func TestRefusedNeverReachesUpstream(t *testing.T) {
+	kunden(t)
+	ctx := context.Background()
+	p := policyProxy(t, samplePolicy)
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	for i, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
+		marker := fmt.Sprintf("refused_marker_%d_%d", i, time.Now().UnixNano())
+		_, err := c.Exec(ctx, "SELECT count(*) FROM customers WHERE religion = '"+marker+"'", mode)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "42501" || !strings.Contains(pe.Message, "customers.religion") ||
+			!strings.Contains(pe.Message, "bi_analyst") || !strings.Contains(pe.Message, "rule:") {
+			t.Fatalf("%v: %v", mode, err)
+		}
+		var n int64
+		if err := c.QueryRow(ctx, "SELECT count(*) FROM customers", mode).Scan(&n); err != nil || n != sampleSize {
+			t.Fatalf("%v: session after a refusal: %d, %v", mode, n, err)
+		}
+		log, err := os.ReadFile(shared.stack.PG.LogFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(log), marker) {
+			t.Fatalf("%v: the refused statement reached the database", mode)
+		}
 	}
 }
