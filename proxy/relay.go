@@ -298,6 +298,10 @@ func (s *session) screen(m wire.Msg) ([]byte, []sqlinfo.Statement) {
 		return nil, nil
 	}
 	_, role := s.currentPolicy()
+	if !role.Restricted() && s.srv.aud == nil {
+		// Nothing to refuse and no record to fingerprint: skip parsing.
+		return nil, nil
+	}
 	if m.Type == 'F' {
 		if role.Restricted() {
 			return refusalFrame("pgpseudo: fast-path function calls are not allowed for role " + role.Name), nil

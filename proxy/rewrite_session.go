@@ -110,6 +110,8 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 		s.copyOut(m, h, emit)
 	case 'd':
 		switch {
+		case t.copyRaw:
+			emit(m.Raw)
 		case t.copyBlocked != "":
 		case t.copy != nil:
 			var err error
@@ -132,7 +134,7 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 			emit(m.Raw)
 		}
 	case 'C', 'I', 's': // CommandComplete, EmptyQueryResponse, PortalSuspended
-		t.copy = nil
+		t.copy, t.copyRaw = nil, false
 		if h != nil && h.typ == 'Q' && h.refusal != nil {
 			emit(h.refusal) // the empty query that replaced a refused one
 			return nil
@@ -175,7 +177,7 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 		}
 		emit(m.Raw)
 	case 'E':
-		t.copy, t.copyBlocked = nil, ""
+		t.copy, t.copyBlocked, t.copyRaw = nil, "", false
 		if !injected {
 			s.sql.batchFailed = true
 		}
@@ -315,6 +317,12 @@ func (s *session) rowDescription(m wire.Msg, h *pending, emit func(...[]byte)) e
 // fails.
 func (s *session) copyOut(m wire.Msg, h *pending, emit func(...[]byte)) {
 	t := s.trk
+	if _, role := s.currentPolicy(); !role.Restricted() {
+		// A role that sees everything gets COPY data as the server sends it.
+		t.copyRaw = true
+		emit(m.Raw)
+		return
+	}
 	var cs *copyState
 	if h != nil && h.typ == 'Q' && m.Type == 'H' {
 		cs = h.copies[h.idx]

@@ -86,8 +86,10 @@ type tracker struct {
 	cur *plan
 	// copyBlocked is set while COPY output is being withheld: the reason.
 	copyBlocked string
-	// copy is the COPY whose rows are being rewritten.
-	copy *copyState
+	// copy is the COPY whose rows are being rewritten; copyRaw passes a
+	// COPY through unchanged for a role that sees everything.
+	copy    *copyState
+	copyRaw bool
 	// rows counts result rows sent to the client.
 	rows uint64
 	// discarding drops an extended-protocol batch up to its Sync: the
