@@ -19,15 +19,17 @@ all: build
 build:
 	$(GO) build -o bin/pgpseudo ./cmd/pgpseudo
 
-# PostgreSQL server and clients (psql, pg_dump, pg_restore, pgbench) from
-# Debian's packages, installed only when missing. Debian's automatic "main"
-# cluster is switched off first: tests make their own throwaway clusters.
+# PostgreSQL server and clients (psql, pg_dump, pg_restore, pgbench) and
+# the pgJDBC driver (/usr/share/java/postgresql.jar) and a JDK for the JDBC tests
+# from Debian's packages, installed only when missing. Debian's automatic
+# "main" cluster is switched off first: tests make their own throwaway
+# clusters.
 deps:
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v pg_dump >/dev/null; then \
-		echo "installing PostgreSQL from Debian's packages…"; \
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v pg_dump >/dev/null || [ ! -e /usr/share/java/postgresql.jar ] || ! command -v javac >/dev/null; then \
+		echo "installing PostgreSQL and pgJDBC from Debian's packages…"; \
 		mkdir -p /etc/postgresql-common; \
 		[ -e /etc/postgresql-common/createcluster.conf ] || echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf; \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql postgresql-contrib; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql postgresql-contrib libpostgresql-jdbc-java default-jdk-headless; \
 	fi
 
 # The official Vault server, built once from its pinned Go module

@@ -228,7 +228,8 @@ func TestCaptureClientQueries(t *testing.T) {
 		}},
 		{"pg_dump", userDev, func(t *testing.T) (string, func(*testing.T, []string)) {
 			archive := filepath.Join(t.TempDir(), "kunden.dump")
-			if _, errOut, err := runTool(t, 5*time.Minute, "pg_dump", libpqEnv(p.port, userDev, samplePass, dbKunden), "-Fc", "-f", archive); err != nil {
+			_, errOut, err := runTool(t, 5*time.Minute, "pg_dump", libpqEnv(p.port, userDev, samplePass, dbKunden), "-Fc", "-f", archive)
+			if err != nil {
 				t.Fatalf("pg_dump through the proxy: %v\n%s", err, errOut)
 			}
 			script, errOut, err := runTool(t, time.Minute, "pg_restore", nil, "-f", "-", archive)

@@ -11,6 +11,7 @@ import (
 	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/crypto"
 	"github.com/pgpseudo/pgpseudo/policy"
+	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 )
 
 // colPlan is what happens to one result column, decided once per result.
@@ -154,6 +155,14 @@ func (s *session) decideField(ctx context.Context, pol *policy.Policy, role *pol
 	}
 	if attnum < 0 {
 		return policy.Decision{Action: policy.Allow}, rel.Root, false, nil // ctid, xmin, …
+	}
+	if rel.Root.Schema == "pg_catalog" || rel.Root.Schema == "information_schema" {
+		// System catalogs describe the database, not people — except the
+		// few that keep column statistics or other sessions' SQL text.
+		if sqlinfo.SensitiveCatalog(rel.Root.Table) {
+			return policy.Decision{Action: policy.Block, Rule: fmt.Sprintf("%s holds table data or other sessions' statements", rel.Root)}, rel.Root, false, nil
+		}
+		return policy.Decision{Action: policy.Allow}, rel.Root, false, nil
 	}
 	if attnum == 0 {
 		// A whole-row reference carries every column: the strictest action

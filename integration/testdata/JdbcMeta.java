@@ -6,7 +6,9 @@
 //
 //   <label>\t<column>=<value>\t<column>=<value>…
 //
-// with values as ResultSet.getString returns them ("null" for SQL NULL).
+// with values as ResultSet.getString returns them ("null" for SQL NULL),
+// then "<label>.count\trows=N" and a "<label>.warning\tmessage=…" line for
+// every notice the statement received.
 // Usage: java -cp postgresql.jar:. JdbcMeta URL USER PASSWORD RUNS
 import java.sql.Connection;
 import java.sql.DatabaseMetaData;
@@ -15,6 +17,7 @@ import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.ResultSetMetaData;
 import java.sql.SQLException;
+import java.sql.SQLWarning;
 import java.util.Properties;
 
 public class JdbcMeta {
@@ -63,6 +66,10 @@ public class JdbcMeta {
                 rows++;
             }
             print(label + ".count", "rows=" + rows);
+            // Notices (pgpseudo's "values withheld …") arrive as warnings.
+            for (SQLWarning w = rs.getStatement().getWarnings(); w != null; w = w.getNextWarning()) {
+                print(label + ".warning", "message=" + w.getMessage().replace('\t', ' ').replace('\n', ' '));
+            }
         }
     }
 

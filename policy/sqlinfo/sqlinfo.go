@@ -212,6 +212,10 @@ var sensitiveCatalog = map[string]bool{
 	"pg_largeobject": true, "pg_prepared_statements": true, "pg_cursors": true,
 }
 
+// SensitiveCatalog reports pg_catalog relations that hold user data or
+// other sessions' SQL, which restricted roles must not read.
+func SensitiveCatalog(name string) bool { return sensitiveCatalog[name] }
+
 // DeniedFunction reports functions that run SQL text or read files or
 // large objects: they can return any table's data from a catalog-only
 // looking query.
