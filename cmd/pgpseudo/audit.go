@@ -325,14 +325,10 @@ func providerAuditKey(ctx context.Context, configPath string, stderr io.Writer) 
 	if err != nil {
 		return nil, err
 	}
-	log, err := newCLILogger(kf.Log, stderr)
+	ctx, p, _, done, err := openProvider(ctx, kf, stderr)
 	if err != nil {
 		return nil, err
 	}
-	p, err := crypto.NewProvider(ctx, kf.Keys, log)
-	if err != nil {
-		return nil, err
-	}
-	defer p.Close()
+	defer done()
 	return crypto.AuditKeySource{Provider: p}.AuditKey(ctx)
 }

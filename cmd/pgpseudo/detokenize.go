@@ -9,11 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"os/user"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/vault/api"
@@ -83,18 +81,11 @@ func detokenize(ctx context.Context, args []string, stdin io.Reader, stdout, std
 			return &exitError{code: 2, err: errors.New("detokenize: no tokens given (as arguments or on standard input)")}
 		}
 	}
-	log, err := newCLILogger(cfg.Log, stderr)
+	ctx, p, log, done, err := openProvider(ctx, cfg, stderr)
 	if err != nil {
 		return err
 	}
-	defer log.Sync() //nolint:errcheck // nothing to do about a failed sync at exit
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	p, err := crypto.NewProvider(ctx, cfg.Keys, log)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
+	defer done()
 
 	fmt.Fprintf(stderr, "pgpseudo detokenize: %d token(s) in domain %q; %s\n", len(tokens), *domain, describeStore(cfg.Keys))
 	rev, err := reverserFor(cfg.Policy, *domain, *typeName)

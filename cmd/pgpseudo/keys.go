@@ -70,18 +70,11 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, err := newCLILogger(cfg.Log, stderr)
+	ctx, p, _, done, err := openProvider(ctx, cfg, stderr)
 	if err != nil {
 		return err
 	}
-	defer log.Sync() //nolint:errcheck // nothing to do about a failed sync at exit
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	p, err := crypto.NewProvider(ctx, cfg.Keys, log)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
+	defer done()
 
 	fmt.Fprintf(stderr, "pgpseudo keys %s: %s\n", sub, describeStore(cfg.Keys))
 	var st crypto.Status
@@ -240,4 +233,26 @@ func printStatus(w io.Writer, st crypto.Status, asJSON bool) error {
 		}
 	}
 	return nil
+}
+
+// openProvider starts what every key command needs: the CLI logger, a
+// context ended by SIGTERM or Ctrl-C, and the key provider. done releases
+// them in order.
+func openProvider(ctx context.Context, cfg keysFile, stderr io.Writer) (context.Context, crypto.KeyProvider, *zap.Logger, func(), error) {
+	log, err := newCLILogger(cfg.Log, stderr)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	p, err := crypto.NewProvider(ctx, cfg.Keys, log)
+	if err != nil {
+		stop()
+		_ = log.Sync()
+		return nil, nil, nil, nil, err
+	}
+	return ctx, p, log, func() {
+		p.Close()
+		stop()
+		_ = log.Sync()
+	}, nil
 }
