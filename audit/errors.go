@@ -40,6 +40,7 @@ type ConfigError struct {
 	Msg string
 }
 
+// Error implements error.
 func (e *ConfigError) Error() string { return e.Key + ": " + e.Msg }
 
 // Unwrap makes every ConfigError match ErrInvalidConfig.

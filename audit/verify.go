@@ -44,6 +44,7 @@ type TamperError struct {
 	Detail string
 }
 
+// Error implements error: the problem, file, line and record.
 func (e *TamperError) Error() string {
 	loc := e.File
 	if e.Line > 0 {

@@ -37,6 +37,7 @@ type Finding struct {
 	Message  string
 }
 
+// String formats a finding as "severity: schema.table.column: message".
 func (f Finding) String() string {
 	where := f.Table.String()
 	if f.Column != "" {

@@ -52,6 +52,7 @@ type Policy struct {
 // TableName is a schema-qualified table name exactly as PostgreSQL stores it.
 type TableName struct{ Schema, Table string }
 
+// String quotes the parts that need it, as psql would show them.
 func (t TableName) String() string { return quoteIdent(t.Schema) + "." + quoteIdent(t.Table) }
 
 // Column is a classified column's settings.
