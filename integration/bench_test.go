@@ -182,7 +182,7 @@ func BenchmarkPolicyStream(b *testing.B) {
 	allowRole := `
   everything:
     match: {users: [bench_allow]}
-    actions: {identity: allow, contact: allow, location: allow, financial: allow, key: allow, special: allow}
+    actions: {identity: allow, contact: allow, location: allow, online: allow, employment: allow, financial: allow, key: allow, special: allow}
     unclassified: allow
     legal_basis: "benchmark"
 `
@@ -249,7 +249,7 @@ func BenchmarkAuditOverhead(b *testing.B) {
 	role := `
   everything:
     match: {users: [alice]}
-    actions: {identity: allow, contact: allow, location: allow, financial: allow, key: allow, special: allow}
+    actions: {identity: allow, contact: allow, location: allow, online: allow, employment: allow, financial: allow, key: allow, special: allow}
     unclassified: allow
     legal_basis: "benchmark"
 `

@@ -99,3 +99,36 @@ func TestRefusedNeverReachesUpstream(t *testing.T) {
 		}
 	}
 }
+
+// TestUnrestrictedRoleUnchanged: a role that may see everything gets
+// notifications and full error fields even with a policy in force.
+func TestUnrestrictedRoleUnchanged(t *testing.T) {
+	kunden(t)
+	ctx := context.Background()
+	pol := writeTemp(t, "policy.yaml", readFile(t, samplePolicy)+`
+  everything:
+    match: {users: [alice]}
+    actions: {identity: allow, contact: allow, location: allow, online: allow, employment: allow, financial: allow, key: allow, special: allow}
+    unclassified: allow
+    legal_basis: "test"
+`)
+	p := policyProxy(t, pol)
+	c := connect(t, p.dsn(userAlice, passAlice, dbKunden))
+	if _, err := c.Exec(ctx, "LISTEN unrestricted"); err != nil {
+		t.Fatal(err)
+	}
+	other := connect(t, p.dsn(userAlice, passAlice, dbKunden))
+	if _, err := other.Exec(ctx, "NOTIFY unrestricted, 'hello'"); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if n, err := c.WaitForNotification(wctx); err != nil || n.Payload != "hello" {
+		t.Fatalf("notification: %+v, %v", n, err)
+	}
+	_, err := c.Exec(ctx, "DO $$ BEGIN RAISE EXCEPTION 'x' USING DETAIL = 'kept detail'; END $$")
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Detail != "kept detail" {
+		t.Fatalf("error detail for an unrestricted role: %v", err)
+	}
+}

@@ -50,7 +50,7 @@ func (s *session) checkSQL(typ byte, body []byte, stmts []sqlinfo.Statement) ([]
 	if !ok {
 		return refusalFrame("pgpseudo: malformed message"), stmts
 	}
-	pol, role := s.currentPolicy()
+	pol, role, gen := s.policyNow()
 	s.trk.mu.Lock()
 	inTx := s.trk.txStatus == 'T' || s.trk.txStatus == 'E'
 	sess := &analyze.Session{Policy: pol, Role: role, SearchPath: s.sql.searchPath,
@@ -58,7 +58,7 @@ func (s *session) checkSQL(typ byte, body []byte, stmts []sqlinfo.Statement) ([]
 	s.trk.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), planTimeout)
 	defer cancel()
-	res, err := s.srv.analyses.Analyze(ctx, s.srv.policyGeneration(), sess, s.srv.analyzeCats.forDatabase(s.id.Database), q)
+	res, err := s.srv.analyses.Analyze(ctx, gen, sess, s.srv.analyzeCats.forDatabase(s.id.Database), q)
 	if err != nil {
 		s.log.Warn("statement refused: the catalog could not be read to check it", zap.Error(err))
 		s.auditRefused(stmts, "catalog_unavailable", nil)

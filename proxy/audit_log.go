@@ -41,8 +41,9 @@ func (s *Server) auditRefusing() bool { return s.aud != nil && s.auditDown.Load(
 
 func (s *session) auditSession() audit.Session {
 	role := ""
-	if s.role != nil {
-		role = s.role.Name
+	if s.srv.policy != nil {
+		_, r := s.currentPolicy()
+		role = r.Name
 	}
 	return audit.Session{ConnID: s.connID, User: s.id.User, Role: role, Database: s.id.Database}
 }

@@ -62,8 +62,8 @@ func textLike(oid uint32) bool {
 // computedOK says the statement's computed columns cannot carry table data
 // (it reads only system catalogs, or its expressions read no column).
 func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescription, formats []int16, computedOK bool) (*plan, error) {
-	pol, role := s.currentPolicy()
-	p := &plan{cols: make([]colPlan, len(fields)), passthrough: true, typmodReset: make([]bool, len(fields)), generation: s.policyGen}
+	pol, role, gen := s.policyNow()
+	p := &plan{cols: make([]colPlan, len(fields)), passthrough: true, typmodReset: make([]bool, len(fields)), generation: gen}
 	for i, f := range fields {
 		format := formatFor(formats, i, f.Format)
 		d, origin, notNull, err := s.decideField(ctx, pol, role, f, computedOK)

@@ -135,7 +135,16 @@ var noRole = &policy.Role{Name: "(no matching role)", Unclassified: policy.Block
 // currentPolicy returns the policy in force and the session's role in it,
 // resolving the role again after a reload.
 func (s *session) currentPolicy() (*policy.Policy, *policy.Role) {
+	pol, role, _ := s.policyNow()
+	return pol, role
+}
+
+// policyNow is currentPolicy with the generation the role was resolved
+// for. Both relay directions call it, so the cached role is locked.
+func (s *session) policyNow() (*policy.Policy, *policy.Role, uint64) {
 	st := s.srv.policy.cur.Load()
+	s.roleMu.Lock()
+	defer s.roleMu.Unlock()
 	if st.generation != s.policyGen {
 		role, err := st.pol.RoleFor(s.id.User, s.memberOf)
 		if err != nil {
@@ -146,7 +155,7 @@ func (s *session) currentPolicy() (*policy.Policy, *policy.Role) {
 		}
 		s.role, s.policyGen = role, st.generation
 	}
-	return st.pol, s.role
+	return st.pol, s.role, s.policyGen
 }
 
 // auditPolicyLoad records a policy load or reload attempt.

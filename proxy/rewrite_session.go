@@ -203,9 +203,9 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 				t.pop()
 			}
 		}
-		emit(scrubbed(m))
+		emit(s.scrubbedFor(m))
 	case 'N':
-		emit(scrubbed(m))
+		emit(s.scrubbedFor(m))
 	case 'Z':
 		if b := m.Body(); len(b) == 1 {
 			t.txStatus = b[0]
@@ -234,6 +234,9 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 	case 'A':
 		// NOTIFY payloads can carry any value: not forwarded to restricted
 		// roles.
+		if _, role := s.currentPolicy(); !role.Restricted() {
+			emit(m.Raw)
+		}
 	default:
 		emit(m.Raw)
 	}
@@ -408,6 +411,14 @@ func errorCode(body []byte) string {
 		return ""
 	}
 	return e.Code
+}
+
+// scrubbedFor scrubs an error or notice for restricted roles only.
+func (s *session) scrubbedFor(m wire.Msg) []byte {
+	if _, role := s.currentPolicy(); !role.Restricted() {
+		return m.Raw
+	}
+	return scrubbed(m)
 }
 
 // scrubbed removes the fields of an error or notice that can quote values

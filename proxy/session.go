@@ -49,7 +49,9 @@ type session struct {
 
 	id Identity
 	// Policy state; trk is nil when no policy is configured.
-	trk       *tracker
+	trk *tracker
+	// roleMu guards role and policyGen (policyNow).
+	roleMu    sync.Mutex
 	role      *policy.Role
 	policyGen uint64
 	memberOf  []string
