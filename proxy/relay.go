@@ -298,9 +298,17 @@ func (s *session) screen(m wire.Msg) ([]byte, []sqlinfo.Statement) {
 		return nil, nil
 	}
 	_, role := s.currentPolicy()
-	if !role.Restricted() && s.srv.aud == nil {
-		// Nothing to refuse and no record to fingerprint: skip parsing.
-		return nil, nil
+	if !role.Restricted() && m.Type != 'F' {
+		// Nothing to refuse: parse only to fingerprint audit records.
+		if s.srv.aud == nil {
+			return nil, nil
+		}
+		q, ok := queryText(m.Type, m.Body())
+		if !ok {
+			return nil, nil
+		}
+		stmts, _ := sqlinfo.Light(q)
+		return nil, stmts
 	}
 	if m.Type == 'F' {
 		if role.Restricted() {

@@ -109,3 +109,14 @@ func TestComputedSafe(t *testing.T) {
 		}
 	}
 }
+
+func TestLight(t *testing.T) {
+	st, err := Light("/* c */ select 1; -- x\n  (SELECT 2); COPY t TO STDOUT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, _ := Parse("select 1")
+	if len(st) != 3 || st[0].Kind != "Select" || st[1].Kind != "Select" || st[2].Kind != "Copy" || st[0].Fingerprint != full[0].Fingerprint {
+		t.Fatalf("Light = %+v", st)
+	}
+}
