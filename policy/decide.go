@@ -105,6 +105,9 @@ func (r *Role) action(category string) Action {
 	if a, ok := r.Actions[category]; ok {
 		return a
 	}
+	if r.Default != "" && category != CategorySpecial {
+		return r.Default
+	}
 	return Block
 }
 
@@ -114,7 +117,11 @@ func (r *Role) Restricted() bool {
 	if r.Unclassified != Allow {
 		return true
 	}
-	for _, c := range builtinCategories {
+	cats := r.categories
+	if cats == nil {
+		cats = builtinCategories
+	}
+	for _, c := range cats {
 		if r.action(c) != Allow {
 			return true
 		}
@@ -166,6 +173,9 @@ func verb(a Action) string {
 // proxy needs keys.
 func (p *Policy) Tokenizes() bool {
 	for _, r := range p.Roles {
+		if r.Default == Tokenize {
+			return true
+		}
 		for _, a := range r.Actions {
 			if a == Tokenize {
 				return true

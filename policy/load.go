@@ -206,9 +206,10 @@ func (p *Policy) loadRoles(f fileSchema, pos *yamlconf.Positions, categories []s
 				return pos.Errorf(fmt.Sprintf("%s.match.users[%d]", rpath, i), "invalid pattern %q", g)
 			}
 		}
+		r.categories = categories
 		for cat, a := range rs.Actions {
 			apath := rpath + ".actions." + cat
-			if !slices.Contains(categories, cat) {
+			if cat != "*" && !slices.Contains(categories, cat) {
 				return pos.Errorf(apath, "unknown category %q (known: %s)", cat, strings.Join(categories, ", "))
 			}
 			act := Action(a)
@@ -218,6 +219,12 @@ func (p *Policy) loadRoles(f fileSchema, pos *yamlconf.Positions, categories []s
 			}
 			if !slices.Contains(actions, act) {
 				return pos.Errorf(apath, "unknown action %q (allow, tokenize, mask, null or block)", a)
+			}
+			if cat == "*" {
+				// Every category the role does not name, except special
+				// data, which must always be named.
+				r.Default = act
+				continue
 			}
 			r.Actions[cat] = act
 		}

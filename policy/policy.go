@@ -77,9 +77,14 @@ type Role struct {
 	Name         string
 	Users        []string // globs (path.Match syntax)
 	MemberOf     []string
-	Actions      map[string]Action
+	Actions map[string]Action
+	// Default is the action of "*": categories the role does not name,
+	// except special; empty means block.
+	Default      Action
 	Unclassified Action
 	LegalBasis   string
+	// categories are every category of the policy, for Restricted.
+	categories []string
 }
 
 // Decision is what to do with one column for one role.

@@ -212,3 +212,46 @@ func TestCheckSchema(t *testing.T) {
 		}
 	}
 }
+
+func TestWildcardActionsAndCustomCategories(t *testing.T) {
+	p, err := Parse("p.yaml", []byte(`version: 1
+categories: [biometric_template]
+columns:
+  public.t:
+    a: {category: biometric_template}
+    b: {category: special}
+    c: {category: contact, transform: token}
+roles:
+  dba:
+    match: {users: [dba]}
+    actions: {"*": allow, special: allow}
+    unclassified: allow
+    legal_basis: "Art. 9(2)(h) GDPR"
+  ops:
+    match: {users: [ops]}
+    actions: {"*": allow}
+    unclassified: allow
+  partial:
+    match: {users: [partial]}
+    actions: {identity: allow, contact: allow, location: allow, online: allow, employment: allow, financial: allow, key: allow, special: allow}
+    unclassified: allow
+    legal_basis: "x"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := func(u string) *Role { r, _ := p.RoleFor(u, nil); return r }
+	tbl := TableName{"public", "t"}
+	if role("dba").Restricted() || p.Decide(role("dba"), tbl, "a").Action != Allow {
+		t.Error(`"*": allow with special: allow should be unrestricted`)
+	}
+	// "*" never reaches special data.
+	if !role("ops").Restricted() || p.Decide(role("ops"), tbl, "b").Action != Block || p.Decide(role("ops"), tbl, "c").Action != Allow {
+		t.Error(`"*": allow must not allow special data`)
+	}
+	// A custom category the role does not name is blocked and makes the
+	// role restricted.
+	if !role("partial").Restricted() || p.Decide(role("partial"), tbl, "a").Action != Block {
+		t.Error("an unnamed custom category must be blocked and restrict the role")
+	}
+}
