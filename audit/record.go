@@ -290,11 +290,36 @@ const (
 	maxList        = 10000
 )
 
-var (
-	codeRe     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
-	sqlstateRe = regexp.MustCompile(`^[0-9A-Z]{5}$`)
-	hashRe     = regexp.MustCompile(`^[a-z0-9-]{1,16}:[0-9a-f]{16,128}$`)
-)
+var hashRe = regexp.MustCompile(`^[a-z0-9-]{1,16}:[0-9a-f]{16,128}$`)
+
+// isCode matches ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$ without a regexp: it
+// runs for every statement record.
+func isCode(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '_' && c != '.' && c != ':' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// isSQLState matches ^[0-9A-Z]{5}$.
+func isSQLState(s string) bool {
+	if len(s) != 5 {
+		return false
+	}
+	for i := 0; i < 5; i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
 
 func checkName(field, s string) error {
 	if len(s) > maxName {
@@ -312,7 +337,7 @@ func checkCode(field, s string, optional bool) error {
 	if s == "" && optional {
 		return nil
 	}
-	if !codeRe.MatchString(s) {
+	if !isCode(s) {
 		return invalidf("%s %q is not a short code ([A-Za-z0-9_.:-], at most 64)", field, s)
 	}
 	return nil
@@ -401,7 +426,7 @@ func (e Statement) validate() error {
 	if err := checkOutcome(e.Outcome); err != nil {
 		return err
 	}
-	if e.SQLState != "" && !sqlstateRe.MatchString(e.SQLState) {
+	if e.SQLState != "" && !isSQLState(e.SQLState) {
 		return invalidf("sqlstate %q is not five characters [0-9A-Z]", e.SQLState)
 	}
 	if e.Outcome == OutcomeOK && e.SQLState != "" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -226,4 +227,18 @@ func toString(v any) string {
 		return s
 	}
 	return reflect.ValueOf(v).String()
+}
+
+func TestCodeChecks(t *testing.T) {
+	codeRe := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
+	stateRe := regexp.MustCompile(`^[0-9A-Z]{5}$`)
+	for _, s := range []string{"", "a", "Select", "copy_withheld", "a.b:c-d_e", "_x", "-x", "a b", "ü", "a/b",
+		strings.Repeat("a", 64), strings.Repeat("a", 65), "42501", "4250", "425011", "4250a", "XX000"} {
+		if isCode(s) != codeRe.MatchString(s) {
+			t.Errorf("isCode(%q) = %v", s, isCode(s))
+		}
+		if isSQLState(s) != stateRe.MatchString(s) {
+			t.Errorf("isSQLState(%q) = %v", s, isSQLState(s))
+		}
+	}
 }
