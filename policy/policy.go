@@ -74,10 +74,10 @@ type tablePolicy struct {
 
 // Role is one role of the policy.
 type Role struct {
-	Name         string
-	Users        []string // globs (path.Match syntax)
-	MemberOf     []string
-	Actions map[string]Action
+	Name     string
+	Users    []string // globs (path.Match syntax)
+	MemberOf []string
+	Actions  map[string]Action
 	// Default is the action of "*": categories the role does not name,
 	// except special; empty means block.
 	Default      Action
