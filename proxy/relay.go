@@ -103,7 +103,7 @@ func (s *session) clientToUpstream(busy *atomic.Bool, lastIn *atomic.Int64, n *i
 			if refused == nil && m.Type == 'Q' {
 				s.trk.endDiscard() // a simple query ends any batch
 			}
-			if refused != nil || s.trk.isDiscarding() {
+			if refused != nil || m.Type != 'X' && s.trk.isDiscarding() {
 				// Refused statements never reach the database; substitutes
 				// keep the replies in order (tracker.refuse).
 				if sub := s.trk.refuse(m.Type, refused); sub != nil {
