@@ -48,7 +48,7 @@ func (q *sqlSession) endBatch() {
 func (s *session) checkSQL(typ byte, body []byte, stmts []sqlinfo.Statement) ([]byte, []sqlinfo.Statement) {
 	q, ok := queryText(typ, body)
 	if !ok {
-		return refusalFrame("pgpseudo: malformed message"), stmts
+		return refusal("malformed message"), stmts
 	}
 	pol, role, gen := s.policyNow()
 	s.trk.mu.Lock()
@@ -62,11 +62,11 @@ func (s *session) checkSQL(typ byte, body []byte, stmts []sqlinfo.Statement) ([]
 	if err != nil {
 		s.log.Warn("statement refused: the catalog could not be read to check it", zap.Error(err))
 		s.auditRefused(stmts, "catalog_unavailable", nil)
-		return refusalFrame("pgpseudo: the statement cannot be checked now (catalog lookup failed); refused"), stmts
+		return refusal("the statement cannot be checked now (catalog lookup failed); refused"), stmts
 	}
 	if res.Refusal != nil {
 		s.auditRefused(stmts, "sql_analysis", res.Refusal)
-		return refusalFrame(res.Refusal.Message()), stmts
+		return errorFrame(codeInsufficientPriv, res.Refusal.Message()), stmts
 	}
 	if res.SearchPathChanged {
 		s.trk.mu.Lock()
@@ -97,12 +97,6 @@ func (s *session) auditRefused(stmts []sqlinfo.Statement, rule string, r *analyz
 		a.refusal.Column = r.Column
 	}
 	_ = s.finishStmt(a, audit.OutcomeRefused, "42501")
-}
-
-// refusalFrame builds the 42501 ErrorResponse with msg as is.
-func refusalFrame(msg string) []byte {
-	b, _ := (&pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "42501", Message: msg}).Encode(nil)
-	return b
 }
 
 // loadSearchPath asks the upstream session for its search_path (set by the

@@ -16,7 +16,7 @@ import (
 const codeAuditFailure = "58030"
 
 // auditRefusal is what a client is told while the audit log is down.
-const auditRefusal = "the audit log cannot be written; statements are refused until it recovers"
+const auditRefusal = "pgpseudo: the audit log cannot be written; statements are refused until it recovers"
 
 // auditWrite writes ev when auditing is on. A failure marks the log down so
 // new statements are refused (on_failure: refuse; with continue the writer

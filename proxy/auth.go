@@ -25,13 +25,19 @@ const (
 	authSASLFinal    = 12
 )
 
-// authFrame builds an 'R' message with the given code and payload.
-func authFrame(code uint32, payload []byte) []byte {
-	b := []byte{'R', 0, 0, 0, 0}
-	b = binary.BigEndian.AppendUint32(b, code)
-	b = append(b, payload...)
+// frame builds a typed message from its body parts.
+func frame(typ byte, parts ...[]byte) []byte {
+	b := []byte{typ, 0, 0, 0, 0}
+	for _, p := range parts {
+		b = append(b, p...)
+	}
 	binary.BigEndian.PutUint32(b[1:5], uint32(len(b)-1))
 	return b
+}
+
+// authFrame builds an 'R' message with the given code and payload.
+func authFrame(code uint32, payload []byte) []byte {
+	return frame('R', binary.BigEndian.AppendUint32(nil, code), payload)
 }
 
 // readUpstreamAuth reads the next authentication request from upstream;
@@ -113,9 +119,7 @@ func (passthroughAuth) login(ctx context.Context, s *session, params []wire.Para
 		if err != nil {
 			return err
 		}
-		frame := append([]byte{'p', 0, 0, 0, 0}, body...)
-		binary.BigEndian.PutUint32(frame[1:5], uint32(len(frame)-1))
-		if _, err := s.uw.Write(frame); err != nil {
+		if _, err := s.uw.Write(frame('p', body)); err != nil {
 			return err
 		}
 		if err := s.uw.Flush(); err != nil {

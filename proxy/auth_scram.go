@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -151,8 +152,8 @@ func (a *scramAuth) loginUpstream(ctx context.Context, s *session, params []wire
 			if err != nil {
 				return upErr(err)
 			}
-			reply = append(append([]byte(mech), 0), 0, 0, 0, 0)
-			putLen(reply[len(mech)+1:], len(first))
+			// SASLInitialResponse: mechanism, length of the data, data.
+			reply = binary.BigEndian.AppendUint32(append([]byte(mech), 0), uint32(len(first)))
 			reply = append(reply, first...)
 		case authSASLContinue:
 			if reply, err = cli.ServerFirst(payload); err != nil {
@@ -166,19 +167,13 @@ func (a *scramAuth) loginUpstream(ctx context.Context, s *session, params []wire
 		default:
 			return upErr(fmt.Errorf("upstream asks for authentication method %d; pgpseudo's scram mode needs SCRAM-SHA-256 upstream", code))
 		}
-		frame := append([]byte{'p', 0, 0, 0, 0}, reply...)
-		putLen(frame[1:5], len(frame)-1)
-		if _, err := s.uw.Write(frame); err != nil {
+		if _, err := s.uw.Write(frame('p', reply)); err != nil {
 			return err
 		}
 		if err := s.uw.Flush(); err != nil {
 			return err
 		}
 	}
-}
-
-func putLen(b []byte, n int) {
-	b[0], b[1], b[2], b[3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
 }
 
 func splitCStrings(b []byte) []string {

@@ -16,10 +16,20 @@ const (
 	codeAdminShutdown       = "57P01"
 	codeIdleSessionTimeout  = "57P05"
 	codeInternalError       = "XX000"
+	codeInsufficientPriv    = "42501"
 )
 
-// fatal builds a FATAL ErrorResponse frame.
-func fatal(code, msg string) []byte {
-	b, _ := (&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code, Message: msg}).Encode(nil)
+// errorResponse builds an ErrorResponse frame.
+func errorResponse(severity, code, msg string) []byte {
+	b, _ := (&pgproto3.ErrorResponse{Severity: severity, SeverityUnlocalized: severity, Code: code, Message: msg}).Encode(nil)
 	return b
 }
+
+// fatal builds a FATAL ErrorResponse: the connection ends.
+func fatal(code, msg string) []byte { return errorResponse("FATAL", code, msg) }
+
+// errorFrame builds an ERROR ErrorResponse: the statement fails.
+func errorFrame(code, msg string) []byte { return errorResponse("ERROR", code, msg) }
+
+// refusal is the 42501 error for something the policy withholds.
+func refusal(msg string) []byte { return errorFrame(codeInsufficientPriv, "pgpseudo: "+msg) }

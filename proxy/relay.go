@@ -312,7 +312,7 @@ func (s *session) screen(m wire.Msg) ([]byte, []sqlinfo.Statement) {
 	}
 	if m.Type == 'F' {
 		if role.Restricted() {
-			return refusalFrame("pgpseudo: fast-path function calls are not allowed for role " + role.Name), nil
+			return refusal("fast-path function calls are not allowed for role " + role.Name), nil
 		}
 		return nil, nil
 	}

@@ -395,15 +395,6 @@ func (s *session) portalPlan(pt *portalInfo) (*plan, error) {
 	return p, nil
 }
 
-// refusal builds the ErrorResponse for something the policy withholds.
-func refusal(msg string) []byte { return errorFrame("42501", msg) }
-
-// errorFrame builds an ERROR-level ErrorResponse from pgpseudo.
-func errorFrame(code, msg string) []byte {
-	b, _ := (&pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: code, Message: "pgpseudo: " + msg}).Encode(nil)
-	return b
-}
-
 // errorCode returns the SQLSTATE of an ErrorResponse body.
 func errorCode(body []byte) string {
 	var e pgproto3.ErrorResponse
