@@ -29,6 +29,8 @@ type copyState struct {
 	computedOK bool
 	// headerDone is set once a binary header or csv header line passed.
 	headerDone bool
+	// raw and out are reused per value: COPY rewriting runs per row.
+	raw, out []byte
 }
 
 // rewriteCopyData appends the CopyData frame for one row of COPY output.
@@ -75,12 +77,14 @@ func (c *copyState) rewriteBinary(dst, data []byte) ([]byte, error) {
 	if len(data) == 2 && data[0] == 0xff && data[1] == 0xff { // trailer
 		return append(dst, data...), nil
 	}
-	// A binary COPY row has DataRow's layout.
-	row, err := rewriteDataRow(nil, data, c.plan)
+	// A binary COPY row has DataRow's layout: rewrite it in place after
+	// dst and drop the DataRow header rewriteDataRow writes.
+	start := len(dst)
+	dst, err := rewriteDataRow(dst, data, c.plan)
 	if err != nil {
-		return dst, err
+		return dst[:start], err
 	}
-	return append(dst, row[5:]...), nil
+	return append(dst[:start], dst[start+5:]...), nil
 }
 
 // rewriteText handles COPY's text format: fields split by the delimiter,
@@ -94,7 +98,6 @@ func (c *copyState) rewriteText(dst, data []byte) ([]byte, error) {
 	if len(fields) != len(c.plan.cols) {
 		return dst, fmt.Errorf("%w: %d fields for %d columns", errCopyShape, len(fields), len(c.plan.cols))
 	}
-	var raw []byte
 	for i, f := range fields {
 		if i > 0 {
 			dst = append(dst, c.info.Delimiter)
@@ -108,14 +111,13 @@ func (c *copyState) rewriteText(dst, data []byte) ([]byte, error) {
 			dst = append(dst, c.info.NullString...)
 			continue
 		}
-		raw = unescapeCopyText(raw[:0], f)
+		c.raw = unescapeCopyText(c.raw[:0], f)
 		var err error
-		tmp, err := col.tr.Transform(nil, raw)
-		if err != nil {
+		if c.out, err = col.tr.Transform(c.out[:0], c.raw); err != nil {
 			dst = append(dst, c.info.NullString...)
 			continue
 		}
-		dst = escapeCopyText(dst, tmp, c.info.Delimiter)
+		dst = escapeCopyText(dst, c.out, c.info.Delimiter)
 	}
 	return append(dst, '\n'), nil
 }
@@ -212,7 +214,8 @@ func (c *copyState) rewriteCSV(dst, data []byte) ([]byte, error) {
 	line = bytes.TrimSuffix(line, []byte{'\r'})
 	q, esc, delim := c.info.Quote, c.info.Escape, c.info.Delimiter
 	col := 0
-	var val []byte
+	val := c.raw[:0]
+	defer func() { c.raw = val[:0] }()
 	for pos := 0; ; col++ {
 		if col >= len(c.plan.cols) {
 			return dst, fmt.Errorf("%w: too many fields", errCopyShape)
@@ -258,12 +261,12 @@ func (c *copyState) rewriteCSV(dst, data []byte) ([]byte, error) {
 		case cp.null:
 			dst = append(dst, c.info.NullString...)
 		default:
-			out, err := cp.tr.Transform(nil, val)
-			if err != nil {
+			var err error
+			if c.out, err = cp.tr.Transform(c.out[:0], val); err != nil {
 				dst = append(dst, c.info.NullString...)
 				break
 			}
-			dst = appendCSVField(dst, out, q, esc, delim, c.info.NullString)
+			dst = appendCSVField(dst, c.out, q, esc, delim, c.info.NullString)
 		}
 		if pos >= len(line) {
 			break

@@ -30,8 +30,9 @@ type plan struct {
 	// passthrough is true when every column is allowed: rows are copied.
 	passthrough bool
 	// withheld names the columns whose values do not leave, with the rule,
-	// for the one NoticeResponse per result.
-	withheld []string
+	// for the one NoticeResponse per result (noticeFrame, encoded once).
+	withheld    []string
+	noticeFrame []byte
 	// typmodReset marks columns whose TypeModifier must become -1 because a
 	// token may not fit varchar(n)/char(n).
 	typmodReset []bool
@@ -211,12 +212,15 @@ func formatFor(formats []int16, i int, fallback int16) int16 {
 	return 0
 }
 
-// notice builds the NoticeResponse naming the withheld columns.
+// notice returns the NoticeResponse naming the withheld columns, encoded
+// once per plan (a prepared statement's plan serves every execution).
 func (p *plan) notice() []byte {
 	if len(p.withheld) == 0 {
 		return nil
 	}
-	b, _ := (&pgproto3.NoticeResponse{Severity: "NOTICE", SeverityUnlocalized: "NOTICE", Code: "01000",
-		Message: "pgpseudo: values withheld for " + strings.Join(p.withheld, "; ")}).Encode(nil)
-	return b
+	if p.noticeFrame == nil {
+		p.noticeFrame, _ = (&pgproto3.NoticeResponse{Severity: "NOTICE", SeverityUnlocalized: "NOTICE", Code: "01000",
+			Message: "pgpseudo: values withheld for " + strings.Join(p.withheld, "; ")}).Encode(nil)
+	}
+	return p.noticeFrame
 }
