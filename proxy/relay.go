@@ -286,16 +286,13 @@ func (s *session) analyze(typ byte, body []byte) []sqlinfo.Statement {
 // returns the ErrorResponse to send instead (nil: forward) and, for Query
 // and Parse, the parsed statements.
 func (s *session) screen(m wire.Msg) ([]byte, []sqlinfo.Statement) {
-	refusable := m.Type == 'Q' || m.Type == 'P' || m.Type == 'F' || m.Type == 'B' || m.Type == 'D' ||
-		m.Type == 'E' || m.Type == 'C' || m.Type == 'S' || m.Type == 'H'
-	if !refusable {
-		return nil, nil
-	}
-	if s.srv.auditRefusing() && (m.Type == 'Q' || m.Type == 'P' || m.Type == 'F') {
-		return errorFrame(codeAuditFailure, auditRefusal), nil
-	}
+	// Statements start with Query, Parse or FunctionCall; the rest of an
+	// extended batch follows its Parse (tracker.refuse drops it).
 	if m.Type != 'Q' && m.Type != 'P' && m.Type != 'F' {
 		return nil, nil
+	}
+	if s.srv.auditRefusing() {
+		return errorFrame(codeAuditFailure, auditRefusal), nil
 	}
 	_, role := s.currentPolicy()
 	if !role.Restricted() && m.Type != 'F' {

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -176,9 +175,7 @@ func (t *tracker) frontend(typ byte, body []byte, stmts []sqlinfo.Statement) ([]
 		var inject []byte
 		if p != nil && !p.described && !p.stmt.described {
 			// Execute never returns a RowDescription: ask for one.
-			inject = append([]byte{'D', 0, 0, 0, 0, 'P'}, name...)
-			inject = append(inject, 0)
-			binary.BigEndian.PutUint32(inject[1:], uint32(len(inject)-1))
+			inject = frame('D', []byte{'P'}, []byte(name), []byte{0})
 			t.queue = append(t.queue, pending{typ: 'D', kind: 'P', name: name, inject: true})
 		}
 		ex := pending{typ: 'E', name: name, portal: p}
@@ -198,20 +195,18 @@ func (t *tracker) frontend(typ byte, body []byte, stmts []sqlinfo.Statement) ([]
 		delete(t.portals, "")
 		q := pending{typ: 'Q', stmts: stmts}
 		var inject []byte
-		{
-			for i, st := range stmts {
-				if st.Copy == nil {
-					continue
-				}
-				// Learn the COPY's columns in this session, before it runs.
-				cs := &copyState{info: st.Copy, computedOK: statementComputedOK(st)}
-				if q.copies == nil {
-					q.copies = map[int]*copyState{}
-				}
-				q.copies[i] = cs
-				inject = appendProbe(inject, st.Copy.ProbeQuery())
-				t.queue = append(t.queue, pending{typ: 'P', inject: true}, pending{typ: 'D', kind: 'S', inject: true, copy: cs}, pending{typ: 'S', inject: true})
+		for i, st := range stmts {
+			if st.Copy == nil {
+				continue
 			}
+			// Learn the COPY's columns in this session, before it runs.
+			cs := &copyState{info: st.Copy, computedOK: statementComputedOK(st)}
+			if q.copies == nil {
+				q.copies = map[int]*copyState{}
+			}
+			q.copies[i] = cs
+			inject = appendProbe(inject, st.Copy.ProbeQuery())
+			t.queue = append(t.queue, pending{typ: 'P', inject: true}, pending{typ: 'D', kind: 'S', inject: true, copy: cs}, pending{typ: 'S', inject: true})
 		}
 		t.queue = append(t.queue, q)
 		return inject, nil
@@ -224,16 +219,9 @@ func (t *tracker) frontend(typ byte, body []byte, stmts []sqlinfo.Statement) ([]
 // appendProbe appends Parse, Describe and Sync of query on the unnamed
 // statement, which the following simple query destroys anyway.
 func appendProbe(dst []byte, query string) []byte {
-	frame := func(typ byte, body []byte) {
-		dst = append(dst, typ, 0, 0, 0, 0)
-		n := len(dst)
-		dst = append(dst, body...)
-		binary.BigEndian.PutUint32(dst[n-4:], uint32(len(body)+4))
-	}
-	frame('P', append(append([]byte{0}, query...), 0, 0, 0))
-	frame('D', []byte{'S', 0})
-	frame('S', nil)
-	return dst
+	dst = append(dst, frame('P', []byte{0}, []byte(query), []byte{0, 0, 0})...)
+	dst = append(dst, frame('D', []byte{'S', 0})...)
+	return append(dst, frame('S')...)
 }
 
 func (t *tracker) head() *pending {

@@ -98,9 +98,6 @@ func (s *Server) ClientFirst(mechanism string, msg []byte) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("%w: bad channel binding flag", ErrProtocol)
 	}
-	if mechanism == SHA256Plus && !strings.HasPrefix(flag, "p=") {
-		return nil, fmt.Errorf("%w: %s chosen without channel binding", ErrChannelBinding, SHA256Plus)
-	}
 	s.gs2Header = m[:len(flag)+1+len(authzid)+1]
 	s.clientFirstBare = bare
 	attrs, err := parseAttrs(bare)
