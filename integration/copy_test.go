@@ -29,6 +29,8 @@ func TestCopyAndCursorsNoLeak(t *testing.T) {
 		"COPY (SELECT full_name, email, phone, iban, religion FROM customers ORDER BY created_at) TO STDOUT (FORMAT csv)",
 		"COPY (SELECT * FROM customers) TO STDOUT (FORMAT binary)",
 		"COPY (SELECT c.full_name, t.body FROM customers c JOIN support_tickets t USING (customer_id)) TO STDOUT",
+		"COPY health_records TO STDOUT",
+		"COPY health_records TO STDOUT (FORMAT csv)",
 	} {
 		var buf bytes.Buffer
 		tag, err := c.PgConn().CopyTo(ctx, &buf, q)

@@ -92,9 +92,15 @@ func proxyKeys() crypto.Config {
 	return crypto.Config{Provider: crypto.ProviderFile, File: crypto.FileConfig{Path: sampleKeys}}
 }
 
-// assertNoLeak fails when any personal value of the sample appears in got.
+// assertNoLeak fails when any personal value of the sample, or any of its
+// health diagnoses, appears in got.
 func assertNoLeak(t *testing.T, what, got string, customers []sample.Customer) {
 	t.Helper()
+	for _, d := range sample.Diagnoses() {
+		if strings.Contains(got, d) {
+			t.Fatalf("%s: health diagnosis %q leaked", what, d)
+		}
+	}
 	for _, c := range customers {
 		for _, v := range c.PersonalValues() {
 			if strings.Contains(got, v) {

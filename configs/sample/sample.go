@@ -88,6 +88,11 @@ func (c Customer) PersonalValues() []string {
 	return []string{c.FullName, c.Email, c.Phone, c.Street, c.IBAN, c.Religion}
 }
 
+// Diagnoses lists the health_records.diagnosis values the generator uses:
+// special-category data that must never reach a role without a legal
+// basis.
+func Diagnoses() []string { return append([]string(nil), diagnoses...) }
+
 // Customers generates n customers from seed.
 func Customers(n int, seed uint64) []Customer {
 	out := make([]Customer, 0, n)
