@@ -173,17 +173,23 @@ func (w *Writer) failed(err error, t Type) error {
 	return nil
 }
 
+// usableLocked reports why the writer cannot take a record: closed,
+// broken by a failed write, or stopped by a failed fsync.
+func (w *Writer) usableLocked() error {
+	switch {
+	case w.closed:
+		return ErrClosed
+	case w.broken != nil:
+		return w.broken
+	}
+	return w.syncFailed()
+}
+
 // append writes r as the next record, rotating first when due.
 func (w *Writer) append(r *Record) (uint64, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed {
-		return 0, ErrClosed
-	}
-	if w.broken != nil {
-		return 0, w.broken
-	}
-	if err := w.syncFailed(); err != nil {
+	if err := w.usableLocked(); err != nil {
 		return 0, err
 	}
 	if err := w.maybeRotate(); err != nil {
@@ -247,13 +253,7 @@ func (w *Writer) Checkpoint(ctx context.Context) error {
 func (w *Writer) checkpoint(final bool) (uint64, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed {
-		return 0, ErrClosed
-	}
-	if w.broken != nil {
-		return 0, w.broken
-	}
-	if err := w.syncFailed(); err != nil {
+	if err := w.usableLocked(); err != nil {
 		return 0, err
 	}
 	if w.seq == w.lastCkpt && !final {
