@@ -88,7 +88,7 @@ func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescript
 			if err != nil {
 				return nil, err
 			}
-			if cp.tr, err = crypto.New(d.Spec, ks, f.DataTypeOID, format); err != nil {
+			if cp.tr, err = s.srv.transformers.get(d.Spec, ks, f.DataTypeOID, format); err != nil {
 				return nil, fmt.Errorf("column %q: %w", f.Name, err)
 			}
 			p.typmodReset[i] = true
@@ -98,7 +98,7 @@ func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescript
 			if notNull {
 				// Dumps must restore: a NOT NULL column gets a type-valid
 				// constant instead of NULL where one exists.
-				if tr, err := crypto.New(crypto.Spec{Kind: crypto.KindRedact}, nil, f.DataTypeOID, format); err == nil {
+				if tr, err := s.srv.transformers.get(crypto.Spec{Kind: crypto.KindRedact}, nil, f.DataTypeOID, format); err == nil {
 					cp.tr, cp.null = tr, false
 					p.typmodReset[i] = true
 				}

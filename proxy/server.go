@@ -46,9 +46,11 @@ type Server struct {
 	connSeq   atomic.Uint64
 	// analysed caches parsed SQL; analyses and analyzeCats run the SQL
 	// analysis of restricted sessions (nil without a policy).
-	analysed    *analysisCache
-	analyses    *analyze.Cache
-	analyzeCats *analyzeCatalogs
+	analysed *analysisCache
+	// transformers caches built transformers across column plans.
+	transformers *transformerCache
+	analyses     *analyze.Cache
+	analyzeCats  *analyzeCatalogs
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -70,15 +72,16 @@ func NewServer(cfg *Config, log *zap.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:         cfg,
-		log:         log,
-		clientTLS:   clientTLS,
-		serverCB:    cb,
-		upstreamTLS: upTLS,
-		cancels:     newCancelRegistry(),
-		analysed:    newAnalysisCache(4096),
-		listeners:   map[net.Listener]struct{}{},
-		conns:       map[net.Conn]struct{}{},
+		cfg:          cfg,
+		log:          log,
+		clientTLS:    clientTLS,
+		serverCB:     cb,
+		upstreamTLS:  upTLS,
+		cancels:      newCancelRegistry(),
+		analysed:     newAnalysisCache(4096),
+		transformers: newTransformerCache(1024),
+		listeners:    map[net.Listener]struct{}{},
+		conns:        map[net.Conn]struct{}{},
 	}
 	if cfg.Auth.AuthUser != "" {
 		if s.lookup, err = newLookupConns(cfg, upTLS); err != nil {
