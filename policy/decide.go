@@ -135,7 +135,24 @@ func (r *Role) Restricted() bool {
 }
 
 // Decide says what happens to values of column of table t for role r.
+// Decisions are cached: the proxy asks for every column of every result.
 func (p *Policy) Decide(r *Role, t TableName, column string) Decision {
+	k := decisionKey{role: r, table: t, column: column}
+	if d, ok := p.decisions.Load(k); ok {
+		return d.(Decision)
+	}
+	d := p.decide(r, t, column)
+	p.decisions.Store(k, d)
+	return d
+}
+
+type decisionKey struct {
+	role   *Role
+	table  TableName
+	column string
+}
+
+func (p *Policy) decide(r *Role, t TableName, column string) Decision {
 	c := p.Column(t, column)
 	if c == nil {
 		return Decision{Action: r.Unclassified, Column: column, Rule: fmt.Sprintf("unclassified columns are %s for role %q", verb(r.Unclassified), r.Name)}

@@ -8,6 +8,7 @@ package policy
 
 import (
 	"errors"
+	"sync"
 
 	"github.com/pgpseudo/pgpseudo/crypto"
 )
@@ -47,6 +48,9 @@ type Policy struct {
 	tables  map[TableName]*tablePolicy
 	// FunctionsAllowed lists user-defined functions restricted roles may call.
 	FunctionsAllowed []string
+	// decisions caches Decide by (role, table, column); a policy never
+	// changes once loaded (a reload makes a new one).
+	decisions sync.Map
 }
 
 // TableName is a schema-qualified table name exactly as PostgreSQL stores it.
