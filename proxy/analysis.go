@@ -11,11 +11,12 @@ import (
 	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/policy/analyze"
 	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
+	"github.com/pgpseudo/pgpseudo/proxy/protocol"
 )
 
 // sqlSession is the state the SQL analysis of a restricted session needs.
-// It is guarded by the tracker's mutex: the client side analyses with it,
-// the upstream side confirms or rolls back search_path changes.
+// It is guarded by session.sqlMu: the client side analyses with it, the
+// upstream side confirms or rolls back search_path changes.
 type sqlSession struct {
 	// searchPath is what later statements are analysed with: it includes
 	// changes not yet confirmed by the server.
@@ -29,7 +30,7 @@ type sqlSession struct {
 	batchChanged, batchFailed bool
 }
 
-// endBatch runs at ReadyForQuery (tracker lock held): a failed batch's
+// endBatch runs at ReadyForQuery (sqlMu held): a failed batch's
 // search_path change is undone, a successful one confirmed.
 func (q *sqlSession) endBatch() {
 	switch {
@@ -46,16 +47,16 @@ func (q *sqlSession) endBatch() {
 // run, and otherwise whether the statement's computed columns are proven
 // safe (the analysis refuses every unsafe use of a protected column).
 func (s *session) checkSQL(typ byte, body []byte, stmts []sqlinfo.Statement) ([]byte, []sqlinfo.Statement) {
-	q, ok := queryText(typ, body)
+	q, ok := protocol.QueryText(typ, body)
 	if !ok {
 		return refusal("malformed message"), stmts
 	}
 	pol, role, gen := s.policyNow()
-	s.trk.mu.Lock()
-	inTx := s.trk.txStatus == 'T' || s.trk.txStatus == 'E'
+	st := s.trk.Status()
+	s.sqlMu.Lock()
 	sess := &analyze.Session{Policy: pol, Role: role, SearchPath: s.sql.searchPath,
-		DefaultSearchPath: s.sql.defaultPath, InTransaction: inTx}
-	s.trk.mu.Unlock()
+		DefaultSearchPath: s.sql.defaultPath, InTransaction: st == 'T' || st == 'E'}
+	s.sqlMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), planTimeout)
 	defer cancel()
 	res, err := s.srv.analyses.Analyze(ctx, gen, sess, s.srv.analyzeCats.forDatabase(s.id.Database), q)
@@ -69,9 +70,9 @@ func (s *session) checkSQL(typ byte, body []byte, stmts []sqlinfo.Statement) ([]
 		return errorFrame(codeInsufficientPriv, res.Refusal.Message()), stmts
 	}
 	if res.SearchPathChanged {
-		s.trk.mu.Lock()
+		s.sqlMu.Lock()
 		s.sql.searchPath, s.sql.batchChanged = res.SearchPath, true
-		s.trk.mu.Unlock()
+		s.sqlMu.Unlock()
 	}
 	// Every use of a protected column in an expression was refused above,
 	// so computed columns of what remains cannot carry protected values.

@@ -26,14 +26,7 @@ const (
 )
 
 // frame builds a typed message from its body parts.
-func frame(typ byte, parts ...[]byte) []byte {
-	b := []byte{typ, 0, 0, 0, 0}
-	for _, p := range parts {
-		b = append(b, p...)
-	}
-	binary.BigEndian.PutUint32(b[1:5], uint32(len(b)-1))
-	return b
-}
+func frame(typ byte, parts ...[]byte) []byte { return wire.Frame(typ, parts...) }
 
 // authFrame builds an 'R' message with the given code and payload.
 func authFrame(code uint32, payload []byte) []byte {

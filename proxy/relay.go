@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
+	"github.com/pgpseudo/pgpseudo/proxy/protocol"
 	"github.com/pgpseudo/pgpseudo/proxy/wire"
 )
 
@@ -60,11 +62,7 @@ func (s *session) relay() relayStats {
 	wg.Wait()
 	st.reason = reason
 	st.bytesOut = outSize.Load()
-	if s.trk != nil {
-		s.trk.mu.Lock()
-		st.rows = s.trk.rows
-		s.trk.mu.Unlock()
-	}
+	st.rows = s.rows // the upstream goroutine has ended
 	return st
 }
 
@@ -99,37 +97,14 @@ func (s *session) clientToUpstream(busy *atomic.Bool, lastIn *atomic.Int64, n *i
 		lastIn.Store(time.Now().UnixNano())
 		busy.Store(true)
 		if s.trk != nil {
-			refused, stmts := s.screen(m)
-			if refused == nil && m.Type == 'Q' {
-				s.trk.endDiscard() // a simple query ends any batch
-			}
-			if refused != nil || m.Type != 'X' && s.trk.isDiscarding() {
-				// Refused statements never reach the database; substitutes
-				// keep the replies in order (tracker.refuse).
-				if sub := s.trk.refuse(m.Type, refused); sub != nil {
-					if _, err := s.uw.Write(sub); err != nil {
-						return s.readEnd("upstream", err)
-					}
+			if err := s.forwardTracked(m); err != nil {
+				if errors.Is(err, protocol.ErrMalformed) {
+					s.writeClientProtocolError(err)
+					return "client protocol violation"
 				}
-				if !s.cr.Pending() {
-					if err := s.uw.Flush(); err != nil {
-						return s.readEnd("upstream", err)
-					}
-				}
-				continue
+				return s.readEnd("upstream", err)
 			}
-			inject, err := s.trk.frontend(m.Type, m.Body(), stmts)
-			if err != nil {
-				s.writeClientProtocolError(err)
-				return "client protocol violation"
-			}
-			if inject != nil {
-				if _, err := s.uw.Write(inject); err != nil {
-					return s.readEnd("upstream", err)
-				}
-			}
-		}
-		if _, err := s.uw.Write(m.Raw); err != nil {
+		} else if _, err := s.uw.Write(m.Raw); err != nil {
 			return s.readEnd("upstream", err)
 		}
 		if m.Type == 'X' {
@@ -142,6 +117,108 @@ func (s *session) clientToUpstream(busy *atomic.Bool, lastIn *atomic.Int64, n *i
 			}
 		}
 	}
+}
+
+// forwardTracked screens and records one client message of a session
+// with a policy, and writes what goes upstream: the message, the
+// tracker's Describe before it, COPY probes before a simple query, or
+// the substitute of a refused statement.
+func (s *session) forwardTracked(m wire.Msg) error {
+	var (
+		meta    any
+		effects protocol.Effects
+	)
+	switch m.Type {
+	case 'Q', 'P', 'F':
+		refused, stmts := s.screen(m)
+		if refused != nil {
+			// The server fails the substitute, aborts the transaction and
+			// skips the rest of the batch, as the client expects after
+			// an error; the refused text never reaches it.
+			typ, body := substitute(m.Type, m.Body())
+			if _, err := s.trk.Send(typ, body, false, &refusedMeta{frame: refused}, 0); err != nil {
+				return err
+			}
+			_, err := s.uw.Write(wire.Frame(typ, body))
+			return err
+		}
+		effects = statementEffects(stmts)
+		switch m.Type {
+		case 'Q':
+			q := &queryMeta{stmts: stmts}
+			if err := s.probeCopies(q); err != nil {
+				return err
+			}
+			meta = q
+		case 'P':
+			sm := &stmtMeta{}
+			if len(stmts) == 1 {
+				sm.computedOK, sm.fingerprint, sm.kind = statementComputedOK(stmts[0]), stmts[0].Fingerprint, stmts[0].Kind
+			}
+			meta = sm
+		}
+	case 'E':
+		meta = &execMeta{sent: time.Now()}
+	}
+	sent, err := s.trk.Send(m.Type, m.Body(), false, meta, effects)
+	if err != nil {
+		return err
+	}
+	if sent.Before != nil {
+		if _, err := s.uw.Write(sent.Before); err != nil {
+			return err
+		}
+	}
+	_, err = s.uw.Write(m.Raw)
+	return err
+}
+
+// probeCopies learns, in the session and before the query runs, the
+// columns of each COPY … TO STDOUT of a simple query (COPY's own reply
+// carries no column descriptions). The probe runs on the unnamed
+// statement, which the simple query destroys anyway; when the server is
+// skipping the batch it would ignore the query too, so nothing is probed.
+func (s *session) probeCopies(q *queryMeta) error {
+	if s.trk.Skipping() {
+		return nil
+	}
+	for i, st := range q.stmts {
+		if st.Copy == nil {
+			continue
+		}
+		cs := &copyState{info: st.Copy, computedOK: statementComputedOK(st)}
+		if q.copies == nil {
+			q.copies = map[int]*copyState{}
+		}
+		q.copies[i] = cs
+		probe := appendProbe(nil, st.Copy.ProbeQuery())
+		for rest := probe; len(rest) > 0; {
+			n := 1 + int(binary.BigEndian.Uint32(rest[1:5]))
+			if _, err := s.trk.Send(rest[0], rest[5:n], true, &copyProbe{cs: cs}, 0); err != nil {
+				return err
+			}
+			rest = rest[n:]
+		}
+		if _, err := s.uw.Write(probe); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// statementEffects says what statements of a query may do to prepared
+// statements and portals outside the protocol messages.
+func statementEffects(stmts []sqlinfo.Statement) protocol.Effects {
+	var e protocol.Effects
+	for _, st := range stmts {
+		switch st.Kind {
+		case "Deallocate", "Prepare", "Discard":
+			e |= protocol.EffectStatements | protocol.EffectPortals
+		case "DeclareCursor", "ClosePortal", "Transaction":
+			e |= protocol.EffectPortals
+		}
+	}
+	return e
 }
 
 // upstreamToClient forwards upstream messages. It returns why it stopped.
@@ -250,7 +327,7 @@ func isTimeout(err error) bool {
 // will say why) or a lookup fails (nothing is then taken as catalog-only).
 // Results are cached per database and text: clients repeat statements.
 func (s *session) analyze(typ byte, body []byte) []sqlinfo.Statement {
-	q, ok := queryText(typ, body)
+	q, ok := protocol.QueryText(typ, body)
 	if !ok {
 		return nil
 	}
@@ -300,7 +377,7 @@ func (s *session) screen(m wire.Msg) ([]byte, []sqlinfo.Statement) {
 		if s.srv.aud == nil {
 			return nil, nil
 		}
-		q, ok := queryText(m.Type, m.Body())
+		q, ok := protocol.QueryText(m.Type, m.Body())
 		if !ok {
 			return nil, nil
 		}

@@ -38,6 +38,9 @@ type Server struct {
 	catalog *catalog
 	policy  *policyHolder
 	keys    crypto.KeyProvider
+	// baseCtx is the parent of every session's context; stopBg ends it
+	// with background work when the server closes.
+	baseCtx context.Context
 	stopBg  context.CancelFunc
 	// aud is the access log (nil when off); auditDown is set after a
 	// failed write with on_failure: refuse.
@@ -99,7 +102,7 @@ func NewServer(cfg *Config, log *zap.Logger) (*Server, error) {
 		s.auth = passthroughAuth{}
 	}
 	bg, stop := context.WithCancel(context.Background())
-	s.stopBg = stop
+	s.baseCtx, s.stopBg = bg, stop
 	if cfg.Policy != "" {
 		if s.policy, err = newPolicyHolder(cfg.Policy, log); err != nil {
 			stop()

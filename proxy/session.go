@@ -16,6 +16,7 @@ import (
 
 	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/policy"
+	"github.com/pgpseudo/pgpseudo/proxy/protocol"
 	"github.com/pgpseudo/pgpseudo/proxy/wire"
 )
 
@@ -47,15 +48,28 @@ type session struct {
 	ur   *wire.Reader
 	uw   *wire.Writer
 
+	// ctx ends with the session (or the server's shutdown).
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	id Identity
 	// Policy state; trk is nil when no policy is configured.
-	trk *tracker
+	trk *protocol.Tracker
+	// Owned by the upstream-to-client goroutine: rows sent, and the COPY
+	// being rewritten (copy), withheld (copyBlocked: why) or passed
+	// through unchanged for a role that sees everything (copyRaw).
+	rows        uint64
+	copy        *copyState
+	copyBlocked string
+	copyRaw     bool
 	// roleMu guards role and policyGen (policyNow).
 	roleMu    sync.Mutex
 	role      *policy.Role
 	policyGen uint64
 	memberOf  []string
-	sql       sqlSession
+	// sqlMu guards sql, shared by both relay directions.
+	sqlMu sync.Mutex
+	sql   sqlSession
 
 	key     cancelKey
 	hasKey  bool
@@ -79,6 +93,8 @@ func (e *clientError) Unwrap() error { return e.err }
 func refuse(code, msg string, err error) error { return &clientError{code: code, msg: msg, err: err} }
 
 func (s *session) run() {
+	s.ctx, s.cancel = context.WithCancel(s.srv.baseCtx)
+	defer s.cancel()
 	s.started = time.Now()
 	s.client.SetDeadline(s.started.Add(s.srv.cfg.Limits.StartupTimeout))
 	st, err := s.startup()
@@ -318,7 +334,7 @@ func (s *session) resolveRole(ctx context.Context) error {
 			return refuse(codeCannotConnectNow, "pgpseudo: keys unavailable; restricted sessions are refused: "+err.Error(), err)
 		}
 	}
-	s.trk = newTracker()
+	s.trk = protocol.New()
 	s.log = s.log.With(zap.String("role", role.Name))
 	return nil
 }
@@ -372,6 +388,12 @@ func (s *session) finishStartup() error {
 			s.up.SetDeadline(timeZero)
 			return s.cw.Flush()
 		default: // ParameterStatus, NoticeResponse, NegotiateProtocolVersion
+			if m.Type == 'S' && s.trk != nil {
+				var ps pgproto3.ParameterStatus
+				if err := ps.Decode(m.Body()); err == nil {
+					s.trk.SetParam(ps.Name, ps.Value)
+				}
+			}
 			if _, err := s.cw.Write(m.Raw); err != nil {
 				return err
 			}

@@ -168,3 +168,18 @@ func (w *Writer) Flush() error { return w.bw.Flush() }
 
 // Buffered returns the number of bytes waiting to be written.
 func (w *Writer) Buffered() int { return w.bw.Buffered() }
+
+// Frame builds a typed message from its body parts.
+func Frame(typ byte, parts ...[]byte) []byte {
+	n := 5
+	for _, p := range parts {
+		n += len(p)
+	}
+	b := make([]byte, 5, n)
+	b[0] = typ
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	binary.BigEndian.PutUint32(b[1:5], uint32(len(b)-1))
+	return b
+}

@@ -1,0 +1,523 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgpseudo/pgpseudo/audit"
+	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
+	"github.com/pgpseudo/pgpseudo/proxy/protocol"
+	"github.com/pgpseudo/pgpseudo/proxy/wire"
+)
+
+// errNoDescription reports row data whose columns pgpseudo does not know:
+// the session ends rather than forward it (research/protocol.md rule 11).
+var errNoDescription = errors.New("row data without a known row description")
+
+// planTimeout bounds the catalog and key lookups of one column plan.
+const planTimeout = 30 * time.Second
+
+// stmtMeta is what the proxy knows of a prepared statement's SQL
+// (protocol.Statement.Meta).
+type stmtMeta struct {
+	// computedOK: the statement's computed columns cannot carry table data.
+	computedOK bool
+	// fingerprint and kind identify the statement in audit records.
+	fingerprint, kind string
+}
+
+// queryMeta is what the proxy knows of a simple query it forwarded
+// (protocol.Request.Meta).
+type queryMeta struct {
+	// stmts is the parse of the query string (nil when it did not parse).
+	stmts []sqlinfo.Statement
+	// copies are the COPY statements by index, with their probes.
+	copies map[int]*copyState
+	// aud is the record of the statement at audIdx.
+	aud    *stmtAudit
+	audIdx int
+}
+
+// audit returns the record of statement idx, finishing none: callers
+// finish records at the statement's end.
+func (q *queryMeta) audit(idx int) *stmtAudit {
+	if q.aud == nil || q.audIdx != idx {
+		fp, kind := "", ""
+		if idx < len(q.stmts) {
+			fp, kind = q.stmts[idx].Fingerprint, q.stmts[idx].Kind
+		}
+		q.aud, q.audIdx = newStmtAudit(fp, kind), idx
+	}
+	return q.aud
+}
+
+// execMeta is the record of an Execute (protocol.Request.Meta).
+type execMeta struct {
+	sent time.Time
+	aud  *stmtAudit
+	// noticed is set once the withheld-columns notice went out.
+	noticed bool
+}
+
+// refusedMeta marks a statement the proxy replaced by one that fails on
+// the server (protocol.Request.Meta): the server's error is replaced by
+// the refusal, and the server skips the rest of the batch as the client
+// expects after an error.
+type refusedMeta struct{ frame []byte }
+
+// substituteSQL fails on every server with a syntax error; refused
+// statements are replaced by it so that the server, not the proxy, aborts
+// the transaction and skips the rest of the batch.
+const substituteSQL = "pgpseudo refused this statement"
+
+// substitute returns the message that replaces a refused Query, Parse or
+// FunctionCall.
+func substitute(typ byte, body []byte) (byte, []byte) {
+	if typ == 'P' {
+		name, _, _ := protocol.MessageName('P', body)
+		return 'P', wire.Frame('P', []byte(name), []byte{0}, []byte(substituteSQL), []byte{0, 0, 0})[5:]
+	}
+	return 'Q', append([]byte(substituteSQL), 0)
+}
+
+// copyProbe is an injected Parse/Describe/Sync that learns a COPY's
+// columns in the session before the COPY runs.
+type copyProbe struct{ cs *copyState }
+
+// restrictedBackend forwards one upstream message of a session with a
+// policy, rewriting rows by their column plan. Any reply it cannot tie to
+// a known description ends the session (fail closed). It runs on the
+// upstream-to-client goroutine; the tracker's lock is held only inside
+// Receive, never across catalog or key lookups.
+func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
+	rep, err := s.trk.Receive(m.Type, m.Body())
+	if err != nil {
+		return err
+	}
+	emit := func(frames ...[]byte) {
+		for _, f := range frames {
+			*out = append(*out, f...)
+		}
+	}
+	code := ""
+	if m.Type == 'E' {
+		code = errorCode(m.Body())
+	}
+	for _, r := range rep.Skipped {
+		s.skipped(r, code)
+	}
+	if rep.Req != nil && rep.Req.Injected {
+		return s.injectedReply(m, rep)
+	}
+	switch m.Type {
+	case '1', '2', '3', 't', 'n':
+		emit(m.Raw)
+	case 'T':
+		return s.rowDescription(m, rep, emit)
+	case 'D':
+		r := rep.Result
+		p, first, err := s.resultPlan(r)
+		if err != nil {
+			return err
+		}
+		a := s.resultAudit(r)
+		if first {
+			emit(p.notice())
+			a.usePlan(p)
+		}
+		s.rows++
+		a.rows++
+		before := len(*out)
+		if p.passthrough {
+			emit(m.Raw)
+		} else if *out, err = rewriteDataRow(*out, m.Body(), p); err != nil {
+			return err
+		}
+		a.bytes += uint64(len(*out) - before)
+	case 'H', 'W', 'G':
+		return s.copyOut(m, rep.Result, emit)
+	case 'd':
+		switch {
+		case s.copyRaw:
+			emit(m.Raw)
+		case s.copyBlocked != "":
+		case s.copy != nil:
+			before := len(*out)
+			if *out, err = s.copy.rewriteCopyData(*out, m.Body()); err != nil {
+				// Rows already sent were rewritten; the rest is withheld.
+				s.copy, s.copyBlocked = nil, "COPY data could not be checked against the policy: "+err.Error()
+				break
+			}
+			a := s.resultAudit(rep.Result)
+			a.rows++
+			a.bytes += uint64(len(*out) - before)
+			s.rows++
+		default:
+			return fmt.Errorf("%w: COPY data", errNoDescription)
+		}
+	case 'c': // CopyDone
+		if s.copyBlocked == "" {
+			emit(m.Raw)
+		}
+	case 'C', 'I', 's':
+		s.copy, s.copyRaw = nil, false
+		a := s.resultAudit(rep.Result)
+		if s.copyBlocked != "" && m.Type == 'C' {
+			a.refusal = &audit.Refusal{Rule: "copy_withheld"}
+			_ = s.finishStmt(a, audit.OutcomeRefused, codeInsufficientPriv)
+			emit(refusal(s.copyBlocked))
+			s.copyBlocked = ""
+			s.endAudit(rep.Result)
+			return nil
+		}
+		if m.Type != 's' {
+			// The record is written before the client hears of success.
+			err := s.finishStmt(a, audit.OutcomeOK, "")
+			s.endAudit(rep.Result)
+			if err != nil && s.srv.auditRefusing() {
+				emit(errorFrame(codeAuditFailure, auditRefusal))
+				return nil
+			}
+		}
+		emit(m.Raw)
+	case 'E':
+		s.copy, s.copyBlocked, s.copyRaw = nil, "", false
+		s.sqlMu.Lock()
+		s.sql.batchFailed = true
+		s.sqlMu.Unlock()
+		if rm, ok := reqMeta(rep.Req).(*refusedMeta); ok {
+			emit(rm.frame) // the refusal instead of the substitute's error
+			return nil
+		}
+		if rep.Req != nil {
+			s.failed(rep.Req, code)
+		}
+		emit(s.scrubbedFor(m))
+	case 'N':
+		emit(s.scrubbedFor(m))
+	case 'Z':
+		s.sqlMu.Lock()
+		s.sql.endBatch()
+		s.sqlMu.Unlock()
+		emit(m.Raw)
+	case 'V':
+		emit(m.Raw)
+	case 'A':
+		// NOTIFY payloads can carry any value: not forwarded to restricted
+		// roles.
+		if _, role := s.currentPolicy(); !role.Restricted() {
+			emit(m.Raw)
+		}
+	default:
+		emit(m.Raw)
+	}
+	return nil
+}
+
+// injectedReply consumes the reply to a request the proxy added.
+func (s *session) injectedReply(m wire.Msg, rep protocol.Reply) error {
+	probe, ok := reqMeta(rep.Req).(*copyProbe)
+	if !ok {
+		return nil // the tracker's own Describe(P) before an Execute
+	}
+	switch m.Type {
+	case 'T':
+		fields, err := decodeFields(m.Body())
+		if err != nil {
+			return err
+		}
+		probe.cs.probed, probe.cs.fields = true, fields
+	case 'n':
+		probe.cs.probed = true
+	}
+	return nil
+}
+
+// meta returns the request's proxy data, nil for a nil request.
+func reqMeta(r *protocol.Request) any {
+	if r == nil {
+		return nil
+	}
+	return r.Meta
+}
+
+// rowDescription handles a RowDescription: for a simple query it starts the
+// result's plan; for a Describe it rewrites type modifiers the plan resets.
+func (s *session) rowDescription(m wire.Msg, rep protocol.Reply, emit func(...[]byte)) error {
+	if r := rep.Result; r != nil {
+		p, _, err := s.resultPlan(r)
+		if err != nil {
+			return err
+		}
+		s.resultAudit(r).usePlan(p)
+		raw, err := rewriteRowDescription(m.Raw, p)
+		if err != nil {
+			return err
+		}
+		emit(raw, p.notice())
+		return nil
+	}
+	var (
+		fields []pgproto3.FieldDescription
+		meta   *stmtMeta
+	)
+	switch {
+	case rep.Stmt != nil:
+		fields, meta = rep.Stmt.Fields, statementMeta(rep.Stmt)
+	case rep.Portal != nil:
+		fields = rep.Portal.Fields
+		if rep.Portal.Stmt != nil {
+			meta = statementMeta(rep.Portal.Stmt)
+		}
+	default:
+		emit(m.Raw) // a Describe of something the server just created
+		return nil
+	}
+	p, err := s.planFor(fields, nil, meta.computed())
+	if err != nil {
+		return err
+	}
+	raw, err := rewriteRowDescription(m.Raw, p)
+	if err != nil {
+		return err
+	}
+	emit(raw)
+	return nil
+}
+
+// statementMeta returns a statement's proxy data (never nil).
+func statementMeta(st *protocol.Statement) *stmtMeta {
+	if st != nil {
+		if m, ok := st.Meta.(*stmtMeta); ok {
+			return m
+		}
+	}
+	return &stmtMeta{}
+}
+
+func (m *stmtMeta) computed() bool { return m != nil && m.computedOK }
+
+// resultPlan returns the plan of a result set; first reports that it was
+// made for this result now (the notice is sent with the first row).
+func (s *session) resultPlan(r *protocol.Result) (*plan, bool, error) {
+	if r == nil {
+		return nil, false, errNoDescription
+	}
+	if p, ok := r.Meta.(*plan); ok {
+		return p, false, nil
+	}
+	if !r.Known || r.Fields == nil {
+		return nil, false, errNoDescription
+	}
+	gen := s.srv.policyGeneration()
+	if pt := r.Portal; pt != nil {
+		// A portal's columns never change: its plan serves every Execute.
+		if p, ok := pt.Meta.(*plan); ok && p.generation == gen {
+			r.Meta = p
+			return p, true, nil
+		}
+	}
+	p, err := s.planFor(r.Fields, r.Formats, s.resultComputedOK(r))
+	if err != nil {
+		return nil, false, err
+	}
+	r.Meta = p
+	if r.Portal != nil {
+		r.Portal.Meta = p
+	}
+	return p, true, nil
+}
+
+// resultComputedOK reports whether a result's computed columns are proven
+// unable to carry table data.
+func (s *session) resultComputedOK(r *protocol.Result) bool {
+	switch m := r.Req.Meta.(type) {
+	case *queryMeta:
+		return r.Index < len(m.stmts) && statementComputedOK(m.stmts[r.Index])
+	case *execMeta:
+		if r.Portal != nil && r.Portal.Stmt != nil {
+			return statementMeta(r.Portal.Stmt).computed()
+		}
+	}
+	return false
+}
+
+// resultAudit returns the audit record a result's rows count towards.
+func (s *session) resultAudit(r *protocol.Result) *stmtAudit {
+	if r == nil {
+		return nil
+	}
+	switch m := r.Req.Meta.(type) {
+	case *queryMeta:
+		return m.audit(r.Index)
+	case *execMeta:
+		if m.aud == nil {
+			fp, kind := "", ""
+			if r.Portal != nil && r.Portal.Stmt != nil {
+				sm := statementMeta(r.Portal.Stmt)
+				fp, kind = sm.fingerprint, sm.kind
+			}
+			m.aud = newStmtAudit(fp, kind)
+			m.aud.start = m.sent
+		}
+		return m.aud
+	}
+	return nil
+}
+
+// endAudit forgets a finished statement's record.
+func (s *session) endAudit(r *protocol.Result) {
+	if r == nil {
+		return
+	}
+	switch m := r.Req.Meta.(type) {
+	case *queryMeta:
+		m.aud = nil
+	case *execMeta:
+		m.aud = nil
+	}
+}
+
+// failed records the error of a request's statement.
+func (s *session) failed(r *protocol.Request, code string) {
+	switch m := r.Meta.(type) {
+	case *queryMeta:
+		_ = s.finishStmt(m.audit(r.Index()), audit.OutcomeError, code)
+		m.aud = nil
+	case *execMeta:
+		a := m.aud
+		if a == nil {
+			a = newStmtAudit("", "")
+			a.start = m.sent
+		}
+		_ = s.finishStmt(a, audit.OutcomeError, code)
+		m.aud = nil
+	}
+}
+
+// skipped records a request the server skipped after an error.
+func (s *session) skipped(r *protocol.Request, code string) {
+	if r.Type == 'E' && !r.Injected {
+		s.failed(r, code)
+	}
+}
+
+// copyOut starts a COPY TO STDOUT: with a probed description its rows are
+// rewritten by plan, otherwise its data is withheld and the statement
+// fails. COPY FROM STDIN and CopyBoth never start for a restricted role
+// (the analysis refuses them; if one starts anyway the session ends).
+func (s *session) copyOut(m wire.Msg, r *protocol.Result, emit func(...[]byte)) error {
+	if _, role := s.currentPolicy(); !role.Restricted() {
+		// A role that sees everything gets COPY data as the server sends it.
+		s.copyRaw = true
+		emit(m.Raw)
+		return nil
+	}
+	if m.Type != 'H' {
+		return fmt.Errorf("%w: COPY FROM STDIN or CopyBoth for a restricted role", errNoDescription)
+	}
+	var cs *copyState
+	if q, ok := r.Req.Meta.(*queryMeta); ok {
+		cs = q.copies[r.Index]
+	}
+	reason := "COPY output cannot be checked against the policy"
+	if cs != nil && cs.probed && cs.fields != nil && cs.info.Unsupported == "" {
+		var resp pgproto3.CopyOutResponse
+		if err := resp.Decode(m.Body()); err == nil && len(resp.ColumnFormatCodes) == len(cs.fields) {
+			format := int16(0)
+			if resp.OverallFormat == 1 {
+				format = 1
+			}
+			formats := make([]int16, len(cs.fields))
+			for i := range formats {
+				formats[i] = format
+			}
+			p, err := s.planFor(cs.fields, formats, cs.computedOK)
+			if err == nil {
+				cs.plan = p
+				s.copy = cs
+				s.resultAudit(r).usePlan(p)
+				emit(m.Raw, p.notice())
+				return nil
+			}
+			reason += ": " + err.Error()
+		}
+	} else if cs != nil && cs.info.Unsupported != "" {
+		reason = "COPY option " + cs.info.Unsupported + " is not supported for this role"
+	}
+	s.copyBlocked = reason
+	return nil
+}
+
+// planFor builds a plan with the session's current policy.
+func (s *session) planFor(fields []pgproto3.FieldDescription, formats []int16, computedOK bool) (*plan, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, planTimeout)
+	defer cancel()
+	return s.buildPlan(ctx, fields, formats, computedOK)
+}
+
+// errorCode returns the SQLSTATE of an ErrorResponse body.
+func errorCode(body []byte) string {
+	var e pgproto3.ErrorResponse
+	if err := e.Decode(body); err != nil {
+		return ""
+	}
+	return e.Code
+}
+
+// decodeFields decodes a RowDescription into fields that outlive the read
+// buffer.
+func decodeFields(body []byte) ([]pgproto3.FieldDescription, error) {
+	var rd pgproto3.RowDescription
+	if err := rd.Decode(body); err != nil {
+		return nil, fmt.Errorf("upstream RowDescription: %w", err)
+	}
+	fields := append([]pgproto3.FieldDescription(nil), rd.Fields...)
+	for i := range fields {
+		fields[i].Name = append([]byte(nil), fields[i].Name...)
+	}
+	return fields, nil
+}
+
+// scrubbedFor scrubs an error or notice for restricted roles only.
+func (s *session) scrubbedFor(m wire.Msg) []byte {
+	if _, role := s.currentPolicy(); !role.Restricted() {
+		return m.Raw
+	}
+	return scrubbed(m)
+}
+
+// scrubbed removes the fields of an error or notice that can quote values
+// (detail, hint, where, internal query) for restricted roles.
+func scrubbed(m wire.Msg) []byte {
+	var e pgproto3.ErrorResponse
+	if err := e.Decode(m.Body()); err != nil {
+		return refusal("an upstream message could not be checked and was withheld")
+	}
+	if e.Detail == "" && e.Hint == "" && e.Where == "" && e.InternalQuery == "" {
+		return m.Raw
+	}
+	e.Detail, e.Hint, e.Where, e.InternalQuery, e.InternalPosition = "", "", "", "", 0
+	var b []byte
+	if m.Type == 'N' {
+		b, _ = (*pgproto3.NoticeResponse)(&e).Encode(nil)
+	} else {
+		b, _ = e.Encode(nil)
+	}
+	return b
+}
+
+// statementComputedOK reports whether a statement's computed columns may leave.
+func statementComputedOK(st sqlinfo.Statement) bool { return st.CatalogOnly || st.ComputedSafe }
+
+// appendProbe appends Parse, Describe and Sync of query on the unnamed
+// statement, which the following simple query destroys anyway.
+func appendProbe(dst []byte, query string) []byte {
+	dst = append(dst, wire.Frame('P', []byte{0}, []byte(query), []byte{0, 0, 0})...)
+	dst = append(dst, wire.Frame('D', []byte{'S', 0})...)
+	return append(dst, wire.Frame('S')...)
+}
