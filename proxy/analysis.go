@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"time"
 	"slices"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -14,47 +15,164 @@ import (
 	"github.com/pgpseudo/pgpseudo/proxy/protocol"
 )
 
-// sqlSession is the state the SQL analysis of a restricted session needs.
-// It is guarded by session.sqlMu: the client side analyses with it, the
-// upstream side confirms or rolls back search_path changes.
+// sqlSession is the search_path the SQL analysis of a restricted session
+// resolves names with. It follows what the server does, not what the
+// client sends: a change counts once the statement that makes it has run
+// (its CommandComplete), never at Parse, and is undone when its batch
+// fails. A statement is analysed only when the path it will run with is
+// known: no change is still in flight, and no batch that made one has
+// ended unconfirmed. So a pipeline cannot make the proxy resolve names
+// with a path the server has left. Guarded by session.sqlMu.
 type sqlSession struct {
-	// searchPath is what later statements are analysed with: it includes
-	// changes not yet confirmed by the server.
-	searchPath []string
-	// confirmed is the search_path the server has acknowledged.
-	confirmed   []string
-	defaultPath []string
-	// batchChanged reports a change in the batch not yet ended by
-	// ReadyForQuery; batchFailed that the batch got an error (the server
-	// rolled the change back with its implicit transaction).
-	batchChanged, batchFailed bool
+	// path is what the server uses as far as it has answered;
+	// defaultPath is what RESET and DISCARD ALL return to.
+	path, defaultPath []string
+	// batchStart is path at the last ReadyForQuery; failed reports an
+	// error in the batch since.
+	batchStart []string
+	failed     bool
+	// pathStmts: the client has prepared a statement that changes
+	// search_path, so any Execute may change it.
+	pathStmts bool
+	// inflight counts forwarded requests that may change the path and
+	// have not been answered.
+	inflight int
+	// dirty: such a request was forwarded in the batch now being sent;
+	// barrier is the Sync (or simple query) that ended such a batch: until
+	// its ReadyForQuery the batch may still fail and undo the change.
+	dirty   bool
+	barrier *protocol.Request
+	// wake is closed (and replaced) whenever the upstream side answers one
+	// of those requests.
+	wake chan struct{}
 }
 
-// endBatch runs at ReadyForQuery (sqlMu held): a failed batch's
-// search_path change is undone, a successful one confirmed.
-func (q *sqlSession) endBatch() {
-	switch {
-	case q.batchChanged && q.batchFailed:
-		q.searchPath = q.confirmed
-	case q.batchChanged:
-		q.confirmed = q.searchPath
+// signal wakes analyses waiting for the path (sqlMu held).
+func (q *sqlSession) signal() {
+	if q.wake != nil {
+		close(q.wake)
+		q.wake = nil
 	}
-	q.batchChanged, q.batchFailed = false, false
+}
+
+// unsettled reports whether the path of the next statement is not known
+// yet (sqlMu held).
+func (q *sqlSession) unsettled() bool { return q.inflight > 0 || q.barrier != nil }
+
+// answered records that a request that may change the path has been
+// answered or skipped (sqlMu held).
+func (q *sqlSession) answered() {
+	if q.inflight > 0 {
+		q.inflight--
+	}
+	q.signal()
+}
+
+// endBatch runs at ReadyForQuery for the request r it answers (and the
+// requests skipped before it): a failed batch's changes are undone.
+func (q *sqlSession) endBatch(r *protocol.Request, skipped []*protocol.Request) {
+	if q.failed {
+		q.path = q.batchStart
+	}
+	q.batchStart, q.failed = q.path, false
+	if q.barrier != nil && (q.barrier == r || slices.Contains(skipped, q.barrier)) {
+		q.barrier = nil
+	}
+	q.signal()
+}
+
+// sent records a forwarded Sync, simple query or Execute (sqlMu held):
+// mayChange says whether it may change the path.
+func (q *sqlSession) sent(r *protocol.Request, mayChange bool) {
+	if r == nil {
+		return
+	}
+	switch r.Type {
+	case 'E':
+		if mayChange {
+			q.inflight++
+			q.dirty = true
+		}
+	case 'Q':
+		if mayChange {
+			q.inflight++
+			q.dirty = true
+		}
+		fallthrough
+	case 'S':
+		if q.dirty {
+			q.barrier, q.dirty = r, false
+		}
+	}
+}
+
+// settledPath waits until the path of the next statement is known and
+// returns it. What it waits for is always answered without the client's
+// help: simple queries and Syncs end with ReadyForQuery, the proxy sends a
+// Flush after an Execute that may change the path, and errors are sent at
+// once.
+func (s *session) settledPath() ([]string, error) {
+	deadline := time.After(planTimeout)
+	for {
+		s.sqlMu.Lock()
+		if !s.sql.unsettled() {
+			p := s.sql.path
+			s.sqlMu.Unlock()
+			return p, nil
+		}
+		if s.sql.wake == nil {
+			s.sql.wake = make(chan struct{})
+		}
+		ch := s.sql.wake
+		s.sqlMu.Unlock()
+		// What was forwarded must reach the server before waiting for
+		// its answer (this runs on the goroutine that writes upstream).
+		if err := s.uw.Flush(); err != nil {
+			return nil, err
+		}
+		select {
+		case <-ch:
+		case <-s.ctx.Done():
+			return nil, s.ctx.Err()
+		case <-deadline:
+			return nil, errors.New("a search_path change was not answered in time")
+		}
+	}
 }
 
 // checkSQL analyses a Query's or Parse's SQL for a restricted session.
 // It returns the ErrorResponse to send instead when the statement must not
-// run, and otherwise whether the statement's computed columns are proven
-// safe (the analysis refuses every unsafe use of a protected column).
-func (s *session) checkSQL(typ byte, body []byte, stmts []sqlinfo.Statement) ([]byte, []sqlinfo.Statement) {
+// run; otherwise the statements marked with whether their computed
+// columns are proven safe (the analysis refuses every unsafe use of a
+// protected column), and the search_path once they have run when they
+// change it (nil otherwise).
+func (s *session) checkSQL(typ byte, body []byte, stmts []sqlinfo.Statement) ([]byte, []sqlinfo.Statement, []string) {
 	q, ok := protocol.QueryText(typ, body)
 	if !ok {
-		return refusal("malformed message"), stmts
+		return refusal("malformed message"), stmts, nil
 	}
 	pol, role, gen := s.policyNow()
+	if why := s.lexingUnsafe(); why != "" {
+		s.auditRefused(stmts, "lexing_settings", nil)
+		return refusal(why + "; role " + role.Name + " may not run statements until they are reset (rule: restricted sessions keep standard_conforming_strings on and a client_encoding in which no character can hide a quote or backslash)"), stmts, nil
+	}
+	if s.keywords == nil {
+		kw, err := s.srv.catalog.keywords(s.ctx, s.id.Database, s.trk.Param("server_version"))
+		if err != nil {
+			s.log.Warn("statement refused: the server's keyword list could not be read", zap.Error(err))
+			s.auditRefused(stmts, "catalog_unavailable", nil)
+			return refusal("the statement cannot be checked now (the server's keyword list could not be read); refused"), stmts, nil
+		}
+		s.keywords = kw
+	}
+	path, err := s.settledPath()
+	if err != nil {
+		s.log.Warn("statement refused: a search_path change did not settle", zap.Error(err))
+		return refusal("the statement cannot be checked now (a search_path change is still in flight); refused"), stmts, nil
+	}
 	st := s.trk.Status()
 	s.sqlMu.Lock()
-	sess := &analyze.Session{Policy: pol, Role: role, SearchPath: s.sql.searchPath,
+	sess := &analyze.Session{Policy: pol, Role: role, Keywords: s.keywords, SearchPath: path,
 		DefaultSearchPath: s.sql.defaultPath, InTransaction: st == 'T' || st == 'E'}
 	s.sqlMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), planTimeout)
@@ -63,16 +181,11 @@ func (s *session) checkSQL(typ byte, body []byte, stmts []sqlinfo.Statement) ([]
 	if err != nil {
 		s.log.Warn("statement refused: the catalog could not be read to check it", zap.Error(err))
 		s.auditRefused(stmts, "catalog_unavailable", nil)
-		return refusal("the statement cannot be checked now (catalog lookup failed); refused"), stmts
+		return refusal("the statement cannot be checked now (catalog lookup failed); refused"), stmts, nil
 	}
 	if res.Refusal != nil {
 		s.auditRefused(stmts, "sql_analysis", res.Refusal)
-		return errorFrame(codeInsufficientPriv, res.Refusal.Message()), stmts
-	}
-	if res.SearchPathChanged {
-		s.sqlMu.Lock()
-		s.sql.searchPath, s.sql.batchChanged = res.SearchPath, true
-		s.sqlMu.Unlock()
+		return errorFrame(codeInsufficientPriv, res.Refusal.Message()), stmts, nil
 	}
 	// Every use of a protected column in an expression was refused above,
 	// so computed columns of what remains cannot carry protected values.
@@ -80,7 +193,10 @@ func (s *session) checkSQL(typ byte, body []byte, stmts []sqlinfo.Statement) ([]
 	for i := range out {
 		out[i].ComputedSafe = true
 	}
-	return nil, out
+	if res.SearchPathChanged {
+		return nil, out, res.SearchPath
+	}
+	return nil, out, nil
 }
 
 // auditRefused records a statement the proxy refused before it ran.
@@ -126,8 +242,8 @@ func (s *session) loadSearchPath() error {
 		case 'E':
 			return errors.New("SHOW search_path failed: " + errorMessage(m.Body()))
 		case 'Z':
-			s.sql.searchPath = analyze.ParseSearchPath(value)
-			s.sql.confirmed, s.sql.defaultPath = s.sql.searchPath, s.sql.searchPath
+			s.sql.path = analyze.ParseSearchPath(value)
+			s.sql.batchStart, s.sql.defaultPath = s.sql.path, s.sql.path
 			return nil
 		}
 	}

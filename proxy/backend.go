@@ -26,6 +26,9 @@ const planTimeout = 30 * time.Second
 type stmtMeta struct {
 	// computedOK: the statement's computed columns cannot carry table data.
 	computedOK bool
+	// pathAfter is the search_path once the statement has run, when it
+	// changes it.
+	pathAfter []string
 	// fingerprint and kind identify the statement in audit records.
 	fingerprint, kind string
 }
@@ -40,6 +43,9 @@ type queryMeta struct {
 	// aud is the record of the statement at audIdx.
 	aud    *stmtAudit
 	audIdx int
+	// pathAfter is the search_path once the query has run, when it
+	// changes it.
+	pathAfter []string
 }
 
 // audit returns the record of statement idx, finishing none: callers
@@ -59,6 +65,10 @@ func (q *queryMeta) audit(idx int) *stmtAudit {
 type execMeta struct {
 	sent time.Time
 	aud  *stmtAudit
+	// mayChangePath: the session has a statement that changes
+	// search_path, which this Execute may run; counted in sqlSession until
+	// answered.
+	mayChangePath bool
 	// noticed is set once the withheld-columns notice went out.
 	noticed bool
 }
@@ -165,6 +175,7 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 		}
 	case 'C', 'I', 's':
 		s.copy, s.copyRaw = nil, false
+		s.executed(rep)
 		a := s.resultAudit(rep.Result)
 		if s.copyBlocked != "" && m.Type == 'C' {
 			a.refusal = &audit.Refusal{Rule: "copy_withheld"}
@@ -187,7 +198,10 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 	case 'E':
 		s.copy, s.copyBlocked, s.copyRaw = nil, "", false
 		s.sqlMu.Lock()
-		s.sql.batchFailed = true
+		s.sql.failed = true
+		if em, ok := reqMeta(rep.Req).(*execMeta); ok && em.mayChangePath {
+			s.sql.answered()
+		}
 		s.sqlMu.Unlock()
 		if rm, ok := reqMeta(rep.Req).(*refusedMeta); ok {
 			emit(rm.frame) // the refusal instead of the substitute's error
@@ -201,8 +215,25 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 		emit(s.scrubbedFor(m))
 	case 'Z':
 		s.sqlMu.Lock()
-		s.sql.endBatch()
+		if q, ok := reqMeta(rep.Req).(*queryMeta); ok && q.pathAfter != nil {
+			// A simple query is one implicit transaction: its change
+			// stands unless it failed.
+			if !s.sql.failed {
+				s.sql.path = q.pathAfter
+			}
+			s.sql.answered()
+		}
+		s.sql.endBatch(rep.Req, rep.Skipped)
 		s.sqlMu.Unlock()
+		emit(m.Raw)
+	case 'S':
+		// The server reports every change of its lexing settings; one
+		// that slipped past the analysis ends a restricted session.
+		if _, role := s.currentPolicy(); role.Restricted() {
+			if why := s.lexingUnsafe(); why != "" {
+				return lexingRefusal(role.Name, why)
+			}
+		}
 		emit(m.Raw)
 	case 'V':
 		emit(m.Raw)
@@ -401,9 +432,37 @@ func (s *session) failed(r *protocol.Request, code string) {
 
 // skipped records a request the server skipped after an error.
 func (s *session) skipped(r *protocol.Request, code string) {
+	if q, ok := r.Meta.(*queryMeta); ok && q.pathAfter != nil {
+		s.sqlMu.Lock()
+		s.sql.answered() // a simple query the server ignored changes nothing
+		s.sqlMu.Unlock()
+	}
 	if r.Type == 'E' && !r.Injected {
 		s.failed(r, code)
+		if em, ok := r.Meta.(*execMeta); ok && em.mayChangePath {
+			s.sqlMu.Lock()
+			s.sql.answered()
+			s.sqlMu.Unlock()
+		}
 	}
+}
+
+// executed applies the search_path change of an Execute that ran: the
+// statement it ran is the one the server bound, as the tracker resolved
+// it.
+func (s *session) executed(rep protocol.Reply) {
+	em, ok := reqMeta(rep.Req).(*execMeta)
+	if !ok || !em.mayChangePath || !rep.Done {
+		return
+	}
+	s.sqlMu.Lock()
+	defer s.sqlMu.Unlock()
+	if r := rep.Result; rep.Type != 's' && r != nil && r.Portal != nil && r.Portal.Stmt != nil {
+		if p := statementMeta(r.Portal.Stmt).pathAfter; p != nil {
+			s.sql.path = p
+		}
+	}
+	s.sql.answered()
 }
 
 // copyOut starts a COPY TO STDOUT: with a probed description its rows are

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgpseudo/pgpseudo/policy"
+	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 )
 
 // attrInfo is what pgpseudo knows of one table column.
@@ -43,10 +44,13 @@ type catalog struct {
 	// system caches, per database, whether a bare pg_* name can only mean
 	// a pg_catalog relation.
 	system map[string]map[string]bool
+	// kw caches the server's keyword list per server version.
+	kw map[string]sqlinfo.Keywords
 }
 
 func newCatalog(conns func(ctx context.Context, database string) (*pgxpool.Pool, error)) *catalog {
-	return &catalog{ttl: 5 * time.Minute, conns: conns, dbs: map[string]map[uint32]*relInfo{}, system: map[string]map[string]bool{}}
+	return &catalog{ttl: 5 * time.Minute, conns: conns, dbs: map[string]map[uint32]*relInfo{}, system: map[string]map[string]bool{},
+		kw: map[string]sqlinfo.Keywords{}}
 }
 
 // relation returns facts about table oid in database.

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -130,7 +129,8 @@ func (s *session) forwardTracked(m wire.Msg) error {
 	)
 	switch m.Type {
 	case 'Q', 'P', 'F':
-		refused, stmts := s.screen(m)
+		sc := s.screen(m)
+		refused, stmts := sc.refusal, sc.stmts
 		if refused != nil {
 			// The server fails the substitute, aborts the transaction and
 			// skips the rest of the batch, as the client expects after
@@ -145,33 +145,68 @@ func (s *session) forwardTracked(m wire.Msg) error {
 		effects = statementEffects(stmts)
 		switch m.Type {
 		case 'Q':
-			q := &queryMeta{stmts: stmts}
+			q := &queryMeta{stmts: stmts, pathAfter: sc.pathAfter}
 			if err := s.probeCopies(q); err != nil {
 				return err
 			}
 			meta = q
 		case 'P':
-			sm := &stmtMeta{}
+			sm := &stmtMeta{pathAfter: sc.pathAfter}
 			if len(stmts) == 1 {
 				sm.computedOK, sm.fingerprint, sm.kind = statementComputedOK(stmts[0]), stmts[0].Fingerprint, stmts[0].Kind
+			}
+			if sm.pathAfter != nil {
+				s.sqlMu.Lock()
+				s.sql.pathStmts = true
+				s.sqlMu.Unlock()
 			}
 			meta = sm
 		}
 	case 'E':
-		meta = &execMeta{sent: time.Now()}
+		em := &execMeta{sent: time.Now()}
+		s.sqlMu.Lock()
+		em.mayChangePath = s.sql.pathStmts
+		s.sqlMu.Unlock()
+		meta = em
 	}
 	sent, err := s.trk.Send(m.Type, m.Body(), false, meta, effects)
 	if err != nil {
 		return err
+	}
+	switch mt := meta.(type) {
+	case *execMeta:
+		s.sqlMu.Lock()
+		s.sql.sent(sent.Req, mt.mayChangePath)
+		s.sqlMu.Unlock()
+	case *queryMeta:
+		s.sqlMu.Lock()
+		s.sql.sent(sent.Req, mt.pathAfter != nil)
+		s.sqlMu.Unlock()
+	case nil:
+		if m.Type == 'S' {
+			s.sqlMu.Lock()
+			s.sql.sent(sent.Req, false)
+			s.sqlMu.Unlock()
+		}
 	}
 	if sent.Before != nil {
 		if _, err := s.uw.Write(sent.Before); err != nil {
 			return err
 		}
 	}
-	_, err = s.uw.Write(m.Raw)
+	if _, err = s.uw.Write(m.Raw); err != nil {
+		return err
+	}
+	if em, ok := meta.(*execMeta); ok && em.mayChangePath {
+		// The next statement is analysed once this one has answered: make
+		// the server answer now, whatever the client sends next.
+		_, err = s.uw.Write(flushFrame)
+	}
 	return err
 }
+
+// flushFrame asks the server to send what it has.
+var flushFrame = []byte{'H', 0, 0, 0, 4}
 
 // probeCopies learns, in the session and before the query runs, the
 // columns of each COPY … TO STDOUT of a simple query (COPY's own reply
@@ -252,6 +287,13 @@ func (s *session) upstreamToClient(busy *atomic.Bool, out *atomic.Int64) string 
 			}
 			buf = buf[:0]
 			if err := s.restrictedBackend(m, &buf); err != nil {
+				var ce *clientError
+				if errors.As(err, &ce) {
+					s.log.Warn("session ended by the policy", zap.Error(err))
+					_, _ = s.cw.Write(fatal(ce.code, ce.msg))
+					_ = s.cw.Flush()
+					return "policy"
+				}
 				s.log.Error("result cannot be rewritten safely; session closed", zap.Error(err))
 				_, _ = s.cw.Write(fatal(codeInternalError, "pgpseudo: "+err.Error()))
 				_ = s.cw.Flush()
@@ -322,77 +364,3 @@ func isTimeout(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded)
 }
 
-// analyze parses the SQL of a Query or Parse and confirms that bare pg_*
-// names are system catalogs; nil when the SQL does not parse (the upstream
-// will say why) or a lookup fails (nothing is then taken as catalog-only).
-// Results are cached per database and text: clients repeat statements.
-func (s *session) analyze(typ byte, body []byte) []sqlinfo.Statement {
-	q, ok := protocol.QueryText(typ, body)
-	if !ok {
-		return nil
-	}
-	key := s.id.Database + "\x00" + q
-	if stmts, ok := s.srv.analysed.get(key); ok {
-		return stmts
-	}
-	stmts, err := sqlinfo.Parse(q)
-	if err != nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), planTimeout)
-	defer cancel()
-	for i := range stmts {
-		for _, name := range stmts[i].CatalogNames {
-			sys, err := s.srv.catalog.systemRelation(ctx, s.id.Database, name)
-			if err != nil {
-				return stmts // not cached: the lookup may work next time
-			}
-			if !sys {
-				stmts[i].CatalogOnly = false
-				break
-			}
-		}
-	}
-	s.srv.analysed.put(key, stmts)
-	return stmts
-}
-
-// screen decides whether a client message of a tracked session must be
-// refused: everything while the audit log is down; for restricted roles,
-// statements the SQL analysis refuses and fast-path function calls. It
-// returns the ErrorResponse to send instead (nil: forward) and, for Query
-// and Parse, the parsed statements.
-func (s *session) screen(m wire.Msg) ([]byte, []sqlinfo.Statement) {
-	// Statements start with Query, Parse or FunctionCall; the rest of an
-	// extended batch follows its Parse (tracker.refuse drops it).
-	if m.Type != 'Q' && m.Type != 'P' && m.Type != 'F' {
-		return nil, nil
-	}
-	if s.srv.auditRefusing() {
-		return errorFrame(codeAuditFailure, auditRefusal), nil
-	}
-	_, role := s.currentPolicy()
-	if !role.Restricted() && m.Type != 'F' {
-		// Nothing to refuse: parse only to fingerprint audit records.
-		if s.srv.aud == nil {
-			return nil, nil
-		}
-		q, ok := protocol.QueryText(m.Type, m.Body())
-		if !ok {
-			return nil, nil
-		}
-		stmts, _ := sqlinfo.Light(q)
-		return nil, stmts
-	}
-	if m.Type == 'F' {
-		if role.Restricted() {
-			return refusal("fast-path function calls are not allowed for role " + role.Name), nil
-		}
-		return nil, nil
-	}
-	stmts := s.analyze(m.Type, m.Body())
-	if !role.Restricted() || s.srv.analyses == nil {
-		return nil, stmts
-	}
-	return s.checkSQL(m.Type, m.Body(), stmts)
-}

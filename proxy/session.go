@@ -16,6 +16,7 @@ import (
 
 	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/policy"
+	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 	"github.com/pgpseudo/pgpseudo/proxy/protocol"
 	"github.com/pgpseudo/pgpseudo/proxy/wire"
 )
@@ -70,6 +71,8 @@ type session struct {
 	// sqlMu guards sql, shared by both relay directions.
 	sqlMu sync.Mutex
 	sql   sqlSession
+	// keywords is the server's keyword list (restricted roles).
+	keywords sqlinfo.Keywords
 
 	key     cancelKey
 	hasKey  bool
@@ -306,6 +309,13 @@ func (s *session) login(st *wire.Startup) error {
 		if err := s.loadSearchPath(); err != nil {
 			return refuse(codeConnectionFailure, "pgpseudo could not read the session's search_path", err)
 		}
+		if _, role := s.currentPolicy(); role.Restricted() {
+			kw, err := s.srv.catalog.keywords(ctx, s.id.Database, s.trk.Param("server_version"))
+			if err != nil {
+				return refuse(codeConnectionFailure, "pgpseudo could not read the server's keyword list", err)
+			}
+			s.keywords = kw
+		}
 	}
 	return nil
 }
@@ -382,6 +392,13 @@ func (s *session) finishStartup() error {
 			_ = s.cw.Flush()
 			return fmt.Errorf("upstream refused the session: %s", errorMessage(m.Body()))
 		case 'Z':
+			if s.trk != nil {
+				if _, role := s.currentPolicy(); role.Restricted() {
+					if why := s.lexingUnsafe(); why != "" {
+						return lexingRefusal(role.Name, why)
+					}
+				}
+			}
 			if _, err := s.cw.Write(m.Raw); err != nil {
 				return err
 			}

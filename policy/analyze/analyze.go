@@ -35,6 +35,7 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/pgpseudo/pgpseudo/policy"
+	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 )
 
 // Catalog answers the analysis' questions about the database. The proxy
@@ -94,6 +95,9 @@ type Session struct {
 	// return to: the startup parameter if the client sent one, else the
 	// server's setting.
 	DefaultSearchPath []string
+	// Keywords is the server's keyword list (pg_get_keywords()); a
+	// restricted session's statements are refused without it.
+	Keywords sqlinfo.Keywords
 	// InTransaction reports an open transaction block (the last
 	// ReadyForQuery status was T or E). search_path changes inside one are
 	// refused: a rollback would undo them without the proxy noticing.
@@ -153,6 +157,13 @@ func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result,
 		}
 		return res, nil
 	}
+	if restricted {
+		if ref := grammarSkew(sql, s.Keywords); ref != nil {
+			ref.Role = roleName
+			res.Refusal = ref
+			return res, nil
+		}
+	}
 	a := &analyzer{ctx: ctx, s: s, cat: cat, pol: s.Policy, role: s.Role, roleName: roleName,
 		restricted: restricted, searchPath: s.SearchPath, inTx: s.InTransaction,
 		views: map[policy.TableName]*viewInfo{}}
@@ -205,6 +216,42 @@ func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result,
 	res.SearchPath = a.searchPath
 	res.SearchPathChanged = a.pathChanged
 	return res, nil
+}
+
+// ruleGrammar is the rule of refusals for grammar skew.
+const ruleGrammar = "words that pgpseudo's parser and the server's grammar read differently are refused for restricted roles (quote them as identifiers)"
+
+// grammarSkew refuses SQL that contains a word whose keyword category
+// differs between pgpseudo's parser and the server's grammar.
+func grammarSkew(sql string, server sqlinfo.Keywords) *Refusal {
+	if server == nil {
+		return &Refusal{StatementKind: "unparseable", Reason: "the server's keyword list is not known, so pgpseudo cannot tell whether it reads the statement as pgpseudo does",
+			Rule: ruleGrammar}
+	}
+	skew, err := sqlinfo.CheckKeywords(sql, server)
+	switch {
+	case err != nil:
+		return &Refusal{StatementKind: "unparseable", Reason: "the statement cannot be scanned (" + err.Error() + ")",
+			Rule: "statements pgpseudo cannot parse are refused for restricted roles"}
+	case skew != nil:
+		return &Refusal{Word: skew.Word, Reason: "is " + category(skew.Parser) + " for pgpseudo's parser but " + category(skew.Server) + " for the server",
+			Rule: ruleGrammar}
+	}
+	return nil
+}
+
+func category(c byte) string {
+	switch c {
+	case 'U':
+		return "an unreserved keyword"
+	case 'C':
+		return "a column-name keyword"
+	case 'T':
+		return "a type or function name keyword"
+	case 'R':
+		return "a reserved keyword"
+	}
+	return "not a keyword"
 }
 
 // kindOf is the parse node's name without "Stmt".

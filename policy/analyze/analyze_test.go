@@ -45,7 +45,7 @@ func (e corpusEntry) session(t *testing.T, p *policy.Policy) *Session {
 	if r == "" {
 		r = "bi_analyst"
 	}
-	s := &Session{Policy: p, Role: role(t, p, r), SearchPath: defaultPath(), DefaultSearchPath: defaultPath(), InTransaction: e.Tx}
+	s := &Session{Keywords: pg15Keywords(t), Policy: p, Role: role(t, p, r), SearchPath: defaultPath(), DefaultSearchPath: defaultPath(), InTransaction: e.Tx}
 	if e.Path != nil {
 		s.SearchPath = *e.Path
 	}
@@ -139,7 +139,7 @@ func TestRefusalsNameRoleAndRule(t *testing.T) {
 
 func TestRefusalFields(t *testing.T) {
 	p := loadPolicy(t, "testdata/policy.yaml")
-	s := &Session{Policy: p, Role: role(t, p, "bi_analyst"), SearchPath: defaultPath()}
+	s := &Session{Keywords: pg15Keywords(t), Policy: p, Role: role(t, p, "bi_analyst"), SearchPath: defaultPath()}
 	res, err := Analyze(context.Background(), s, newTestCatalog(t), "SELECT 1; SELECT customer_id FROM customers WHERE religion = 'x'")
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +162,7 @@ func TestRefusalFields(t *testing.T) {
 func TestStatementInfo(t *testing.T) {
 	p := loadPolicy(t, "testdata/policy.yaml")
 	cat := newTestCatalog(t)
-	s := &Session{Policy: p, Role: role(t, p, "bi_analyst"), SearchPath: defaultPath()}
+	s := &Session{Keywords: pg15Keywords(t), Policy: p, Role: role(t, p, "bi_analyst"), SearchPath: defaultPath()}
 	res, err := Analyze(context.Background(), s, cat, "SELECT city FROM overview_berlin WHERE city = 'x'; SHOW search_path")
 	if err != nil || res.Refusal != nil {
 		t.Fatal(err, res.Refusal)
@@ -204,7 +204,7 @@ func TestCache(t *testing.T) {
 	p := loadPolicy(t, "testdata/policy.yaml")
 	cat := newTestCatalog(t)
 	c := NewCache(2)
-	s := &Session{Policy: p, Role: role(t, p, "bi_analyst"), SearchPath: defaultPath()}
+	s := &Session{Keywords: pg15Keywords(t), Policy: p, Role: role(t, p, "bi_analyst"), SearchPath: defaultPath()}
 	ctx := context.Background()
 	q := "SELECT email FROM customers WHERE city = 'Berlin'"
 	r1, err := c.Analyze(ctx, 1, s, cat, q)
@@ -217,7 +217,7 @@ func TestCache(t *testing.T) {
 		t.Fatal("repeated statement was analysed again")
 	}
 	// Another role, search path or generation is another entry.
-	dev := &Session{Policy: p, Role: role(t, p, "developer"), SearchPath: defaultPath()}
+	dev := &Session{Keywords: pg15Keywords(t), Policy: p, Role: role(t, p, "developer"), SearchPath: defaultPath()}
 	if r, _ := c.Analyze(ctx, 1, dev, cat, q); r == r1 {
 		t.Fatal("roles share a cache entry")
 	}
@@ -227,7 +227,7 @@ func TestCache(t *testing.T) {
 	if c.Len() != 2 {
 		t.Fatalf("cache holds %d entries, want 2 (bounded)", c.Len())
 	}
-	an := &Session{Policy: p, Role: s.Role, SearchPath: []string{"analytics"}}
+	an := &Session{Keywords: pg15Keywords(t), Policy: p, Role: s.Role, SearchPath: []string{"analytics"}}
 	r3, _ := c.Analyze(ctx, 2, an, cat, "SELECT * FROM customers WHERE customer_id = 1")
 	r4, _ := c.Analyze(ctx, 2, s, cat, "SELECT * FROM customers WHERE customer_id = 1")
 	if r3.Refusal != nil || r4.Refusal == nil {
@@ -257,7 +257,7 @@ func TestSamplePolicyCorpusSubset(t *testing.T) {
 		{"care_team", "SELECT * FROM health_records WHERE diagnosis = 'Asthma bronchiale'", false},
 		{"care_team", "SELECT * FROM payments ORDER BY iban", true},
 	} {
-		s := &Session{Policy: p, Role: role(t, p, c.role), SearchPath: defaultPath()}
+		s := &Session{Keywords: pg15Keywords(t), Policy: p, Role: role(t, p, c.role), SearchPath: defaultPath()}
 		res, err := Analyze(context.Background(), s, cat, c.sql)
 		if err != nil {
 			t.Fatal(err)
@@ -285,7 +285,7 @@ func (f *failingCatalog) IsBuiltinFunction(context.Context, string, string, []st
 // not cached.
 func TestCatalogFailure(t *testing.T) {
 	p := loadPolicy(t, "testdata/policy.yaml")
-	s := &Session{Policy: p, Role: role(t, p, "bi_analyst"), SearchPath: defaultPath()}
+	s := &Session{Keywords: pg15Keywords(t), Policy: p, Role: role(t, p, "bi_analyst"), SearchPath: defaultPath()}
 	cat := &failingCatalog{}
 	for _, q := range []string{"SELECT * FROM customers", "SELECT lower('x')"} {
 		if res, err := Analyze(context.Background(), s, cat, q); err == nil {

@@ -79,7 +79,7 @@ func TestCapturedClientQueries(t *testing.T) {
 					if len(stmts) < c.min {
 						t.Fatalf("%d statements, want at least %d", len(stmts), c.min)
 					}
-					s := &Session{Policy: p, Role: role(t, p, roleName), SearchPath: defaultPath(), DefaultSearchPath: defaultPath()}
+					s := &Session{Keywords: pg15Keywords(t), Policy: p, Role: role(t, p, roleName), SearchPath: defaultPath(), DefaultSearchPath: defaultPath()}
 					for i, sql := range stmts {
 						res, err := Analyze(context.Background(), s, cat, sql)
 						if err != nil {

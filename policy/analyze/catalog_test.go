@@ -12,6 +12,7 @@ import (
 
 	"github.com/pgpseudo/pgpseudo/configs/sample"
 	"github.com/pgpseudo/pgpseudo/policy"
+	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 )
 
 // testCatalog is an in-memory Catalog built from DDL: the sample
@@ -188,4 +189,23 @@ func TestSamplePolicyUnchanged(t *testing.T) {
 			}
 		}
 	}
+}
+
+// pg15Keywords returns pg_get_keywords() of a PostgreSQL 15 server
+// (testdata/keywords-pg15.txt: word, category, bare label).
+func pg15Keywords(t testing.TB) sqlinfo.Keywords {
+	t.Helper()
+	data, err := os.ReadFile("testdata/keywords-pg15.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kw := sqlinfo.Keywords{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			t.Fatalf("keywords-pg15.txt: %q", line)
+		}
+		kw[f[0]] = f[1][0]
+	}
+	return kw
 }

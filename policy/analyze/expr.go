@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
@@ -663,6 +665,13 @@ func (a *analyzer) setConfig(sc *scope, f *pg_query.FuncCall, c ctx) error {
 			return err
 		}
 	}
+	if a.restricted {
+		value, ok := constString(args[1])
+		if why := sqlinfo.LockedSetting(name, value, ok && value != ""); why != "" {
+			return &Refusal{Function: "set_config", Clause: c.clause,
+				Reason: "changes setting " + strings.ToLower(name) + ", which is locked for restricted roles", Rule: why}
+		}
+	}
 	switch strings.ToLower(name) {
 	case "role", "session_authorization":
 		return refuse("sets " + name)
@@ -688,9 +697,23 @@ func (a *analyzer) set(v *pg_query.VariableSetStmt) error {
 	name := strings.ToLower(v.GetName())
 	switch v.GetKind() {
 	case pg_query.VariableSetKind_VAR_RESET_ALL:
+		// Every setting returns to the session's default, which pgpseudo
+		// checked at login.
 		return a.setSearchPath(a.s.DefaultSearchPath, "RESET ALL")
 	case pg_query.VariableSetKind_VAR_SET_MULTI:
 		return nil
+	}
+	if a.restricted {
+		value, ok := "", true
+		if v.GetKind() == pg_query.VariableSetKind_VAR_SET_VALUE {
+			value, ok = "", false
+			if args := v.GetArgs(); len(args) == 1 {
+				value, ok = constString(args[0])
+			}
+		}
+		if why := sqlinfo.LockedSetting(name, value, ok); why != "" {
+			return lockedSetting("VariableSet", name, why)
+		}
 	}
 	switch name {
 	case "role", "session_authorization":
@@ -735,6 +758,12 @@ func (a *analyzer) setSearchPath(path []string, what string) error {
 	a.nextPath = append([]string{}, path...)
 	a.pathChanged = true
 	return nil
+}
+
+// lockedSetting refuses a change of a setting the lexing of later
+// statements depends on.
+func lockedSetting(kind, name, why string) *Refusal {
+	return &Refusal{StatementKind: kind, Setting: strings.ToLower(name), Reason: "is locked for restricted roles", Rule: why}
 }
 
 // ParseSearchPath splits a search_path setting as PostgreSQL does:

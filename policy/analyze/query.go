@@ -839,6 +839,11 @@ func (a *analyzer) view(rel *Relation) (*viewInfo, error) {
 	if a.viewDepth >= maxViewDepth {
 		return taint("nests views too deeply"), nil
 	}
+	if ref := grammarSkew(rel.ViewSQL, a.s.Keywords); ref != nil {
+		ref.View = rel.Name
+		vi.taint = ref
+		return vi, nil
+	}
 	tree, err := pg_query.Parse(rel.ViewSQL)
 	if err != nil || len(tree.GetStmts()) != 1 || tree.GetStmts()[0].GetStmt().GetSelectStmt() == nil {
 		return taint("has a definition pgpseudo cannot parse"), nil

@@ -24,6 +24,10 @@ type Refusal struct {
 	Function string
 	// Relation names a refused relation (statistics views, unknown names).
 	Relation string
+	// Setting names a setting a restricted role may not change.
+	Setting string
+	// Word is a word the server's grammar reads differently.
+	Word string
 	// View is set when the refused use is inside a view's definition.
 	View policy.TableName
 	// Role is the session's policy role.
@@ -60,6 +64,10 @@ func (r *Refusal) Message() string {
 		subject = "function " + r.Function + "()"
 	case r.Relation != "":
 		subject = "relation " + r.Relation
+	case r.Setting != "":
+		subject = "setting " + r.Setting
+	case r.Word != "":
+		subject = "the word " + quoteIdent(r.Word)
 	}
 	if subject != "" {
 		b.WriteString(subject + " " + r.Reason)
@@ -71,6 +79,10 @@ func (r *Refusal) Message() string {
 		b.WriteString(" may not use it in " + r.Clause)
 	} else if r.Relation != "" && r.Function == "" {
 		b.WriteString(" may not read it")
+	} else if r.Setting != "" {
+		b.WriteString(" may not change it")
+	} else if r.Word != "" {
+		b.WriteString(" may not use it unquoted")
 	} else {
 		b.WriteString(" may not run it")
 		if r.Clause != "" {

@@ -1,0 +1,469 @@
+package integration
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/pgpseudo/pgpseudo/configs/sample"
+	"github.com/pgpseudo/pgpseudo/proxy/wire"
+)
+
+// The attack corpus (testdata/attacks.yaml) is what an attacker with a
+// restricted role and nothing but SQL and wire messages tries, grouped by
+// the class of bypass it aims at. Every entry runs against the real
+// server through the proxy, and every byte the client receives — rows,
+// COPY data, errors, notices, parameter status — is searched for the
+// sample's personal and special-category values in clear, upper and
+// lower case, reversed, hex, base64, bytea escape and as MD5/SHA-256
+// digests.
+
+// attack is one entry of the corpus.
+type attack struct {
+	Class string `yaml:"class"`
+	// Note says what the entry tries.
+	Note string `yaml:"note"`
+	// User is the attacker (default bi_jane, role bi_analyst).
+	User string `yaml:"user"`
+	// Admin statements run as the superuser before the attack, Cleanup
+	// after it (both in the sample database).
+	Admin   []string `yaml:"admin"`
+	Cleanup []string `yaml:"cleanup"`
+	// Params are startup parameters the attacker sends (options,
+	// client_encoding, …).
+	Params map[string]string `yaml:"params"`
+	// Setup is sent first, as simple queries.
+	Setup []string `yaml:"setup"`
+	// SQL runs in the simple and the extended protocol (Protocol narrows
+	// it to one).
+	SQL      string `yaml:"sql"`
+	Protocol string `yaml:"protocol"`
+	// Wire is a sequence of frontend messages (see parseWire).
+	Wire string `yaml:"wire"`
+	// Want is what must happen besides no leak: refused (a 42501 naming
+	// role and rule, and Column when set), login-refused, error (any
+	// ErrorResponse), ok (no error), or "" (anything).
+	Want   string `yaml:"want"`
+	Column string `yaml:"column"`
+}
+
+func loadAttacks(t *testing.T) []attack {
+	t.Helper()
+	data, err := os.ReadFile("testdata/attacks.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var as []attack
+	if err := yaml.Unmarshal(data, &as); err != nil {
+		t.Fatal(err)
+	}
+	return as
+}
+
+// secrets are the sample's values that a restricted role must never
+// receive, with every encoding an attacker could ask the server for.
+type secrets struct {
+	values []string
+}
+
+func sampleSecrets(customers []sample.Customer) *secrets {
+	s := &secrets{}
+	s.values = append(s.values, sample.Diagnoses()...)
+	for _, c := range customers {
+		s.values = append(s.values, c.PersonalValues()...)
+	}
+	return s
+}
+
+// variants are the forms of v a leak check looks for.
+func variants(v string) []string {
+	b := []byte(v)
+	rev := []rune(v)
+	for i, j := 0, len(rev)-1; i < j; i, j = i+1, j-1 {
+		rev[i], rev[j] = rev[j], rev[i]
+	}
+	m := md5.Sum(b)
+	h := sha256.Sum256(b)
+	var esc strings.Builder // bytea escape output
+	for _, c := range b {
+		if c >= 0x80 || c < 0x20 || c == '\\' {
+			fmt.Fprintf(&esc, `\%03o`, c)
+		} else {
+			esc.WriteByte(c)
+		}
+	}
+	return []string{v, strings.ToUpper(v), strings.ToLower(v), string(rev),
+		hex.EncodeToString(b), strings.ToUpper(hex.EncodeToString(b)),
+		base64.StdEncoding.EncodeToString(b), base64.RawStdEncoding.EncodeToString(b), base64.URLEncoding.EncodeToString(b),
+		hex.EncodeToString(m[:]), hex.EncodeToString(h[:]), esc.String()}
+}
+
+// check fails the test when got holds a secret in any form. Values the
+// attacker wrote into its own statements are not counted (an echo of the
+// attacker's input reveals nothing).
+func (s *secrets) check(t *testing.T, what, got, input string) {
+	t.Helper()
+	for _, v := range s.values {
+		if strings.Contains(input, v) || strings.Contains(strings.ToLower(input), strings.ToLower(v)) {
+			continue
+		}
+		for _, form := range variants(v) {
+			if utf8.RuneCountInString(form) >= 4 && strings.Contains(got, form) {
+				t.Errorf("%s: secret %q leaked as %q", what, v, form)
+				return
+			}
+		}
+	}
+}
+
+// wireSession is a raw protocol session through the proxy: authenticated
+// by pgconn, then driven message by message.
+type wireSession struct {
+	conn net.Conn
+	fe   *pgproto3.Frontend
+	// received is everything the server side sent, re-encoded.
+	received strings.Builder
+	errors   []*pgproto3.ErrorResponse
+	params   map[string]string
+}
+
+func dialWire(t *testing.T, dsn string) (*wireSession, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pc, err := pgconn.Connect(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	hc, err := pc.Hijack()
+	if err != nil {
+		return nil, err
+	}
+	ws := &wireSession{conn: hc.Conn, fe: hc.Frontend, params: hc.ParameterStatuses}
+	for k, v := range hc.ParameterStatuses {
+		ws.received.WriteString(k + "=" + v + "\n")
+	}
+	t.Cleanup(func() { ws.conn.Close() })
+	return ws, nil
+}
+
+// endMarker ends every exchange: once its row arrives, everything the
+// attack caused has been received.
+const endMarker = "pgpseudo-attack-end"
+
+// exchange sends frames, then a Sync and a marker query, and collects every
+// message until the marker's ReadyForQuery. A session that ends or hangs
+// is reported; the proxy may end a session it cannot keep safe.
+func (ws *wireSession) exchange(frames []byte) (ended bool, err error) {
+	frames = append(frames, wire.Frame('S')...)
+	frames = append(frames, wire.Frame('Q', []byte("SELECT '"+endMarker+"'"), []byte{0})...)
+	ws.conn.SetDeadline(time.Now().Add(30 * time.Second))
+	defer ws.conn.SetDeadline(time.Time{})
+	if _, err := ws.conn.Write(frames); err != nil {
+		return true, nil
+	}
+	seenMarker := false
+	for {
+		m, err := ws.fe.Receive()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return false, fmt.Errorf("no reply within 30 s (the session hangs): %w", err)
+			}
+			return true, nil
+		}
+		raw, _ := m.Encode(nil)
+		ws.received.Write(raw)
+		switch m := m.(type) {
+		case *pgproto3.ErrorResponse:
+			e := *m
+			ws.errors = append(ws.errors, &e)
+			if e.Severity == "FATAL" {
+				return true, nil
+			}
+		case *pgproto3.NoticeResponse:
+			ws.received.WriteString(m.Message + m.Detail)
+		case *pgproto3.DataRow:
+			if len(m.Values) == 1 && string(m.Values[0]) == endMarker {
+				seenMarker = true
+			}
+		case *pgproto3.ReadyForQuery:
+			if seenMarker {
+				return false, nil
+			}
+		}
+	}
+}
+
+// simpleFrames and extendedFrames run one SQL text.
+func simpleFrames(sql string) []byte { return wire.Frame('Q', []byte(sql), []byte{0}) }
+
+func extendedFrames(sql string) []byte {
+	var b []byte
+	b = append(b, wire.Frame('P', []byte{0}, []byte(sql), []byte{0, 0, 0})...)
+	b = append(b, wire.Frame('B', []byte{0, 0, 0, 0, 0, 0, 0, 0})...)
+	b = append(b, wire.Frame('D', []byte{'P', 0})...)
+	b = append(b, wire.Frame('E', []byte{0, 0, 0, 0, 0})...)
+	return append(b, wire.Frame('S')...)
+}
+
+// parseWire reads a message sequence, one message per line:
+//
+//	P name "sql" [type-oid …]   Parse
+//	B portal stmt [format …]    Bind (no parameters; result formats)
+//	D S|P name                  Describe
+//	E portal [max-rows]         Execute
+//	C S|P name                  Close
+//	S | H                       Sync | Flush
+//	Q "sql"                     Query
+//	F oid                       FunctionCall without arguments
+//
+// Names and SQL are Go-quoted strings or bare words; "" is the unnamed one.
+func parseWire(src string) ([]byte, error) {
+	var out []byte
+	for n, line := range strings.Split(src, "\n") {
+		f, err := wireFields(strings.TrimSpace(line))
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", n+1, err)
+		}
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		arg := func(i int) string {
+			if i < len(f) {
+				return f[i]
+			}
+			return ""
+		}
+		cs := func(s string) []byte { return append([]byte(s), 0) }
+		switch f[0] {
+		case "P":
+			var types []byte
+			for _, o := range f[3:] {
+				v, err := strconv.ParseUint(o, 10, 32)
+				if err != nil {
+					return nil, fmt.Errorf("line %d: %w", n+1, err)
+				}
+				types = append(types, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+			}
+			cnt := len(f) - 3
+			if cnt < 0 {
+				cnt = 0
+			}
+			out = append(out, wire.Frame('P', cs(arg(1)), cs(arg(2)), []byte{byte(cnt >> 8), byte(cnt)}, types)...)
+		case "B":
+			body := append(cs(arg(1)), cs(arg(2))...)
+			body = append(body, 0, 0, 0, 0) // no parameter formats, no parameters
+			formats := f[min(3, len(f)):]
+			body = append(body, byte(len(formats)>>8), byte(len(formats)))
+			for _, fm := range formats {
+				v, _ := strconv.Atoi(fm)
+				body = append(body, byte(v>>8), byte(v))
+			}
+			out = append(out, wire.Frame('B', body)...)
+		case "D", "C":
+			out = append(out, wire.Frame(f[0][0], []byte(arg(1)), cs(arg(2)))...)
+		case "E":
+			max, _ := strconv.Atoi(arg(2))
+			out = append(out, wire.Frame('E', cs(arg(1)), []byte{byte(max >> 24), byte(max >> 16), byte(max >> 8), byte(max)})...)
+		case "S", "H":
+			out = append(out, wire.Frame(f[0][0])...)
+		case "Q":
+			out = append(out, wire.Frame('Q', cs(arg(1)))...)
+		case "F":
+			oid, _ := strconv.Atoi(arg(1))
+			out = append(out, wire.Frame('F', []byte{byte(oid >> 24), byte(oid >> 16), byte(oid >> 8), byte(oid)}, []byte{0, 0, 0, 0, 0, 0})...)
+		default:
+			return nil, fmt.Errorf("line %d: unknown message %q", n+1, f[0])
+		}
+	}
+	return out, nil
+}
+
+// wireFields splits a line into bare words and Go-quoted strings.
+func wireFields(s string) ([]string, error) {
+	var out []string
+	for s = strings.TrimSpace(s); s != ""; s = strings.TrimSpace(s) {
+		if s[0] == '"' {
+			q, err := strconv.QuotedPrefix(s)
+			if err != nil {
+				return nil, err
+			}
+			v, _ := strconv.Unquote(q)
+			out = append(out, v)
+			s = s[len(q):]
+			continue
+		}
+		i := strings.IndexAny(s, " \t")
+		if i < 0 {
+			i = len(s)
+		}
+		out = append(out, s[:i])
+		s = s[i:]
+	}
+	return out, nil
+}
+
+// TestAttackCorpus runs every attack of testdata/attacks.yaml, one subtest
+// per class.
+func TestAttackCorpus(t *testing.T) {
+	customers := kunden(t)
+	sec := sampleSecrets(customers)
+	attacks := loadAttacks(t)
+	byClass := map[string][]attack{}
+	var classes []string
+	for _, a := range attacks {
+		if byClass[a.Class] == nil {
+			classes = append(classes, a.Class)
+		}
+		byClass[a.Class] = append(byClass[a.Class], a)
+	}
+	p := policyProxy(t, samplePolicy)
+	runs := 0
+	for _, class := range classes {
+		t.Run(class, func(t *testing.T) {
+			for i, a := range byClass[class] {
+				runs += runAttack(t, p, sec, fmt.Sprintf("%s #%d", class, i+1), a)
+			}
+		})
+	}
+	// The proxy still serves everyone after the whole corpus.
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	var n int
+	if err := c.QueryRow(context.Background(), "SELECT count(*) FROM customers").Scan(&n); err != nil || n != sampleSize {
+		t.Fatalf("after the attack corpus: %d, %v", n, err)
+	}
+	t.Logf("attack corpus: %d entries, %d statement and wire-sequence runs", len(attacks), runs)
+}
+
+// runAttack runs one entry and returns how many exchanges it made.
+func runAttack(t *testing.T, p *runningProxy, sec *secrets, name string, a attack) int {
+	t.Helper()
+	ctx := context.Background()
+	if len(a.Admin) > 0 {
+		if err := shared.stack.PG.Exec(ctx, dbKunden, a.Admin...); err != nil {
+			t.Fatalf("%s: admin: %v", name, err)
+		}
+	}
+	if len(a.Cleanup) > 0 {
+		defer func() {
+			if err := shared.stack.PG.Exec(ctx, dbKunden, a.Cleanup...); err != nil {
+				t.Errorf("%s: cleanup: %v", name, err)
+			}
+		}()
+	}
+	user := a.User
+	if user == "" {
+		user = userBI
+	}
+	var extra []string
+	for k, v := range a.Params {
+		extra = append(extra, k+"='"+strings.ReplaceAll(v, "'", `\'`)+"'")
+	}
+	input := a.SQL + a.Wire + strings.Join(a.Setup, ";")
+	type run struct {
+		label  string
+		frames []byte
+	}
+	var runs []run
+	switch {
+	case a.Wire != "":
+		frames, err := parseWire(a.Wire)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		runs = append(runs, run{"wire", frames})
+	case a.Protocol == "simple":
+		runs = append(runs, run{"simple", simpleFrames(a.SQL)})
+	case a.Protocol == "extended":
+		runs = append(runs, run{"extended", extendedFrames(a.SQL)})
+	default:
+		runs = append(runs, run{"simple", simpleFrames(a.SQL)}, run{"extended", extendedFrames(a.SQL)})
+	}
+	for _, r := range runs {
+		label := name + " (" + r.label + "): " + a.Note
+		ws, err := dialWire(t, p.dsn(user, samplePass, dbKunden, extra...))
+		if a.Want == "login-refused" {
+			var pe *pgconn.PgError
+			if err == nil || !errors.As(err, &pe) || pe.Code != "42501" {
+				t.Errorf("%s: login not refused with 42501: %v", label, err)
+			} else {
+				sec.check(t, label, pe.Error(), input)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: connect: %v", label, err)
+			continue
+		}
+		for _, s := range a.Setup {
+			if _, err := ws.exchange(simpleFrames(s)); err != nil {
+				t.Errorf("%s: setup %q: %v", label, s, err)
+			}
+		}
+		ended, err := ws.exchange(r.frames)
+		if err != nil {
+			t.Errorf("%s: %v", label, err)
+		}
+		sec.check(t, label, ws.received.String(), input)
+		checkWant(t, label, a, ws, ended)
+	}
+	return len(runs)
+}
+
+// checkWant checks the outcome an entry expects.
+func checkWant(t *testing.T, label string, a attack, ws *wireSession, ended bool) {
+	t.Helper()
+	var policyErr *pgproto3.ErrorResponse
+	for _, e := range ws.errors {
+		if e.Code == "42501" && strings.HasPrefix(e.Message, "pgpseudo") {
+			policyErr = e
+			break
+		}
+	}
+	switch a.Want {
+	case "refused":
+		if policyErr == nil {
+			t.Errorf("%s: not refused (errors: %v, session ended: %v)", label, errorTexts(ws.errors), ended)
+			return
+		}
+		msg := policyErr.Message
+		if !strings.Contains(msg, "role ") || !strings.Contains(msg, "(rule: ") {
+			t.Errorf("%s: refusal does not name role and rule: %s", label, msg)
+		}
+		if a.Column != "" && !strings.Contains(msg, a.Column) {
+			t.Errorf("%s: refusal does not name %s: %s", label, a.Column, msg)
+		}
+	case "error":
+		if len(ws.errors) == 0 {
+			t.Errorf("%s: no error", label)
+		}
+	case "ok":
+		if len(ws.errors) > 0 || ended {
+			t.Errorf("%s: want success, got %v (ended %v)", label, errorTexts(ws.errors), ended)
+		}
+	}
+}
+
+func errorTexts(es []*pgproto3.ErrorResponse) []string {
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Code+" "+e.Message)
+	}
+	return out
+}
