@@ -3,8 +3,8 @@ package proxy
 import (
 	"context"
 	"errors"
-	"time"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"

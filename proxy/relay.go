@@ -363,4 +363,3 @@ func (s *session) writeClientProtocolError(err error) {
 func isTimeout(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded)
 }
-
