@@ -250,6 +250,25 @@ func (w *Writer) Checkpoint(ctx context.Context) error {
 	return err
 }
 
+// Probe writes a checkpoint record to learn whether the log can take
+// records again after a failed write (a full disk that was freed). A
+// failed fsync stays fatal: after one, nothing written since the last
+// good fsync can be trusted, so the log is not reopened behind the
+// operator's back.
+func (w *Writer) Probe(ctx context.Context) error {
+	w.mu.Lock()
+	if err := w.usableLocked(); err != nil {
+		w.mu.Unlock()
+		return err
+	}
+	seq, err := w.checkpointLocked(false)
+	w.mu.Unlock()
+	if err == nil {
+		err = w.durable(ctx, seq)
+	}
+	return err
+}
+
 func (w *Writer) checkpoint(final bool) (uint64, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

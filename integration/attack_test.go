@@ -8,8 +8,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"encoding/json"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,8 +47,9 @@ type attack struct {
 	Admin   []string `yaml:"admin"`
 	Cleanup []string `yaml:"cleanup"`
 	// Params are startup parameters the attacker sends (options,
-	// client_encoding, …).
-	Params map[string]string `yaml:"params"`
+	// client_encoding, …); Password replaces the right one.
+	Params   map[string]string `yaml:"params"`
+	Password string            `yaml:"password"`
 	// Setup is sent first, as simple queries.
 	Setup []string `yaml:"setup"`
 	// SQL runs in the simple and the extended protocol (Protocol narrows
@@ -60,6 +63,9 @@ type attack struct {
 	// ErrorResponse), ok (no error), or "" (anything).
 	Want   string `yaml:"want"`
 	Column string `yaml:"column"`
+	// Strict counts values the attacker wrote itself: for guesses a
+	// result could confirm (COPY … NULL 'guess').
+	Strict bool `yaml:"strict"`
 }
 
 func loadAttacks(t *testing.T) []attack {
@@ -333,7 +339,9 @@ func TestAttackCorpus(t *testing.T) {
 		}
 		byClass[a.Class] = append(byClass[a.Class], a)
 	}
-	p := policyProxy(t, samplePolicy)
+	// The audit log is on: no attack may stop it for everyone.
+	auditFile := filepath.Join(t.TempDir(), "audit.jsonl")
+	p := auditProxy(t, auditFile)
 	runs := 0
 	for _, class := range classes {
 		t.Run(class, func(t *testing.T) {
@@ -348,6 +356,11 @@ func TestAttackCorpus(t *testing.T) {
 	if err := c.QueryRow(context.Background(), "SELECT count(*) FROM customers").Scan(&n); err != nil || n != sampleSize {
 		t.Fatalf("after the attack corpus: %d, %v", n, err)
 	}
+	for _, r := range readAudit(t, auditFile) {
+		if b, err := json.Marshal(r); err == nil {
+			sec.check(t, "audit log", string(b), "")
+		}
+	}
 	t.Logf("attack corpus: %d entries, %d statement and wire-sequence runs", len(attacks), runs)
 }
 
@@ -360,12 +373,12 @@ func runAttack(t *testing.T, p *runningProxy, sec *secrets, name string, a attac
 			t.Fatalf("%s: admin: %v", name, err)
 		}
 	}
-	if len(a.Cleanup) > 0 {
-		defer func() {
+	cleanup := func() {
+		if len(a.Cleanup) > 0 {
 			if err := shared.stack.PG.Exec(ctx, dbKunden, a.Cleanup...); err != nil {
 				t.Errorf("%s: cleanup: %v", name, err)
 			}
-		}()
+		}
 	}
 	user := a.User
 	if user == "" {
@@ -385,6 +398,7 @@ func runAttack(t *testing.T, p *runningProxy, sec *secrets, name string, a attac
 	case a.Wire != "":
 		frames, err := parseWire(a.Wire)
 		if err != nil {
+			cleanup()
 			t.Fatalf("%s: %v", name, err)
 		}
 		runs = append(runs, run{"wire", frames})
@@ -397,7 +411,17 @@ func runAttack(t *testing.T, p *runningProxy, sec *secrets, name string, a attac
 	}
 	for _, r := range runs {
 		label := name + " (" + r.label + "): " + a.Note
-		ws, err := dialWire(t, p.dsn(user, samplePass, dbKunden, extra...))
+		pass := samplePass
+		if a.Password != "" {
+			pass = a.Password
+		}
+		ws, err := dialWire(t, p.dsn(user, pass, dbKunden, extra...))
+		if a.Want == "login-failed" {
+			if err == nil {
+				t.Errorf("%s: login succeeded", label)
+			}
+			continue
+		}
 		if a.Want == "login-refused" {
 			var pe *pgconn.PgError
 			if err == nil || !errors.As(err, &pe) || pe.Code != "42501" {
@@ -420,8 +444,22 @@ func runAttack(t *testing.T, p *runningProxy, sec *secrets, name string, a attac
 		if err != nil {
 			t.Errorf("%s: %v", label, err)
 		}
-		sec.check(t, label, ws.received.String(), input)
+		check := input
+		if a.Strict {
+			check = ""
+		}
+		sec.check(t, label, ws.received.String(), check)
 		checkWant(t, label, a, ws, ended)
+	}
+	cleanup()
+	// Whatever the attack did, everyone else is still served.
+	other, err := pgconn.Connect(ctx, p.dsn(userDev, samplePass, dbKunden))
+	if err != nil {
+		t.Fatalf("%s: another user cannot connect afterwards: %v", name, err)
+	}
+	defer other.Close(ctx)
+	if _, err := other.Exec(ctx, "SELECT count(*) FROM orders").ReadAll(); err != nil {
+		t.Fatalf("%s: another user's statement fails afterwards: %v", name, err)
 	}
 	return len(runs)
 }

@@ -247,6 +247,25 @@ func TestAuditSinkFailure(t *testing.T) {
 	if okRecords < succeeded {
 		t.Fatalf("client was told %d statements succeeded, the log has %d", succeeded, okRecords)
 	}
+	// Freeing the disk brings the log back without a restart.
+	if err := os.Remove(filepath.Join(mnt, "filler")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		err := c.QueryRow(ctx, "SELECT count(*) FROM customers").Scan(&n)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the audit log did not recover after the disk was freed: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !waitLog(p, 0, "audit log writable again") {
+		t.Fatal("recovery not logged")
+	}
 }
 
 func mustSize(t *testing.T, path string) int64 {

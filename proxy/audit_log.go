@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -18,9 +19,12 @@ const codeAuditFailure = "58030"
 // auditRefusal is what a client is told while the audit log is down.
 const auditRefusal = "pgpseudo: the audit log cannot be written; statements are refused until it recovers"
 
-// auditWrite writes ev when auditing is on. A failure marks the log down so
-// new statements are refused (on_failure: refuse; with continue the writer
-// itself logs and returns nil).
+// auditWrite writes ev when auditing is on. A failure of the log itself
+// (disk full, I/O error) marks it down so new statements are refused
+// (on_failure: refuse; with continue the writer logs and returns nil). A
+// record the writer rejects fails only the statement it describes: the
+// records the proxy builds are valid by construction (fitted names and
+// codes), so one is a bug, never a way for a client to stop the log.
 func (s *Server) auditWrite(ev audit.Event) error {
 	if s.aud == nil {
 		return nil
@@ -28,6 +32,10 @@ func (s *Server) auditWrite(ev audit.Event) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.aud.Write(ctx, ev); err != nil {
+		if errors.Is(err, audit.ErrInvalidRecord) {
+			s.log.Error("audit record rejected; the statement fails", zap.Error(err))
+			return err
+		}
 		if !s.auditDown.Swap(true) {
 			s.log.Error("audit log write failed; new statements are refused", zap.Error(err))
 		}
@@ -36,8 +44,27 @@ func (s *Server) auditWrite(ev audit.Event) error {
 	return nil
 }
 
-// auditRefusing reports whether statements must be refused now.
-func (s *Server) auditRefusing() bool { return s.aud != nil && s.auditDown.Load() }
+// auditRefusing reports whether statements must be refused now: the log
+// failed, and a probe (at most one a second) finds it still failing.
+func (s *Server) auditRefusing() bool {
+	if s.aud == nil || !s.auditDown.Load() {
+		return false
+	}
+	now := time.Now().UnixNano()
+	last := s.auditProbe.Load()
+	if now-last < int64(time.Second) || !s.auditProbe.CompareAndSwap(last, now) {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.aud.Probe(ctx); err != nil {
+		return true
+	}
+	if s.auditDown.Swap(false) {
+		s.log.Warn("audit log writable again; statements are accepted")
+	}
+	return false
+}
 
 func (s *session) auditSession() audit.Session {
 	role := ""
@@ -45,7 +72,13 @@ func (s *session) auditSession() audit.Session {
 		_, r := s.currentPolicy()
 		role = r.Name
 	}
-	return audit.Session{ConnID: s.connID, User: s.id.User, Role: role, Database: s.id.Database}
+	return sessionRecord(s.connID, s.id.User, role, s.id.Database)
+}
+
+// sessionRecord is the session part of a record; the names come from the
+// client and the policy and are fitted.
+func sessionRecord(connID uint64, user, role, database string) audit.Session {
+	return audit.Session{ConnID: connID, User: audit.FitName(user), Role: audit.FitName(role), Database: audit.FitName(database)}
 }
 
 func (s *session) clientAddrPort() netip.AddrPort {
@@ -76,8 +109,9 @@ func (s *session) auditAuthFailure(err error) {
 	default:
 		return // a connection that never got to authenticate
 	}
-	_ = s.srv.auditWrite(audit.AuthFailure{User: s.id.User, Database: s.id.Database, ClientAddr: s.clientAddrPort(),
-		ApplicationName: s.id.ApplicationName, TLSVersion: s.id.TLSVersion, AuthMethod: s.authMethod(), Reason: reason})
+	_ = s.srv.auditWrite(audit.AuthFailure{User: audit.FitName(s.id.User), Database: audit.FitName(s.id.Database),
+		ClientAddr: s.clientAddrPort(), ApplicationName: audit.FitName(s.id.ApplicationName), TLSVersion: s.id.TLSVersion,
+		AuthMethod: s.authMethod(), Reason: reason})
 }
 
 // stmtAudit accumulates one statement's audit record.
@@ -118,15 +152,66 @@ func (s *session) finishStmt(a *stmtAudit, outcome audit.Outcome, sqlstate strin
 	if a == nil || s.srv.aud == nil {
 		return nil
 	}
-	kind := a.kind
+	return s.srv.auditWrite(statementRecord(s.auditSession(), a, outcome, sqlstate, time.Since(a.start)))
+}
+
+// statementRecord builds a statement's record. Everything a client or the
+// database can influence is fitted (names, codes, the server's SQLSTATE),
+// so the record is valid whatever the statement, plan or identity
+// (TestStatementRecordsAreValid).
+func statementRecord(sess audit.Session, a *stmtAudit, outcome audit.Outcome, sqlstate string, d time.Duration) audit.Statement {
+	kind := audit.FitCode(a.kind)
 	if kind == "" {
 		kind = "unknown"
 	}
-	return s.srv.auditWrite(audit.Statement{
-		Session: s.auditSession(), Fingerprint: a.fingerprint, Kind: kind, Relations: a.relations,
-		Columns: a.cols, Rows: a.rows, Bytes: a.bytes, Duration: time.Since(a.start),
-		Outcome: outcome, SQLState: sqlstate, Refusal: a.refusal,
-	})
+	fp := a.fingerprint
+	if len(fp) > 64 || !utf8.ValidString(fp) {
+		fp = audit.FitName(fp)
+	}
+	ev := audit.Statement{Session: sess, Fingerprint: fp, Kind: kind, Rows: a.rows, Bytes: a.bytes, Duration: d, Outcome: outcome}
+	for _, r := range a.relations {
+		ev.Relations = append(ev.Relations, audit.FitName(r))
+	}
+	for _, c := range a.cols {
+		c.Table, c.Column, c.Domain = audit.FitName(c.Table), audit.FitName(c.Column), audit.FitName(c.Domain)
+		c.Class, c.Transformer = audit.FitCode(c.Class), audit.FitCode(c.Transformer)
+		if c.Table == "" || c.Column == "" {
+			continue // nothing to say about a column without a name
+		}
+		ev.Columns = append(ev.Columns, c)
+	}
+	switch {
+	case outcome == audit.OutcomeOK:
+	case validSQLState(sqlstate):
+		ev.SQLState = sqlstate
+	default:
+		ev.SQLState = codeInternalError
+	}
+	if a.refusal != nil {
+		r := *a.refusal
+		r.Rule = audit.FitCode(r.Rule)
+		if r.Rule == "" {
+			r.Rule = "refused"
+		}
+		r.Table, r.Column = audit.FitName(r.Table), audit.FitName(r.Column)
+		ev.Refusal = &r
+	} else if outcome == audit.OutcomeRefused {
+		ev.Refusal = &audit.Refusal{Rule: "refused"}
+	}
+	return ev
+}
+
+// validSQLState reports a five-character SQLSTATE.
+func validSQLState(s string) bool {
+	if len(s) != 5 {
+		return false
+	}
+	for i := 0; i < 5; i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 // decisionOf maps a policy action to the audit vocabulary.

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgpseudo/pgpseudo/audit"
+	"github.com/pgpseudo/pgpseudo/policy"
 	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 	"github.com/pgpseudo/pgpseudo/proxy/protocol"
 	"github.com/pgpseudo/pgpseudo/proxy/wire"
@@ -189,7 +190,11 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 			// The record is written before the client hears of success.
 			err := s.finishStmt(a, audit.OutcomeOK, "")
 			s.endAudit(rep.Result)
-			if err != nil && s.srv.auditRefusing() {
+			switch {
+			case errors.Is(err, audit.ErrInvalidRecord):
+				emit(errorFrame(codeInternalError, "pgpseudo: the statement's audit record could not be written; the statement is reported as failed"))
+				return nil
+			case err != nil:
 				emit(errorFrame(codeAuditFailure, auditRefusal))
 				return nil
 			}
@@ -483,7 +488,7 @@ func (s *session) copyOut(m wire.Msg, r *protocol.Result, emit func(...[]byte)) 
 	if q, ok := r.Req.Meta.(*queryMeta); ok {
 		cs = q.copies[r.Index]
 	}
-	reason := "COPY output cannot be checked against the policy"
+	reason := "COPY output cannot be checked against the policy; role " + s.roleName() + " may not run it (rule: COPY output is rewritten per column or withheld)"
 	if cs != nil && cs.probed && cs.fields != nil && cs.info.Unsupported == "" {
 		var resp pgproto3.CopyOutResponse
 		if err := resp.Decode(m.Body()); err == nil && len(resp.ColumnFormatCodes) == len(cs.fields) {
@@ -496,6 +501,20 @@ func (s *session) copyOut(m wire.Msg, r *protocol.Result, emit func(...[]byte)) 
 				formats[i] = format
 			}
 			p, err := s.planFor(cs.fields, formats, cs.computedOK)
+			if err == nil && cs.info.NullSet && !p.passthrough && resp.OverallFormat == 0 {
+				// A value equal to the chosen NULL string is written
+				// unchanged: it would confirm a guessed clear value.
+				col := ""
+				for i, c := range p.cols {
+					if c.action != policy.Allow {
+						col = string(cs.fields[i].Name)
+						break
+					}
+				}
+				s.copyBlocked = fmt.Sprintf("COPY option NULL with the protected column %s: a value equal to the NULL string would leave unchanged; role %s may not use it (rule: COPY of protected columns uses the default NULL string)",
+					col, s.roleName())
+				return nil
+			}
 			if err == nil {
 				cs.plan = p
 				s.copy = cs
@@ -506,10 +525,16 @@ func (s *session) copyOut(m wire.Msg, r *protocol.Result, emit func(...[]byte)) 
 			reason += ": " + err.Error()
 		}
 	} else if cs != nil && cs.info.Unsupported != "" {
-		reason = "COPY option " + cs.info.Unsupported + " is not supported for this role"
+		reason = "COPY option " + cs.info.Unsupported + " is not supported; role " + s.roleName() + " may not use it (rule: COPY output is rewritten per column or withheld)"
 	}
 	s.copyBlocked = reason
 	return nil
+}
+
+// roleName is the session's policy role, for messages.
+func (s *session) roleName() string {
+	_, role := s.currentPolicy()
+	return role.Name
 }
 
 // planFor builds a plan with the session's current policy.

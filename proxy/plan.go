@@ -164,7 +164,8 @@ func (s *session) decideField(ctx context.Context, pol *policy.Policy, role *pol
 		// System catalogs describe the database, not people — except the
 		// few that keep column statistics or other sessions' SQL text.
 		if sqlinfo.SensitiveCatalog(rel.Root.Table) {
-			return policy.Decision{Action: policy.Block, Rule: fmt.Sprintf("%s holds table data or other sessions' statements", rel.Root)}, rel.Root, false, nil
+			return policy.Decision{Action: policy.Block, Column: rel.Attrs[attnum].Name,
+				Rule: fmt.Sprintf("%s holds table data or other sessions' statements", rel.Root)}, rel.Root, false, nil
 		}
 		return policy.Decision{Action: policy.Allow}, rel.Root, false, nil
 	}

@@ -160,13 +160,13 @@ func (s *session) policyNow() (*policy.Policy, *policy.Role, uint64) {
 
 // auditPolicyLoad records a policy load or reload attempt.
 func (s *Server) auditPolicyLoad(pol *policy.Policy, reload bool, err error) {
-	ev := audit.PolicyLoad{File: s.cfg.Policy, Reload: reload, Outcome: audit.OutcomeOK}
+	ev := audit.PolicyLoad{File: audit.FitName(s.cfg.Policy), Reload: reload, Outcome: audit.OutcomeOK}
 	if err != nil {
 		ev.Outcome = audit.OutcomeError
 	} else {
 		ev.Hash = "sha256:" + pol.Hash
 		for _, r := range pol.Roles {
-			ev.Roles = append(ev.Roles, r.Name)
+			ev.Roles = append(ev.Roles, audit.FitName(r.Name))
 		}
 	}
 	_ = s.auditWrite(ev)

@@ -46,6 +46,8 @@ type Server struct {
 	// failed write with on_failure: refuse.
 	aud       *audit.Writer
 	auditDown atomic.Bool
+	// auditProbe is when the log was last probed while down (unix ns).
+	auditProbe atomic.Int64
 	connSeq   atomic.Uint64
 	// analysed caches parsed SQL; analyses and analyzeCats run the SQL
 	// analysis of restricted sessions (nil without a policy).

@@ -122,7 +122,7 @@ func (s *session) run() {
 		zap.String("user", s.id.User), zap.String("database", s.id.Database),
 		zap.String("application_name", s.id.ApplicationName), zap.String("tls", s.id.TLSVersion))
 	_ = s.srv.auditWrite(audit.ConnectionStart{Session: s.auditSession(), ClientAddr: s.clientAddrPort(),
-		ApplicationName: s.id.ApplicationName, TLSVersion: s.id.TLSVersion, AuthMethod: s.authMethod()})
+		ApplicationName: audit.FitName(s.id.ApplicationName), TLSVersion: s.id.TLSVersion, AuthMethod: s.authMethod()})
 	st2 := s.relay()
 	_ = s.srv.auditWrite(audit.ConnectionEnd{Session: s.auditSession(), Duration: time.Since(s.started),
 		Statements: uint64(st2.stmts), Bytes: uint64(st2.bytesOut), Rows: st2.rows})

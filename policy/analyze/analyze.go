@@ -557,43 +557,81 @@ func defString(d *pg_query.DefElem) string {
 }
 
 func (a *analyzer) copyStmt(c *pg_query.CopyStmt) error {
+	const rule = "restricted roles may only run COPY … TO STDOUT"
 	switch {
 	case c.GetIsFrom():
-		return &Refusal{StatementKind: "Copy", Reason: "COPY FROM writes a table", Rule: "restricted roles may only run COPY … TO STDOUT"}
+		return &Refusal{StatementKind: "Copy", Reason: "COPY FROM writes a table", Rule: rule}
 	case c.GetIsProgram() || c.GetFilename() != "":
-		return &Refusal{StatementKind: "Copy", Reason: "COPY TO a file or program writes on the server", Rule: "restricted roles may only run COPY … TO STDOUT"}
-	case c.GetQuery() != nil:
-		return a.readQuery(c.GetQuery(), "COPY")
+		return &Refusal{StatementKind: "Copy", Reason: "COPY TO a file or program writes on the server", Rule: rule}
 	}
-	rv := c.GetRelation()
-	if rv == nil {
-		return &Refusal{StatementKind: "Copy", Reason: "COPY without a relation or query", Rule: "restricted roles may only run COPY … TO STDOUT"}
+	opts := sqlinfo.CopyOptions(c)
+	if opts.Unsupported != "" {
+		return &Refusal{StatementKind: "Copy", Reason: "COPY option " + opts.Unsupported + " is not supported",
+			Rule: "COPY output of restricted roles must be rewritable per column (no FORCE_QUOTE, and an ENCODING in which no character can hide a delimiter, quote or backslash)"}
 	}
-	// COPY table [(columns)] TO STDOUT outputs the columns bare, as
-	// SELECT would; the response side rewrites them.
-	r, err := a.rangeVar(&scope{}, rv)
-	if err != nil {
-		return err
-	}
-	cols := r.cols
-	if len(c.GetAttlist()) > 0 {
-		cols = nil
-		for _, n := range c.GetAttlist() {
-			name := n.GetString_().GetSval()
-			col, ok := r.column(name)
-			if !ok {
-				return a.unknownColumn(r, name, "COPY")
-			}
-			cols = append(cols, col)
+	var cols []column
+	if q := c.GetQuery(); q != nil {
+		sel := q.GetSelectStmt()
+		if sel == nil {
+			return a.readQuery(q, "COPY")
 		}
-	}
-	for _, col := range cols {
-		if err := a.check(col.val, ctx{clause: "COPY", use: useOutput}); err != nil {
+		var err error
+		if cols, err = a.query(&scope{}, sel, levelTop); err != nil {
+			var r *Refusal
+			if errors.As(err, &r) && r.Clause == "" {
+				r.Clause = "COPY"
+			}
 			return err
 		}
+	} else {
+		rv := c.GetRelation()
+		if rv == nil {
+			return &Refusal{StatementKind: "Copy", Reason: "COPY without a relation or query", Rule: rule}
+		}
+		// COPY table [(columns)] TO STDOUT outputs the columns bare, as
+		// SELECT would; the response side rewrites them.
+		r, err := a.rangeVar(&scope{}, rv)
+		if err != nil {
+			return err
+		}
+		cols = r.cols
+		if len(c.GetAttlist()) > 0 {
+			cols = nil
+			for _, n := range c.GetAttlist() {
+				name := n.GetString_().GetSval()
+				col, ok := r.column(name)
+				if !ok {
+					return a.unknownColumn(r, name, "COPY")
+				}
+				cols = append(cols, col)
+			}
+		}
+		for _, col := range cols {
+			if err := a.check(col.val, ctx{clause: "COPY", use: useOutput}); err != nil {
+				return err
+			}
+		}
+		if r.unknown {
+			if err := a.check(r.unknownVal, ctx{clause: "COPY", use: useOutput}); err != nil {
+				return err
+			}
+			cols = append(cols, column{name: "?column?", val: r.unknownVal})
+		}
 	}
-	if r.unknown {
-		return a.check(r.unknownVal, ctx{clause: "COPY", use: useOutput})
+	if opts.NullSet && opts.Format != "binary" {
+		// A value equal to the NULL string is written unchanged, so it
+		// would confirm a guessed clear value.
+		for _, col := range cols {
+			if len(col.val.srcs) > 0 || col.val.taint != nil {
+				s := &source{column: col.name}
+				if len(col.val.srcs) > 0 {
+					s = col.val.srcs[0]
+				}
+				return &Refusal{Table: s.table, Column: s.column, Clause: "COPY", How: "with the NULL option",
+					Reason: "is protected, and a value equal to the NULL string would leave unchanged",
+					Rule:   "COPY of protected columns uses the default NULL string"}
+			}
+		}
 	}
 	return nil
 }

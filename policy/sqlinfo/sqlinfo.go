@@ -51,7 +51,11 @@ type Copy struct {
 	// Delimiter, Null, Quote and Escape are the effective options.
 	Delimiter, Null, Quote, Escape byte
 	NullString                     string
-	Header                         bool
+	// NullSet reports an explicit NULL option: a value equal to the NULL
+	// string is then written as it is, so the field cannot tell a value
+	// from NULL.
+	NullSet bool
+	Header  bool
 	// Unsupported names an option pgpseudo does not rewrite (e.g.
 	// FORCE_QUOTE); the COPY's data is then withheld.
 	Unsupported string
@@ -120,7 +124,7 @@ func kindOf(n *pg_query.Node) string {
 }
 
 func copyInfo(c *pg_query.CopyStmt, version int32) (*Copy, error) {
-	cp := &Copy{Format: "text", Delimiter: '\t', NullString: `\N`}
+	cp := CopyOptions(c)
 	if c.Relation != nil {
 		cp.Relation = &Relation{Schema: c.Relation.Schemaname, Name: c.Relation.Relname}
 		for _, a := range c.Attlist {
@@ -133,6 +137,13 @@ func copyInfo(c *pg_query.CopyStmt, version int32) (*Copy, error) {
 		}
 		cp.Query = q
 	}
+	return cp, nil
+}
+
+// CopyOptions returns the effective format options of a COPY (Relation,
+// Columns and Query unset).
+func CopyOptions(c *pg_query.CopyStmt) *Copy {
+	cp := &Copy{Format: "text", Delimiter: '\t', NullString: `\N`}
 	delimSet, nullSet := false, false
 	for _, o := range c.Options {
 		d := o.GetDefElem()
@@ -150,7 +161,7 @@ func copyInfo(c *pg_query.CopyStmt, version int32) (*Copy, error) {
 				cp.Delimiter, delimSet = val[0], true
 			}
 		case "null":
-			cp.NullString, nullSet = val, true
+			cp.NullString, nullSet, cp.NullSet = val, true, true
 		case "header":
 			cp.Header = val == "" || val == "true" || val == "on" || val == "1" || val == "match"
 		case "quote":
@@ -161,7 +172,13 @@ func copyInfo(c *pg_query.CopyStmt, version int32) (*Copy, error) {
 			if len(val) == 1 {
 				cp.Escape = val[0]
 			}
-		case "encoding", "freeze":
+		case "encoding":
+			// COPY's output encoding: bytes of the server's characters
+			// must not look like delimiters, quotes or backslashes.
+			if !SafeClientEncoding(val) {
+				cp.Unsupported = "ENCODING " + val
+			}
+		case "freeze":
 		default:
 			cp.Unsupported = strings.ToUpper(d.Defname)
 		}
@@ -180,7 +197,7 @@ func copyInfo(c *pg_query.CopyStmt, version int32) (*Copy, error) {
 			cp.Escape = cp.Quote
 		}
 	}
-	return cp, nil
+	return cp
 }
 
 func defString(d *pg_query.DefElem) string {
