@@ -48,7 +48,7 @@ type Server struct {
 	auditDown atomic.Bool
 	// auditProbe is when the log was last probed while down (unix ns).
 	auditProbe atomic.Int64
-	connSeq   atomic.Uint64
+	connSeq    atomic.Uint64
 	// analysed caches parsed SQL; analyses and analyzeCats run the SQL
 	// analysis of restricted sessions (nil without a policy).
 	analysed *analysisCache
