@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.uber.org/zap/zapcore"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.yaml.in/yaml/v3"
 
@@ -368,6 +369,18 @@ func TestAttackCorpus(t *testing.T) {
 func runAttack(t *testing.T, p *runningProxy, sec *secrets, name string, a attack) int {
 	t.Helper()
 	ctx := context.Background()
+	logsBefore, failedBefore := p.logs.Len(), t.Failed()
+	defer func() {
+		if t.Failed() && !failedBefore {
+			// What the proxy said about the failing entry (never data: the
+			// whole-run leak check covers process logs).
+			for _, e := range p.logs.All()[logsBefore:] {
+				if e.Level >= zapcore.WarnLevel {
+					t.Logf("%s: proxy log: %s %v", name, e.Message, e.ContextMap())
+				}
+			}
+		}
+	}()
 	if len(a.Admin) > 0 {
 		if err := shared.stack.PG.Exec(ctx, dbKunden, a.Admin...); err != nil {
 			t.Fatalf("%s: admin: %v", name, err)

@@ -44,9 +44,10 @@ func pgLogOffset(t testing.TB) int64 {
 
 // serverStatements returns the statements the server logged after offset
 // from in sessions authorised as user, in log order. The proxy's lookup
-// connections log in as the auth user and so never count; the one
-// statement the proxy itself sends on a client's session (SHOW search_path,
-// before the client's first statement) is left out.
+// connections log in as the auth user and so never count; what the proxy
+// itself sends on a client's session (SHOW search_path before the client's
+// first statement, and the server-side checks on its own portals) is left
+// out.
 func serverStatements(t testing.TB, from int64, user string) []loggedStatement {
 	t.Helper()
 	f, err := os.Open(shared.stack.PG.LogFile)
@@ -103,6 +104,9 @@ func serverStatements(t testing.TB, from int64, user string) []loggedStatement {
 		seen[e.pid]++
 		if seen[e.pid] == 1 && st.Portal == "" && st.Text == "SHOW search_path" {
 			continue // the proxy's own, to track the session's search_path
+		}
+		if strings.HasPrefix(st.Portal, "pgpseudo_") {
+			continue // the proxy's server-side check of a statement
 		}
 		st.Text = strings.TrimSpace(st.Text)
 		out = append(out, st)

@@ -186,6 +186,16 @@ func verb(a Action) string {
 	return "blocked"
 }
 
+// TokenDomain is the token domain of a column: equal clear values in one
+// domain give equal tokens, so equality (joins) is only meaningful within
+// one. A column without a domain is its own.
+func (p *Policy) TokenDomain(t TableName, column string) string {
+	if c := p.Column(t, column); c != nil && c.Spec.Domain != "" {
+		return c.Spec.Domain
+	}
+	return t.Schema + "." + t.Table + "." + column
+}
+
 // Tokenizes reports whether any role tokenizes anything, i.e. whether the
 // proxy needs keys.
 func (p *Policy) Tokenizes() bool {

@@ -1,13 +1,11 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
-	"go.uber.org/zap"
 
 	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/policy/analyze"
@@ -138,65 +136,6 @@ func (s *session) settledPath() ([]string, error) {
 			return nil, errors.New("a search_path change was not answered in time")
 		}
 	}
-}
-
-// checkSQL analyses a Query's or Parse's SQL for a restricted session.
-// It returns the ErrorResponse to send instead when the statement must not
-// run; otherwise the statements marked with whether their computed
-// columns are proven safe (the analysis refuses every unsafe use of a
-// protected column), and the search_path once they have run when they
-// change it (nil otherwise).
-func (s *session) checkSQL(typ byte, body []byte, stmts []sqlinfo.Statement) ([]byte, []sqlinfo.Statement, []string) {
-	q, ok := protocol.QueryText(typ, body)
-	if !ok {
-		return refusal("malformed message"), stmts, nil
-	}
-	pol, role, gen := s.policyNow()
-	if why := s.lexingUnsafe(); why != "" {
-		s.auditRefused(stmts, "lexing_settings", nil)
-		return refusal(why + "; role " + role.Name + " may not run statements until they are reset (rule: restricted sessions keep standard_conforming_strings on and a client_encoding in which no character can hide a quote or backslash)"), stmts, nil
-	}
-	if s.keywords == nil {
-		kw, err := s.srv.catalog.keywords(s.ctx, s.id.Database, s.trk.Param("server_version"))
-		if err != nil {
-			s.log.Warn("statement refused: the server's keyword list could not be read", zap.Error(err))
-			s.auditRefused(stmts, "catalog_unavailable", nil)
-			return refusal("the statement cannot be checked now (the server's keyword list could not be read); refused"), stmts, nil
-		}
-		s.keywords = kw
-	}
-	path, err := s.settledPath()
-	if err != nil {
-		s.log.Warn("statement refused: a search_path change did not settle", zap.Error(err))
-		return refusal("the statement cannot be checked now (a search_path change is still in flight); refused"), stmts, nil
-	}
-	st := s.trk.Status()
-	s.sqlMu.Lock()
-	sess := &analyze.Session{Policy: pol, Role: role, Keywords: s.keywords, SearchPath: path,
-		DefaultSearchPath: s.sql.defaultPath, InTransaction: st == 'T' || st == 'E'}
-	s.sqlMu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), planTimeout)
-	defer cancel()
-	res, err := s.srv.analyses.Analyze(ctx, gen, sess, s.srv.analyzeCats.forDatabase(s.id.Database), q)
-	if err != nil {
-		s.log.Warn("statement refused: the catalog could not be read to check it", zap.Error(err))
-		s.auditRefused(stmts, "catalog_unavailable", nil)
-		return refusal("the statement cannot be checked now (catalog lookup failed); refused"), stmts, nil
-	}
-	if res.Refusal != nil {
-		s.auditRefused(stmts, "sql_analysis", res.Refusal)
-		return errorFrame(codeInsufficientPriv, res.Refusal.Message()), stmts, nil
-	}
-	// Every use of a protected column in an expression was refused above,
-	// so computed columns of what remains cannot carry protected values.
-	out := slices.Clone(stmts)
-	for i := range out {
-		out[i].ComputedSafe = true
-	}
-	if res.SearchPathChanged {
-		return nil, out, res.SearchPath
-	}
-	return nil, out, nil
 }
 
 // auditRefused records a statement the proxy refused before it ran.

@@ -25,8 +25,8 @@ const planTimeout = 30 * time.Second
 // stmtMeta is what the proxy knows of a prepared statement's SQL
 // (protocol.Statement.Meta).
 type stmtMeta struct {
-	// computedOK: the statement's computed columns cannot carry table data.
-	computedOK bool
+	// result says what the statement's computed columns may carry.
+	result resultVerdict
 	// pathAfter is the search_path once the statement has run, when it
 	// changes it.
 	pathAfter []string
@@ -47,6 +47,8 @@ type queryMeta struct {
 	// pathAfter is the search_path once the query has run, when it
 	// changes it.
 	pathAfter []string
+	// results say what each statement's computed columns may carry.
+	results []resultVerdict
 }
 
 // audit returns the record of statement idx, finishing none: callers
@@ -118,11 +120,17 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 	if m.Type == 'E' {
 		code = errorCode(m.Body())
 	}
+	if rep.Req != nil && rep.Req.Injected {
+		// The reply first: a check's error must be recorded before the
+		// requests it made the server skip are counted.
+		err := s.injectedReply(m, rep, emit)
+		for _, r := range rep.Skipped {
+			s.skipped(r, code)
+		}
+		return err
+	}
 	for _, r := range rep.Skipped {
 		s.skipped(r, code)
-	}
-	if rep.Req != nil && rep.Req.Injected {
-		return s.injectedReply(m, rep)
 	}
 	switch m.Type {
 	case '1', '2', '3', 't', 'n':
@@ -255,7 +263,16 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 }
 
 // injectedReply consumes the reply to a request the proxy added.
-func (s *session) injectedReply(m wire.Msg, rep protocol.Reply) error {
+func (s *session) injectedReply(m wire.Msg, rep protocol.Reply, emit func(...[]byte)) error {
+	if cr, ok := reqMeta(rep.Req).(*checkReq); ok {
+		if m.Type == 'E' && cr.run.forward && cr.run.err == nil {
+			// A check that ends with Flush failed: the server now skips
+			// the client's batch, and its error stands in the place of the
+			// reply to the client's statement.
+			defer func() { emit(s.checkErrorFrame(cr.run)) }()
+		}
+		return s.checkReply(cr, m.Type, m.Body(), rep.Done)
+	}
 	probe, ok := reqMeta(rep.Req).(*copyProbe)
 	if !ok {
 		return nil // the tracker's own Describe(P) before an Execute
@@ -313,7 +330,7 @@ func (s *session) rowDescription(m wire.Msg, rep protocol.Reply, emit func(...[]
 		emit(m.Raw) // a Describe of something the server just created
 		return nil
 	}
-	p, err := s.planFor(fields, nil, meta.computed())
+	p, err := s.planFor(fields, nil, meta.result)
 	if err != nil {
 		return err
 	}
@@ -335,8 +352,6 @@ func statementMeta(st *protocol.Statement) *stmtMeta {
 	return &stmtMeta{}
 }
 
-func (m *stmtMeta) computed() bool { return m != nil && m.computedOK }
-
 // resultPlan returns the plan of a result set; first reports that it was
 // made for this result now (the notice is sent with the first row).
 func (s *session) resultPlan(r *protocol.Result) (*plan, bool, error) {
@@ -357,7 +372,7 @@ func (s *session) resultPlan(r *protocol.Result) (*plan, bool, error) {
 			return p, true, nil
 		}
 	}
-	p, err := s.planFor(r.Fields, r.Formats, s.resultComputedOK(r))
+	p, err := s.planFor(r.Fields, r.Formats, s.resultVerdict(r))
 	if err != nil {
 		return nil, false, err
 	}
@@ -368,18 +383,21 @@ func (s *session) resultPlan(r *protocol.Result) (*plan, bool, error) {
 	return p, true, nil
 }
 
-// resultComputedOK reports whether a result's computed columns are proven
-// unable to carry table data.
-func (s *session) resultComputedOK(r *protocol.Result) bool {
+// resultVerdict says what a result's computed columns may carry: the
+// server-side check of the statement that produced it (nothing proven:
+// they are withheld).
+func (s *session) resultVerdict(r *protocol.Result) resultVerdict {
 	switch m := r.Req.Meta.(type) {
 	case *queryMeta:
-		return r.Index < len(m.stmts) && statementComputedOK(m.stmts[r.Index])
+		if r.Index < len(m.results) {
+			return m.results[r.Index]
+		}
 	case *execMeta:
 		if r.Portal != nil && r.Portal.Stmt != nil {
-			return statementMeta(r.Portal.Stmt).computed()
+			return statementMeta(r.Portal.Stmt).result
 		}
 	}
-	return false
+	return resultVerdict{}
 }
 
 // resultAudit returns the audit record a result's rows count towards.
@@ -437,6 +455,10 @@ func (s *session) failed(r *protocol.Request, code string) {
 
 // skipped records a request the server skipped after an error.
 func (s *session) skipped(r *protocol.Request, code string) {
+	if cr, ok := r.Meta.(*checkReq); ok {
+		s.checkSkipped(cr)
+		return
+	}
 	if q, ok := r.Meta.(*queryMeta); ok && q.pathAfter != nil {
 		s.sqlMu.Lock()
 		s.sql.answered() // a simple query the server ignored changes nothing
@@ -500,7 +522,7 @@ func (s *session) copyOut(m wire.Msg, r *protocol.Result, emit func(...[]byte)) 
 			for i := range formats {
 				formats[i] = format
 			}
-			p, err := s.planFor(cs.fields, formats, cs.computedOK)
+			p, err := s.planFor(cs.fields, formats, cs.result)
 			if err == nil && cs.info.NullSet && !p.passthrough && resp.OverallFormat == 0 {
 				// A value equal to the chosen NULL string is written
 				// unchanged: it would confirm a guessed clear value.
@@ -538,10 +560,10 @@ func (s *session) roleName() string {
 }
 
 // planFor builds a plan with the session's current policy.
-func (s *session) planFor(fields []pgproto3.FieldDescription, formats []int16, computedOK bool) (*plan, error) {
+func (s *session) planFor(fields []pgproto3.FieldDescription, formats []int16, rv resultVerdict) (*plan, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, planTimeout)
 	defer cancel()
-	return s.buildPlan(ctx, fields, formats, computedOK)
+	return s.buildPlan(ctx, fields, formats, rv)
 }
 
 // errorCode returns the SQLSTATE of an ErrorResponse body.
@@ -594,9 +616,6 @@ func scrubbed(m wire.Msg) []byte {
 	}
 	return b
 }
-
-// statementComputedOK reports whether a statement's computed columns may leave.
-func statementComputedOK(st sqlinfo.Statement) bool { return st.CatalogOnly || st.ComputedSafe }
 
 // appendProbe appends Parse, Describe and Sync of query on the unnamed
 // statement, which the following simple query destroys anyway.

@@ -3,12 +3,18 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgpseudo/pgpseudo/internal/lru"
 	"github.com/pgpseudo/pgpseudo/policy"
+	"github.com/pgpseudo/pgpseudo/policy/analyze"
+	"github.com/pgpseudo/pgpseudo/policy/plancheck"
 	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 )
 
@@ -26,54 +32,114 @@ type relInfo struct {
 	// Root is the name the policy matches: the relation itself, or the
 	// top-most parent of a partition or inheritance child.
 	Root policy.TableName
+	// Name is the relation's own name.
+	Name policy.TableName
 	// Kind is pg_class.relkind of the relation itself (r, p, v, m, f, …).
-	Kind    byte
-	Attrs   map[int16]attrInfo
-	fetched time.Time
+	Kind  byte
+	Attrs map[int16]attrInfo
+	// Order is the user columns' attnums in order.
+	Order []int16
 }
 
-// catalog caches (table OID, attnum) → column facts per database; OIDs are
-// only unique within a database. Entries are refreshed on a miss and when
-// older than ttl.
+// catalog is pgpseudo's one view of each database's catalog, read through
+// the lookup role: relations by OID (planning result columns) and by name
+// (analysis, server-side check), function names, view definitions and the
+// server's keywords. Every entry belongs to a generation: a database's
+// generation changes when the proxy sees DDL through any session, and in
+// any case every TTL, so a cached fact — and every cached verdict keyed by
+// the generation — is never older than that. OIDs are only unique within
+// a database, so everything is per database.
 type catalog struct {
 	ttl   time.Duration
 	conns func(ctx context.Context, database string) (*pgxpool.Pool, error)
+	now   func() time.Time
 
-	mu  sync.Mutex
-	dbs map[string]map[uint32]*relInfo
-	// system caches, per database, whether a bare pg_* name can only mean
-	// a pg_catalog relation.
-	system map[string]map[string]bool
+	mu     sync.Mutex
+	epochs map[string]uint64 // per database: bumped on DDL seen
+	// entries caches every fact by (database, generation, kind, key).
+	entries *lru.Cache[catKey, any]
 	// kw caches the server's keyword list per server version.
 	kw map[string]sqlinfo.Keywords
 }
 
-func newCatalog(conns func(ctx context.Context, database string) (*pgxpool.Pool, error)) *catalog {
-	return &catalog{ttl: 5 * time.Minute, conns: conns, dbs: map[string]map[uint32]*relInfo{}, system: map[string]map[string]bool{},
-		kw: map[string]sqlinfo.Keywords{}}
+type catKey struct {
+	db   string
+	gen  uint64
+	kind byte
+	key  string
 }
 
-// relation returns facts about table oid in database.
-func (c *catalog) relation(ctx context.Context, database string, oid uint32) (*relInfo, error) {
+func newCatalog(conns func(ctx context.Context, database string) (*pgxpool.Pool, error), ttl time.Duration) *catalog {
+	return &catalog{ttl: ttl, conns: conns, now: time.Now, epochs: map[string]uint64{},
+		entries: lru.New[catKey, any](20000, 64<<20, catEntrySize), kw: map[string]sqlinfo.Keywords{}}
+}
+
+// catEntrySize estimates an entry's bytes for the cache bound.
+func catEntrySize(k catKey, v any) int64 {
+	n := int64(len(k.db) + len(k.key) + 64)
+	switch x := v.(type) {
+	case *relInfo:
+		if x != nil {
+			n += int64(len(x.Attrs)) * 64
+		}
+	case *analyze.Relation: // nil: no such relation
+		if x != nil {
+			n += int64(len(x.ViewSQL)) + int64(len(x.Columns))*32
+		}
+	case *plancheck.Syntax:
+		if x != nil {
+			n += int64(len(x.Subqueries)+len(x.CTEs)+len(x.Renamed)) * 64
+		}
+	}
+	return n
+}
+
+// generation is database's current generation.
+func (c *catalog) generation(db string) uint64 {
 	c.mu.Lock()
-	rels := c.dbs[database]
-	if rels == nil {
-		rels = map[uint32]*relInfo{}
-		c.dbs[database] = rels
-	}
-	r := rels[oid]
+	e := c.epochs[db]
 	c.mu.Unlock()
-	if r != nil && time.Since(r.fetched) < c.ttl {
-		return r, nil
+	bucket := uint64(c.now().UnixNano() / int64(max(c.ttl, time.Second)))
+	return e<<40 | bucket&(1<<40-1)
+}
+
+// changed records DDL seen in database: everything cached for it is stale.
+func (c *catalog) changed(db string) {
+	c.mu.Lock()
+	c.epochs[db]++
+	c.mu.Unlock()
+}
+
+// cached returns a fact of the current generation, fetching it on a miss.
+// Fetch errors are not cached.
+func cached[T any](ctx context.Context, c *catalog, db string, kind byte, key string, fetch func(context.Context, *pgxpool.Pool) (T, error)) (T, error) {
+	k := catKey{db: db, gen: c.generation(db), kind: kind, key: key}
+	if v, ok := c.entries.Get(k); ok {
+		return v.(T), nil
 	}
-	r, err := c.fetch(ctx, database, oid)
+	var zero T
+	pool, err := c.conns(ctx, db)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	c.mu.Lock()
-	rels[oid] = r
-	c.mu.Unlock()
-	return r, nil
+	v, err := fetch(ctx, pool)
+	if err != nil {
+		return zero, err
+	}
+	c.entries.Put(k, v)
+	return v, nil
+}
+
+// isDDL reports command tags after which cached catalog facts may be
+// wrong.
+func isDDL(tag string) bool {
+	for _, p := range []string{"CREATE", "ALTER", "DROP", "COMMENT", "GRANT", "REVOKE", "SECURITY LABEL", "IMPORT FOREIGN SCHEMA",
+		"REFRESH MATERIALIZED VIEW", "REASSIGN OWNED", "DROP OWNED"} {
+		if strings.HasPrefix(tag, p) {
+			return true
+		}
+	}
+	return false
 }
 
 const rootQuery = `
@@ -82,41 +148,45 @@ WITH RECURSIVE up(oid, depth) AS (
   UNION ALL
   SELECT i.inhparent, up.depth + 1 FROM up JOIN pg_catalog.pg_inherits i ON i.inhrelid = up.oid WHERE up.depth < 64
 )
-SELECT n.nspname, c.relname, (SELECT relkind FROM pg_catalog.pg_class WHERE oid = $1::oid)::text
+SELECT n.nspname, c.relname, (SELECT relkind FROM pg_catalog.pg_class WHERE oid = $1::oid)::text,
+       (SELECT n2.nspname FROM pg_catalog.pg_class c2 JOIN pg_catalog.pg_namespace n2 ON n2.oid = c2.relnamespace WHERE c2.oid = $1::oid),
+       (SELECT relname FROM pg_catalog.pg_class WHERE oid = $1::oid)
 FROM up JOIN pg_catalog.pg_class c ON c.oid = up.oid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 ORDER BY up.depth DESC, c.oid LIMIT 1`
 
 const attrQuery = `
 SELECT attnum, attname, atttypid, atttypmod, attnotnull FROM pg_catalog.pg_attribute
-WHERE attrelid = $1::oid AND NOT attisdropped`
+WHERE attrelid = $1::oid AND NOT attisdropped ORDER BY attnum`
 
-func (c *catalog) fetch(ctx context.Context, database string, oid uint32) (*relInfo, error) {
-	pool, err := c.conns(ctx, database)
-	if err != nil {
-		return nil, err
-	}
-	r := &relInfo{Attrs: map[int16]attrInfo{}, fetched: time.Now()}
-	var kind string
-	if err := pool.QueryRow(ctx, rootQuery, oid).Scan(&r.Root.Schema, &r.Root.Table, &kind); err != nil {
-		return nil, fmt.Errorf("catalog lookup of relation %d: %w", oid, err)
-	}
-	if kind != "" {
-		r.Kind = kind[0]
-	}
-	rows, err := pool.Query(ctx, attrQuery, oid)
-	if err != nil {
-		return nil, fmt.Errorf("catalog lookup of relation %d: %w", oid, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var num int16
-		var a attrInfo
-		if err := rows.Scan(&num, &a.Name, &a.TypeOID, &a.TypMod, &a.NotNull); err != nil {
-			return nil, err
+// relation returns facts about table oid in database.
+func (c *catalog) relation(ctx context.Context, database string, oid uint32) (*relInfo, error) {
+	return cached(ctx, c, database, 'o', fmt.Sprint(oid), func(ctx context.Context, pool *pgxpool.Pool) (*relInfo, error) {
+		r := &relInfo{Attrs: map[int16]attrInfo{}}
+		var kind string
+		if err := pool.QueryRow(ctx, rootQuery, oid).Scan(&r.Root.Schema, &r.Root.Table, &kind, &r.Name.Schema, &r.Name.Table); err != nil {
+			return nil, fmt.Errorf("catalog lookup of relation %d: %w", oid, err)
 		}
-		r.Attrs[num] = a
-	}
-	return r, rows.Err()
+		if kind != "" {
+			r.Kind = kind[0]
+		}
+		rows, err := pool.Query(ctx, attrQuery, oid)
+		if err != nil {
+			return nil, fmt.Errorf("catalog lookup of relation %d: %w", oid, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var num int16
+			var a attrInfo
+			if err := rows.Scan(&num, &a.Name, &a.TypeOID, &a.TypMod, &a.NotNull); err != nil {
+				return nil, err
+			}
+			r.Attrs[num] = a
+			if num > 0 {
+				r.Order = append(r.Order, num)
+			}
+		}
+		return r, rows.Err()
+	})
 }
 
 const systemNameQuery = `
@@ -127,25 +197,192 @@ WHERE c.relname = $1`
 // systemRelation reports whether the bare name resolves to a pg_catalog
 // relation whatever the search_path: it exists there and nowhere else.
 func (c *catalog) systemRelation(ctx context.Context, database, name string) (bool, error) {
-	c.mu.Lock()
-	known, ok := c.system[database][name]
-	c.mu.Unlock()
-	if ok {
-		return known, nil
+	return cached(ctx, c, database, 's', name, func(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+		var sys bool
+		if err := pool.QueryRow(ctx, systemNameQuery, name).Scan(&sys); err != nil {
+			return false, fmt.Errorf("catalog lookup of %q: %w", name, err)
+		}
+		return sys, nil
+	})
+}
+
+// effectivePath is the schemas searched for an unqualified name:
+// pg_catalog first unless the path places it, "$user" as the user's own
+// schema, empty names left out.
+func effectivePath(schema string, searchPath []string, user string) []string {
+	if schema != "" {
+		return []string{schema}
 	}
-	pool, err := c.conns(ctx, database)
+	var out []string
+	if !slices.Contains(searchPath, "pg_catalog") {
+		out = append(out, "pg_catalog")
+	}
+	for _, s := range searchPath {
+		switch s {
+		case "":
+		case "$user":
+			out = append(out, user)
+		default:
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+const relationQuery = `
+SELECT c.oid, n.nspname, c.relname, c.relkind::text,
+       CASE WHEN c.relkind IN ('v', 'm') THEN pg_catalog.pg_get_viewdef(c.oid) END
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relname = $1 AND n.nspname = ANY($2::text[])
+ORDER BY pg_catalog.array_position($2::text[], n.nspname::text) LIMIT 1`
+
+const columnsQuery = `SELECT attname FROM pg_catalog.pg_attribute
+WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped ORDER BY attnum`
+
+// analyzeCatalog answers the SQL analysis' catalog questions for one
+// session (its database and user) from the catalog.
+type analyzeCatalog struct {
+	cat            *catalog
+	database, user string
+}
+
+// Relation implements analyze.Catalog.
+func (a analyzeCatalog) Relation(ctx context.Context, schema, name string, searchPath []string) (*analyze.Relation, bool, error) {
+	path := effectivePath(schema, searchPath, a.user)
+	rel, err := cached(ctx, a.cat, a.database, 'r', strings.Join(path, "\x00")+"\x01"+name, func(ctx context.Context, pool *pgxpool.Pool) (*analyze.Relation, error) {
+		var (
+			rel     analyze.Relation
+			oid     uint32
+			kind    string
+			viewSQL *string
+		)
+		// View definitions are read under an empty search_path so every
+		// name outside pg_catalog comes back schema-qualified.
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SELECT pg_catalog.set_config('search_path', '', true)"); err != nil {
+				return err
+			}
+			return tx.QueryRow(ctx, relationQuery, name, path).Scan(&oid, &rel.Name.Schema, &rel.Name.Table, &kind, &viewSQL)
+		})
+		switch {
+		case err == pgx.ErrNoRows:
+			return nil, nil
+		case err != nil:
+			return nil, fmt.Errorf("catalog lookup of %q: %w", name, err)
+		}
+		rel.Kind = kind[0]
+		if viewSQL != nil {
+			rel.ViewSQL = *viewSQL
+		}
+		rows, err := pool.Query(ctx, columnsQuery, oid)
+		if err != nil {
+			return nil, fmt.Errorf("catalog lookup of %q: %w", name, err)
+		}
+		if rel.Columns, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return nil, fmt.Errorf("catalog lookup of %q: %w", name, err)
+		}
+		ri, err := a.cat.relation(ctx, a.database, oid)
+		if err != nil {
+			return nil, err
+		}
+		if ri.Root != rel.Name {
+			rel.Root = ri.Root
+		}
+		return &rel, nil
+	})
+	return rel, rel != nil, err
+}
+
+const builtinFunctionQuery = `
+SELECT coalesce(bool_and(n.nspname = 'pg_catalog') AND bool_or(n.nspname = 'pg_catalog'), false)
+FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE p.proname = $1 AND n.nspname = ANY($2::text[])`
+
+// IsBuiltinFunction implements analyze.Catalog.
+func (a analyzeCatalog) IsBuiltinFunction(ctx context.Context, schema, name string, searchPath []string) (bool, error) {
+	if schema != "" && schema != "pg_catalog" {
+		return false, nil
+	}
+	path := effectivePath(schema, searchPath, a.user)
+	return cached(ctx, a.cat, a.database, 'f', strings.Join(path, "\x00")+"\x01"+name, func(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+		var builtin bool
+		if err := pool.QueryRow(ctx, builtinFunctionQuery, name, path).Scan(&builtin); err != nil {
+			return false, fmt.Errorf("catalog lookup of function %q: %w", name, err)
+		}
+		return builtin, nil
+	})
+}
+
+var _ analyze.Catalog = analyzeCatalog{}
+
+const oidQuery = `
+SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relname = $2`
+
+// checkCatalog describes, for the server-side check of one session, the
+// relations a plan scans, by the schema and name the server printed.
+type checkCatalog struct {
+	cat      *catalog
+	database string
+	pol      *policy.Policy
+	role     *policy.Role
+}
+
+// Relation implements plancheck.Catalog.
+func (k checkCatalog) Relation(ctx context.Context, schema, name string) (*plancheck.Relation, error) {
+	oid, err := cached(ctx, k.cat, k.database, 'n', schema+"\x00"+name, func(ctx context.Context, pool *pgxpool.Pool) (uint32, error) {
+		var oid uint32
+		if err := pool.QueryRow(ctx, oidQuery, schema, name).Scan(&oid); err != nil {
+			return 0, fmt.Errorf("catalog lookup of %s.%s: %w", schema, name, err)
+		}
+		return oid, nil
+	})
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	var sys bool
-	if err := pool.QueryRow(ctx, systemNameQuery, name).Scan(&sys); err != nil {
-		return false, fmt.Errorf("catalog lookup of %q: %w", name, err)
+	ri, err := k.cat.relation(ctx, k.database, oid)
+	if err != nil {
+		return nil, err
 	}
-	c.mu.Lock()
-	if c.system[database] == nil {
-		c.system[database] = map[string]bool{}
+	rel := &plancheck.Relation{Name: ri.Root}
+	for _, num := range ri.Order {
+		a := ri.Attrs[num]
+		d := catalogDecision(k.pol, k.role, ri, a.Name)
+		rel.Columns = append(rel.Columns, plancheck.Column{Name: a.Name, Decision: d, Domain: k.pol.TokenDomain(ri.Root, a.Name)})
 	}
-	c.system[database][name] = sys
-	c.mu.Unlock()
-	return sys, nil
+	return rel, nil
+}
+
+// catalogDecision is the decision on a column of a relation: system
+// catalogs describe the database and are allowed, except the few that
+// hold table data or other sessions' statements.
+func catalogDecision(pol *policy.Policy, role *policy.Role, ri *relInfo, column string) policy.Decision {
+	if ri.Root.Schema == "pg_catalog" || ri.Root.Schema == "information_schema" {
+		if sqlinfo.SensitiveCatalog(ri.Root.Table) {
+			return policy.Decision{Action: policy.Block, Column: column, Rule: fmt.Sprintf("%s holds table data or other sessions' statements", ri.Root)}
+		}
+		return policy.Decision{Action: policy.Allow, Column: column}
+	}
+	return pol.Decide(role, ri.Root, column)
+}
+
+const viewsQuery = `
+SELECT pg_catalog.pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'`
+
+// viewSyntax is what the database's views say about names a plan uses
+// (their subquery aliases, CTE names and column alias lists), so a
+// statement's own names cannot be mistaken for a view's in the plan.
+func (c *catalog) viewSyntax(ctx context.Context, database string) (*plancheck.Syntax, error) {
+	return cached(ctx, c, database, 'v', "", func(ctx context.Context, pool *pgxpool.Pool) (*plancheck.Syntax, error) {
+		rows, err := pool.Query(ctx, viewsQuery)
+		if err != nil {
+			return nil, fmt.Errorf("read view definitions: %w", err)
+		}
+		defs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, fmt.Errorf("read view definitions: %w", err)
+		}
+		return plancheck.ParseSyntax(defs...), nil
+	})
 }

@@ -90,6 +90,10 @@ type LimitsConfig struct {
 	// StartupTimeout bounds the time a client may take to finish startup
 	// and authentication, so half-open connections cannot pile up.
 	StartupTimeout time.Duration `yaml:"startup_timeout"`
+	// CatalogTTL bounds how long catalog facts and the verdicts that
+	// depend on them are reused when the proxy sees no DDL (DDL run
+	// directly on the database is noticed after at most this long).
+	CatalogTTL time.Duration `yaml:"catalog_ttl"`
 }
 
 // LogConfig configures process logging.
@@ -113,6 +117,7 @@ func Defaults() Config {
 			MaxConnections:  1000,
 			ShutdownTimeout: 30 * time.Second,
 			StartupTimeout:  30 * time.Second,
+			CatalogTTL:      30 * time.Second,
 		},
 		Log: LogConfig{Level: "info", Format: "json"},
 	}
@@ -188,6 +193,9 @@ func (c *Config) validate(pos *yamlconf.Positions) error {
 	}
 	if c.Limits.IdleTimeout < 0 {
 		return pos.Errorf("limits.idle_timeout", "must not be negative")
+	}
+	if c.Limits.CatalogTTL < time.Second {
+		return pos.Errorf("limits.catalog_ttl", "must be at least 1s")
 	}
 	if c.Limits.ShutdownTimeout < 0 || c.Limits.StartupTimeout <= 0 {
 		return pos.Errorf("limits", "shutdown_timeout must not be negative and startup_timeout must be positive")

@@ -25,8 +25,8 @@ type copyState struct {
 	probed bool
 	fields []pgproto3.FieldDescription
 	plan   *plan
-	// computedOK: the COPY's computed columns cannot carry table data.
-	computedOK bool
+	// result says what the COPY's computed columns may carry.
+	result resultVerdict
 	// headerDone is set once a binary header or csv header line passed.
 	headerDone bool
 	// raw and out are reused per value: COPY rewriting runs per row.

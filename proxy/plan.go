@@ -60,9 +60,10 @@ func textLike(oid uint32) bool {
 // buildPlan decides every column of a result. formats are the columns'
 // wire formats (from RowDescription or Bind).
 //
-// computedOK says the statement's computed columns cannot carry table data
-// (it reads only system catalogs, or its expressions read no column).
-func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescription, formats []int16, computedOK bool) (*plan, error) {
+// rv says what the statement's computed columns may carry, as the server's
+// plan of it proves (never the static analysis: the response side is an
+// independent second line).
+func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescription, formats []int16, rv resultVerdict) (*plan, error) {
 	pol, role, gen := s.policyNow()
 	p := &plan{cols: make([]colPlan, len(fields)), passthrough: true, typmodReset: make([]bool, len(fields)), generation: gen}
 	if !role.Restricted() {
@@ -70,7 +71,7 @@ func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescript
 	}
 	for i, f := range fields {
 		format := formatFor(formats, i, f.Format)
-		d, origin, notNull, err := s.decideField(ctx, pol, role, f, computedOK)
+		d, origin, notNull, err := s.decideField(ctx, pol, role, f, rv.clean(i))
 		if err != nil {
 			return nil, err
 		}
@@ -142,14 +143,17 @@ func (p *plan) note(origin policy.TableName, d policy.Decision, cp colPlan) {
 }
 
 // decideField finds a result column's origin and the policy decision.
-func (s *session) decideField(ctx context.Context, pol *policy.Policy, role *policy.Role, f pgproto3.FieldDescription, computedOK bool) (policy.Decision, policy.TableName, bool, error) {
+// clean says the server's plan proves the column carries no protected
+// value (used when it has no table origin).
+func (s *session) decideField(ctx context.Context, pol *policy.Policy, role *policy.Role, f pgproto3.FieldDescription, clean bool) (policy.Decision, policy.TableName, bool, error) {
 	attnum := int16(f.TableAttributeNumber) // system columns are negative
 	if f.TableOID == 0 {
 		// A computed column has no origin in RowDescription. It may leave
-		// only when the statement proves it cannot carry table data.
-		if !computedOK {
+		// only when the server's plan proves it derives from no protected
+		// column.
+		if !clean {
 			return policy.Decision{Action: policy.Block, Column: string(f.Name),
-				Rule: "a computed column over table data has no provable origin"}, policy.TableName{}, false, nil
+				Rule: "a computed column the server's plan does not prove free of protected data"}, policy.TableName{}, false, nil
 		}
 		return policy.Decision{Action: policy.Allow}, policy.TableName{}, false, nil
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -127,33 +128,53 @@ func (s *session) forwardTracked(m wire.Msg) error {
 		meta    any
 		effects protocol.Effects
 	)
+	body, replaced := m.Body(), false
 	switch m.Type {
 	case 'Q', 'P', 'F':
-		sc := s.screen(m)
-		refused, stmts := sc.refusal, sc.stmts
-		if refused != nil {
+		v := s.screen(m)
+		switch {
+		case v.fatal != nil:
+			return v.fatal
+		case v.skipped && m.Type == 'Q':
+			// The server was skipping the client's failed batch: it would
+			// have ignored this query, so nothing is sent and nothing is
+			// answered.
+			return nil
+		case v.refusal != nil && v.serverError && m.Type == 'P':
+			// The server failed the check of this statement with its own
+			// error, already relayed in its place; the server now skips
+			// the batch, this Parse included.
+		case v.refusal != nil:
 			// The server fails the substitute, aborts the transaction and
 			// skips the rest of the batch, as the client expects after
 			// an error; the refused text never reaches it.
-			typ, body := substitute(m.Type, m.Body())
-			if _, err := s.trk.Send(typ, body, false, &refusedMeta{frame: refused}, 0); err != nil {
+			typ, sub := substitute(m.Type, body)
+			if _, err := s.trk.Send(typ, sub, false, &refusedMeta{frame: v.refusal}, 0); err != nil {
 				return err
 			}
-			_, err := s.uw.Write(wire.Frame(typ, body))
+			_, err := s.uw.Write(wire.Frame(typ, sub))
 			return err
 		}
+		if v.send != "" {
+			// The digest ordering: the statement as analysed and checked.
+			body, replaced = replaceSQL(m.Type, body, v.send), true
+		}
+		stmts := v.stmts
 		effects = statementEffects(stmts)
 		switch m.Type {
 		case 'Q':
-			q := &queryMeta{stmts: stmts, pathAfter: sc.pathAfter}
+			q := &queryMeta{stmts: stmts, pathAfter: v.pathAfter, results: v.results}
 			if err := s.probeCopies(q); err != nil {
 				return err
 			}
 			meta = q
 		case 'P':
-			sm := &stmtMeta{pathAfter: sc.pathAfter}
+			sm := &stmtMeta{pathAfter: v.pathAfter}
+			if len(v.results) == 1 {
+				sm.result = v.results[0]
+			}
 			if len(stmts) == 1 {
-				sm.computedOK, sm.fingerprint, sm.kind = statementComputedOK(stmts[0]), stmts[0].Fingerprint, stmts[0].Kind
+				sm.fingerprint, sm.kind = stmts[0].Fingerprint, stmts[0].Kind
 			}
 			if sm.pathAfter != nil {
 				s.sqlMu.Lock()
@@ -169,7 +190,7 @@ func (s *session) forwardTracked(m wire.Msg) error {
 		s.sqlMu.Unlock()
 		meta = em
 	}
-	sent, err := s.trk.Send(m.Type, m.Body(), false, meta, effects)
+	sent, err := s.trk.Send(m.Type, body, false, meta, effects)
 	if err != nil {
 		return err
 	}
@@ -194,7 +215,12 @@ func (s *session) forwardTracked(m wire.Msg) error {
 			return err
 		}
 	}
-	if _, err = s.uw.Write(m.Raw); err != nil {
+	if replaced {
+		_, err = s.uw.Write(wire.Frame(m.Type, body))
+	} else {
+		_, err = s.uw.Write(m.Raw)
+	}
+	if err != nil {
 		return err
 	}
 	if em, ok := meta.(*execMeta); ok && em.mayChangePath {
@@ -207,6 +233,18 @@ func (s *session) forwardTracked(m wire.Msg) error {
 
 // flushFrame asks the server to send what it has.
 var flushFrame = []byte{'H', 0, 0, 0, 4}
+
+// replaceSQL returns a Query's or Parse's body with other SQL text.
+func replaceSQL(typ byte, body []byte, sql string) []byte {
+	if typ == 'Q' {
+		return append([]byte(sql), 0)
+	}
+	name, rest, _ := bytes.Cut(body, []byte{0})
+	_, types, _ := bytes.Cut(rest, []byte{0})
+	out := append(append([]byte{}, name...), 0)
+	out = append(append(out, sql...), 0)
+	return append(out, types...)
+}
 
 // probeCopies learns, in the session and before the query runs, the
 // columns of each COPY … TO STDOUT of a simple query (COPY's own reply
@@ -221,7 +259,10 @@ func (s *session) probeCopies(q *queryMeta) error {
 		if st.Copy == nil {
 			continue
 		}
-		cs := &copyState{info: st.Copy, computedOK: statementComputedOK(st)}
+		cs := &copyState{info: st.Copy}
+		if i < len(q.results) {
+			cs.result = q.results[i]
+		}
 		if q.copies == nil {
 			q.copies = map[int]*copyState{}
 		}

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -15,7 +17,7 @@ import (
 
 	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/crypto"
-	"github.com/pgpseudo/pgpseudo/policy/analyze"
+	"github.com/pgpseudo/pgpseudo/internal/lru"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -49,13 +51,14 @@ type Server struct {
 	// auditProbe is when the log was last probed while down (unix ns).
 	auditProbe atomic.Int64
 	connSeq    atomic.Uint64
-	// analysed caches parsed SQL; analyses and analyzeCats run the SQL
-	// analysis of restricted sessions (nil without a policy).
-	analysed *analysisCache
+	// verdicts caches what both lines decided on restricted roles'
+	// statements (nil without a policy).
+	verdicts *lru.Cache[verdictKey, *verdict]
 	// transformers caches built transformers across column plans.
 	transformers *transformerCache
-	analyses     *analyze.Cache
-	analyzeCats  *analyzeCatalogs
+	// digestKey orders rows grouped on pseudonymised columns (hex); it
+	// leaves the process only inside the statements that use it.
+	digestKey string
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -83,7 +86,6 @@ func NewServer(cfg *Config, log *zap.Logger) (*Server, error) {
 		serverCB:     cb,
 		upstreamTLS:  upTLS,
 		cancels:      newCancelRegistry(),
-		analysed:     newAnalysisCache(4096),
 		transformers: newTransformerCache(1024),
 		listeners:    map[net.Listener]struct{}{},
 		conns:        map[net.Conn]struct{}{},
@@ -114,9 +116,14 @@ func NewServer(cfg *Config, log *zap.Logger) (*Server, error) {
 			stop()
 			return nil, errors.New("the policy tokenizes values but no keys are configured: set keys.provider")
 		}
-		s.catalog = newCatalog(s.lookup.pool)
-		s.analyses = analyze.NewCache(4096)
-		s.analyzeCats = &analyzeCatalogs{cat: s.catalog}
+		s.catalog = newCatalog(s.lookup.pool, cfg.Limits.CatalogTTL)
+		s.verdicts = lru.New[verdictKey, *verdict](8192, 64<<20, verdictSize)
+		var k [16]byte
+		if _, err := rand.Read(k[:]); err != nil {
+			stop()
+			return nil, fmt.Errorf("digest key: %w", err)
+		}
+		s.digestKey = hex.EncodeToString(k[:])
 		go s.policy.watch(bg, 2*time.Second)
 	}
 	if cfg.Keys.Provider != "" {

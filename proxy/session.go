@@ -305,7 +305,7 @@ func (s *session) login(st *wire.Startup) error {
 	if err := s.finishStartup(); err != nil {
 		return err
 	}
-	if s.trk != nil && s.srv.analyses != nil {
+	if s.trk != nil && s.srv.verdicts != nil {
 		if err := s.loadSearchPath(); err != nil {
 			return refuse(codeConnectionFailure, "pgpseudo could not read the session's search_path", err)
 		}

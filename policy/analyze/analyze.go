@@ -119,6 +119,10 @@ type Result struct {
 	SearchPath []string
 	// SearchPathChanged reports that a statement sets search_path.
 	SearchPathChanged bool
+	// Tree is the parse the analysis read (nil when the SQL did not
+	// parse): callers describe the statements from it rather than parse
+	// the text again.
+	Tree *pg_query.ParseResult
 }
 
 // StatementInfo describes one statement of a query string.
@@ -132,6 +136,10 @@ type StatementInfo struct {
 	// Relations lists the relations the statement reads, views and the
 	// base tables behind them, in order of first reference.
 	Relations []policy.TableName
+	// DigestOrder reports that the statement groups or de-duplicates on a
+	// pseudonymised column: its rows must be ordered by the proxy's keyed
+	// digest, or they come back in clear-value order.
+	DigestOrder bool
 }
 
 // maxViewDepth bounds view nesting (and catches cycles).
@@ -164,6 +172,7 @@ func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result,
 			return res, nil
 		}
 	}
+	res.Tree = tree
 	a := &analyzer{ctx: ctx, s: s, cat: cat, pol: s.Policy, role: s.Role, roleName: roleName,
 		restricted: restricted, searchPath: s.SearchPath, inTx: s.InTransaction,
 		views: map[policy.TableName]*viewInfo{}}
@@ -183,13 +192,13 @@ func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result,
 		if fp, err := pg_query.Fingerprint(text); err == nil {
 			info.Fingerprint = fp
 		}
-		a.rels, a.nextPath = nil, nil
+		a.rels, a.nextPath, a.digestOrder = nil, nil, false
 		var err error
 		if restricted || raw.Stmt.GetVariableSetStmt() != nil || raw.Stmt.GetDiscardStmt() != nil || raw.Stmt.GetTransactionStmt() != nil {
 			// Unrestricted sessions only need search_path tracking.
 			err = a.statement(raw.Stmt, info.Kind)
 		}
-		info.Relations = a.rels
+		info.Relations, info.DigestOrder = a.rels, a.digestOrder
 		res.Statements = append(res.Statements, info)
 		var ref *Refusal
 		switch {
@@ -292,6 +301,8 @@ type analyzer struct {
 	// bareSetConfig is the call of a statement that is nothing but
 	// SELECT set_config(…): only such a call surely runs, once.
 	bareSetConfig *pg_query.FuncCall
+	// digestOrder: the current statement groups on a pseudonymised value.
+	digestOrder bool
 }
 
 func (a *analyzer) noteRelation(t policy.TableName) {

@@ -768,12 +768,7 @@ func (a *analyzer) alias(r *rte, al *pg_query.Alias) {
 }
 
 // domain is a column's token domain; a column without one is its own.
-func (a *analyzer) domain(t policy.TableName, col string) string {
-	if c := a.pol.Column(t, col); c != nil && c.Spec.Domain != "" {
-		return c.Spec.Domain
-	}
-	return t.Schema + "." + t.Table + "." + col
-}
+func (a *analyzer) domain(t policy.TableName, col string) string { return a.pol.TokenDomain(t, col) }
 
 func isSystemSchema(s string) bool {
 	return s == "pg_catalog" || s == "information_schema" || strings.HasPrefix(s, "pg_toast")

@@ -223,6 +223,11 @@ func (a *analyzer) check(v value, c ctx) error {
 			}
 		}
 	}
+	if c.use == useGroup {
+		// Grouping or de-duplicating sorts or hashes by the clear value:
+		// the statement's rows must come back in the proxy's digest order.
+		a.digestOrder = true
+	}
 	if c.use != useOutput {
 		return nil
 	}
@@ -328,6 +333,9 @@ func (a *analyzer) equality(vs []value, c ctx) error {
 				first = s
 			}
 		}
+	}
+	if c.clause == "UNION" || c.clause == "INTERSECT" || c.clause == "EXCEPT" {
+		a.digestOrder = true // de-duplicating across the branches
 	}
 	for _, v := range vs {
 		if len(v.srcs) == 0 || v.mixed {

@@ -93,6 +93,13 @@ func Parse(sql string) ([]Statement, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse: %w", err)
 	}
+	return Describe(tree, sql)
+}
+
+// Describe describes the statements of a parse of sql (the analysis
+// parses once and describes with the same tree).
+func Describe(tree *pg_query.ParseResult, sql string) ([]Statement, error) {
+	var err error
 	out := make([]Statement, 0, len(tree.Stmts))
 	for _, raw := range tree.Stmts {
 		st := Statement{Kind: kindOf(raw.Stmt)}

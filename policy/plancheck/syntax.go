@@ -1,0 +1,198 @@
+package plancheck
+
+import (
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Syntax is what the text of statements (the checked one, or every view
+// of the database) says about names the plan uses: the plan refers to
+// subquery and CTE columns by name, and prints alias names for relation
+// columns. Only what the syntax makes certain is recorded.
+type Syntax struct {
+	// Renamed are relation names (unqualified) given column aliases
+	// somewhere (FROM t AS x(a, b)).
+	Renamed map[string]bool
+	// Subqueries and CTEs map an alias or CTE name to the output names of
+	// each subquery or CTE that carries it; a nil name is one the syntax
+	// does not make certain (an expression without AS, a *).
+	Subqueries map[string][][]*string
+	CTEs       map[string][][]*string
+	// Sublinks reports IN, ANY, ALL or row-comparison subqueries, whose
+	// comparison EXPLAIN does not print before PostgreSQL 17.
+	Sublinks bool
+	// OrderedWindows reports a window with PARTITION BY or ORDER BY, which
+	// EXPLAIN does not print before PostgreSQL 17.
+	OrderedWindows bool
+}
+
+// ParseSyntax reads the facts of one or more SQL texts (a statement, or
+// view definitions). A text that does not parse adds nothing (the
+// statement itself has been parsed by the analysis before).
+func ParseSyntax(texts ...string) *Syntax {
+	s := &Syntax{Renamed: map[string]bool{}, Subqueries: map[string][][]*string{}, CTEs: map[string][][]*string{}}
+	for _, t := range texts {
+		tree, err := pg_query.Parse(t)
+		if err != nil {
+			continue
+		}
+		for _, raw := range tree.GetStmts() {
+			s.add(raw.GetStmt().ProtoReflect())
+		}
+	}
+	return s
+}
+
+func (s *Syntax) add(m protoreflect.Message) {
+	switch x := m.Interface().(type) {
+	case *pg_query.RangeVar:
+		if a := x.GetAlias(); a != nil && len(a.GetColnames()) > 0 {
+			s.Renamed[x.GetRelname()] = true
+		}
+	case *pg_query.RangeSubselect:
+		if a := x.GetAlias(); a != nil {
+			s.Subqueries[a.GetAliasname()] = append(s.Subqueries[a.GetAliasname()], outputNames(x.GetSubquery(), a.GetColnames()))
+		}
+	case *pg_query.CommonTableExpr:
+		s.CTEs[x.GetCtename()] = append(s.CTEs[x.GetCtename()], outputNames(x.GetCtequery(), x.GetAliascolnames()))
+	case *pg_query.WindowDef:
+		if len(x.GetPartitionClause()) > 0 || len(x.GetOrderClause()) > 0 || x.GetRefname() != "" {
+			s.OrderedWindows = true
+		}
+	case *pg_query.SubLink:
+		switch x.GetSubLinkType() {
+		case pg_query.SubLinkType_ANY_SUBLINK, pg_query.SubLinkType_ALL_SUBLINK, pg_query.SubLinkType_ROWCOMPARE_SUBLINK,
+			pg_query.SubLinkType_MULTIEXPR_SUBLINK:
+			s.Sublinks = true
+		}
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				s.add(l.Get(i).Message())
+			}
+		case fd.Message() != nil && !fd.IsMap():
+			s.add(v.Message())
+		}
+		return true
+	})
+}
+
+// outputNames are the certain output names of a subquery: alias names
+// first, then each select-list item's AS name or bare column name; a set
+// operation takes its leftmost branch's names, VALUES column1, column2, ….
+func outputNames(q *pg_query.Node, aliases []*pg_query.Node) []*string {
+	sel := q.GetSelectStmt()
+	for sel != nil && sel.GetOp() != pg_query.SetOperation_SETOP_NONE && sel.GetOp() != pg_query.SetOperation_SET_OPERATION_UNDEFINED {
+		sel = sel.GetLarg()
+	}
+	var names []*string
+	switch {
+	case sel == nil:
+	case len(sel.GetValuesLists()) > 0:
+		for i := range sel.GetValuesLists()[0].GetList().GetItems() {
+			n := "column" + itoa(i+1)
+			names = append(names, &n)
+		}
+	default:
+		for _, t := range sel.GetTargetList() {
+			rt := t.GetResTarget()
+			if rt == nil {
+				names = append(names, nil)
+				continue
+			}
+			if rt.GetName() != "" {
+				n := rt.GetName()
+				names = append(names, &n)
+				continue
+			}
+			if cr := rt.GetVal().GetColumnRef(); cr != nil {
+				if f := cr.GetFields(); f[len(f)-1].GetAStar() != nil {
+					// A star: an unknown number of unknown names follows;
+					// no position after it is certain.
+					return append(names, nil)
+				}
+			}
+			if n, ok := figureName(rt.GetVal()); ok {
+				names = append(names, &n)
+			} else {
+				names = append(names, nil)
+			}
+		}
+	}
+	for i, a := range aliases {
+		n := a.GetString_().GetSval()
+		if i < len(names) {
+			names[i] = &n
+		} else {
+			names = append(names, &n)
+		}
+	}
+	return names
+}
+
+// figureName is the name PostgreSQL gives a select-list item without AS
+// (FigureColname), for the forms whose name is plain: a column reference's
+// last name, a function's name, "?column?" for an operator, constant or
+// parameter, a cast's argument's name or else its type's. Anything else is
+// not certain.
+func figureName(n *pg_query.Node) (string, bool) {
+	switch {
+	case n.GetColumnRef() != nil:
+		f := n.GetColumnRef().GetFields()
+		if s := f[len(f)-1].GetString_(); s != nil {
+			return s.GetSval(), true
+		}
+	case n.GetFuncCall() != nil:
+		f := n.GetFuncCall().GetFuncname()
+		return f[len(f)-1].GetString_().GetSval(), true
+	case n.GetAConst() != nil, n.GetParamRef() != nil:
+		return "?column?", true
+	case n.GetAExpr() != nil:
+		if n.GetAExpr().GetKind() == pg_query.A_Expr_Kind_AEXPR_NULLIF {
+			return "nullif", true
+		}
+		return "?column?", true
+	case n.GetTypeCast() != nil:
+		if name, ok := figureName(n.GetTypeCast().GetArg()); ok && name != "?column?" {
+			return name, true
+		}
+		if names := n.GetTypeCast().GetTypeName().GetNames(); len(names) > 0 {
+			return names[len(names)-1].GetString_().GetSval(), true
+		}
+	case n.GetCoalesceExpr() != nil:
+		return "coalesce", true
+	}
+	return "", false
+}
+
+func itoa(i int) string {
+	if i < 10 {
+		return string(rune('0' + i))
+	}
+	return itoa(i/10) + string(rune('0'+i%10))
+}
+
+// Merge returns the facts of s and o together (a statement's and the
+// database's views').
+func (s *Syntax) Merge(o *Syntax) *Syntax {
+	if o == nil {
+		return s
+	}
+	out := &Syntax{Renamed: map[string]bool{}, Subqueries: map[string][][]*string{}, CTEs: map[string][][]*string{},
+		Sublinks: s.Sublinks || o.Sublinks, OrderedWindows: s.OrderedWindows || o.OrderedWindows}
+	for _, src := range []*Syntax{s, o} {
+		for k := range src.Renamed {
+			out.Renamed[k] = true
+		}
+		for k, v := range src.Subqueries {
+			out.Subqueries[k] = append(out.Subqueries[k], v...)
+		}
+		for k, v := range src.CTEs {
+			out.CTEs[k] = append(out.CTEs[k], v...)
+		}
+	}
+	return out
+}

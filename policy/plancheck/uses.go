@@ -1,0 +1,437 @@
+package plancheck
+
+import (
+	"fmt"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/pgpseudo/pgpseudo/policy"
+	"github.com/pgpseudo/pgpseudo/policy/analyze"
+)
+
+// use is what a plan position does with a value.
+type use uint8
+
+const (
+	useOutput use = iota // an output of a node
+	useBool              // a condition: equalities between columns are allowed
+	useGroup             // a grouping, de-duplication or hash key
+	useJoin              // a merge join's sort key
+	useOrder             // an ordering sort key
+	useWindow            // a window's partition or order key
+	useOther             // anything else (function calls, sampling, …)
+)
+
+const (
+	ruleBlock  = "blocked columns may only be output bare, where their values leave as NULL"
+	rulePseudo = "pseudonymised columns may only be output bare, grouped, counted, or compared for equality with a column of the same token domain"
+	ruleOrder  = "rows grouped or de-duplicated on a pseudonymised column come back in the proxy's keyed-digest order, never in clear-value order"
+)
+
+// checkNode checks every expression of n and of the nodes below it.
+func (c *checker) checkNode(n *node) error {
+	for _, e := range n.output {
+		ex, err := parseExpr(e, plainExpr, c.in.Keywords)
+		if err != nil {
+			return err
+		}
+		if err := c.use(n, ex, useOutput, "an output of "+n.typ); err != nil {
+			return err
+		}
+	}
+	for _, p := range n.props {
+		kind, u := plainExpr, useOther
+		switch p.key {
+		case "Filter", "Join Filter", "Hash Cond", "Merge Cond", "Index Cond", "Recheck Cond", "One-Time Filter", "TID Cond", "Run Condition":
+			u = useBool
+		case "Group Key":
+			u = useGroup
+		case "Cache Key":
+			u = useOutput
+		case "Sort Key", "Presorted Key":
+			kind, u = sortExpr, c.sortUse(n)
+		case "Function Call", "Table Function Call":
+			kind = fromExpr
+		case "Window":
+			kind, u = windowExpr, useWindow
+		}
+		for _, e := range p.exprs {
+			ex, err := parseExpr(e, kind, c.in.Keywords)
+			if err != nil {
+				return err
+			}
+			if kind == sortExpr {
+				ex = ex.GetSortBy().GetNode()
+			}
+			if err := c.use(n, ex, u, p.key+" of "+n.typ); err != nil {
+				return err
+			}
+		}
+	}
+	if n.typ == "SetOp" && n.strategy == "Hashed" || n.typ == "HashSetOp" {
+		// A hashed INTERSECT or EXCEPT compares whole rows; its keys are
+		// not printed.
+		for _, k := range n.kids {
+			for _, v := range c.outVals(k) {
+				if err := c.grouping(n, v, "a hashed set operation"); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for _, k := range n.kids {
+		if err := c.checkNode(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sortUse says what a Sort's keys serve: the first node above that is not
+// another sort, gather or materialisation.
+func (c *checker) sortUse(n *node) use {
+	for m := n.parent; m != nil; m = m.parent {
+		switch m.typ {
+		case "Sort", "Incremental Sort", "Gather", "Gather Merge", "Materialize":
+			continue
+		case "Merge Join":
+			return useJoin
+		case "Aggregate", "Group", "Unique", "SetOp", "GroupAggregate":
+			return useGroup
+		case "WindowAgg":
+			return useWindow
+		}
+		return useOrder
+	}
+	return useOrder
+}
+
+// use checks an expression of node n used as u.
+func (c *checker) use(n *node, e *pg_query.Node, u use, where string) error {
+	if c.digest(e) {
+		return c.digestUse(n, e, where)
+	}
+	switch u {
+	case useBool:
+		if b := e.GetBoolExpr(); b != nil && b.GetBoolop() == pg_query.BoolExprType_AND_EXPR {
+			for _, arg := range b.GetArgs() {
+				if err := c.use(n, arg, useBool, where); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if ax := e.GetAExpr(); ax != nil && isEquality(ax) {
+			l, r := c.eval(n, ax.GetLexpr()), c.eval(n, ax.GetRexpr())
+			if l.bare && r.bare && (len(l.srcs) > 0 || len(r.srcs) > 0) {
+				return c.equality(l, r, where)
+			}
+		}
+		return c.computed(n, e, where)
+	case useOutput:
+		if v := c.eval(n, e); v.bare {
+			return nil // passed on unchanged: the outer node or the client decides
+		}
+		return c.computed(n, e, where)
+	case useGroup, useJoin:
+		if v := c.eval(n, e); v.bare {
+			for _, s := range v.srcs {
+				if blocked(s) {
+					return c.refuse(s, where, "as a grouping or join key", ruleBlock)
+				}
+			}
+			if u == useGroup {
+				return c.grouping(n, v, where)
+			}
+			return nil
+		}
+		return c.computed(n, e, where)
+	case useOrder, useWindow:
+		v := c.eval(n, e)
+		if len(v.srcs) > 0 {
+			how := "as a sort key"
+			if u == useWindow {
+				how = "in a window's partition or order"
+			}
+			return c.refuse(v.srcs[0], where, how, ruleFor(v.srcs[0]))
+		}
+		return c.computed(n, e, where)
+	}
+	return c.computed(n, e, where)
+}
+
+// isEquality reports "a = b" and "a IS NOT DISTINCT FROM b".
+func isEquality(ax *pg_query.A_Expr) bool {
+	if ax.GetKind() == pg_query.A_Expr_Kind_AEXPR_NOT_DISTINCT {
+		return true
+	}
+	if ax.GetKind() != pg_query.A_Expr_Kind_AEXPR_OP {
+		return false
+	}
+	names := ax.GetName()
+	if len(names) == 0 || names[len(names)-1].GetString_().GetSval() != "=" {
+		return false
+	}
+	return len(names) == 1 || names[0].GetString_().GetSval() == "pg_catalog"
+}
+
+// equality checks two bare values compared for equality: pseudonymised
+// values may meet only values of the same token domain, blocked ones
+// never.
+func (c *checker) equality(l, r val, where string) error {
+	all := append(append([]*src{}, l.srcs...), r.srcs...)
+	for _, s := range all {
+		if blocked(s) {
+			return c.refuse(s, where, "in an equality", ruleBlock)
+		}
+	}
+	if len(l.srcs) == 0 || len(r.srcs) == 0 {
+		s := all[0]
+		return c.refuse(s, where, "compared with a value outside its token domain", rulePseudo)
+	}
+	for _, s := range all {
+		if s.domain != all[0].domain {
+			return c.refuse(all[0], where, fmt.Sprintf("compared with %s.%s (token domain %q, not %q)", s.table, s.column, s.domain, all[0].domain), rulePseudo)
+		}
+	}
+	return nil
+}
+
+// grouping records a grouping on pseudonymised values: its rows must come
+// back in digest order (orderHidden).
+func (c *checker) grouping(n *node, v val, where string) error {
+	for _, s := range v.srcs {
+		if blocked(s) {
+			return c.refuse(s, where, "as a grouping key", ruleBlock)
+		}
+	}
+	if len(v.srcs) > 0 {
+		for _, s := range v.srcs {
+			if s.domain != v.srcs[0].domain {
+				return c.refuse(v.srcs[0], where, "grouped together with values of another token domain", rulePseudo)
+			}
+		}
+		c.grouped = append(c.grouped, n)
+	}
+	return nil
+}
+
+// computed checks an expression that computes something: no protected
+// value may flow into it, except into count() and the proxy's digest.
+func (c *checker) computed(n *node, e *pg_query.Node, where string) error {
+	if e == nil || e.GetNode() == nil {
+		return nil
+	}
+	if c.digest(e) {
+		return c.digestUse(n, e, where)
+	}
+	switch x := e.GetNode().(type) {
+	case *pg_query.Node_ColumnRef, *pg_query.Node_ParamRef:
+		if v := c.eval(n, e); len(v.srcs) > 0 {
+			return c.refuse(v.srcs[0], where, "in an expression", ruleFor(v.srcs[0]))
+		}
+		return nil
+	case *pg_query.Node_FuncCall:
+		f := x.FuncCall
+		if v, ok := c.placeholder(n, f); ok {
+			if len(v.srcs) > 0 {
+				return c.refuse(v.srcs[0], where, "through a subquery in an expression", ruleFor(v.srcs[0]))
+			}
+			return nil
+		}
+		if w := f.GetOver(); w != nil && c.in.Syntax.OrderedWindows {
+			if err := c.windowReach(n, where); err != nil {
+				return err
+			}
+		}
+		if funcName(f) == "count" && (len(f.GetFuncname()) == 1 || f.GetFuncname()[0].GetString_().GetSval() == "pg_catalog") &&
+			len(f.GetAggOrder()) == 0 {
+			// count() and count(DISTINCT x) reveal how many values there
+			// are, not which: allowed on pseudonymised columns.
+			for _, a := range f.GetArgs() {
+				v := c.eval(n, a)
+				if !v.bare {
+					if err := c.computed(n, a, where); err != nil {
+						return err
+					}
+					continue
+				}
+				for _, s := range v.srcs {
+					if blocked(s) {
+						return c.refuse(s, where, "counted", ruleBlock)
+					}
+				}
+			}
+			return c.computed(n, f.GetAggFilter(), where)
+		}
+	}
+	var err error
+	c.children(e.ProtoReflect(), func(child *pg_query.Node) {
+		if err == nil {
+			err = c.computed(n, child, where)
+		}
+	})
+	return err
+}
+
+// windowReach refuses a window function at n whose (unprinted) partition
+// or order could use protected columns: when the window's input is sorted
+// by the plan, that Sort's keys are checked as window keys; otherwise
+// every protected column in reach counts.
+func (c *checker) windowReach(n *node, where string) error {
+	for _, k := range n.kids {
+		if k.typ == "Sort" || k.typ == "Incremental Sort" {
+			return nil
+		}
+	}
+	if r := c.reach(n); len(r) > 0 {
+		return c.refuse(r[0], where, "in reach of a window whose partition and order the plan does not print", ruleFor(r[0]))
+	}
+	return nil
+}
+
+// digest reports the proxy's own ordering expression.
+func (c *checker) digest(e *pg_query.Node) bool {
+	if c.in.DigestMarker == "" {
+		return false
+	}
+	found := false
+	var visit func(m protoreflect.Message)
+	visit = func(m protoreflect.Message) {
+		if found {
+			return
+		}
+		if s, ok := m.Interface().(*pg_query.String); ok && strings.Contains(s.GetSval(), c.in.DigestMarker) {
+			found = true
+			return
+		}
+		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			switch {
+			case fd.IsList() && fd.Message() != nil:
+				for i := 0; i < v.List().Len(); i++ {
+					visit(v.List().Get(i).Message())
+				}
+			case fd.Message() != nil && !fd.IsMap():
+				visit(v.Message())
+			}
+			return !found
+		})
+	}
+	visit(e.ProtoReflect())
+	return found
+}
+
+// digestUse allows pseudonymised values in the proxy's digest ordering;
+// blocked values never leave, so they may not be ordered either.
+func (c *checker) digestUse(n *node, e *pg_query.Node, where string) error {
+	v := c.eval(n, e)
+	for _, s := range v.srcs {
+		if blocked(s) {
+			return c.refuse(s, where, "in the proxy's digest ordering", ruleBlock)
+		}
+	}
+	return nil
+}
+
+// orderHidden checks that every grouping on pseudonymised values is
+// reordered by the proxy's digest before its rows can leave or be cut by
+// LIMIT.
+func (c *checker) orderHidden() error {
+	for _, g := range c.grouped {
+		if !c.digestAbove(g, map[*node]bool{}) {
+			return &analyze.Refusal{StatementKind: "Select", Reason: "groups or de-duplicates rows on a pseudonymised column without the proxy's digest ordering",
+				Rule: ruleOrder + " (" + ruleServer + ")"}
+		}
+	}
+	return nil
+}
+
+// digestAbove reports whether the rows of n pass a digest sort before they
+// reach the client or a LIMIT.
+func (c *checker) digestAbove(n *node, seen map[*node]bool) bool {
+	if seen[n] {
+		return true
+	}
+	seen[n] = true
+	for m := n; m != nil; m = m.parent {
+		if m != n {
+			switch m.typ {
+			case "Sort", "Incremental Sort", "Gather Merge":
+				if c.digestSort(m) {
+					return true
+				}
+			case "Limit", "WindowAgg":
+				return false
+			}
+		}
+		if m.parentRel == "InitPlan" && strings.HasPrefix(m.subplan, "CTE ") {
+			// A CTE's rows flow on through its scans.
+			ok := true
+			for _, ss := range c.scans {
+				for _, s := range ss {
+					if s.typ == "CTE Scan" && "CTE "+s.cteName == m.subplan {
+						ok = ok && c.digestAbove(s, seen)
+					}
+				}
+			}
+			return ok
+		}
+		if m.parentRel == "SubPlan" || m.parentRel == "InitPlan" {
+			// A subquery's rows become a value, checked as data.
+			return true
+		}
+	}
+	return false
+}
+
+// digestSort reports a sort whose keys include the proxy's digest.
+func (c *checker) digestSort(n *node) bool {
+	for _, p := range n.props {
+		if p.key != "Sort Key" {
+			continue
+		}
+		for _, e := range p.exprs {
+			if c.in.DigestMarker != "" && strings.Contains(e, c.in.DigestMarker) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func blocked(s *src) bool { return s.dec.Action == policy.Block || s.dec.Action == policy.Null }
+
+func ruleFor(s *src) string {
+	if blocked(s) {
+		return ruleBlock
+	}
+	return rulePseudo
+}
+
+// refuse builds the refusal for a protected column used at a plan
+// position.
+func (c *checker) refuse(s *src, where, how, rule string) error {
+	r := s.dec.Rule
+	if r != "" {
+		r += "; "
+	}
+	return &analyze.Refusal{StatementKind: "Select", Table: s.table, Column: s.column, Clause: "the server's plan (" + where + ")",
+		How: how, Reason: describe(s), Rule: r + rule + " (" + ruleServer + ")"}
+}
+
+// describe says what a protected column is, for messages.
+func describe(s *src) string {
+	switch {
+	case s.dec.Category == policy.CategorySpecial:
+		return "is special-category data"
+	case s.dec.Action == policy.Block && s.dec.Category == "":
+		return "is unclassified and blocked"
+	case s.dec.Action == policy.Block:
+		return fmt.Sprintf("is %s data and blocked", s.dec.Category)
+	case s.dec.Action == policy.Null:
+		return fmt.Sprintf("is %s data, nulled", s.dec.Category)
+	}
+	return fmt.Sprintf("is %s data, pseudonymised", s.dec.Category)
+}

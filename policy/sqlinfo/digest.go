@@ -1,0 +1,192 @@
+package sqlinfo
+
+import (
+	"fmt"
+	"regexp"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
+)
+
+// DigestAlias is the name of the subquery the digest ordering wraps.
+const DigestAlias = "pgpseudo_q"
+
+var hexKey = regexp.MustCompile(`^[0-9a-f]{32,128}$`)
+
+// WithDigestOrder rewrites the statements of sql marked in which so that
+// their rows come back ordered by a keyed digest of each whole row, never
+// in the clear-value order that grouping or de-duplication on a
+// pseudonymised column produces:
+//
+//	SELECT * FROM (<statement>) AS pgpseudo_q
+//	ORDER BY <the statement's own ORDER BY>, sha256(row || key) [LIMIT …]
+//
+// The statement's own ORDER BY, LIMIT and OFFSET move out when its sort
+// keys are output columns (by position, name or the same expression), so
+// the digest breaks their ties before LIMIT cuts; otherwise they stay
+// inside and the server-side check refuses a LIMIT below the digest.
+// Output names, types and origins are unchanged (SELECT * of a subquery
+// keeps them). key is the digest key in lower-case hex; it leaves the
+// proxy only inside the statement. The result is the deparsed statements.
+func WithDigestOrder(sql string, which []bool, key string) (string, error) {
+	if !hexKey.MatchString(key) {
+		return "", fmt.Errorf("digest order: key is not hex")
+	}
+	tree, err := pg_query.Parse(sql)
+	if err != nil {
+		return "", fmt.Errorf("digest order: %w", err)
+	}
+	digest, err := digestSortBy(key)
+	if err != nil {
+		return "", err
+	}
+	for i, raw := range tree.GetStmts() {
+		if i >= len(which) || !which[i] {
+			continue
+		}
+		slot := selectSlot(raw)
+		if slot == nil || (*slot).GetSelectStmt() == nil {
+			return "", fmt.Errorf("digest order: statement %d is not a query", i+1)
+		}
+		*slot = wrapDigest((*slot).GetSelectStmt(), proto.Clone(digest).(*pg_query.Node), tree.GetVersion())
+	}
+	out, err := pg_query.Deparse(tree)
+	if err != nil {
+		return "", fmt.Errorf("digest order: deparse: %w", err)
+	}
+	return out, nil
+}
+
+// selectSlot returns where a statement keeps the query whose rows it
+// returns.
+func selectSlot(raw *pg_query.RawStmt) **pg_query.Node {
+	switch x := raw.GetStmt().GetNode().(type) {
+	case *pg_query.Node_SelectStmt:
+		return &raw.Stmt
+	case *pg_query.Node_DeclareCursorStmt:
+		return &x.DeclareCursorStmt.Query
+	case *pg_query.Node_CopyStmt:
+		return &x.CopyStmt.Query
+	case *pg_query.Node_PrepareStmt:
+		return &x.PrepareStmt.Query
+	}
+	return nil
+}
+
+// digestSortBy is the ORDER BY item of the digest.
+func digestSortBy(key string) (*pg_query.Node, error) {
+	t, err := pg_query.Parse("SELECT 1 ORDER BY pg_catalog.sha256(pg_catalog.convert_to((" + DigestAlias +
+		".*)::pg_catalog.text, 'UTF8') OPERATOR(pg_catalog.||) '\\x" + key + "'::pg_catalog.bytea)")
+	if err != nil {
+		return nil, fmt.Errorf("digest order: %w", err)
+	}
+	return t.GetStmts()[0].GetStmt().GetSelectStmt().GetSortClause()[0], nil
+}
+
+// wrapDigest wraps s in the digest ordering.
+func wrapDigest(s *pg_query.SelectStmt, digest *pg_query.Node, version int32) *pg_query.Node {
+	inner := proto.Clone(s).(*pg_query.SelectStmt)
+	outer := &pg_query.SelectStmt{
+		TargetList: []*pg_query.Node{{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{
+			Val: &pg_query.Node{Node: &pg_query.Node_ColumnRef{ColumnRef: &pg_query.ColumnRef{
+				Fields: []*pg_query.Node{{Node: &pg_query.Node_AStar{AStar: &pg_query.A_Star{}}}}}}}}}}},
+		Op:          pg_query.SetOperation_SETOP_NONE,
+		LimitOption: pg_query.LimitOption_LIMIT_OPTION_DEFAULT,
+	}
+	if moved, ok := outerSortKeys(inner, version); ok {
+		outer.SortClause = moved
+		outer.LimitCount, outer.LimitOffset, outer.LimitOption = inner.GetLimitCount(), inner.GetLimitOffset(), inner.GetLimitOption()
+		inner.SortClause, inner.LimitCount, inner.LimitOffset = nil, nil, nil
+		inner.LimitOption = pg_query.LimitOption_LIMIT_OPTION_DEFAULT
+	}
+	outer.SortClause = append(outer.SortClause, digest)
+	outer.FromClause = []*pg_query.Node{{Node: &pg_query.Node_RangeSubselect{RangeSubselect: &pg_query.RangeSubselect{
+		Subquery: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: inner}},
+		Alias:    &pg_query.Alias{Aliasname: DigestAlias},
+	}}}}
+	return &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: outer}}
+}
+
+// outerSortKeys maps a query's ORDER BY onto the wrapper's output: a
+// position stays a position, an output name a name, an expression of the
+// select list its position. ok is false when a key cannot be mapped, or
+// when the ORDER BY decides which rows DISTINCT ON keeps.
+func outerSortKeys(s *pg_query.SelectStmt, version int32) ([]*pg_query.Node, bool) {
+	if len(s.GetDistinctClause()) > 0 && s.GetDistinctClause()[0].GetNode() != nil {
+		return nil, false // DISTINCT ON
+	}
+	names := map[string]int{}
+	var exprs []string
+	for _, t := range s.GetTargetList() {
+		rt := t.GetResTarget()
+		if rt == nil {
+			return nil, false
+		}
+		if cr := rt.GetVal().GetColumnRef(); cr != nil && isStarRef(cr) && len(s.GetSortClause()) > 0 {
+			return nil, false // positions after a star are not known here
+		}
+		name := rt.GetName()
+		if name == "" {
+			if cr := rt.GetVal().GetColumnRef(); cr != nil {
+				f := cr.GetFields()
+				name = f[len(f)-1].GetString_().GetSval()
+			}
+		}
+		if name != "" {
+			names[name]++
+		}
+		exprs = append(exprs, deparseExpr(rt.GetVal(), version))
+	}
+	var out []*pg_query.Node
+	for _, item := range s.GetSortClause() {
+		sb := proto.Clone(item).(*pg_query.Node)
+		key := sb.GetSortBy().GetNode()
+		switch {
+		case key.GetAConst() != nil && key.GetAConst().GetIval() != nil:
+		case singleName(key) != "" && names[singleName(key)] == 1:
+		default:
+			pos := -1
+			if d := deparseExpr(key, version); d != "" {
+				for i, e := range exprs {
+					if e == d {
+						pos = i + 1
+						break
+					}
+				}
+			}
+			if pos < 0 {
+				return nil, false
+			}
+			sb.GetSortBy().Node = &pg_query.Node{Node: &pg_query.Node_AConst{AConst: &pg_query.A_Const{
+				Val: &pg_query.A_Const_Ival{Ival: &pg_query.Integer{Ival: int32(pos)}}}}}
+		}
+		out = append(out, sb)
+	}
+	return out, true
+}
+
+func isStarRef(cr *pg_query.ColumnRef) bool {
+	f := cr.GetFields()
+	return len(f) > 0 && f[len(f)-1].GetAStar() != nil
+}
+
+func singleName(n *pg_query.Node) string {
+	if cr := n.GetColumnRef(); cr != nil && len(cr.GetFields()) == 1 {
+		return cr.GetFields()[0].GetString_().GetSval()
+	}
+	return ""
+}
+
+// deparseExpr writes an expression as SQL ("" when it cannot), to compare
+// expressions without their source locations.
+func deparseExpr(n *pg_query.Node, version int32) string {
+	tree := &pg_query.ParseResult{Version: version, Stmts: []*pg_query.RawStmt{{Stmt: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: &pg_query.SelectStmt{
+		TargetList: []*pg_query.Node{{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{Val: n}}}},
+		Op:         pg_query.SetOperation_SETOP_NONE, LimitOption: pg_query.LimitOption_LIMIT_OPTION_DEFAULT,
+	}}}}}}
+	s, err := pg_query.Deparse(tree)
+	if err != nil {
+		return ""
+	}
+	return s
+}
