@@ -19,8 +19,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"go.uber.org/zap/zapcore"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"go.uber.org/zap/zapcore"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pgpseudo/pgpseudo/configs/sample"

@@ -187,16 +187,16 @@ func TestRefusalsNameColumnRoleRule(t *testing.T) {
 
 func TestPlaceholders(t *testing.T) {
 	tests := map[string]string{
-		"(SubPlan 1)":                                  "pgpseudo_subplan(1)",
-		"(NOT (hashed SubPlan 2))":                     "(NOT pgpseudo_subplan(2))",
+		"(SubPlan 1)":              "pgpseudo_subplan(1)",
+		"(NOT (hashed SubPlan 2))": "(NOT pgpseudo_subplan(2))",
 		"(alternatives: SubPlan 1 or hashed SubPlan 2)": "pgpseudo_subplan(1, 2)",
-		"(c.x = (SubPlan 3).col2)":                     "(c.x = pgpseudo_subplan_col(3, 2))",
-		"(InitPlan 1).col1":                            "pgpseudo_initplan_col(1, 1)",
-		"row_number() OVER (?)":                        "row_number() OVER ()",
-		"(ANY (c.x = (hashed SubPlan 1).col1))":        "(pgpseudo_any (c.x = pgpseudo_subplan_col(1, 1)))",
-		"'(SubPlan 1)'::text":                          "'(SubPlan 1)'::text",
-		`"SubPlan"`:                                    `"SubPlan"`,
-		"(x.data ? 'key'::text)":                       "(x.data ? 'key'::text)",
+		"(c.x = (SubPlan 3).col2)":                      "(c.x = pgpseudo_subplan_col(3, 2))",
+		"(InitPlan 1).col1":                             "pgpseudo_initplan_col(1, 1)",
+		"row_number() OVER (?)":                         "row_number() OVER ()",
+		"(ANY (c.x = (hashed SubPlan 1).col1))":         "(pgpseudo_any (c.x = pgpseudo_subplan_col(1, 1)))",
+		"'(SubPlan 1)'::text":                           "'(SubPlan 1)'::text",
+		`"SubPlan"`:                                     `"SubPlan"`,
+		"(x.data ? 'key'::text)":                        "(x.data ? 'key'::text)",
 	}
 	for in, want := range tests {
 		got, err := placeholders(in)
@@ -229,4 +229,3 @@ func TestUnknownPropertiesAreExpressions(t *testing.T) {
 		t.Fatalf("an unreadable property passed: %v %+v", err, res)
 	}
 }
-

@@ -8,11 +8,11 @@ import (
 
 // node is one plan node of EXPLAIN (VERBOSE, FORMAT JSON).
 type node struct {
-	typ       string
-	parentRel string // Outer, Inner, Subquery, InitPlan, SubPlan, Member
-	subplan   string // "SubPlan 1", "InitPlan 1 (returns $0)", "CTE x"
+	typ                                       string
+	parentRel                                 string // Outer, Inner, Subquery, InitPlan, SubPlan, Member
+	subplan                                   string // "SubPlan 1", "InitPlan 1 (returns $0)", "CTE x"
 	relName, schema, alias, cteName, strategy string
-	output                                   []string
+	output                                    []string
 	// props are the node's expression-bearing properties, in key order.
 	props  []prop
 	kids   []*node
