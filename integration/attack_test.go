@@ -24,7 +24,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pgpseudo/pgpseudo/configs/sample"
-	"github.com/pgpseudo/pgpseudo/proxy/wire"
 )
 
 // The attack corpus (testdata/attacks.yaml) is what an attacker with a
@@ -177,8 +176,8 @@ const endMarker = "pgpseudo-attack-end"
 // message until the marker's ReadyForQuery. A session that ends or hangs
 // is reported; the proxy may end a session it cannot keep safe.
 func (ws *wireSession) exchange(frames []byte) (ended bool, err error) {
-	frames = append(frames, wire.Frame('S')...)
-	frames = append(frames, wire.Frame('Q', []byte("SELECT '"+endMarker+"'"), []byte{0})...)
+	frames = append(frames, msgFrame('S')...)
+	frames = append(frames, msgFrame('Q', []byte("SELECT '"+endMarker+"'"), []byte{0})...)
 	ws.conn.SetDeadline(time.Now().Add(30 * time.Second))
 	defer ws.conn.SetDeadline(time.Time{})
 	if _, err := ws.conn.Write(frames); err != nil {
@@ -217,16 +216,27 @@ func (ws *wireSession) exchange(frames []byte) (ended bool, err error) {
 	}
 }
 
+// msgFrame builds a frontend message from its body parts.
+func msgFrame(typ byte, parts ...[]byte) []byte {
+	b := []byte{typ, 0, 0, 0, 0}
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	n := len(b) - 1
+	b[1], b[2], b[3], b[4] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	return b
+}
+
 // simpleFrames and extendedFrames run one SQL text.
-func simpleFrames(sql string) []byte { return wire.Frame('Q', []byte(sql), []byte{0}) }
+func simpleFrames(sql string) []byte { return msgFrame('Q', []byte(sql), []byte{0}) }
 
 func extendedFrames(sql string) []byte {
 	var b []byte
-	b = append(b, wire.Frame('P', []byte{0}, []byte(sql), []byte{0, 0, 0})...)
-	b = append(b, wire.Frame('B', []byte{0, 0, 0, 0, 0, 0, 0, 0})...)
-	b = append(b, wire.Frame('D', []byte{'P', 0})...)
-	b = append(b, wire.Frame('E', []byte{0, 0, 0, 0, 0})...)
-	return append(b, wire.Frame('S')...)
+	b = append(b, msgFrame('P', []byte{0}, []byte(sql), []byte{0, 0, 0})...)
+	b = append(b, msgFrame('B', []byte{0, 0, 0, 0, 0, 0, 0, 0})...)
+	b = append(b, msgFrame('D', []byte{'P', 0})...)
+	b = append(b, msgFrame('E', []byte{0, 0, 0, 0, 0})...)
+	return append(b, msgFrame('S')...)
 }
 
 // parseWire reads a message sequence, one message per line:
@@ -272,7 +282,7 @@ func parseWire(src string) ([]byte, error) {
 			if cnt < 0 {
 				cnt = 0
 			}
-			out = append(out, wire.Frame('P', cs(arg(1)), cs(arg(2)), []byte{byte(cnt >> 8), byte(cnt)}, types)...)
+			out = append(out, msgFrame('P', cs(arg(1)), cs(arg(2)), []byte{byte(cnt >> 8), byte(cnt)}, types)...)
 		case "B":
 			body := append(cs(arg(1)), cs(arg(2))...)
 			body = append(body, 0, 0, 0, 0) // no parameter formats, no parameters
@@ -282,19 +292,19 @@ func parseWire(src string) ([]byte, error) {
 				v, _ := strconv.Atoi(fm)
 				body = append(body, byte(v>>8), byte(v))
 			}
-			out = append(out, wire.Frame('B', body)...)
+			out = append(out, msgFrame('B', body)...)
 		case "D", "C":
-			out = append(out, wire.Frame(f[0][0], []byte(arg(1)), cs(arg(2)))...)
+			out = append(out, msgFrame(f[0][0], []byte(arg(1)), cs(arg(2)))...)
 		case "E":
 			max, _ := strconv.Atoi(arg(2))
-			out = append(out, wire.Frame('E', cs(arg(1)), []byte{byte(max >> 24), byte(max >> 16), byte(max >> 8), byte(max)})...)
+			out = append(out, msgFrame('E', cs(arg(1)), []byte{byte(max >> 24), byte(max >> 16), byte(max >> 8), byte(max)})...)
 		case "S", "H":
-			out = append(out, wire.Frame(f[0][0])...)
+			out = append(out, msgFrame(f[0][0])...)
 		case "Q":
-			out = append(out, wire.Frame('Q', cs(arg(1)))...)
+			out = append(out, msgFrame('Q', cs(arg(1)))...)
 		case "F":
 			oid, _ := strconv.Atoi(arg(1))
-			out = append(out, wire.Frame('F', []byte{byte(oid >> 24), byte(oid >> 16), byte(oid >> 8), byte(oid)}, []byte{0, 0, 0, 0, 0, 0})...)
+			out = append(out, msgFrame('F', []byte{byte(oid >> 24), byte(oid >> 16), byte(oid >> 8), byte(oid)}, []byte{0, 0, 0, 0, 0, 0})...)
 		default:
 			return nil, fmt.Errorf("line %d: unknown message %q", n+1, f[0])
 		}

@@ -478,6 +478,11 @@ func (s *session) skipped(r *protocol.Request, code string) {
 // statement it ran is the one the server bound, as the tracker resolved
 // it.
 func (s *session) executed(rep protocol.Reply) {
+	if rep.Type == 'C' && isDDL(rep.Tag) {
+		// Cached catalog facts of this database may now be wrong; DDL
+		// run elsewhere is covered by limits.catalog_ttl.
+		s.srv.catalog.changed(s.id.Database)
+	}
 	em, ok := reqMeta(rep.Req).(*execMeta)
 	if !ok || !em.mayChangePath || !rep.Done {
 		return

@@ -103,7 +103,8 @@ func (c *testCatalog) addView(name policy.TableName, kind byte, q *pg_query.Node
 	}
 	rel := &Relation{Name: name, Kind: kind, ViewSQL: sql}
 	for _, t := range q.GetSelectStmt().GetTargetList() {
-		rel.Columns = append(rel.Columns, outputName(t.GetResTarget()))
+		name, _ := outputName(t.GetResTarget())
+		rel.Columns = append(rel.Columns, name)
 	}
 	c.rels[name] = rel
 	return nil

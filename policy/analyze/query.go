@@ -8,12 +8,17 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/pgpseudo/pgpseudo/policy"
+	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 )
 
 // column is a named column of a range table entry or query output.
 type column struct {
 	name string
 	val  value
+	// uncertain: the name PostgreSQL gives this output is not known (an
+	// expression whose naming the port does not cover): it may answer to
+	// any name.
+	uncertain bool
 }
 
 // rte is a range table entry: something in FROM that exposes columns.
@@ -189,7 +194,8 @@ func (a *analyzer) query(parent *scope, s *pg_query.SelectStmt, lvl level) ([]co
 		if err != nil {
 			return nil, err
 		}
-		outs = append(outs, column{name: outputName(rt), val: v})
+		name, certain := outputName(rt)
+		outs = append(outs, column{name: name, val: v, uncertain: !certain})
 	}
 	for _, g := range s.GetGroupClause() {
 		if err := a.groupItem(sc, g, outs); err != nil {
@@ -305,62 +311,93 @@ func (a *analyzer) setOp(sc *scope, s *pg_query.SelectStmt, lvl level) ([]column
 	return outs, a.finish(sc, s, outs, lvl)
 }
 
-// with registers a WITH clause's CTEs in sc.
+// with registers a WITH clause's CTEs in sc. Without RECURSIVE a CTE sees
+// only the ones before it (a later name means a relation); with RECURSIVE
+// every CTE of the list sees every other one, also later ones and itself,
+// so all are registered first and analysed together until their columns
+// no longer change.
 func (a *analyzer) with(sc *scope, w *pg_query.WithClause) error {
 	sc.ctes = map[string]*cteInfo{}
+	var ctes []*pg_query.CommonTableExpr
 	for _, n := range w.GetCtes() {
 		cte := n.GetCommonTableExpr()
 		if cte == nil {
 			continue
 		}
-		q := cte.GetCtequery()
-		sel := q.GetSelectStmt()
-		if sel == nil {
+		if q := cte.GetCtequery(); q.GetSelectStmt() == nil {
 			return &Refusal{StatementKind: kindOf(q), Reason: "a data-modifying WITH (" + statementName(kindOf(q)) + " in " + quoteIdent(cte.GetCtename()) + ")",
 				Rule: "restricted roles may only run read statements"}
 		}
-		info := &cteInfo{}
-		var cols []column
-		var err error
-		if w.GetRecursive() {
-			// Iterate to a fixpoint: the recursive term sees the columns
-			// computed so far.
-			info.pending = true
-			sc.ctes[cte.GetCtename()] = info
-			if sel.GetOp() != pg_query.SetOperation_SETOP_NONE {
-				if info.cols, err = a.query(sc, sel.GetLarg(), levelDerived); err != nil {
-					return err
-				}
-				info.cols = renameCols(noOrigin(info.cols), cte.GetAliascolnames())
-			}
-			for i := 0; i < 8; i++ {
-				if cols, err = a.query(sc, sel, levelDerived); err != nil {
-					return err
-				}
-				cols = renameCols(noOrigin(cols), cte.GetAliascolnames())
-				if sameSources(cols, info.cols) {
-					break
-				}
-				info.cols = cols
-			}
-			info.pending = false
-		} else {
-			if cols, err = a.query(sc, sel, levelDerived); err != nil {
+		ctes = append(ctes, cte)
+	}
+	if !w.GetRecursive() {
+		for _, cte := range ctes {
+			cols, err := a.query(sc, cte.GetCtequery().GetSelectStmt(), levelDerived)
+			if err != nil {
 				return err
 			}
 			cols = renameCols(cols, cte.GetAliascolnames())
-		}
-		info.cols = cols
-		sc.ctes[cte.GetCtename()] = info
-		if sc := cte.GetSearchClause(); sc != nil {
-			if err := a.cteColumns(cols, sc.GetSearchColList(), "SEARCH"); err != nil {
+			sc.ctes[cte.GetCtename()] = &cteInfo{cols: cols}
+			if err := a.cteClauses(cte, cols); err != nil {
 				return err
 			}
 		}
-		if cc := cte.GetCycleClause(); cc != nil {
-			if err := a.cteColumns(cols, cc.GetCycleColList(), "CYCLE"); err != nil {
+		return nil
+	}
+	infos := make([]*cteInfo, len(ctes))
+	for i, cte := range ctes {
+		infos[i] = &cteInfo{pending: true}
+		sc.ctes[cte.GetCtename()] = infos[i]
+	}
+	// Seed each recursive CTE with its non-recursive term, so the first
+	// round does not take the recursive reference for a clean value.
+	for i, cte := range ctes {
+		if sel := cte.GetCtequery().GetSelectStmt(); sel.GetOp() != pg_query.SetOperation_SETOP_NONE {
+			cols, err := a.query(sc, sel.GetLarg(), levelDerived)
+			if err != nil {
 				return err
 			}
+			infos[i].cols = renameCols(noOrigin(cols), cte.GetAliascolnames())
+		}
+	}
+	converged := false
+	for round := 0; round < 16 && !converged; round++ {
+		converged = true
+		for i, cte := range ctes {
+			cols, err := a.query(sc, cte.GetCtequery().GetSelectStmt(), levelDerived)
+			if err != nil {
+				return err
+			}
+			cols = renameCols(noOrigin(cols), cte.GetAliascolnames())
+			if infos[i].cols == nil || !sameSources(cols, infos[i].cols) {
+				converged = false
+			}
+			infos[i].cols = cols
+		}
+	}
+	if !converged {
+		return &Refusal{StatementKind: "Select", Reason: "a recursive WITH whose columns pgpseudo cannot settle",
+			Rule: "SQL pgpseudo cannot analyse is refused for restricted roles"}
+	}
+	for i, cte := range ctes {
+		infos[i].pending = false
+		if err := a.cteClauses(cte, infos[i].cols); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cteClauses checks the columns a CTE's SEARCH and CYCLE clauses use.
+func (a *analyzer) cteClauses(cte *pg_query.CommonTableExpr, cols []column) error {
+	if sc := cte.GetSearchClause(); sc != nil {
+		if err := a.cteColumns(cols, sc.GetSearchColList(), "SEARCH"); err != nil {
+			return err
+		}
+	}
+	if cc := cte.GetCycleClause(); cc != nil {
+		if err := a.cteColumns(cols, cc.GetCycleColList(), "CYCLE"); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -399,7 +436,8 @@ func sameSources(a, b []column) bool {
 			return false
 		}
 		for j := range a[i].val.srcs {
-			if a[i].val.srcs[j] != b[i].val.srcs[j] {
+			x, y := a[i].val.srcs[j], b[i].val.srcs[j]
+			if x.table != y.table || x.column != y.column || x.domain != y.domain {
 				return false
 			}
 		}
@@ -415,39 +453,45 @@ func renameCols(cols []column, names []*pg_query.Node) []column {
 	copy(out, cols)
 	for i, n := range names {
 		if i < len(out) {
-			out[i].name = n.GetString_().GetSval()
+			out[i].name, out[i].uncertain = n.GetString_().GetSval(), false
 		}
 	}
 	return out
 }
 
-// outputName is the name PostgreSQL gives a select-list item.
-func outputName(rt *pg_query.ResTarget) string {
+// outputName is the name PostgreSQL gives a select-list item, and
+// whether it is certain.
+func outputName(rt *pg_query.ResTarget) (string, bool) {
 	if rt.GetName() != "" {
-		return rt.GetName()
+		return rt.GetName(), true
 	}
-	n := rt.GetVal()
-	for n != nil {
-		switch {
-		case n.GetColumnRef() != nil:
-			f := n.GetColumnRef().GetFields()
-			return f[len(f)-1].GetString_().GetSval()
-		case n.GetAIndirection() != nil:
-			ind := n.GetAIndirection().GetIndirection()
-			if s := ind[len(ind)-1].GetString_(); s != nil {
-				return s.GetSval()
-			}
-			n = n.GetAIndirection().GetArg()
-		case n.GetFuncCall() != nil:
-			f := n.GetFuncCall().GetFuncname()
-			return f[len(f)-1].GetString_().GetSval()
-		case n.GetTypeCast() != nil:
-			n = n.GetTypeCast().GetArg()
-		default:
-			return "?column?"
+	name, certain := sqlinfo.ColumnName(rt.GetVal())
+	if !certain {
+		return "?column?", false
+	}
+	return name, true
+}
+
+// withUncertain makes a derived table's uncertain names count as "any
+// name": a reference that matches no certain name resolves to them rather
+// than to a column of an outer query (PostgreSQL looks in the nearest
+// scope first).
+func withUncertain(r *rte) *rte {
+	var vs []value
+	for _, c := range r.cols {
+		if c.uncertain {
+			vs = append(vs, c.val)
 		}
 	}
-	return "?column?"
+	if len(vs) > 0 {
+		r.unknown = true
+		if r.unknownVal.srcs == nil && r.unknownVal.taint == nil {
+			r.unknownVal = merge(vs...)
+		} else {
+			r.unknownVal = merge(append(vs, r.unknownVal)...)
+		}
+	}
+	return r
 }
 
 func isStar(cr *pg_query.ColumnRef) bool {
@@ -506,7 +550,7 @@ func (a *analyzer) fromItem(sc *scope, n *pg_query.Node, lat *scope) ([]*rte, er
 			r.name = al.GetAliasname()
 			r.cols = renameCols(cols, al.GetColnames())
 		}
-		return []*rte{r}, nil
+		return []*rte{withUncertain(r)}, nil
 	case n.GetRangeFunction() != nil:
 		rf := n.GetRangeFunction()
 		// Functions in FROM are implicitly LATERAL.
@@ -710,7 +754,7 @@ func (a *analyzer) rangeVar(sc *scope, rv *pg_query.RangeVar) (*rte, error) {
 				r.unknown = true
 			}
 			a.alias(r, rv.GetAlias())
-			return r, nil
+			return withUncertain(r), nil
 		}
 	}
 	rel, err := a.lookup(rv)

@@ -97,7 +97,12 @@ type value struct {
 // combines protected values with others.
 func merge(vs ...value) value {
 	var out value
-	seen := map[*source]bool{}
+	// The same column counts once, however often it was resolved.
+	type key struct {
+		table          policy.TableName
+		column, domain string
+	}
+	seen := map[key]bool{}
 	clean, protected := false, false
 	for _, v := range vs {
 		if len(v.srcs) == 0 && v.taint == nil {
@@ -106,8 +111,8 @@ func merge(vs ...value) value {
 			protected = true
 		}
 		for _, s := range v.srcs {
-			if !seen[s] {
-				seen[s] = true
+			if k := (key{s.table, s.column, s.domain}); !seen[k] {
+				seen[k] = true
 				out.srcs = append(out.srcs, s)
 			}
 		}

@@ -3,6 +3,8 @@ package plancheck
 import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 )
 
 // Syntax is what the text of statements (the checked one, or every view
@@ -115,7 +117,7 @@ func outputNames(q *pg_query.Node, aliases []*pg_query.Node) []*string {
 					return append(names, nil)
 				}
 			}
-			if n, ok := figureName(rt.GetVal()); ok {
+			if n, ok := sqlinfo.ColumnName(rt.GetVal()); ok {
 				names = append(names, &n)
 			} else {
 				names = append(names, nil)
@@ -131,41 +133,6 @@ func outputNames(q *pg_query.Node, aliases []*pg_query.Node) []*string {
 		}
 	}
 	return names
-}
-
-// figureName is the name PostgreSQL gives a select-list item without AS
-// (FigureColname), for the forms whose name is plain: a column reference's
-// last name, a function's name, "?column?" for an operator, constant or
-// parameter, a cast's argument's name or else its type's. Anything else is
-// not certain.
-func figureName(n *pg_query.Node) (string, bool) {
-	switch {
-	case n.GetColumnRef() != nil:
-		f := n.GetColumnRef().GetFields()
-		if s := f[len(f)-1].GetString_(); s != nil {
-			return s.GetSval(), true
-		}
-	case n.GetFuncCall() != nil:
-		f := n.GetFuncCall().GetFuncname()
-		return f[len(f)-1].GetString_().GetSval(), true
-	case n.GetAConst() != nil, n.GetParamRef() != nil:
-		return "?column?", true
-	case n.GetAExpr() != nil:
-		if n.GetAExpr().GetKind() == pg_query.A_Expr_Kind_AEXPR_NULLIF {
-			return "nullif", true
-		}
-		return "?column?", true
-	case n.GetTypeCast() != nil:
-		if name, ok := figureName(n.GetTypeCast().GetArg()); ok && name != "?column?" {
-			return name, true
-		}
-		if names := n.GetTypeCast().GetTypeName().GetNames(); len(names) > 0 {
-			return names[len(names)-1].GetString_().GetSval(), true
-		}
-	case n.GetCoalesceExpr() != nil:
-		return "coalesce", true
-	}
-	return "", false
 }
 
 func itoa(i int) string {
