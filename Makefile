@@ -41,7 +41,7 @@ $(VAULT_BIN): integration/vaultserver/go.mod integration/vaultserver/main.go
 	cd integration/vaultserver && $(GO) build -ldflags='-s -w' -o $(VAULT_BIN) .
 
 test: deps vault
-	$(GO) test -timeout $(GOTEST_TIMEOUT) ./...
+	$(GO) test -count=1 -timeout $(GOTEST_TIMEOUT) ./...
 
 unit:
 	$(GO) test $$($(GO) list ./... | grep -v /integration)
@@ -59,7 +59,7 @@ bench: deps vault build
 	$(GO) test -count=1 -timeout $(GOTEST_TIMEOUT) -run '^$$' -bench . -benchtime 1x ./integration/ | tee bench.out
 	$(GO) test -run '^$$' -bench . -benchmem ./crypto/... ./audit/... | tee -a bench.out
 
-demo: deps vault build
+demo: deps build
 	./integration/demo.sh
 
 $(STATICCHECK):

@@ -18,11 +18,13 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap/zapcore"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/configs/sample"
 )
 
@@ -58,9 +60,22 @@ type attack struct {
 	Protocol string `yaml:"protocol"`
 	// Wire is a sequence of frontend messages (see parseWire).
 	Wire string `yaml:"wire"`
+	// Database is where the attack runs (default the sample database).
+	Database string `yaml:"database"`
+	// Prime statements run through the proxy first, in both protocols,
+	// as PrimeUser (default User) in PrimeDatabase (default Database):
+	// they fill the proxy's caches with what is true there and then.
+	Prime         []string `yaml:"prime"`
+	PrimeUser     string   `yaml:"prime_user"`
+	PrimeDatabase string   `yaml:"prime_database"`
+	// Between statements run through the proxy after Prime, as alice
+	// (policy role everything), in Database: DDL the proxy sees.
+	Between []string `yaml:"between"`
 	// Want is what must happen besides no leak: refused (a 42501 naming
 	// role and rule, and Column when set), login-refused, error (any
-	// ErrorResponse), ok (no error), or "" (anything).
+	// ErrorResponse), ok (no error), unordered (ok, and the tokens of the
+	// first column, or of COPY's first field, do not come back in the
+	// order of their clear values), or "" (anything).
 	Want   string `yaml:"want"`
 	Column string `yaml:"column"`
 	// Strict counts values the attacker wrote itself: for guesses a
@@ -144,6 +159,9 @@ type wireSession struct {
 	fe   *pgproto3.Frontend
 	// received is everything the server side sent, re-encoded.
 	received strings.Builder
+	// first holds the first column of every row (DataRow or COPY line) of
+	// the last exchange.
+	first  []string
 	errors   []*pgproto3.ErrorResponse
 	params   map[string]string
 }
@@ -173,17 +191,29 @@ func dialWire(t *testing.T, dsn string) (*wireSession, error) {
 const endMarker = "pgpseudo-attack-end"
 
 // exchange sends frames, then a Sync and a marker query, and collects every
-// message until the marker's ReadyForQuery. A session that ends or hangs
-// is reported; the proxy may end a session it cannot keep safe.
+// message until the marker's ReadyForQuery: the marker's row, or as many
+// ReadyForQuery as simple queries and Syncs were sent (in a failed
+// transaction the marker fails too). A session that ends or hangs is
+// reported; the proxy may end a session it cannot keep safe.
 func (ws *wireSession) exchange(frames []byte) (ended bool, err error) {
 	frames = append(frames, msgFrame('S')...)
 	frames = append(frames, msgFrame('Q', []byte("SELECT '"+endMarker+"'"), []byte{0})...)
+	want := 0
+	for b := frames; len(b) >= 5; {
+		if b[0] == 'Q' || b[0] == 'S' {
+			want++
+		}
+		n := int(b[1])<<24 | int(b[2])<<16 | int(b[3])<<8 | int(b[4])
+		b = b[min(1+n, len(b)):]
+	}
+	ready := 0
 	ws.conn.SetDeadline(time.Now().Add(30 * time.Second))
 	defer ws.conn.SetDeadline(time.Time{})
 	if _, err := ws.conn.Write(frames); err != nil {
 		return true, nil
 	}
 	seenMarker := false
+	ws.first = ws.first[:0]
 	for {
 		m, err := ws.fe.Receive()
 		if err != nil {
@@ -207,9 +237,17 @@ func (ws *wireSession) exchange(frames []byte) (ended bool, err error) {
 		case *pgproto3.DataRow:
 			if len(m.Values) == 1 && string(m.Values[0]) == endMarker {
 				seenMarker = true
+			} else if len(m.Values) > 0 {
+				ws.first = append(ws.first, string(m.Values[0]))
 			}
+		case *pgproto3.CopyData:
+			line := strings.TrimRight(string(m.Data), "\n")
+			if i := strings.IndexAny(line, "\t,|;"); i >= 0 {
+				line = line[:i]
+			}
+			ws.first = append(ws.first, strings.Trim(line, `"`))
 		case *pgproto3.ReadyForQuery:
-			if seenMarker {
+			if ready++; seenMarker || ready == want {
 				return false, nil
 			}
 		}
@@ -350,14 +388,30 @@ func TestAttackCorpus(t *testing.T) {
 		}
 		byClass[a.Class] = append(byClass[a.Class], a)
 	}
-	// The audit log is on: no attack may stop it for everyone.
+	// A second database for the caches class: the same names mean
+	// harmless things there.
+	if err := shared.stack.PG.Exec(context.Background(), "postgres", "DROP DATABASE IF EXISTS "+dbAttackB, "CREATE DATABASE "+dbAttackB); err != nil {
+		t.Fatal(err)
+	}
+	if err := shared.stack.PG.Exec(context.Background(), dbAttackB,
+		"CREATE TABLE x (v text, w text)", "INSERT INTO x SELECT 'clean-'||i, 'also-clean' FROM generate_series(1, 5) i",
+		"CREATE TABLE orders (order_id int, customer_id int, status text)", "INSERT INTO orders VALUES (1, 1, 'open')",
+		"GRANT SELECT ON ALL TABLES IN SCHEMA public TO PUBLIC"); err != nil {
+		t.Fatal(err)
+	}
+	// The audit log is on: no attack may stop it for everyone. alice's
+	// role sees everything: she runs the DDL the caches class needs.
 	auditFile := filepath.Join(t.TempDir(), "audit.jsonl")
-	p := auditProxy(t, auditFile)
+	cfg := proxyConfig()
+	cfg.Policy, cfg.Keys = everythingPolicy(t), proxyKeys()
+	cfg.Audit = audit.Config{Path: auditFile}.WithDefaults()
+	p := startProxy(t, cfg)
+	ranks := clearRanks(t, p)
 	runs := 0
 	for _, class := range classes {
 		t.Run(class, func(t *testing.T) {
 			for i, a := range byClass[class] {
-				runs += runAttack(t, p, sec, fmt.Sprintf("%s #%d", class, i+1), a)
+				runs += runAttack(t, p, sec, ranks, fmt.Sprintf("%s #%d", class, i+1), a)
 			}
 		})
 	}
@@ -375,8 +429,96 @@ func TestAttackCorpus(t *testing.T) {
 	t.Logf("attack corpus: %d entries, %d statement and wire-sequence runs", len(attacks), runs)
 }
 
+// dbAttackB is the caches class's second database.
+const dbAttackB = "kunden_attack_b"
+
+// rank is a token's column and the position of its clear value in the
+// server's own ORDER BY of that column.
+type rank struct {
+	column string
+	pos    int
+}
+
+// clearRanks maps the tokens of the sample's unique pseudonymised columns
+// to the rank of their clear values: the same rows in the same
+// (unclassified) order through the proxy and directly give token and
+// clear value, the server's ORDER BY gives the rank.
+func clearRanks(t *testing.T, p *runningProxy) map[string]rank {
+	t.Helper()
+	direct := connect(t, directDSN(userBI, samplePass, dbKunden))
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	out := map[string]rank{}
+	for _, col := range []string{"email", "full_name", "phone", "street", "customer_id"} {
+		q := "SELECT " + col + " FROM customers ORDER BY created_at, postal_code, city, newsletter"
+		tokens, clear := textColumn(t, c, q), textColumn(t, direct, q)
+		byValue := textColumn(t, direct, "SELECT "+col+" FROM customers ORDER BY "+col)
+		pos := map[string]int{}
+		for i, v := range byValue {
+			pos[v] = i
+		}
+		if len(tokens) != len(clear) || len(tokens) < 20 {
+			t.Fatalf("%s: %d tokens for %d values", col, len(tokens), len(clear))
+		}
+		for i, tok := range tokens {
+			if tok != "" {
+				out[tok] = rank{col, pos[clear[i]]}
+			}
+		}
+	}
+	return out
+}
+
+// textColumn returns the text form of q's first column ("" for NULL).
+func textColumn(t *testing.T, c *pgx.Conn, q string) []string {
+	t.Helper()
+	rows, err := c.Query(context.Background(), q, pgx.QueryExecModeSimpleProtocol)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		out = append(out, string(rows.RawValues()[0]))
+	}
+	if rows.Err() != nil {
+		t.Fatalf("%s: %v", q, rows.Err())
+	}
+	return out
+}
+
+// checkUnordered fails unless the first column's tokens come back in an
+// order unrelated to their clear values: neither sorted nor mostly
+// ascending or descending (a result sorted within groups is mostly
+// sorted).
+func checkUnordered(t *testing.T, label string, first []string, ranks map[string]rank) {
+	t.Helper()
+	var pos []int
+	col := ""
+	for _, tok := range first {
+		r, ok := ranks[tok]
+		if !ok || (col != "" && r.column != col) {
+			continue
+		}
+		col = r.column
+		pos = append(pos, r.pos)
+	}
+	if len(pos) < 20 {
+		t.Errorf("%s: only %d rows of known tokens came back (of %d)", label, len(pos), len(first))
+		return
+	}
+	up := 0
+	for i := 1; i < len(pos); i++ {
+		if pos[i] > pos[i-1] {
+			up++
+		}
+	}
+	if f := float64(up) / float64(len(pos)-1); f > 0.8 || f < 0.2 {
+		t.Errorf("%s: %.0f%% of adjacent rows are in ascending clear-value order of %s", label, 100*f, col)
+	}
+}
+
 // runAttack runs one entry and returns how many exchanges it made.
-func runAttack(t *testing.T, p *runningProxy, sec *secrets, name string, a attack) int {
+func runAttack(t *testing.T, p *runningProxy, sec *secrets, ranks map[string]rank, name string, a attack) int {
 	t.Helper()
 	ctx := context.Background()
 	logsBefore, failedBefore := p.logs.Len(), t.Failed()
@@ -391,14 +533,18 @@ func runAttack(t *testing.T, p *runningProxy, sec *secrets, name string, a attac
 			}
 		}
 	}()
+	adminDB := a.Database
+	if adminDB == "" {
+		adminDB = dbKunden
+	}
 	if len(a.Admin) > 0 {
-		if err := shared.stack.PG.Exec(ctx, dbKunden, a.Admin...); err != nil {
+		if err := shared.stack.PG.Exec(ctx, adminDB, a.Admin...); err != nil {
 			t.Fatalf("%s: admin: %v", name, err)
 		}
 	}
 	cleanup := func() {
 		if len(a.Cleanup) > 0 {
-			if err := shared.stack.PG.Exec(ctx, dbKunden, a.Cleanup...); err != nil {
+			if err := shared.stack.PG.Exec(ctx, adminDB, a.Cleanup...); err != nil {
 				t.Errorf("%s: cleanup: %v", name, err)
 			}
 		}
@@ -411,7 +557,46 @@ func runAttack(t *testing.T, p *runningProxy, sec *secrets, name string, a attac
 	for k, v := range a.Params {
 		extra = append(extra, k+"='"+strings.ReplaceAll(v, "'", `\'`)+"'")
 	}
+	db := a.Database
+	if db == "" {
+		db = dbKunden
+	}
 	input := a.SQL + a.Wire + strings.Join(a.Setup, ";")
+	if len(a.Prime) > 0 {
+		pu, pdb := a.PrimeUser, a.PrimeDatabase
+		if pu == "" {
+			pu = user
+		}
+		if pdb == "" {
+			pdb = db
+		}
+		ws, err := dialWire(t, p.dsn(pu, samplePass, pdb))
+		if err != nil {
+			cleanup()
+			t.Fatalf("%s: prime: %v", name, err)
+		}
+		for _, q := range a.Prime {
+			for _, f := range [][]byte{simpleFrames(q), extendedFrames(q)} {
+				if _, err := ws.exchange(f); err != nil {
+					t.Errorf("%s: prime %q: %v", name, q, err)
+				}
+			}
+		}
+		ws.conn.Close()
+	}
+	if len(a.Between) > 0 {
+		owner, err := pgconn.Connect(ctx, p.dsn(userAlice, passAlice, db))
+		if err != nil {
+			cleanup()
+			t.Fatalf("%s: between: %v", name, err)
+		}
+		for _, q := range a.Between {
+			if _, err := owner.Exec(ctx, q).ReadAll(); err != nil {
+				t.Errorf("%s: between %q: %v", name, q, err)
+			}
+		}
+		owner.Close(ctx)
+	}
 	type run struct {
 		label  string
 		frames []byte
@@ -438,7 +623,7 @@ func runAttack(t *testing.T, p *runningProxy, sec *secrets, name string, a attac
 		if a.Password != "" {
 			pass = a.Password
 		}
-		ws, err := dialWire(t, p.dsn(user, pass, dbKunden, extra...))
+		ws, err := dialWire(t, p.dsn(user, pass, db, extra...))
 		if a.Want == "login-failed" {
 			if err == nil {
 				t.Errorf("%s: login succeeded", label)
@@ -463,6 +648,7 @@ func runAttack(t *testing.T, p *runningProxy, sec *secrets, name string, a attac
 				t.Errorf("%s: setup %q: %v", label, s, err)
 			}
 		}
+		ws.errors = nil // only the attack's own errors count
 		ended, err := ws.exchange(r.frames)
 		if err != nil {
 			t.Errorf("%s: %v", label, err)
@@ -473,6 +659,9 @@ func runAttack(t *testing.T, p *runningProxy, sec *secrets, name string, a attac
 		}
 		sec.check(t, label, ws.received.String(), check)
 		checkWant(t, label, a, ws, ended)
+		if a.Want == "unordered" {
+			checkUnordered(t, label, ws.first, ranks)
+		}
 	}
 	cleanup()
 	// Whatever the attack did, everyone else is still served.
@@ -504,6 +693,12 @@ func checkWant(t *testing.T, label string, a attack, ws *wireSession, ended bool
 			return
 		}
 		msg := policyErr.Message
+		if f := os.Getenv("PGPSEUDO_ATTACK_REFUSALS"); f != "" {
+			if fh, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+				fmt.Fprintf(fh, "%s\t%s\n", label, msg)
+				fh.Close()
+			}
+		}
 		if !strings.Contains(msg, "role ") || !strings.Contains(msg, "(rule: ") {
 			t.Errorf("%s: refusal does not name role and rule: %s", label, msg)
 		}
@@ -514,7 +709,7 @@ func checkWant(t *testing.T, label string, a attack, ws *wireSession, ended bool
 		if len(ws.errors) == 0 {
 			t.Errorf("%s: no error", label)
 		}
-	case "ok":
+	case "ok", "unordered":
 		if len(ws.errors) > 0 || ended {
 			t.Errorf("%s: want success, got %v (ended %v)", label, errorTexts(ws.errors), ended)
 		}

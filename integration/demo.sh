@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# make demo: starts the real stack (PostgreSQL with SCRAM + TLS, Vault dev
-# server), loads the Kundendaten sample database, starts pgpseudo in front
+# make demo: starts PostgreSQL (SCRAM + TLS; no Vault: the demo's keys are
+# in a file), loads the Kundendaten sample database, starts pgpseudo in front
 # of it with configs/sample/policy.yaml, and shows side by side what
 # care_team, bi_analyst and a developer see for the same query, a withheld
 # column with its notice, refusals, and the audit trail.
@@ -14,7 +14,8 @@ if [ -f "$state/env" ]; then
 	echo "==> reusing the running stack (integration/stack.sh down to reset)"
 else
 	echo "==> starting the test stack (PostgreSQL + Vault)"
-	integration/stack.sh up >/dev/null
+	# The demo keeps its keys in a file: no Vault server is needed.
+	integration/stack.sh up --no-vault >/dev/null
 fi
 eval "$(integration/stack.sh env)"
 

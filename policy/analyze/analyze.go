@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
@@ -438,10 +439,23 @@ func statementName(kind string) string {
 	return ""
 }
 
+// sqlWords spells a statement kind the way SQL does: AlterRoleSet is
+// ALTER ROLE SET.
+func sqlWords(kind string) string {
+	var b strings.Builder
+	for i, r := range kind {
+		if i > 0 && unicode.IsUpper(r) {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	return b.String()
+}
+
 func (a *analyzer) refuseStatement(kind string) error {
 	name := statementName(kind)
 	if name == "" {
-		name = kind
+		name = sqlWords(kind)
 	}
 	return &Refusal{StatementKind: kind, Reason: name + " is not a read statement",
 		Rule: "restricted roles may only run read statements (SELECT, SHOW, SET, transaction control, cursors, prepared statements, COPY TO STDOUT, LOCK IN ACCESS SHARE MODE, EXPLAIN, DISCARD)"}
