@@ -162,8 +162,8 @@ type wireSession struct {
 	// first holds the first column of every row (DataRow or COPY line) of
 	// the last exchange.
 	first  []string
-	errors   []*pgproto3.ErrorResponse
-	params   map[string]string
+	errors []*pgproto3.ErrorResponse
+	params map[string]string
 }
 
 func dialWire(t *testing.T, dsn string) (*wireSession, error) {
