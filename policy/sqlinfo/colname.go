@@ -5,7 +5,7 @@ import (
 )
 
 // ColumnName is the name PostgreSQL gives a select-list item written
-// without AS (FigureColname in src/backend/parser/parse_target.c, ported
+// without AS (PostgreSQL's FigureColname, ported
 // case by case). certain is false for expressions whose naming is not
 // ported (JSON constructors, …): a caller must then treat the name as
 // unknown rather than guess, since name resolution depends on it.

@@ -12,7 +12,7 @@ import (
 	"io"
 )
 
-// Size limits mirror PostgreSQL's own (src/backend/tcop/postgres.c): messages
+// Size limits mirror PostgreSQL's own (its backend's per-message limits): messages
 // that carry data may be large, control messages are tiny.
 const (
 	SmallMessageLimit = 10000
