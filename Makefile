@@ -12,7 +12,7 @@ STATICCHECK_VERSION := v0.8.2
 export PGPSEUDO_VAULT_BIN := $(VAULT_BIN)
 GOTEST_TIMEOUT ?= 60m
 
-.PHONY: all build deps vault test unit integration fuzz bench demo lint clean
+.PHONY: all build deps bench-deps vault test unit integration fuzz bench demo lint clean
 
 all: build
 
@@ -55,8 +55,25 @@ fuzz:
 	$(GO) test ./proxy/wire -run '^$$' -fuzz FuzzParseStartup -fuzztime 30s
 	$(GO) test ./proxy/wire -run '^$$' -fuzz FuzzReader -fuzztime 30s
 
-bench: deps vault build
-	$(GO) test -count=1 -timeout $(GOTEST_TIMEOUT) -run '^$$' -bench . -benchtime 1x ./integration/ | tee bench.out
+# The baseline make bench compares with: the last commit before the
+# server-resolved check, built once into .cache from git's own history.
+BASELINE ?= b7aaa22
+BASELINE_BIN := $(CURDIR)/.cache/baseline/$(BASELINE)/pgpseudo
+
+$(BASELINE_BIN):
+	@echo "building the baseline $(BASELINE) for make bench…"
+	@rm -rf $(CURDIR)/.cache/baseline/$(BASELINE)/src && mkdir -p $(CURDIR)/.cache/baseline/$(BASELINE)/src
+	git archive $(BASELINE) | tar -x -C $(CURDIR)/.cache/baseline/$(BASELINE)/src
+	cd $(CURDIR)/.cache/baseline/$(BASELINE)/src && $(GO) build -o $(BASELINE_BIN) ./cmd/pgpseudo
+
+# PgBouncer, the reference make bench measures the proxy against.
+bench-deps:
+	@command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || { echo "installing PgBouncer from Debian's packages…"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer && \
+		{ systemctl disable --now pgbouncer 2>/dev/null || service pgbouncer stop 2>/dev/null || true; }; }
+
+bench: deps bench-deps vault build $(BASELINE_BIN)
+	PGPSEUDO_BASELINE_BIN=$(BASELINE_BIN) $(GO) test -count=1 -timeout $(GOTEST_TIMEOUT) -run '^$$' -bench . -benchtime 1x ./integration/ | tee bench.out
 	$(GO) test -run '^$$' -bench . -benchmem ./crypto/... ./audit/... | tee -a bench.out
 
 demo: deps build

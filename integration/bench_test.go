@@ -32,7 +32,13 @@ func startBinaryProxy(b *testing.B, extra string) *binaryProxy {
 	if err != nil {
 		b.Fatal(err)
 	}
-	bin := filepath.Join(root, "bin", "pgpseudo")
+	return startProxyBinary(b, filepath.Join(root, "bin", "pgpseudo"), extra)
+}
+
+// startProxyBinary runs the pgpseudo binary bin (this build, or the
+// baseline build make bench compares with).
+func startProxyBinary(b *testing.B, bin, extra string) *binaryProxy {
+	b.Helper()
 	if _, err := os.Stat(bin); err != nil {
 		b.Fatalf("%s missing: run `make build` (make bench does)", bin)
 	}

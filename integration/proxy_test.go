@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/pgpseudo/pgpseudo/config"
 	"github.com/pgpseudo/pgpseudo/proxy"
 )
 
@@ -28,13 +29,13 @@ type runningProxy struct {
 
 // proxyConfig is the configuration tests start from: TLS on both legs,
 // upstream verified, SCRAM terminated at the proxy.
-func proxyConfig() *proxy.Config {
+func proxyConfig() *config.Config {
 	s := shared.stack
-	cfg := proxy.Defaults()
+	cfg := config.Defaults()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Upstream.Address = s.PG.Addr()
-	cfg.Upstream.TLS = proxy.UpstreamTLS{Mode: proxy.TLSVerifyFull, CAFile: s.Certs.CAFile, ServerName: "localhost"}
-	cfg.TLS = proxy.ClientTLS{CertFile: s.Certs.ProxyCertFile, KeyFile: s.Certs.ProxyKey}
+	cfg.Upstream.TLS = config.UpstreamTLS{Mode: config.TLSVerifyFull, CAFile: s.Certs.CAFile, ServerName: "localhost"}
+	cfg.TLS = config.ClientTLS{CertFile: s.Certs.ProxyCertFile, KeyFile: s.Certs.ProxyKey}
 	cfg.Auth.AuthUser = s.PG.AuthUser
 	cfg.Auth.AuthPasswordFile = shared.authPassFile
 	return &cfg
@@ -43,7 +44,7 @@ func proxyConfig() *proxy.Config {
 // startProxy starts a proxy with cfg (proxyConfig() when nil) and stops it
 // when the test ends. Its logs are observed at debug level and checked for
 // SQL text when the test ends.
-func startProxy(t testing.TB, cfg *proxy.Config) *runningProxy {
+func startProxy(t testing.TB, cfg *config.Config) *runningProxy {
 	t.Helper()
 	if cfg == nil {
 		cfg = proxyConfig()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pgpseudo/pgpseudo/policy"
 	"github.com/pgpseudo/pgpseudo/proxy"
+	"github.com/pgpseudo/pgpseudo/proxy/catalog"
 )
 
 // TestPolicyReload: a changed valid file changes what an open connection
@@ -112,12 +113,12 @@ func TestPolicyCheckDB(t *testing.T) {
 	kunden(t)
 	ctx := context.Background()
 	cfg := proxyConfig()
-	conn, err := proxy.ConnectLookup(ctx, cfg, dbKunden)
+	conn, err := catalog.Connect(ctx, cfg, dbKunden)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	tables, err := proxy.ReadSchema(ctx, conn)
+	tables, err := catalog.ReadSchema(ctx, conn)
 	if err != nil {
 		t.Fatal(err)
 	}

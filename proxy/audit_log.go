@@ -10,7 +10,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pgpseudo/pgpseudo/audit"
+	"github.com/pgpseudo/pgpseudo/config"
 	"github.com/pgpseudo/pgpseudo/policy"
+	"github.com/pgpseudo/pgpseudo/proxy/rewrite"
 )
 
 // codeAuditFailure is sent when a statement cannot be audited (io_error).
@@ -87,7 +89,7 @@ func (s *session) clientAddrPort() netip.AddrPort {
 }
 
 func (s *session) authMethod() string {
-	if s.srv.cfg.Auth.Mode == AuthPassthrough {
+	if s.srv.cfg.Auth.Mode == config.AuthPassthrough {
 		return "passthrough"
 	}
 	return "scram-sha-256"
@@ -130,12 +132,12 @@ func newStmtAudit(fingerprint, kind string) *stmtAudit {
 }
 
 // usePlan adds a result's column decisions.
-func (a *stmtAudit) usePlan(p *plan) {
+func (a *stmtAudit) usePlan(p *rewrite.Plan) {
 	if a == nil || p == nil {
 		return
 	}
-	a.cols = append(a.cols, p.audit...)
-	for _, r := range p.relations {
+	a.cols = append(a.cols, p.Audit...)
+	for _, r := range p.Relations {
 		seen := false
 		for _, have := range a.relations {
 			seen = seen || have == r
@@ -212,19 +214,4 @@ func validSQLState(s string) bool {
 		}
 	}
 	return true
-}
-
-// decisionOf maps a policy action to the audit vocabulary.
-func decisionOf(a policy.Action) audit.Decision {
-	switch a {
-	case policy.Allow:
-		return audit.DecisionAllowed
-	case policy.Tokenize:
-		return audit.DecisionTokenized
-	case policy.Mask:
-		return audit.DecisionMasked
-	case policy.Null:
-		return audit.DecisionNulled
-	}
-	return audit.DecisionBlocked
 }

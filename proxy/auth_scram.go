@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
+	"github.com/pgpseudo/pgpseudo/config"
+	"github.com/pgpseudo/pgpseudo/proxy/catalog"
 	"github.com/pgpseudo/pgpseudo/proxy/scram"
 	"github.com/pgpseudo/pgpseudo/proxy/wire"
 )
@@ -20,7 +22,7 @@ import (
 // verifier, fetched with auth_query by the low-privilege auth_user, and logs
 // in upstream with the ClientKey recovered from the client's proof.
 type scramAuth struct {
-	conns *lookupConns
+	conns *catalog.Conns
 	query string
 	db    string
 	log   *zap.Logger
@@ -28,7 +30,7 @@ type scramAuth struct {
 	mockSeed []byte
 }
 
-func newSCRAMAuth(cfg *Config, conns *lookupConns, log *zap.Logger) (*scramAuth, error) {
+func newSCRAMAuth(cfg *config.Config, conns *catalog.Conns, log *zap.Logger) (*scramAuth, error) {
 	seed := make([]byte, 32)
 	if _, err := rand.Read(seed); err != nil {
 		return nil, err
@@ -41,7 +43,7 @@ var errNoVerifier = errors.New("no SCRAM verifier")
 
 // lookup fetches the user's verifier; errNoVerifier when there is none.
 func (a *scramAuth) lookup(ctx context.Context, user string) (*scram.Verifier, error) {
-	pool, err := a.conns.pool(ctx, a.db)
+	pool, err := a.conns.Pool(ctx, a.db)
 	if err != nil {
 		return nil, err
 	}

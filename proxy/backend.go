@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -11,7 +10,9 @@ import (
 	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/policy"
 	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
+	"github.com/pgpseudo/pgpseudo/proxy/catalog"
 	"github.com/pgpseudo/pgpseudo/proxy/protocol"
+	"github.com/pgpseudo/pgpseudo/proxy/rewrite"
 	"github.com/pgpseudo/pgpseudo/proxy/wire"
 )
 
@@ -145,15 +146,15 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 		}
 		a := s.resultAudit(r)
 		if first {
-			emit(p.notice())
+			emit(p.Notice())
 			a.usePlan(p)
 		}
 		s.rows++
 		a.rows++
 		before := len(*out)
-		if p.passthrough {
+		if p.Passthrough {
 			emit(m.Raw)
-		} else if *out, err = rewriteDataRow(*out, m.Body(), p); err != nil {
+		} else if *out, err = rewrite.DataRow(*out, m.Body(), p); err != nil {
 			return err
 		}
 		a.bytes += uint64(len(*out) - before)
@@ -166,7 +167,7 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 		case s.copyBlocked != "":
 		case s.copy != nil:
 			before := len(*out)
-			if *out, err = s.copy.rewriteCopyData(*out, m.Body()); err != nil {
+			if *out, err = s.copy.rw.CopyData(*out, m.Body()); err != nil {
 				// Rows already sent were rewritten; the rest is withheld.
 				s.copy, s.copyBlocked = nil, "COPY data could not be checked against the policy: "+err.Error()
 				break
@@ -307,11 +308,11 @@ func (s *session) rowDescription(m wire.Msg, rep protocol.Reply, emit func(...[]
 			return err
 		}
 		s.resultAudit(r).usePlan(p)
-		raw, err := rewriteRowDescription(m.Raw, p)
+		raw, err := rewrite.RowDescription(m.Raw, p)
 		if err != nil {
 			return err
 		}
-		emit(raw, p.notice())
+		emit(raw, p.Notice())
 		return nil
 	}
 	var (
@@ -334,7 +335,7 @@ func (s *session) rowDescription(m wire.Msg, rep protocol.Reply, emit func(...[]
 	if err != nil {
 		return err
 	}
-	raw, err := rewriteRowDescription(m.Raw, p)
+	raw, err := rewrite.RowDescription(m.Raw, p)
 	if err != nil {
 		return err
 	}
@@ -354,11 +355,11 @@ func statementMeta(st *protocol.Statement) *stmtMeta {
 
 // resultPlan returns the plan of a result set; first reports that it was
 // made for this result now (the notice is sent with the first row).
-func (s *session) resultPlan(r *protocol.Result) (*plan, bool, error) {
+func (s *session) resultPlan(r *protocol.Result) (*rewrite.Plan, bool, error) {
 	if r == nil {
 		return nil, false, errNoDescription
 	}
-	if p, ok := r.Meta.(*plan); ok {
+	if p, ok := r.Meta.(*rewrite.Plan); ok {
 		return p, false, nil
 	}
 	if !r.Known || r.Fields == nil {
@@ -367,7 +368,7 @@ func (s *session) resultPlan(r *protocol.Result) (*plan, bool, error) {
 	gen := s.srv.policyGeneration()
 	if pt := r.Portal; pt != nil {
 		// A portal's columns never change: its plan serves every Execute.
-		if p, ok := pt.Meta.(*plan); ok && p.generation == gen {
+		if p, ok := pt.Meta.(*rewrite.Plan); ok && p.Generation == gen {
 			r.Meta = p
 			return p, true, nil
 		}
@@ -478,10 +479,10 @@ func (s *session) skipped(r *protocol.Request, code string) {
 // statement it ran is the one the server bound, as the tracker resolved
 // it.
 func (s *session) executed(rep protocol.Reply) {
-	if rep.Type == 'C' && isDDL(rep.Tag) {
+	if rep.Type == 'C' && catalog.IsDDL(rep.Tag) {
 		// Cached catalog facts of this database may now be wrong; DDL
 		// run elsewhere is covered by limits.catalog_ttl.
-		s.srv.catalog.changed(s.id.Database)
+		s.srv.catalog.Changed(s.id.Database)
 	}
 	em, ok := reqMeta(rep.Req).(*execMeta)
 	if !ok || !em.mayChangePath || !rep.Done {
@@ -495,6 +496,19 @@ func (s *session) executed(rep protocol.Reply) {
 		}
 	}
 	s.sql.answered()
+}
+
+// copyState is one COPY TO STDOUT of a restricted session.
+type copyState struct {
+	info *sqlinfo.Copy
+	// probed: the in-session probe answered; fields is its description
+	// (nil when it failed).
+	probed bool
+	fields []pgproto3.FieldDescription
+	// result says what the COPY's computed columns may carry.
+	result resultVerdict
+	// rw rewrites the data once the COPY has started.
+	rw *rewrite.Copy
 }
 
 // copyOut starts a COPY TO STDOUT: with a probed description its rows are
@@ -528,12 +542,12 @@ func (s *session) copyOut(m wire.Msg, r *protocol.Result, emit func(...[]byte)) 
 				formats[i] = format
 			}
 			p, err := s.planFor(cs.fields, formats, cs.result)
-			if err == nil && cs.info.NullSet && !p.passthrough && resp.OverallFormat == 0 {
+			if err == nil && cs.info.NullSet && !p.Passthrough && resp.OverallFormat == 0 {
 				// A value equal to the chosen NULL string is written
 				// unchanged: it would confirm a guessed clear value.
 				col := ""
-				for i, c := range p.cols {
-					if c.action != policy.Allow {
+				for i, c := range p.Cols {
+					if c.Action != policy.Allow {
 						col = string(cs.fields[i].Name)
 						break
 					}
@@ -543,10 +557,10 @@ func (s *session) copyOut(m wire.Msg, r *protocol.Result, emit func(...[]byte)) 
 				return nil
 			}
 			if err == nil {
-				cs.plan = p
+				cs.rw = &rewrite.Copy{Info: cs.info, Plan: p}
 				s.copy = cs
 				s.resultAudit(r).usePlan(p)
-				emit(m.Raw, p.notice())
+				emit(m.Raw, p.Notice())
 				return nil
 			}
 			reason += ": " + err.Error()
@@ -564,11 +578,11 @@ func (s *session) roleName() string {
 	return role.Name
 }
 
-// planFor builds a plan with the session's current policy.
-func (s *session) planFor(fields []pgproto3.FieldDescription, formats []int16, rv resultVerdict) (*plan, error) {
-	ctx, cancel := context.WithTimeout(s.ctx, planTimeout)
-	defer cancel()
-	return s.buildPlan(ctx, fields, formats, rv)
+// planFor builds a plan with the session's current policy. The catalog
+// and the key provider bound their own lookups (planTimeout): most plans
+// need none, and a timer per result would cost more than the plan.
+func (s *session) planFor(fields []pgproto3.FieldDescription, formats []int16, rv resultVerdict) (*rewrite.Plan, error) {
+	return s.buildPlan(s.ctx, fields, formats, rv)
 }
 
 // errorCode returns the SQLSTATE of an ErrorResponse body.

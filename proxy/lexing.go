@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
@@ -27,43 +26,4 @@ func (s *session) lexingUnsafe() string {
 func lexingRefusal(role, why string) error {
 	return refuse(codeInsufficientPriv, "pgpseudo: "+why+"; role "+role+
 		" may not use it (rule: restricted sessions keep standard_conforming_strings on and a client_encoding in which no character can hide a quote or backslash)", nil)
-}
-
-const keywordsQuery = `SELECT word, catcode FROM pg_catalog.pg_get_keywords()`
-
-// keywords returns the server's keyword list, read once per server version
-// through the lookup connection of database.
-func (c *catalog) keywords(ctx context.Context, database, version string) (sqlinfo.Keywords, error) {
-	c.mu.Lock()
-	kw := c.kw[version]
-	c.mu.Unlock()
-	if kw != nil {
-		return kw, nil
-	}
-	pool, err := c.conns(ctx, database)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := pool.Query(ctx, keywordsQuery)
-	if err != nil {
-		return nil, fmt.Errorf("read the server's keywords: %w", err)
-	}
-	defer rows.Close()
-	kw = sqlinfo.Keywords{}
-	for rows.Next() {
-		var word, cat string
-		if err := rows.Scan(&word, &cat); err != nil {
-			return nil, fmt.Errorf("read the server's keywords: %w", err)
-		}
-		if cat != "" {
-			kw[word] = cat[0]
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read the server's keywords: %w", err)
-	}
-	c.mu.Lock()
-	c.kw[version] = kw
-	c.mu.Unlock()
-	return kw, nil
 }

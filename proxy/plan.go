@@ -3,59 +3,15 @@ package proxy
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/crypto"
 	"github.com/pgpseudo/pgpseudo/policy"
 	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
+	"github.com/pgpseudo/pgpseudo/proxy/catalog"
+	"github.com/pgpseudo/pgpseudo/proxy/rewrite"
 )
-
-// colPlan is what happens to one result column, decided once per result.
-type colPlan struct {
-	action policy.Action
-	// tr rewrites the value (tokenize, mask, or the NOT NULL stand-in of a
-	// withheld value); nil with action allow copies the raw bytes.
-	tr crypto.Transformer
-	// null writes SQL NULL for every value.
-	null bool
-}
-
-// plan is the column plan of one result set (DESIGN.md §2).
-type plan struct {
-	cols []colPlan
-	// passthrough is true when every column is allowed: rows are copied.
-	passthrough bool
-	// withheld names the columns whose values do not leave, with the rule,
-	// for the one NoticeResponse per result (noticeFrame, encoded once).
-	withheld    []string
-	noticeFrame []byte
-	// typmodReset marks columns whose TypeModifier must become -1 because a
-	// token may not fit varchar(n)/char(n).
-	typmodReset []bool
-	// generation is the policy generation the plan was made under.
-	generation uint64
-	// audit holds the decisions on classified or rewritten columns, and
-	// relations the tables the result's columns come from.
-	audit     []audit.ColumnDecision
-	relations []string
-}
-
-// textLike are types that can carry arbitrary text or bytes: a column of
-// such a type with no provable origin is never forwarded raw
-// (research/protocol.md rule 9).
-func textLike(oid uint32) bool {
-	switch oid {
-	case 16, 20, 21, 23, 26, 700, 701, 1700, 1082, 1083, 1114, 1184, 1186, 1266, 790:
-		// bool, int8, int2, int4, oid, float4, float8, numeric, date, time,
-		// timestamp, timestamptz, interval, timetz, money
-		return false
-	}
-	return true
-}
 
 // buildPlan decides every column of a result. formats are the columns'
 // wire formats (from RowDescription or Bind).
@@ -63,83 +19,63 @@ func textLike(oid uint32) bool {
 // rv says what the statement's computed columns may carry, as the server's
 // plan of it proves (never the static analysis: the response side is an
 // independent second line).
-func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescription, formats []int16, rv resultVerdict) (*plan, error) {
+func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescription, formats []int16, rv resultVerdict) (*rewrite.Plan, error) {
 	pol, role, gen := s.policyNow()
-	p := &plan{cols: make([]colPlan, len(fields)), passthrough: true, typmodReset: make([]bool, len(fields)), generation: gen}
+	p := &rewrite.Plan{Cols: make([]rewrite.Col, len(fields)), Passthrough: true, TypmodReset: make([]bool, len(fields)), Generation: gen}
 	if !role.Restricted() {
 		return p, nil // a role that sees everything: rows pass unchanged
 	}
+	var ks *crypto.Keyset // fetched once, when a column needs it
 	for i, f := range fields {
-		format := formatFor(formats, i, f.Format)
+		format := rewrite.FormatFor(formats, i, f.Format)
 		d, origin, notNull, err := s.decideField(ctx, pol, role, f, rv.clean(i))
 		if err != nil {
 			return nil, err
 		}
-		cp := colPlan{action: d.Action}
+		cp := rewrite.Col{Action: d.Action}
 		switch d.Action {
 		case policy.Allow:
 		case policy.Tokenize, policy.Mask:
 			if !crypto.Supports(d.Spec.Kind, f.DataTypeOID, format) {
 				// The policy's transform does not fit this type: withhold.
-				cp.action = policy.Block
+				cp.Action = policy.Block
 				d.Rule = fmt.Sprintf("transform %s does not apply to this column's type (oid %d); %s", d.Spec.Kind, f.DataTypeOID, d.Rule)
 				break
 			}
-			ks, err := s.srv.keyset(ctx)
-			if err != nil {
-				return nil, err
+			if ks == nil {
+				kctx, cancel := context.WithTimeout(ctx, planTimeout)
+				ks, err = s.srv.keyset(kctx)
+				cancel()
+				if err != nil {
+					return nil, err
+				}
 			}
-			if cp.tr, err = s.srv.transformers.get(d.Spec, ks, f.DataTypeOID, format); err != nil {
+			if cp.Tr, err = s.srv.transformers.Get(d.Spec, ks, f.DataTypeOID, format); err != nil {
 				return nil, fmt.Errorf("column %q: %w", f.Name, err)
 			}
-			p.typmodReset[i] = true
+			p.TypmodReset[i] = true
 		}
-		if cp.action == policy.Null || cp.action == policy.Block {
-			cp.null = true
+		if cp.Action == policy.Null || cp.Action == policy.Block {
+			cp.Null = true
 			if notNull {
 				// Dumps must restore: a NOT NULL column gets a type-valid
 				// constant instead of NULL where one exists.
-				if tr, err := s.srv.transformers.get(crypto.Spec{Kind: crypto.KindRedact}, nil, f.DataTypeOID, format); err == nil {
-					cp.tr, cp.null = tr, false
-					p.typmodReset[i] = true
+				if tr, err := s.srv.transformers.Get(crypto.Spec{Kind: crypto.KindRedact}, nil, f.DataTypeOID, format); err == nil {
+					cp.Tr, cp.Null = tr, false
+					p.TypmodReset[i] = true
 				}
 			}
-			if cp.action == policy.Block {
-				p.withheld = append(p.withheld, fmt.Sprintf("%s (%s)", f.Name, d.Rule))
+			if cp.Action == policy.Block {
+				p.Withheld = append(p.Withheld, fmt.Sprintf("%s (%s)", f.Name, d.Rule))
 			}
 		}
-		if cp.action != policy.Allow {
-			p.passthrough = false
+		if cp.Action != policy.Allow {
+			p.Passthrough = false
 		}
-		p.cols[i] = cp
-		p.note(origin, d, cp)
+		p.Cols[i] = cp
+		p.Note(origin, d, cp)
 	}
 	return p, nil
-}
-
-// note records a column's decision for the audit record.
-func (p *plan) note(origin policy.TableName, d policy.Decision, cp colPlan) {
-	if origin.Table == "" {
-		return
-	}
-	table := origin.Schema + "." + origin.Table
-	if !slices.Contains(p.relations, table) {
-		p.relations = append(p.relations, table)
-	}
-	if d.Category == "" && cp.action == policy.Allow {
-		return
-	}
-	cd := audit.ColumnDecision{Table: table, Column: d.Column, Class: d.Category, Decision: decisionOf(cp.action)}
-	if cp.action == policy.Tokenize || cp.action == policy.Mask {
-		cd.Transformer, cd.Domain = string(d.Spec.Kind), d.Spec.Domain
-		if cp.tr != nil {
-			cd.KeyVersion = cp.tr.KeyVersion()
-		}
-	}
-	if cd.Class == "" {
-		cd.Class = "unclassified"
-	}
-	p.audit = append(p.audit, cd)
 }
 
 // decideField finds a result column's origin and the policy decision.
@@ -157,7 +93,7 @@ func (s *session) decideField(ctx context.Context, pol *policy.Policy, role *pol
 		}
 		return policy.Decision{Action: policy.Allow}, policy.TableName{}, false, nil
 	}
-	rel, err := s.srv.catalog.relation(ctx, s.id.Database, f.TableOID)
+	rel, err := s.srv.catalog.Relation(ctx, s.id.Database, f.TableOID)
 	if err != nil {
 		return policy.Decision{}, policy.TableName{}, false, err
 	}
@@ -185,47 +121,18 @@ func (s *session) decideField(ctx context.Context, pol *policy.Policy, role *pol
 	if (rel.Kind == 'v' || rel.Kind == 'm') && pol.Column(rel.Root, a.Name) == nil {
 		// PostgreSQL reports a view's columns as the view's, not the base
 		// table's: without analysing the view an origin is unknown.
-		if role.Unclassified != policy.Allow || textLike(a.TypeOID) {
+		if role.Unclassified != policy.Allow || rewrite.TextLike(a.TypeOID) {
 			return policy.Decision{Action: policy.Block, Column: a.Name, Rule: fmt.Sprintf("%s.%s is a view column that pgpseudo cannot trace to a base table", rel.Root, a.Name)}, rel.Root, a.NotNull, nil
 		}
 	}
 	return pol.Decide(role, rel.Root, a.Name), rel.Root, a.NotNull, nil
 }
 
-func strictest(pol *policy.Policy, role *policy.Role, rel *relInfo) policy.Decision {
+func strictest(pol *policy.Policy, role *policy.Role, rel *catalog.Relation) policy.Decision {
 	for _, a := range rel.Attrs {
 		if d := pol.Decide(role, rel.Root, a.Name); d.Action != policy.Allow {
 			return policy.Decision{Action: policy.Block, Rule: fmt.Sprintf("a whole-row value of %s includes %s", rel.Root, d.Rule)}
 		}
 	}
 	return policy.Decision{Action: policy.Allow}
-}
-
-// formatFor applies Bind's result-format rules: none ⇒ text, one ⇒ all,
-// else per column. fallback is used when formats is nil (simple query).
-func formatFor(formats []int16, i int, fallback int16) int16 {
-	switch {
-	case formats == nil:
-		return fallback
-	case len(formats) == 0:
-		return 0
-	case len(formats) == 1:
-		return formats[0]
-	case i < len(formats):
-		return formats[i]
-	}
-	return 0
-}
-
-// notice returns the NoticeResponse naming the withheld columns, encoded
-// once per plan (a prepared statement's plan serves every execution).
-func (p *plan) notice() []byte {
-	if len(p.withheld) == 0 {
-		return nil
-	}
-	if p.noticeFrame == nil {
-		p.noticeFrame, _ = (&pgproto3.NoticeResponse{Severity: "NOTICE", SeverityUnlocalized: "NOTICE", Code: "01000",
-			Message: "pgpseudo: values withheld for " + strings.Join(p.withheld, "; ")}).Encode(nil)
-	}
-	return p.noticeFrame
 }

@@ -16,8 +16,12 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pgpseudo/pgpseudo/audit"
+	"github.com/pgpseudo/pgpseudo/config"
 	"github.com/pgpseudo/pgpseudo/crypto"
 	"github.com/pgpseudo/pgpseudo/internal/lru"
+	"github.com/pgpseudo/pgpseudo/proxy/catalog"
+	"github.com/pgpseudo/pgpseudo/proxy/rewrite"
+	"github.com/pgpseudo/pgpseudo/proxy/scram"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -26,7 +30,7 @@ var ErrServerClosed = errors.New("pgpseudo: server closed")
 // Server accepts client connections and runs a session for each. Its
 // lifecycle follows net/http.Server: Serve, then Shutdown or Close.
 type Server struct {
-	cfg       *Config
+	cfg       *config.Config
 	log       *zap.Logger
 	clientTLS *tls.Config
 	// serverCB is the channel binding data of the proxy's certificate.
@@ -36,8 +40,8 @@ type Server struct {
 	cancels     *cancelRegistry
 	// lookup, catalog, policy and keys are nil without a policy (and
 	// lookup also without auth_user).
-	lookup  *lookupConns
-	catalog *catalog
+	lookup  *catalog.Conns
+	catalog *catalog.Catalog
 	policy  *policyHolder
 	keys    crypto.KeyProvider
 	// baseCtx is the parent of every session's context; stopBg ends it
@@ -55,7 +59,7 @@ type Server struct {
 	// statements (nil without a policy).
 	verdicts *lru.Cache[verdictKey, *verdict]
 	// transformers caches built transformers across column plans.
-	transformers *transformerCache
+	transformers *rewrite.Transformers
 	// digestKey orders rows grouped on pseudonymised columns (hex); it
 	// leaves the process only inside the statements that use it.
 	digestKey string
@@ -70,12 +74,16 @@ type Server struct {
 
 // NewServer prepares a server; it loads certificates and credentials so a
 // bad file fails now rather than at the first login.
-func NewServer(cfg *Config, log *zap.Logger) (*Server, error) {
-	clientTLS, cb, err := cfg.clientTLSConfig()
+func NewServer(cfg *config.Config, log *zap.Logger) (*Server, error) {
+	clientTLS, leaf, err := cfg.ClientTLSConfig()
 	if err != nil {
 		return nil, err
 	}
-	upTLS, err := cfg.upstreamTLSConfig()
+	var cb []byte // tls-server-end-point channel binding data
+	if leaf != nil {
+		cb = scram.EndpointHash(leaf)
+	}
+	upTLS, err := cfg.UpstreamTLSConfig()
 	if err != nil {
 		return nil, err
 	}
@@ -86,17 +94,17 @@ func NewServer(cfg *Config, log *zap.Logger) (*Server, error) {
 		serverCB:     cb,
 		upstreamTLS:  upTLS,
 		cancels:      newCancelRegistry(),
-		transformers: newTransformerCache(1024),
+		transformers: rewrite.NewTransformers(1024),
 		listeners:    map[net.Listener]struct{}{},
 		conns:        map[net.Conn]struct{}{},
 	}
 	if cfg.Auth.AuthUser != "" {
-		if s.lookup, err = newLookupConns(cfg, upTLS); err != nil {
+		if s.lookup, err = catalog.NewConns(cfg, upTLS); err != nil {
 			return nil, err
 		}
 	}
 	switch cfg.Auth.Mode {
-	case AuthSCRAM:
+	case config.AuthSCRAM:
 		a, err := newSCRAMAuth(cfg, s.lookup, log)
 		if err != nil {
 			return nil, err
@@ -116,7 +124,7 @@ func NewServer(cfg *Config, log *zap.Logger) (*Server, error) {
 			stop()
 			return nil, errors.New("the policy tokenizes values but no keys are configured: set keys.provider")
 		}
-		s.catalog = newCatalog(s.lookup.pool, cfg.Limits.CatalogTTL)
+		s.catalog = catalog.New(s.lookup.Pool, cfg.Limits.CatalogTTL)
 		s.verdicts = lru.New[verdictKey, *verdict](8192, 64<<20, verdictSize)
 		var k [16]byte
 		if _, err := rand.Read(k[:]); err != nil {
@@ -274,7 +282,7 @@ func (s *Server) closeAuth() {
 	}
 	s.stopBg()
 	if s.lookup != nil {
-		s.lookup.close()
+		s.lookup.Close()
 	}
 	if s.keys != nil {
 		_ = s.keys.Close()

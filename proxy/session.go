@@ -310,7 +310,7 @@ func (s *session) login(st *wire.Startup) error {
 			return refuse(codeConnectionFailure, "pgpseudo could not read the session's search_path", err)
 		}
 		if _, role := s.currentPolicy(); role.Restricted() {
-			kw, err := s.srv.catalog.keywords(ctx, s.id.Database, s.trk.Param("server_version"))
+			kw, err := s.srv.catalog.Keywords(ctx, s.id.Database, s.trk.Param("server_version"))
 			if err != nil {
 				return refuse(codeConnectionFailure, "pgpseudo could not read the server's keyword list", err)
 			}
@@ -328,7 +328,7 @@ func (s *session) resolveRole(ctx context.Context) error {
 	}
 	pol := s.srv.policy.cur.Load().pol
 	if pol.NeedsMembership() {
-		m, err := s.srv.lookup.memberships(ctx, s.id.User)
+		m, err := s.srv.lookup.Memberships(ctx, s.id.User)
 		if err != nil {
 			return refuse(codeConnectionFailure, "pgpseudo cannot look up role memberships", err)
 		}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
@@ -84,6 +85,18 @@ type verdictKey struct {
 	sql                   string
 }
 
+// typesKey is parameter type OIDs as a compact key string.
+func typesKey(types []uint32) string {
+	if len(types) == 0 {
+		return ""
+	}
+	b := make([]byte, 0, 4*len(types))
+	for _, t := range types {
+		b = binary.BigEndian.AppendUint32(b, t)
+	}
+	return string(b)
+}
+
 func verdictSize(k verdictKey, v *verdict) int64 {
 	n := int64(len(k.sql)*2+len(k.path)+len(k.db)+len(k.user)+len(k.role)+len(k.types)) + int64(len(v.refusal)+len(v.send)) + 256
 	for _, r := range v.results {
@@ -118,7 +131,7 @@ func (s *session) checkSQL(typ byte, body []byte) *verdict {
 			refusal(why+"; role "+role.Name+" may not run statements until they are reset (rule: restricted sessions keep standard_conforming_strings on and a client_encoding in which no character can hide a quote or backslash)"))
 	}
 	if s.keywords == nil {
-		kw, err := s.srv.catalog.keywords(s.ctx, s.id.Database, s.trk.Param("server_version"))
+		kw, err := s.srv.catalog.Keywords(s.ctx, s.id.Database, s.trk.Param("server_version"))
 		if err != nil {
 			s.log.Warn("statement refused: the server's keyword list could not be read", zap.Error(err))
 			return s.refusedVerdict(nil, "catalog_unavailable", nil, refusal("the statement cannot be checked now (the server's keyword list could not be read); refused"))
@@ -134,9 +147,9 @@ func (s *session) checkSQL(typ byte, body []byte) *verdict {
 	s.sqlMu.Lock()
 	defaultPath := s.sql.defaultPath
 	s.sqlMu.Unlock()
-	key := verdictKey{db: s.id.Database, user: s.id.User, role: role.Name, policyGen: gen, catalogGen: s.srv.catalog.generation(s.id.Database),
+	key := verdictKey{db: s.id.Database, user: s.id.User, role: role.Name, policyGen: gen, catalogGen: s.srv.catalog.Generation(s.id.Database),
 		path: strings.Join(path, "\x00"), defaultPath: strings.Join(defaultPath, "\x00"), inTx: st == 'T' || st == 'E',
-		typ: typ, types: fmt.Sprint(types), sql: q}
+		typ: typ, types: typesKey(types), sql: q}
 	if v, ok := s.srv.verdicts.Get(key); ok {
 		if v.refusal != nil {
 			s.auditRefusal(v)
@@ -159,7 +172,7 @@ func (s *session) decide(q string, typ byte, types []uint32, path, defaultPath [
 	ctx, cancel := context.WithTimeout(s.ctx, planTimeout)
 	defer cancel()
 	sess := &analyze.Session{Policy: pol, Role: role, Keywords: s.keywords, SearchPath: path, DefaultSearchPath: defaultPath, InTransaction: inTx}
-	res, err := analyze.Analyze(ctx, sess, analyzeCatalog{cat: s.srv.catalog, database: s.id.Database, user: s.id.User}, q)
+	res, err := analyze.Analyze(ctx, sess, s.srv.catalog.ForAnalysis(s.id.Database, s.id.User), q)
 	if err != nil {
 		s.log.Warn("statement refused: the catalog could not be read to check it", zap.Error(err))
 		return s.refusedVerdict(nil, "catalog_unavailable", nil, refusal("the statement cannot be checked now (catalog lookup failed); refused"))
@@ -223,12 +236,12 @@ func (s *session) decide(q string, typ byte, types []uint32, path, defaultPath [
 		s.sqlMu.Unlock()
 		return &verdict{refusal: refusal("the session's search_path changed without pgpseudo seeing it; run the statement again"), stmts: stmts}
 	}
-	views, err := s.srv.catalog.viewSyntax(ctx, s.id.Database)
+	views, err := s.srv.catalog.ViewSyntax(ctx, s.id.Database)
 	if err != nil {
 		s.log.Warn("statement refused: view definitions could not be read", zap.Error(err))
 		return s.refusedVerdict(stmts, "catalog_unavailable", nil, refusal("the statement cannot be checked now (view definitions could not be read); refused"))
 	}
-	cc := checkCatalog{cat: s.srv.catalog, database: s.id.Database, pol: pol, role: role}
+	cc := s.srv.catalog.ForPlanCheck(s.id.Database, pol, role)
 	for k, plan := range run.plans {
 		i := idx[k]
 		in := plancheck.Input{Plan: plan, Syntax: plancheck.ParseSyntax(checks[k].text).Merge(views), Keywords: s.keywords,

@@ -19,9 +19,9 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/pgpseudo/pgpseudo/audit"
+	"github.com/pgpseudo/pgpseudo/config"
 	"github.com/pgpseudo/pgpseudo/crypto"
 	"github.com/pgpseudo/pgpseudo/internal/yamlconf"
-	"github.com/pgpseudo/pgpseudo/proxy"
 )
 
 const keysUsage = `Usage: pgpseudo keys COMMAND --config FILE [--json]
@@ -111,7 +111,7 @@ func flagError(err error) error {
 // keysFile is the part of the proxy configuration the key commands read.
 type keysFile struct {
 	Keys crypto.Config
-	Log  proxy.LogConfig
+	Log  config.Log
 	// Policy and Audit are set when the file names them (detokenize uses
 	// the policy's column transforms and writes audit records).
 	Policy string
@@ -128,7 +128,7 @@ func loadKeysConfig(path string) (keysFile, error) {
 	if err != nil {
 		return keysFile{}, fmt.Errorf("read config: %w", err)
 	}
-	cfg := proxy.Defaults()
+	cfg := config.Defaults()
 	pos, err := yamlconf.Decode(path, data, &cfg)
 	if err != nil {
 		return keysFile{}, err
@@ -159,7 +159,7 @@ func loadKeysConfig(path string) (keysFile, error) {
 
 // newCLILogger builds a logger writing to w (the command's stderr) with the
 // configured level and format.
-func newCLILogger(c proxy.LogConfig, w io.Writer) (*zap.Logger, error) {
+func newCLILogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(c.Level)
 	if err != nil {
 		return nil, fmt.Errorf("log.level: %w", err)

@@ -13,8 +13,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/pgpseudo/pgpseudo/config"
 	"github.com/pgpseudo/pgpseudo/crypto"
-	"github.com/pgpseudo/pgpseudo/proxy"
 )
 
 // exitCode is the status main would exit with for err.
@@ -288,7 +288,7 @@ keys:
 
 func TestLogDetokenize(t *testing.T) {
 	var buf bytes.Buffer
-	log, err := newCLILogger(proxy.LogConfig{Level: "info", Format: "json"}, &buf)
+	log, err := newCLILogger(config.Log{Level: "info", Format: "json"}, &buf)
 	if err != nil {
 		t.Fatal(err)
 	}

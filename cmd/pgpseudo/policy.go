@@ -8,8 +8,9 @@ import (
 	"io"
 	"time"
 
+	"github.com/pgpseudo/pgpseudo/config"
 	"github.com/pgpseudo/pgpseudo/policy"
-	"github.com/pgpseudo/pgpseudo/proxy"
+	"github.com/pgpseudo/pgpseudo/proxy/catalog"
 )
 
 // policyCmd runs `pgpseudo policy check`.
@@ -30,7 +31,7 @@ func policyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.Usage()
 		return &exitError{code: 2, err: errors.New("policy check: --config is required")}
 	}
-	cfg, err := proxy.LoadConfig(*configPath)
+	cfg, err := config.Load(*configPath)
 	if err != nil {
 		return err
 	}
@@ -59,12 +60,12 @@ func policyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	conn, err := proxy.ConnectLookup(cctx, cfg, name)
+	conn, err := catalog.Connect(cctx, cfg, name)
 	if err != nil {
 		return fmt.Errorf("connect to database %q as %s: %w", name, cfg.Auth.AuthUser, err)
 	}
 	defer conn.Close(ctx)
-	tables, err := proxy.ReadSchema(cctx, conn)
+	tables, err := catalog.ReadSchema(cctx, conn)
 	if err != nil {
 		return err
 	}

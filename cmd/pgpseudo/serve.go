@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/pgpseudo/pgpseudo/config"
 	"github.com/pgpseudo/pgpseudo/proxy"
 )
 
@@ -27,7 +28,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		fs.Usage()
 		return &exitError{code: 2, err: errors.New("serve: --config is required")}
 	}
-	cfg, err := proxy.LoadConfig(*configPath)
+	cfg, err := config.Load(*configPath)
 	if err != nil {
 		return err
 	}
@@ -73,7 +74,7 @@ wait:
 }
 
 // newLogger builds the process logger from the log section.
-func newLogger(c proxy.LogConfig) (*zap.Logger, error) {
+func newLogger(c config.Log) (*zap.Logger, error) {
 	var zc zap.Config
 	if c.Format == "console" {
 		zc = zap.NewDevelopmentConfig()

@@ -42,6 +42,9 @@ var safeClientEncodings = map[string]bool{
 // PostgreSQL's spellings) lets no multibyte character hide a quote or a
 // backslash.
 func SafeClientEncoding(name string) bool {
+	if name == "UTF8" {
+		return true // what nearly every session reports
+	}
 	var b strings.Builder
 	for _, r := range name {
 		switch {

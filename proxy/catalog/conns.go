@@ -1,4 +1,4 @@
-package proxy
+package catalog
 
 import (
 	"context"
@@ -13,15 +13,16 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgpseudo/pgpseudo/config"
 	"github.com/pgpseudo/pgpseudo/policy"
 )
 
-// lookupConns are the low-privilege auth_user's connections, one small
+// Conns are the low-privilege auth_user's connections, one small
 // pool per database: SCRAM verifiers and role memberships are read in
 // auth_database, catalog facts in each database clients use (OIDs are per
 // database).
-type lookupConns struct {
-	cfg      *Config
+type Conns struct {
+	cfg      *config.Config
 	tls      *tls.Config
 	password string
 
@@ -29,16 +30,17 @@ type lookupConns struct {
 	pools map[string]*pgxpool.Pool
 }
 
-func newLookupConns(cfg *Config, upTLS *tls.Config) (*lookupConns, error) {
+// NewConns prepares the lookup connections; none is opened yet.
+func NewConns(cfg *config.Config, upTLS *tls.Config) (*Conns, error) {
 	pw, err := os.ReadFile(cfg.Auth.AuthPasswordFile)
 	if err != nil {
 		return nil, fmt.Errorf("auth.auth_password_file: %w", err)
 	}
-	return &lookupConns{cfg: cfg, tls: upTLS, password: strings.TrimRight(string(pw), "\r\n"), pools: map[string]*pgxpool.Pool{}}, nil
+	return &Conns{cfg: cfg, tls: upTLS, password: strings.TrimRight(string(pw), "\r\n"), pools: map[string]*pgxpool.Pool{}}, nil
 }
 
-// pool returns the pool for database, creating it on first use.
-func (l *lookupConns) pool(_ context.Context, database string) (*pgxpool.Pool, error) {
+// Pool returns the pool for database, creating it on first use.
+func (l *Conns) Pool(_ context.Context, database string) (*pgxpool.Pool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if p := l.pools[database]; p != nil {
@@ -65,7 +67,8 @@ func (l *lookupConns) pool(_ context.Context, database string) (*pgxpool.Pool, e
 	return p, nil
 }
 
-func (l *lookupConns) close() {
+// Close closes every pool.
+func (l *Conns) Close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, p := range l.pools {
@@ -81,9 +84,9 @@ func quoteDSN(s string) string {
 const membershipQuery = `SELECT r.rolname FROM pg_catalog.pg_roles r
 WHERE pg_catalog.pg_has_role($1, r.oid, 'MEMBER') AND r.rolname <> $1`
 
-// memberships returns the roles user belongs to, directly or inherited.
-func (l *lookupConns) memberships(ctx context.Context, user string) ([]string, error) {
-	p, err := l.pool(ctx, l.cfg.Auth.AuthDatabase)
+// Memberships returns the roles user belongs to, directly or inherited.
+func (l *Conns) Memberships(ctx context.Context, user string) ([]string, error) {
+	p, err := l.Pool(ctx, l.cfg.Auth.AuthDatabase)
 	if err != nil {
 		return nil, err
 	}
@@ -103,17 +106,17 @@ func (l *lookupConns) memberships(ctx context.Context, user string) ([]string, e
 	return out, rows.Err()
 }
 
-// ConnectLookup opens one connection to database as the configured
+// Connect opens one connection to database as the configured
 // auth_user, with the upstream TLS settings (for `policy check --db`).
-func ConnectLookup(ctx context.Context, cfg *Config, database string) (*pgx.Conn, error) {
+func Connect(ctx context.Context, cfg *config.Config, database string) (*pgx.Conn, error) {
 	if cfg.Auth.AuthUser == "" {
 		return nil, errors.New("auth.auth_user is not configured")
 	}
-	upTLS, err := cfg.upstreamTLSConfig()
+	upTLS, err := cfg.UpstreamTLSConfig()
 	if err != nil {
 		return nil, err
 	}
-	l, err := newLookupConns(cfg, upTLS)
+	l, err := NewConns(cfg, upTLS)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package proxy
+package rewrite
 
 import (
 	"bytes"
@@ -6,43 +6,36 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/jackc/pgx/v5/pgproto3"
-
 	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 )
 
-// errCopyShape reports COPY data pgpseudo cannot split into the planned
+// ErrCopyShape reports COPY data pgpseudo cannot split into the planned
 // columns: the data is withheld.
-var errCopyShape = errors.New("COPY data does not match its columns")
+var ErrCopyShape = errors.New("COPY data does not match its columns")
 
 // copyBinarySignature starts binary COPY output.
 var copyBinarySignature = []byte("PGCOPY\n\xff\r\n\x00")
 
-// copyState is one COPY TO STDOUT of a restricted session.
-type copyState struct {
-	info *sqlinfo.Copy
-	// fields come from the in-session probe; nil when it failed.
-	probed bool
-	fields []pgproto3.FieldDescription
-	plan   *plan
-	// result says what the COPY's computed columns may carry.
-	result resultVerdict
+// Copy rewrites the output of one COPY TO STDOUT.
+type Copy struct {
+	Info *sqlinfo.Copy
+	Plan *Plan
 	// headerDone is set once a binary header or csv header line passed.
 	headerDone bool
 	// raw and out are reused per value: COPY rewriting runs per row.
 	raw, out []byte
 }
 
-// rewriteCopyData appends the CopyData frame for one row of COPY output.
-func (c *copyState) rewriteCopyData(dst, data []byte) ([]byte, error) {
+// CopyData appends the CopyData frame for one row of COPY output.
+func (c *Copy) CopyData(dst, data []byte) ([]byte, error) {
 	start := len(dst)
 	dst = append(dst, 'd', 0, 0, 0, 0)
 	var err error
-	switch c.info.Format {
+	switch c.Info.Format {
 	case "binary":
 		dst, err = c.rewriteBinary(dst, data)
 	case "csv":
-		if c.info.Header && !c.headerDone {
+		if c.Info.Header && !c.headerDone {
 			c.headerDone = true
 			dst = append(dst, data...)
 			break
@@ -58,14 +51,14 @@ func (c *copyState) rewriteCopyData(dst, data []byte) ([]byte, error) {
 	return dst, nil
 }
 
-func (c *copyState) rewriteBinary(dst, data []byte) ([]byte, error) {
+func (c *Copy) rewriteBinary(dst, data []byte) ([]byte, error) {
 	if !c.headerDone {
 		if len(data) < 19 || !bytes.HasPrefix(data, copyBinarySignature) {
-			return dst, fmt.Errorf("%w: binary header", errCopyShape)
+			return dst, fmt.Errorf("%w: binary header", ErrCopyShape)
 		}
 		ext := int(binary.BigEndian.Uint32(data[15:19]))
 		if len(data) < 19+ext {
-			return dst, fmt.Errorf("%w: binary header extension", errCopyShape)
+			return dst, fmt.Errorf("%w: binary header extension", ErrCopyShape)
 		}
 		dst = append(dst, data[:19+ext]...)
 		data = data[19+ext:]
@@ -78,9 +71,9 @@ func (c *copyState) rewriteBinary(dst, data []byte) ([]byte, error) {
 		return append(dst, data...), nil
 	}
 	// A binary COPY row has DataRow's layout: rewrite it in place after
-	// dst and drop the DataRow header rewriteDataRow writes.
+	// dst and drop the DataRow header DataRow writes.
 	start := len(dst)
-	dst, err := rewriteDataRow(dst, data, c.plan)
+	dst, err := DataRow(dst, data, c.Plan)
 	if err != nil {
 		return dst[:start], err
 	}
@@ -89,35 +82,35 @@ func (c *copyState) rewriteBinary(dst, data []byte) ([]byte, error) {
 
 // rewriteText handles COPY's text format: fields split by the delimiter,
 // backslash escapes, NULL as the null string, one row per CopyData.
-func (c *copyState) rewriteText(dst, data []byte) ([]byte, error) {
+func (c *Copy) rewriteText(dst, data []byte) ([]byte, error) {
 	if !bytes.HasSuffix(data, []byte{'\n'}) {
-		return dst, fmt.Errorf("%w: row without newline", errCopyShape)
+		return dst, fmt.Errorf("%w: row without newline", ErrCopyShape)
 	}
 	line := data[:len(data)-1]
-	fields := bytes.Split(line, []byte{c.info.Delimiter})
-	if len(fields) != len(c.plan.cols) {
-		return dst, fmt.Errorf("%w: %d fields for %d columns", errCopyShape, len(fields), len(c.plan.cols))
+	fields := bytes.Split(line, []byte{c.Info.Delimiter})
+	if len(fields) != len(c.Plan.Cols) {
+		return dst, fmt.Errorf("%w: %d fields for %d columns", ErrCopyShape, len(fields), len(c.Plan.Cols))
 	}
 	for i, f := range fields {
 		if i > 0 {
-			dst = append(dst, c.info.Delimiter)
+			dst = append(dst, c.Info.Delimiter)
 		}
-		col := &c.plan.cols[i]
-		if col.tr == nil && !col.null || string(f) == c.info.NullString {
+		col := &c.Plan.Cols[i]
+		if col.Tr == nil && !col.Null || string(f) == c.Info.NullString {
 			dst = append(dst, f...)
 			continue
 		}
-		if col.null {
-			dst = append(dst, c.info.NullString...)
+		if col.Null {
+			dst = append(dst, c.Info.NullString...)
 			continue
 		}
 		c.raw = unescapeCopyText(c.raw[:0], f)
 		var err error
-		if c.out, err = col.tr.Transform(c.out[:0], c.raw); err != nil {
-			dst = append(dst, c.info.NullString...)
+		if c.out, err = col.Tr.Transform(c.out[:0], c.raw); err != nil {
+			dst = append(dst, c.Info.NullString...)
 			continue
 		}
-		dst = escapeCopyText(dst, c.out, c.info.Delimiter)
+		dst = escapeCopyText(dst, c.out, c.Info.Delimiter)
 	}
 	return append(dst, '\n'), nil
 }
@@ -209,16 +202,16 @@ func hexVal(b byte) int {
 
 // rewriteCSV handles COPY's csv format; a quoted field may hold the
 // delimiter, quotes (escaped) and newlines.
-func (c *copyState) rewriteCSV(dst, data []byte) ([]byte, error) {
+func (c *Copy) rewriteCSV(dst, data []byte) ([]byte, error) {
 	line := bytes.TrimSuffix(data, []byte{'\n'})
 	line = bytes.TrimSuffix(line, []byte{'\r'})
-	q, esc, delim := c.info.Quote, c.info.Escape, c.info.Delimiter
+	q, esc, delim := c.Info.Quote, c.Info.Escape, c.Info.Delimiter
 	col := 0
 	val := c.raw[:0]
 	defer func() { c.raw = val[:0] }()
 	for pos := 0; ; col++ {
-		if col >= len(c.plan.cols) {
-			return dst, fmt.Errorf("%w: too many fields", errCopyShape)
+		if col >= len(c.Plan.Cols) {
+			return dst, fmt.Errorf("%w: too many fields", ErrCopyShape)
 		}
 		val = val[:0]
 		quoted := false
@@ -228,7 +221,7 @@ func (c *copyState) rewriteCSV(dst, data []byte) ([]byte, error) {
 			pos++
 			for {
 				if pos >= len(line) {
-					return dst, fmt.Errorf("%w: unterminated quote", errCopyShape)
+					return dst, fmt.Errorf("%w: unterminated quote", ErrCopyShape)
 				}
 				ch := line[pos]
 				if ch == esc && pos+1 < len(line) && (line[pos+1] == q || line[pos+1] == esc) && !(esc == q && line[pos+1] != q) {
@@ -253,31 +246,31 @@ func (c *copyState) rewriteCSV(dst, data []byte) ([]byte, error) {
 		if col > 0 {
 			dst = append(dst, delim)
 		}
-		cp := &c.plan.cols[col]
-		isNull := !quoted && string(val) == c.info.NullString
+		cp := &c.Plan.Cols[col]
+		isNull := !quoted && string(val) == c.Info.NullString
 		switch {
-		case isNull || cp.tr == nil && !cp.null:
+		case isNull || cp.Tr == nil && !cp.Null:
 			dst = append(dst, rawField...)
-		case cp.null:
-			dst = append(dst, c.info.NullString...)
+		case cp.Null:
+			dst = append(dst, c.Info.NullString...)
 		default:
 			var err error
-			if c.out, err = cp.tr.Transform(c.out[:0], val); err != nil {
-				dst = append(dst, c.info.NullString...)
+			if c.out, err = cp.Tr.Transform(c.out[:0], val); err != nil {
+				dst = append(dst, c.Info.NullString...)
 				break
 			}
-			dst = appendCSVField(dst, c.out, q, esc, delim, c.info.NullString)
+			dst = appendCSVField(dst, c.out, q, esc, delim, c.Info.NullString)
 		}
 		if pos >= len(line) {
 			break
 		}
 		if line[pos] != delim {
-			return dst, fmt.Errorf("%w: junk after a quoted field", errCopyShape)
+			return dst, fmt.Errorf("%w: junk after a quoted field", ErrCopyShape)
 		}
 		pos++
 	}
-	if col+1 != len(c.plan.cols) {
-		return dst, fmt.Errorf("%w: %d fields for %d columns", errCopyShape, col+1, len(c.plan.cols))
+	if col+1 != len(c.Plan.Cols) {
+		return dst, fmt.Errorf("%w: %d fields for %d columns", ErrCopyShape, col+1, len(c.Plan.Cols))
 	}
 	return append(dst, '\n'), nil
 }

@@ -1,4 +1,4 @@
-package proxy
+package config
 
 import (
 	"errors"
@@ -44,7 +44,7 @@ func TestParseConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := ParseConfig("pgpseudo.yaml", []byte(tt.yaml))
+			cfg, err := Parse("pgpseudo.yaml", []byte(tt.yaml))
 			if tt.wantMsg == "" {
 				if err != nil {
 					t.Fatalf("unexpected error: %v", err)
@@ -81,7 +81,7 @@ func TestExampleConfigParses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = ParseConfig("pgpseudo.example.yaml", data)
+	_, err = Parse("pgpseudo.example.yaml", data)
 	var ce *yamlconf.Error
 	if !errors.As(err, &ce) || !strings.Contains(ce.Msg, "no such file") {
 		t.Fatalf("example config: %v (want only a missing-file error)", err)

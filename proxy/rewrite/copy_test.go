@@ -1,4 +1,4 @@
-package proxy
+package rewrite
 
 import (
 	"bytes"
@@ -32,7 +32,7 @@ func TestCopyRewriteFormats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &plan{cols: []colPlan{{action: policy.Allow}, {action: policy.Null, null: true}, {action: policy.Tokenize, tr: redact}}}
+	p := &Plan{Cols: []Col{{Action: policy.Allow}, {Action: policy.Null, Null: true}, {Action: policy.Tokenize, Tr: redact}}}
 	tests := []struct {
 		info     sqlinfo.Copy
 		in, want string
@@ -43,8 +43,8 @@ func TestCopyRewriteFormats(t *testing.T) {
 	}
 	for _, tt := range tests {
 		info := tt.info
-		c := &copyState{info: &info, plan: p}
-		out, err := c.rewriteCopyData(nil, []byte(tt.in))
+		c := &Copy{Info: &info, Plan: p}
+		out, err := c.CopyData(nil, []byte(tt.in))
 		if err != nil {
 			t.Fatalf("%s %q: %v", info.Format, tt.in, err)
 		}
@@ -52,8 +52,8 @@ func TestCopyRewriteFormats(t *testing.T) {
 			t.Errorf("%s %q: got %q, want %q", info.Format, tt.in, got, tt.want)
 		}
 	}
-	c := &copyState{info: &sqlinfo.Copy{Format: "text", Delimiter: '\t', NullString: `\N`}, plan: p}
-	if _, err := c.rewriteCopyData(nil, []byte("only\ttwo\n")); err == nil {
+	c := &Copy{Info: &sqlinfo.Copy{Format: "text", Delimiter: '\t', NullString: `\N`}, Plan: p}
+	if _, err := c.CopyData(nil, []byte("only\ttwo\n")); err == nil {
 		t.Error("a row with too few fields was accepted")
 	}
 }

@@ -1,9 +1,14 @@
-package proxy
+// Package catalog is pgpseudo's one view of each upstream database's
+// catalog, read through the low-privilege lookup role: relations by OID
+// and by name, functions, view definitions and the server's keywords,
+// cached per database and catalog generation (docs/security.md, "Caches").
+package catalog
 
 import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,17 +23,17 @@ import (
 	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 )
 
-// attrInfo is what pgpseudo knows of one table column.
-type attrInfo struct {
+// Attr is what pgpseudo knows of one table column.
+type Attr struct {
 	Name    string
 	TypeOID uint32
 	TypMod  int32
 	NotNull bool
 }
 
-// relInfo is a relation as the policy sees it: partitions and inheritance
-// children are reported under their root table.
-type relInfo struct {
+// Relation is a relation as the policy sees it: partitions and
+// inheritance children are reported under their root table.
+type Relation struct {
 	// Root is the name the policy matches: the relation itself, or the
 	// top-most parent of a partition or inheritance child.
 	Root policy.TableName
@@ -36,12 +41,12 @@ type relInfo struct {
 	Name policy.TableName
 	// Kind is pg_class.relkind of the relation itself (r, p, v, m, f, …).
 	Kind  byte
-	Attrs map[int16]attrInfo
+	Attrs map[int16]Attr
 	// Order is the user columns' attnums in order.
 	Order []int16
 }
 
-// catalog is pgpseudo's one view of each database's catalog, read through
+// Catalog is pgpseudo's one view of each database's catalog, read through
 // the lookup role: relations by OID (planning result columns) and by name
 // (analysis, server-side check), function names, view definitions and the
 // server's keywords. Every entry belongs to a generation: a database's
@@ -49,7 +54,7 @@ type relInfo struct {
 // any case every TTL, so a cached fact — and every cached verdict keyed by
 // the generation — is never older than that. OIDs are only unique within
 // a database, so everything is per database.
-type catalog struct {
+type Catalog struct {
 	ttl   time.Duration
 	conns func(ctx context.Context, database string) (*pgxpool.Pool, error)
 	now   func() time.Time
@@ -62,6 +67,9 @@ type catalog struct {
 	kw map[string]sqlinfo.Keywords
 }
 
+// lookupTimeout bounds one catalog lookup.
+const lookupTimeout = 30 * time.Second
+
 type catKey struct {
 	db   string
 	gen  uint64
@@ -69,8 +77,10 @@ type catKey struct {
 	key  string
 }
 
-func newCatalog(conns func(ctx context.Context, database string) (*pgxpool.Pool, error), ttl time.Duration) *catalog {
-	return &catalog{ttl: ttl, conns: conns, now: time.Now, epochs: map[string]uint64{},
+// New returns an empty catalog reading through conns; facts expire after
+// ttl.
+func New(conns func(ctx context.Context, database string) (*pgxpool.Pool, error), ttl time.Duration) *Catalog {
+	return &Catalog{ttl: ttl, conns: conns, now: time.Now, epochs: map[string]uint64{},
 		entries: lru.New[catKey, any](20000, 64<<20, catEntrySize), kw: map[string]sqlinfo.Keywords{}}
 }
 
@@ -78,7 +88,7 @@ func newCatalog(conns func(ctx context.Context, database string) (*pgxpool.Pool,
 func catEntrySize(k catKey, v any) int64 {
 	n := int64(len(k.db) + len(k.key) + 64)
 	switch x := v.(type) {
-	case *relInfo:
+	case *Relation:
 		if x != nil {
 			n += int64(len(x.Attrs)) * 64
 		}
@@ -94,8 +104,9 @@ func catEntrySize(k catKey, v any) int64 {
 	return n
 }
 
-// generation is database's current generation.
-func (c *catalog) generation(db string) uint64 {
+// Generation is database's current generation: every cached fact and
+// verdict about database belongs to one.
+func (c *Catalog) Generation(db string) uint64 {
 	c.mu.Lock()
 	e := c.epochs[db]
 	c.mu.Unlock()
@@ -103,8 +114,8 @@ func (c *catalog) generation(db string) uint64 {
 	return e<<40 | bucket&(1<<40-1)
 }
 
-// changed records DDL seen in database: everything cached for it is stale.
-func (c *catalog) changed(db string) {
+// Changed records DDL seen in database: everything cached for it is stale.
+func (c *Catalog) Changed(db string) {
 	c.mu.Lock()
 	c.epochs[db]++
 	c.mu.Unlock()
@@ -112,12 +123,16 @@ func (c *catalog) changed(db string) {
 
 // cached returns a fact of the current generation, fetching it on a miss.
 // Fetch errors are not cached.
-func cached[T any](ctx context.Context, c *catalog, db string, kind byte, key string, fetch func(context.Context, *pgxpool.Pool) (T, error)) (T, error) {
-	k := catKey{db: db, gen: c.generation(db), kind: kind, key: key}
+func cached[T any](ctx context.Context, c *Catalog, db string, kind byte, key string, fetch func(context.Context, *pgxpool.Pool) (T, error)) (T, error) {
+	k := catKey{db: db, gen: c.Generation(db), kind: kind, key: key}
 	if v, ok := c.entries.Get(k); ok {
 		return v.(T), nil
 	}
 	var zero T
+	// Only a miss waits for the server; its wait is bounded here rather
+	// than by every caller.
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
 	pool, err := c.conns(ctx, db)
 	if err != nil {
 		return zero, err
@@ -130,9 +145,9 @@ func cached[T any](ctx context.Context, c *catalog, db string, kind byte, key st
 	return v, nil
 }
 
-// isDDL reports command tags after which cached catalog facts may be
+// IsDDL reports command tags after which cached catalog facts may be
 // wrong.
-func isDDL(tag string) bool {
+func IsDDL(tag string) bool {
 	for _, p := range []string{"CREATE", "ALTER", "DROP", "COMMENT", "GRANT", "REVOKE", "SECURITY LABEL", "IMPORT FOREIGN SCHEMA",
 		"REFRESH MATERIALIZED VIEW", "REASSIGN OWNED", "DROP OWNED"} {
 		if strings.HasPrefix(tag, p) {
@@ -158,10 +173,10 @@ const attrQuery = `
 SELECT attnum, attname, atttypid, atttypmod, attnotnull FROM pg_catalog.pg_attribute
 WHERE attrelid = $1::oid AND NOT attisdropped ORDER BY attnum`
 
-// relation returns facts about table oid in database.
-func (c *catalog) relation(ctx context.Context, database string, oid uint32) (*relInfo, error) {
-	return cached(ctx, c, database, 'o', fmt.Sprint(oid), func(ctx context.Context, pool *pgxpool.Pool) (*relInfo, error) {
-		r := &relInfo{Attrs: map[int16]attrInfo{}}
+// Relation returns facts about table oid in database.
+func (c *Catalog) Relation(ctx context.Context, database string, oid uint32) (*Relation, error) {
+	return cached(ctx, c, database, 'o', strconv.FormatUint(uint64(oid), 10), func(ctx context.Context, pool *pgxpool.Pool) (*Relation, error) {
+		r := &Relation{Attrs: map[int16]Attr{}}
 		var kind string
 		if err := pool.QueryRow(ctx, rootQuery, oid).Scan(&r.Root.Schema, &r.Root.Table, &kind, &r.Name.Schema, &r.Name.Table); err != nil {
 			return nil, fmt.Errorf("catalog lookup of relation %d: %w", oid, err)
@@ -176,7 +191,7 @@ func (c *catalog) relation(ctx context.Context, database string, oid uint32) (*r
 		defer rows.Close()
 		for rows.Next() {
 			var num int16
-			var a attrInfo
+			var a Attr
 			if err := rows.Scan(&num, &a.Name, &a.TypeOID, &a.TypMod, &a.NotNull); err != nil {
 				return nil, err
 			}
@@ -189,27 +204,10 @@ func (c *catalog) relation(ctx context.Context, database string, oid uint32) (*r
 	})
 }
 
-const systemNameQuery = `
-SELECT coalesce(bool_and(n.nspname = 'pg_catalog') AND bool_or(n.nspname = 'pg_catalog'), false)
-FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relname = $1`
-
-// systemRelation reports whether the bare name resolves to a pg_catalog
-// relation whatever the search_path: it exists there and nowhere else.
-func (c *catalog) systemRelation(ctx context.Context, database, name string) (bool, error) {
-	return cached(ctx, c, database, 's', name, func(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
-		var sys bool
-		if err := pool.QueryRow(ctx, systemNameQuery, name).Scan(&sys); err != nil {
-			return false, fmt.Errorf("catalog lookup of %q: %w", name, err)
-		}
-		return sys, nil
-	})
-}
-
-// effectivePath is the schemas searched for an unqualified name:
+// EffectivePath is the schemas searched for an unqualified name:
 // pg_catalog first unless the path places it, "$user" as the user's own
 // schema, empty names left out.
-func effectivePath(schema string, searchPath []string, user string) []string {
+func EffectivePath(schema string, searchPath []string, user string) []string {
 	if schema != "" {
 		return []string{schema}
 	}
@@ -239,16 +237,22 @@ ORDER BY pg_catalog.array_position($2::text[], n.nspname::text) LIMIT 1`
 const columnsQuery = `SELECT attname FROM pg_catalog.pg_attribute
 WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped ORDER BY attnum`
 
-// analyzeCatalog answers the SQL analysis' catalog questions for one
+// analysisView answers the SQL analysis' catalog questions for one
 // session (its database and user) from the catalog.
-type analyzeCatalog struct {
-	cat            *catalog
+type analysisView struct {
+	cat            *Catalog
 	database, user string
 }
 
+// ForAnalysis is the catalog as the static analysis of user's statements
+// in database sees it.
+func (c *Catalog) ForAnalysis(database, user string) analyze.Catalog {
+	return analysisView{cat: c, database: database, user: user}
+}
+
 // Relation implements analyze.Catalog.
-func (a analyzeCatalog) Relation(ctx context.Context, schema, name string, searchPath []string) (*analyze.Relation, bool, error) {
-	path := effectivePath(schema, searchPath, a.user)
+func (a analysisView) Relation(ctx context.Context, schema, name string, searchPath []string) (*analyze.Relation, bool, error) {
+	path := EffectivePath(schema, searchPath, a.user)
 	rel, err := cached(ctx, a.cat, a.database, 'r', strings.Join(path, "\x00")+"\x01"+name, func(ctx context.Context, pool *pgxpool.Pool) (*analyze.Relation, error) {
 		var (
 			rel     analyze.Relation
@@ -281,7 +285,7 @@ func (a analyzeCatalog) Relation(ctx context.Context, schema, name string, searc
 		if rel.Columns, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 			return nil, fmt.Errorf("catalog lookup of %q: %w", name, err)
 		}
-		ri, err := a.cat.relation(ctx, a.database, oid)
+		ri, err := a.cat.Relation(ctx, a.database, oid)
 		if err != nil {
 			return nil, err
 		}
@@ -299,11 +303,11 @@ FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespa
 WHERE p.proname = $1 AND n.nspname = ANY($2::text[])`
 
 // IsBuiltinFunction implements analyze.Catalog.
-func (a analyzeCatalog) IsBuiltinFunction(ctx context.Context, schema, name string, searchPath []string) (bool, error) {
+func (a analysisView) IsBuiltinFunction(ctx context.Context, schema, name string, searchPath []string) (bool, error) {
 	if schema != "" && schema != "pg_catalog" {
 		return false, nil
 	}
-	path := effectivePath(schema, searchPath, a.user)
+	path := EffectivePath(schema, searchPath, a.user)
 	return cached(ctx, a.cat, a.database, 'f', strings.Join(path, "\x00")+"\x01"+name, func(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
 		var builtin bool
 		if err := pool.QueryRow(ctx, builtinFunctionQuery, name, path).Scan(&builtin); err != nil {
@@ -313,23 +317,29 @@ func (a analyzeCatalog) IsBuiltinFunction(ctx context.Context, schema, name stri
 	})
 }
 
-var _ analyze.Catalog = analyzeCatalog{}
+var _ analyze.Catalog = analysisView{}
 
 const oidQuery = `
 SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = $1 AND c.relname = $2`
 
-// checkCatalog describes, for the server-side check of one session, the
+// planView describes, for the server-side check of one session, the
 // relations a plan scans, by the schema and name the server printed.
-type checkCatalog struct {
-	cat      *catalog
+type planView struct {
+	cat      *Catalog
 	database string
 	pol      *policy.Policy
 	role     *policy.Role
 }
 
+// ForPlanCheck is the catalog as the server-side check of a statement in
+// database under pol and role sees it.
+func (c *Catalog) ForPlanCheck(database string, pol *policy.Policy, role *policy.Role) plancheck.Catalog {
+	return planView{cat: c, database: database, pol: pol, role: role}
+}
+
 // Relation implements plancheck.Catalog.
-func (k checkCatalog) Relation(ctx context.Context, schema, name string) (*plancheck.Relation, error) {
+func (k planView) Relation(ctx context.Context, schema, name string) (*plancheck.Relation, error) {
 	oid, err := cached(ctx, k.cat, k.database, 'n', schema+"\x00"+name, func(ctx context.Context, pool *pgxpool.Pool) (uint32, error) {
 		var oid uint32
 		if err := pool.QueryRow(ctx, oidQuery, schema, name).Scan(&oid); err != nil {
@@ -340,23 +350,23 @@ func (k checkCatalog) Relation(ctx context.Context, schema, name string) (*planc
 	if err != nil {
 		return nil, err
 	}
-	ri, err := k.cat.relation(ctx, k.database, oid)
+	ri, err := k.cat.Relation(ctx, k.database, oid)
 	if err != nil {
 		return nil, err
 	}
 	rel := &plancheck.Relation{Name: ri.Root}
 	for _, num := range ri.Order {
 		a := ri.Attrs[num]
-		d := catalogDecision(k.pol, k.role, ri, a.Name)
+		d := Decision(k.pol, k.role, ri, a.Name)
 		rel.Columns = append(rel.Columns, plancheck.Column{Name: a.Name, Decision: d, Domain: k.pol.TokenDomain(ri.Root, a.Name)})
 	}
 	return rel, nil
 }
 
-// catalogDecision is the decision on a column of a relation: system
-// catalogs describe the database and are allowed, except the few that
-// hold table data or other sessions' statements.
-func catalogDecision(pol *policy.Policy, role *policy.Role, ri *relInfo, column string) policy.Decision {
+// Decision is the decision on a column of a relation: system catalogs
+// describe the database and are allowed, except the few that hold table
+// data or other sessions' statements.
+func Decision(pol *policy.Policy, role *policy.Role, ri *Relation, column string) policy.Decision {
 	if ri.Root.Schema == "pg_catalog" || ri.Root.Schema == "information_schema" {
 		if sqlinfo.SensitiveCatalog(ri.Root.Table) {
 			return policy.Decision{Action: policy.Block, Column: column, Rule: fmt.Sprintf("%s holds table data or other sessions' statements", ri.Root)}
@@ -370,10 +380,10 @@ const viewsQuery = `
 SELECT pg_catalog.pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'`
 
-// viewSyntax is what the database's views say about names a plan uses
+// ViewSyntax is what the database's views say about names a plan uses
 // (their subquery aliases, CTE names and column alias lists), so a
 // statement's own names cannot be mistaken for a view's in the plan.
-func (c *catalog) viewSyntax(ctx context.Context, database string) (*plancheck.Syntax, error) {
+func (c *Catalog) ViewSyntax(ctx context.Context, database string) (*plancheck.Syntax, error) {
 	return cached(ctx, c, database, 'v', "", func(ctx context.Context, pool *pgxpool.Pool) (*plancheck.Syntax, error) {
 		rows, err := pool.Query(ctx, viewsQuery)
 		if err != nil {

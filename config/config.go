@@ -1,7 +1,7 @@
-// Package proxy is pgpseudo's PostgreSQL wire-protocol proxy: it accepts
-// client connections, authenticates the person, connects upstream as that
-// person and relays the protocol in both directions.
-package proxy
+// Package config loads and validates pgpseudo's configuration file
+// (docs/configuration.md). The CLI commands use it without linking the
+// proxy.
+package config
 
 import (
 	"crypto/tls"
@@ -16,17 +16,16 @@ import (
 	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/crypto"
 	"github.com/pgpseudo/pgpseudo/internal/yamlconf"
-	"github.com/pgpseudo/pgpseudo/proxy/scram"
 )
 
 // Config is the proxy configuration file (docs/configuration.md).
 type Config struct {
-	Listen   string         `yaml:"listen"`
-	Upstream UpstreamConfig `yaml:"upstream"`
-	TLS      ClientTLS      `yaml:"tls"`
-	Auth     AuthConfig     `yaml:"auth"`
-	Limits   LimitsConfig   `yaml:"limits"`
-	Log      LogConfig      `yaml:"log"`
+	Listen   string    `yaml:"listen"`
+	Upstream Upstream  `yaml:"upstream"`
+	TLS      ClientTLS `yaml:"tls"`
+	Auth     Auth      `yaml:"auth"`
+	Limits   Limits    `yaml:"limits"`
+	Log      Log       `yaml:"log"`
 	// Policy is the policy file (docs/policy.md); without one pgpseudo
 	// relays results unchanged.
 	Policy string `yaml:"policy"`
@@ -37,8 +36,8 @@ type Config struct {
 	Audit audit.Config `yaml:"audit"`
 }
 
-// UpstreamConfig says where the database is and how to reach it.
-type UpstreamConfig struct {
+// Upstream says where the database is and how to reach it.
+type Upstream struct {
 	Address string      `yaml:"address"`
 	TLS     UpstreamTLS `yaml:"tls"`
 	// ConnectTimeout bounds dialing and the TLS handshake upstream.
@@ -73,8 +72,8 @@ const (
 	AuthPassthrough = "passthrough"
 )
 
-// AuthConfig configures how clients are authenticated.
-type AuthConfig struct {
+// Auth configures how clients are authenticated.
+type Auth struct {
 	Mode             string `yaml:"mode"`
 	AuthUser         string `yaml:"auth_user"`
 	AuthPasswordFile string `yaml:"auth_password_file"`
@@ -82,8 +81,8 @@ type AuthConfig struct {
 	AuthDatabase     string `yaml:"auth_database"`
 }
 
-// LimitsConfig bounds resource use.
-type LimitsConfig struct {
+// Limits bounds resource use.
+type Limits struct {
 	MaxConnections  int           `yaml:"max_connections"`
 	IdleTimeout     time.Duration `yaml:"idle_timeout"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -96,8 +95,8 @@ type LimitsConfig struct {
 	CatalogTTL time.Duration `yaml:"catalog_ttl"`
 }
 
-// LogConfig configures process logging.
-type LogConfig struct {
+// Log configures process logging.
+type Log struct {
 	Level  string `yaml:"level"`
 	Format string `yaml:"format"`
 }
@@ -111,29 +110,29 @@ const DefaultAuthQuery = "SELECT rolname, rolpassword FROM pgpseudo.get_auth($1)
 func Defaults() Config {
 	return Config{
 		Listen:   "127.0.0.1:6432",
-		Upstream: UpstreamConfig{TLS: UpstreamTLS{Mode: TLSVerifyFull}, ConnectTimeout: 10 * time.Second},
-		Auth:     AuthConfig{Mode: AuthSCRAM, AuthQuery: DefaultAuthQuery, AuthDatabase: "postgres"},
-		Limits: LimitsConfig{
+		Upstream: Upstream{TLS: UpstreamTLS{Mode: TLSVerifyFull}, ConnectTimeout: 10 * time.Second},
+		Auth:     Auth{Mode: AuthSCRAM, AuthQuery: DefaultAuthQuery, AuthDatabase: "postgres"},
+		Limits: Limits{
 			MaxConnections:  1000,
 			ShutdownTimeout: 30 * time.Second,
 			StartupTimeout:  30 * time.Second,
 			CatalogTTL:      30 * time.Second,
 		},
-		Log: LogConfig{Level: "info", Format: "json"},
+		Log: Log{Level: "info", Format: "json"},
 	}
 }
 
-// LoadConfig reads and validates a config file.
-func LoadConfig(path string) (*Config, error) {
+// Load reads and validates a config file.
+func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return ParseConfig(path, data)
+	return Parse(path, data)
 }
 
-// ParseConfig parses and validates config data; name is used in messages.
-func ParseConfig(name string, data []byte) (*Config, error) {
+// Parse parses and validates config data; name is used in messages.
+func Parse(name string, data []byte) (*Config, error) {
 	cfg := Defaults()
 	pos, err := yamlconf.Decode(name, data, &cfg)
 	if err != nil {
@@ -251,8 +250,9 @@ func (c *Config) validate(pos *yamlconf.Positions) error {
 	return nil
 }
 
-// clientTLSConfig builds the TLS config for client connections, or nil.
-func (c *Config) clientTLSConfig() (*tls.Config, []byte, error) {
+// ClientTLSConfig builds the TLS config for client connections, or nil,
+// and returns the leaf certificate (for SCRAM channel binding).
+func (c *Config) ClientTLSConfig() (*tls.Config, *x509.Certificate, error) {
 	if c.TLS.CertFile == "" {
 		return nil, nil, nil
 	}
@@ -280,11 +280,11 @@ func (c *Config) clientTLSConfig() (*tls.Config, []byte, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("tls.cert_file: %w", err)
 	}
-	return cfg, scram.EndpointHash(leaf), nil
+	return cfg, leaf, nil
 }
 
-// upstreamTLSConfig builds the TLS config for the upstream leg, or nil.
-func (c *Config) upstreamTLSConfig() (*tls.Config, error) {
+// UpstreamTLSConfig builds the TLS config for the upstream leg, or nil.
+func (c *Config) UpstreamTLSConfig() (*tls.Config, error) {
 	u := c.Upstream.TLS
 	host, _, _ := net.SplitHostPort(c.Upstream.Address)
 	switch u.Mode {
