@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/pgpseudo/pgpseudo/proxy/wire"
 )
@@ -40,6 +41,9 @@ type checkStmt struct {
 	// parameters the statement uses.
 	types   []uint32
 	nparams int
+	// stmt is the statement's parse tree (for the check's syntax facts:
+	// the analysis' parse serves them).
+	stmt *pg_query.Node
 }
 
 // checkRun is one check round trip.

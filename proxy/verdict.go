@@ -244,7 +244,7 @@ func (s *session) decide(q string, typ byte, types []uint32, path, defaultPath [
 	cc := s.srv.catalog.ForPlanCheck(s.id.Database, pol, role)
 	for k, plan := range run.plans {
 		i := idx[k]
-		in := plancheck.Input{Plan: plan, Syntax: plancheck.ParseSyntax(checks[k].text).Merge(views), Keywords: s.keywords,
+		in := plancheck.Input{Plan: plan, Syntax: plancheck.SyntaxOf(checks[k].stmt).Merge(views), Keywords: s.keywords,
 			DigestMarker: s.srv.digestKey, PrintsSubplanTests: s.serverVersionNum() >= 170000}
 		pr, err := plancheck.Check(ctx, cc, in)
 		if err != nil {
@@ -299,16 +299,16 @@ func checkTexts(tree *pg_query.ParseResult, sql string, typ byte, types []uint32
 		var c *checkStmt
 		switch x := n.GetNode().(type) {
 		case *pg_query.Node_SelectStmt, *pg_query.Node_DeclareCursorStmt, *pg_query.Node_ExecuteStmt:
-			c = &checkStmt{text: text}
+			c = &checkStmt{text: text, stmt: n}
 		case *pg_query.Node_CopyStmt:
 			if q := x.CopyStmt.GetQuery(); q != nil {
-				c = &checkStmt{text: deparse(tree.GetVersion(), q)}
+				c = &checkStmt{text: deparse(tree.GetVersion(), q), stmt: q}
 			} else if x.CopyStmt.GetRelation() != nil {
-				c = &checkStmt{text: copyProbeText(x.CopyStmt)}
+				c = &checkStmt{text: copyProbeText(x.CopyStmt), stmt: n}
 			}
 		case *pg_query.Node_ExplainStmt:
 			if q := x.ExplainStmt.GetQuery(); q != nil && q.GetExecuteStmt() == nil {
-				c = &checkStmt{text: deparse(tree.GetVersion(), q)}
+				c = &checkStmt{text: deparse(tree.GetVersion(), q), stmt: q}
 			}
 		case *pg_query.Node_TransactionStmt:
 			if k := x.TransactionStmt.GetKind(); k != pg_query.TransactionStmtKind_TRANS_STMT_BEGIN && k != pg_query.TransactionStmtKind_TRANS_STMT_START {

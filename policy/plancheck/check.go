@@ -187,6 +187,34 @@ type checker struct {
 	grouped []*node
 	// srcCache makes sources of one column one pointer.
 	srcCache map[string]*src
+	// exprs memoises parsed expressions: plans print the same expression
+	// in several nodes.
+	exprs map[exprKey]parsedExpr
+}
+
+type exprKey struct {
+	text     string
+	kind     exprKind
+	keywords bool
+}
+
+type parsedExpr struct {
+	n   *pg_query.Node
+	err error
+}
+
+// expr is parseExpr, memoised for this check.
+func (c *checker) expr(s string, kind exprKind, kw sqlinfo.Keywords) (*pg_query.Node, error) {
+	k := exprKey{s, kind, kw != nil}
+	if p, ok := c.exprs[k]; ok {
+		return p.n, p.err
+	}
+	n, err := parseExpr(s, kind, kw)
+	if c.exprs == nil {
+		c.exprs = map[exprKey]parsedExpr{}
+	}
+	c.exprs[k] = parsedExpr{n, err}
+	return n, err
 }
 
 var initPlanRe = regexp.MustCompile(`^InitPlan (\d+) \(returns (.*)\)$`)
@@ -284,7 +312,7 @@ func (c *checker) outVals(n *node) []val {
 		return n.outVals
 	}
 	for _, e := range n.output {
-		ex, err := parseExpr(e, plainExpr, c.in.Keywords)
+		ex, err := c.expr(e, plainExpr, c.in.Keywords)
 		if err != nil {
 			// Unreadable outputs carry everything; checkNode refuses them.
 			n.outVals = append(n.outVals, val{srcs: c.protectedAnywhere})
@@ -478,7 +506,7 @@ func (c *checker) columnRef(n *node, cr *pg_query.ColumnRef) (val, error) {
 		first := firstMember(a)
 		if first != nil {
 			for i, o := range first.output {
-				if ex, err := parseExpr(o, plainExpr, nil); err == nil {
+				if ex, err := c.expr(o, plainExpr, nil); err == nil {
 					if r := ex.GetColumnRef(); r != nil && sameRef(r, cr) {
 						if vs := c.outVals(a); i < len(vs) {
 							return vs[i], nil
@@ -616,7 +644,7 @@ func (c *checker) scanColumn(scan *node, col string) val {
 		for _, p := range scan.props {
 			if p.key == "Function Call" || p.key == "Table Function Call" {
 				for _, e := range p.exprs {
-					if ex, err := parseExpr(e, fromExpr, c.in.Keywords); err == nil {
+					if ex, err := c.expr(e, fromExpr, c.in.Keywords); err == nil {
 						vs = append(vs, c.eval(scan, ex))
 					} else {
 						vs = append(vs, val{srcs: c.protectedAnywhere})

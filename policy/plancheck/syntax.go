@@ -32,14 +32,26 @@ type Syntax struct {
 // view definitions). A text that does not parse adds nothing (the
 // statement itself has been parsed by the analysis before).
 func ParseSyntax(texts ...string) *Syntax {
-	s := &Syntax{Renamed: map[string]bool{}, Subqueries: map[string][][]*string{}, CTEs: map[string][][]*string{}}
+	var stmts []*pg_query.Node
 	for _, t := range texts {
 		tree, err := pg_query.Parse(t)
 		if err != nil {
 			continue
 		}
 		for _, raw := range tree.GetStmts() {
-			s.add(raw.GetStmt().ProtoReflect())
+			stmts = append(stmts, raw.GetStmt())
+		}
+	}
+	return SyntaxOf(stmts...)
+}
+
+// SyntaxOf reads the facts of statements parsed before (the statement the
+// analysis parsed: one parse serves both).
+func SyntaxOf(stmts ...*pg_query.Node) *Syntax {
+	s := &Syntax{Renamed: map[string]bool{}, Subqueries: map[string][][]*string{}, CTEs: map[string][][]*string{}}
+	for _, n := range stmts {
+		if n != nil {
+			s.add(n.ProtoReflect())
 		}
 	}
 	return s

@@ -33,7 +33,7 @@ const (
 // checkNode checks every expression of n and of the nodes below it.
 func (c *checker) checkNode(n *node) error {
 	for _, e := range n.output {
-		ex, err := parseExpr(e, plainExpr, c.in.Keywords)
+		ex, err := c.expr(e, plainExpr, c.in.Keywords)
 		if err != nil {
 			return err
 		}
@@ -58,7 +58,7 @@ func (c *checker) checkNode(n *node) error {
 			kind, u = windowExpr, useWindow
 		}
 		for _, e := range p.exprs {
-			ex, err := parseExpr(e, kind, c.in.Keywords)
+			ex, err := c.expr(e, kind, c.in.Keywords)
 			if err != nil {
 				return err
 			}
