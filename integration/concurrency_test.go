@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // TestManyConnections: 200 concurrent connections run 50 queries each with
@@ -103,5 +104,37 @@ func TestGracefulShutdown(t *testing.T) {
 	c.Close(ctx)
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// TestShutdownTellsClients: sessions still open when the shutdown timeout
+// passes are ended with FATAL 57P01, as PostgreSQL ends them, not cut off.
+func TestShutdownTellsClients(t *testing.T) {
+	kunden(t)
+	p := policyProxy(t, samplePolicy)
+	// Two sessions of two roles, both idle.
+	var sessions []*wireSession
+	for _, dsn := range []string{p.dsn(userBI, samplePass, dbKunden), p.dsn(userCare, samplePass, dbKunden)} {
+		ws, err := dialWire(t, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions = append(sessions, ws)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := p.srv.Shutdown(sctx); err == nil {
+		t.Fatal("Shutdown returned nil with sessions open past its deadline")
+	}
+	for i, ws := range sessions {
+		ws.conn.SetDeadline(time.Now().Add(5 * time.Second))
+		m, err := ws.fe.Receive()
+		if err != nil {
+			t.Fatalf("session %d: no message before the connection closed: %v", i, err)
+		}
+		e, ok := m.(*pgproto3.ErrorResponse)
+		if !ok || e.Severity != "FATAL" || e.Code != "57P01" {
+			t.Fatalf("session %d: got %#v, want FATAL 57P01", i, m)
+		}
 	}
 }

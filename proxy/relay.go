@@ -48,6 +48,20 @@ func (s *session) relay() relayStats {
 		})
 	}
 	lastIn.Store(time.Now().UnixNano())
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		// The server's shutdown cancels the session's context: the client
+		// hears why, between two messages, before the connection closes.
+		select {
+		case <-s.ctx.Done():
+			if s.srv.baseCtx.Err() != nil {
+				s.writeClientLocked(fatal(codeAdminShutdown, "terminating connection due to administrator command"))
+				end("server shutdown")
+			}
+		case <-stopped:
+		}
+	}()
 	wg.Add(2)
 	go func() {
 		defer wg.Done()

@@ -243,7 +243,7 @@ func (s *Server) closeListeners() {
 }
 
 // Shutdown stops accepting connections and waits for open sessions to end
-// until ctx is done; then it closes those still open.
+// until ctx is done; then it ends those still open as Close does.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeListeners()
 	done := make(chan struct{})
@@ -259,18 +259,30 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Close closes the listeners and every connection at once.
+// Close ends every session now: each client is told so with FATAL 57P01
+// (as PostgreSQL's fast shutdown does) at a message boundary; a session
+// that has not ended within closeGrace has its connection closed.
 func (s *Server) Close() error {
 	s.closeListeners()
-	s.mu.Lock()
-	for c := range s.conns {
-		c.Close()
+	s.stopBg() // cancels every session's context
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeGrace):
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		<-done
 	}
-	s.mu.Unlock()
-	s.wg.Wait()
 	s.closeAuth()
 	return nil
 }
+
+// closeGrace is how long Close waits for sessions to tell their clients.
+const closeGrace = 2 * time.Second
 
 // closeAuth releases the lookup connections, the audit log and background
 // work.
