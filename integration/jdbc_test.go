@@ -187,7 +187,7 @@ func TestJDBCMetadataAndPreparedStatements(t *testing.T) {
 	// The later runs really used a named server-side statement.
 	named := 0
 	for _, s := range serverStatements(t, from, userBI) {
-		if strings.HasPrefix(s.Portal, "S_") && s.Text == "SELECT * FROM customers" {
+		if strings.HasPrefix(s.Portal, "S_") && clientStatement(s.Text) == "SELECT * FROM customers" {
 			named++
 		}
 	}

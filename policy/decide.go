@@ -59,6 +59,29 @@ func (p *Policy) Column(t TableName, column string) *Column {
 	return tp.wildcard
 }
 
+// Protects reports whether role r receives any column of table t other
+// than in clear. The order of such a table's rows (physical, or an
+// index's) can follow the clear values, so results over it are reordered
+// by the proxy's keyed digest.
+func (p *Policy) Protects(r *Role, t TableName) bool {
+	if t.Schema == "pg_catalog" || t.Schema == "information_schema" {
+		return false // the catalogs describe the database, not people
+	}
+	tp := p.tables[t]
+	if tp == nil {
+		return r.Unclassified != Allow
+	}
+	if tp.wildcard != nil && r.action(tp.wildcard.Category) != Allow {
+		return true
+	}
+	for _, c := range tp.columns {
+		if r.action(c.Category) != Allow {
+			return true
+		}
+	}
+	return r.Unclassified != Allow // columns the policy does not name
+}
+
 // Tables lists the classified tables.
 func (p *Policy) Tables() []TableName {
 	out := make([]TableName, 0, len(p.tables))

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"go.uber.org/zap"
 
 	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/policy"
@@ -169,7 +170,11 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 			before := len(*out)
 			if *out, err = s.copy.rw.CopyData(*out, m.Body()); err != nil {
 				// Rows already sent were rewritten; the rest is withheld.
-				s.copy, s.copyBlocked = nil, "COPY data could not be checked against the policy: "+err.Error()
+				// The client learns nothing of why: the shape of a row
+				// it may not see (how many delimiters a value holds)
+				// is itself information about the value.
+				s.log.Warn("COPY data withheld: a row does not split into its columns", zap.Error(err))
+				s.copy, s.copyBlocked = nil, "COPY data could not be checked against the policy; role "+s.roleName()+" may not receive it (rule: COPY output is rewritten per column or withheld)"
 				break
 			}
 			a := s.resultAudit(rep.Result)

@@ -16,7 +16,7 @@ func (s *session) lexingUnsafe() string {
 		return fmt.Sprintf("the server reports standard_conforming_strings = %q for this session", v)
 	}
 	if v := s.trk.Param("client_encoding"); !sqlinfo.SafeClientEncoding(v) {
-		return fmt.Sprintf("the server reports client_encoding = %q for this session, an encoding whose characters can contain quote or backslash bytes", v)
+		return fmt.Sprintf("the server reports client_encoding = %q for this session; restricted sessions use UTF8", v)
 	}
 	return ""
 }
@@ -25,5 +25,5 @@ func (s *session) lexingUnsafe() string {
 // lexing settings are unsafe.
 func lexingRefusal(role, why string) error {
 	return refuse(codeInsufficientPriv, "pgpseudo: "+why+"; role "+role+
-		" may not use it (rule: restricted sessions keep standard_conforming_strings on and a client_encoding in which no character can hide a quote or backslash)", nil)
+		" may not use it (rule: restricted sessions keep standard_conforming_strings on and client_encoding UTF8)", nil)
 }

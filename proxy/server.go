@@ -242,6 +242,10 @@ func (s *Server) closeListeners() {
 	}
 }
 
+// DigestKey is the key of the digest ordering, in hex. It must never reach
+// a client; tests use it to check that.
+func (s *Server) DigestKey() string { return s.digestKey }
+
 // Shutdown stops accepting connections and waits for open sessions to end
 // until ctx is done; then it ends those still open as Close does.
 func (s *Server) Shutdown(ctx context.Context) error {

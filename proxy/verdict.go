@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/pgpseudo/pgpseudo/policy"
 	"github.com/pgpseudo/pgpseudo/policy/analyze"
 	"github.com/pgpseudo/pgpseudo/policy/plancheck"
 	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
@@ -128,7 +129,7 @@ func (s *session) checkSQL(typ byte, body []byte) *verdict {
 	_, role, gen := s.policyNow()
 	if why := s.lexingUnsafe(); why != "" {
 		return s.refusedVerdict(nil, "lexing_settings", nil,
-			refusal(why+"; role "+role.Name+" may not run statements until they are reset (rule: restricted sessions keep standard_conforming_strings on and a client_encoding in which no character can hide a quote or backslash)"))
+			refusal(why+"; role "+role.Name+" may not run statements until they are reset (rule: restricted sessions keep standard_conforming_strings on and client_encoding UTF8)"))
 	}
 	if s.keywords == nil {
 		kw, err := s.srv.catalog.Keywords(s.ctx, s.id.Database, s.trk.Param("server_version"))
@@ -186,60 +187,94 @@ func (s *session) decide(q string, typ byte, types []uint32, path, defaultPath [
 		v.cacheable = true
 		return v
 	}
-	v := &verdict{stmts: stmts, cacheable: true}
+	// Rows of a table whose values the role does not see in clear come
+	// back in the proxy's digest order whatever plan the server picks
+	// (its physical order, an index's, a merge join's follow the clear
+	// values), unless that would change an order the client asked for;
+	// grouping on pseudonymised values needs it in any case.
+	var (
+		digest []bool
+		cols   [][]string
+	)
+	keeps := func(i int) bool {
+		names, ok := res.Statements[i].DigestColumns()
+		return ok && (names == nil || len(names) > 0) && i < len(res.Tree.GetStmts()) &&
+			sqlinfo.KeepsOrder(res.Tree.GetStmts()[i], res.Tree.GetVersion())
+	}
+	for i, info := range res.Statements {
+		names, _ := info.DigestColumns()
+		cols = append(cols, names)
+		digest = append(digest, info.DigestOrder || protectsAny(pol, role, info.Relations) && keeps(i))
+	}
+	v, unordered := s.checkOnServer(ctx, q, typ, types, path, res, stmts, digest, cols)
+	if unordered >= 0 && unordered < len(digest) && !digest[unordered] && keeps(unordered) {
+		// The server's plan orders rows by protected clear values (a
+		// merge join, an index scan): the statement runs with the
+		// digest ordering instead, checked again.
+		digest[unordered] = true
+		v, _ = s.checkOnServer(ctx, q, typ, types, path, res, stmts, digest, cols)
+	}
+	return v
+}
+
+// checkOnServer sends the statements of q (those marked in digest with the
+// proxy's digest ordering of their columns cols) through the server-side
+// check. unordered is the statement refused only for the order of its
+// rows, or -1.
+func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types []uint32, path []string, res *analyze.Result,
+	stmts []sqlinfo.Statement, digest []bool, cols [][]string) (v *verdict, unordered int) {
+	pol, role, _ := s.policyNow()
+	v = &verdict{stmts: stmts, cacheable: true}
 	if res.SearchPathChanged {
 		v.pathAfter = res.SearchPath
 	}
 	send, tree := q, res.Tree
-	var digest []bool
-	for _, info := range res.Statements {
-		digest = append(digest, info.DigestOrder)
-	}
+	var err error
 	if anyTrue(digest) {
-		if send, err = sqlinfo.WithDigestOrder(q, digest, s.srv.digestKey); err != nil {
-			return s.refusedVerdict(stmts, "digest_order", nil, refusal("the statement groups or de-duplicates on a pseudonymised column and cannot be given the proxy's digest ordering ("+err.Error()+"); role "+role.Name+" may not run it (rule: rows grouped on pseudonymised columns are ordered by a keyed digest)"))
+		if send, err = sqlinfo.WithDigestOrder(q, digest, cols, s.srv.digestKey); err != nil {
+			return s.refusedVerdict(stmts, "digest_order", nil, refusal("the statement's rows would come back in an order that follows pseudonymised values and it cannot be given the proxy's digest ordering ("+err.Error()+"); role "+role.Name+" may not run it (rule: such rows are ordered by a keyed digest)")), -1
 		}
 		if tree, err = pg_query.Parse(send); err != nil {
-			return s.refusedVerdict(stmts, "digest_order", nil, refusal("the statement's digest ordering does not parse; refused"))
+			return s.refusedVerdict(stmts, "digest_order", nil, refusal("the statement's digest ordering does not parse; refused")), -1
 		}
 		v.send = send
 	}
 	checks, idx, ref := checkTexts(tree, send, typ, types)
 	if ref != "" {
-		return s.refusedVerdict(stmts, "server_check", nil, refusal(ref+"; role "+role.Name+" may not run it (rule: a statement pgpseudo checks on the server's plan must not follow one that changes the session in the same query string)"))
+		return s.refusedVerdict(stmts, "server_check", nil, refusal(ref+"; role "+role.Name+" may not run it (rule: a statement pgpseudo checks on the server's plan must not follow one that changes the session in the same query string)")), -1
 	}
 	v.results = make([]resultVerdict, len(tree.GetStmts()))
 	for i, raw := range tree.GetStmts() {
 		v.results[i].noData = noDataKind(kindOf(raw.GetStmt()))
 	}
 	if len(checks) == 0 {
-		return v
+		return v, -1
 	}
 	run, err := s.runCheck(checks, typ == 'Q')
 	if err != nil {
-		return &verdict{fatal: err}
+		return &verdict{fatal: err}, -1
 	}
 	switch {
 	case run.skipped:
-		return &verdict{skipped: true, stmts: stmts}
+		return &verdict{skipped: true, stmts: stmts}, -1
 	case run.err != nil:
 		// The server refused the statement itself (or its plan): the
 		// client gets the server's own error, scrubbed.
-		return &verdict{refusal: s.checkErrorFrame(run), serverError: true, stmts: stmts}
+		return &verdict{refusal: s.checkErrorFrame(run), serverError: true, stmts: stmts}, -1
 	case len(run.plans) != len(checks):
-		return &verdict{fatal: fmt.Errorf("server-side check: %d plans for %d statements", len(run.plans), len(checks))}
+		return &verdict{fatal: fmt.Errorf("server-side check: %d plans for %d statements", len(run.plans), len(checks))}, -1
 	}
 	if run.hasPath && !samePath(analyze.ParseSearchPath(run.path), path) {
 		s.log.Error("analysis disagreement: the server's search_path is not the one pgpseudo analysed with; statement refused")
 		s.sqlMu.Lock()
 		s.sql.path = analyze.ParseSearchPath(run.path)
 		s.sqlMu.Unlock()
-		return &verdict{refusal: refusal("the session's search_path changed without pgpseudo seeing it; run the statement again"), stmts: stmts}
+		return &verdict{refusal: refusal("the session's search_path changed without pgpseudo seeing it; run the statement again"), stmts: stmts}, -1
 	}
 	views, err := s.srv.catalog.ViewSyntax(ctx, s.id.Database)
 	if err != nil {
 		s.log.Warn("statement refused: view definitions could not be read", zap.Error(err))
-		return s.refusedVerdict(stmts, "catalog_unavailable", nil, refusal("the statement cannot be checked now (view definitions could not be read); refused"))
+		return s.refusedVerdict(stmts, "catalog_unavailable", nil, refusal("the statement cannot be checked now (view definitions could not be read); refused")), -1
 	}
 	cc := s.srv.catalog.ForPlanCheck(s.id.Database, pol, role)
 	for k, plan := range run.plans {
@@ -249,21 +284,37 @@ func (s *session) decide(q string, typ byte, types []uint32, path, defaultPath [
 		pr, err := plancheck.Check(ctx, cc, in)
 		if err != nil {
 			s.log.Warn("statement refused: the server-side check failed", zap.Error(err))
-			return s.refusedVerdict(stmts, "server_check", nil, refusal("the statement cannot be checked now (the server-side check failed); refused"))
+			return s.refusedVerdict(stmts, "server_check", nil, refusal("the statement cannot be checked now (the server-side check failed); refused")), -1
 		}
 		if pr.Refusal != nil {
 			pr.Refusal.Role = role.Name
+			rv := s.refusedVerdict(stmts, "server_check", pr.Refusal, errorFrame(codeInsufficientPriv, pr.Refusal.Message()))
+			rv.cacheable = true
+			if pr.Unordered {
+				// The row order depends on the plan, which the static
+				// analysis does not see: no disagreement.
+				rv.auditRule = "digest_order"
+				return rv, i
+			}
 			// The static analysis allowed what the server's plan refuses:
 			// the two lines disagree, which is worth a look.
 			s.log.Warn("analysis disagreement: the server's plan refuses a statement the analysis allowed",
 				zap.String("rule", pr.Refusal.Rule), zap.String("column", pr.Refusal.Column))
-			rv := s.refusedVerdict(stmts, "server_check", pr.Refusal, errorFrame(codeInsufficientPriv, pr.Refusal.Message()))
-			rv.cacheable = true
-			return rv
+			return rv, -1
 		}
 		v.results[i] = resultVerdict{outputs: pr.Outputs, checked: true}
 	}
-	return v
+	return v, -1
+}
+
+// protectsAny reports whether role sees any of rels other than in clear.
+func protectsAny(pol *policy.Policy, role *policy.Role, rels []policy.TableName) bool {
+	for _, t := range rels {
+		if pol.Protects(role, t) {
+			return true
+		}
+	}
+	return false
 }
 
 func anyTrue(bs []bool) bool {

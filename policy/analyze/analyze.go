@@ -141,6 +141,60 @@ type StatementInfo struct {
 	// pseudonymised column: its rows must be ordered by the proxy's keyed
 	// digest, or they come back in clear-value order.
 	DigestOrder bool
+	// Outputs are the columns the statement returns (SELECT, DECLARE,
+	// PREPARE, COPY), as far as the analysis resolved them.
+	Outputs []Output
+}
+
+// Output is one result column of a statement.
+type Output struct {
+	// Name is the column's name; Certain says PostgreSQL is known to give
+	// it that name.
+	Name    string
+	Certain bool
+	// Withheld: the column may carry blocked (or unresolvable) values,
+	// which must not even decide the order of rows.
+	Withheld bool
+}
+
+// DigestColumns names the outputs the proxy's digest ordering may hash:
+// all (nil, true) when none is withheld, otherwise the others by name,
+// which must then be certain and unique (ok false when they are not).
+func (s StatementInfo) DigestColumns() (names []string, ok bool) {
+	withheld := false
+	count := map[string]int{}
+	for _, o := range s.Outputs {
+		withheld = withheld || o.Withheld
+		count[o.Name]++
+	}
+	if !withheld {
+		return nil, true
+	}
+	names = []string{}
+	for _, o := range s.Outputs {
+		if o.Withheld {
+			continue
+		}
+		if !o.Certain || count[o.Name] > 1 {
+			return nil, false
+		}
+		names = append(names, o.Name)
+	}
+	return names, true
+}
+
+func outputsOf(cols []column) []Output {
+	out := make([]Output, 0, len(cols))
+	for _, c := range cols {
+		o := Output{Name: c.name, Certain: !c.uncertain, Withheld: c.val.taint != nil || c.val.unresolved != ""}
+		for _, s := range c.val.srcs {
+			if s.dec.Action == policy.Block || s.dec.Action == policy.Null {
+				o.Withheld = true
+			}
+		}
+		out = append(out, o)
+	}
+	return out
 }
 
 // maxViewDepth bounds view nesting (and catches cycles).
@@ -193,13 +247,13 @@ func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result,
 		if fp, err := pg_query.Fingerprint(text); err == nil {
 			info.Fingerprint = fp
 		}
-		a.rels, a.nextPath, a.digestOrder = nil, nil, false
+		a.rels, a.nextPath, a.digestOrder, a.outputs = nil, nil, false, nil
 		var err error
 		if restricted || raw.Stmt.GetVariableSetStmt() != nil || raw.Stmt.GetDiscardStmt() != nil || raw.Stmt.GetTransactionStmt() != nil {
 			// Unrestricted sessions only need search_path tracking.
 			err = a.statement(raw.Stmt, info.Kind)
 		}
-		info.Relations, info.DigestOrder = a.rels, a.digestOrder
+		info.Relations, info.DigestOrder, info.Outputs = a.rels, a.digestOrder, outputsOf(a.outputs)
 		res.Statements = append(res.Statements, info)
 		var ref *Refusal
 		switch {
@@ -304,6 +358,8 @@ type analyzer struct {
 	bareSetConfig *pg_query.FuncCall
 	// digestOrder: the current statement groups on a pseudonymised value.
 	digestOrder bool
+	// outputs are the current statement's result columns.
+	outputs []column
 }
 
 func (a *analyzer) noteRelation(t policy.TableName) {
@@ -468,7 +524,8 @@ func (a *analyzer) topSelect(s *pg_query.SelectStmt) error {
 			Rule: "restricted roles may only run read statements"}
 	}
 	a.bareSetConfig = bareSetConfig(s)
-	_, err := a.query(&scope{}, s, levelTop)
+	cols, err := a.query(&scope{}, s, levelTop)
+	a.outputs = cols
 	return err
 }
 
@@ -592,7 +649,7 @@ func (a *analyzer) copyStmt(c *pg_query.CopyStmt) error {
 	opts := sqlinfo.CopyOptions(c)
 	if opts.Unsupported != "" {
 		return &Refusal{StatementKind: "Copy", Reason: "COPY option " + opts.Unsupported + " is not supported",
-			Rule: "COPY output of restricted roles must be rewritable per column (no FORCE_QUOTE, and an ENCODING in which no character can hide a delimiter, quote or backslash)"}
+			Rule: "COPY output of restricted roles must be rewritable per column (no FORCE_QUOTE, and no ENCODING but UTF8)"}
 	}
 	var cols []column
 	if q := c.GetQuery(); q != nil {
@@ -643,6 +700,7 @@ func (a *analyzer) copyStmt(c *pg_query.CopyStmt) error {
 			cols = append(cols, column{name: "?column?", val: r.unknownVal})
 		}
 	}
+	a.outputs = cols
 	if opts.NullSet && opts.Format != "binary" {
 		// A value equal to the NULL string is written unchanged, so it
 		// would confirm a guessed clear value.

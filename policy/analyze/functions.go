@@ -13,7 +13,6 @@ func deniedBuiltin(name string) bool {
 	switch name {
 	case "ts_stat", "ts_rewrite", // run a query given as text
 		"pg_notify", "pg_logical_emit_message", // send data to other sessions or the WAL
-		"pg_stat_get_activity", "pg_stat_get_backend_activity", // other sessions' SQL
 		"pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile",
 		"pg_switch_wal", "pg_promote", "pg_create_restore_point", "pg_import_system_collations",
 		"setval", "nextval", // write sequences

@@ -818,25 +818,14 @@ func isSystemSchema(s string) bool {
 	return s == "pg_catalog" || s == "information_schema" || strings.HasPrefix(s, "pg_toast")
 }
 
-// sensitiveRelation: these relations hold values of user tables: column
-// statistics keep most-common values and histograms, activity views other
-// sessions' SQL with its literals, pg_largeobject file contents.
-func sensitiveRelation(name string) bool {
-	switch name {
-	case "pg_statistic", "pg_stats", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic_ext_data", "pg_stat_activity", "pg_stat_statements", "pg_stat_statements_info", "pg_largeobject":
-		return true
-	}
-	return false
-}
-
 // lookup resolves a relation name in the catalog.
 func (a *analyzer) lookup(rv *pg_query.RangeVar) (*Relation, error) {
 	shown := rv.GetRelname()
 	if rv.GetSchemaname() != "" {
 		shown = quoteIdent(rv.GetSchemaname()) + "." + quoteIdent(shown)
 	}
-	if sensitiveRelation(rv.GetRelname()) {
-		return nil, &Refusal{Relation: shown, Reason: "exposes values of classified columns (statistics or other sessions' SQL)",
+	if sqlinfo.StatisticsRelation(rv.GetRelname()) {
+		return nil, &Refusal{Relation: shown, Reason: "exposes values of classified columns or what statements did (statistics, other sessions' SQL)",
 			Rule: "statistics and activity views are refused for restricted roles"}
 	}
 	rel, found, err := a.cat.Relation(a.ctx, rv.GetSchemaname(), rv.GetRelname(), a.searchPath)

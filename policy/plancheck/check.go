@@ -28,6 +28,10 @@ type Relation struct {
 	// Name is the name the policy classifies (a partition's root).
 	Name    policy.TableName
 	Columns []Column
+	// Indexes are the relation's own indexes by name: their key columns
+	// in order ("" for an expression). An index scan returns rows in
+	// their order.
+	Indexes map[string][]string
 }
 
 // Catalog describes the relations a plan scans, by the schema and name
@@ -80,6 +84,11 @@ type Result struct {
 	// Outputs describe the plan's output columns in order (the statement's
 	// columns, then any the plan computes only to sort by).
 	Outputs []Output
+	// Unordered is set with Refusal when the plan's only fault is that
+	// rows could come back in an order that follows pseudonymised clear
+	// values: the statement may be sent again with the proxy's digest
+	// ordering.
+	Unordered bool
 }
 
 // ruleServer is appended to every rule of the server-side check.
@@ -105,7 +114,9 @@ func Check(ctx context.Context, cat Catalog, in Input) (*Result, error) {
 		for _, v := range c.outVals(root) {
 			res.Outputs = append(res.Outputs, v.output())
 		}
-		err = c.orderHidden()
+		if err = c.orderHidden(); err != nil {
+			res.Unordered = true
+		}
 	}
 	var ref *analyze.Refusal
 	switch {
@@ -182,9 +193,11 @@ type checker struct {
 	// protectedAnywhere are the protected columns of every scanned
 	// relation (what an unprinted expression might use).
 	protectedAnywhere []*src
-	// grouped are nodes that group or de-duplicate on pseudonymised
-	// values: each needs the proxy's digest ordering above it.
-	grouped []*node
+	// ordered are nodes whose rows may come out in the order of
+	// pseudonymised or blocked clear values: groupings and
+	// de-duplications, merge joins and index scans on them. Each needs
+	// the proxy's digest ordering above it.
+	ordered []*node
 	// srcCache makes sources of one column one pointer.
 	srcCache map[string]*src
 	// exprs memoises parsed expressions: plans print the same expression

@@ -12,6 +12,7 @@ type node struct {
 	parentRel                                 string // Outer, Inner, Subquery, InitPlan, SubPlan, Member
 	subplan                                   string // "SubPlan 1", "InitPlan 1 (returns $0)", "CTE x"
 	relName, schema, alias, cteName, strategy string
+	index                                     string // an index scan's index
 	output                                    []string
 	// props are the node's expression-bearing properties, in key order.
 	props  []prop
@@ -65,6 +66,7 @@ func buildNode(m map[string]any, parent *node) (*node, error) {
 	str := func(k string) string { s, _ := m[k].(string); return s }
 	n.typ, n.parentRel, n.subplan = str("Node Type"), str("Parent Relationship"), str("Subplan Name")
 	n.relName, n.schema, n.alias, n.cteName, n.strategy = str("Relation Name"), str("Schema"), str("Alias"), str("CTE Name"), str("Strategy")
+	n.index = str("Index Name")
 	if n.typ == "" {
 		return nil, fmt.Errorf("plan: a node without a type")
 	}

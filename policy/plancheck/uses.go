@@ -2,6 +2,7 @@ package plancheck
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -27,7 +28,7 @@ const (
 const (
 	ruleBlock  = "blocked columns may only be output bare, where their values leave as NULL"
 	rulePseudo = "pseudonymised columns may only be output bare, grouped, counted, or compared for equality with a column of the same token domain"
-	ruleOrder  = "rows grouped or de-duplicated on a pseudonymised column come back in the proxy's keyed-digest order, never in clear-value order"
+	ruleOrder  = "rows grouped, de-duplicated, merge-joined or index-scanned on a protected column come back in the proxy's keyed-digest order, never in clear-value order"
 )
 
 // checkNode checks every expression of n and of the nodes below it.
@@ -80,6 +81,9 @@ func (c *checker) checkNode(n *node) error {
 				}
 			}
 		}
+	}
+	if err := c.orderSources(n); err != nil {
+		return err
 	}
 	for _, k := range n.kids {
 		if err := c.checkNode(k); err != nil {
@@ -213,7 +217,7 @@ func (c *checker) grouping(n *node, v val, where string) error {
 				return c.refuse(v.srcs[0], where, "grouped together with values of another token domain", rulePseudo)
 			}
 		}
-		c.grouped = append(c.grouped, n)
+		c.ordered = append(c.ordered, n)
 	}
 	return nil
 }
@@ -335,14 +339,67 @@ func (c *checker) digestUse(n *node, e *pg_query.Node, where string) error {
 	return nil
 }
 
-// orderHidden checks that every grouping on pseudonymised values is
-// reordered by the proxy's digest before its rows can leave or be cut by
-// LIMIT.
+// orderHidden checks that every node whose rows may follow protected
+// clear values is reordered by the proxy's digest before its rows can
+// leave or be cut by LIMIT.
 func (c *checker) orderHidden() error {
-	for _, g := range c.grouped {
+	for _, g := range c.ordered {
 		if !c.digestAbove(g, map[*node]bool{}) {
-			return &analyze.Refusal{StatementKind: "Select", Reason: "groups or de-duplicates rows on a pseudonymised column without the proxy's digest ordering",
+			return &analyze.Refusal{StatementKind: "Select", Reason: "returns rows in an order that can follow a protected column's clear values (" + g.typ + ") without the proxy's digest ordering",
 				Rule: ruleOrder + " (" + ruleServer + ")"}
+		}
+	}
+	return nil
+}
+
+// orderSources records nodes whose output order can follow protected
+// clear values without a Sort the plan prints keys for: a Unique over
+// sorted input (its keys are not printed: every output counts), a merge
+// join on a protected column, and an index scan whose index has a
+// protected key column (or an expression) .
+func (c *checker) orderSources(n *node) error {
+	switch n.typ {
+	case "Unique":
+		for _, k := range n.kids {
+			if k.typ == "Sort" || k.typ == "Incremental Sort" {
+				return nil // its Sort Key is checked as a grouping
+			}
+		}
+		for _, v := range c.outVals(n) {
+			if err := c.grouping(n, v, "a de-duplication of sorted input"); err != nil {
+				return err
+			}
+		}
+	case "Merge Join":
+		for _, p := range n.props {
+			if p.key != "Merge Cond" {
+				continue
+			}
+			for _, e := range p.exprs {
+				ex, err := c.expr(e, plainExpr, c.in.Keywords)
+				if err != nil {
+					return err
+				}
+				if v := c.eval(n, ex); len(v.srcs) > 0 {
+					c.ordered = append(c.ordered, n)
+					return nil
+				}
+			}
+		}
+	case "Index Scan", "Index Only Scan":
+		rel := c.rels[n]
+		if rel == nil {
+			return nil
+		}
+		keys, known := rel.Indexes[n.index]
+		for _, col := range rel.Columns {
+			if col.Decision.Action == policy.Allow {
+				continue
+			}
+			if !known || slices.Contains(keys, col.Name) || slices.Contains(keys, "") {
+				c.ordered = append(c.ordered, n)
+				return nil
+			}
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package sqlinfo
 import (
 	"fmt"
 	"regexp"
+	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
@@ -28,7 +29,11 @@ var hexKey = regexp.MustCompile(`^[0-9a-f]{32,128}$`)
 // Output names, types and origins are unchanged (SELECT * of a subquery
 // keeps them). key is the digest key in lower-case hex; it leaves the
 // proxy only inside the statement. The result is the deparsed statements.
-func WithDigestOrder(sql string, which []bool, key string) (string, error) {
+//
+// columns[i], when not nil, names the output columns of statement i the
+// digest hashes (the others are left out: values that may not leave must
+// not decide the order either); nil hashes the whole row.
+func WithDigestOrder(sql string, which []bool, columns [][]string, key string) (string, error) {
 	if !hexKey.MatchString(key) {
 		return "", fmt.Errorf("digest order: key is not hex")
 	}
@@ -36,19 +41,24 @@ func WithDigestOrder(sql string, which []bool, key string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("digest order: %w", err)
 	}
-	digest, err := digestSortBy(key)
-	if err != nil {
-		return "", err
-	}
 	for i, raw := range tree.GetStmts() {
 		if i >= len(which) || !which[i] {
 			continue
 		}
+		var cols []string
+		if i < len(columns) {
+			cols = columns[i]
+		}
+		digest, err := digestSortBy(key, cols)
+		if err != nil {
+			return "", err
+		}
+		copyAsQuery(raw)
 		slot := selectSlot(raw)
 		if slot == nil || (*slot).GetSelectStmt() == nil {
 			return "", fmt.Errorf("digest order: statement %d is not a query", i+1)
 		}
-		*slot = wrapDigest((*slot).GetSelectStmt(), proto.Clone(digest).(*pg_query.Node), tree.GetVersion())
+		*slot = wrapDigest((*slot).GetSelectStmt(), digest, tree.GetVersion())
 	}
 	out, err := pg_query.Deparse(tree)
 	if err != nil {
@@ -73,10 +83,68 @@ func selectSlot(raw *pg_query.RawStmt) **pg_query.Node {
 	return nil
 }
 
-// digestSortBy is the ORDER BY item of the digest.
-func digestSortBy(key string) (*pg_query.Node, error) {
-	t, err := pg_query.Parse("SELECT 1 ORDER BY pg_catalog.sha256(pg_catalog.convert_to((" + DigestAlias +
-		".*)::pg_catalog.text, 'UTF8') OPERATOR(pg_catalog.||) '\\x" + key + "'::pg_catalog.bytea)")
+// KeepsOrder reports whether the digest ordering can be given to a
+// statement without changing the order its client asked for: it has no
+// ORDER BY, or every sort key is one of its output columns (the digest
+// then only breaks ties). COPY of a table counts as a query.
+func KeepsOrder(raw *pg_query.RawStmt, version int32) bool {
+	if c := raw.GetStmt().GetCopyStmt(); c != nil {
+		return !c.GetIsFrom() && c.GetFilename() == "" && !c.GetIsProgram() && (c.GetQuery() != nil || c.GetRelation() != nil) &&
+			(c.GetQuery() == nil || keepsOrder(c.GetQuery().GetSelectStmt(), version))
+	}
+	slot := selectSlot(raw)
+	return slot != nil && keepsOrder((*slot).GetSelectStmt(), version)
+}
+
+func keepsOrder(s *pg_query.SelectStmt, version int32) bool {
+	if s == nil {
+		return false
+	}
+	if len(s.GetSortClause()) == 0 {
+		return true
+	}
+	_, ok := outerSortKeys(s, version)
+	return ok
+}
+
+// copyAsQuery turns COPY table [(columns)] TO STDOUT into the same COPY
+// of a query, SELECT columns FROM ONLY table, which the digest ordering
+// can wrap; the output is the same rows in the same format.
+func copyAsQuery(raw *pg_query.RawStmt) {
+	c := raw.GetStmt().GetCopyStmt()
+	if c == nil || c.GetQuery() != nil || c.GetRelation() == nil || c.GetIsFrom() {
+		return
+	}
+	sel := &pg_query.SelectStmt{Op: pg_query.SetOperation_SETOP_NONE, LimitOption: pg_query.LimitOption_LIMIT_OPTION_DEFAULT}
+	for _, a := range c.GetAttlist() {
+		sel.TargetList = append(sel.TargetList, &pg_query.Node{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{
+			Val: &pg_query.Node{Node: &pg_query.Node_ColumnRef{ColumnRef: &pg_query.ColumnRef{Fields: []*pg_query.Node{proto.Clone(a).(*pg_query.Node)}}}}}}})
+	}
+	if len(sel.TargetList) == 0 {
+		sel.TargetList = []*pg_query.Node{{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{
+			Val: &pg_query.Node{Node: &pg_query.Node_ColumnRef{ColumnRef: &pg_query.ColumnRef{
+				Fields: []*pg_query.Node{{Node: &pg_query.Node_AStar{AStar: &pg_query.A_Star{}}}}}}}}}}}
+	}
+	rel := proto.Clone(c.GetRelation()).(*pg_query.RangeVar)
+	rel.Inh = false // COPY of a table copies that table only
+	sel.FromClause = []*pg_query.Node{{Node: &pg_query.Node_RangeVar{RangeVar: rel}}}
+	c.Relation, c.Attlist = nil, nil
+	c.Query = &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: sel}}
+}
+
+// digestSortBy is the ORDER BY item of the digest: of the whole row, or
+// of the named columns only.
+func digestSortBy(key string, columns []string) (*pg_query.Node, error) {
+	row := "(" + DigestAlias + ".*)"
+	if columns != nil {
+		refs := make([]string, len(columns))
+		for i, c := range columns {
+			refs[i] = DigestAlias + "." + quoteIdent(c)
+		}
+		row = "ROW(" + strings.Join(refs, ", ") + ")"
+	}
+	t, err := pg_query.Parse("SELECT 1 ORDER BY pg_catalog.sha256(pg_catalog.convert_to(" + row +
+		"::pg_catalog.text, 'UTF8') OPERATOR(pg_catalog.||) '\\x" + key + "'::pg_catalog.bytea)")
 	if err != nil {
 		return nil, fmt.Errorf("digest order: %w", err)
 	}

@@ -3,27 +3,41 @@ package sqlinfo
 import (
 	"strings"
 	"testing"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
 const testKey = "00112233445566778899aabbccddeeff"
 
 func TestWithDigestOrder(t *testing.T) {
-	tests := []struct{ in, want string }{
+	tests := []struct {
+		in, want string
+		cols     []string
+	}{
 		{"SELECT email, count(*) FROM customers GROUP BY email",
-			"SELECT * FROM (SELECT email, count(*) FROM customers GROUP BY email) pgpseudo_q ORDER BY pg_catalog.sha256(pg_catalog.convert_to(pgpseudo_q.*::pg_catalog.text, 'UTF8') OPERATOR(pg_catalog.||) E'\\\\x" + testKey + "'::pg_catalog.bytea)"},
+			"SELECT * FROM (SELECT email, count(*) FROM customers GROUP BY email) pgpseudo_q ORDER BY pg_catalog.sha256(pg_catalog.convert_to(pgpseudo_q.*::pg_catalog.text, 'UTF8') OPERATOR(pg_catalog.||) E'\\\\x" + testKey + "'::pg_catalog.bytea)", nil},
 		{"SELECT email, count(*) AS n FROM customers GROUP BY email ORDER BY n DESC LIMIT 10",
-			"SELECT * FROM (SELECT email, count(*) AS n FROM customers GROUP BY email) pgpseudo_q ORDER BY n DESC, pg_catalog.sha256"},
+			"SELECT * FROM (SELECT email, count(*) AS n FROM customers GROUP BY email) pgpseudo_q ORDER BY n DESC, pg_catalog.sha256", nil},
 		{"SELECT email, count(*) FROM customers GROUP BY email ORDER BY count(*) DESC LIMIT 3 OFFSET 1",
-			") pgpseudo_q ORDER BY 2 DESC, pg_catalog.sha256"},
+			") pgpseudo_q ORDER BY 2 DESC, pg_catalog.sha256", nil},
 		{"SELECT DISTINCT ON (city) city, email FROM customers ORDER BY city, email",
-			"SELECT * FROM (SELECT DISTINCT ON (city) city, email FROM customers ORDER BY city, email) pgpseudo_q ORDER BY pg_catalog.sha256"},
+			"SELECT * FROM (SELECT DISTINCT ON (city) city, email FROM customers ORDER BY city, email) pgpseudo_q ORDER BY pg_catalog.sha256", nil},
 		{"SELECT email FROM customers UNION SELECT full_name FROM customers ORDER BY 1",
-			"SELECT * FROM (SELECT email FROM customers UNION SELECT full_name FROM customers) pgpseudo_q ORDER BY 1, pg_catalog.sha256"},
+			"SELECT * FROM (SELECT email FROM customers UNION SELECT full_name FROM customers) pgpseudo_q ORDER BY 1, pg_catalog.sha256", nil},
 		{"DECLARE c CURSOR FOR SELECT DISTINCT email FROM customers",
-			"DECLARE c CURSOR FOR SELECT * FROM (SELECT DISTINCT email FROM customers) pgpseudo_q ORDER BY"},
+			"DECLARE c CURSOR FOR SELECT * FROM (SELECT DISTINCT email FROM customers) pgpseudo_q ORDER BY", nil},
+		// A withheld column stays out of the digest.
+		{"SELECT email, religion, \"Odd\"\"name\" FROM customers",
+			"ORDER BY pg_catalog.sha256(pg_catalog.convert_to(ROW(pgpseudo_q.email, pgpseudo_q.\"Odd\"\"name\")::pg_catalog.text", []string{"email", "Odd\"name"}},
+		// COPY of a table becomes COPY of the same columns of that table
+		// only, ordered.
+		{"COPY public.customers (customer_id, email) TO STDOUT",
+			"COPY (SELECT * FROM (SELECT customer_id, email FROM ONLY public.customers) pgpseudo_q ORDER BY pg_catalog.sha256", nil},
+		{"COPY customers TO STDOUT WITH (FORMAT csv)",
+			"COPY (SELECT * FROM (SELECT * FROM ONLY customers) pgpseudo_q ORDER BY", nil},
 	}
 	for _, tt := range tests {
-		got, err := WithDigestOrder(tt.in, []bool{true}, testKey)
+		got, err := WithDigestOrder(tt.in, []bool{true}, [][]string{tt.cols}, testKey)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.in, err)
 		}
@@ -34,11 +48,36 @@ func TestWithDigestOrder(t *testing.T) {
 			t.Errorf("%s: LIMIT lost: %s", tt.in, got)
 		}
 	}
-	if _, err := WithDigestOrder("SELECT 1", []bool{true}, "not-hex"); err == nil {
+	if _, err := WithDigestOrder("SELECT 1", []bool{true}, nil, "not-hex"); err == nil {
 		t.Error("a key that is not hex was accepted")
 	}
-	multi, err := WithDigestOrder("SET x = 1; SELECT DISTINCT email FROM customers", []bool{false, true}, testKey)
+	multi, err := WithDigestOrder("SET x = 1; SELECT DISTINCT email FROM customers", []bool{false, true}, nil, testKey)
 	if err != nil || !strings.HasPrefix(multi, "SET x TO 1; SELECT * FROM (") {
 		t.Errorf("multi: %q %v", multi, err)
+	}
+}
+
+func TestKeepsOrder(t *testing.T) {
+	for sql, want := range map[string]bool{
+		"SELECT email FROM customers":                                 true,
+		"SELECT email FROM customers LIMIT 5":                         true,
+		"SELECT email, city FROM customers ORDER BY city":             true,
+		"SELECT email FROM customers ORDER BY city":                   false, // a key that is not an output
+		"SELECT * FROM customers ORDER BY city":                       false,
+		"SELECT DISTINCT ON (city) city, email FROM customers":        true,
+		"SELECT DISTINCT ON (city) city FROM customers ORDER BY city": false,
+		"COPY customers TO STDOUT":                                    true,
+		"COPY (SELECT email FROM customers ORDER BY city) TO STDOUT":  false,
+		"DECLARE c CURSOR FOR SELECT email FROM customers":            true,
+		"EXPLAIN SELECT email FROM customers":                         false,
+		"SHOW search_path":                                            false,
+	} {
+		tree, err := pg_query.Parse(sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := KeepsOrder(tree.GetStmts()[0], tree.GetVersion()); got != want {
+			t.Errorf("KeepsOrder(%q) = %v, want %v", sql, got, want)
+		}
 	}
 }

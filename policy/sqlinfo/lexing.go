@@ -14,33 +14,14 @@ import (
 // either cannot make them disagree (the settings below are locked) or the
 // statement is refused (keyword categories differ); docs/security.md.
 
-// safeClientEncodings are the client encodings, by their names with
-// everything but letters and digits removed and lower-cased (as PostgreSQL
-// compares them), whose multibyte characters never contain a byte below
-// 0x80: in them a quote or backslash byte is always that character. SJIS,
-// SHIFT_JIS_2004, BIG5, GBK, UHC, JOHAB and GB18030 are missing on
-// purpose: their trailing bytes can be ASCII, so a string literal can end
-// where a UTF-8 lexer sees it go on.
-var safeClientEncodings = map[string]bool{
-	"sqlascii": true, "utf8": true, "unicode": true, "muleinternal": true,
-	"eucjp": true, "euccn": true, "euckr": true, "euctw": true, "eucjis2004": true,
-	"latin1": true, "latin2": true, "latin3": true, "latin4": true, "latin5": true,
-	"latin6": true, "latin7": true, "latin8": true, "latin9": true, "latin10": true,
-	"iso88591": true, "iso88592": true, "iso88593": true, "iso88594": true, "iso88595": true,
-	"iso88596": true, "iso88597": true, "iso88598": true, "iso88599": true, "iso885910": true,
-	"iso885913": true, "iso885914": true, "iso885915": true, "iso885916": true,
-	"koi8": true, "koi8r": true, "koi8u": true, "alt": true, "win": true,
-	"win866": true, "windows866": true, "win874": true, "windows874": true,
-	"win1250": true, "win1251": true, "win1252": true, "win1253": true, "win1254": true,
-	"win1255": true, "win1256": true, "win1257": true, "win1258": true,
-	"windows1250": true, "windows1251": true, "windows1252": true, "windows1253": true,
-	"windows1254": true, "windows1255": true, "windows1256": true, "windows1257": true,
-	"windows1258": true, "abc": true, "tcvn": true, "tcvn5712": true, "vscii": true,
-}
-
 // SafeClientEncoding reports whether a client_encoding value (any of
-// PostgreSQL's spellings) lets no multibyte character hide a quote or a
-// backslash.
+// PostgreSQL's spellings: letters and digits compared case-blind) is
+// UTF-8, the only encoding a restricted session may use. Encodings whose
+// multibyte characters can contain a quote or backslash byte (SJIS, BIG5,
+// GBK, …) let a string literal end where pgpseudo's UTF-8 lexer sees it go
+// on; every other encoding cannot represent some characters, so the
+// server's conversion error on a value, or a token that changes with the
+// encoding, would tell which characters a protected value holds.
 func SafeClientEncoding(name string) bool {
 	if name == "UTF8" {
 		return true // what nearly every session reports
@@ -54,7 +35,8 @@ func SafeClientEncoding(name string) bool {
 			b.WriteRune(r + 'a' - 'A')
 		}
 	}
-	return safeClientEncodings[b.String()]
+	n := b.String()
+	return n == "utf8" || n == "unicode"
 }
 
 // LockedSetting says why a restricted session may not change a setting,
@@ -69,7 +51,7 @@ func LockedSetting(name, value string, ok bool) string {
 		if ok && (value == "" || SafeClientEncoding(value)) {
 			return ""
 		}
-		return "client_encoding may only be set to an encoding in which no multibyte character can contain a quote or backslash byte (not SJIS, SHIFT_JIS_2004, BIG5, GBK, UHC, JOHAB or GB18030)"
+		return "client_encoding stays UTF8 for restricted roles: other encodings either let a character hide a quote or backslash byte, or cannot represent every value (conversion errors and tokens would reveal its characters)"
 	case "plan_cache_mode":
 		return "plan_cache_mode is used by pgpseudo's server-side check of statements"
 	}

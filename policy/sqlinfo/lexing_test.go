@@ -44,12 +44,13 @@ SELECT 1 /* json() */`, ""},
 }
 
 func TestSafeClientEncoding(t *testing.T) {
-	for _, enc := range []string{"UTF8", "utf-8", "Unicode", "LATIN1", "ISO-8859-15", "WIN1252", "EUC_JP", "SQL_ASCII", "KOI8-R"} {
+	for _, enc := range []string{"UTF8", "utf-8", "Unicode", "utf8", "UTF_8"} {
 		if !SafeClientEncoding(enc) {
 			t.Errorf("%s counted unsafe", enc)
 		}
 	}
-	for _, enc := range []string{"SJIS", "Shift_JIS", "MS_Kanji", "WIN932", "Windows-932", "SHIFT_JIS_2004", "BIG5", "Win950", "GBK", "CP936", "windows936", "UHC", "win949", "JOHAB", "GB18030", "", "klingon"} {
+	for _, enc := range []string{"SJIS", "Shift_JIS", "MS_Kanji", "WIN932", "Windows-932", "SHIFT_JIS_2004", "BIG5", "Win950", "GBK", "CP936", "windows936", "UHC", "win949", "JOHAB", "GB18030", "", "klingon",
+		"LATIN1", "ISO-8859-15", "WIN1252", "EUC_JP", "SQL_ASCII", "KOI8-R", "KOI8R", "WIN1251", "utf16"} {
 		if SafeClientEncoding(enc) {
 			t.Errorf("%s counted safe", enc)
 		}

@@ -230,15 +230,31 @@ func defString(d *pg_query.DefElem) string {
 // sensitiveCatalog are pg_catalog relations that hold user data: column
 // statistics keep most-common values, activity views show other sessions'
 // SQL text with its literals.
-var sensitiveCatalog = map[string]bool{
-	"pg_statistic": true, "pg_stats": true, "pg_stats_ext": true, "pg_stats_ext_exprs": true,
-	"pg_statistic_ext_data": true, "pg_stat_activity": true, "pg_stat_statements": true,
-	"pg_largeobject": true, "pg_prepared_statements": true, "pg_cursors": true,
+// StatisticsRelation reports pg_catalog relations whose rows reveal values
+// of user tables or what statements did: column statistics (most common
+// values, histograms), activity and statement statistics (other sessions'
+// SQL and its literals), cumulative statistics whose counters grow with
+// the data a statement processed (temporary file bytes, I/O: a sort that
+// carries a value as payload spills more for a longer value), and large
+// objects. Restricted roles may not read them at all.
+func StatisticsRelation(name string) bool {
+	switch {
+	case name == "pg_statistic", name == "pg_statistic_ext_data", name == "pg_largeobject",
+		strings.HasPrefix(name, "pg_stats"), strings.HasPrefix(name, "pg_stat_"), strings.HasPrefix(name, "pg_statio_"):
+		return true
+	}
+	// pg_statistic_ext holds the definitions of statistics objects (pg_dump
+	// reads it), not their data.
+	return false
 }
 
-// SensitiveCatalog reports pg_catalog relations that hold user data or
-// other sessions' SQL, which restricted roles must not read.
-func SensitiveCatalog(name string) bool { return sensitiveCatalog[name] }
+// SensitiveCatalog reports pg_catalog relations whose columns restricted
+// roles must not receive: the statistics relations, and the session's own
+// prepared statements and cursors, whose statement text carries the
+// proxy's rewriting.
+func SensitiveCatalog(name string) bool {
+	return StatisticsRelation(name) || name == "pg_prepared_statements" || name == "pg_cursors"
+}
 
 // DeniedFunction reports functions that run SQL text or read files or
 // large objects: they can return any table's data from a catalog-only
@@ -249,7 +265,10 @@ func DeniedFunction(name string) bool {
 	case strings.HasSuffix(n, "_to_xml"), strings.HasSuffix(n, "_to_xmlschema"), strings.HasSuffix(n, "_to_xml_and_xmlschema"),
 		strings.HasPrefix(n, "dblink"), strings.HasPrefix(n, "lo_"), n == "loread",
 		strings.HasPrefix(n, "pg_read_"), strings.HasPrefix(n, "pg_ls_"), n == "pg_stat_file",
-		n == "xpath" || n == "xpath_exists", strings.HasPrefix(n, "query_to_"), n == "pg_get_backend_memory_contexts":
+		n == "xpath" || n == "xpath_exists", strings.HasPrefix(n, "query_to_"), n == "pg_get_backend_memory_contexts",
+		// Statistics functions read what the statistics relations show;
+		// current_query() shows the statement as the proxy rewrote it.
+		strings.HasPrefix(n, "pg_stat_"), n == "current_query":
 		return true
 	}
 	return false
@@ -288,7 +307,7 @@ func catalogOnly(n *pg_query.Node) (bool, []string) {
 	})
 	for _, r := range relations {
 		switch {
-		case sensitiveCatalog[r.Relname]:
+		case SensitiveCatalog(r.Relname):
 			ok = false
 		case r.Schemaname == "pg_catalog" || r.Schemaname == "information_schema":
 		case r.Schemaname == "" && ctes[r.Relname]:

@@ -44,6 +44,9 @@ type Relation struct {
 	Attrs map[int16]Attr
 	// Order is the user columns' attnums in order.
 	Order []int16
+	// Indexes are the relation's own indexes: key columns in order, ""
+	// for an expression.
+	Indexes map[string][]string
 }
 
 // Catalog is pgpseudo's one view of each database's catalog, read through
@@ -90,7 +93,7 @@ func catEntrySize(k catKey, v any) int64 {
 	switch x := v.(type) {
 	case *Relation:
 		if x != nil {
-			n += int64(len(x.Attrs)) * 64
+			n += int64(len(x.Attrs)+len(x.Indexes)) * 64
 		}
 	case *analyze.Relation: // nil: no such relation
 		if x != nil {
@@ -169,6 +172,15 @@ SELECT n.nspname, c.relname, (SELECT relkind FROM pg_catalog.pg_class WHERE oid 
 FROM up JOIN pg_catalog.pg_class c ON c.oid = up.oid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 ORDER BY up.depth DESC, c.oid LIMIT 1`
 
+const indexQuery = `
+SELECT i.relname::text, ARRAY(
+  SELECT coalesce(a.attname::text, '')
+  FROM unnest((x.indkey::int2[])[0:x.indnkeyatts - 1]) WITH ORDINALITY k(num, ord)
+  LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.num
+  ORDER BY k.ord)
+FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
+WHERE x.indrelid = $1::oid`
+
 const attrQuery = `
 SELECT attnum, attname, atttypid, atttypmod, attnotnull FROM pg_catalog.pg_attribute
 WHERE attrelid = $1::oid AND NOT attisdropped ORDER BY attnum`
@@ -200,7 +212,24 @@ func (c *Catalog) Relation(ctx context.Context, database string, oid uint32) (*R
 				r.Order = append(r.Order, num)
 			}
 		}
-		return r, rows.Err()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		idx, err := pool.Query(ctx, indexQuery, oid)
+		if err != nil {
+			return nil, fmt.Errorf("catalog lookup of the indexes of relation %d: %w", oid, err)
+		}
+		defer idx.Close()
+		r.Indexes = map[string][]string{}
+		for idx.Next() {
+			var name string
+			var keys []string
+			if err := idx.Scan(&name, &keys); err != nil {
+				return nil, err
+			}
+			r.Indexes[name] = keys
+		}
+		return r, idx.Err()
 	})
 }
 
@@ -354,7 +383,7 @@ func (k planView) Relation(ctx context.Context, schema, name string) (*plancheck
 	if err != nil {
 		return nil, err
 	}
-	rel := &plancheck.Relation{Name: ri.Root}
+	rel := &plancheck.Relation{Name: ri.Root, Indexes: ri.Indexes}
 	for _, num := range ri.Order {
 		a := ri.Attrs[num]
 		d := Decision(k.pol, k.role, ri, a.Name)

@@ -86,8 +86,7 @@ func (c *Copy) rewriteText(dst, data []byte) ([]byte, error) {
 	if !bytes.HasSuffix(data, []byte{'\n'}) {
 		return dst, fmt.Errorf("%w: row without newline", ErrCopyShape)
 	}
-	line := data[:len(data)-1]
-	fields := bytes.Split(line, []byte{c.Info.Delimiter})
+	fields := splitCopyText(data[:len(data)-1], c.Info.Delimiter)
 	if len(fields) != len(c.Plan.Cols) {
 		return dst, fmt.Errorf("%w: %d fields for %d columns", ErrCopyShape, len(fields), len(c.Plan.Cols))
 	}
@@ -113,6 +112,24 @@ func (c *Copy) rewriteText(dst, data []byte) ([]byte, error) {
 		dst = escapeCopyText(dst, c.out, c.Info.Delimiter)
 	}
 	return append(dst, '\n'), nil
+}
+
+// splitCopyText splits a text-format COPY line at its delimiters: a
+// backslash escapes the byte after it, so an escaped delimiter is data
+// (the server writes a delimiter inside a value as backslash-delimiter).
+func splitCopyText(line []byte, delim byte) [][]byte {
+	var fields [][]byte
+	start := 0
+	for i := 0; i < len(line); i++ {
+		switch line[i] {
+		case '\\':
+			i++ // the escaped byte, whatever it is
+		case delim:
+			fields = append(fields, line[start:i])
+			start = i + 1
+		}
+	}
+	return append(fields, line[start:])
 }
 
 func unescapeCopyText(dst, s []byte) []byte {

@@ -57,3 +57,33 @@ func TestCopyRewriteFormats(t *testing.T) {
 		t.Error("a row with too few fields was accepted")
 	}
 }
+
+// TestCopyTextEscapedDelimiter: a delimiter inside a value is escaped by
+// the server and stays part of the field, whatever the delimiter.
+func TestCopyTextEscapedDelimiter(t *testing.T) {
+	p := &Plan{Cols: []Col{{Action: policy.Null, Null: true}, {Action: policy.Allow}}}
+	for _, tt := range []struct {
+		delim    byte
+		in, want string
+	}{
+		{' ', "Diabetes\\ mellitus\\ Typ\\ 2 x\n", "\\N x\n"},
+		{'-', "r\\u00f6misch\\-katholisch a\\-b\n", ""},
+		{'-', "r\u00f6misch\\-katholisch-a\\-b\n", "\\N-a\\-b\n"},
+		{'\t', "a\\\\\tb\n", "\\N\tb\n"},
+	} {
+		c := &Copy{Info: &sqlinfo.Copy{Format: "text", Delimiter: tt.delim, NullString: `\N`}, Plan: p}
+		out, err := c.CopyData(nil, []byte(tt.in))
+		if tt.want == "" {
+			if err == nil {
+				t.Errorf("%q: one field accepted for two columns", tt.in)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", tt.in, err)
+		}
+		if got := string(out[5:]); got != tt.want {
+			t.Errorf("%q: got %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
