@@ -5,10 +5,15 @@
 #   make lint    gofmt, go vet, staticcheck
 SHELL := /bin/bash
 GO ?= go
-CACHE := $(CURDIR)/.cache/bin
-VAULT_BIN := $(CACHE)/vault
-STATICCHECK := $(CACHE)/staticcheck
+# Tools built from source live in a cache outside the clone, keyed by
+# version, so a fresh clone (CI) reuses them.
+TOOLCACHE ?= $(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME),$(HOME)/.cache)/pgpseudo
+VAULT_VERSION := $(shell sed -n 's|^require github.com/hashicorp/vault \(v[^ ]*\).*|\1|p' integration/vaultserver/go.mod)
+# The key also covers the build's own files, so a changed build is rebuilt.
+VAULT_KEY := $(VAULT_VERSION)-$(shell cat integration/vaultserver/go.mod integration/vaultserver/main.go | sha256sum | cut -c1-12)
+VAULT_BIN := $(TOOLCACHE)/vault-$(VAULT_KEY)/vault
 STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(TOOLCACHE)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 export PGPSEUDO_VAULT_BIN := $(VAULT_BIN)
 GOTEST_TIMEOUT ?= 60m
 
@@ -33,12 +38,13 @@ deps:
 	fi
 
 # The official Vault server, built once from its pinned Go module
-# (integration/vaultserver); several minutes the first time, then reused.
+# (integration/vaultserver); several minutes the first time, then reused
+# from the tool cache.
 vault: $(VAULT_BIN)
-$(VAULT_BIN): integration/vaultserver/go.mod integration/vaultserver/main.go
-	@mkdir -p $(CACHE)
-	@echo "building the Vault server from its Go module (first time: several minutes)…"
-	cd integration/vaultserver && $(GO) build -ldflags='-s -w' -o $(VAULT_BIN) .
+$(VAULT_BIN):
+	@mkdir -p $(dir $(VAULT_BIN))
+	@echo "building the Vault server $(VAULT_VERSION) from its Go module (first time: several minutes)…"
+	cd integration/vaultserver && $(GO) build -ldflags='-s -w' -o $(VAULT_BIN).tmp . && mv $(VAULT_BIN).tmp $(VAULT_BIN)
 
 test: deps vault
 	$(GO) test -count=1 -timeout $(GOTEST_TIMEOUT) ./...
@@ -56,15 +62,17 @@ fuzz:
 	$(GO) test ./proxy/wire -run '^$$' -fuzz FuzzReader -fuzztime 30s
 
 # The baseline make bench compares with: the last commit before the
-# server-resolved check, built once into .cache from git's own history.
+# server-resolved check, built once into the tool cache from git's own
+# history.
 BASELINE ?= b7aaa22
-BASELINE_BIN := $(CURDIR)/.cache/baseline/$(BASELINE)/pgpseudo
+BASELINE_DIR := $(TOOLCACHE)/baseline-$(BASELINE)
+BASELINE_BIN := $(BASELINE_DIR)/pgpseudo
 
 $(BASELINE_BIN):
 	@echo "building the baseline $(BASELINE) for make bench…"
-	@rm -rf $(CURDIR)/.cache/baseline/$(BASELINE)/src && mkdir -p $(CURDIR)/.cache/baseline/$(BASELINE)/src
-	git archive $(BASELINE) | tar -x -C $(CURDIR)/.cache/baseline/$(BASELINE)/src
-	cd $(CURDIR)/.cache/baseline/$(BASELINE)/src && $(GO) build -o $(BASELINE_BIN) ./cmd/pgpseudo
+	@rm -rf $(BASELINE_DIR)/src && mkdir -p $(BASELINE_DIR)/src
+	git archive $(BASELINE) | tar -x -C $(BASELINE_DIR)/src
+	cd $(BASELINE_DIR)/src && $(GO) build -o $(BASELINE_BIN) ./cmd/pgpseudo
 
 # PgBouncer, the reference make bench measures the proxy against.
 bench-deps:
@@ -80,8 +88,8 @@ demo: deps build
 	./integration/demo.sh
 
 $(STATICCHECK):
-	@mkdir -p $(CACHE)
-	GOBIN=$(CACHE) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@mkdir -p $(dir $(STATICCHECK))
+	GOBIN=$(dir $(STATICCHECK)) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 lint: $(STATICCHECK)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -2,12 +2,15 @@ package stack
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"syscall"
 	"time"
@@ -26,7 +29,9 @@ type Vault struct {
 }
 
 // FindVaultBin returns the Vault server binary that `make vault` builds
-// from the pinned Go module, or PGPSEUDO_VAULT_BIN.
+// from the pinned Go module into the tool cache (the same key as the
+// Makefile's: module version and a hash of the build's files), or
+// PGPSEUDO_VAULT_BIN.
 func FindVaultBin() (string, error) {
 	if b := os.Getenv("PGPSEUDO_VAULT_BIN"); b != "" {
 		return b, nil
@@ -35,9 +40,27 @@ func FindVaultBin() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	b := filepath.Join(root, ".cache", "bin", "vault")
+	dir := filepath.Join(root, "integration", "vaultserver")
+	mod, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+	if err != nil {
+		return "", err
+	}
+	main, err := os.ReadFile(filepath.Join(dir, "main.go"))
+	if err != nil {
+		return "", err
+	}
+	m := regexp.MustCompile(`(?m)^require github.com/hashicorp/vault (v\S+)`).FindSubmatch(mod)
+	if m == nil {
+		return "", errors.New("integration/vaultserver/go.mod does not pin github.com/hashicorp/vault")
+	}
+	sum := sha256.Sum256(append(mod, main...))
+	cache := os.Getenv("XDG_CACHE_HOME")
+	if cache == "" {
+		cache = filepath.Join(os.Getenv("HOME"), ".cache")
+	}
+	b := filepath.Join(cache, "pgpseudo", "vault-"+string(m[1])+"-"+hex.EncodeToString(sum[:])[:12], "vault")
 	if _, err := os.Stat(b); err != nil {
-		return "", fmt.Errorf("vault server binary not found at .cache/bin/vault; run `make vault`: %w", err)
+		return "", fmt.Errorf("vault server binary not found at %s; run `make vault`: %w", b, err)
 	}
 	return b, nil
 }
