@@ -453,8 +453,8 @@ func clearRanks(t *testing.T, p *runningProxy) map[string]rank {
 	out := map[string]rank{}
 	for _, col := range []string{"email", "full_name", "phone", "street", "customer_id"} {
 		q := "SELECT " + col + " FROM customers ORDER BY created_at, postal_code, city, newsletter"
-		tokens, clear := textColumn(t, c, q), textColumn(t, direct, q)
-		byValue := textColumn(t, direct, "SELECT "+col+" FROM customers ORDER BY "+col)
+		tokens, clear := rawFirstColumn(t, c, q, pgx.QueryExecModeSimpleProtocol), rawFirstColumn(t, direct, q, pgx.QueryExecModeSimpleProtocol)
+		byValue := rawFirstColumn(t, direct, "SELECT "+col+" FROM customers ORDER BY "+col, pgx.QueryExecModeSimpleProtocol)
 		pos := map[string]int{}
 		for i, v := range byValue {
 			pos[v] = i
@@ -467,24 +467,6 @@ func clearRanks(t *testing.T, p *runningProxy) map[string]rank {
 				out[tok] = rank{col, pos[clear[i]]}
 			}
 		}
-	}
-	return out
-}
-
-// textColumn returns the text form of q's first column ("" for NULL).
-func textColumn(t *testing.T, c *pgx.Conn, q string) []string {
-	t.Helper()
-	rows, err := c.Query(context.Background(), q, pgx.QueryExecModeSimpleProtocol)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		out = append(out, string(rows.RawValues()[0]))
-	}
-	if rows.Err() != nil {
-		t.Fatalf("%s: %v", q, rows.Err())
 	}
 	return out
 }

@@ -54,13 +54,7 @@ func startProxyBinary(b *testing.B, bin, extra string) *binaryProxy {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
-	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitListening(addr)
 	_, port, _ := net.SplitHostPort(addr)
 	return &binaryProxy{cmd: cmd, port: port}
 }
@@ -77,6 +71,18 @@ func (p *binaryProxy) peakRSS(b *testing.B) float64 {
 	}
 	kb, _ := strconv.ParseFloat(string(m[1]), 64)
 	return kb * 1024
+}
+
+// waitListening waits up to 5 s for addr to accept connections.
+func waitListening(addr string) bool {
+	for i := 0; i < 100; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
 }
 
 var tpsRe = regexp.MustCompile(`tps = ([\d.]+) \(without initial connection time\)`)
@@ -110,16 +116,7 @@ func BenchmarkProxyOverhead(b *testing.B) {
 	c.Close(ctx)
 
 	pgbenchTPS := func(port string) float64 {
-		out, errOut, err := runTool(b, 2*time.Minute, "pgbench", libpqEnv(port, userAlice, passAlice, db), "-S", "-c", "8", "-j", "2", "-T", "15")
-		if err != nil {
-			b.Fatalf("pgbench: %v\n%s", err, errOut)
-		}
-		m := tpsRe.FindStringSubmatch(out)
-		if m == nil {
-			b.Fatalf("no tps in pgbench output:\n%s", out)
-		}
-		tps, _ := strconv.ParseFloat(m[1], 64)
-		return tps
+		return runPgbench(b, port, userAlice, passAlice, db, "simple", 8, 15).tps
 	}
 	stream := func(port string) time.Duration {
 		conn, err := pgx.Connect(ctx, dsn(port, userAlice, passAlice, db))
@@ -265,18 +262,7 @@ func BenchmarkAuditOverhead(b *testing.B) {
 	base := fmt.Sprintf("policy: %s\nkeys: {provider: file, file: {path: %s}}\n", pol, sampleKeys)
 	off := startBinaryProxy(b, base)
 	on := startBinaryProxy(b, base+fmt.Sprintf("audit: {path: %s}\n", filepath.Join(b.TempDir(), "audit.jsonl")))
-	tps := func(port string) float64 {
-		out, errOut, err := runTool(b, 2*time.Minute, "pgbench", libpqEnv(port, userAlice, passAlice, db), "-S", "-c", "8", "-j", "2", "-T", "10")
-		if err != nil {
-			b.Fatalf("pgbench: %v\n%s", err, errOut)
-		}
-		m := tpsRe.FindStringSubmatch(out)
-		if m == nil {
-			b.Fatalf("no tps:\n%s", out)
-		}
-		v, _ := strconv.ParseFloat(m[1], 64)
-		return v
-	}
+	tps := func(port string) float64 { return runPgbench(b, port, userAlice, passAlice, db, "simple", 8, 10).tps }
 	for i := 0; i < b.N; i++ {
 		tOff, tOn := tps(off.port), tps(on.port)
 		b.ReportMetric(tOff, "audit-off-tps")

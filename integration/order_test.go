@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"slices"
-	"sort"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -15,25 +14,11 @@ import (
 // the order is the proxy's keyed digest, the same on every run, so
 // pagination works.
 func TestOrderRevealsNothing(t *testing.T) {
-	customers := kunden(t)
+	kunden(t)
 	p := policyProxy(t, samplePolicy)
 	ctx := context.Background()
-	direct := connect(t, directDSN(userBI, samplePass, dbKunden))
 	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
-
-	// The clear e-mail behind each token: the same rows in the same
-	// (unclassified) order, through the proxy and directly.
-	const byUnclassified = "SELECT email FROM customers ORDER BY created_at, postal_code, city, newsletter"
-	tokens := firstColumn(t, c, byUnclassified)
-	emails := firstColumn(t, direct, byUnclassified)
-	emailOf := map[string]string{}
-	for i, tok := range tokens {
-		emailOf[tok] = emails[i]
-	}
-	if len(emailOf) != len(customers) || len(emails) != len(customers) {
-		t.Fatalf("%d tokens for %d customers", len(emailOf), len(customers))
-	}
-
+	ranks := clearRanks(t, p)
 	for _, q := range []string{
 		"SELECT email, count(*) FROM customers GROUP BY email",
 		"SELECT email FROM customers GROUP BY email LIMIT 40",
@@ -46,55 +31,18 @@ func TestOrderRevealsNothing(t *testing.T) {
 			if _, err := c.Exec(ctx, "SET enable_hashagg = off"); err != nil {
 				t.Fatal(err)
 			}
-			first := orderOf(t, c, q, mode, emailOf)
-			if len(first) < 20 {
-				t.Fatalf("%s: %d rows", q, len(first))
-			}
-			if sort.StringsAreSorted(first) || slices.IsSortedFunc(first, func(a, b string) int { return -cmpStr(a, b) }) {
-				t.Errorf("%s (%v): rows come back in clear-value order", q, mode)
-			}
-			if again := orderOf(t, c, q, mode, emailOf); !slices.Equal(first, again) {
+			first := rawFirstColumn(t, c, q, mode)
+			checkUnordered(t, q, first, ranks)
+			if again := rawFirstColumn(t, c, q, mode); !slices.Equal(first, again) {
 				t.Errorf("%s (%v): the order changed between two runs", q, mode)
 			}
 		}
 	}
 }
 
-// firstColumn returns the first column of q's rows as text.
-func firstColumn(t *testing.T, c *pgx.Conn, q string) []string {
-	t.Helper()
-	rows, err := c.Query(context.Background(), q, pgx.QueryExecModeSimpleProtocol)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	if rows.Err() != nil {
-		t.Fatalf("%s: %v", q, rows.Err())
-	}
-	return out
-}
-
-func cmpStr(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-// orderOf runs q and returns the clear e-mails behind the tokens of its
-// first column, in row order.
-func orderOf(t *testing.T, c *pgx.Conn, q string, mode pgx.QueryExecMode, emailOf map[string]string) []string {
+// rawFirstColumn returns the first column of q's rows as the wire
+// carried them.
+func rawFirstColumn(t *testing.T, c *pgx.Conn, q string, mode pgx.QueryExecMode) []string {
 	t.Helper()
 	rows, err := c.Query(context.Background(), q, mode)
 	if err != nil {
@@ -103,16 +51,7 @@ func orderOf(t *testing.T, c *pgx.Conn, q string, mode pgx.QueryExecMode, emailO
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
-		v, err := rows.Values()
-		if err != nil {
-			t.Fatal(err)
-		}
-		tok, _ := v[0].(string)
-		e, ok := emailOf[tok]
-		if !ok {
-			t.Fatalf("%s: %q is not a known token", q, tok)
-		}
-		out = append(out, e)
+		out = append(out, string(rows.RawValues()[0]))
 	}
 	if rows.Err() != nil {
 		t.Fatalf("%s: %v", q, rows.Err())

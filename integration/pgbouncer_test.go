@@ -12,7 +12,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // startPgBouncer runs PgBouncer (Debian's package; make bench installs it)
@@ -113,12 +112,8 @@ pidfile = %s
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
-	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return port
-		}
-		time.Sleep(50 * time.Millisecond)
+	if waitListening(addr) {
+		return port
 	}
 	log, _ := os.ReadFile(filepath.Join(dir, "pgbouncer.log"))
 	b.Fatalf("pgbouncer did not start:\n%s", log)

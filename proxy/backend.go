@@ -74,8 +74,6 @@ type execMeta struct {
 	// search_path, which this Execute may run; counted in sqlSession until
 	// answered.
 	mayChangePath bool
-	// noticed is set once the withheld-columns notice went out.
-	noticed bool
 }
 
 // refusedMeta marks a statement the proxy replaced by one that fails on

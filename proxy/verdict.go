@@ -245,7 +245,7 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 	}
 	v.results = make([]resultVerdict, len(tree.GetStmts()))
 	for i, raw := range tree.GetStmts() {
-		v.results[i].noData = noDataKind(kindOf(raw.GetStmt()))
+		v.results[i].noData = noDataKind(sqlinfo.KindOf(raw.GetStmt()))
 	}
 	if len(checks) == 0 {
 		return v, -1
@@ -423,38 +423,12 @@ func copyProbeText(c *pg_query.CopyStmt) string {
 // maxParam is the highest $n a statement uses.
 func maxParam(n *pg_query.Node) int {
 	best := 0
-	var visit func(m protoreflect.Message)
-	visit = func(m protoreflect.Message) {
+	sqlinfo.Walk(n.ProtoReflect(), func(m protoreflect.Message) {
 		if p, ok := m.Interface().(*pg_query.ParamRef); ok && int(p.GetNumber()) > best {
 			best = int(p.GetNumber())
 		}
-		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			switch {
-			case fd.IsList() && fd.Message() != nil:
-				for i := 0; i < v.List().Len(); i++ {
-					visit(v.List().Get(i).Message())
-				}
-			case fd.Message() != nil && !fd.IsMap():
-				visit(v.Message())
-			}
-			return true
-		})
-	}
-	visit(n.ProtoReflect())
+	})
 	return best
-}
-
-// kindOf is a parse node's name without "Stmt".
-func kindOf(n *pg_query.Node) string {
-	if n == nil || n.GetNode() == nil {
-		return "Empty"
-	}
-	m := n.ProtoReflect()
-	fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("node"))
-	if fd == nil {
-		return "Empty"
-	}
-	return strings.TrimSuffix(string(fd.Message().Name()), "Stmt")
 }
 
 // parseTypes reads the parameter types of a Parse body.

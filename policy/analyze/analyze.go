@@ -243,7 +243,7 @@ func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result,
 		if raw.StmtLen > 0 && int(raw.StmtLocation+raw.StmtLen) <= len(sql) {
 			text = sql[raw.StmtLocation : raw.StmtLocation+raw.StmtLen]
 		}
-		info := StatementInfo{Kind: kindOf(raw.Stmt)}
+		info := StatementInfo{Kind: sqlinfo.KindOf(raw.Stmt)}
 		if fp, err := pg_query.Fingerprint(text); err == nil {
 			info.Fingerprint = fp
 		}
@@ -316,19 +316,6 @@ func category(c byte) string {
 		return "a reserved keyword"
 	}
 	return "not a keyword"
-}
-
-// kindOf is the parse node's name without "Stmt".
-func kindOf(n *pg_query.Node) string {
-	if n == nil || n.Node == nil {
-		return "Empty"
-	}
-	m := n.ProtoReflect()
-	fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("node"))
-	if fd == nil {
-		return "Empty"
-	}
-	return strings.TrimSuffix(string(fd.Message().Name()), "Stmt")
 }
 
 // analyzer holds the state of one Analyze call.
@@ -553,7 +540,7 @@ func (a *analyzer) readQuery(q *pg_query.Node, within string) error {
 	if q.GetSelectStmt() != nil {
 		return a.topSelect(q.GetSelectStmt())
 	}
-	kind := kindOf(q)
+	kind := sqlinfo.KindOf(q)
 	err := a.refuseStatement(kind)
 	var r *Refusal
 	if errors.As(err, &r) {

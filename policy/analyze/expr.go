@@ -137,9 +137,9 @@ func (a *analyzer) expr(sc *scope, n *pg_query.Node, c ctx) (value, error) {
 		return value{}, a.windowDef(sc, x.WindowDef)
 	case *pg_query.Node_RangeVar,
 		*pg_query.Node_RangeSubselect, *pg_query.Node_JoinExpr, *pg_query.Node_CommonTableExpr:
-		return value{}, &Refusal{Reason: "a " + kindOf(n) + " inside an expression is not supported", Rule: "SQL pgpseudo cannot analyse is refused for restricted roles"}
+		return value{}, &Refusal{Reason: "a " + sqlinfo.KindOf(n) + " inside an expression is not supported", Rule: "SQL pgpseudo cannot analyse is refused for restricted roles"}
 	}
-	label := nodeLabel(kindOf(n))
+	label := nodeLabel(sqlinfo.KindOf(n))
 	if label == "" {
 		label = "in an expression"
 	}

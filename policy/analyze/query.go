@@ -325,7 +325,7 @@ func (a *analyzer) with(sc *scope, w *pg_query.WithClause) error {
 			continue
 		}
 		if q := cte.GetCtequery(); q.GetSelectStmt() == nil {
-			return &Refusal{StatementKind: kindOf(q), Reason: "a data-modifying WITH (" + statementName(kindOf(q)) + " in " + quoteIdent(cte.GetCtename()) + ")",
+			return &Refusal{StatementKind: sqlinfo.KindOf(q), Reason: "a data-modifying WITH (" + statementName(sqlinfo.KindOf(q)) + " in " + quoteIdent(cte.GetCtename()) + ")",
 				Rule: "restricted roles may only run read statements"}
 		}
 		ctes = append(ctes, cte)
@@ -600,7 +600,7 @@ func (a *analyzer) fromItem(sc *scope, n *pg_query.Node, lat *scope) ([]*rte, er
 		}
 		return []*rte{{name: name, relVisible: true, colsVisible: true, unknown: true}}, nil
 	}
-	return nil, &Refusal{Reason: "the FROM item " + kindOf(n) + " is not supported", Rule: "SQL pgpseudo cannot analyse is refused for restricted roles"}
+	return nil, &Refusal{Reason: "the FROM item " + sqlinfo.KindOf(n) + " is not supported", Rule: "SQL pgpseudo cannot analyse is refused for restricted roles"}
 }
 
 // join analyses a JOIN, with USING and NATURAL merged columns.

@@ -290,22 +290,26 @@ func (a *analyzer) refuseSource(s *source, c ctx, rule string) *Refusal {
 }
 
 // describe says what a protected column is, for messages.
-func (a *analyzer) describe(s *source) string {
+func (a *analyzer) describe(s *source) string { return Describe(s.dec) }
+
+// Describe says what a column with decision d is, for refusals: "is
+// contact data, pseudonymised (tokenized)".
+func Describe(d policy.Decision) string {
 	switch {
-	case s.dec.Category == policy.CategorySpecial:
+	case d.Category == policy.CategorySpecial:
 		return "is special-category data"
-	case s.dec.Action == policy.Block && s.dec.Category == "":
+	case d.Action == policy.Block && d.Category == "":
 		return "is unclassified and blocked"
-	case s.dec.Action == policy.Block:
-		return fmt.Sprintf("is %s data and blocked", s.dec.Category)
-	case s.dec.Action == policy.Tokenize:
-		return fmt.Sprintf("is %s data, pseudonymised (tokenized)", s.dec.Category)
-	case s.dec.Action == policy.Mask:
-		return fmt.Sprintf("is %s data, pseudonymised (masked)", s.dec.Category)
-	case s.dec.Category == "":
+	case d.Action == policy.Block:
+		return fmt.Sprintf("is %s data and blocked", d.Category)
+	case d.Action == policy.Tokenize:
+		return fmt.Sprintf("is %s data, pseudonymised (tokenized)", d.Category)
+	case d.Action == policy.Mask:
+		return fmt.Sprintf("is %s data, pseudonymised (masked)", d.Category)
+	case d.Category == "":
 		return "is unclassified and nulled"
 	}
-	return fmt.Sprintf("is %s data, nulled", s.dec.Category)
+	return fmt.Sprintf("is %s data, nulled", d.Category)
 }
 
 // equality checks values compared with each other for equality (joins,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pgpseudo/pgpseudo/policy"
 	"github.com/pgpseudo/pgpseudo/policy/analyze"
+	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 )
 
 // use is what a plan position does with a value.
@@ -302,28 +303,11 @@ func (c *checker) digest(e *pg_query.Node) bool {
 		return false
 	}
 	found := false
-	var visit func(m protoreflect.Message)
-	visit = func(m protoreflect.Message) {
-		if found {
-			return
-		}
+	sqlinfo.Walk(e.ProtoReflect(), func(m protoreflect.Message) {
 		if s, ok := m.Interface().(*pg_query.String); ok && strings.Contains(s.GetSval(), c.in.DigestMarker) {
 			found = true
-			return
 		}
-		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			switch {
-			case fd.IsList() && fd.Message() != nil:
-				for i := 0; i < v.List().Len(); i++ {
-					visit(v.List().Get(i).Message())
-				}
-			case fd.Message() != nil && !fd.IsMap():
-				visit(v.Message())
-			}
-			return !found
-		})
-	}
-	visit(e.ProtoReflect())
+	})
 	return found
 }
 
@@ -475,20 +459,5 @@ func (c *checker) refuse(s *src, where, how, rule string) error {
 		r += "; "
 	}
 	return &analyze.Refusal{StatementKind: "Select", Table: s.table, Column: s.column, Clause: "the server's plan (" + where + ")",
-		How: how, Reason: describe(s), Rule: r + rule + " (" + ruleServer + ")"}
-}
-
-// describe says what a protected column is, for messages.
-func describe(s *src) string {
-	switch {
-	case s.dec.Category == policy.CategorySpecial:
-		return "is special-category data"
-	case s.dec.Action == policy.Block && s.dec.Category == "":
-		return "is unclassified and blocked"
-	case s.dec.Action == policy.Block:
-		return fmt.Sprintf("is %s data and blocked", s.dec.Category)
-	case s.dec.Action == policy.Null:
-		return fmt.Sprintf("is %s data, nulled", s.dec.Category)
-	}
-	return fmt.Sprintf("is %s data, pseudonymised", s.dec.Category)
+		How: how, Reason: analyze.Describe(s.dec), Rule: r + rule + " (" + ruleServer + ")"}
 }

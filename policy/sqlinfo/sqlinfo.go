@@ -102,7 +102,7 @@ func Describe(tree *pg_query.ParseResult, sql string) ([]Statement, error) {
 	var err error
 	out := make([]Statement, 0, len(tree.Stmts))
 	for _, raw := range tree.Stmts {
-		st := Statement{Kind: kindOf(raw.Stmt)}
+		st := Statement{Kind: KindOf(raw.Stmt)}
 		text := sql[raw.StmtLocation:]
 		if raw.StmtLen > 0 && int(raw.StmtLocation+raw.StmtLen) <= len(sql) {
 			text = sql[raw.StmtLocation : raw.StmtLocation+raw.StmtLen]
@@ -122,12 +122,18 @@ func Describe(tree *pg_query.ParseResult, sql string) ([]Statement, error) {
 	return out, nil
 }
 
-func kindOf(n *pg_query.Node) string {
-	if n == nil || n.Node == nil {
+// KindOf is a parse node's name without "Stmt" ("Select", "Copy",
+// "VariableSet"; "Empty" for none).
+func KindOf(n *pg_query.Node) string {
+	if n == nil || n.GetNode() == nil {
 		return "Empty"
 	}
-	name := string(n.ProtoReflect().WhichOneof(n.ProtoReflect().Descriptor().Oneofs().ByName("node")).Message().Name())
-	return strings.TrimSuffix(name, "Stmt")
+	m := n.ProtoReflect()
+	fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("node"))
+	if fd == nil {
+		return "Empty"
+	}
+	return strings.TrimSuffix(string(fd.Message().Name()), "Stmt")
 }
 
 func copyInfo(c *pg_query.CopyStmt, version int32) (*Copy, error) {
@@ -280,13 +286,13 @@ func DeniedFunction(name string) bool {
 func catalogOnly(n *pg_query.Node) (bool, []string) {
 	ctes := map[string]bool{}
 	ok := true
-	kind := kindOf(n)
+	kind := KindOf(n)
 	if kind != "Select" {
 		return false, nil
 	}
 	var names []string
 	var relations []*pg_query.RangeVar
-	walk(n.ProtoReflect(), func(m protoreflect.Message) {
+	Walk(n.ProtoReflect(), func(m protoreflect.Message) {
 		switch x := m.Interface().(type) {
 		case *pg_query.CommonTableExpr:
 			ctes[x.Ctename] = true
@@ -324,17 +330,18 @@ func catalogOnly(n *pg_query.Node) (bool, []string) {
 	return ok, names
 }
 
-func walk(m protoreflect.Message, visit func(protoreflect.Message)) {
+// Walk calls visit for m and every message below it, depth first.
+func Walk(m protoreflect.Message, visit func(protoreflect.Message)) {
 	visit(m)
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 		switch {
 		case fd.IsList() && fd.Message() != nil:
 			l := v.List()
 			for i := 0; i < l.Len(); i++ {
-				walk(l.Get(i).Message(), visit)
+				Walk(l.Get(i).Message(), visit)
 			}
 		case fd.Message() != nil && !fd.IsMap():
-			walk(v.Message(), visit)
+			Walk(v.Message(), visit)
 		}
 		return true
 	})
@@ -342,7 +349,7 @@ func walk(m protoreflect.Message, visit func(protoreflect.Message)) {
 
 // computedSafe implements Statement.ComputedSafe.
 func computedSafe(n *pg_query.Node) bool {
-	switch kindOf(n) {
+	switch KindOf(n) {
 	case "Select", "Copy", "DeclareCursor", "Explain":
 	case "Fetch", "Execute":
 		// The rows come from a cursor or prepared statement defined
@@ -353,7 +360,7 @@ func computedSafe(n *pg_query.Node) bool {
 		return true
 	}
 	safe := true
-	walk(n.ProtoReflect(), func(m protoreflect.Message) {
+	Walk(n.ProtoReflect(), func(m protoreflect.Message) {
 		switch x := m.Interface().(type) {
 		case *pg_query.SelectStmt:
 			if x.Op != pg_query.SetOperation_SET_OPERATION_UNDEFINED && x.Op != pg_query.SetOperation_SETOP_NONE {
@@ -383,7 +390,7 @@ func computedSafe(n *pg_query.Node) bool {
 // subquery.
 func refersToData(n *pg_query.Node) bool {
 	found := false
-	walk(n.ProtoReflect(), func(m protoreflect.Message) {
+	Walk(n.ProtoReflect(), func(m protoreflect.Message) {
 		switch m.Interface().(type) {
 		case *pg_query.ColumnRef, *pg_query.SubLink:
 			found = true
