@@ -27,6 +27,19 @@ const (
 	KindRedact Kind = "redact" // a constant
 )
 
+// Injective reports whether equal outputs of a transform come only from
+// equal inputs (tokens, format-preserving encryption, keyed hashes), as
+// opposed to transforms that merge values (truncation, rounding, masks,
+// shifts, constants). Only an injective output shows no more than its
+// input's equality.
+func (k Kind) Injective() bool {
+	switch k {
+	case "", KindToken, KindEmail, KindDigits, KindIBAN, KindCard, KindInt, KindUUID, KindHash:
+		return true
+	}
+	return false
+}
+
 // Wire format codes as in Bind/RowDescription.
 const (
 	FormatText   int16 = 0

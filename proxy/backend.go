@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -616,17 +618,32 @@ func (s *session) scrubbedFor(m wire.Msg) []byte {
 	if _, role := s.currentPolicy(); !role.Restricted() {
 		return m.Raw
 	}
-	return scrubbed(m)
+	return scrubbed(m, s.srv.digestKey)
 }
 
 // scrubbed removes the fields of an error or notice that can quote values
-// (detail, hint, where, internal query) for restricted roles.
-func scrubbed(m wire.Msg) []byte {
+// (detail, hint, where, internal query) for restricted roles. LOG and
+// DEBUG notices do not reach them at all (they show statements as the
+// proxy rewrote them, plans and sort traces; the settings that ask for
+// them are locked, this holds whatever the server was told), and a
+// message that quotes the digest key is replaced.
+func scrubbed(m wire.Msg, digestKey string) []byte {
 	var e pgproto3.ErrorResponse
 	if err := e.Decode(m.Body()); err != nil {
 		return refusal("an upstream message could not be checked and was withheld")
 	}
-	if e.Detail == "" && e.Hint == "" && e.Where == "" && e.InternalQuery == "" {
+	sev := e.SeverityUnlocalized
+	if sev == "" {
+		sev = e.Severity
+	}
+	if m.Type == 'N' && (sev == "LOG" || strings.HasPrefix(sev, "DEBUG")) {
+		return nil
+	}
+	quotesKey := digestKey != "" && bytes.Contains(m.Raw, []byte(digestKey))
+	if quotesKey {
+		e.Message = "pgpseudo: a server message that quotes the proxy's rewriting of the statement was withheld"
+	}
+	if e.Detail == "" && e.Hint == "" && e.Where == "" && e.InternalQuery == "" && !quotesKey {
 		return m.Raw
 	}
 	e.Detail, e.Hint, e.Where, e.InternalQuery, e.InternalPosition = "", "", "", "", 0

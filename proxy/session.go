@@ -302,6 +302,14 @@ func (s *session) login(st *wire.Startup) error {
 	if err := s.resolveRole(ctx); err != nil {
 		return err
 	}
+	if s.srv.policy != nil {
+		if _, role := s.currentPolicy(); role.Restricted() {
+			if why := lockedStartup(params); why != "" {
+				return refuse(codeInsufficientPriv, "pgpseudo: "+why+"; role "+role.Name+
+					" may not log in with it (rule: restricted roles may not set locked settings)", nil)
+			}
+		}
+	}
 	if err := s.finishStartup(); err != nil {
 		return err
 	}

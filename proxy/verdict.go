@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -192,37 +193,51 @@ func (s *session) decide(q string, typ byte, types []uint32, path, defaultPath [
 	// (its physical order, an index's, a merge join's follow the clear
 	// values), unless that would change an order the client asked for;
 	// grouping on pseudonymised values needs it in any case.
-	var (
-		digest []bool
-		cols   [][]string
-	)
-	keeps := func(i int) bool {
-		names, ok := res.Statements[i].DigestColumns()
-		return ok && (names == nil || len(names) > 0) && i < len(res.Tree.GetStmts()) &&
-			sqlinfo.KeepsOrder(res.Tree.GetStmts()[i], res.Tree.GetVersion())
-	}
+	digest := make([]bool, len(res.Statements))
+	outs := make([]*sqlinfo.Outputs, len(res.Statements))
 	for i, info := range res.Statements {
-		names, _ := info.DigestColumns()
-		cols = append(cols, names)
-		digest = append(digest, info.DigestOrder || protectsAny(pol, role, info.Relations) && keeps(i))
+		if !info.DigestOrder && !(protectsAny(pol, role, info.Relations) && returnsRows(info.Kind)) {
+			continue
+		}
+		if o := digestOutputs(info); o != nil {
+			if !info.DigestOrder && !slices.Contains(o.Hash, true) {
+				continue // every column withheld: the rows look all alike
+			}
+			digest[i], outs[i] = true, o
+			continue
+		}
+		// Output names not known: hash by name and keep SELECT *, which
+		// needs the client's ORDER BY to name output columns.
+		names, ok := info.DigestColumns()
+		if info.DigestOrder || ok && i < len(res.Tree.GetStmts()) && sqlinfo.KeepsOrder(res.Tree.GetStmts()[i], res.Tree.GetVersion()) {
+			digest[i] = true
+			if names != nil {
+				outs[i] = &sqlinfo.Outputs{Names: names, ByName: true}
+			}
+			continue
+		}
+		// Without the digest its rows would come back in the server's
+		// order; with it, in another order than the client asked for.
+		return s.refusedVerdict(stmts, "digest_order", nil, refusal("pgpseudo cannot give the statement's rows the digest order that hides the order of protected values (the names of its output columns are not known); role "+
+			role.Name+" may not run it (rule: results over tables a restricted role does not see in clear come back in the proxy's digest order; name the output columns with AS)"))
 	}
-	v, unordered := s.checkOnServer(ctx, q, typ, types, path, res, stmts, digest, cols)
-	if unordered >= 0 && unordered < len(digest) && !digest[unordered] && keeps(unordered) {
+	v, unordered := s.checkOnServer(ctx, q, typ, types, path, res, stmts, digest, outs)
+	if unordered >= 0 && unordered < len(digest) && !digest[unordered] {
 		// The server's plan orders rows by protected clear values (a
 		// merge join, an index scan): the statement runs with the
 		// digest ordering instead, checked again.
-		digest[unordered] = true
-		v, _ = s.checkOnServer(ctx, q, typ, types, path, res, stmts, digest, cols)
+		digest[unordered], outs[unordered] = true, digestOutputs(res.Statements[unordered])
+		v, _ = s.checkOnServer(ctx, q, typ, types, path, res, stmts, digest, outs)
 	}
 	return v
 }
 
 // checkOnServer sends the statements of q (those marked in digest with the
-// proxy's digest ordering of their columns cols) through the server-side
-// check. unordered is the statement refused only for the order of its
+// proxy's digest ordering over their outputs outs) through the
+// server-side check. unordered is the statement refused only for the order of its
 // rows, or -1.
 func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types []uint32, path []string, res *analyze.Result,
-	stmts []sqlinfo.Statement, digest []bool, cols [][]string) (v *verdict, unordered int) {
+	stmts []sqlinfo.Statement, digest []bool, outs []*sqlinfo.Outputs) (v *verdict, unordered int) {
 	pol, role, _ := s.policyNow()
 	v = &verdict{stmts: stmts, cacheable: true}
 	if res.SearchPathChanged {
@@ -231,7 +246,7 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 	send, tree := q, res.Tree
 	var err error
 	if anyTrue(digest) {
-		if send, err = sqlinfo.WithDigestOrder(q, digest, cols, s.srv.digestKey); err != nil {
+		if send, err = sqlinfo.WithDigestOrderOf(q, digest, outs, s.srv.digestKey); err != nil {
 			return s.refusedVerdict(stmts, "digest_order", nil, refusal("the statement's rows would come back in an order that follows pseudonymised values and it cannot be given the proxy's digest ordering ("+err.Error()+"); role "+role.Name+" may not run it (rule: such rows are ordered by a keyed digest)")), -1
 		}
 		if tree, err = pg_query.Parse(send); err != nil {
@@ -305,6 +320,34 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 		v.results[i] = resultVerdict{outputs: pr.Outputs, checked: true}
 	}
 	return v, -1
+}
+
+// digestOutputs describes a statement's result columns for the digest
+// ordering: all of them by name, the ones whose values leave one to one
+// hashed; nil when a name is not known.
+func digestOutputs(info analyze.StatementInfo) *sqlinfo.Outputs {
+	if len(info.Outputs) == 0 {
+		return nil
+	}
+	o := &sqlinfo.Outputs{}
+	for _, c := range info.Outputs {
+		if !c.Certain {
+			return nil
+		}
+		o.Names = append(o.Names, c.Name)
+		o.Hash = append(o.Hash, !c.Withheld)
+	}
+	return o
+}
+
+// returnsRows reports statement kinds whose rows the digest ordering
+// wraps.
+func returnsRows(kind string) bool {
+	switch kind {
+	case "Select", "DeclareCursor", "Copy", "Prepare":
+		return true
+	}
+	return false
 }
 
 // protectsAny reports whether role sees any of rels other than in clear.

@@ -34,6 +34,7 @@ import (
 	"unicode"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/pgpseudo/pgpseudo/policy"
 	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
@@ -146,14 +147,56 @@ type StatementInfo struct {
 	Outputs []Output
 }
 
+// orderRevealing refuses a statement over a table the role does not see in
+// clear that calls a function whose result depends on the order the
+// server reads rows in: that order (physical, an index's, a hash join's)
+// follows the clear values, and the proxy's digest ordering of the
+// result comes too late to hide it.
+func (a *analyzer) orderRevealing(n *pg_query.Node) error {
+	protected := false
+	for _, t := range a.rels {
+		protected = protected || a.pol.Protects(a.role, t)
+	}
+	if !protected {
+		return nil
+	}
+	const (
+		reason = "depends on the order in which the server reads rows, which follows their clear values"
+		rule   = "restricted roles may not number, concatenate or frame rows by arrival order over tables they do not see in clear"
+	)
+	var ref *Refusal
+	sqlinfo.Walk(n.ProtoReflect(), func(m protoreflect.Message) {
+		if ref != nil {
+			return
+		}
+		switch x := m.Interface().(type) {
+		case *pg_query.FuncCall:
+			if sqlinfo.OrderRevealing(x) {
+				_, name := funcName(x.GetFuncname())
+				ref = &Refusal{Function: name, Clause: "a statement over protected tables", Reason: reason, Rule: rule}
+			}
+		case *pg_query.WindowDef:
+			if sqlinfo.FramedByArrival(x) {
+				ref = &Refusal{Clause: "a statement over protected tables", Reason: "a window framed by ROWS or GROUPS " + reason, Rule: rule}
+			}
+		}
+	})
+	if ref == nil {
+		return nil
+	}
+	return ref
+}
+
 // Output is one result column of a statement.
 type Output struct {
 	// Name is the column's name; Certain says PostgreSQL is known to give
 	// it that name.
 	Name    string
 	Certain bool
-	// Withheld: the column may carry blocked (or unresolvable) values,
-	// which must not even decide the order of rows.
+	// Withheld: the column may carry values that do not leave as they are
+	// or one to one — blocked, masked, generalised (or unresolvable) —
+	// which must not even decide the order of rows: rows that look alike
+	// would be told apart, or found equal, by their order.
 	Withheld bool
 }
 
@@ -188,7 +231,11 @@ func outputsOf(cols []column) []Output {
 	for _, c := range cols {
 		o := Output{Name: c.name, Certain: !c.uncertain, Withheld: c.val.taint != nil || c.val.unresolved != ""}
 		for _, s := range c.val.srcs {
-			if s.dec.Action == policy.Block || s.dec.Action == policy.Null {
+			switch s.dec.Action {
+			case policy.Allow:
+			case policy.Tokenize:
+				o.Withheld = o.Withheld || !s.dec.Spec.Kind.Injective()
+			default:
 				o.Withheld = true
 			}
 		}
@@ -252,6 +299,9 @@ func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result,
 		if restricted || raw.Stmt.GetVariableSetStmt() != nil || raw.Stmt.GetDiscardStmt() != nil || raw.Stmt.GetTransactionStmt() != nil {
 			// Unrestricted sessions only need search_path tracking.
 			err = a.statement(raw.Stmt, info.Kind)
+		}
+		if err == nil && restricted {
+			err = a.orderRevealing(raw.Stmt)
 		}
 		info.Relations, info.DigestOrder, info.Outputs = a.rels, a.digestOrder, outputsOf(a.outputs)
 		res.Statements = append(res.Statements, info)
@@ -593,7 +643,10 @@ func (a *analyzer) explain(e *pg_query.ExplainStmt) error {
 	}
 	q := e.GetQuery()
 	if q.GetExecuteStmt() != nil {
-		return nil
+		// The plan of a prepared statement is the plan of the statement as
+		// pgpseudo rewrote it, digest key included.
+		return &Refusal{StatementKind: "Explain", Reason: "EXPLAIN EXECUTE shows a prepared statement as pgpseudo rewrote it",
+			Rule: "restricted roles may EXPLAIN statements, not prepared statements"}
 	}
 	// Plans show row estimates from column statistics: what would be
 	// refused to run is refused to explain.

@@ -246,6 +246,10 @@ func (c *checker) computed(n *node, e *pg_query.Node, where string) error {
 			}
 			return nil
 		}
+		if sqlinfo.OrderRevealing(f) && len(c.protectedAnywhere) > 0 {
+			s := c.protectedAnywhere[0]
+			return c.refuse(s, where, "in reach of "+funcName(f)+"(), whose result depends on the order the server reads rows in", ruleOrder)
+		}
 		if w := f.GetOver(); w != nil && c.in.Syntax.OrderedWindows {
 			if err := c.windowReach(n, where); err != nil {
 				return err

@@ -34,6 +34,36 @@ var hexKey = regexp.MustCompile(`^[0-9a-f]{32,128}$`)
 // digest hashes (the others are left out: values that may not leave must
 // not decide the order either); nil hashes the whole row.
 func WithDigestOrder(sql string, which []bool, columns [][]string, key string) (string, error) {
+	outs := make([]*Outputs, len(columns))
+	for i, c := range columns {
+		if c != nil {
+			outs[i] = &Outputs{Names: c, ByName: true}
+		}
+	}
+	return WithDigestOrderOf(sql, which, outs, key)
+}
+
+// Outputs describes a statement's result columns for the digest ordering:
+// their names in order (as the client must see them; "" when not known)
+// and which of them the digest hashes.
+type Outputs struct {
+	Names []string
+	Hash  []bool
+	// ByName: Names are only the columns to hash, referenced by name, and
+	// the wrapper keeps SELECT * (Hash unused).
+	ByName bool
+}
+
+// WithDigestOrderOf is WithDigestOrder with the statements' result columns
+// known (outs[i] for statement i; nil: unknown, the whole row is hashed
+// and SELECT * kept). With them the wrapper names every column by
+// position, so the digest can leave out the columns it must not hash
+// whatever their names, and an ORDER BY on something that is not an
+// output column moves out as a hidden sort key:
+//
+//	SELECT q.c1 AS "name1", … FROM (<statement>, <key> AS k1, …) q(c1, …, k1, …)
+//	ORDER BY q.k1, …, sha256(ROW(q.c1, …)::text || key) [LIMIT …]
+func WithDigestOrderOf(sql string, which []bool, outs []*Outputs, key string) (string, error) {
 	if !hexKey.MatchString(key) {
 		return "", fmt.Errorf("digest order: key is not hex")
 	}
@@ -45,18 +75,30 @@ func WithDigestOrder(sql string, which []bool, columns [][]string, key string) (
 		if i >= len(which) || !which[i] {
 			continue
 		}
-		var cols []string
-		if i < len(columns) {
-			cols = columns[i]
-		}
-		digest, err := digestSortBy(key, cols)
-		if err != nil {
-			return "", err
+		var o *Outputs
+		if i < len(outs) {
+			o = outs[i]
 		}
 		copyAsQuery(raw)
 		slot := selectSlot(raw)
 		if slot == nil || (*slot).GetSelectStmt() == nil {
 			return "", fmt.Errorf("digest order: statement %d is not a query", i+1)
+		}
+		if o != nil && !o.ByName {
+			w, err := wrapPositional((*slot).GetSelectStmt(), o, key, tree.GetVersion())
+			if err != nil {
+				return "", fmt.Errorf("digest order: statement %d: %w", i+1, err)
+			}
+			*slot = w
+			continue
+		}
+		var cols []string
+		if o != nil {
+			cols = o.Names
+		}
+		digest, err := digestSortBy(key, cols)
+		if err != nil {
+			return "", err
 		}
 		*slot = wrapDigest((*slot).GetSelectStmt(), digest, tree.GetVersion())
 	}
@@ -173,6 +215,125 @@ func wrapDigest(s *pg_query.SelectStmt, digest *pg_query.Node, version int32) *p
 		Alias:    &pg_query.Alias{Aliasname: DigestAlias},
 	}}}}
 	return &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: outer}}
+}
+
+// wrapPositional wraps s naming its outputs by position (see
+// WithDigestOrderOf).
+func wrapPositional(s *pg_query.SelectStmt, o *Outputs, key string, version int32) (*pg_query.Node, error) {
+	if len(o.Names) != len(o.Hash) {
+		return nil, fmt.Errorf("%d names for %d columns", len(o.Names), len(o.Hash))
+	}
+	inner := proto.Clone(s).(*pg_query.SelectStmt)
+	setOp := inner.GetOp() != pg_query.SetOperation_SETOP_NONE
+	if !setOp && len(inner.GetTargetList()) == 0 {
+		return nil, fmt.Errorf("no select list")
+	}
+	// DISTINCT ON picks each group's row by the statement's ORDER BY: that
+	// and the LIMIT stay inside; outside, the groups keep the order of
+	// their leading keys (one row each), the digest breaks nothing else.
+	distinctOn := len(inner.GetDistinctClause()) > 0 && inner.GetDistinctClause()[0].GetNode() != nil
+	n := len(o.Names)
+	col := func(name string) *pg_query.Node {
+		return &pg_query.Node{Node: &pg_query.Node_ColumnRef{ColumnRef: &pg_query.ColumnRef{Fields: []*pg_query.Node{
+			pg_query.MakeStrNode(DigestAlias), pg_query.MakeStrNode(name)}}}}
+	}
+	cname := func(i int) string { return fmt.Sprintf("c%d", i+1) }
+	// The statement's sort keys: an output column (by position, its unique
+	// name, or the same expression) or a hidden key column.
+	exprs := make([]string, 0, len(inner.GetTargetList()))
+	for _, t := range inner.GetTargetList() {
+		exprs = append(exprs, deparseExpr(t.GetResTarget().GetVal(), version))
+	}
+	count, position := map[string]int{}, map[string]int{}
+	for i, nm := range o.Names {
+		count[nm]++
+		position[nm] = i + 1
+	}
+	byName := func(nm string) int {
+		if nm != "" && count[nm] == 1 {
+			return position[nm]
+		}
+		return 0
+	}
+	var keys []*pg_query.Node
+	var hidden []string
+	for _, item := range inner.GetSortClause() {
+		sb := proto.Clone(item).(*pg_query.Node)
+		k := sb.GetSortBy().GetNode()
+		pos := 0
+		switch {
+		case k.GetAConst() != nil && k.GetAConst().GetIval() != nil:
+			pos = int(k.GetAConst().GetIval().GetIval())
+		case byName(singleName(k)) > 0:
+			pos = byName(singleName(k))
+		default:
+			if d := deparseExpr(k, version); d != "" && len(exprs) == n {
+				for i, e := range exprs {
+					if e == d {
+						pos = i + 1
+						break
+					}
+				}
+			}
+		}
+		var ref string
+		switch {
+		case pos >= 1 && pos <= n:
+			ref = cname(pos - 1)
+		case distinctOn:
+			break
+		case setOp:
+			return nil, fmt.Errorf("an ORDER BY of a set operation that is not an output column")
+		case len(inner.GetDistinctClause()) > 0:
+			// A hidden key would take part in the DISTINCT.
+			return nil, fmt.Errorf("an ORDER BY of a SELECT DISTINCT that is not an output column")
+		default:
+			ref = fmt.Sprintf("k%d", len(hidden)+1)
+			hidden = append(hidden, ref)
+			inner.TargetList = append(inner.TargetList, &pg_query.Node{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{
+				Name: DigestAlias + "_" + ref, Val: proto.Clone(k).(*pg_query.Node)}}})
+		}
+		if ref == "" {
+			break // DISTINCT ON: only the leading output keys order the groups
+		}
+		sb.GetSortBy().Node = col(ref)
+		keys = append(keys, sb)
+	}
+	outer := &pg_query.SelectStmt{Op: pg_query.SetOperation_SETOP_NONE, LimitOption: pg_query.LimitOption_LIMIT_OPTION_DEFAULT}
+	if !distinctOn {
+		outer.LimitOption, outer.LimitCount, outer.LimitOffset = inner.GetLimitOption(), inner.GetLimitCount(), inner.GetLimitOffset()
+		inner.SortClause, inner.LimitCount, inner.LimitOffset = nil, nil, nil
+		inner.LimitOption = pg_query.LimitOption_LIMIT_OPTION_DEFAULT
+	}
+	var hashed []string
+	aliases := make([]*pg_query.Node, 0, n+len(hidden))
+	for i, nm := range o.Names {
+		if nm == "" {
+			return nil, fmt.Errorf("the name of output column %d is not known", i+1)
+		}
+		aliases = append(aliases, pg_query.MakeStrNode(cname(i)))
+		outer.TargetList = append(outer.TargetList, &pg_query.Node{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{
+			Name: nm, Val: col(cname(i))}}})
+		if o.Hash[i] {
+			hashed = append(hashed, cname(i))
+		}
+	}
+	for _, h := range hidden {
+		aliases = append(aliases, pg_query.MakeStrNode(h))
+	}
+	outer.SortClause = keys
+	if len(hashed) > 0 {
+		digest, err := digestSortBy(key, hashed)
+		if err != nil {
+			return nil, err
+		}
+		outer.SortClause = append(outer.SortClause, digest)
+	}
+	outer.FromClause = []*pg_query.Node{{Node: &pg_query.Node_RangeSubselect{RangeSubselect: &pg_query.RangeSubselect{
+		Subquery: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: inner}},
+		Alias:    &pg_query.Alias{Aliasname: DigestAlias, Colnames: aliases},
+	}}}}
+	return &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: outer}}, nil
 }
 
 // outerSortKeys maps a query's ORDER BY onto the wrapper's output: a

@@ -81,3 +81,51 @@ func TestKeepsOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestWithDigestOrderOf: with the outputs known, every column is named by
+// position, withheld ones stay out of the digest, and sort keys that are
+// not outputs move out as hidden columns, so the client's order is kept.
+func TestWithDigestOrderOf(t *testing.T) {
+	tests := []struct {
+		in    string
+		names []string
+		hash  []bool
+		want  []string
+	}{
+		{"SELECT email, religion FROM customers ORDER BY created_at LIMIT 5", []string{"email", "religion"}, []bool{true, false}, []string{
+			`SELECT pgpseudo_q.c1 AS email, pgpseudo_q.c2 AS religion FROM (SELECT email, religion, created_at AS pgpseudo_q_k1 FROM customers) pgpseudo_q(c1, c2, k1) ORDER BY pgpseudo_q.k1, pg_catalog.sha256(pg_catalog.convert_to(ROW(pgpseudo_q.c1)::pg_catalog.text`,
+			`LIMIT 5`}},
+		{"SELECT religion, postal_code AS religion FROM customers", []string{"religion", "religion"}, []bool{false, true}, []string{
+			`SELECT pgpseudo_q.c1 AS religion, pgpseudo_q.c2 AS religion FROM (SELECT religion, postal_code AS religion FROM customers) pgpseudo_q(c1, c2) ORDER BY pg_catalog.sha256(pg_catalog.convert_to(ROW(pgpseudo_q.c2)`}},
+		{"SELECT * FROM customers ORDER BY 2 DESC, created_at", []string{"a", "b"}, []bool{true, true}, []string{
+			`FROM (SELECT *, created_at AS pgpseudo_q_k1 FROM customers) pgpseudo_q(c1, c2, k1) ORDER BY pgpseudo_q.c2 DESC, pgpseudo_q.k1, pg_catalog.sha256`}},
+		{"SELECT city, count(*) FROM customers GROUP BY city ORDER BY count(*) DESC", []string{"city", "count"}, []bool{true, true}, []string{
+			`ORDER BY pgpseudo_q.c2 DESC, pg_catalog.sha256`}},
+		{"SELECT DISTINCT ON (city) city, email FROM customers ORDER BY city, created_at LIMIT 3", []string{"city", "email"}, []bool{true, true}, []string{
+			`FROM (SELECT DISTINCT ON (city) city, email FROM customers ORDER BY city, created_at LIMIT 3) pgpseudo_q(c1, c2) ORDER BY pgpseudo_q.c1, pg_catalog.sha256`}},
+		{"SELECT \"?column?\" FROM (SELECT 1) s ORDER BY null::text", []string{"?column?"}, []bool{true}, []string{
+			`SELECT pgpseudo_q.c1 AS "?column?" FROM (SELECT "?column?", NULL::text AS pgpseudo_q_k1`}},
+	}
+	for _, tt := range tests {
+		got, err := WithDigestOrderOf(tt.in, []bool{true}, []*Outputs{{Names: tt.names, Hash: tt.hash}}, testKey)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.in, err)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s:\n got %s\nwant %s", tt.in, got, w)
+			}
+		}
+		if _, err := pg_query.Parse(got); err != nil {
+			t.Errorf("%s: the wrapper does not parse: %v", got, err)
+		}
+	}
+	for _, bad := range []string{
+		"SELECT DISTINCT city FROM customers ORDER BY created_at",
+		"SELECT email FROM customers UNION SELECT city FROM customers ORDER BY length(email)",
+	} {
+		if got, err := WithDigestOrderOf(bad, []bool{true}, []*Outputs{{Names: []string{"x", "y"}[:1], Hash: []bool{true}}}, testKey); err == nil {
+			t.Errorf("%s: wrapped as %s", bad, got)
+		}
+	}
+}

@@ -54,6 +54,17 @@ func LockedSetting(name, value string, ok bool) string {
 		return "client_encoding stays UTF8 for restricted roles: other encodings either let a character hide a quote or backslash byte, or cannot represent every value (conversion errors and tokens would reveal its characters)"
 	case "plan_cache_mode":
 		return "plan_cache_mode is used by pgpseudo's server-side check of statements"
+	case "client_min_messages":
+		switch strings.ToLower(value) {
+		case "", "notice", "warning", "error", "default":
+			if ok {
+				return ""
+			}
+		}
+		return "client_min_messages stays at notice or above for restricted roles: the server's LOG and DEBUG messages show statements as pgpseudo rewrote them, and sort and plan traces"
+	}
+	if n := strings.ToLower(name); strings.HasPrefix(n, "trace_") || strings.HasPrefix(n, "debug_") {
+		return name + " is a developer setting: its output shows statements, plans and sorts"
 	}
 	return ""
 }

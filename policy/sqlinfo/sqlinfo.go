@@ -7,9 +7,11 @@ package sqlinfo
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
@@ -237,7 +239,7 @@ func defString(d *pg_query.DefElem) string {
 // statistics keep most-common values, activity views show other sessions'
 // SQL text with its literals.
 // StatisticsRelation reports pg_catalog relations whose rows reveal values
-// of user tables or what statements did: column statistics (most common
+// of user tables or what statements are and did: column statistics (most common
 // values, histograms), activity and statement statistics (other sessions'
 // SQL and its literals), cumulative statistics whose counters grow with
 // the data a statement processed (temporary file bytes, I/O: a sort that
@@ -246,6 +248,9 @@ func defString(d *pg_query.DefElem) string {
 func StatisticsRelation(name string) bool {
 	switch {
 	case name == "pg_statistic", name == "pg_statistic_ext_data", name == "pg_largeobject",
+		// The session's own statements as the server keeps them: rewritten
+		// by pgpseudo (its digest ordering).
+		name == "pg_prepared_statements", name == "pg_cursors", name == "pg_backend_memory_contexts",
 		strings.HasPrefix(name, "pg_stats"), strings.HasPrefix(name, "pg_stat_"), strings.HasPrefix(name, "pg_statio_"):
 		return true
 	}
@@ -255,12 +260,9 @@ func StatisticsRelation(name string) bool {
 }
 
 // SensitiveCatalog reports pg_catalog relations whose columns restricted
-// roles must not receive: the statistics relations, and the session's own
-// prepared statements and cursors, whose statement text carries the
-// proxy's rewriting.
-func SensitiveCatalog(name string) bool {
-	return StatisticsRelation(name) || name == "pg_prepared_statements" || name == "pg_cursors"
-}
+// roles must not receive (the response side withholds them even when a
+// statement reads them).
+func SensitiveCatalog(name string) bool { return StatisticsRelation(name) }
 
 // DeniedFunction reports functions that run SQL text or read files or
 // large objects: they can return any table's data from a catalog-only
@@ -273,8 +275,10 @@ func DeniedFunction(name string) bool {
 		strings.HasPrefix(n, "pg_read_"), strings.HasPrefix(n, "pg_ls_"), n == "pg_stat_file",
 		n == "xpath" || n == "xpath_exists", strings.HasPrefix(n, "query_to_"), n == "pg_get_backend_memory_contexts",
 		// Statistics functions read what the statistics relations show;
-		// current_query() shows the statement as the proxy rewrote it.
-		strings.HasPrefix(n, "pg_stat_"), n == "current_query":
+		// current_query() and the functions behind pg_prepared_statements
+		// and pg_cursors show statements as the proxy rewrote them.
+		strings.HasPrefix(n, "pg_stat_"), n == "current_query",
+		n == "pg_prepared_statement", n == "pg_cursor":
 		return true
 	}
 	return false
@@ -397,4 +401,70 @@ func refersToData(n *pg_query.Node) bool {
 		}
 	})
 	return found
+}
+
+// OrderRevealing reports a function call whose result depends on the
+// order in which the server reads rows (not only on their values): window
+// functions that number rows or read neighbours, windows framed by ROWS or
+// GROUPS, and aggregates that concatenate their input in arrival order.
+// Over a table whose values a role does not see in clear, that order is
+// the server's (physical, index, hash) and follows the clear values.
+func OrderRevealing(f *pg_query.FuncCall) bool {
+	name := ""
+	if fn := f.GetFuncname(); len(fn) > 0 {
+		name = strings.ToLower(fn[len(fn)-1].GetString_().GetSval())
+	}
+	if w := f.GetOver(); w != nil {
+		switch name {
+		case "row_number", "ntile", "lag", "lead", "first_value", "last_value", "nth_value":
+			return true
+		}
+		return FramedByArrival(w)
+	}
+	switch name {
+	case "string_agg", "array_agg", "json_agg", "jsonb_agg", "json_object_agg", "jsonb_object_agg", "xmlagg",
+		"json_agg_strict", "jsonb_agg_strict", "json_object_agg_strict", "jsonb_object_agg_strict",
+		"json_object_agg_unique", "jsonb_object_agg_unique", "json_object_agg_unique_strict", "jsonb_object_agg_unique_strict":
+		return !orderedByArguments(f)
+	}
+	return false
+}
+
+// FramedByArrival reports a window framed by ROWS or GROUPS: which rows
+// fall into a frame depends on the order of rows that tie.
+func FramedByArrival(w *pg_query.WindowDef) bool {
+	const frameRows, frameGroups = 0x4, 0x8 // FRAMEOPTION_ROWS, FRAMEOPTION_GROUPS
+	return w.GetFrameOptions()&(frameRows|frameGroups) != 0
+}
+
+// orderedByArguments: the aggregate's ORDER BY names each of its
+// non-constant arguments, so rows that tie on it carry equal values and
+// their arrival order cannot show.
+func orderedByArguments(f *pg_query.FuncCall) bool {
+	for _, a := range f.GetArgs() {
+		if a.GetAConst() != nil {
+			continue
+		}
+		if !slices.ContainsFunc(f.GetAggOrder(), func(o *pg_query.Node) bool { return sameExpr(o.GetSortBy().GetNode(), a) }) {
+			return false
+		}
+	}
+	return len(f.GetArgs()) > 0
+}
+
+// sameExpr compares two expressions without their source locations.
+func sameExpr(a, b *pg_query.Node) bool {
+	if a == nil || b == nil {
+		return false
+	}
+	strip := func(n *pg_query.Node) proto.Message {
+		c := proto.Clone(n)
+		Walk(c.ProtoReflect(), func(m protoreflect.Message) {
+			if fd := m.Descriptor().Fields().ByName("location"); fd != nil && fd.Kind() == protoreflect.Int32Kind {
+				m.Clear(fd)
+			}
+		})
+		return c
+	}
+	return proto.Equal(strip(a), strip(b))
 }
