@@ -281,7 +281,7 @@ func wrapPositional(s *pg_query.SelectStmt, o *Outputs, key string, version int3
 		case pos >= 1 && pos <= n:
 			ref = cname(pos - 1)
 		case distinctOn:
-			break
+			// ref stays empty: only the leading output keys order the groups.
 		case setOp:
 			return nil, fmt.Errorf("an ORDER BY of a set operation that is not an output column")
 		case len(inner.GetDistinctClause()) > 0:
@@ -294,7 +294,7 @@ func wrapPositional(s *pg_query.SelectStmt, o *Outputs, key string, version int3
 				Name: DigestAlias + "_" + ref, Val: proto.Clone(k).(*pg_query.Node)}}})
 		}
 		if ref == "" {
-			break // DISTINCT ON: only the leading output keys order the groups
+			break
 		}
 		sb.GetSortBy().Node = col(ref)
 		keys = append(keys, sb)
