@@ -308,8 +308,8 @@ func isCode(s string) bool {
 	return true
 }
 
-// isSQLState matches ^[0-9A-Z]{5}$.
-func isSQLState(s string) bool {
+// IsSQLState reports a valid SQLSTATE: ^[0-9A-Z]{5}$.
+func IsSQLState(s string) bool {
 	if len(s) != 5 {
 		return false
 	}
@@ -426,7 +426,7 @@ func (e Statement) validate() error {
 	if err := checkOutcome(e.Outcome); err != nil {
 		return err
 	}
-	if e.SQLState != "" && !isSQLState(e.SQLState) {
+	if e.SQLState != "" && !IsSQLState(e.SQLState) {
 		return invalidf("sqlstate %q is not five characters [0-9A-Z]", e.SQLState)
 	}
 	if e.Outcome == OutcomeOK && e.SQLState != "" {

@@ -237,8 +237,8 @@ func TestCodeChecks(t *testing.T) {
 		if isCode(s) != codeRe.MatchString(s) {
 			t.Errorf("isCode(%q) = %v", s, isCode(s))
 		}
-		if isSQLState(s) != stateRe.MatchString(s) {
-			t.Errorf("isSQLState(%q) = %v", s, isSQLState(s))
+		if IsSQLState(s) != stateRe.MatchString(s) {
+			t.Errorf("IsSQLState(%q) = %v", s, IsSQLState(s))
 		}
 	}
 }

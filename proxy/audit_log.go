@@ -184,7 +184,7 @@ func statementRecord(sess audit.Session, a *stmtAudit, outcome audit.Outcome, sq
 	}
 	switch {
 	case outcome == audit.OutcomeOK:
-	case validSQLState(sqlstate):
+	case audit.IsSQLState(sqlstate):
 		ev.SQLState = sqlstate
 	default:
 		ev.SQLState = codeInternalError
@@ -203,15 +203,3 @@ func statementRecord(sess audit.Session, a *stmtAudit, outcome audit.Outcome, sq
 	return ev
 }
 
-// validSQLState reports a five-character SQLSTATE.
-func validSQLState(s string) bool {
-	if len(s) != 5 {
-		return false
-	}
-	for i := 0; i < 5; i++ {
-		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z') {
-			return false
-		}
-	}
-	return true
-}
