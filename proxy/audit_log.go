@@ -202,4 +202,3 @@ func statementRecord(sess audit.Session, a *stmtAudit, outcome audit.Outcome, sq
 	}
 	return ev
 }
-
