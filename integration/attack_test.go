@@ -522,16 +522,20 @@ func runAttack(t *testing.T, p *runningProxy, sec *secrets, ranks map[string]ran
 	if adminDB == "" {
 		adminDB = dbKunden
 	}
+	// DDL run directly on the database: the proxy is told at once, as an
+	// operator does after a migration (otherwise after catalog_ttl).
 	if len(a.Admin) > 0 {
 		if err := shared.stack.PG.Exec(ctx, adminDB, a.Admin...); err != nil {
 			t.Fatalf("%s: admin: %v", name, err)
 		}
+		p.srv.CatalogChanged(adminDB)
 	}
 	cleanup := func() {
 		if len(a.Cleanup) > 0 {
 			if err := shared.stack.PG.Exec(ctx, adminDB, a.Cleanup...); err != nil {
 				t.Errorf("%s: cleanup: %v", name, err)
 			}
+			p.srv.CatalogChanged(adminDB)
 		}
 	}
 	user := a.User

@@ -98,7 +98,14 @@ func (s *session) decideField(ctx context.Context, pol *policy.Policy, role *pol
 		return policy.Decision{}, policy.TableName{}, false, err
 	}
 	if attnum < 0 {
-		return policy.Decision{Action: policy.Allow}, rel.Root, false, nil // ctid, xmin, …
+		// ctid, xmin, …: where a row lies and when it was written follow
+		// the clear keys of a table inserted in key order; tableoid (-6)
+		// only names the table.
+		if attnum != -6 && pol.Protects(role, rel.Root) {
+			return policy.Decision{Action: policy.Block, Column: string(f.Name),
+				Rule: fmt.Sprintf("system columns of %s show where its rows lie, which follows their clear values", rel.Root)}, rel.Root, false, nil
+		}
+		return policy.Decision{Action: policy.Allow}, rel.Root, false, nil
 	}
 	if rel.Root.Schema == "pg_catalog" || rel.Root.Schema == "information_schema" {
 		// System catalogs describe the database, not people — except the

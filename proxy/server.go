@@ -242,6 +242,20 @@ func (s *Server) closeListeners() {
 	}
 }
 
+// CatalogChanged tells the proxy that the catalog of database ("": of
+// every database) changed outside it, e.g. a migration run directly on
+// the database: cached catalog facts and verdicts are dropped now rather
+// than after limits.catalog_ttl. SIGHUP does it for every database.
+func (s *Server) CatalogChanged(database string) {
+	switch {
+	case s.catalog == nil:
+	case database == "":
+		s.catalog.ChangedAll()
+	default:
+		s.catalog.Changed(database)
+	}
+}
+
 // DigestKey is the key of the digest ordering, in hex. It must never reach
 // a client; tests use it to check that.
 func (s *Server) DigestKey() string { return s.digestKey }

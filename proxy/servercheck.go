@@ -44,6 +44,8 @@ type checkStmt struct {
 	// stmt is the statement's parse tree (for the check's syntax facts:
 	// the analysis' parse serves them).
 	stmt *pg_query.Node
+	// planOnly: the statement is explained, not run (EXPLAIN).
+	planOnly bool
 }
 
 // checkRun is one check round trip.

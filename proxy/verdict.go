@@ -196,8 +196,8 @@ func (s *session) decide(q string, typ byte, types []uint32, path, defaultPath [
 	digest := make([]bool, len(res.Statements))
 	outs := make([]*sqlinfo.Outputs, len(res.Statements))
 	for i, info := range res.Statements {
-		if !info.DigestOrder && !(protectsAny(pol, role, info.Relations) && returnsRows(info.Kind)) {
-			continue
+		if !returnsRows(info.Kind) || !info.DigestOrder && !protectsAny(pol, role, info.Relations) {
+			continue // EXPLAIN, SHOW, SET…: no rows of tables to order
 		}
 		if o := digestOutputs(info); o != nil {
 			if !info.DigestOrder && !slices.Contains(o.Hash, true) {
@@ -295,7 +295,7 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 	for k, plan := range run.plans {
 		i := idx[k]
 		in := plancheck.Input{Plan: plan, Syntax: plancheck.SyntaxOf(checks[k].stmt).Merge(views), Keywords: s.keywords,
-			DigestMarker: s.srv.digestKey, PrintsSubplanTests: s.serverVersionNum() >= 170000}
+			DigestMarker: s.srv.digestKey, PrintsSubplanTests: s.serverVersionNum() >= 170000, PlanOnly: checks[k].planOnly}
 		pr, err := plancheck.Check(ctx, cc, in)
 		if err != nil {
 			s.log.Warn("statement refused: the server-side check failed", zap.Error(err))
@@ -402,7 +402,7 @@ func checkTexts(tree *pg_query.ParseResult, sql string, typ byte, types []uint32
 			}
 		case *pg_query.Node_ExplainStmt:
 			if q := x.ExplainStmt.GetQuery(); q != nil && q.GetExecuteStmt() == nil {
-				c = &checkStmt{text: deparse(tree.GetVersion(), q), stmt: q}
+				c = &checkStmt{text: deparse(tree.GetVersion(), q), stmt: q, planOnly: true}
 			}
 		case *pg_query.Node_TransactionStmt:
 			if k := x.TransactionStmt.GetKind(); k != pg_query.TransactionStmtKind_TRANS_STMT_BEGIN && k != pg_query.TransactionStmtKind_TRANS_STMT_START {

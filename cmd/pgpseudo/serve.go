@@ -55,7 +55,9 @@ wait:
 			return err
 		case <-hup:
 			// An invalid file keeps the old policy; the server logs why.
+			// Cached catalog facts go too: SIGHUP after a migration.
 			_ = srv.ReloadPolicy()
+			srv.CatalogChanged("")
 		case <-ctx.Done():
 			break wait
 		}

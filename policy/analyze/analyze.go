@@ -162,14 +162,38 @@ func (a *analyzer) orderRevealing(n *pg_query.Node) error {
 	}
 	const (
 		reason = "depends on the order in which the server reads rows, which follows their clear values"
-		rule   = "restricted roles may not number, concatenate or frame rows by arrival order over tables they do not see in clear"
+		rule   = "restricted roles may not number, collect, cut or frame rows by arrival order over tables they do not see in clear"
 	)
+	// The statement's own query: its LIMIT cuts after the digest ordering.
+	var top *pg_query.SelectStmt
+	switch {
+	case n.GetSelectStmt() != nil:
+		top = n.GetSelectStmt()
+	case n.GetDeclareCursorStmt() != nil:
+		top = n.GetDeclareCursorStmt().GetQuery().GetSelectStmt()
+	case n.GetPrepareStmt() != nil:
+		top = n.GetPrepareStmt().GetQuery().GetSelectStmt()
+	case n.GetCopyStmt() != nil:
+		top = n.GetCopyStmt().GetQuery().GetSelectStmt()
+	case n.GetExplainStmt() != nil:
+		top = n.GetExplainStmt().GetQuery().GetSelectStmt()
+	}
 	var ref *Refusal
 	sqlinfo.Walk(n.ProtoReflect(), func(m protoreflect.Message) {
 		if ref != nil {
 			return
 		}
 		switch x := m.Interface().(type) {
+		case *pg_query.SelectStmt:
+			// With an ORDER BY the cut follows it (among ties the server's
+			// order still decides: docs/security.md, residual risks).
+			if x != top && (x.GetLimitCount() != nil || x.GetLimitOffset() != nil) && len(x.GetSortClause()) == 0 {
+				ref = &Refusal{Clause: "a subquery over protected tables", Reason: "LIMIT or OFFSET without ORDER BY inside the statement picks rows by the order in which the server reads them, which follows their clear values", Rule: rule}
+			}
+		case *pg_query.SubLink:
+			if x.GetSubLinkType() == pg_query.SubLinkType_ARRAY_SUBLINK {
+				ref = &Refusal{Clause: "a statement over protected tables", Reason: "ARRAY(subquery) collects rows in the order in which the server reads them, which follows their clear values", Rule: rule}
+			}
 		case *pg_query.FuncCall:
 			if sqlinfo.OrderRevealing(x) {
 				_, name := funcName(x.GetFuncname())

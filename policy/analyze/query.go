@@ -35,8 +35,13 @@ type rte struct {
 	// referenced unqualified (false for the inputs of a join, whose join
 	// entry exposes them).
 	relVisible, colsVisible bool
-	// baseRel: a table, which also has system columns.
+	// baseRel: a table, which also has system columns; sysRule is set for
+	// a table the role does not see in clear, whose system columns (but
+	// tableoid) count as blocked: where rows lie follows their clear
+	// values (keys are inserted in order).
 	baseRel bool
+	sysRule string
+	sysRoot policy.TableName
 }
 
 // isSystemColumn: system columns exist on every table and carry no user
@@ -62,6 +67,10 @@ func (r *rte) column(name string) (column, bool) {
 	case len(found) > 0:
 		return column{name: name, val: one(found)}, true
 	case r.baseRel && isSystemColumn(name):
+		if r.sysRule != "" && name != "tableoid" {
+			return column{name: name, val: value{origin: originBase, srcs: []*source{{table: r.sysRoot, column: name,
+				dec: policy.Decision{Action: policy.Block, Column: name, Rule: r.sysRule}, domain: r.sysRoot.String() + "." + name}}}}, true
+		}
 		return column{name: name}, true
 	case r.unknown:
 		return column{name: name, val: r.unknownVal}, true
@@ -786,6 +795,10 @@ func (a *analyzer) rangeVar(sc *scope, rv *pg_query.RangeVar) (*rte, error) {
 	default:
 		r.baseRel = true
 		root := rel.root()
+		if a.pol.Protects(a.role, root) {
+			r.sysRoot = root
+			r.sysRule = "system columns of a table role " + a.role.Name + " does not see in clear show where its rows lie, which follows their clear values"
+		}
 		for _, c := range rel.Columns {
 			v := value{origin: originBase}
 			if d := a.pol.Decide(a.role, root, c); d.Action != policy.Allow {

@@ -172,6 +172,7 @@ const (
 	ruleWhole      = "a whole-row reference carries every column of its relation, including protected ones"
 	ruleUnresolved = "an unresolvable reference counts as the strictest classification of the relations in scope"
 	ruleDomain     = "equality on pseudonymised columns is only allowed between columns of the same token domain"
+	ruleMerged     = "generalised columns (year, month, round, shift) may only be output bare: the server groups and compares them on the clear value"
 )
 
 // check refuses a value used at position c when the policy forbids it.
@@ -225,6 +226,11 @@ func (a *analyzer) check(v value, c ctx) error {
 		default:
 			if c.use != useOutput && c.use != useGroup && c.use != useCount {
 				return a.refuseSource(s, c, rulePseudo)
+			}
+			if c.use == useGroup && !oneToOne(s.dec) {
+				// Grouping happens on the clear value: groups would tell
+				// apart what the output merges (two days of one year).
+				return a.refuseSource(s, c, ruleMerged)
 			}
 		}
 	}
@@ -289,6 +295,16 @@ func (a *analyzer) refuseSource(s *source, c ctx, rule string) *Refusal {
 		Reason: a.describe(s), Rule: s.dec.Rule + "; " + rule}
 }
 
+// oneToOne reports a decision that may be grouped and compared: anything
+// but a generalising transform (year, month, round, shift), whose output
+// deliberately merges clear values that the server's grouping and
+// comparison, done on the clear value, would tell apart again. Masked and
+// nulled columns keep the policy's token-domain semantics (equal clear
+// values within a domain may be joined and grouped, docs/policy.md).
+func oneToOne(d policy.Decision) bool {
+	return d.Action != policy.Tokenize || d.Spec.Kind.Injective()
+}
+
 // describe says what a protected column is, for messages.
 func (a *analyzer) describe(s *source) string { return Describe(s.dec) }
 
@@ -340,6 +356,13 @@ func (a *analyzer) equality(vs []value, c ctx) error {
 			}
 			if first == nil {
 				first = s
+			}
+		}
+	}
+	for _, v := range vs {
+		for _, s := range v.srcs {
+			if !oneToOne(s.dec) {
+				return a.refuseSource(s, c, ruleMerged)
 			}
 		}
 	}

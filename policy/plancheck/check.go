@@ -49,6 +49,9 @@ type Input struct {
 	Syntax *Syntax
 	// Keywords is the server's keyword list.
 	Keywords sqlinfo.Keywords
+	// PlanOnly: the statement is explained, not run; its rows never leave,
+	// so their order does not matter.
+	PlanOnly bool
 	// DigestMarker is in every expression of the proxy's own keyed-digest
 	// ordering ("" when the statement has none).
 	DigestMarker string
@@ -114,8 +117,10 @@ func Check(ctx context.Context, cat Catalog, in Input) (*Result, error) {
 		for _, v := range c.outVals(root) {
 			res.Outputs = append(res.Outputs, v.output())
 		}
-		if err = c.orderHidden(); err != nil {
-			res.Unordered = true
+		if !c.in.PlanOnly {
+			if err = c.orderHidden(); err != nil {
+				res.Unordered = true
+			}
 		}
 	}
 	var ref *analyze.Refusal

@@ -30,6 +30,7 @@ const (
 	ruleBlock  = "blocked columns may only be output bare, where their values leave as NULL"
 	rulePseudo = "pseudonymised columns may only be output bare, grouped, counted, or compared for equality with a column of the same token domain"
 	ruleOrder  = "rows grouped, de-duplicated, merge-joined or index-scanned on a protected column come back in the proxy's keyed-digest order, never in clear-value order"
+	ruleMerged = "generalised columns (year, month, round, shift) may only be output bare: the server groups and compares them on the clear value"
 )
 
 // checkNode checks every expression of n and of the nodes below it.
@@ -188,6 +189,9 @@ func isEquality(ax *pg_query.A_Expr) bool {
 func (c *checker) equality(l, r val, where string) error {
 	all := append(append([]*src{}, l.srcs...), r.srcs...)
 	for _, s := range all {
+		if merged(s) {
+			return c.refuse(s, where, "compared", ruleMerged)
+		}
 		if blocked(s) {
 			return c.refuse(s, where, "in an equality", ruleBlock)
 		}
@@ -210,6 +214,9 @@ func (c *checker) grouping(n *node, v val, where string) error {
 	for _, s := range v.srcs {
 		if blocked(s) {
 			return c.refuse(s, where, "as a grouping key", ruleBlock)
+		}
+		if merged(s) {
+			return c.refuse(s, where, "as a grouping key", ruleMerged)
 		}
 	}
 	if len(v.srcs) > 0 {
@@ -447,6 +454,11 @@ func (c *checker) digestSort(n *node) bool {
 }
 
 func blocked(s *src) bool { return s.dec.Action == policy.Block || s.dec.Action == policy.Null }
+
+// merged reports a generalised value (year, month, round, shift): the
+// server groups and compares it on the clear value, which the output
+// merges.
+func merged(s *src) bool { return s.dec.Action == policy.Tokenize && !s.dec.Spec.Kind.Injective() }
 
 func ruleFor(s *src) string {
 	if blocked(s) {

@@ -406,13 +406,20 @@ func refersToData(n *pg_query.Node) bool {
 // OrderRevealing reports a function call whose result depends on the
 // order in which the server reads rows (not only on their values): window
 // functions that number rows or read neighbours, windows framed by ROWS or
-// GROUPS, and aggregates that concatenate their input in arrival order.
+// GROUPS, aggregates that concatenate their input in arrival order, and
+// functions that return something new on every call (random(),
+// clock_timestamp()), evaluated in arrival order.
 // Over a table whose values a role does not see in clear, that order is
 // the server's (physical, index, hash) and follows the clear values.
 func OrderRevealing(f *pg_query.FuncCall) bool {
 	name := ""
 	if fn := f.GetFuncname(); len(fn) > 0 {
 		name = strings.ToLower(fn[len(fn)-1].GetString_().GetSval())
+	}
+	switch name {
+	case "random", "random_normal", "setseed", "clock_timestamp", "timeofday", "gen_random_uuid":
+		// A value per call: evaluated row by row, it records the order.
+		return true
 	}
 	if w := f.GetOver(); w != nil {
 		switch name {

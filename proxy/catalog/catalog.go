@@ -64,6 +64,7 @@ type Catalog struct {
 
 	mu     sync.Mutex
 	epochs map[string]uint64 // per database: bumped on DDL seen
+	all    uint64            // bumped for every database at once
 	// entries caches every fact by (database, generation, kind, key).
 	entries *lru.Cache[catKey, any]
 	// kw caches the server's keyword list per server version.
@@ -111,7 +112,7 @@ func catEntrySize(k catKey, v any) int64 {
 // verdict about database belongs to one.
 func (c *Catalog) Generation(db string) uint64 {
 	c.mu.Lock()
-	e := c.epochs[db]
+	e := c.epochs[db] + c.all
 	c.mu.Unlock()
 	bucket := uint64(c.now().UnixNano() / int64(max(c.ttl, time.Second)))
 	return e<<40 | bucket&(1<<40-1)
@@ -121,6 +122,13 @@ func (c *Catalog) Generation(db string) uint64 {
 func (c *Catalog) Changed(db string) {
 	c.mu.Lock()
 	c.epochs[db]++
+	c.mu.Unlock()
+}
+
+// ChangedAll makes everything cached for every database stale.
+func (c *Catalog) ChangedAll() {
+	c.mu.Lock()
+	c.all++
 	c.mu.Unlock()
 }
 
@@ -388,6 +396,14 @@ func (k planView) Relation(ctx context.Context, schema, name string) (*plancheck
 		a := ri.Attrs[num]
 		d := Decision(k.pol, k.role, ri, a.Name)
 		rel.Columns = append(rel.Columns, plancheck.Column{Name: a.Name, Decision: d, Domain: k.pol.TokenDomain(ri.Root, a.Name)})
+	}
+	if k.pol.Protects(k.role, ri.Root) {
+		// Where rows lie follows the clear keys of a table inserted in key
+		// order: its system columns (but tableoid) count as blocked.
+		for _, sys := range []string{"ctid", "xmin", "xmax", "cmin", "cmax"} {
+			rel.Columns = append(rel.Columns, plancheck.Column{Name: sys, Domain: ri.Root.String() + "." + sys, Decision: policy.Decision{
+				Action: policy.Block, Column: sys, Rule: "system columns of " + ri.Root.String() + " show where its rows lie, which follows their clear values"}})
+		}
 	}
 	return rel, nil
 }

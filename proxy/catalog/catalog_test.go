@@ -73,6 +73,8 @@ func TestGenerations(t *testing.T) {
 		{nil, "b", 2, "DDL in a leaves b cached"},
 		{func() { now = now.Add(31 * time.Second) }, "b", 4, "TTL passed"},
 		{nil, "b", 4, "cached again"},
+		{func() { c.ChangedAll() }, "b", 5, "every database changed (SIGHUP)"},
+		{nil, "a", 6, "every database changed, a too"},
 	}
 	for _, st := range steps {
 		if st.do != nil {
