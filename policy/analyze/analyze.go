@@ -185,10 +185,11 @@ func (a *analyzer) orderRevealing(n *pg_query.Node) error {
 		}
 		switch x := m.Interface().(type) {
 		case *pg_query.SelectStmt:
-			// With an ORDER BY the cut follows it (among ties the server's
-			// order still decides: docs/security.md, residual risks).
-			if x != top && (x.GetLimitCount() != nil || x.GetLimitOffset() != nil) && len(x.GetSortClause()) == 0 {
-				ref = &Refusal{Clause: "a subquery over protected tables", Reason: "LIMIT or OFFSET without ORDER BY inside the statement picks rows by the order in which the server reads them, which follows their clear values", Rule: rule}
+			// Even after an ORDER BY: among rows that tie on it, the
+			// server's order decides which are cut, and an attacker picks
+			// keys that tie.
+			if x != top && (x.GetLimitCount() != nil || x.GetLimitOffset() != nil) {
+				ref = &Refusal{Clause: "a subquery over protected tables", Reason: "LIMIT or OFFSET inside the statement picks rows by the order in which the server reads them (among ties of any ORDER BY), which follows their clear values", Rule: rule}
 			}
 		case *pg_query.SubLink:
 			if x.GetSubLinkType() == pg_query.SubLinkType_ARRAY_SUBLINK {
