@@ -191,8 +191,7 @@ func (s *session) decide(q string, typ byte, types []uint32, path, defaultPath [
 	// Rows of a table whose values the role does not see in clear come
 	// back in the proxy's digest order whatever plan the server picks
 	// (its physical order, an index's, a merge join's follow the clear
-	// values), unless that would change an order the client asked for;
-	// grouping on pseudonymised values needs it in any case.
+	// values); the client's own ORDER BY stays first.
 	digest := make([]bool, len(res.Statements))
 	outs := make([]*sqlinfo.Outputs, len(res.Statements))
 	for i, info := range res.Statements {
@@ -218,8 +217,10 @@ func (s *session) decide(q string, typ byte, types []uint32, path, defaultPath [
 		}
 		// Without the digest its rows would come back in the server's
 		// order; with it, in another order than the client asked for.
-		return s.refusedVerdict(stmts, "digest_order", nil, refusal("pgpseudo cannot give the statement's rows the digest order that hides the order of protected values (the names of its output columns are not known); role "+
+		v := s.refusedVerdict(stmts, "digest_order", nil, refusal("pgpseudo cannot give the statement's rows the digest order that hides the order of protected values (the names of its output columns are not known); role "+
 			role.Name+" may not run it (rule: results over tables a restricted role does not see in clear come back in the proxy's digest order; name the output columns with AS)"))
+		v.cacheable = true // it depends on the text alone
+		return v
 	}
 	v, unordered := s.checkOnServer(ctx, q, typ, types, path, res, stmts, digest, outs)
 	if unordered >= 0 && unordered < len(digest) && !digest[unordered] {
@@ -234,8 +235,8 @@ func (s *session) decide(q string, typ byte, types []uint32, path, defaultPath [
 
 // checkOnServer sends the statements of q (those marked in digest with the
 // proxy's digest ordering over their outputs outs) through the
-// server-side check. unordered is the statement refused only for the order of its
-// rows, or -1.
+// server-side check. unordered is the statement refused only for the
+// order of its rows, or -1.
 func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types []uint32, path []string, res *analyze.Result,
 	stmts []sqlinfo.Statement, digest []bool, outs []*sqlinfo.Outputs) (v *verdict, unordered int) {
 	pol, role, _ := s.policyNow()

@@ -837,7 +837,7 @@ func (a *analyzer) lookup(rv *pg_query.RangeVar) (*Relation, error) {
 	if rv.GetSchemaname() != "" {
 		shown = quoteIdent(rv.GetSchemaname()) + "." + quoteIdent(shown)
 	}
-	if sqlinfo.StatisticsRelation(rv.GetRelname()) {
+	if sqlinfo.SensitiveCatalog(rv.GetRelname()) {
 		return nil, &Refusal{Relation: shown, Reason: "exposes values of classified columns or what statements did (statistics, other sessions' SQL)",
 			Rule: "statistics and activity views are refused for restricted roles"}
 	}

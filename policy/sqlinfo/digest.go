@@ -14,35 +14,6 @@ const DigestAlias = "pgpseudo_q"
 
 var hexKey = regexp.MustCompile(`^[0-9a-f]{32,128}$`)
 
-// WithDigestOrder rewrites the statements of sql marked in which so that
-// their rows come back ordered by a keyed digest of each whole row, never
-// in the clear-value order that grouping or de-duplication on a
-// pseudonymised column produces:
-//
-//	SELECT * FROM (<statement>) AS pgpseudo_q
-//	ORDER BY <the statement's own ORDER BY>, sha256(row || key) [LIMIT …]
-//
-// The statement's own ORDER BY, LIMIT and OFFSET move out when its sort
-// keys are output columns (by position, name or the same expression), so
-// the digest breaks their ties before LIMIT cuts; otherwise they stay
-// inside and the server-side check refuses a LIMIT below the digest.
-// Output names, types and origins are unchanged (SELECT * of a subquery
-// keeps them). key is the digest key in lower-case hex; it leaves the
-// proxy only inside the statement. The result is the deparsed statements.
-//
-// columns[i], when not nil, names the output columns of statement i the
-// digest hashes (the others are left out: values that may not leave must
-// not decide the order either); nil hashes the whole row.
-func WithDigestOrder(sql string, which []bool, columns [][]string, key string) (string, error) {
-	outs := make([]*Outputs, len(columns))
-	for i, c := range columns {
-		if c != nil {
-			outs[i] = &Outputs{Names: c, ByName: true}
-		}
-	}
-	return WithDigestOrderOf(sql, which, outs, key)
-}
-
 // Outputs describes a statement's result columns for the digest ordering:
 // their names in order (as the client must see them; "" when not known)
 // and which of them the digest hashes.
@@ -54,15 +25,25 @@ type Outputs struct {
 	ByName bool
 }
 
-// WithDigestOrderOf is WithDigestOrder with the statements' result columns
-// known (outs[i] for statement i; nil: unknown, the whole row is hashed
-// and SELECT * kept). With them the wrapper names every column by
-// position, so the digest can leave out the columns it must not hash
-// whatever their names, and an ORDER BY on something that is not an
+// WithDigestOrderOf rewrites the statements of sql marked in which so that
+// their rows come back ordered by a keyed digest of each row, never in an
+// order that follows clear values (grouping, physical, index or merge
+// order). key is the digest key in lower-case hex; it leaves the proxy
+// only inside the statement. The result is the deparsed statements.
+//
+// With a statement's result columns known (outs[i], not ByName) the
+// wrapper names every column by position and restores its name, so origins
+// and names are unchanged, the digest leaves out the columns it must not
+// hash whatever their names, and an ORDER BY on something that is not an
 // output column moves out as a hidden sort key:
 //
 //	SELECT q.c1 AS "name1", … FROM (<statement>, <key> AS k1, …) q(c1, …, k1, …)
 //	ORDER BY q.k1, …, sha256(ROW(q.c1, …)::text || key) [LIMIT …]
+//
+// Otherwise (nil: the whole row; ByName: the named columns) SELECT * of
+// the statement is kept, and its ORDER BY, LIMIT and OFFSET move out only
+// when the sort keys are output columns (KeepsOrder); else they stay
+// inside and the server-side check refuses a LIMIT below the digest.
 func WithDigestOrderOf(sql string, which []bool, outs []*Outputs, key string) (string, error) {
 	if !hexKey.MatchString(key) {
 		return "", fmt.Errorf("digest order: key is not hex")

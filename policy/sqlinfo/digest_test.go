@@ -9,6 +9,14 @@ import (
 
 const testKey = "00112233445566778899aabbccddeeff"
 
+// byName hashes the named columns, keeping SELECT * (nil: the whole row).
+func byName(cols []string) *Outputs {
+	if cols == nil {
+		return nil
+	}
+	return &Outputs{Names: cols, ByName: true}
+}
+
 func TestWithDigestOrder(t *testing.T) {
 	tests := []struct {
 		in, want string
@@ -37,7 +45,7 @@ func TestWithDigestOrder(t *testing.T) {
 			"COPY (SELECT * FROM (SELECT * FROM ONLY customers) pgpseudo_q ORDER BY", nil},
 	}
 	for _, tt := range tests {
-		got, err := WithDigestOrder(tt.in, []bool{true}, [][]string{tt.cols}, testKey)
+		got, err := WithDigestOrderOf(tt.in, []bool{true}, []*Outputs{byName(tt.cols)}, testKey)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.in, err)
 		}
@@ -48,10 +56,10 @@ func TestWithDigestOrder(t *testing.T) {
 			t.Errorf("%s: LIMIT lost: %s", tt.in, got)
 		}
 	}
-	if _, err := WithDigestOrder("SELECT 1", []bool{true}, nil, "not-hex"); err == nil {
+	if _, err := WithDigestOrderOf("SELECT 1", []bool{true}, nil, "not-hex"); err == nil {
 		t.Error("a key that is not hex was accepted")
 	}
-	multi, err := WithDigestOrder("SET x = 1; SELECT DISTINCT email FROM customers", []bool{false, true}, nil, testKey)
+	multi, err := WithDigestOrderOf("SET x = 1; SELECT DISTINCT email FROM customers", []bool{false, true}, nil, testKey)
 	if err != nil || !strings.HasPrefix(multi, "SET x TO 1; SELECT * FROM (") {
 		t.Errorf("multi: %q %v", multi, err)
 	}

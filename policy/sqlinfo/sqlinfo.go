@@ -238,14 +238,16 @@ func defString(d *pg_query.DefElem) string {
 // sensitiveCatalog are pg_catalog relations that hold user data: column
 // statistics keep most-common values, activity views show other sessions'
 // SQL text with its literals.
-// StatisticsRelation reports pg_catalog relations whose rows reveal values
-// of user tables or what statements are and did: column statistics (most common
+// SensitiveCatalog reports pg_catalog relations whose rows reveal values
+// of user tables or what statements are and did, which restricted roles
+// may not read (the analysis refuses them, the response side withholds
+// them): column statistics (most common
 // values, histograms), activity and statement statistics (other sessions'
 // SQL and its literals), cumulative statistics whose counters grow with
 // the data a statement processed (temporary file bytes, I/O: a sort that
 // carries a value as payload spills more for a longer value), and large
 // objects. Restricted roles may not read them at all.
-func StatisticsRelation(name string) bool {
+func SensitiveCatalog(name string) bool {
 	switch {
 	case name == "pg_statistic", name == "pg_statistic_ext_data", name == "pg_largeobject",
 		// The session's own statements as the server keeps them: rewritten
@@ -258,11 +260,6 @@ func StatisticsRelation(name string) bool {
 	// reads it), not their data.
 	return false
 }
-
-// SensitiveCatalog reports pg_catalog relations whose columns restricted
-// roles must not receive (the response side withholds them even when a
-// statement reads them).
-func SensitiveCatalog(name string) bool { return StatisticsRelation(name) }
 
 // DeniedFunction reports functions that run SQL text or read files or
 // large objects: they can return any table's data from a catalog-only
