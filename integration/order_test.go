@@ -104,3 +104,33 @@ func TestOrderHidesWithheldValues(t *testing.T) {
 		}
 	}
 }
+
+// TestSystemColumnsWithheld: a row's physical position (ctid) and writing
+// transaction (xmin) follow the clear keys of a table loaded in key order,
+// so for a protected table they leave as NULL; tableoid only names the
+// table and stays.
+func TestSystemColumnsWithheld(t *testing.T) {
+	kunden(t)
+	p := policyProxy(t, samplePolicy)
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+		rows, err := c.Query(context.Background(), "SELECT ctid, xmin, tableoid, customer_id FROM customers", mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for rows.Next() {
+			v := rows.RawValues()
+			if v[0] != nil || v[1] != nil {
+				t.Fatalf("%v: ctid %q, xmin %q left a protected table", mode, v[0], v[1])
+			}
+			if v[2] == nil || v[3] == nil {
+				t.Fatalf("%v: tableoid or the key token missing", mode)
+			}
+			n++
+		}
+		if rows.Err() != nil || n != sampleSize {
+			t.Fatalf("%v: %d rows, %v", mode, n, rows.Err())
+		}
+	}
+}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/pgpseudo/pgpseudo/crypto"
 	"github.com/pgpseudo/pgpseudo/policy"
-	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 	"github.com/pgpseudo/pgpseudo/proxy/catalog"
 	"github.com/pgpseudo/pgpseudo/proxy/rewrite"
 )
@@ -98,23 +97,18 @@ func (s *session) decideField(ctx context.Context, pol *policy.Policy, role *pol
 		return policy.Decision{}, policy.TableName{}, false, err
 	}
 	if attnum < 0 {
-		// ctid, xmin, …: where a row lies and when it was written follow
-		// the clear keys of a table inserted in key order; tableoid (-6)
-		// only names the table.
-		if attnum != -6 && pol.Protects(role, rel.Root) {
-			return policy.Decision{Action: policy.Block, Column: string(f.Name),
-				Rule: fmt.Sprintf("system columns of %s show where its rows lie, which follows their clear values", rel.Root)}, rel.Root, false, nil
+		// System columns: ctid -1, xmin -2, cmin -3, xmax -4, cmax -5, tableoid -6.
+		names := [...]string{"ctid", "xmin", "cmin", "xmax", "cmax", "tableoid"}
+		name := fmt.Sprintf("system column %d", attnum) // unknown: not tableoid
+		if int(-attnum) <= len(names) {
+			name = names[-attnum-1]
 		}
-		return policy.Decision{Action: policy.Allow}, rel.Root, false, nil
+		return catalog.SystemDecision(pol, role, rel.Root, name), rel.Root, false, nil
 	}
 	if rel.Root.Schema == "pg_catalog" || rel.Root.Schema == "information_schema" {
 		// System catalogs describe the database, not people — except the
-		// few that keep column statistics or other sessions' SQL text.
-		if sqlinfo.SensitiveCatalog(rel.Root.Table) {
-			return policy.Decision{Action: policy.Block, Column: rel.Attrs[attnum].Name,
-				Rule: fmt.Sprintf("%s holds table data or other sessions' statements", rel.Root)}, rel.Root, false, nil
-		}
-		return policy.Decision{Action: policy.Allow}, rel.Root, false, nil
+		// few that keep column statistics or statement texts.
+		return catalog.Decision(pol, role, rel, rel.Attrs[attnum].Name), rel.Root, false, nil
 	}
 	if attnum == 0 {
 		// A whole-row reference carries every column: the strictest action

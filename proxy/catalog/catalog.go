@@ -397,12 +397,9 @@ func (k planView) Relation(ctx context.Context, schema, name string) (*plancheck
 		d := Decision(k.pol, k.role, ri, a.Name)
 		rel.Columns = append(rel.Columns, plancheck.Column{Name: a.Name, Decision: d, Domain: k.pol.TokenDomain(ri.Root, a.Name)})
 	}
-	if k.pol.Protects(k.role, ri.Root) {
-		// Where rows lie follows the clear keys of a table inserted in key
-		// order: its system columns (but tableoid) count as blocked.
-		for _, sys := range []string{"ctid", "xmin", "xmax", "cmin", "cmax"} {
-			rel.Columns = append(rel.Columns, plancheck.Column{Name: sys, Domain: ri.Root.String() + "." + sys, Decision: policy.Decision{
-				Action: policy.Block, Column: sys, Rule: "system columns of " + ri.Root.String() + " show where its rows lie, which follows their clear values"}})
+	for _, sys := range []string{"ctid", "xmin", "xmax", "cmin", "cmax"} {
+		if d := SystemDecision(k.pol, k.role, ri.Root, sys); d.Action != policy.Allow {
+			rel.Columns = append(rel.Columns, plancheck.Column{Name: sys, Domain: ri.Root.String() + "." + sys, Decision: d})
 		}
 	}
 	return rel, nil
@@ -419,6 +416,18 @@ func Decision(pol *policy.Policy, role *policy.Role, ri *Relation, column string
 		return policy.Decision{Action: policy.Allow, Column: column}
 	}
 	return pol.Decide(role, ri.Root, column)
+}
+
+// SystemDecision is the decision on a system column of table root: where
+// rows lie and when they were written (ctid, xmin, …) follow the clear
+// keys of a table inserted in key order, so they count as blocked for a
+// role that does not see the table in clear; tableoid only names it.
+func SystemDecision(pol *policy.Policy, role *policy.Role, root policy.TableName, column string) policy.Decision {
+	if column == "tableoid" || !pol.Protects(role, root) {
+		return policy.Decision{Action: policy.Allow, Column: column}
+	}
+	return policy.Decision{Action: policy.Block, Column: column,
+		Rule: "system columns of " + root.String() + " show where its rows lie, which follows their clear values"}
 }
 
 const viewsQuery = `
