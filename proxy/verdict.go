@@ -198,7 +198,7 @@ func (s *session) decide(q string, typ byte, types []uint32, path, defaultPath [
 		if !returnsRows(info.Kind) || !info.DigestOrder && !protectsAny(pol, role, info.Relations) {
 			continue // EXPLAIN, SHOW, SET…: no rows of tables to order
 		}
-		if o := digestOutputs(info); o != nil {
+		if o := info.DigestOutputs(); o != nil {
 			if !info.DigestOrder && !slices.Contains(o.Hash, true) {
 				continue // every column withheld: the rows look all alike
 			}
@@ -227,7 +227,7 @@ func (s *session) decide(q string, typ byte, types []uint32, path, defaultPath [
 		// The server's plan orders rows by protected clear values (a
 		// merge join, an index scan): the statement runs with the
 		// digest ordering instead, checked again.
-		digest[unordered], outs[unordered] = true, digestOutputs(res.Statements[unordered])
+		digest[unordered], outs[unordered] = true, res.Statements[unordered].DigestOutputs()
 		v, _ = s.checkOnServer(ctx, q, typ, types, path, res, stmts, digest, outs)
 	}
 	return v
@@ -321,24 +321,6 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 		v.results[i] = resultVerdict{outputs: pr.Outputs, checked: true}
 	}
 	return v, -1
-}
-
-// digestOutputs describes a statement's result columns for the digest
-// ordering: all of them by name, the ones whose values leave one to one
-// hashed; nil when a name is not known.
-func digestOutputs(info analyze.StatementInfo) *sqlinfo.Outputs {
-	if len(info.Outputs) == 0 {
-		return nil
-	}
-	o := &sqlinfo.Outputs{}
-	for _, c := range info.Outputs {
-		if !c.Certain {
-			return nil
-		}
-		o.Names = append(o.Names, c.Name)
-		o.Hash = append(o.Hash, !c.Withheld)
-	}
-	return o
 }
 
 // returnsRows reports statement kinds whose rows the digest ordering

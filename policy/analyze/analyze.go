@@ -251,6 +251,24 @@ func (s StatementInfo) DigestColumns() (names []string, ok bool) {
 	return names, true
 }
 
+// DigestOutputs describes the statement's result columns for the digest
+// ordering: all of them by name, the ones whose values leave as they are
+// or one to one hashed; nil when a name is not certain.
+func (s StatementInfo) DigestOutputs() *sqlinfo.Outputs {
+	if len(s.Outputs) == 0 {
+		return nil
+	}
+	o := &sqlinfo.Outputs{}
+	for _, c := range s.Outputs {
+		if !c.Certain {
+			return nil
+		}
+		o.Names = append(o.Names, c.Name)
+		o.Hash = append(o.Hash, !c.Withheld)
+	}
+	return o
+}
+
 func outputsOf(cols []column) []Output {
 	out := make([]Output, 0, len(cols))
 	for _, c := range cols {
