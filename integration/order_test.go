@@ -40,6 +40,35 @@ func TestOrderRevealsNothing(t *testing.T) {
 	}
 }
 
+// TestTiesBrokenByDigest: a query inside a statement that cuts, numbers
+// or frames rows among ties (an inner LIMIT or OFFSET, row_number(), a
+// ROWS frame) would do so in the order the server reads them, which is
+// the order the rows were loaded in: ascending clear keys. The proxy adds
+// its keyed digest as the last key of those orderings, so enumerating rows
+// that way yields tokens in an order unrelated to the clear keys, the
+// same on every run.
+func TestTiesBrokenByDigest(t *testing.T) {
+	kunden(t)
+	p := policyProxy(t, samplePolicy)
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	ranks := clearRanks(t, p)
+	for _, q := range []string{
+		"SELECT x.customer_id, g FROM generate_series(0, 59) g, LATERAL (SELECT customer_id FROM customers OFFSET g LIMIT 1) x ORDER BY g",
+		"SELECT x.customer_id, g FROM generate_series(0, 59) g, LATERAL (SELECT customer_id FROM customers ORDER BY newsletter AND false OFFSET g LIMIT 1) x ORDER BY g",
+		"SELECT customer_id, row_number() OVER () AS n FROM customers ORDER BY n",
+		"SELECT customer_id, n FROM (SELECT customer_id, row_number() OVER (PARTITION BY city = city ORDER BY newsletter AND false) AS n FROM customers) s ORDER BY n",
+		"SELECT customer_id, sum(1) OVER (ROWS UNBOUNDED PRECEDING) AS n FROM customers ORDER BY n",
+	} {
+		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+			first := rawFirstColumn(t, c, q, mode)
+			checkUnordered(t, q, first, ranks)
+			if again := rawFirstColumn(t, c, q, mode); !slices.Equal(first, again) {
+				t.Errorf("%s (%v): the order changed between two runs", q, mode)
+			}
+		}
+	}
+}
+
 // rawFirstColumn returns the first column of q's rows as the wire
 // carried them.
 func rawFirstColumn(t *testing.T, c *pgx.Conn, q string, mode pgx.QueryExecMode) []string {

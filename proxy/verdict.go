@@ -246,8 +246,13 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 	}
 	send, tree := q, res.Tree
 	var err error
-	if anyTrue(digest) {
-		if send, err = sqlinfo.WithDigestOrderOf(q, digest, outs, s.srv.digestKey); err != nil {
+	ties := make([][]sqlinfo.Tie, len(res.Statements))
+	anyTies := false
+	for i, info := range res.Statements {
+		ties[i], anyTies = info.Ties, anyTies || len(info.Ties) > 0
+	}
+	if anyTrue(digest) || anyTies {
+		if send, err = sqlinfo.WithDigestOrderOf(q, digest, outs, ties, s.srv.digestKey); err != nil {
 			return s.refusedVerdict(stmts, "digest_order", nil, refusal("the statement's rows would come back in an order that follows pseudonymised values and it cannot be given the proxy's digest ordering ("+err.Error()+"); role "+role.Name+" may not run it (rule: such rows are ordered by a keyed digest)")), -1
 		}
 		if tree, err = pg_query.Parse(send); err != nil {

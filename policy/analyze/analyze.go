@@ -145,13 +145,19 @@ type StatementInfo struct {
 	// Outputs are the columns the statement returns (SELECT, DECLARE,
 	// PREPARE, COPY), as far as the analysis resolved them.
 	Outputs []Output
+	// Ties are the queries inside the statement whose ties among rows the
+	// proxy's digest must break (sqlinfo.TieSite).
+	Ties []sqlinfo.Tie
 }
 
 // orderRevealing refuses a statement over a table the role does not see in
 // clear that calls a function whose result depends on the order the
 // server reads rows in: that order (physical, an index's, a hash join's)
 // follows the clear values, and the proxy's digest ordering of the
-// result comes too late to hide it.
+// result comes too late to hide it. Where the digest can break the ties
+// inside the statement instead (an inner LIMIT, DISTINCT ON, row_number()
+// and its kin, a ROWS frame), the statement gets those tie sites in
+// a.ties and is not refused.
 func (a *analyzer) orderRevealing(n *pg_query.Node) error {
 	protected := false
 	for _, t := range a.rels {
@@ -162,21 +168,32 @@ func (a *analyzer) orderRevealing(n *pg_query.Node) error {
 	}
 	const (
 		reason = "depends on the order in which the server reads rows, which follows their clear values"
-		rule   = "restricted roles may not number, collect, cut or frame rows by arrival order over tables they do not see in clear"
+		rule   = "restricted roles may not number, collect, cut or frame rows by arrival order over tables they do not see in clear, unless pgpseudo can break the ties by its keyed digest"
 	)
-	// The statement's own query: its LIMIT cuts after the digest ordering.
-	var top *pg_query.SelectStmt
-	switch {
-	case n.GetSelectStmt() != nil:
-		top = n.GetSelectStmt()
-	case n.GetDeclareCursorStmt() != nil:
-		top = n.GetDeclareCursorStmt().GetQuery().GetSelectStmt()
-	case n.GetPrepareStmt() != nil:
-		top = n.GetPrepareStmt().GetQuery().GetSelectStmt()
-	case n.GetCopyStmt() != nil:
-		top = n.GetCopyStmt().GetQuery().GetSelectStmt()
-	case n.GetExplainStmt() != nil:
-		top = n.GetExplainStmt().GetQuery().GetSelectStmt()
+	sels := sqlinfo.Selects(n)
+	broken := map[*pg_query.WindowDef]bool{}
+	for _, st := range sqlinfo.TieSites(n) {
+		if st.Unbreakable != "" {
+			if st.Limit || st.DistinctOn || len(st.Windows) > 0 {
+				what := "LIMIT or OFFSET inside the statement"
+				switch {
+				case len(st.Windows) > 0:
+					what = "a window function that numbers rows, reads neighbours or is framed by ROWS"
+				case !st.Limit:
+					what = "DISTINCT ON"
+				}
+				return &Refusal{Clause: "a subquery over protected tables", Reason: what + " picks rows by the order in which the server reads them among ties, which follows their clear values, and pgpseudo cannot break those ties (" + st.Unbreakable + ")", Rule: rule}
+			}
+			continue
+		}
+		hash, ok := a.tieHash[sels[st.Select]]
+		if !ok {
+			return &Refusal{Clause: "a subquery over protected tables", Reason: "it decides among rows that tie in the server's order, in a query pgpseudo did not analyse", Rule: rule}
+		}
+		a.ties = append(a.ties, sqlinfo.Tie{Select: st.Select, Hash: hash})
+		for _, w := range st.Windows {
+			broken[w] = true
+		}
 	}
 	var ref *Refusal
 	sqlinfo.Walk(n.ProtoReflect(), func(m protoreflect.Message) {
@@ -184,24 +201,17 @@ func (a *analyzer) orderRevealing(n *pg_query.Node) error {
 			return
 		}
 		switch x := m.Interface().(type) {
-		case *pg_query.SelectStmt:
-			// Even after an ORDER BY: among rows that tie on it, the
-			// server's order decides which are cut, and an attacker picks
-			// keys that tie.
-			if x != top && (x.GetLimitCount() != nil || x.GetLimitOffset() != nil) {
-				ref = &Refusal{Clause: "a subquery over protected tables", Reason: "LIMIT or OFFSET inside the statement picks rows by the order in which the server reads them (among ties of any ORDER BY), which follows their clear values", Rule: rule}
-			}
 		case *pg_query.SubLink:
 			if x.GetSubLinkType() == pg_query.SubLinkType_ARRAY_SUBLINK {
 				ref = &Refusal{Clause: "a statement over protected tables", Reason: "ARRAY(subquery) collects rows in the order in which the server reads them, which follows their clear values", Rule: rule}
 			}
 		case *pg_query.FuncCall:
-			if sqlinfo.OrderRevealing(x) {
+			if sqlinfo.OrderRevealing(x) && !(sqlinfo.TieBreakable(x) && broken[x.GetOver()]) {
 				_, name := funcName(x.GetFuncname())
 				ref = &Refusal{Function: name, Clause: "a statement over protected tables", Reason: reason, Rule: rule}
 			}
 		case *pg_query.WindowDef:
-			if sqlinfo.FramedByArrival(x) {
+			if sqlinfo.FramedByArrival(x) && !broken[x] {
 				ref = &Refusal{Clause: "a statement over protected tables", Reason: "a window framed by ROWS or GROUPS " + reason, Rule: rule}
 			}
 		}
@@ -272,19 +282,29 @@ func (s StatementInfo) DigestOutputs() *sqlinfo.Outputs {
 func outputsOf(cols []column) []Output {
 	out := make([]Output, 0, len(cols))
 	for _, c := range cols {
-		o := Output{Name: c.name, Certain: !c.uncertain, Withheld: c.val.taint != nil || c.val.unresolved != ""}
-		for _, s := range c.val.srcs {
-			switch s.dec.Action {
-			case policy.Allow:
-			case policy.Tokenize:
-				o.Withheld = o.Withheld || !s.dec.Spec.Kind.Injective()
-			default:
-				o.Withheld = true
-			}
-		}
-		out = append(out, o)
+		out = append(out, Output{Name: c.name, Certain: !c.uncertain, Withheld: withheld(c.val)})
 	}
 	return out
+}
+
+// withheld reports a value that may not leave as it is or one to one
+// (see Output.Withheld).
+func withheld(v value) bool {
+	if v.taint != nil || v.unresolved != "" {
+		return true
+	}
+	for _, s := range v.srcs {
+		switch s.dec.Action {
+		case policy.Allow:
+		case policy.Tokenize:
+			if !s.dec.Spec.Kind.Injective() {
+				return true
+			}
+		default:
+			return true
+		}
+	}
+	return false
 }
 
 // maxViewDepth bounds view nesting (and catches cycles).
@@ -337,7 +357,8 @@ func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result,
 		if fp, err := pg_query.Fingerprint(text); err == nil {
 			info.Fingerprint = fp
 		}
-		a.rels, a.nextPath, a.digestOrder, a.outputs = nil, nil, false, nil
+		a.rels, a.nextPath, a.digestOrder, a.outputs, a.ties = nil, nil, false, nil, nil
+		a.tieHash = map[*pg_query.SelectStmt][]int{}
 		var err error
 		if restricted || raw.Stmt.GetVariableSetStmt() != nil || raw.Stmt.GetDiscardStmt() != nil || raw.Stmt.GetTransactionStmt() != nil {
 			// Unrestricted sessions only need search_path tracking.
@@ -346,7 +367,7 @@ func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result,
 		if err == nil && restricted {
 			err = a.orderRevealing(raw.Stmt)
 		}
-		info.Relations, info.DigestOrder, info.Outputs = a.rels, a.digestOrder, outputsOf(a.outputs)
+		info.Relations, info.DigestOrder, info.Outputs, info.Ties = a.rels, a.digestOrder, outputsOf(a.outputs), a.ties
 		res.Statements = append(res.Statements, info)
 		var ref *Refusal
 		switch {
@@ -440,6 +461,11 @@ type analyzer struct {
 	digestOrder bool
 	// outputs are the current statement's result columns.
 	outputs []column
+	// tieHash are, for each query of the current statement, the select
+	// list entries a tie-breaking digest may hash (TieHashable and not
+	// withheld); ties are the statement's tie sites.
+	tieHash map[*pg_query.SelectStmt][]int
+	ties    []sqlinfo.Tie
 }
 
 func (a *analyzer) noteRelation(t policy.TableName) {

@@ -180,7 +180,8 @@ func (a *analyzer) query(parent *scope, s *pg_query.SelectStmt, lvl level) ([]co
 		}
 		sc.setting = settingFilter(sc, w)
 	}
-	for _, t := range s.GetTargetList() {
+	hash := []int{} // select list entries a tie-breaking digest may hash
+	for i, t := range s.GetTargetList() {
 		rt := t.GetResTarget()
 		if rt == nil {
 			continue
@@ -205,6 +206,12 @@ func (a *analyzer) query(parent *scope, s *pg_query.SelectStmt, lvl level) ([]co
 		}
 		name, certain := outputName(rt)
 		outs = append(outs, column{name: name, val: v, uncertain: !certain})
+		if sqlinfo.TieHashable(rt.GetVal()) && !withheld(v) {
+			hash = append(hash, i)
+		}
+	}
+	if lvl != levelView && a.tieHash != nil {
+		a.tieHash[s] = hash // the last analysis of a recursive CTE's query counts
 	}
 	for _, g := range s.GetGroupClause() {
 		if err := a.groupItem(sc, g, outs); err != nil {

@@ -118,7 +118,10 @@ func Check(ctx context.Context, cat Catalog, in Input) (*Result, error) {
 			res.Outputs = append(res.Outputs, v.output())
 		}
 		if !c.in.PlanOnly {
-			if err = c.orderHidden(); err != nil {
+			if err = c.orderHidden(); err == nil {
+				err = c.tiesBroken(root)
+			}
+			if err != nil {
 				res.Unordered = true
 			}
 		}
@@ -705,12 +708,17 @@ func (c *checker) byName(vals []val, names map[string][][]*string, key, col stri
 	if i := strings.LastIndexByte(col, '_'); i > 0 && isInt(col[i+1:]) {
 		base = col[:i] // the plan's name for a repeated name ("x_1")
 	}
+	// Outputs past the names are the query's sort-only columns, unless
+	// the names end uncertain (a *, an unnamed expression).
+	openEnded := len(list) == 0 || list[len(list)-1] == nil
 	var picked []val
 	for i, v := range vals {
 		switch {
-		case i >= len(list) || list[i] == nil:
-			picked = append(picked, v)
-		case *list[i] == col, *list[i] == base:
+		case i >= len(list):
+			if openEnded {
+				picked = append(picked, v)
+			}
+		case list[i] == nil, *list[i] == col, *list[i] == base:
 			picked = append(picked, v)
 		}
 	}

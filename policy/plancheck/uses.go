@@ -253,7 +253,9 @@ func (c *checker) computed(n *node, e *pg_query.Node, where string) error {
 			}
 			return nil
 		}
-		if sqlinfo.OrderRevealing(f) && len(c.protectedAnywhere) > 0 {
+		// A window function is computed by a WindowAgg, whose ties
+		// tiesBroken checks; elsewhere the plan prints a reference to it.
+		if sqlinfo.OrderRevealing(f) && len(c.protectedAnywhere) > 0 && f.GetOver() == nil {
 			s := c.protectedAnywhere[0]
 			return c.refuse(s, where, "in reach of "+funcName(f)+"(), whose result depends on the order the server reads rows in", ruleOrder)
 		}

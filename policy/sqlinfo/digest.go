@@ -44,7 +44,10 @@ type Outputs struct {
 // the statement is kept, and its ORDER BY, LIMIT and OFFSET move out only
 // when the sort keys are output columns (KeepsOrder); else they stay
 // inside and the server-side check refuses a LIMIT below the digest.
-func WithDigestOrderOf(sql string, which []bool, outs []*Outputs, key string) (string, error) {
+//
+// ties[i] are the tie sites of statement i whose ties the digest breaks
+// (see TieSite), whether or not the statement's own rows are reordered.
+func WithDigestOrderOf(sql string, which []bool, outs []*Outputs, ties [][]Tie, key string) (string, error) {
 	if !hexKey.MatchString(key) {
 		return "", fmt.Errorf("digest order: key is not hex")
 	}
@@ -53,6 +56,17 @@ func WithDigestOrderOf(sql string, which []bool, outs []*Outputs, key string) (s
 		return "", fmt.Errorf("digest order: %w", err)
 	}
 	for i, raw := range tree.GetStmts() {
+		// The client's own ORDER BY, before ties are broken: only its
+		// keys order the result outside.
+		clientKeys := 0
+		if top := TopQuery(raw.GetStmt()); top != nil {
+			clientKeys = len(top.GetSortClause())
+		}
+		if i < len(ties) {
+			if err := breakTies(raw, ties[i], key); err != nil {
+				return "", fmt.Errorf("digest order: statement %d: %w", i+1, err)
+			}
+		}
 		if i >= len(which) || !which[i] {
 			continue
 		}
@@ -66,7 +80,7 @@ func WithDigestOrderOf(sql string, which []bool, outs []*Outputs, key string) (s
 			return "", fmt.Errorf("digest order: statement %d is not a query", i+1)
 		}
 		if o != nil && !o.ByName {
-			w, err := wrapPositional((*slot).GetSelectStmt(), o, key, tree.GetVersion())
+			w, err := wrapPositional((*slot).GetSelectStmt(), o, key, tree.GetVersion(), clientKeys)
 			if err != nil {
 				return "", fmt.Errorf("digest order: statement %d: %w", i+1, err)
 			}
@@ -199,8 +213,9 @@ func wrapDigest(s *pg_query.SelectStmt, digest *pg_query.Node, version int32) *p
 }
 
 // wrapPositional wraps s naming its outputs by position (see
-// WithDigestOrderOf).
-func wrapPositional(s *pg_query.SelectStmt, o *Outputs, key string, version int32) (*pg_query.Node, error) {
+// WithDigestOrderOf); the first clientKeys items of its ORDER BY are the
+// client's, the rest break ties inside.
+func wrapPositional(s *pg_query.SelectStmt, o *Outputs, key string, version int32, clientKeys int) (*pg_query.Node, error) {
 	if len(o.Names) != len(o.Hash) {
 		return nil, fmt.Errorf("%d names for %d columns", len(o.Names), len(o.Hash))
 	}
@@ -238,7 +253,7 @@ func wrapPositional(s *pg_query.SelectStmt, o *Outputs, key string, version int3
 	}
 	var keys []*pg_query.Node
 	var hidden []string
-	for _, item := range inner.GetSortClause() {
+	for _, item := range inner.GetSortClause()[:min(clientKeys, len(inner.GetSortClause()))] {
 		sb := proto.Clone(item).(*pg_query.Node)
 		k := sb.GetSortBy().GetNode()
 		pos := 0

@@ -45,7 +45,7 @@ func TestWithDigestOrder(t *testing.T) {
 			"COPY (SELECT * FROM (SELECT * FROM ONLY customers) pgpseudo_q ORDER BY", nil},
 	}
 	for _, tt := range tests {
-		got, err := WithDigestOrderOf(tt.in, []bool{true}, []*Outputs{byName(tt.cols)}, testKey)
+		got, err := WithDigestOrderOf(tt.in, []bool{true}, []*Outputs{byName(tt.cols)}, nil, testKey)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.in, err)
 		}
@@ -56,10 +56,10 @@ func TestWithDigestOrder(t *testing.T) {
 			t.Errorf("%s: LIMIT lost: %s", tt.in, got)
 		}
 	}
-	if _, err := WithDigestOrderOf("SELECT 1", []bool{true}, nil, "not-hex"); err == nil {
+	if _, err := WithDigestOrderOf("SELECT 1", []bool{true}, nil, nil, "not-hex"); err == nil {
 		t.Error("a key that is not hex was accepted")
 	}
-	multi, err := WithDigestOrderOf("SET x = 1; SELECT DISTINCT email FROM customers", []bool{false, true}, nil, testKey)
+	multi, err := WithDigestOrderOf("SET x = 1; SELECT DISTINCT email FROM customers", []bool{false, true}, nil, nil, testKey)
 	if err != nil || !strings.HasPrefix(multi, "SET x TO 1; SELECT * FROM (") {
 		t.Errorf("multi: %q %v", multi, err)
 	}
@@ -115,7 +115,7 @@ func TestWithDigestOrderOf(t *testing.T) {
 			`SELECT pgpseudo_q.c1 AS "?column?" FROM (SELECT "?column?", NULL::text AS pgpseudo_q_k1`}},
 	}
 	for _, tt := range tests {
-		got, err := WithDigestOrderOf(tt.in, []bool{true}, []*Outputs{{Names: tt.names, Hash: tt.hash}}, testKey)
+		got, err := WithDigestOrderOf(tt.in, []bool{true}, []*Outputs{{Names: tt.names, Hash: tt.hash}}, nil, testKey)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.in, err)
 		}
@@ -132,7 +132,7 @@ func TestWithDigestOrderOf(t *testing.T) {
 		"SELECT DISTINCT city FROM customers ORDER BY created_at",
 		"SELECT email FROM customers UNION SELECT city FROM customers ORDER BY length(email)",
 	} {
-		if got, err := WithDigestOrderOf(bad, []bool{true}, []*Outputs{{Names: []string{"x", "y"}[:1], Hash: []bool{true}}}, testKey); err == nil {
+		if got, err := WithDigestOrderOf(bad, []bool{true}, []*Outputs{{Names: []string{"x", "y"}[:1], Hash: []bool{true}}}, nil, testKey); err == nil {
 			t.Errorf("%s: wrapped as %s", bad, got)
 		}
 	}

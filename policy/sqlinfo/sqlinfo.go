@@ -449,15 +449,15 @@ func orderedByArguments(f *pg_query.FuncCall) bool {
 		if a.GetAConst() != nil {
 			continue
 		}
-		if !slices.ContainsFunc(f.GetAggOrder(), func(o *pg_query.Node) bool { return sameExpr(o.GetSortBy().GetNode(), a) }) {
+		if !slices.ContainsFunc(f.GetAggOrder(), func(o *pg_query.Node) bool { return SameExpr(o.GetSortBy().GetNode(), a) }) {
 			return false
 		}
 	}
 	return len(f.GetArgs()) > 0
 }
 
-// sameExpr compares two expressions without their source locations.
-func sameExpr(a, b *pg_query.Node) bool {
+// SameExpr compares two expressions without their source locations.
+func SameExpr(a, b *pg_query.Node) bool {
 	if a == nil || b == nil {
 		return false
 	}
