@@ -12,6 +12,7 @@ import (
 	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/config"
 	"github.com/pgpseudo/pgpseudo/policy"
+	"github.com/pgpseudo/pgpseudo/proxy/auth"
 	"github.com/pgpseudo/pgpseudo/proxy/rewrite"
 )
 
@@ -106,7 +107,7 @@ func (s *session) auditAuthFailure(err error) {
 		reason = "bad_password"
 	case errors.As(err, &ce) && ce.code == codeInvalidAuthSpec:
 		reason = "rejected"
-	case isRefusal(err):
+	case errors.As(err, new(*auth.UpstreamRefusal)):
 		reason = "upstream_refused"
 	default:
 		return // a connection that never got to authenticate

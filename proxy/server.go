@@ -19,6 +19,7 @@ import (
 	"github.com/pgpseudo/pgpseudo/config"
 	"github.com/pgpseudo/pgpseudo/crypto"
 	"github.com/pgpseudo/pgpseudo/internal/lru"
+	"github.com/pgpseudo/pgpseudo/proxy/auth"
 	"github.com/pgpseudo/pgpseudo/proxy/catalog"
 	"github.com/pgpseudo/pgpseudo/proxy/rewrite"
 	"github.com/pgpseudo/pgpseudo/proxy/scram"
@@ -36,7 +37,7 @@ type Server struct {
 	// serverCB is the channel binding data of the proxy's certificate.
 	serverCB    []byte
 	upstreamTLS *tls.Config
-	auth        authenticator
+	auth        auth.Authenticator
 	cancels     *cancelRegistry
 	// lookup, catalog, policy and keys are nil without a policy (and
 	// lookup also without auth_user).
@@ -105,13 +106,13 @@ func NewServer(cfg *config.Config, log *zap.Logger) (*Server, error) {
 	}
 	switch cfg.Auth.Mode {
 	case config.AuthSCRAM:
-		a, err := newSCRAMAuth(cfg, s.lookup, log)
+		a, err := auth.NewSCRAM(cfg, s.lookup, log)
 		if err != nil {
 			return nil, err
 		}
 		s.auth = a
 	default:
-		s.auth = passthroughAuth{}
+		s.auth = auth.Passthrough{}
 	}
 	bg, stop := context.WithCancel(context.Background())
 	s.baseCtx, s.stopBg = bg, stop

@@ -17,6 +17,7 @@ import (
 	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/policy"
 	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
+	"github.com/pgpseudo/pgpseudo/proxy/auth"
 	"github.com/pgpseudo/pgpseudo/proxy/protocol"
 	"github.com/pgpseudo/pgpseudo/proxy/wire"
 )
@@ -296,7 +297,11 @@ func (s *session) login(st *wire.Startup) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.Limits.StartupTimeout)
 	defer cancel()
-	if err := s.srv.auth.login(ctx, s, params); err != nil {
+	if err := s.srv.auth.Login(ctx, authSession{s}, params); err != nil {
+		var ae *auth.Error
+		if errors.As(err, &ae) {
+			return refuse(ae.Code, ae.Msg, ae.Err)
+		}
 		return err
 	}
 	if err := s.resolveRole(ctx); err != nil {
@@ -358,6 +363,7 @@ func (s *session) resolveRole(ctx context.Context) error {
 }
 
 // openUpstream dials the database and sends the StartupMessage.
+// openUpstream dials the database and sends the startup packet.
 func (s *session) openUpstream(ctx context.Context, params []wire.Param) error {
 	up, err := s.srv.dialUpstream(ctx)
 	if err != nil {

@@ -1,10 +1,9 @@
-package proxy
+package auth
 
 import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,15 +12,17 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pgpseudo/pgpseudo/config"
+	"github.com/jackc/pgx/v5/pgproto3"
+
 	"github.com/pgpseudo/pgpseudo/proxy/catalog"
 	"github.com/pgpseudo/pgpseudo/proxy/scram"
 	"github.com/pgpseudo/pgpseudo/proxy/wire"
 )
 
-// scramAuth terminates SCRAM-SHA-256 at the proxy against the user's own
+// SCRAM terminates SCRAM-SHA-256 at the proxy against the user's own
 // verifier, fetched with auth_query by the low-privilege auth_user, and logs
 // in upstream with the ClientKey recovered from the client's proof.
-type scramAuth struct {
+type SCRAM struct {
 	conns *catalog.Conns
 	query string
 	db    string
@@ -30,19 +31,21 @@ type scramAuth struct {
 	mockSeed []byte
 }
 
-func newSCRAMAuth(cfg *config.Config, conns *catalog.Conns, log *zap.Logger) (*scramAuth, error) {
+// NewSCRAM builds the SCRAM authenticator of cfg's auth section; conns
+// reach auth_database as auth_user.
+func NewSCRAM(cfg *config.Config, conns *catalog.Conns, log *zap.Logger) (*SCRAM, error) {
 	seed := make([]byte, 32)
 	if _, err := rand.Read(seed); err != nil {
 		return nil, err
 	}
-	return &scramAuth{conns: conns, query: cfg.Auth.AuthQuery, db: cfg.Auth.AuthDatabase, log: log, mockSeed: seed}, nil
+	return &SCRAM{conns: conns, query: cfg.Auth.AuthQuery, db: cfg.Auth.AuthDatabase, log: log, mockSeed: seed}, nil
 }
 
 // errNoVerifier marks a user without a usable SCRAM verifier.
 var errNoVerifier = errors.New("no SCRAM verifier")
 
 // lookup fetches the user's verifier; errNoVerifier when there is none.
-func (a *scramAuth) lookup(ctx context.Context, user string) (*scram.Verifier, error) {
+func (a *SCRAM) lookup(ctx context.Context, user string) (*scram.Verifier, error) {
 	pool, err := a.conns.Pool(ctx, a.db)
 	if err != nil {
 		return nil, err
@@ -65,30 +68,27 @@ func (a *scramAuth) lookup(ctx context.Context, user string) (*scram.Verifier, e
 	return v, nil
 }
 
-func (a *scramAuth) login(ctx context.Context, s *session, params []wire.Param) error {
-	user := s.id.User
+// Login implements Authenticator.
+func (a *SCRAM) Login(ctx context.Context, s Session, params []wire.Param) error {
+	user := s.User()
 	v, err := a.lookup(ctx, user)
 	if err != nil && !errors.Is(err, errNoVerifier) {
-		return refuse(codeConnectionFailure, "pgpseudo cannot look up credentials", err)
+		return refuse(CodeConnectionFailure, "pgpseudo cannot look up credentials", err)
 	}
 	if v == nil {
 		// Run the whole exchange anyway so a client cannot probe which
 		// users exist (PostgreSQL does the same).
-		s.log.Info("authentication for a user without a SCRAM verifier", zap.Error(err))
+		s.Log().Info("authentication for a user without a SCRAM verifier", zap.Error(err))
 	}
-	var cb []byte
-	if _, ok := s.client.(*tls.Conn); ok {
-		cb = s.srv.serverCB
-	}
-	srv := scram.NewServer(v, cb, append(bytes.Clone(a.mockSeed), user...))
+	srv := scram.NewServer(v, s.ClientBinding(), append(bytes.Clone(a.mockSeed), user...))
 	var mechs []byte
 	for _, m := range srv.Mechanisms() {
 		mechs = append(append(mechs, m...), 0)
 	}
-	if err := s.sendClient(authFrame(authSASL, append(mechs, 0))); err != nil {
+	if err := sendClient(s, authFrame(authSASL, append(mechs, 0))); err != nil {
 		return err
 	}
-	body, err := s.readClientPassword()
+	body, err := readClientPassword(s)
 	if err != nil {
 		return err
 	}
@@ -98,50 +98,44 @@ func (a *scramAuth) login(ctx context.Context, s *session, params []wire.Param) 
 	}
 	serverFirst, err := srv.ClientFirst(first.AuthMechanism, first.Data)
 	if err != nil {
-		return refuse(codeProtocolViolation, err.Error(), err)
+		return refuse(CodeProtocolViolation, err.Error(), err)
 	}
-	if err := s.sendClient(authFrame(authSASLContinue, serverFirst)); err != nil {
+	if err := sendClient(s, authFrame(authSASLContinue, serverFirst)); err != nil {
 		return err
 	}
-	body, err = s.readClientPassword()
+	body, err = readClientPassword(s)
 	if err != nil {
 		return err
 	}
 	serverFinal, err := srv.ClientFinal(body)
 	switch {
 	case errors.Is(err, scram.ErrAuthFailed):
-		return refuse(codeInvalidPassword, fmt.Sprintf("password authentication failed for user %q", user), err)
+		return refuse(CodeInvalidPassword, fmt.Sprintf("password authentication failed for user %q", user), err)
 	case errors.Is(err, scram.ErrChannelBinding):
-		return refuse(codeInvalidAuthSpec, err.Error(), err)
+		return refuse(CodeInvalidAuthSpec, err.Error(), err)
 	case err != nil:
-		return refuse(codeProtocolViolation, err.Error(), err)
+		return refuse(CodeProtocolViolation, err.Error(), err)
 	}
 	if err := a.loginUpstream(ctx, s, params, v, srv.ClientKey()); err != nil {
 		return err
 	}
-	return s.sendClient(authFrame(authSASLFinal, serverFinal), authFrame(authOK, nil))
+	return sendClient(s, authFrame(authSASLFinal, serverFinal), authFrame(authOK, nil))
 }
 
 // loginUpstream opens the upstream session as the same user with clientKey.
-func (a *scramAuth) loginUpstream(ctx context.Context, s *session, params []wire.Param, v *scram.Verifier, clientKey []byte) error {
-	if err := s.openUpstream(ctx, params); err != nil {
+func (a *SCRAM) loginUpstream(ctx context.Context, s Session, params []wire.Param, v *scram.Verifier, clientKey []byte) error {
+	if err := s.OpenUpstream(ctx, params); err != nil {
 		return err
 	}
-	var cb []byte
-	if tc, ok := s.up.(*tls.Conn); ok {
-		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
-			cb = scram.EndpointHash(certs[0])
-		}
-	}
-	cli := scram.NewClient(v, clientKey, cb)
+	cli := scram.NewClient(v, clientKey, s.UpstreamBinding())
 	upErr := func(err error) error {
-		if isRefusal(err) {
+		if Reported(err) {
 			return err
 		}
-		return refuse(codeConnectionFailure, "pgpseudo could not log in to the database", err)
+		return refuse(CodeConnectionFailure, "pgpseudo could not log in to the database", err)
 	}
 	for {
-		code, payload, err := s.readUpstreamAuth()
+		code, payload, err := readUpstreamAuth(s)
 		if err != nil {
 			return upErr(err)
 		}
@@ -169,13 +163,19 @@ func (a *scramAuth) loginUpstream(ctx context.Context, s *session, params []wire
 		default:
 			return upErr(fmt.Errorf("upstream asks for authentication method %d; pgpseudo's scram mode needs SCRAM-SHA-256 upstream", code))
 		}
-		if _, err := s.uw.Write(frame('p', reply)); err != nil {
-			return err
-		}
-		if err := s.uw.Flush(); err != nil {
+		if err := sendUpstream(s, wire.Frame('p', reply)); err != nil {
 			return err
 		}
 	}
+}
+
+// decodeSASLInitial decodes a SASLInitialResponse body.
+func decodeSASLInitial(body []byte) (*pgproto3.SASLInitialResponse, error) {
+	var m pgproto3.SASLInitialResponse
+	if err := m.Decode(body); err != nil {
+		return nil, refuse(CodeProtocolViolation, "malformed SASL initial response", err)
+	}
+	return &m, nil
 }
 
 func splitCStrings(b []byte) []string {
