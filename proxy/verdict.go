@@ -249,7 +249,11 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 	ties := make([][]sqlinfo.Tie, len(res.Statements))
 	anyTies := false
 	for i, info := range res.Statements {
-		ties[i], anyTies = info.Ties, anyTies || len(info.Ties) > 0
+		// EXPLAIN returns no rows of the tables, and would print the
+		// digest (and its key) in its plan.
+		if returnsRows(info.Kind) {
+			ties[i], anyTies = info.Ties, anyTies || len(info.Ties) > 0
+		}
 	}
 	if anyTrue(digest) || anyTies {
 		if send, err = sqlinfo.WithDigestOrderOf(q, digest, outs, ties, s.srv.digestKey); err != nil {

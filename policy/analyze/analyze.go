@@ -287,6 +287,23 @@ func outputsOf(cols []column) []Output {
 	return out
 }
 
+// blockedValue reports a value that never leaves (blocked, NULLed, or
+// not resolved): the tie-breaking digest leaves it out. Everything else
+// is hashed, masked and generalised values too: they leave in part (a
+// year, the last digits) and can be joined on, so rows that differ in
+// them must not be told apart by the server's order.
+func blockedValue(v value) bool {
+	if v.taint != nil || v.unresolved != "" {
+		return true
+	}
+	for _, s := range v.srcs {
+		if s.dec.Action == policy.Block || s.dec.Action == policy.Null {
+			return true
+		}
+	}
+	return false
+}
+
 // withheld reports a value that may not leave as it is or one to one
 // (see Output.Withheld).
 func withheld(v value) bool {
@@ -463,7 +480,7 @@ type analyzer struct {
 	outputs []column
 	// tieHash are, for each query of the current statement, the select
 	// list entries a tie-breaking digest may hash (TieHashable and not
-	// withheld); ties are the statement's tie sites.
+	// blocked); ties are the statement's tie sites.
 	tieHash map[*pg_query.SelectStmt][]int
 	ties    []sqlinfo.Tie
 }

@@ -206,7 +206,7 @@ func (a *analyzer) query(parent *scope, s *pg_query.SelectStmt, lvl level) ([]co
 		}
 		name, certain := outputName(rt)
 		outs = append(outs, column{name: name, val: v, uncertain: !certain})
-		if sqlinfo.TieHashable(rt.GetVal()) && !withheld(v) {
+		if sqlinfo.TieHashable(rt.GetVal()) && !blockedValue(v) {
 			hash = append(hash, i)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/pgpseudo/pgpseudo/policy"
 	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 )
 
@@ -14,8 +13,9 @@ import (
 // sort keys in the order the server reads them, which follows clear
 // values. In a statement over protected tables its input must leave no
 // ties that matter: every column of the input is a sort key, in the
-// proxy's keyed digest, the same for every row, or withheld (blocked or
-// generalised, so rows that differ only there look alike above).
+// proxy's keyed digest, the same for every row, or blocked (it never
+// leaves, so rows that differ only there look alike above). Masked and
+// generalised values leave in part and can be joined on: they count.
 
 // tiesBroken checks every node of the plan that decides among ties.
 func (c *checker) tiesBroken(n *node) error {
@@ -134,7 +134,7 @@ func (c *checker) covered(n, in *node) error {
 		v := c.eval(in, ex)
 		alike := len(v.srcs) > 0
 		for _, s := range v.srcs {
-			alike = alike && !oneToOne(s)
+			alike = alike && blocked(s)
 		}
 		if alike {
 			continue
@@ -210,10 +210,4 @@ func constant(e *pg_query.Node) bool {
 		}
 	})
 	return ok
-}
-
-// oneToOne reports a protected column whose values leave one to one (a
-// deterministic token): rows that differ in it look different above.
-func oneToOne(s *src) bool {
-	return s.dec.Action == policy.Tokenize && s.dec.Spec.Kind.Injective()
 }
