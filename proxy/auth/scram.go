@@ -11,8 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
-	"github.com/pgpseudo/pgpseudo/config"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/pgpseudo/pgpseudo/config"
 
 	"github.com/pgpseudo/pgpseudo/proxy/catalog"
 	"github.com/pgpseudo/pgpseudo/proxy/scram"
