@@ -174,7 +174,14 @@ func clientStatement(s string) string {
 		if sub == nil || sub.GetAlias().GetAliasname() != sqlinfo.DigestAlias {
 			return nil
 		}
-		return sub.GetSubquery()
+		inner := sub.GetSubquery()
+		if is := inner.GetSelectStmt(); is != nil {
+			// The hidden columns the wrapper adds (sort keys, row positions).
+			is.TargetList = slices.DeleteFunc(is.TargetList, func(t *pg_query.Node) bool {
+				return strings.HasPrefix(t.GetResTarget().GetName(), sqlinfo.DigestAlias+"_")
+			})
+		}
+		return inner
 	}
 	for _, raw := range tree.GetStmts() {
 		if inner := unwrap(raw.GetStmt()); inner != nil {

@@ -199,7 +199,7 @@ func (s *session) decide(q string, typ byte, types []uint32, path, defaultPath [
 			continue // EXPLAIN, SHOW, SET…: no rows of tables to order
 		}
 		if o := info.DigestOutputs(); o != nil {
-			if !info.DigestOrder && !slices.Contains(o.Hash, true) {
+			if !info.DigestOrder && !slices.Contains(o.Hash, true) && len(o.RowsOf) == 0 {
 				continue // every column withheld: the rows look all alike
 			}
 			digest[i], outs[i] = true, o

@@ -148,6 +148,9 @@ type StatementInfo struct {
 	// Ties are the queries inside the statement whose ties among rows the
 	// proxy's digest must break (sqlinfo.TieSite).
 	Ties []sqlinfo.Tie
+	// Top is how the digest breaks ties among the statement's own rows
+	// (its Hash is not used: Outputs say what is hashed).
+	Top sqlinfo.Tie
 }
 
 // orderRevealing refuses a statement over a table the role does not see in
@@ -186,11 +189,12 @@ func (a *analyzer) orderRevealing(n *pg_query.Node) error {
 			}
 			continue
 		}
-		hash, ok := a.tieHash[sels[st.Select]]
+		tie, ok := a.tieHash[sels[st.Select]]
 		if !ok {
 			return &Refusal{Clause: "a subquery over protected tables", Reason: "it decides among rows that tie in the server's order, in a query pgpseudo did not analyse", Rule: rule}
 		}
-		a.ties = append(a.ties, sqlinfo.Tie{Select: st.Select, Hash: hash})
+		tie.Select = st.Select
+		a.ties = append(a.ties, tie)
 		for _, w := range st.Windows {
 			broken[w] = true
 		}
@@ -233,6 +237,8 @@ type Output struct {
 	// which must not even decide the order of rows: rows that look alike
 	// would be told apart, or found equal, by their order.
 	Withheld bool
+	// Blocked: the column's values never leave (a subset of Withheld).
+	Blocked bool
 }
 
 // DigestColumns names the outputs the proxy's digest ordering may hash:
@@ -268,13 +274,13 @@ func (s StatementInfo) DigestOutputs() *sqlinfo.Outputs {
 	if len(s.Outputs) == 0 {
 		return nil
 	}
-	o := &sqlinfo.Outputs{}
+	o := &sqlinfo.Outputs{RowsOf: s.Top.RowsOf}
 	for _, c := range s.Outputs {
 		if !c.Certain {
 			return nil
 		}
 		o.Names = append(o.Names, c.Name)
-		o.Hash = append(o.Hash, !c.Withheld)
+		o.Hash = append(o.Hash, !c.Withheld || s.Top.Partial && !c.Blocked)
 	}
 	return o
 }
@@ -282,9 +288,27 @@ func (s StatementInfo) DigestOutputs() *sqlinfo.Outputs {
 func outputsOf(cols []column) []Output {
 	out := make([]Output, 0, len(cols))
 	for _, c := range cols {
-		out = append(out, Output{Name: c.name, Certain: !c.uncertain, Withheld: withheld(c.val)})
+		out = append(out, Output{Name: c.name, Certain: !c.uncertain, Withheld: withheld(c.val), Blocked: blockedValue(c.val)})
 	}
 	return out
+}
+
+// topTie is how the digest breaks ties among a statement's own rows:
+// what the analysis of its query decided (tieBreak), or, where there is
+// none (a set operation, COPY of a table), hashing the values that leave
+// in part.
+func (a *analyzer) topTie(n *pg_query.Node, outs []Output) sqlinfo.Tie {
+	if top := sqlinfo.TopQuery(n); top != nil {
+		if t, ok := a.tieHash[top]; ok {
+			return t
+		}
+	}
+	for _, o := range outs {
+		if o.Withheld && !o.Blocked {
+			return sqlinfo.Tie{Partial: true}
+		}
+	}
+	return sqlinfo.Tie{}
 }
 
 // blockedValue reports a value that never leaves (blocked, NULLed, or
@@ -375,7 +399,7 @@ func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result,
 			info.Fingerprint = fp
 		}
 		a.rels, a.nextPath, a.digestOrder, a.outputs, a.ties = nil, nil, false, nil, nil
-		a.tieHash = map[*pg_query.SelectStmt][]int{}
+		a.tieHash = map[*pg_query.SelectStmt]sqlinfo.Tie{}
 		var err error
 		if restricted || raw.Stmt.GetVariableSetStmt() != nil || raw.Stmt.GetDiscardStmt() != nil || raw.Stmt.GetTransactionStmt() != nil {
 			// Unrestricted sessions only need search_path tracking.
@@ -385,6 +409,7 @@ func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result,
 			err = a.orderRevealing(raw.Stmt)
 		}
 		info.Relations, info.DigestOrder, info.Outputs, info.Ties = a.rels, a.digestOrder, outputsOf(a.outputs), a.ties
+		info.Top = a.topTie(raw.Stmt, info.Outputs)
 		res.Statements = append(res.Statements, info)
 		var ref *Refusal
 		switch {
@@ -478,10 +503,10 @@ type analyzer struct {
 	digestOrder bool
 	// outputs are the current statement's result columns.
 	outputs []column
-	// tieHash are, for each query of the current statement, the select
-	// list entries a tie-breaking digest may hash (TieHashable and not
-	// blocked); ties are the statement's tie sites.
-	tieHash map[*pg_query.SelectStmt][]int
+	// tieHash are, for each query of the current statement, what its
+	// tie-breaking digest hashes (tieBreak); ties are the statement's tie
+	// sites.
+	tieHash map[*pg_query.SelectStmt]sqlinfo.Tie
 	ties    []sqlinfo.Tie
 }
 

@@ -3,6 +3,7 @@ package analyze
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -42,6 +43,9 @@ type rte struct {
 	baseRel bool
 	sysRule string
 	sysRoot policy.TableName
+	// rowIDs: a table or partitioned table, whose rows have a tableoid
+	// and ctid that name them; join: the entry of a JOIN.
+	rowIDs, join bool
 }
 
 // isSystemColumn: system columns exist on every table and carry no user
@@ -180,7 +184,10 @@ func (a *analyzer) query(parent *scope, s *pg_query.SelectStmt, lvl level) ([]co
 		}
 		sc.setting = settingFilter(sc, w)
 	}
-	hash := []int{} // select list entries a tie-breaking digest may hash
+	// Select list entries a tie-breaking digest hashes: those that leave
+	// as they are or one to one, and those that leave in part (masked,
+	// generalised).
+	hash, partial := []int{}, []int{}
 	for i, t := range s.GetTargetList() {
 		rt := t.GetResTarget()
 		if rt == nil {
@@ -206,12 +213,17 @@ func (a *analyzer) query(parent *scope, s *pg_query.SelectStmt, lvl level) ([]co
 		}
 		name, certain := outputName(rt)
 		outs = append(outs, column{name: name, val: v, uncertain: !certain})
-		if sqlinfo.TieHashable(rt.GetVal()) && !blockedValue(v) {
+		switch {
+		case !sqlinfo.TieHashable(rt.GetVal()) || blockedValue(v):
+		case withheld(v):
+			partial = append(partial, i)
+		default:
 			hash = append(hash, i)
 		}
 	}
 	if lvl != levelView && a.tieHash != nil {
-		a.tieHash[s] = hash // the last analysis of a recursive CTE's query counts
+		// The last analysis of a recursive CTE's query counts.
+		a.tieHash[s] = tieBreak(s, sc.ns, outs, hash, partial)
 	}
 	for _, g := range s.GetGroupClause() {
 		if err := a.groupItem(sc, g, outs); err != nil {
@@ -244,6 +256,66 @@ func (a *analyzer) query(parent *scope, s *pg_query.SelectStmt, lvl level) ([]co
 		}
 	}
 	return outs, a.finish(sc, s, outs, lvl)
+}
+
+// tieBreak decides what breaks ties among the rows of query s: its select
+// list entries that leave as they are or one to one, and, when some
+// entry leaves only in part (masked, generalised: it shows, but not all
+// of it), which row each comes from. Hashing the partial value itself
+// would order rows by the part that does not leave and show which hidden
+// values are equal; hashing nothing would leave them in the server's
+// order. So the digest takes the rows' positions (tableoid and ctid of
+// each protected table at this level), which are unique and tell nothing
+// once hashed; where a row's origin cannot be named (a subquery, view or
+// CTE in FROM, an aliased join, a grouping), the partial values are
+// hashed after all.
+func tieBreak(s *pg_query.SelectStmt, ns []*rte, outs []column, hash, partial []int) sqlinfo.Tie {
+	t := sqlinfo.Tie{Hash: hash}
+	partialOut := false
+	for _, o := range outs {
+		partialOut = partialOut || withheld(o.val) && !blockedValue(o.val)
+	}
+	if !partialOut {
+		return t
+	}
+	ids, ok := rowIdentity(ns)
+	plainDistinct := len(s.GetDistinctClause()) > 0 && s.GetDistinctClause()[0].GetNode() == nil
+	if ok && len(s.GetGroupClause()) == 0 && s.GetHavingClause() == nil && !plainDistinct {
+		t.RowsOf = ids
+		return t
+	}
+	t.Hash = append(append([]int{}, hash...), partial...)
+	slices.Sort(t.Hash)
+	t.Partial = true
+	return t
+}
+
+// rowIdentity names the protected tables of one query level by the
+// reference that reaches their system columns; ok is false when a row
+// carrying protected values cannot be traced to such a table.
+func rowIdentity(ns []*rte) (names []string, ok bool) {
+	for _, r := range ns {
+		switch {
+		case r.join:
+			// Its columns are those of the entries it joins, listed too.
+		case r.baseRel && r.sysRule != "":
+			if !r.relVisible || r.name == "" || !r.rowIDs {
+				return nil, false
+			}
+			names = append(names, r.name)
+		case r.baseRel:
+		default:
+			for _, c := range r.cols {
+				if len(c.val.srcs) > 0 || c.val.taint != nil || c.val.unresolved != "" {
+					return nil, false
+				}
+			}
+			if r.unknown && (len(r.unknownVal.srcs) > 0 || r.unknownVal.taint != nil) {
+				return nil, false
+			}
+		}
+	}
+	return names, true
 }
 
 // settingFilter returns X for FROM pg_settings WHERE name = 'X'.
@@ -710,7 +782,7 @@ func (a *analyzer) join(sc *scope, j *pg_query.JoinExpr, lat *scope) ([]*rte, er
 			r.relVisible = false
 		}
 	}
-	jr := &rte{colsVisible: true, cols: joined}
+	jr := &rte{colsVisible: true, cols: joined, join: true}
 	if lunk != nil || runk != nil {
 		jr.unknown = true
 		var vs []value
@@ -801,6 +873,7 @@ func (a *analyzer) rangeVar(sc *scope, rv *pg_query.RangeVar) (*rte, error) {
 		r.cols = vi.cols
 	default:
 		r.baseRel = true
+		r.rowIDs = rel.Kind == 'r' || rel.Kind == 'p'
 		root := rel.root()
 		if a.pol.Protects(a.role, root) {
 			r.sysRoot = root

@@ -158,6 +158,9 @@ type val struct {
 	// bare: one column passed on unchanged (possibly an unknown one of a
 	// renamed relation).
 	bare bool
+	// rows: the value is the position (ctid) of a row of one of these
+	// relation scans, passed on unchanged.
+	rows []*node
 }
 
 func (v val) output() Output {
@@ -172,9 +175,10 @@ func (v val) output() Output {
 func union(vs ...val) val {
 	var out val
 	seen := map[*src]bool{}
-	bare := true
+	bare, rows := true, true
 	for _, v := range vs {
 		bare = bare && v.bare
+		rows = rows && len(v.rows) > 0
 		for _, s := range v.srcs {
 			if !seen[s] {
 				seen[s] = true
@@ -183,6 +187,12 @@ func union(vs ...val) val {
 		}
 	}
 	out.bare = bare && len(vs) > 0 && len(out.srcs) <= 1
+	if rows && out.bare {
+		// Row positions only if every value that may flow in is one.
+		for _, v := range vs {
+			out.rows = append(out.rows, v.rows...)
+		}
+	}
 	return out
 }
 
@@ -372,7 +382,7 @@ func (c *checker) eval(n *node, e *pg_query.Node) val {
 	var vs []val
 	c.children(e.ProtoReflect(), func(child *pg_query.Node) { vs = append(vs, c.eval(n, child)) })
 	v := union(vs...)
-	v.bare = false
+	v.bare, v.rows = false, nil
 	return v
 }
 
@@ -537,7 +547,7 @@ func (c *checker) columnRef(n *node, cr *pg_query.ColumnRef) (val, error) {
 			}
 		}
 		v := union(c.outVals(a)...)
-		v.bare = false
+		v.bare, v.rows = false, nil
 		return v, nil
 	}
 	return c.scanColumn(scan, col), nil
@@ -623,6 +633,16 @@ func (c *checker) scanColumn(scan *node, col string) val {
 		if col == "*" {
 			return val{srcs: c.protectedOf(rel)}
 		}
+		if col == "ctid" {
+			// A row's position: blocked as a value, but it names the row.
+			v := val{bare: true, rows: []*node{scan}}
+			for _, cl := range rel.Columns {
+				if cl.Name == col && cl.Decision.Action != policy.Allow {
+					v.srcs = []*src{c.source(rel, cl)}
+				}
+			}
+			return v
+		}
 		if c.in.Syntax.Renamed[scan.relName] {
 			// Column aliases rename the relation's columns in the plan:
 			// the name could be any of them.
@@ -637,7 +657,9 @@ func (c *checker) scanColumn(scan *node, col string) val {
 			}
 		}
 		switch col {
-		case "ctid", "xmin", "xmax", "cmin", "cmax", "tableoid":
+		case "ctid":
+			return val{bare: true, rows: []*node{scan}}
+		case "xmin", "xmax", "cmin", "cmax", "tableoid":
 			return val{bare: true}
 		}
 		return val{srcs: c.protectedOf(rel), bare: true}
@@ -674,7 +696,7 @@ func (c *checker) scanColumn(scan *node, col string) val {
 			}
 		}
 		v := union(vs...)
-		v.bare = false
+		v.bare, v.rows = false, nil
 		return v
 	case "Values Scan":
 		// VALUES lists are not printed: they can only hold values some
@@ -700,7 +722,7 @@ func (c *checker) byName(vals []val, names map[string][][]*string, key, col stri
 	lists := names[key]
 	if len(lists) != 1 {
 		v := union(vals...)
-		v.bare = false
+		v.bare, v.rows = false, nil
 		return v
 	}
 	list := lists[0]
@@ -724,7 +746,7 @@ func (c *checker) byName(vals []val, names map[string][][]*string, key, col stri
 	}
 	if len(picked) == 0 {
 		v := union(vals...)
-		v.bare = false
+		v.bare, v.rows = false, nil
 		return v
 	}
 	return union(picked...)

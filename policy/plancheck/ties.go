@@ -5,6 +5,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/pgpseudo/pgpseudo/policy"
 	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 )
 
@@ -15,7 +16,9 @@ import (
 // ties that matter: every column of the input is a sort key, in the
 // proxy's keyed digest, the same for every row, or blocked (it never
 // leaves, so rows that differ only there look alike above). Masked and
-// generalised values leave in part and can be joined on: they count.
+// generalised values leave in part and can be joined on: they count,
+// unless the digest names the rows themselves (the position of every
+// row of every protected relation below).
 
 // tiesBroken checks every node of the plan that decides among ties.
 func (c *checker) tiesBroken(n *node) error {
@@ -132,11 +135,12 @@ func (c *checker) covered(n, in *node) error {
 			continue
 		}
 		v := c.eval(in, ex)
-		alike := len(v.srcs) > 0
+		alike, partial := len(v.srcs) > 0, len(v.srcs) > 0
 		for _, s := range v.srcs {
 			alike = alike && blocked(s)
+			partial = partial && (blocked(s) || !oneToOne(s))
 		}
-		if alike {
+		if alike || partial && c.rowsNamed(in, keys) {
 			continue
 		}
 		s := c.protectedAnywhere[0]
@@ -209,5 +213,42 @@ func constant(e *pg_query.Node) bool {
 			ok = false
 		}
 	})
+	return ok
+}
+
+// oneToOne reports a protected column whose values leave one to one (a
+// deterministic token): rows that differ in it look different above.
+func oneToOne(s *src) bool {
+	return s.dec.Action == policy.Tokenize && s.dec.Spec.Kind.Injective()
+}
+
+// rowsNamed reports that the digest among keys hashes the position of
+// the rows of every relation scan below in that carries protected
+// columns, and that no other scan below brings protected values (a CTE,
+// a function over them) whose rows it could not name.
+func (c *checker) rowsNamed(in *node, keys []*pg_query.Node) bool {
+	named := map[*node]bool{}
+	for _, k := range keys {
+		for _, r := range c.eval(in, k).rows {
+			named[r] = true
+		}
+	}
+	ok := true
+	var visit func(m *node)
+	visit = func(m *node) {
+		if rel := c.rels[m]; rel != nil {
+			ok = ok && (len(c.protectedOf(rel)) == 0 || named[m])
+		} else if m.isScan() && len(m.kids) == 0 {
+			for _, v := range c.outVals(m) {
+				ok = ok && len(v.srcs) == 0
+			}
+		}
+		for _, k := range m.kids {
+			if k.parentRel != "InitPlan" && k.parentRel != "SubPlan" {
+				visit(k)
+			}
+		}
+	}
+	visit(in)
 	return ok
 }

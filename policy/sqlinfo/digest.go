@@ -23,6 +23,9 @@ type Outputs struct {
 	// ByName: Names are only the columns to hash, referenced by name, and
 	// the wrapper keeps SELECT * (Hash unused).
 	ByName bool
+	// RowsOf are the tables (by reference) whose rows' positions the
+	// digest hashes too (Tie.RowsOf), as hidden columns.
+	RowsOf []string
 }
 
 // WithDigestOrderOf rewrites the statements of sql marked in which so that
@@ -316,6 +319,13 @@ func wrapPositional(s *pg_query.SelectStmt, o *Outputs, key string, version int3
 	}
 	for _, h := range hidden {
 		aliases = append(aliases, pg_query.MakeStrNode(h))
+	}
+	for i, p := range RowPositions(o.RowsOf) {
+		ref := fmt.Sprintf("r%d", i+1)
+		inner.TargetList = append(inner.TargetList, &pg_query.Node{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{
+			Name: DigestAlias + "_" + ref, Val: p}}})
+		aliases = append(aliases, pg_query.MakeStrNode(ref))
+		hashed = append(hashed, ref)
 	}
 	outer.SortClause = keys
 	if len(hashed) > 0 {

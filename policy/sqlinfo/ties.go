@@ -39,11 +39,16 @@ type TieSite struct {
 }
 
 // Tie asks the digest ordering to break the ties of one site by a keyed
-// digest of the select list entries Hash (by index; none: the rows left
-// to choose between look alike already).
+// digest of the select list entries Hash (by index) and of the positions
+// (tableoid, ctid) of the rows of the tables referenced as RowsOf. With
+// neither, the rows left to choose between look alike already.
 type Tie struct {
 	Select int
 	Hash   []int
+	RowsOf []string
+	// Partial: Hash includes values that leave only in part, because the
+	// rows' positions cannot be named.
+	Partial bool
 }
 
 // Selects lists the queries of a statement in a fixed order (depth first,
@@ -222,6 +227,7 @@ func breakTies(raw *pg_query.RawStmt, ties []Tie, key string) error {
 			}
 			args = append(args, targets[i].GetResTarget().GetVal())
 		}
+		args = append(args, RowPositions(t.RowsOf)...)
 		digest := func() *pg_query.Node { return tieDigest(key, args) }
 		if (st.Limit || st.DistinctOn) && len(args) > 0 {
 			if st.DistinctOn && len(st.sel.GetSortClause()) == 0 {
@@ -280,4 +286,18 @@ func sortBy(n *pg_query.Node) *pg_query.Node {
 
 func catalogType(name string) *pg_query.TypeName {
 	return &pg_query.TypeName{Names: []*pg_query.Node{pg_query.MakeStrNode("pg_catalog"), pg_query.MakeStrNode(name)}, Typemod: -1}
+}
+
+// RowPositions are the expressions that name a row of each table
+// referenced by refs: its tableoid (for partitions and inheritance) and
+// its ctid.
+func RowPositions(refs []string) []*pg_query.Node {
+	var out []*pg_query.Node
+	for _, r := range refs {
+		for _, col := range []string{"tableoid", "ctid"} {
+			out = append(out, &pg_query.Node{Node: &pg_query.Node_ColumnRef{ColumnRef: &pg_query.ColumnRef{
+				Fields: []*pg_query.Node{pg_query.MakeStrNode(r), pg_query.MakeStrNode(col)}}}})
+		}
+	}
+	return out
 }
