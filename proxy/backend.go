@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -587,7 +588,53 @@ func (s *session) roleName() string {
 // and the key provider bound their own lookups (planTimeout): most plans
 // need none, and a timer per result would cost more than the plan.
 func (s *session) planFor(fields []pgproto3.FieldDescription, formats []int16, rv resultVerdict) (*rewrite.Plan, error) {
-	return s.buildPlan(s.ctx, fields, formats, rv)
+	key := planKey(fields, formats, rv, s.srv.policyGeneration(), s.srv.catalog.Generation(s.id.Database))
+	if s.lastPlan.plan != nil && s.lastPlan.key == key {
+		return s.lastPlan.plan, nil
+	}
+	p, err := s.buildPlan(s.ctx, fields, formats, rv)
+	if err == nil {
+		s.lastPlan = planMemo{key: key, plan: p}
+	}
+	return p, err
+}
+
+// planMemo is a session's last result plan. A statement parsed anew for
+// each execution (pgbench -M extended, drivers that use the unnamed
+// statement) describes the same columns each time; the memo holds one
+// plan, keyed by everything buildPlan reads.
+type planMemo struct {
+	key  string
+	plan *rewrite.Plan
+}
+
+// planKey is everything a result plan depends on: the columns (origin,
+// type, modifier, format, name), the requested formats, which computed
+// columns the server's plan proved clean, and the policy and catalog
+// generations.
+func planKey(fields []pgproto3.FieldDescription, formats []int16, rv resultVerdict, policyGen, catalogGen uint64) string {
+	b := make([]byte, 0, 32+len(fields)*24)
+	b = binary.BigEndian.AppendUint64(b, policyGen)
+	b = binary.BigEndian.AppendUint64(b, catalogGen)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(formats)))
+	for _, f := range formats {
+		b = binary.BigEndian.AppendUint16(b, uint16(f))
+	}
+	for i, f := range fields {
+		b = binary.BigEndian.AppendUint32(b, f.TableOID)
+		b = binary.BigEndian.AppendUint16(b, f.TableAttributeNumber)
+		b = binary.BigEndian.AppendUint32(b, f.DataTypeOID)
+		b = binary.BigEndian.AppendUint32(b, uint32(f.TypeModifier))
+		b = binary.BigEndian.AppendUint16(b, uint16(f.Format))
+		clean := byte(0)
+		if rv.clean(i) {
+			clean = 1
+		}
+		b = append(b, clean)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(f.Name)))
+		b = append(b, f.Name...)
+	}
+	return string(b)
 }
 
 // errorCode returns the SQLSTATE of an ErrorResponse body.

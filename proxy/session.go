@@ -64,6 +64,9 @@ type session struct {
 	copy        *copyState
 	copyBlocked string
 	copyRaw     bool
+	// lastPlan is the last result plan built (also owned by the
+	// upstream-to-client goroutine).
+	lastPlan planMemo
 	// roleMu guards role and policyGen (policyNow).
 	roleMu    sync.Mutex
 	role      *policy.Role

@@ -1,0 +1,39 @@
+package proxy
+
+import (
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgpseudo/pgpseudo/policy/plancheck"
+)
+
+// TestPlanKey: the memo's key changes with everything a plan depends on.
+func TestPlanKey(t *testing.T) {
+	fields := []pgproto3.FieldDescription{{Name: []byte("email"), TableOID: 16384, TableAttributeNumber: 3, DataTypeOID: 25, TypeModifier: -1}}
+	clean := resultVerdict{checked: true, outputs: []plancheck.Output{{}}}
+	base := planKey(fields, nil, clean, 1, 1)
+	if planKey(fields, nil, clean, 1, 1) != base {
+		t.Fatal("the same inputs give different keys")
+	}
+	renamed := []pgproto3.FieldDescription{fields[0]}
+	renamed[0].Name = []byte("mail")
+	other := []pgproto3.FieldDescription{fields[0]}
+	other[0].TableAttributeNumber = 4
+	typed := []pgproto3.FieldDescription{fields[0]}
+	typed[0].DataTypeOID = 1043
+	for name, k := range map[string]string{
+		"policy generation":  planKey(fields, nil, clean, 2, 1),
+		"catalog generation": planKey(fields, nil, clean, 1, 2),
+		"formats":            planKey(fields, []int16{1}, clean, 1, 1),
+		"proof":              planKey(fields, nil, resultVerdict{}, 1, 1),
+		"name":               planKey(renamed, nil, clean, 1, 1),
+		"origin":             planKey(other, nil, clean, 1, 1),
+		"type":               planKey(typed, nil, clean, 1, 1),
+		"columns":            planKey(append(fields, fields[0]), nil, clean, 1, 1),
+	} {
+		if k == base {
+			t.Errorf("a different %s gives the same key", name)
+		}
+	}
+}
