@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
-	pg_query "github.com/pganalyze/pg_query_go/v6"
 
+	"github.com/pgpseudo/pgpseudo/proxy/screen"
 	"github.com/pgpseudo/pgpseudo/proxy/wire"
 )
 
@@ -32,21 +32,6 @@ import (
 // leaves the server in the state the client expects.
 
 const explainPrefix = "EXPLAIN (VERBOSE, COSTS OFF, FORMAT JSON) "
-
-// checkStmt is one statement to plan.
-type checkStmt struct {
-	// text is the statement (prefixed with EXPLAIN, or prepared).
-	text string
-	// types are the parameter types of a Parse; nparams the number of
-	// parameters the statement uses.
-	types   []uint32
-	nparams int
-	// stmt is the statement's parse tree (for the check's syntax facts:
-	// the analysis' parse serves them).
-	stmt *pg_query.Node
-	// planOnly: the statement is explained, not run (EXPLAIN).
-	planOnly bool
-}
 
 // checkRun is one check round trip.
 type checkRun struct {
@@ -131,7 +116,7 @@ func (s *session) checkSkipped(cr *checkReq) {
 // waits for its replies. simple says the client's message is a simple
 // query (the check then ends with Sync). It runs on the goroutine that
 // writes upstream; nothing is locked while it waits.
-func (s *session) runCheck(stmts []checkStmt, simple bool) (*checkRun, error) {
+func (s *session) runCheck(stmts []screen.Probe, simple bool) (*checkRun, error) {
 	run := &checkRun{done: make(chan struct{}), forward: !simple}
 	var out []byte
 	send := func(typ byte, role byte, offset int, parts ...[]byte) error {
@@ -171,8 +156,8 @@ func (s *session) runCheck(stmts []checkStmt, simple bool) (*checkRun, error) {
 	generic := false
 	for i, st := range stmts {
 		name := fmt.Sprintf("pgpseudo_check_%d", i)
-		if st.nparams == 0 && len(st.types) == 0 {
-			if err := exec(name, explainPrefix+st.text, 'x', len(explainPrefix), nil); err != nil {
+		if st.NParams == 0 && len(st.Types) == 0 {
+			if err := exec(name, explainPrefix+st.Text, 'x', len(explainPrefix), nil); err != nil {
 				return nil, err
 			}
 			continue
@@ -184,14 +169,14 @@ func (s *session) runCheck(stmts []checkStmt, simple bool) (*checkRun, error) {
 			}
 		}
 		prep := name + "_s"
-		pt := binary.BigEndian.AppendUint16(nil, uint16(len(st.types)))
-		for _, t := range st.types {
+		pt := binary.BigEndian.AppendUint16(nil, uint16(len(st.Types)))
+		for _, t := range st.Types {
 			pt = binary.BigEndian.AppendUint32(pt, t)
 		}
-		if err := send('P', 'p', 0, cstr(prep), cstr(st.text), pt); err != nil {
+		if err := send('P', 'p', 0, cstr(prep), cstr(st.Text), pt); err != nil {
 			return nil, err
 		}
-		args := strings.TrimSuffix(strings.Repeat("NULL, ", max(st.nparams, len(st.types))), ", ")
+		args := strings.TrimSuffix(strings.Repeat("NULL, ", max(st.NParams, len(st.Types))), ", ")
 		if err := exec(name, explainPrefix+"EXECUTE "+prep+"("+args+")", 'x', -1, nil); err != nil {
 			return nil, err
 		}

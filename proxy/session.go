@@ -19,6 +19,7 @@ import (
 	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 	"github.com/pgpseudo/pgpseudo/proxy/auth"
 	"github.com/pgpseudo/pgpseudo/proxy/protocol"
+	"github.com/pgpseudo/pgpseudo/proxy/screen"
 	"github.com/pgpseudo/pgpseudo/proxy/wire"
 )
 
@@ -312,7 +313,7 @@ func (s *session) login(st *wire.Startup) error {
 	}
 	if s.srv.policy != nil {
 		if _, role := s.currentPolicy(); role.Restricted() {
-			if why := lockedStartup(params); why != "" {
+			if why := screen.LockedStartup(params); why != "" {
 				return refuse(codeInsufficientPriv, "pgpseudo: "+why+"; role "+role.Name+
 					" may not log in with it (rule: restricted roles may not set locked settings)", nil)
 			}

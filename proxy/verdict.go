@@ -10,13 +10,12 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/pgpseudo/pgpseudo/policy"
 	"github.com/pgpseudo/pgpseudo/policy/analyze"
 	"github.com/pgpseudo/pgpseudo/policy/plancheck"
 	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 	"github.com/pgpseudo/pgpseudo/proxy/protocol"
+	"github.com/pgpseudo/pgpseudo/proxy/screen"
 )
 
 // A restricted session's statement runs only when two independent lines
@@ -125,7 +124,7 @@ func (s *session) checkSQL(typ byte, body []byte) *verdict {
 	}
 	var types []uint32
 	if typ == 'P' {
-		types = parseTypes(body)
+		types = screen.ParamTypes(body)
 	}
 	_, role, gen := s.policyNow()
 	if why := s.lexingUnsafe(); why != "" {
@@ -188,47 +187,19 @@ func (s *session) decide(q string, typ byte, types []uint32, path, defaultPath [
 		v.cacheable = true
 		return v
 	}
-	// Rows of a table whose values the role does not see in clear come
-	// back in the proxy's digest order whatever plan the server picks
-	// (its physical order, an index's, a merge join's follow the clear
-	// values); the client's own ORDER BY stays first.
-	digest := make([]bool, len(res.Statements))
-	outs := make([]*sqlinfo.Outputs, len(res.Statements))
-	for i, info := range res.Statements {
-		if !returnsRows(info.Kind) || !info.DigestOrder && !protectsAny(pol, role, info.Relations) {
-			continue // EXPLAIN, SHOW, SET…: no rows of tables to order
-		}
-		if o := info.DigestOutputs(); o != nil {
-			if !info.DigestOrder && !slices.Contains(o.Hash, true) && len(o.RowsOf) == 0 {
-				continue // every column withheld: the rows look all alike
-			}
-			digest[i], outs[i] = true, o
-			continue
-		}
-		// Output names not known: hash by name and keep SELECT *, which
-		// needs the client's ORDER BY to name output columns.
-		names, ok := info.DigestColumns()
-		if info.DigestOrder || ok && i < len(res.Tree.GetStmts()) && sqlinfo.KeepsOrder(res.Tree.GetStmts()[i], res.Tree.GetVersion()) {
-			digest[i] = true
-			if names != nil {
-				outs[i] = &sqlinfo.Outputs{Names: names, ByName: true}
-			}
-			continue
-		}
-		// Without the digest its rows would come back in the server's
-		// order; with it, in another order than the client asked for.
-		v := s.refusedVerdict(stmts, "digest_order", nil, refusal("pgpseudo cannot give the statement's rows the digest order that hides the order of protected values (the names of its output columns are not known); role "+
-			role.Name+" may not run it (rule: results over tables a restricted role does not see in clear come back in the proxy's digest order; name the output columns with AS)"))
+	digest, outs, ties, why := screen.Ordering(res, pol, role)
+	if why != "" {
+		v := s.refusedVerdict(stmts, "digest_order", nil, refusal(why))
 		v.cacheable = true // it depends on the text alone
 		return v
 	}
-	v, unordered := s.checkOnServer(ctx, q, typ, types, path, res, stmts, digest, outs)
+	v, unordered := s.checkOnServer(ctx, q, typ, types, path, res, stmts, digest, outs, ties)
 	if unordered >= 0 && unordered < len(digest) && !digest[unordered] {
 		// The server's plan orders rows by protected clear values (a
 		// merge join, an index scan): the statement runs with the
 		// digest ordering instead, checked again.
 		digest[unordered], outs[unordered] = true, res.Statements[unordered].DigestOutputs()
-		v, _ = s.checkOnServer(ctx, q, typ, types, path, res, stmts, digest, outs)
+		v, _ = s.checkOnServer(ctx, q, typ, types, path, res, stmts, digest, outs, ties)
 	}
 	return v
 }
@@ -238,7 +209,7 @@ func (s *session) decide(q string, typ byte, types []uint32, path, defaultPath [
 // server-side check. unordered is the statement refused only for the
 // order of its rows, or -1.
 func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types []uint32, path []string, res *analyze.Result,
-	stmts []sqlinfo.Statement, digest []bool, outs []*sqlinfo.Outputs) (v *verdict, unordered int) {
+	stmts []sqlinfo.Statement, digest []bool, outs []*sqlinfo.Outputs, ties [][]sqlinfo.Tie) (v *verdict, unordered int) {
 	pol, role, _ := s.policyNow()
 	v = &verdict{stmts: stmts, cacheable: true}
 	if res.SearchPathChanged {
@@ -246,15 +217,7 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 	}
 	send, tree := q, res.Tree
 	var err error
-	ties := make([][]sqlinfo.Tie, len(res.Statements))
-	anyTies := false
-	for i, info := range res.Statements {
-		// EXPLAIN returns no rows of the tables, and would print the
-		// digest (and its key) in its plan.
-		if returnsRows(info.Kind) {
-			ties[i], anyTies = info.Ties, anyTies || len(info.Ties) > 0
-		}
-	}
+	anyTies := slices.ContainsFunc(ties, func(t []sqlinfo.Tie) bool { return len(t) > 0 })
 	if anyTrue(digest) || anyTies {
 		if send, err = sqlinfo.WithDigestOrderOf(q, digest, outs, ties, s.srv.digestKey); err != nil {
 			return s.refusedVerdict(stmts, "digest_order", nil, refusal("the statement's rows would come back in an order that follows pseudonymised values and it cannot be given the proxy's digest ordering ("+err.Error()+"); role "+role.Name+" may not run it (rule: such rows are ordered by a keyed digest)")), -1
@@ -264,7 +227,7 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 		}
 		v.send = send
 	}
-	checks, idx, ref := checkTexts(tree, send, typ, types)
+	checks, idx, ref := screen.Probes(tree, send, typ, types)
 	if ref != "" {
 		return s.refusedVerdict(stmts, "server_check", nil, refusal(ref+"; role "+role.Name+" may not run it (rule: a statement pgpseudo checks on the server's plan must not follow one that changes the session in the same query string)")), -1
 	}
@@ -304,8 +267,8 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 	cc := s.srv.catalog.ForPlanCheck(s.id.Database, pol, role)
 	for k, plan := range run.plans {
 		i := idx[k]
-		in := plancheck.Input{Plan: plan, Syntax: plancheck.SyntaxOf(checks[k].stmt).Merge(views), Keywords: s.keywords,
-			DigestMarker: s.srv.digestKey, PrintsSubplanTests: s.serverVersionNum() >= 170000, PlanOnly: checks[k].planOnly}
+		in := plancheck.Input{Plan: plan, Syntax: plancheck.SyntaxOf(checks[k].Stmt).Merge(views), Keywords: s.keywords,
+			DigestMarker: s.srv.digestKey, PrintsSubplanTests: s.serverVersionNum() >= 170000, PlanOnly: checks[k].PlanOnly}
 		pr, err := plancheck.Check(ctx, cc, in)
 		if err != nil {
 			s.log.Warn("statement refused: the server-side check failed", zap.Error(err))
@@ -332,26 +295,6 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 	return v, -1
 }
 
-// returnsRows reports statement kinds whose rows the digest ordering
-// wraps.
-func returnsRows(kind string) bool {
-	switch kind {
-	case "Select", "DeclareCursor", "Copy", "Prepare":
-		return true
-	}
-	return false
-}
-
-// protectsAny reports whether role sees any of rels other than in clear.
-func protectsAny(pol *policy.Policy, role *policy.Role, rels []policy.TableName) bool {
-	for _, t := range rels {
-		if pol.Protects(role, t) {
-			return true
-		}
-	}
-	return false
-}
-
 func anyTrue(bs []bool) bool {
 	for _, b := range bs {
 		if b {
@@ -368,125 +311,6 @@ func (s *session) refusedVerdict(stmts []sqlinfo.Statement, rule string, r *anal
 		v.auditTable, v.auditColumn = r.Table.Schema+"."+r.Table.Table, r.Column
 	}
 	return v
-}
-
-// checkTexts lists the statements of a query string to plan on the
-// server, with their positions, or says why the string cannot be checked:
-// a statement that changes the session (SET, DISCARD, transaction control
-// other than BEGIN, PREPARE, …) before one that reads data would change
-// how the server reads the latter, so it must run on its own.
-func checkTexts(tree *pg_query.ParseResult, sql string, typ byte, types []uint32) ([]checkStmt, []int, string) {
-	var out []checkStmt
-	var idx []int
-	changed := false
-	for i, raw := range tree.GetStmts() {
-		n := raw.GetStmt()
-		text := stmtText(sql, raw)
-		var c *checkStmt
-		switch x := n.GetNode().(type) {
-		case *pg_query.Node_SelectStmt, *pg_query.Node_DeclareCursorStmt, *pg_query.Node_ExecuteStmt:
-			c = &checkStmt{text: text, stmt: n}
-		case *pg_query.Node_CopyStmt:
-			if q := x.CopyStmt.GetQuery(); q != nil {
-				c = &checkStmt{text: deparse(tree.GetVersion(), q), stmt: q}
-			} else if x.CopyStmt.GetRelation() != nil {
-				c = &checkStmt{text: copyProbeText(x.CopyStmt), stmt: n}
-			}
-		case *pg_query.Node_ExplainStmt:
-			if q := x.ExplainStmt.GetQuery(); q != nil && q.GetExecuteStmt() == nil {
-				c = &checkStmt{text: deparse(tree.GetVersion(), q), stmt: q, planOnly: true}
-			}
-		case *pg_query.Node_TransactionStmt:
-			if k := x.TransactionStmt.GetKind(); k != pg_query.TransactionStmtKind_TRANS_STMT_BEGIN && k != pg_query.TransactionStmtKind_TRANS_STMT_START {
-				changed = true
-			}
-		case *pg_query.Node_VariableShowStmt:
-		default:
-			changed = true
-		}
-		if c == nil {
-			continue
-		}
-		if c.text == "" {
-			return nil, nil, "the statement cannot be written for the server-side check"
-		}
-		if changed {
-			return nil, nil, fmt.Sprintf("statement %d reads data after a statement that changes the session", i+1)
-		}
-		if typ == 'P' {
-			c.types, c.nparams = types, maxParam(n)
-		} else if p := maxParam(n); p > 0 {
-			c.nparams = p // a simple query with $n fails on the server anyway
-		}
-		out = append(out, *c)
-		idx = append(idx, i)
-	}
-	return out, idx, ""
-}
-
-// stmtText is one statement's text within sql.
-func stmtText(sql string, raw *pg_query.RawStmt) string {
-	start := int(raw.GetStmtLocation())
-	if start > len(sql) {
-		return ""
-	}
-	if l := int(raw.GetStmtLen()); l > 0 && start+l <= len(sql) {
-		return sql[start : start+l]
-	}
-	return sql[start:]
-}
-
-// deparse writes a statement's query as SQL ("" if it cannot).
-func deparse(version int32, n *pg_query.Node) string {
-	s, err := pg_query.Deparse(&pg_query.ParseResult{Version: version, Stmts: []*pg_query.RawStmt{{Stmt: n}}})
-	if err != nil {
-		return ""
-	}
-	return s
-}
-
-// copyProbeText is the SELECT with the columns of COPY table (cols).
-func copyProbeText(c *pg_query.CopyStmt) string {
-	rv := c.GetRelation()
-	cp := &sqlinfo.Copy{Relation: &sqlinfo.Relation{Schema: rv.GetSchemaname(), Name: rv.GetRelname()}}
-	for _, a := range c.GetAttlist() {
-		cp.Columns = append(cp.Columns, a.GetString_().GetSval())
-	}
-	return cp.ProbeQuery()
-}
-
-// maxParam is the highest $n a statement uses.
-func maxParam(n *pg_query.Node) int {
-	best := 0
-	sqlinfo.Walk(n.ProtoReflect(), func(m protoreflect.Message) {
-		if p, ok := m.Interface().(*pg_query.ParamRef); ok && int(p.GetNumber()) > best {
-			best = int(p.GetNumber())
-		}
-	})
-	return best
-}
-
-// parseTypes reads the parameter types of a Parse body.
-func parseTypes(body []byte) []uint32 {
-	_, rest, ok := strings.Cut(string(body), "\x00")
-	if !ok {
-		return nil
-	}
-	_, rest, ok = strings.Cut(rest, "\x00")
-	if !ok || len(rest) < 2 {
-		return nil
-	}
-	b := []byte(rest)
-	n := int(b[0])<<8 | int(b[1])
-	if len(b) != 2+4*n {
-		return nil
-	}
-	out := make([]uint32, n)
-	for i := range out {
-		o := 2 + 4*i
-		out[i] = uint32(b[o])<<24 | uint32(b[o+1])<<16 | uint32(b[o+2])<<8 | uint32(b[o+3])
-	}
-	return out
 }
 
 func samePath(a, b []string) bool {
