@@ -76,6 +76,55 @@ func TestTiesBrokenByDigest(t *testing.T) {
 	}
 }
 
+// TestDigestIsNoOracle: the digest never hashes a typed-in value like the
+// same value read from a protected column. Otherwise a guess list sorted
+// by the proxy (literal ids next to a protected table, so the statement
+// gets the digest) would line up with the sorted tokens and give every
+// token its clear id.
+func TestDigestIsNoOracle(t *testing.T) {
+	customers := kunden(t)
+	p := policyProxy(t, samplePolicy)
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	direct := connect(t, directDSN(userBI, samplePass, dbKunden))
+	ranks := clearRanks(t, p)
+	ids := rawFirstColumn(t, direct, "SELECT customer_id FROM customers ORDER BY customer_id", pgx.QueryExecModeSimpleProtocol)
+	for _, shape := range []struct{ real, guesses string }{
+		{"SELECT s.i FROM (SELECT customer_id i FROM customers) s",
+			"SELECT s.i FROM (SELECT g i FROM generate_series(1, %d) g) s, (SELECT 1 FROM customers LIMIT 1) z"},
+		{"SELECT customer_id FROM customers",
+			"SELECT g FROM generate_series(1, %d) g, (SELECT 1 FROM customers LIMIT 1) z"},
+		{"WITH s AS (SELECT customer_id i FROM customers) SELECT i FROM s",
+			"WITH s AS (SELECT g i FROM generate_series(1, %d) g) SELECT i FROM s, (SELECT 1 FROM customers LIMIT 1) z"},
+	} {
+		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+			tokens := rawFirstColumn(t, c, shape.real, mode)
+			guesses := rawFirstColumn(t, c, fmt.Sprintf(shape.guesses, 3*len(customers)), mode)
+			at := map[string]int{}
+			for i, g := range guesses {
+				at[g] = i
+			}
+			var clear []string
+			for _, tok := range tokens {
+				if r, ok := ranks[tok]; ok && r.column == "customer_id" && r.pos < len(ids) {
+					clear = append(clear, ids[r.pos])
+				}
+			}
+			if len(clear) < 20 || len(guesses) != 3*len(customers) {
+				t.Fatalf("%s: %d tokens with known ids, %d guesses", shape.real, len(clear), len(guesses))
+			}
+			agree := 0
+			for i := 1; i < len(clear); i++ {
+				if at[clear[i-1]] < at[clear[i]] {
+					agree++
+				}
+			}
+			if f := float64(agree) / float64(len(clear)-1); f > 0.8 {
+				t.Errorf("%s (%v): %.0f%% of adjacent tokens come in the order of their clear ids among sorted guesses", shape.real, mode, 100*f)
+			}
+		}
+	}
+}
+
 // rawFirstColumn returns the first column of q's rows as the wire
 // carried them.
 func rawFirstColumn(t *testing.T, c *pgx.Conn, q string, mode pgx.QueryExecMode) []string {

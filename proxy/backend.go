@@ -662,10 +662,11 @@ func decodeFields(body []byte) ([]pgproto3.FieldDescription, error) {
 
 // scrubbedFor scrubs an error or notice for restricted roles only.
 func (s *session) scrubbedFor(m wire.Msg) []byte {
-	if _, role := s.currentPolicy(); !role.Restricted() {
+	_, role := s.currentPolicy()
+	if !role.Restricted() {
 		return m.Raw
 	}
-	return scrubbed(m, s.srv.digestKey)
+	return scrubbed(m, s.srv.digestKey, s.srv.DigestKeyFor(role.Name))
 }
 
 // scrubbed removes the fields of an error or notice that can quote values
@@ -674,7 +675,7 @@ func (s *session) scrubbedFor(m wire.Msg) []byte {
 // proxy rewrote them, plans and sort traces; the settings that ask for
 // them are locked, this holds whatever the server was told), and a
 // message that quotes the digest key is replaced.
-func scrubbed(m wire.Msg, digestKey string) []byte {
+func scrubbed(m wire.Msg, digestKeys ...string) []byte {
 	var e pgproto3.ErrorResponse
 	if err := e.Decode(m.Body()); err != nil {
 		return refusal("an upstream message could not be checked and was withheld")
@@ -686,7 +687,10 @@ func scrubbed(m wire.Msg, digestKey string) []byte {
 	if m.Type == 'N' && (sev == "LOG" || strings.HasPrefix(sev, "DEBUG")) {
 		return nil
 	}
-	quotesKey := digestKey != "" && bytes.Contains(m.Raw, []byte(digestKey))
+	quotesKey := false
+	for _, k := range digestKeys {
+		quotesKey = quotesKey || k != "" && bytes.Contains(m.Raw, []byte(k))
+	}
 	if quotesKey {
 		e.Message = "pgpseudo: a server message that quotes the proxy's rewriting of the statement was withheld"
 	}

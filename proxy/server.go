@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
@@ -260,6 +262,16 @@ func (s *Server) CatalogChanged(database string) {
 // DigestKey is the key of the digest ordering, in hex. It must never reach
 // a client; tests use it to check that.
 func (s *Server) DigestKey() string { return s.digestKey }
+
+// DigestKeyFor is the digest key of one policy role, derived from the
+// process's key: users of different roles see the same rows released
+// differently (an IBAN masked for one, tokenized for another), and with
+// one key the order of rows would link the two releases.
+func (s *Server) DigestKeyFor(role string) string {
+	m := hmac.New(sha256.New, []byte(s.digestKey))
+	m.Write([]byte("pgpseudo digest order\x00" + role))
+	return hex.EncodeToString(m.Sum(nil)[:16])
+}
 
 // Shutdown stops accepting connections and waits for open sessions to end
 // until ctx is done; then it ends those still open as Close does.

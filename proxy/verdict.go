@@ -219,7 +219,7 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 	var err error
 	anyTies := slices.ContainsFunc(ties, func(t []sqlinfo.Tie) bool { return len(t) > 0 })
 	if anyTrue(digest) || anyTies {
-		if send, err = sqlinfo.WithDigestOrderOf(q, digest, outs, ties, s.srv.digestKey); err != nil {
+		if send, err = sqlinfo.WithDigestOrderOf(q, digest, outs, ties, s.srv.DigestKeyFor(role.Name)); err != nil {
 			return s.refusedVerdict(stmts, "digest_order", nil, refusal("the statement's rows would come back in an order that follows pseudonymised values and it cannot be given the proxy's digest ordering ("+err.Error()+"); role "+role.Name+" may not run it (rule: such rows are ordered by a keyed digest)")), -1
 		}
 		if tree, err = pg_query.Parse(send); err != nil {
@@ -268,7 +268,7 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 	for k, plan := range run.plans {
 		i := idx[k]
 		in := plancheck.Input{Plan: plan, Syntax: plancheck.SyntaxOf(checks[k].Stmt).Merge(views), Keywords: s.keywords,
-			DigestMarker: s.srv.digestKey, PrintsSubplanTests: s.serverVersionNum() >= 170000, PlanOnly: checks[k].PlanOnly}
+			DigestMarker: s.srv.DigestKeyFor(role.Name), PrintsSubplanTests: s.serverVersionNum() >= 170000, PlanOnly: checks[k].PlanOnly}
 		pr, err := plancheck.Check(ctx, cc, in)
 		if err != nil {
 			s.log.Warn("statement refused: the server-side check failed", zap.Error(err))

@@ -239,6 +239,9 @@ type Output struct {
 	Withheld bool
 	// Blocked: the column's values never leave (a subset of Withheld).
 	Blocked bool
+	// Tag names the token domains of the column's protected data
+	// (digestTag).
+	Tag string
 }
 
 // DigestColumns names the outputs the proxy's digest ordering may hash:
@@ -281,6 +284,7 @@ func (s StatementInfo) DigestOutputs() *sqlinfo.Outputs {
 		}
 		o.Names = append(o.Names, c.Name)
 		o.Hash = append(o.Hash, !c.Withheld || s.Top.Partial && !c.Blocked)
+		o.Tags = append(o.Tags, c.Tag)
 	}
 	return o
 }
@@ -288,7 +292,7 @@ func (s StatementInfo) DigestOutputs() *sqlinfo.Outputs {
 func outputsOf(cols []column) []Output {
 	out := make([]Output, 0, len(cols))
 	for _, c := range cols {
-		out = append(out, Output{Name: c.name, Certain: !c.uncertain, Withheld: withheld(c.val), Blocked: blockedValue(c.val)})
+		out = append(out, Output{Name: c.name, Certain: !c.uncertain, Withheld: withheld(c.val), Blocked: blockedValue(c.val), Tag: digestTag(c.val)})
 	}
 	return out
 }
@@ -311,13 +315,20 @@ func (a *analyzer) topTie(n *pg_query.Node, outs []Output) sqlinfo.Tie {
 	return sqlinfo.Tie{}
 }
 
-// blockedValue reports a value that never leaves (blocked, NULLed, or
-// not resolved): the tie-breaking digest leaves it out. Everything else
+// blockedValue reports a value that never leaves (blocked, NULLed, not
+// resolved, or without a table origin): the tie-breaking digest leaves it
+// out. Everything else
 // is hashed, masked and generalised values too: they leave in part (a
 // year, the last digits) and can be joined on, so rows that differ in
 // them must not be told apart by the server's order.
 func blockedValue(v value) bool {
 	if v.taint != nil || v.unresolved != "" {
+		return true
+	}
+	if len(v.srcs) > 0 && (v.origin == originNone || v.mixed) {
+		// Protected data without a table origin (a set operation, VALUES,
+		// a scalar subquery) is withheld by the response side: it never
+		// leaves. Hashed, it would meet typed-in values under its tag.
 		return true
 	}
 	for _, s := range v.srcs {

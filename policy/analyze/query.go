@@ -188,6 +188,7 @@ func (a *analyzer) query(parent *scope, s *pg_query.SelectStmt, lvl level) ([]co
 	// as they are or one to one, and those that leave in part (masked,
 	// generalised).
 	hash, partial := []int{}, []int{}
+	tags := map[int]string{}
 	for i, t := range s.GetTargetList() {
 		rt := t.GetResTarget()
 		if rt == nil {
@@ -220,10 +221,11 @@ func (a *analyzer) query(parent *scope, s *pg_query.SelectStmt, lvl level) ([]co
 		default:
 			hash = append(hash, i)
 		}
+		tags[i] = digestTag(v)
 	}
 	if lvl != levelView && a.tieHash != nil {
 		// The last analysis of a recursive CTE's query counts.
-		a.tieHash[s] = tieBreak(s, sc.ns, outs, hash, partial)
+		a.tieHash[s] = tieBreak(s, sc.ns, outs, hash, partial, tags)
 	}
 	for _, g := range s.GetGroupClause() {
 		if err := a.groupItem(sc, g, outs); err != nil {
@@ -269,25 +271,43 @@ func (a *analyzer) query(parent *scope, s *pg_query.SelectStmt, lvl level) ([]co
 // once hashed; where a row's origin cannot be named (a subquery, view or
 // CTE in FROM, an aliased join, a grouping), the partial values are
 // hashed after all.
-func tieBreak(s *pg_query.SelectStmt, ns []*rte, outs []column, hash, partial []int) sqlinfo.Tie {
+func tieBreak(s *pg_query.SelectStmt, ns []*rte, outs []column, hash, partial []int, tags map[int]string) sqlinfo.Tie {
 	t := sqlinfo.Tie{Hash: hash}
 	partialOut := false
 	for _, o := range outs {
 		partialOut = partialOut || withheld(o.val) && !blockedValue(o.val)
 	}
-	if !partialOut {
-		return t
+	if partialOut {
+		ids, ok := rowIdentity(ns)
+		plainDistinct := len(s.GetDistinctClause()) > 0 && s.GetDistinctClause()[0].GetNode() == nil
+		if ok && len(s.GetGroupClause()) == 0 && s.GetHavingClause() == nil && !plainDistinct {
+			t.RowsOf = ids
+		} else {
+			t.Hash = append(append([]int{}, hash...), partial...)
+			slices.Sort(t.Hash)
+			t.Partial = true
+		}
 	}
-	ids, ok := rowIdentity(ns)
-	plainDistinct := len(s.GetDistinctClause()) > 0 && s.GetDistinctClause()[0].GetNode() == nil
-	if ok && len(s.GetGroupClause()) == 0 && s.GetHavingClause() == nil && !plainDistinct {
-		t.RowsOf = ids
-		return t
+	for _, i := range t.Hash {
+		t.Tags = append(t.Tags, tags[i])
 	}
-	t.Hash = append(append([]int{}, hash...), partial...)
-	slices.Sort(t.Hash)
-	t.Partial = true
 	return t
+}
+
+// digestTag names where a hashed value comes from: the token domains of
+// the protected columns that flow into it ("" for unprotected data). The
+// digest hashes the tag with the value, so a value typed in as a literal
+// (a guess) never hashes like the same value read from a protected
+// column: the order of rows cannot be matched against guesses.
+func digestTag(v value) string {
+	var ds []string
+	for _, s := range v.srcs {
+		if !slices.Contains(ds, s.domain) {
+			ds = append(ds, s.domain)
+		}
+	}
+	slices.Sort(ds)
+	return strings.Join(ds, ",")
 }
 
 // rowIdentity names the protected tables of one query level by the

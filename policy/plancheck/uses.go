@@ -328,15 +328,46 @@ func (c *checker) digest(e *pg_query.Node) bool {
 // blocked values never leave, so they may not be ordered either. A row's
 // position (ctid) may: hashed, it names the row without telling where it
 // lies.
+//
+// Each value in the digest's ROW(…) follows its tag, the token domains it
+// comes from: a guess typed in as a literal must not hash like the same
+// value read from a protected column (the order of rows would match
+// guesses). A digest without that form may hash unprotected data only.
 func (c *checker) digestUse(n *node, e *pg_query.Node, where string) error {
-	parts := []*pg_query.Node{e}
-	if row := digestRow(e); row != nil {
-		parts = row.GetArgs()
+	row := digestRow(e)
+	if row == nil {
+		if v := c.eval(n, e); len(v.srcs) > 0 {
+			return c.refuse(v.srcs[0], where, "in the proxy's digest ordering without its tag", ruleFor(v.srcs[0]))
+		}
+		return nil
 	}
-	for _, p := range parts {
-		v := c.eval(n, p)
-		if len(v.rows) > 0 {
+	args := row.GetArgs()
+	for i, a := range args {
+		if _, ok := tagValue(a); ok {
 			continue
+		}
+		v := c.eval(n, a)
+		tag, ok := "", false
+		if i > 0 {
+			tag, ok = tagValue(args[i-1])
+		}
+		switch {
+		case ok && tag == sqlinfo.RowTag && (len(v.rows) > 0 || len(v.srcs) == 0):
+			continue // a row's position (or its table's oid)
+		case len(v.srcs) == 0:
+			if ok && tag != "" {
+				// A literal under a protected tag would hash like that
+				// column's values: guesses could be matched.
+				return &analyze.Refusal{StatementKind: "Select", Reason: "the proxy's digest ordering hashes unprotected data under the tag of protected data",
+					Rule: ruleOrder + " (" + ruleServer + ")"}
+			}
+			continue
+		case !v.bare:
+			// Mixed with other values (a set operation with literals):
+			// equal hidden and typed-in values would hash alike.
+			return c.refuse(v.srcs[0], where, "mixed with other values in the proxy's digest ordering", ruleFor(v.srcs[0]))
+		case !ok || tag != domainsOf(v.srcs):
+			return c.refuse(v.srcs[0], where, "in the proxy's digest ordering without its own tag", ruleFor(v.srcs[0]))
 		}
 		for _, s := range v.srcs {
 			if blocked(s) {
@@ -345,6 +376,30 @@ func (c *checker) digestUse(n *node, e *pg_query.Node, where string) error {
 		}
 	}
 	return nil
+}
+
+// tagValue reads a digest tag: a string constant (cast to text).
+func tagValue(n *pg_query.Node) (string, bool) {
+	for n.GetTypeCast() != nil {
+		n = n.GetTypeCast().GetArg()
+	}
+	if c := n.GetAConst(); c != nil && c.GetSval() != nil {
+		return c.GetSval().GetSval(), true
+	}
+	return "", false
+}
+
+// domainsOf is the digest tag of values from srcs: their token domains,
+// sorted and unique, joined by commas.
+func domainsOf(srcs []*src) string {
+	var ds []string
+	for _, s := range srcs {
+		if !slices.Contains(ds, s.domain) {
+			ds = append(ds, s.domain)
+		}
+	}
+	slices.Sort(ds)
+	return strings.Join(ds, ",")
 }
 
 // digestRow is the ROW(…) a digest expression hashes, if it has one.

@@ -26,6 +26,8 @@ type Outputs struct {
 	// RowsOf are the tables (by reference) whose rows' positions the
 	// digest hashes too (Tie.RowsOf), as hidden columns.
 	RowsOf []string
+	// Tags are the columns' digest tags (DigestTag), by position.
+	Tags []string
 }
 
 // WithDigestOrderOf rewrites the statements of sql marked in which so that
@@ -304,7 +306,10 @@ func wrapPositional(s *pg_query.SelectStmt, o *Outputs, key string, version int3
 		inner.SortClause, inner.LimitCount, inner.LimitOffset = nil, nil, nil
 		inner.LimitOption = pg_query.LimitOption_LIMIT_OPTION_DEFAULT
 	}
-	var hashed []string
+	if len(o.Tags) != len(o.Names) {
+		return nil, fmt.Errorf("%d tags for %d columns", len(o.Tags), len(o.Names))
+	}
+	var hashed []*pg_query.Node // the digest's arguments: tag, value, …
 	aliases := make([]*pg_query.Node, 0, n+len(hidden))
 	for i, nm := range o.Names {
 		if nm == "" {
@@ -314,26 +319,22 @@ func wrapPositional(s *pg_query.SelectStmt, o *Outputs, key string, version int3
 		outer.TargetList = append(outer.TargetList, &pg_query.Node{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{
 			Name: nm, Val: col(cname(i))}}})
 		if o.Hash[i] {
-			hashed = append(hashed, cname(i))
+			hashed = append(hashed, DigestTag(o.Tags[i]), col(cname(i)))
 		}
 	}
 	for _, h := range hidden {
 		aliases = append(aliases, pg_query.MakeStrNode(h))
 	}
-	for i, p := range RowPositions(o.RowsOf) {
+	for i, p := range rowPositionRefs(o.RowsOf) {
 		ref := fmt.Sprintf("r%d", i+1)
 		inner.TargetList = append(inner.TargetList, &pg_query.Node{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{
 			Name: DigestAlias + "_" + ref, Val: p}}})
 		aliases = append(aliases, pg_query.MakeStrNode(ref))
-		hashed = append(hashed, ref)
+		hashed = append(hashed, DigestTag(RowTag), col(ref))
 	}
 	outer.SortClause = keys
 	if len(hashed) > 0 {
-		digest, err := digestSortBy(key, hashed)
-		if err != nil {
-			return nil, err
-		}
-		outer.SortClause = append(outer.SortClause, digest)
+		outer.SortClause = append(outer.SortClause, tieDigest(key, hashed))
 	}
 	outer.FromClause = []*pg_query.Node{{Node: &pg_query.Node_RangeSubselect{RangeSubselect: &pg_query.RangeSubselect{
 		Subquery: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: inner}},

@@ -101,10 +101,10 @@ func TestWithDigestOrderOf(t *testing.T) {
 		want  []string
 	}{
 		{"SELECT email, religion FROM customers ORDER BY created_at LIMIT 5", []string{"email", "religion"}, []bool{true, false}, []string{
-			`SELECT pgpseudo_q.c1 AS email, pgpseudo_q.c2 AS religion FROM (SELECT email, religion, created_at AS pgpseudo_q_k1 FROM customers) pgpseudo_q(c1, c2, k1) ORDER BY pgpseudo_q.k1, pg_catalog.sha256(pg_catalog.convert_to(ROW(pgpseudo_q.c1)::pg_catalog.text`,
+			`SELECT pgpseudo_q.c1 AS email, pgpseudo_q.c2 AS religion FROM (SELECT email, religion, created_at AS pgpseudo_q_k1 FROM customers) pgpseudo_q(c1, c2, k1) ORDER BY pgpseudo_q.k1, pg_catalog.sha256(pg_catalog.convert_to(ROW('email'::pg_catalog.text, pgpseudo_q.c1)::pg_catalog.text`,
 			`LIMIT 5`}},
 		{"SELECT religion, postal_code AS religion FROM customers", []string{"religion", "religion"}, []bool{false, true}, []string{
-			`SELECT pgpseudo_q.c1 AS religion, pgpseudo_q.c2 AS religion FROM (SELECT religion, postal_code AS religion FROM customers) pgpseudo_q(c1, c2) ORDER BY pg_catalog.sha256(pg_catalog.convert_to(ROW(pgpseudo_q.c2)`}},
+			`SELECT pgpseudo_q.c1 AS religion, pgpseudo_q.c2 AS religion FROM (SELECT religion, postal_code AS religion FROM customers) pgpseudo_q(c1, c2) ORDER BY pg_catalog.sha256(pg_catalog.convert_to(ROW(''::pg_catalog.text, pgpseudo_q.c2)`}},
 		{"SELECT * FROM customers ORDER BY 2 DESC, created_at", []string{"a", "b"}, []bool{true, true}, []string{
 			`FROM (SELECT *, created_at AS pgpseudo_q_k1 FROM customers) pgpseudo_q(c1, c2, k1) ORDER BY pgpseudo_q.c2 DESC, pgpseudo_q.k1, pg_catalog.sha256`}},
 		{"SELECT city, count(*) FROM customers GROUP BY city ORDER BY count(*) DESC", []string{"city", "count"}, []bool{true, true}, []string{
@@ -115,7 +115,9 @@ func TestWithDigestOrderOf(t *testing.T) {
 			`SELECT pgpseudo_q.c1 AS "?column?" FROM (SELECT "?column?", NULL::text AS pgpseudo_q_k1`}},
 	}
 	for _, tt := range tests {
-		got, err := WithDigestOrderOf(tt.in, []bool{true}, []*Outputs{{Names: tt.names, Hash: tt.hash}}, nil, testKey)
+		tags := make([]string, len(tt.names))
+		tags[0] = "email"
+		got, err := WithDigestOrderOf(tt.in, []bool{true}, []*Outputs{{Names: tt.names, Hash: tt.hash, Tags: tags}}, nil, testKey)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.in, err)
 		}
@@ -132,7 +134,7 @@ func TestWithDigestOrderOf(t *testing.T) {
 		"SELECT DISTINCT city FROM customers ORDER BY created_at",
 		"SELECT email FROM customers UNION SELECT city FROM customers ORDER BY length(email)",
 	} {
-		if got, err := WithDigestOrderOf(bad, []bool{true}, []*Outputs{{Names: []string{"x", "y"}[:1], Hash: []bool{true}}}, nil, testKey); err == nil {
+		if got, err := WithDigestOrderOf(bad, []bool{true}, []*Outputs{{Names: []string{"x", "y"}[:1], Hash: []bool{true}, Tags: []string{""}}}, nil, testKey); err == nil {
 			t.Errorf("%s: wrapped as %s", bad, got)
 		}
 	}

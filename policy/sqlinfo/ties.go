@@ -45,6 +45,9 @@ type TieSite struct {
 type Tie struct {
 	Select int
 	Hash   []int
+	// Tags are the entries' digest tags, in the order of Hash (see
+	// DigestTag).
+	Tags   []string
 	RowsOf []string
 	// Partial: Hash includes values that leave only in part, because the
 	// rows' positions cannot be named.
@@ -220,12 +223,15 @@ func breakTies(raw *pg_query.RawStmt, ties []Tie, key string) error {
 			return fmt.Errorf("query %d: %s", t.Select+1, st.Unbreakable)
 		}
 		targets := st.sel.GetTargetList()
-		args := make([]*pg_query.Node, 0, len(t.Hash))
-		for _, i := range t.Hash {
+		if len(t.Tags) != len(t.Hash) {
+			return fmt.Errorf("query %d: %d tags for %d hashed entries", t.Select+1, len(t.Tags), len(t.Hash))
+		}
+		args := make([]*pg_query.Node, 0, 2*len(t.Hash))
+		for k, i := range t.Hash {
 			if i < 0 || i >= len(targets) || targets[i].GetResTarget() == nil {
 				return fmt.Errorf("query %d has no select list entry %d", t.Select+1, i+1)
 			}
-			args = append(args, targets[i].GetResTarget().GetVal())
+			args = append(args, DigestTag(t.Tags[k]), targets[i].GetResTarget().GetVal())
 		}
 		args = append(args, RowPositions(t.RowsOf)...)
 		digest := func() *pg_query.Node { return tieDigest(key, args) }
@@ -244,7 +250,10 @@ func breakTies(raw *pg_query.RawStmt, ties []Tie, key string) error {
 		for _, f := range st.Calls {
 			for _, a := range f.GetArgs() {
 				if TieHashable(a) && !slices.ContainsFunc(args, func(b *pg_query.Node) bool { return SameExpr(a, b) }) {
-					args = append(args, a)
+					// Arguments are not in the select list; the server-side
+					// check refuses one that carries protected values
+					// without its tag.
+					args = append(args, DigestTag(""), a)
 				}
 			}
 		}
@@ -290,8 +299,17 @@ func catalogType(name string) *pg_query.TypeName {
 
 // RowPositions are the expressions that name a row of each table
 // referenced by refs: its tableoid (for partitions and inheritance) and
-// its ctid.
+// its ctid, after the tag of row positions.
 func RowPositions(refs []string) []*pg_query.Node {
+	var out []*pg_query.Node
+	for _, r := range rowPositionRefs(refs) {
+		out = append(out, DigestTag(RowTag), r)
+	}
+	return out
+}
+
+// rowPositionRefs are tableoid and ctid of each table referenced by refs.
+func rowPositionRefs(refs []string) []*pg_query.Node {
 	var out []*pg_query.Node
 	for _, r := range refs {
 		for _, col := range []string{"tableoid", "ctid"} {
@@ -300,4 +318,16 @@ func RowPositions(refs []string) []*pg_query.Node {
 		}
 	}
 	return out
+}
+
+// RowTag is the digest tag of row positions: a tid typed in as a literal
+// hashes under the empty tag, never like a row's own position.
+const RowTag = "pgpseudo row position"
+
+// DigestTag is the constant that precedes each value in the digest's
+// ROW(…): the token domains the value comes from ("" for unprotected
+// data), so that the same value from another source hashes differently.
+func DigestTag(tag string) *pg_query.Node {
+	return &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
+		Arg: pg_query.MakeAConstStrNode(tag, -1), TypeName: catalogType("text")}}}
 }

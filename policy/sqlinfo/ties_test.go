@@ -60,22 +60,25 @@ func TestTieSites(t *testing.T) {
 // that decides among ties; the client's own ORDER BY of the result stays
 // first outside, DISTINCT ON's added keys do not move out.
 func TestBreakTies(t *testing.T) {
-	d := func(args string) string {
-		return "pg_catalog.sha256(pg_catalog.convert_to(ROW(" + args + ")::pg_catalog.text, 'UTF8') OPERATOR(pg_catalog.||) E'\\\\x" + testKey + "'::pg_catalog.bytea)"
+	d := func(args ...string) string {
+		for i, a := range args {
+			args[i] = "''::pg_catalog.text, " + a
+		}
+		return "pg_catalog.sha256(pg_catalog.convert_to(ROW(" + strings.Join(args, ", ") + ")::pg_catalog.text, 'UTF8') OPERATOR(pg_catalog.||) E'\\\\x" + testKey + "'::pg_catalog.bytea)"
 	}
 	for _, tt := range []struct {
 		in   string
 		ties []Tie
 		want string
 	}{
-		{"SELECT x.a FROM t, LATERAL (SELECT u.a, u.b FROM u ORDER BY u.c LIMIT 1) x", []Tie{{Select: 1, Hash: []int{0, 1}}},
-			"SELECT x.a FROM t, LATERAL (SELECT u.a, u.b FROM u ORDER BY u.c, " + d("u.a, u.b") + " LIMIT 1) x"},
+		{"SELECT x.a FROM t, LATERAL (SELECT u.a, u.b FROM u ORDER BY u.c LIMIT 1) x", []Tie{{Select: 1, Hash: []int{0, 1}, Tags: []string{"", ""}}},
+			"SELECT x.a FROM t, LATERAL (SELECT u.a, u.b FROM u ORDER BY u.c, " + d("u.a", "u.b") + " LIMIT 1) x"},
 		{"SELECT (SELECT 1 FROM u LIMIT 1)", []Tie{{Select: 1}}, "SELECT (SELECT 1 FROM u LIMIT 1)"},
-		{"SELECT a, sum(b) OVER (ORDER BY c ROWS 1 PRECEDING) FROM t", []Tie{{Select: 0, Hash: []int{0}}},
-			"SELECT a, sum(b) OVER (ORDER BY c, " + d("a, b") + " ROWS 1 PRECEDING) FROM t"},
+		{"SELECT a, sum(b) OVER (ORDER BY c ROWS 1 PRECEDING) FROM t", []Tie{{Select: 0, Hash: []int{0}, Tags: []string{""}}},
+			"SELECT a, sum(b) OVER (ORDER BY c, " + d("a", "b") + " ROWS 1 PRECEDING) FROM t"},
 		{"SELECT row_number() OVER () FROM t", []Tie{{Select: 0}}, "SELECT row_number() OVER () FROM t"},
-		{"SELECT DISTINCT ON (a) a, b FROM t", []Tie{{Select: 0, Hash: []int{0, 1}}},
-			"SELECT DISTINCT ON (a) a, b FROM t ORDER BY a, " + d("a, b")},
+		{"SELECT DISTINCT ON (a) a, b FROM t", []Tie{{Select: 0, Hash: []int{0, 1}, Tags: []string{"", ""}}},
+			"SELECT DISTINCT ON (a) a, b FROM t ORDER BY a, " + d("a", "b")},
 	} {
 		got, err := WithDigestOrderOf(tt.in, nil, nil, [][]Tie{tt.ties}, testKey)
 		if err != nil || got != tt.want {
@@ -83,7 +86,7 @@ func TestBreakTies(t *testing.T) {
 		}
 	}
 	positional, err := WithDigestOrderOf("SELECT DISTINCT ON (a) a, b FROM t", []bool{true},
-		[]*Outputs{{Names: []string{"a", "b"}, Hash: []bool{true, true}}}, [][]Tie{{{Select: 0, Hash: []int{0, 1}}}}, testKey)
+		[]*Outputs{{Names: []string{"a", "b"}, Hash: []bool{true, true}, Tags: []string{"", ""}}}, [][]Tie{{{Select: 0, Hash: []int{0, 1}, Tags: []string{"", ""}}}}, testKey)
 	if err != nil || strings.Contains(positional, "ORDER BY pgpseudo_q.c1") {
 		t.Errorf("DISTINCT ON's added keys moved out: %s (%v)", positional, err)
 	}
