@@ -230,3 +230,27 @@ func TestSystemColumnsWithheld(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckRecoversFromServerError: a statement the server refuses while
+// pgpseudo plans it (division by zero in constant folding) leaves nothing
+// behind that breaks the session's next statements, in either protocol.
+func TestCheckRecoversFromServerError(t *testing.T) {
+	kunden(t)
+	p := policyProxy(t, samplePolicy)
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	ctx := context.Background()
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+		for i := 0; i < 3; i++ {
+			if _, err := c.Exec(ctx, "SELECT s.x, 1/0 FROM (SELECT postal_code x FROM customers) s", mode); err == nil || !strings.Contains(err.Error(), "division by zero") {
+				t.Fatalf("%v: want the server's division by zero, got %v", mode, err)
+			}
+			var n int
+			if err := c.QueryRow(ctx, "SELECT count(*) FROM customers WHERE city = $1", mode, "Berlin").Scan(&n); err != nil {
+				t.Fatalf("%v: the next statement failed: %v", mode, err)
+			}
+			if err := c.QueryRow(ctx, "SELECT count(*) FROM customers", mode).Scan(&n); err != nil {
+				t.Fatalf("%v: the next statement failed: %v", mode, err)
+			}
+		}
+	}
+}

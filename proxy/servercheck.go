@@ -141,6 +141,10 @@ func (s *session) runCheck(stmts []screen.Probe, simple bool) (*checkRun, error)
 			pt = binary.BigEndian.AppendUint32(pt, t)
 		}
 		for _, step := range []func() error{
+			// A check that failed half-way (an error skips the rest up to
+			// Sync) may have left this name behind; closing a name that
+			// does not exist is no error.
+			func() error { return send('C', 0, 0, []byte{'S'}, cstr(name)) },
 			func() error { return send('P', 'p', offset, cstr(name), cstr(sql), pt) },
 			func() error { return send('B', 0, 0, cstr(name), cstr(name), []byte{0, 0, 0, 0, 0, 0}) },
 			func() error { return send('E', role, 0, cstr(name), []byte{0, 0, 0, 0}) },
@@ -172,6 +176,9 @@ func (s *session) runCheck(stmts []screen.Probe, simple bool) (*checkRun, error)
 		pt := binary.BigEndian.AppendUint16(nil, uint16(len(st.Types)))
 		for _, t := range st.Types {
 			pt = binary.BigEndian.AppendUint32(pt, t)
+		}
+		if err := send('C', 0, 0, []byte{'S'}, cstr(prep)); err != nil {
+			return nil, err
 		}
 		if err := send('P', 'p', 0, cstr(prep), cstr(st.Text), pt); err != nil {
 			return nil, err
