@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"bytes"
+	"strconv"
+
 	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 	"github.com/pgpseudo/pgpseudo/proxy/protocol"
 	"github.com/pgpseudo/pgpseudo/proxy/wire"
@@ -32,6 +35,12 @@ func (s *session) screen(m wire.Msg) *verdict {
 		}
 		stmts, _ := sqlinfo.Light(q)
 		return &verdict{stmts: stmts}
+	}
+	if m.Type == 'P' {
+		if name, _, _ := bytes.Cut(m.Body(), []byte{0}); sqlinfo.ReservedName(string(name)) {
+			return &verdict{refusal: refusal("the prepared statement name " + strconv.Quote(string(name)) + " is reserved for pgpseudo's server-side check; role " +
+				role.Name + " may not use it (rule: names starting with " + sqlinfo.ReservedPrefix + " are pgpseudo's)")}
+		}
 	}
 	return s.checkSQL(m.Type, m.Body())
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 	"github.com/pgpseudo/pgpseudo/proxy/screen"
 	"github.com/pgpseudo/pgpseudo/proxy/wire"
 )
@@ -159,7 +160,7 @@ func (s *session) runCheck(stmts []screen.Probe, simple bool) (*checkRun, error)
 	}
 	generic := false
 	for i, st := range stmts {
-		name := fmt.Sprintf("pgpseudo_check_%d", i)
+		name := fmt.Sprintf("%s_%d", sqlinfo.ReservedPrefix, i)
 		if st.NParams == 0 && len(st.Types) == 0 {
 			if err := exec(name, explainPrefix+st.Text, 'x', len(explainPrefix), nil); err != nil {
 				return nil, err
@@ -168,7 +169,7 @@ func (s *session) runCheck(stmts []screen.Probe, simple bool) (*checkRun, error)
 		}
 		if !generic {
 			generic = true
-			if err := exec("pgpseudo_check_mode", "SET plan_cache_mode = force_generic_plan", 0, 0, nil); err != nil {
+			if err := exec(sqlinfo.ReservedPrefix+"_mode", "SET plan_cache_mode = force_generic_plan", 0, 0, nil); err != nil {
 				return nil, err
 			}
 		}
@@ -192,11 +193,11 @@ func (s *session) runCheck(stmts []screen.Probe, simple bool) (*checkRun, error)
 		}
 	}
 	if generic {
-		if err := exec("pgpseudo_check_mode", "RESET plan_cache_mode", 0, 0, nil); err != nil {
+		if err := exec(sqlinfo.ReservedPrefix+"_mode", "RESET plan_cache_mode", 0, 0, nil); err != nil {
 			return nil, err
 		}
 	}
-	if err := exec("pgpseudo_check_path", "SELECT pg_catalog.current_setting('search_path')", 's', 0, nil); err != nil {
+	if err := exec(sqlinfo.ReservedPrefix+"_path", "SELECT pg_catalog.current_setting('search_path')", 's', 0, nil); err != nil {
 		return nil, err
 	}
 	if simple {

@@ -449,6 +449,16 @@ func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result,
 	return res, nil
 }
 
+// reservedName refuses a statement or cursor name the proxy's server-side
+// check uses: the check closes and reuses its own names.
+func reservedName(name, what string) error {
+	if sqlinfo.ReservedName(name) {
+		return &Refusal{Reason: "the " + what + " name " + quoteIdent(name) + " is reserved for pgpseudo's server-side check",
+			Rule: "names starting with " + sqlinfo.ReservedPrefix + " are pgpseudo's"}
+	}
+	return nil
+}
+
 // ruleGrammar is the rule of refusals for grammar skew.
 const ruleGrammar = "words that pgpseudo's parser and the server's grammar read differently are refused for restricted roles (quote them as identifiers)"
 
@@ -543,8 +553,14 @@ func (a *analyzer) statement(n *pg_query.Node, kind string) error {
 	case n.GetTransactionStmt() != nil:
 		return a.transaction(n.GetTransactionStmt())
 	case n.GetDeclareCursorStmt() != nil:
+		if err := reservedName(n.GetDeclareCursorStmt().GetPortalname(), "cursor"); err != nil {
+			return err
+		}
 		return a.readQuery(n.GetDeclareCursorStmt().GetQuery(), "DECLARE CURSOR")
 	case n.GetPrepareStmt() != nil:
+		if err := reservedName(n.GetPrepareStmt().GetName(), "prepared statement"); err != nil {
+			return err
+		}
 		return a.readQuery(n.GetPrepareStmt().GetQuery(), "PREPARE")
 	case n.GetExecuteStmt() != nil:
 		// The prepared statement was analysed at PREPARE; its parameters

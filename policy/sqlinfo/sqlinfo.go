@@ -472,3 +472,13 @@ func SameExpr(a, b *pg_query.Node) bool {
 	}
 	return proto.Equal(strip(a), strip(b))
 }
+
+// ReservedPrefix starts the names of the statements and portals that
+// pgpseudo's server-side check creates in a session.
+const ReservedPrefix = "pgpseudo_check"
+
+// ReservedName reports a statement, portal or cursor name of pgpseudo's
+// (PostgreSQL folds unquoted names to lower case, and so does this).
+func ReservedName(name string) bool {
+	return strings.HasPrefix(strings.ToLower(name), ReservedPrefix)
+}
