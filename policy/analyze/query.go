@@ -693,6 +693,20 @@ func (a *analyzer) fromItem(sc *scope, n *pg_query.Node, lat *scope) ([]*rte, er
 				return nil, err
 			}
 		}
+		_, method := funcName(ts.GetMethod())
+		for _, r := range ns {
+			if r.sysRule == "" || method == "bernoulli" && ts.GetRepeatable() == nil {
+				continue
+			}
+			// A sample is drawn by a public hash of each row's position
+			// and the seed (BERNOULLI … REPEATABLE), or by whole blocks
+			// (SYSTEM): which rows it keeps shows where they lie, which
+			// follows their clear keys. BERNOULLI with a random seed
+			// shows nothing.
+			return nil, &Refusal{Table: r.sysRoot, Column: "ctid", Clause: "TABLESAMPLE",
+				Reason: "TABLESAMPLE " + strings.ToUpper(method) + " with a chosen seed, or by blocks, picks rows by their physical position",
+				Rule:   r.sysRule + "; restricted roles may sample such tables only with TABLESAMPLE BERNOULLI and no REPEATABLE"}
+		}
 		return ns, nil
 	case n.GetRangeTableFunc() != nil, n.GetJsonTable() != nil:
 		// XMLTABLE and JSON_TABLE: their inputs are function arguments.

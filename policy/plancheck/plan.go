@@ -13,6 +13,7 @@ type node struct {
 	subplan                                   string // "SubPlan 1", "InitPlan 1 (returns $0)", "CTE x"
 	relName, schema, alias, cteName, strategy string
 	index                                     string // an index scan's index
+	sampling                                  string // a sample scan's method
 	output                                    []string
 	// props are the node's expression-bearing properties, in key order.
 	props  []prop
@@ -66,7 +67,7 @@ func buildNode(m map[string]any, parent *node) (*node, error) {
 	str := func(k string) string { s, _ := m[k].(string); return s }
 	n.typ, n.parentRel, n.subplan = str("Node Type"), str("Parent Relationship"), str("Subplan Name")
 	n.relName, n.schema, n.alias, n.cteName, n.strategy = str("Relation Name"), str("Schema"), str("Alias"), str("CTE Name"), str("Strategy")
-	n.index = str("Index Name")
+	n.index, n.sampling = str("Index Name"), str("Sampling Method")
 	if n.typ == "" {
 		return nil, fmt.Errorf("plan: a node without a type")
 	}

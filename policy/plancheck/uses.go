@@ -460,6 +460,20 @@ func (c *checker) orderSources(n *node) error {
 				}
 			}
 		}
+	case "Sample Scan":
+		// Which rows a seeded or block sample keeps follows their
+		// physical position (a public hash of block, offset and seed).
+		rel := c.rels[n]
+		if rel == nil || len(c.protectedOf(rel)) == 0 {
+			return nil
+		}
+		seeded := slices.ContainsFunc(n.props, func(p prop) bool { return p.key == "Repeatable Seed" })
+		if n.sampling != "bernoulli" || seeded {
+			s := c.protectedOf(rel)[0]
+			return &analyze.Refusal{StatementKind: "Select", Table: s.table, Column: "ctid", Clause: "the server's plan (" + n.typ + ")",
+				Reason: "a sample drawn by block or with a chosen seed picks rows by their physical position",
+				Rule:   "restricted roles may sample tables they do not see in clear only with TABLESAMPLE BERNOULLI and no REPEATABLE (" + ruleServer + ")"}
+		}
 	case "Index Scan", "Index Only Scan":
 		rel := c.rels[n]
 		if rel == nil {
