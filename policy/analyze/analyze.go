@@ -242,6 +242,8 @@ type Output struct {
 	// Tag names the token domains of the column's protected data
 	// (digestTag).
 	Tag string
+	// kinds are the transforms of its protected data.
+	kinds []string
 }
 
 // DigestColumns names the outputs the proxy's digest ordering may hash:
@@ -285,6 +287,11 @@ func (s StatementInfo) DigestOutputs() *sqlinfo.Outputs {
 		o.Names = append(o.Names, c.Name)
 		o.Hash = append(o.Hash, !c.Withheld || s.Top.Partial && !c.Blocked)
 		o.Tags = append(o.Tags, c.Tag)
+		release := ""
+		if s.Top.Partial && c.Withheld {
+			release = sqlinfo.ReleasedForm(c.kinds)
+		}
+		o.Release = append(o.Release, release)
 	}
 	return o
 }
@@ -292,7 +299,7 @@ func (s StatementInfo) DigestOutputs() *sqlinfo.Outputs {
 func outputsOf(cols []column) []Output {
 	out := make([]Output, 0, len(cols))
 	for _, c := range cols {
-		out = append(out, Output{Name: c.name, Certain: !c.uncertain, Withheld: withheld(c.val), Blocked: blockedValue(c.val), Tag: digestTag(c.val)})
+		out = append(out, Output{Name: c.name, Certain: !c.uncertain, Withheld: withheld(c.val), Blocked: blockedValue(c.val), Tag: digestTag(c.val), kinds: kindsOf(c.val)})
 	}
 	return out
 }

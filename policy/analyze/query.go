@@ -290,8 +290,34 @@ func tieBreak(s *pg_query.SelectStmt, ns []*rte, outs []column, hash, partial []
 	}
 	for _, i := range t.Hash {
 		t.Tags = append(t.Tags, tags[i])
+		t.Release = append(t.Release, "")
+		if t.Partial {
+			t.Release[len(t.Release)-1] = releasedForm(outs, s, i)
+		}
 	}
 	return t
+}
+
+// releasedForm is how the digest may hash a value that leaves only in
+// part as the part that leaves (a generalisation to the year or month is
+// date_trunc of the same field): rows that look alike then tie, and
+// rows with equal hidden values no longer hash alike. "" when the value
+// must be hashed as it is.
+func releasedForm(outs []column, s *pg_query.SelectStmt, i int) string {
+	// outs follow the select list one to one here: tie sites have no *.
+	if i >= len(outs) || len(s.GetTargetList()) != len(outs) {
+		return ""
+	}
+	return sqlinfo.ReleasedForm(kindsOf(outs[i].val))
+}
+
+// kindsOf are the transforms of a value's protected sources.
+func kindsOf(v value) []string {
+	var ks []string
+	for _, src := range v.srcs {
+		ks = append(ks, string(src.dec.Spec.Kind))
+	}
+	return ks
 }
 
 // digestTag names where a hashed value comes from: the token domains of

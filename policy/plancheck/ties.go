@@ -116,12 +116,12 @@ func (c *checker) covered(n, in *node) error {
 				if err != nil {
 					return err
 				}
-				keys = append(keys, c.tieKeys(ex.GetSortBy().GetNode())...)
+				keys = append(keys, c.tieKeys(in, ex.GetSortBy().GetNode())...)
 			}
 		}
 		for _, e := range in.output {
 			if ex, err := c.expr(e, plainExpr, c.in.Keywords); err == nil && c.digest(ex) {
-				keys = append(keys, c.tieKeys(ex)...)
+				keys = append(keys, c.tieKeys(in, ex)...)
 			}
 		}
 	}
@@ -153,8 +153,9 @@ func (c *checker) covered(n, in *node) error {
 }
 
 // tieKeys are the expressions a sort key orders by: itself, and for the
-// proxy's digest the columns it hashes.
-func (c *checker) tieKeys(k *pg_query.Node) []*pg_query.Node {
+// proxy's digest the columns it hashes (a generalised column hashed as
+// its released part counts: rows that agree on it look alike).
+func (c *checker) tieKeys(in *node, k *pg_query.Node) []*pg_query.Node {
 	out := []*pg_query.Node{k}
 	if !c.digest(k) {
 		return out
@@ -163,6 +164,13 @@ func (c *checker) tieKeys(k *pg_query.Node) []*pg_query.Node {
 		switch x := m.Interface().(type) {
 		case *pg_query.RowExpr:
 			out = append(out, x.GetArgs()...)
+			for _, a := range x.GetArgs() {
+				if field, inner := releasedArg(a); inner != nil {
+					if v := c.eval(in, inner); v.bare && len(v.srcs) > 0 && generalisedTo(v.srcs, field) {
+						out = append(out, inner)
+					}
+				}
+			}
 		case *pg_query.ColumnRef:
 			if f := x.GetFields(); len(f) > 0 && f[len(f)-1].GetAStar() != nil {
 				out = append(out, &pg_query.Node{Node: &pg_query.Node_ColumnRef{ColumnRef: x}})

@@ -347,6 +347,13 @@ func (c *checker) digestUse(n *node, e *pg_query.Node, where string) error {
 			continue
 		}
 		v := c.eval(n, a)
+		if field, inner := releasedArg(a); inner != nil {
+			// The released part of a generalised value (date_trunc of
+			// the field it is generalised to): bare inside.
+			if w := c.eval(n, inner); w.bare && len(w.srcs) > 0 && generalisedTo(w.srcs, field) {
+				v = w
+			}
+		}
 		tag, ok := "", false
 		if i > 0 {
 			tag, ok = tagValue(args[i-1])
@@ -376,6 +383,34 @@ func (c *checker) digestUse(n *node, e *pg_query.Node, where string) error {
 		}
 	}
 	return nil
+}
+
+// releasedArg reads date_trunc('year' or 'month', x) (casts on x and on
+// the field left out).
+func releasedArg(e *pg_query.Node) (string, *pg_query.Node) {
+	f := e.GetFuncCall()
+	if f == nil || funcName(f) != "date_trunc" || len(f.GetArgs()) != 2 {
+		return "", nil
+	}
+	field, ok := tagValue(f.GetArgs()[0])
+	if !ok || field != "year" && field != "month" {
+		return "", nil
+	}
+	x := f.GetArgs()[1]
+	for x.GetTypeCast() != nil {
+		x = x.GetTypeCast().GetArg()
+	}
+	return field, x
+}
+
+// generalisedTo reports sources all generalised to field.
+func generalisedTo(srcs []*src, field string) bool {
+	for _, s := range srcs {
+		if s.dec.Action != policy.Tokenize || string(s.dec.Spec.Kind) != field {
+			return false
+		}
+	}
+	return true
 }
 
 // tagValue reads a digest tag: a string constant (cast to text).

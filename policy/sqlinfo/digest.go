@@ -26,8 +26,10 @@ type Outputs struct {
 	// RowsOf are the tables (by reference) whose rows' positions the
 	// digest hashes too (Tie.RowsOf), as hidden columns.
 	RowsOf []string
-	// Tags are the columns' digest tags (DigestTag), by position.
-	Tags []string
+	// Tags are the columns' digest tags (DigestTag), by position;
+	// Release how to hash each as the part that leaves (Tie.Release).
+	Tags    []string
+	Release []string
 }
 
 // WithDigestOrderOf rewrites the statements of sql marked in which so that
@@ -319,7 +321,11 @@ func wrapPositional(s *pg_query.SelectStmt, o *Outputs, key string, version int3
 		outer.TargetList = append(outer.TargetList, &pg_query.Node{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{
 			Name: nm, Val: col(cname(i))}}})
 		if o.Hash[i] {
-			hashed = append(hashed, DigestTag(o.Tags[i]), col(cname(i)))
+			rel := ""
+			if i < len(o.Release) {
+				rel = o.Release[i]
+			}
+			hashed = append(hashed, DigestTag(o.Tags[i]), released(rel, col(cname(i))))
 		}
 	}
 	for _, h := range hidden {

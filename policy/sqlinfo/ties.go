@@ -52,6 +52,31 @@ type Tie struct {
 	// Partial: Hash includes values that leave only in part, because the
 	// rows' positions cannot be named.
 	Partial bool
+	// Release says, in the order of Hash, how to hash an entry that
+	// leaves only in part as the part that leaves ("year", "month"; ""
+	// as it is).
+	Release []string
+}
+
+// ReleasedForm is the SQL field of date_trunc that computes the part of a
+// value that leaves, for a value whose one protected source is
+// generalised to the year or the month ("" otherwise).
+func ReleasedForm(kinds []string) string {
+	if len(kinds) == 1 && (kinds[0] == "year" || kinds[0] == "month") {
+		return kinds[0]
+	}
+	return ""
+}
+
+// released wraps a hashed value in the computation of its released part.
+func released(field string, v *pg_query.Node) *pg_query.Node {
+	if field == "" {
+		return v
+	}
+	return &pg_query.Node{Node: &pg_query.Node_FuncCall{FuncCall: &pg_query.FuncCall{
+		Funcname:   []*pg_query.Node{pg_query.MakeStrNode("pg_catalog"), pg_query.MakeStrNode("date_trunc")},
+		Args:       []*pg_query.Node{pg_query.MakeAConstStrNode(field, -1), proto.Clone(v).(*pg_query.Node)},
+		Funcformat: pg_query.CoercionForm_COERCE_EXPLICIT_CALL}}}
 }
 
 // Selects lists the queries of a statement in a fixed order (depth first,
@@ -231,7 +256,11 @@ func breakTies(raw *pg_query.RawStmt, ties []Tie, key string) error {
 			if i < 0 || i >= len(targets) || targets[i].GetResTarget() == nil {
 				return fmt.Errorf("query %d has no select list entry %d", t.Select+1, i+1)
 			}
-			args = append(args, DigestTag(t.Tags[k]), targets[i].GetResTarget().GetVal())
+			rel := ""
+			if k < len(t.Release) {
+				rel = t.Release[k]
+			}
+			args = append(args, DigestTag(t.Tags[k]), released(rel, targets[i].GetResTarget().GetVal()))
 		}
 		args = append(args, RowPositions(t.RowsOf)...)
 		digest := func() *pg_query.Node { return tieDigest(key, args) }
