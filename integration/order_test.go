@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // TestOrderRevealsNothing: rows grouped or de-duplicated on a
@@ -267,6 +269,47 @@ func TestCheckRecoversFromServerError(t *testing.T) {
 			}
 			if err := c.QueryRow(ctx, "SELECT count(*) FROM customers", mode).Scan(&n); err != nil {
 				t.Fatalf("%v: the next statement failed: %v", mode, err)
+			}
+		}
+	}
+}
+
+// TestExecutionErrorsHideRows: an error while the server reads rows names
+// the failing row's value and, by which row fails first, the order in
+// which rows are read (physical, or a sort over clear values). A
+// restricted role gets one generic error instead, whatever row or kind
+// of error came first.
+func TestExecutionErrorsHideRows(t *testing.T) {
+	customers := kunden(t)
+	p := policyProxy(t, samplePolicy)
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	direct := connect(t, directDSN(userBI, samplePass, dbKunden))
+	ctx := context.Background()
+	first := rawFirstColumn(t, direct, "SELECT postal_code FROM customers", pgx.QueryExecModeSimpleProtocol)
+	for _, q := range []string{
+		"SELECT count(*) FROM customers WHERE (postal_code || 'x')::int > 0",
+		"SELECT count(*) FROM (SELECT email, min(postal_code) k FROM customers GROUP BY email) t WHERE (t.k || '#')::int > 0",
+		// Two kinds of error: which comes first would tell which row is read first.
+		fmt.Sprintf("SELECT count(*) FROM customers WHERE CASE WHEN postal_code = '%s' THEN (postal_code || 'x')::int WHEN postal_code = '%s' THEN 1 / (length(postal_code) - 5) ELSE 1 END > 0", first[0], first[1]),
+		fmt.Sprintf("SELECT count(*) FROM customers WHERE CASE WHEN postal_code = '%s' THEN (postal_code || 'x')::int WHEN postal_code = '%s' THEN 1 / (length(postal_code) - 5) ELSE 1 END > 0", first[1], first[0]),
+	} {
+		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+			if _, err := c.Exec(ctx, "SET enable_hashagg = off", pgx.QueryExecModeSimpleProtocol); err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			err := c.QueryRow(ctx, q, mode).Scan(&n)
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) {
+				t.Fatalf("%s (%v): want an error, got %v", q, mode, err)
+			}
+			if pe.Code != "22000" {
+				t.Errorf("%s (%v): SQLSTATE %s (%s), want the generic 22000", q, mode, pe.Code, pe.Message)
+			}
+			for _, cu := range customers {
+				if strings.Contains(pe.Message+pe.Detail+pe.Hint, cu.PostalCode) {
+					t.Errorf("%s (%v): the error names postal code %s: %s", q, mode, cu.PostalCode, pe.Message)
+				}
 			}
 		}
 	}

@@ -44,7 +44,9 @@ func TestSideChannels(t *testing.T) {
 	defer c.Close(ctx)
 	_, err = c.Exec(ctx, "SELECT public.raise_detail()")
 	var pe *pgconn.PgError
-	if !errors.As(err, &pe) || pe.Message != "failure" {
+	// An error while the server reads rows is withheld whole (it could
+	// quote values and tell which row is read first): generic 22000.
+	if !errors.As(err, &pe) || pe.Code != "22000" || !strings.Contains(pe.Message, "withheld") {
 		t.Fatalf("raise_detail: %v", err)
 	}
 	if pe.Detail != "" || pe.Hint != "" || pe.Where != "" || pe.InternalQuery != "" {

@@ -230,6 +230,10 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 		if rep.Req != nil {
 			s.failed(rep.Req, code)
 		}
+		if rep.Req != nil && (rep.Req.Type == 'Q' || rep.Req.Type == 'E') {
+			emit(s.executionError(m, code))
+			return nil
+		}
 		emit(s.scrubbedFor(m))
 	case 'N':
 		emit(s.scrubbedFor(m))
@@ -658,6 +662,38 @@ func decodeFields(body []byte) ([]pgproto3.FieldDescription, error) {
 		fields[i].Name = append([]byte(nil), fields[i].Name...)
 	}
 	return fields, nil
+}
+
+// executionError is the error a restricted role gets when its statement
+// fails while the server reads rows. The statement passed the
+// server-side check, so the server planned it; what fails now fails on a
+// row. The server's message names that row's values ("invalid input
+// syntax for type integer: \"95029x\""), and which row fails first, or
+// which kind of error comes first, shows the order in which the server
+// reads rows (physical, a sort's over clear values). Only errors that
+// name no value and do not depend on the rows keep their code and text.
+func (s *session) executionError(m wire.Msg, code string) []byte {
+	_, role := s.currentPolicy()
+	if !role.Restricted() {
+		return m.Raw
+	}
+	if rowIndependent(code) {
+		return s.scrubbedFor(m)
+	}
+	return errorFrame(codeDataException, "pgpseudo: the statement failed on a value while the server read rows; for role "+role.Name+
+		" the server's error is withheld (rule: errors during execution can quote values and show the order in which rows are read)")
+}
+
+// rowIndependent reports SQLSTATEs whose errors name no value and do not
+// depend on which rows are read first: cancels and timeouts, shutdown,
+// transaction state, serialization, resources, locks.
+func rowIndependent(code string) bool {
+	switch code {
+	case "57014", "57P01", "57P02", "57P03", "57P04", "57P05", "25P02", "25P03", "25001", "25006",
+		"40001", "40P01", "53000", "53100", "53200", "53300", "53400", "55P03", "55006", "0A000":
+		return true
+	}
+	return false
 }
 
 // scrubbedFor scrubs an error or notice for restricted roles only.

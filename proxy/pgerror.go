@@ -17,6 +17,7 @@ const (
 	codeIdleSessionTimeout  = "57P05"
 	codeInternalError       = "XX000"
 	codeInsufficientPriv    = "42501"
+	codeDataException       = "22000"
 )
 
 // errorResponse builds an ErrorResponse frame.

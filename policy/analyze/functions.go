@@ -16,6 +16,7 @@ func deniedBuiltin(name string) bool {
 		"pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile",
 		"pg_switch_wal", "pg_promote", "pg_create_restore_point", "pg_import_system_collations",
 		"setval", "nextval", // write sequences
+		"pg_blocking_pids", "pg_safe_snapshot_blocking_pids", // other sessions' process ids
 		"pg_file_write", "pg_file_rename", "pg_file_unlink", "pg_file_sync", "pg_logdir_ls",
 		"lowrite", "loread", "lo_get", "lo_put", "lo_from_bytea":
 		return true
@@ -36,6 +37,9 @@ func DeniedFunction(name string) bool {
 		"pg_create_logical_replication_slot", "pg_drop_replication_slot", "pg_copy_", "binary_upgrade_",
 		"query_to_", "table_to_", "cursor_to_", "schema_to_", "database_to_", "xpath",
 		"pg_stat_reset", "pg_replication_origin_", "brin_summarize", "brin_desummarize", "gin_clean_pending_list",
+		// Advisory locks are shared by every session of the database: one
+		// user could block another's.
+		"pg_advisory_", "pg_try_advisory_",
 	} {
 		if strings.HasPrefix(n, p) {
 			return true

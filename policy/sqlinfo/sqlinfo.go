@@ -253,6 +253,8 @@ func SensitiveCatalog(name string) bool {
 		// The session's own statements as the server keeps them: rewritten
 		// by pgpseudo (its digest ordering).
 		name == "pg_prepared_statements", name == "pg_cursors", name == "pg_backend_memory_contexts",
+		// Other sessions' locks and process ids.
+		name == "pg_locks",
 		strings.HasPrefix(name, "pg_stats"), strings.HasPrefix(name, "pg_stat_"), strings.HasPrefix(name, "pg_statio_"):
 		return true
 	}
