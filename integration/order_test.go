@@ -313,4 +313,24 @@ func TestExecutionErrorsHideRows(t *testing.T) {
 			}
 		}
 	}
+	// Rows whose columns are all withheld look alike, but streamed in the
+	// server's order, the number that arrives before an error would be
+	// the failing row's physical position.
+	for _, pc := range []string{first[0], first[5], first[len(first)-1]} {
+		q := fmt.Sprintf("SELECT religion FROM customers WHERE CASE WHEN postal_code = '%s' THEN 1 / (length(postal_code) - 5) ELSE 1 END = 1", pc)
+		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+			rows, err := c.Query(ctx, q, mode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for rows.Next() {
+				n++
+			}
+			rows.Close()
+			if rows.Err() == nil || n != 0 {
+				t.Errorf("%s (%v): %d rows before the error (%v), want none", q, mode, n, rows.Err())
+			}
+		}
+	}
 }

@@ -277,16 +277,23 @@ func tieBreak(s *pg_query.SelectStmt, ns []*rte, outs []column, hash, partial []
 	for _, o := range outs {
 		partialOut = partialOut || withheld(o.val) && !blockedValue(o.val)
 	}
-	if partialOut {
-		ids, ok := rowIdentity(ns)
-		plainDistinct := len(s.GetDistinctClause()) > 0 && s.GetDistinctClause()[0].GetNode() == nil
-		if ok && len(s.GetGroupClause()) == 0 && s.GetHavingClause() == nil && !plainDistinct {
-			t.RowsOf = ids
-		} else {
-			t.Hash = append(append([]int{}, hash...), partial...)
-			slices.Sort(t.Hash)
-			t.Partial = true
-		}
+	ids, ok := rowIdentity(ns)
+	plainDistinct := len(s.GetDistinctClause()) > 0 && s.GetDistinctClause()[0].GetNode() == nil
+	ok = ok && len(s.GetGroupClause()) == 0 && s.GetHavingClause() == nil && !plainDistinct
+	switch {
+	case partialOut && ok:
+		t.RowsOf = ids
+	case partialOut:
+		t.Hash = append(append([]int{}, hash...), partial...)
+		slices.Sort(t.Hash)
+		t.Partial = true
+	case len(hash) == 0 && ok:
+		// Nothing to hash (every entry blocked or constant): the rows
+		// look alike, but unsorted they would stream in the server's
+		// order, and how many arrive before an error shows where the
+		// failing row lies. Sorted by their positions, all are read
+		// before the first one leaves.
+		t.RowsOf = ids
 	}
 	for _, i := range t.Hash {
 		t.Tags = append(t.Tags, tags[i])
