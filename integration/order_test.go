@@ -334,3 +334,33 @@ func TestExecutionErrorsHideRows(t *testing.T) {
 		}
 	}
 }
+
+// TestExecutionNoticesWithheld: a notice the server raises per row read
+// (to_tsquery's stop-word notice) would count the rows it read before it
+// stopped, and so their order: a restricted role gets none.
+func TestExecutionNoticesWithheld(t *testing.T) {
+	kunden(t)
+	p := policyProxy(t, samplePolicy)
+	ctx := context.Background()
+	var notices []string
+	cfg, err := pgx.ParseConfig(p.dsn(userBI, samplePass, dbKunden))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices = append(notices, n.Message) }
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	q := "SELECT EXISTS (SELECT 1 FROM customers WHERE numnode(to_tsquery('english', 'the' || substr(city, 1, 0))) < 0)"
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+		var found bool
+		if err := c.QueryRow(ctx, q, mode).Scan(&found); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(notices) != 0 {
+		t.Errorf("%d notices raised while rows were read reached a restricted role: %q", len(notices), notices[:min(3, len(notices))])
+	}
+}

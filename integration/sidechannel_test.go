@@ -52,8 +52,10 @@ func TestSideChannels(t *testing.T) {
 	if pe.Detail != "" || pe.Hint != "" || pe.Where != "" || pe.InternalQuery != "" {
 		t.Fatalf("error fields not scrubbed: %+v", pe)
 	}
-	if len(notices) != 1 || notices[0].Detail != "" || notices[0].Hint != "" || notices[0].Where != "" {
-		t.Fatalf("notice fields not scrubbed: %+v", notices)
+	// Notices raised while rows are read are dropped whole (one per row
+	// read, they would count the rows read before the server stopped).
+	if len(notices) != 0 {
+		t.Fatalf("notices raised during execution reached a restricted role: %+v", notices)
 	}
 	if strings.Contains(err.Error(), secret) {
 		t.Fatal("the error text carries the value")

@@ -407,7 +407,8 @@ func refersToData(n *pg_query.Node) bool {
 // functions that number rows or read neighbours, windows framed by ROWS or
 // GROUPS, aggregates that concatenate their input in arrival order, and
 // functions that return something new on every call (random(),
-// clock_timestamp()), evaluated in arrival order.
+// clock_timestamp()) or keep state between calls (set_config(),
+// pg_export_snapshot()), evaluated in arrival order.
 // Over a table whose values a role does not see in clear, that order is
 // the server's (physical, index, hash) and follows the clear values.
 func OrderRevealing(f *pg_query.FuncCall) bool {
@@ -416,8 +417,16 @@ func OrderRevealing(f *pg_query.FuncCall) bool {
 		name = strings.ToLower(fn[len(fn)-1].GetString_().GetSval())
 	}
 	switch name {
-	case "random", "random_normal", "setseed", "clock_timestamp", "timeofday", "gen_random_uuid":
-		// A value per call: evaluated row by row, it records the order.
+	case "random", "random_normal", "setseed", "clock_timestamp", "timeofday", "gen_random_uuid",
+		// Session or transaction state that each call changes or that
+		// other calls change: evaluated row by row, it records the order
+		// (set_config appending each row's value to a setting,
+		// pg_export_snapshot numbering its calls, sleeps timed against a
+		// timeout).
+		"set_config", "pg_export_snapshot", "pg_sleep", "pg_sleep_for", "pg_sleep_until",
+		"txid_current", "txid_current_if_assigned", "pg_current_xact_id", "pg_current_xact_id_if_assigned",
+		"currval", "lastval", "pg_log_backend_memory_contexts", "pg_stat_clear_snapshot",
+		"pg_current_wal_lsn", "pg_current_wal_insert_lsn", "pg_current_wal_flush_lsn":
 		return true
 	}
 	if w := f.GetOver(); w != nil {
