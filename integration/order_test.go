@@ -364,3 +364,41 @@ func TestExecutionNoticesWithheld(t *testing.T) {
 		t.Errorf("%d notices raised while rows were read reached a restricted role: %q", len(notices), notices[:min(3, len(notices))])
 	}
 }
+
+// TestFloatSumsRevealNothing: a float sum of one large value and many
+// 1.0 counts the rows read before the large one (rounding absorbs the
+// rest). Read in the proxy's digest order, the count no longer follows
+// the row's physical position; exact sums are unchanged.
+func TestFloatSumsRevealNothing(t *testing.T) {
+	kunden(t)
+	p := policyProxy(t, samplePolicy)
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	direct := connect(t, directDSN(userBI, samplePass, dbKunden))
+	ctx := context.Background()
+	physical := rawFirstColumn(t, direct, "SELECT postal_code FROM customers", pgx.QueryExecModeSimpleProtocol)
+	agree := 0
+	for i, pc := range physical {
+		var before float64
+		q := fmt.Sprintf("SELECT sum(CASE WHEN postal_code = '%s' THEN 18014398509481984::float8 ELSE 1 END) - 18014398509481984 FROM customers", pc)
+		if err := c.QueryRow(ctx, q, pgx.QueryExecModeSimpleProtocol).Scan(&before); err != nil {
+			t.Fatal(err)
+		}
+		if d := before - float64(i); d >= -2 && d <= 2 {
+			agree++
+		}
+	}
+	if agree > len(physical)/4 {
+		t.Errorf("%d of %d float sums gave the row's physical position", agree, len(physical))
+	}
+	var viaProxy, clear string
+	q := "SELECT sum(amount)::text FROM orders"
+	if err := c.QueryRow(ctx, q).Scan(&viaProxy); err != nil {
+		t.Fatal(err)
+	}
+	if err := direct.QueryRow(ctx, q).Scan(&clear); err != nil {
+		t.Fatal(err)
+	}
+	if viaProxy != clear {
+		t.Errorf("an exact sum changed: %s through the proxy, %s direct", viaProxy, clear)
+	}
+}

@@ -200,9 +200,26 @@ func (a *analyzer) orderRevealing(n *pg_query.Node) error {
 		}
 	}
 	var ref *Refusal
+	aggregates := false
 	sqlinfo.Walk(n.ProtoReflect(), func(m protoreflect.Message) {
 		if ref != nil {
 			return
+		}
+		if f, ok := m.Interface().(*pg_query.FuncCall); ok && sqlinfo.InexactAggregate(f) {
+			// Over floats the result depends on the order rows are read
+			// in: the rewrite orders their input by the digest, or, for a
+			// window whose frame it cannot keep, the call is refused.
+			switch w := f.GetOver(); {
+			case w == nil, sqlinfo.InexactWindowOrderable(w):
+				aggregates = true
+			case broken[w]:
+			default:
+				_, name := funcName(f.GetFuncname())
+				ref = &Refusal{Function: name, Clause: "a statement over protected tables",
+					Reason: "over a window with ORDER BY, a RANGE or GROUPS frame or a named window, its floating-point result depends on the order in which the server reads rows that tie",
+					Rule:   rule}
+				return
+			}
 		}
 		switch x := m.Interface().(type) {
 		case *pg_query.SubLink:
@@ -221,6 +238,9 @@ func (a *analyzer) orderRevealing(n *pg_query.Node) error {
 		}
 	})
 	if ref == nil {
+		if aggregates {
+			a.ties = append(a.ties, sqlinfo.Tie{Select: sqlinfo.AggregatesTie})
+		}
 		return nil
 	}
 	return ref

@@ -255,6 +255,11 @@ func (c *checker) computed(n *node, e *pg_query.Node, where string) error {
 		}
 		// A window function is computed by a WindowAgg, whose ties
 		// tiesBroken checks; elsewhere the plan prints a reference to it.
+		if sqlinfo.InexactAggregate(f) && f.GetOver() == nil && len(c.protectedAnywhere) > 0 && !f.GetAggDistinct() && !c.digestOrdered(f) {
+			// Over floats its result depends on the order it reads rows.
+			s := c.protectedAnywhere[0]
+			return c.refuse(s, where, "in reach of "+funcName(f)+"() without the proxy's digest ordering of its input, whose floating-point result depends on the order the server reads rows in", ruleOrder)
+		}
 		if sqlinfo.OrderRevealing(f) && len(c.protectedAnywhere) > 0 && f.GetOver() == nil {
 			s := c.protectedAnywhere[0]
 			return c.refuse(s, where, "in reach of "+funcName(f)+"(), whose result depends on the order the server reads rows in", ruleOrder)
@@ -310,9 +315,17 @@ func (c *checker) windowReach(n *node, where string) error {
 	return nil
 }
 
-// digest reports the proxy's own ordering expression.
+// digest reports the proxy's own ordering expression: a sha256() call
+// with the proxy's key in it (not any expression that contains one, such
+// as an aggregate ordered by the digest, whose own arguments are checked).
 func (c *checker) digest(e *pg_query.Node) bool {
-	if c.in.DigestMarker == "" {
+	if c.in.DigestMarker == "" || e == nil {
+		return false
+	}
+	for e.GetTypeCast() != nil {
+		e = e.GetTypeCast().GetArg()
+	}
+	if f := e.GetFuncCall(); f == nil || funcName(f) != "sha256" {
 		return false
 	}
 	found := false
@@ -435,6 +448,17 @@ func domainsOf(srcs []*src) string {
 	}
 	slices.Sort(ds)
 	return strings.Join(ds, ",")
+}
+
+// digestOrdered reports an aggregate that reads its input in the order of
+// the proxy's digest.
+func (c *checker) digestOrdered(f *pg_query.FuncCall) bool {
+	for _, o := range f.GetAggOrder() {
+		if c.digest(o.GetSortBy().GetNode()) {
+			return true
+		}
+	}
+	return false
 }
 
 // digestRow is the ROW(…) a digest expression hashes, if it has one.

@@ -240,6 +240,10 @@ func breakTies(raw *pg_query.RawStmt, ties []Tie, key string) error {
 		bySelect[sites[i].Select] = &sites[i]
 	}
 	for _, t := range ties {
+		if t.Select == AggregatesTie {
+			orderAggregates(raw.GetStmt(), key)
+			continue
+		}
 		st := bySelect[t.Select]
 		if st == nil {
 			return fmt.Errorf("query %d decides nothing among ties", t.Select+1)
@@ -359,4 +363,62 @@ const RowTag = "pgpseudo row position"
 func DigestTag(tag string) *pg_query.Node {
 	return &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
 		Arg: pg_query.MakeAConstStrNode(tag, -1), TypeName: catalogType("text")}}}
+}
+
+// AggregatesTie is the Tie.Select that asks for the statement's inexact
+// aggregates to read their input in digest order (orderAggregates).
+const AggregatesTie = -1
+
+// InexactAggregate reports an aggregate whose result over floating-point
+// input depends on the order it reads rows in: rounding absorbs small
+// values added after a large one, so the sum of 2^54 and many 1.0 counts
+// the rows read before the large one (its position). Over integers and
+// numeric the result is exact; pgpseudo cannot tell the types, so it
+// orders them all.
+func InexactAggregate(f *pg_query.FuncCall) bool {
+	switch n := funcLastName(f); n {
+	case "sum", "avg", "stddev", "stddev_pop", "stddev_samp", "variance", "var_pop", "var_samp",
+		"corr", "covar_pop", "covar_samp":
+		return true
+	default:
+		return strings.HasPrefix(n, "regr_")
+	}
+}
+
+// InexactWindowOrderable reports an inexact aggregate over a window whose
+// frame is the whole partition (no ORDER BY, the default frame): it can
+// read the partition in digest order without changing its result.
+func InexactWindowOrderable(w *pg_query.WindowDef) bool {
+	const frameDefault = 0x2 | 0x20 | 0x400 // RANGE UNBOUNDED PRECEDING AND CURRENT ROW
+	return w.GetRefname() == "" && w.GetName() == "" && len(w.GetOrderClause()) == 0 &&
+		(w.GetFrameOptions() == frameDefault || w.GetFrameOptions() == 0)
+}
+
+// orderAggregates gives every inexact aggregate of a statement an ORDER
+// BY of the keyed digest of its arguments: rows then come in an order
+// that follows no clear value and no position, and rows that tie carry
+// equal arguments, whose order does not change the result. An aggregate
+// over a whole-partition window reads the partition in that order too
+// (ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING is the same
+// frame). One with its own ORDER BY, DISTINCT (which sorts) or another
+// window is left as it is (the analysis refuses the windows).
+func orderAggregates(n *pg_query.Node, key string) {
+	const frameWholeRows = 0x1 | 0x4 | 0x10 | 0x20 | 0x100
+	Walk(n.ProtoReflect(), func(m protoreflect.Message) {
+		f, ok := m.Interface().(*pg_query.FuncCall)
+		if !ok || !InexactAggregate(f) || len(f.GetAggOrder()) > 0 || f.GetAggDistinct() || f.GetAggStar() || len(f.GetArgs()) == 0 {
+			return
+		}
+		args := make([]*pg_query.Node, 0, 2*len(f.GetArgs()))
+		for _, a := range f.GetArgs() {
+			args = append(args, DigestTag(""), a)
+		}
+		switch w := f.GetOver(); {
+		case w == nil:
+			f.AggOrder = []*pg_query.Node{tieDigest(key, args)}
+		case InexactWindowOrderable(w):
+			w.OrderClause = []*pg_query.Node{tieDigest(key, args)}
+			w.FrameOptions = frameWholeRows
+		}
+	})
 }
