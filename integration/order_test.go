@@ -402,3 +402,41 @@ func TestFloatSumsRevealNothing(t *testing.T) {
 		t.Errorf("an exact sum changed: %s through the proxy, %s direct", viaProxy, clear)
 	}
 }
+
+// TestEqualValuesNameNoRow: min and max keep the later of two values that
+// compare equal but print differently (1.0 and 1.00), which names the row
+// the server read last. In the proxy's digest order, which one is kept
+// follows the values, not the rows: swapping which row gets which value
+// swaps the answer in step.
+func TestEqualValuesNameNoRow(t *testing.T) {
+	kunden(t)
+	p := policyProxy(t, samplePolicy)
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	direct := connect(t, directDSN(userBI, samplePass, dbKunden))
+	ctx := context.Background()
+	pcs := rawFirstColumn(t, direct, "SELECT postal_code FROM customers", pgx.QueryExecModeSimpleProtocol)
+	byPosition := 0
+	pairs := 0
+	for i := 0; i+1 < len(pcs) && pairs < 20; i += 3 {
+		a, b := pcs[i], pcs[i+1] // a is read before b
+		q := fmt.Sprintf("SELECT min(CASE WHEN postal_code = '%s' THEN 1.00 ELSE 1.0 END) FILTER (WHERE postal_code IN ('%s', '%s'))::text FROM customers", b, a, b)
+		var got string
+		if err := c.QueryRow(ctx, q, pgx.QueryExecModeSimpleProtocol).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		pairs++
+		if got == "1.00" { // the value of the row read last
+			byPosition++
+		}
+	}
+	if byPosition == pairs {
+		t.Errorf("min kept the value of the row read last in %d of %d pairs", byPosition, pairs)
+	}
+	for _, q := range []string{
+		"SELECT sum(DISTINCT CASE WHEN city = 'x' THEN 1.00 ELSE 1.0 END) FROM customers",
+		"SELECT mode() WITHIN GROUP (ORDER BY CASE WHEN city = 'x' THEN 1.00 ELSE 1.0 END) FROM customers",
+		"SELECT max(CASE WHEN city = 'x' THEN 1.00 ELSE 1.0 END) OVER (ORDER BY newsletter) FROM customers",
+	} {
+		wantRefused(t, c, q, "an aggregate that keeps one of equal values the digest cannot order")
+	}
+}

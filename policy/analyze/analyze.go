@@ -205,20 +205,13 @@ func (a *analyzer) orderRevealing(n *pg_query.Node) error {
 		if ref != nil {
 			return
 		}
-		if f, ok := m.Interface().(*pg_query.FuncCall); ok && sqlinfo.InexactAggregate(f) {
-			// Over floats the result depends on the order rows are read
-			// in: the rewrite orders their input by the digest, or, for a
-			// window whose frame it cannot keep, the call is refused.
-			switch w := f.GetOver(); {
-			case w == nil, sqlinfo.InexactWindowOrderable(w):
-				aggregates = true
-			case broken[w]:
-			default:
-				_, name := funcName(f.GetFuncname())
-				ref = &Refusal{Function: name, Clause: "a statement over protected tables",
-					Reason: "over a window with ORDER BY, a RANGE or GROUPS frame or a named window, its floating-point result depends on the order in which the server reads rows that tie",
-					Rule:   rule}
+		if f, ok := m.Interface().(*pg_query.FuncCall); ok {
+			if r := a.aggregateOrder(f, broken, rule); r != nil {
+				ref = r
 				return
+			}
+			if sqlinfo.OrderedAggregate(f) {
+				aggregates = true
 			}
 		}
 		switch x := m.Interface().(type) {
@@ -244,6 +237,47 @@ func (a *analyzer) orderRevealing(n *pg_query.Node) error {
 		return nil
 	}
 	return ref
+}
+
+// aggregateOrder refuses an aggregate over protected tables whose result
+// depends on the order it reads rows in and that the digest cannot order
+// (OrderedAggregate is ordered by the rewrite): a DISTINCT call other than
+// count() over a computed value (its ORDER BY may only name its
+// arguments, and of equal values it keeps the one read first), mode() and
+// percentile_disc() over a computed value (they return one of the tied
+// input values), and such an aggregate over a window with
+// ORDER BY, a RANGE or GROUPS frame or a named window (peers come in the
+// server's order).
+func (a *analyzer) aggregateOrder(f *pg_query.FuncCall, broken map[*pg_query.WindowDef]bool, rule string) *Refusal {
+	_, name := funcName(f.GetFuncname())
+	refuse := func(reason string) *Refusal {
+		return &Refusal{Function: name, Clause: "a statement over protected tables", Reason: reason, Rule: rule}
+	}
+	bareColumns := func(ns []*pg_query.Node) bool {
+		for _, n := range ns {
+			if sb := n.GetSortBy(); sb != nil {
+				n = sb.GetNode()
+			}
+			if n.GetColumnRef() == nil {
+				return false
+			}
+		}
+		return true
+	}
+	// Of values that compare equal it keeps one: a stored column's values
+	// are what they are, but computed ones can compare equal and print
+	// differently (1.0 and 1.00), which names the row read first.
+	switch {
+	case f.GetAggDistinct() && name != "count" && !bareColumns(f.GetArgs()):
+		return refuse("with DISTINCT over a computed value keeps, of values that compare equal, the one the server reads first")
+	case f.GetAggWithinGroup() && (name == "mode" || name == "percentile_disc") && !bareColumns(f.GetAggOrder()):
+		return refuse("over a computed value returns one of the input values that tie, the one the server reads first")
+	case !sqlinfo.OrderedAggregate(f) || f.GetOver() == nil:
+		return nil
+	case sqlinfo.InexactWindowOrderable(f.GetOver()), broken[f.GetOver()]:
+		return nil
+	}
+	return refuse("over a window with ORDER BY, a RANGE or GROUPS frame or a named window, its result depends on the order in which the server reads rows that tie")
 }
 
 // Output is one result column of a statement.

@@ -255,10 +255,14 @@ func (c *checker) computed(n *node, e *pg_query.Node, where string) error {
 		}
 		// A window function is computed by a WindowAgg, whose ties
 		// tiesBroken checks; elsewhere the plan prints a reference to it.
-		if sqlinfo.InexactAggregate(f) && f.GetOver() == nil && len(c.protectedAnywhere) > 0 && !f.GetAggDistinct() && !c.digestOrdered(f) {
-			// Over floats its result depends on the order it reads rows.
+		if f.GetOver() == nil && len(c.protectedAnywhere) > 0 &&
+			(sqlinfo.OrderedAggregate(f) && !f.GetAggDistinct() && !c.digestOrdered(f) ||
+				f.GetAggDistinct() && funcName(f) != "count" && !c.bareArgs(n, f.GetArgs()) ||
+				f.GetAggWithinGroup() && (funcName(f) == "mode" || funcName(f) == "percentile_disc") && !c.bareArgs(n, sortNodes(f.GetAggOrder()))) {
+			// Its result depends on the order it reads rows in (float
+			// rounding, which of equal values it keeps).
 			s := c.protectedAnywhere[0]
-			return c.refuse(s, where, "in reach of "+funcName(f)+"() without the proxy's digest ordering of its input, whose floating-point result depends on the order the server reads rows in", ruleOrder)
+			return c.refuse(s, where, "in reach of "+funcName(f)+"() without the proxy's digest ordering of its input, whose result depends on the order the server reads rows in", ruleOrder)
 		}
 		if sqlinfo.OrderRevealing(f) && len(c.protectedAnywhere) > 0 && f.GetOver() == nil {
 			s := c.protectedAnywhere[0]
@@ -448,6 +452,27 @@ func domainsOf(srcs []*src) string {
 	}
 	slices.Sort(ds)
 	return strings.Join(ds, ",")
+}
+
+// sortNodes are the expressions of ORDER BY items.
+func sortNodes(items []*pg_query.Node) []*pg_query.Node {
+	out := make([]*pg_query.Node, 0, len(items))
+	for _, it := range items {
+		out = append(out, it.GetSortBy().GetNode())
+	}
+	return out
+}
+
+// bareArgs reports arguments that are each one column passed on unchanged
+// (stored values: an attacker cannot make two of them compare equal and
+// print differently).
+func (c *checker) bareArgs(n *node, args []*pg_query.Node) bool {
+	for _, a := range args {
+		if !c.eval(n, a).bare {
+			return false
+		}
+	}
+	return true
 }
 
 // digestOrdered reports an aggregate that reads its input in the order of

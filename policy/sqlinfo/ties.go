@@ -369,16 +369,25 @@ func DigestTag(tag string) *pg_query.Node {
 // aggregates to read their input in digest order (orderAggregates).
 const AggregatesTie = -1
 
-// InexactAggregate reports an aggregate whose result over floating-point
-// input depends on the order it reads rows in: rounding absorbs small
-// values added after a large one, so the sum of 2^54 and many 1.0 counts
-// the rows read before the large one (its position). Over integers and
-// numeric the result is exact; pgpseudo cannot tell the types, so it
-// orders them all.
-func InexactAggregate(f *pg_query.FuncCall) bool {
+// OrderedAggregate reports a built-in aggregate whose result can depend
+// on the order it reads rows in, so that the proxy gives it the digest
+// order: over floats, rounding absorbs small values added after a large
+// one (the sum of 2^54 and many 1.0 counts the rows read before the large
+// one); min and max keep the later of two values that compare equal but
+// print differently (1.0 and 1.00, 0 and -0, '1 day' and '24 hours'), and
+// so name the row read last. count() is exact and left alone.
+// Ordered-set and hypothetical-set calls (WITHIN GROUP) are not matched.
+func OrderedAggregate(f *pg_query.FuncCall) bool {
+	if f.GetAggWithinGroup() {
+		return false
+	}
 	switch n := funcLastName(f); n {
-	case "sum", "avg", "stddev", "stddev_pop", "stddev_samp", "variance", "var_pop", "var_samp",
-		"corr", "covar_pop", "covar_samp":
+	case "sum", "avg", "min", "max", "stddev", "stddev_pop", "stddev_samp", "variance", "var_pop", "var_samp",
+		"corr", "covar_pop", "covar_samp", "any_value", "bit_and", "bit_or", "bit_xor", "bool_and", "bool_or", "every",
+		"string_agg", "array_agg", "json_agg", "jsonb_agg", "json_object_agg", "jsonb_object_agg", "xmlagg",
+		"json_agg_strict", "jsonb_agg_strict", "json_object_agg_strict", "jsonb_object_agg_strict",
+		"json_object_agg_unique", "jsonb_object_agg_unique", "json_object_agg_unique_strict", "jsonb_object_agg_unique_strict",
+		"range_agg", "range_intersect_agg":
 		return true
 	default:
 		return strings.HasPrefix(n, "regr_")
@@ -394,19 +403,21 @@ func InexactWindowOrderable(w *pg_query.WindowDef) bool {
 		(w.GetFrameOptions() == frameDefault || w.GetFrameOptions() == 0)
 }
 
-// orderAggregates gives every inexact aggregate of a statement an ORDER
-// BY of the keyed digest of its arguments: rows then come in an order
-// that follows no clear value and no position, and rows that tie carry
-// equal arguments, whose order does not change the result. An aggregate
-// over a whole-partition window reads the partition in that order too
-// (ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING is the same
-// frame). One with its own ORDER BY, DISTINCT (which sorts) or another
-// window is left as it is (the analysis refuses the windows).
+// orderAggregates gives every aggregate of a statement that can depend on
+// the order it reads rows in (OrderedAggregate) the keyed digest of its
+// arguments as the last key of its ORDER BY: rows then come in an order
+// that follows no clear value and no position, and rows that still tie
+// carry arguments that print alike, whose order changes nothing. An
+// aggregate over a whole-partition window reads the partition in that
+// order too (ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING is
+// the same frame). DISTINCT calls (whose ORDER BY may only name their
+// arguments) and other windows are left as they are: the analysis
+// refuses them.
 func orderAggregates(n *pg_query.Node, key string) {
 	const frameWholeRows = 0x1 | 0x4 | 0x10 | 0x20 | 0x100
 	Walk(n.ProtoReflect(), func(m protoreflect.Message) {
 		f, ok := m.Interface().(*pg_query.FuncCall)
-		if !ok || !InexactAggregate(f) || len(f.GetAggOrder()) > 0 || f.GetAggDistinct() || f.GetAggStar() || len(f.GetArgs()) == 0 {
+		if !ok || !OrderedAggregate(f) || f.GetAggDistinct() || f.GetAggStar() || len(f.GetArgs()) == 0 {
 			return
 		}
 		args := make([]*pg_query.Node, 0, 2*len(f.GetArgs()))
@@ -415,7 +426,7 @@ func orderAggregates(n *pg_query.Node, key string) {
 		}
 		switch w := f.GetOver(); {
 		case w == nil:
-			f.AggOrder = []*pg_query.Node{tieDigest(key, args)}
+			f.AggOrder = append(f.AggOrder, tieDigest(key, args))
 		case InexactWindowOrderable(w):
 			w.OrderClause = []*pg_query.Node{tieDigest(key, args)}
 			w.FrameOptions = frameWholeRows
