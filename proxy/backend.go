@@ -692,9 +692,9 @@ func (s *session) executionError(m wire.Msg, code string) []byte {
 		" the server's error is withheld (rule: errors during execution can quote values and show the order in which rows are read)")
 }
 
-// rowIndependent reports SQLSTATEs whose errors name no value and do not
-// depend on which rows are read first: cancels and timeouts, shutdown,
-// transaction state, serialization, resources, locks.
+// rowIndependent reports SQLSTATEs whose errors name no value and cannot
+// be caused by a row: shutdown, transaction state, serialization,
+// resources, locks.
 func rowIndependent(code string) bool {
 	switch code {
 	// Not 57014 (a statement timeout can be raced against a row's error).
