@@ -415,18 +415,24 @@ func TestEqualValuesNameNoRow(t *testing.T) {
 	direct := connect(t, directDSN(userBI, samplePass, dbKunden))
 	ctx := context.Background()
 	pcs := rawFirstColumn(t, direct, "SELECT postal_code FROM customers", pgx.QueryExecModeSimpleProtocol)
+	// For each pair, 1.00 goes once to the row read first and once to
+	// the row read last: if min kept the row read last, it would keep b's
+	// value both times; kept by value, the answer is the same text twice.
 	byPosition := 0
 	pairs := 0
-	for i := 0; i+1 < len(pcs) && pairs < 20; i += 3 {
-		a, b := pcs[i], pcs[i+1] // a is read before b
-		q := fmt.Sprintf("SELECT min(CASE WHEN postal_code = '%s' THEN 1.00 ELSE 1.0 END) FILTER (WHERE postal_code IN ('%s', '%s'))::text FROM customers", b, a, b)
+	kept := func(marked, a, b string) string {
+		q := fmt.Sprintf("SELECT min(CASE WHEN postal_code = '%s' THEN 1.00 ELSE 1.0 END) FILTER (WHERE postal_code IN ('%s', '%s'))::text FROM customers", marked, a, b)
 		var got string
 		if err := c.QueryRow(ctx, q, pgx.QueryExecModeSimpleProtocol).Scan(&got); err != nil {
 			t.Fatal(err)
 		}
+		return got
+	}
+	for i := 0; i+1 < len(pcs) && pairs < 20; i += 3 {
+		a, b := pcs[i], pcs[i+1] // a is read before b
 		pairs++
-		if got == "1.00" { // the value of the row read last
-			byPosition++
+		if kept(b, a, b) == "1.00" && kept(a, a, b) == "1.0" {
+			byPosition++ // b's value both times: the row read last
 		}
 	}
 	if byPosition == pairs {
