@@ -160,21 +160,7 @@ func (a *analyzer) children(sc *scope, m protoreflect.Message, c ctx) error {
 		}
 		return err == nil
 	}
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Message() == nil || fd.IsMap() {
-			return true
-		}
-		if fd.IsList() {
-			l := v.List()
-			for i := 0; i < l.Len(); i++ {
-				if !visit(l.Get(i).Message()) {
-					return false
-				}
-			}
-			return true
-		}
-		return visit(v.Message())
-	})
+	sqlinfo.EachChild(m, visit)
 	return err
 }
 

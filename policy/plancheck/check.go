@@ -388,25 +388,12 @@ func (c *checker) eval(n *node, e *pg_query.Node) val {
 
 // children calls f for the expression nodes directly below m.
 func (c *checker) children(m protoreflect.Message, f func(*pg_query.Node)) {
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Message() == nil || fd.IsMap() {
-			return true
+	sqlinfo.EachChild(m, func(cm protoreflect.Message) bool {
+		if n, ok := cm.Interface().(*pg_query.Node); ok {
+			f(n)
+		} else {
+			c.children(cm, f)
 		}
-		visit := func(cm protoreflect.Message) {
-			if n, ok := cm.Interface().(*pg_query.Node); ok {
-				f(n)
-			} else {
-				c.children(cm, f)
-			}
-		}
-		if fd.IsList() {
-			l := v.List()
-			for i := 0; i < l.Len(); i++ {
-				visit(l.Get(i).Message())
-			}
-			return true
-		}
-		visit(v.Message())
 		return true
 	})
 }

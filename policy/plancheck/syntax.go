@@ -80,16 +80,8 @@ func (s *Syntax) add(m protoreflect.Message) {
 			s.Sublinks = true
 		}
 	}
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.IsList() && fd.Message() != nil:
-			l := v.List()
-			for i := 0; i < l.Len(); i++ {
-				s.add(l.Get(i).Message())
-			}
-		case fd.Message() != nil && !fd.IsMap():
-			s.add(v.Message())
-		}
+	sqlinfo.EachChild(m, func(c protoreflect.Message) bool {
+		s.add(c)
 		return true
 	})
 }

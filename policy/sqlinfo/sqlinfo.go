@@ -336,18 +336,31 @@ func catalogOnly(n *pg_query.Node) (bool, []string) {
 // Walk calls visit for m and every message below it, depth first.
 func Walk(m protoreflect.Message, visit func(protoreflect.Message)) {
 	visit(m)
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.IsList() && fd.Message() != nil:
-			l := v.List()
-			for i := 0; i < l.Len(); i++ {
-				Walk(l.Get(i).Message(), visit)
-			}
-		case fd.Message() != nil && !fd.IsMap():
-			Walk(v.Message(), visit)
-		}
+	EachChild(m, func(c protoreflect.Message) bool {
+		Walk(c, visit)
 		return true
 	})
+}
+
+// EachChild calls f for each message directly below m (message fields and
+// the elements of message lists, in field order), until f returns false.
+// It reports whether f never did.
+func EachChild(m protoreflect.Message, f func(protoreflect.Message) bool) bool {
+	ok := true
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.Message() == nil || fd.IsMap():
+		case fd.IsList():
+			l := v.List()
+			for i := 0; i < l.Len() && ok; i++ {
+				ok = f(l.Get(i).Message())
+			}
+		default:
+			ok = f(v.Message())
+		}
+		return ok
+	})
+	return ok
 }
 
 // computedSafe implements Statement.ComputedSafe.

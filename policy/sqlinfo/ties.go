@@ -148,16 +148,8 @@ func TieSites(n *pg_query.Node) []TieSite {
 				}
 			}
 		}
-		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			switch {
-			case fd.IsList() && fd.Message() != nil:
-				l := v.List()
-				for i := 0; i < l.Len(); i++ {
-					walk(l.Get(i).Message(), cur)
-				}
-			case fd.Message() != nil && !fd.IsMap():
-				walk(v.Message(), cur)
-			}
+		EachChild(m, func(c protoreflect.Message) bool {
+			walk(c, cur)
 			return true
 		})
 	}
