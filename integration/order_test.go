@@ -33,7 +33,7 @@ func TestOrderRevealsNothing(t *testing.T) {
 		"SELECT * FROM (SELECT email, count(*) AS n FROM customers GROUP BY email) s WHERE n > 0",
 		"SELECT email, count(*) AS n FROM customers GROUP BY email ORDER BY n DESC",
 	} {
-		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+		for _, mode := range bothProtocols() {
 			if _, err := c.Exec(ctx, "SET enable_hashagg = off"); err != nil {
 				t.Fatal(err)
 			}
@@ -68,7 +68,7 @@ func TestTiesBrokenByDigest(t *testing.T) {
 		// on: they are hashed too (a digest without them is constant).
 		"SELECT c.customer_id, s.n FROM customers c JOIN (SELECT iban AS i, row_number() OVER () AS n FROM customers) s ON c.iban = s.i ORDER BY s.n",
 	} {
-		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+		for _, mode := range bothProtocols() {
 			first := rawFirstColumn(t, c, q, mode)
 			checkUnordered(t, q, first, ranks)
 			if again := rawFirstColumn(t, c, q, mode); !slices.Equal(first, again) {
@@ -98,7 +98,7 @@ func TestDigestIsNoOracle(t *testing.T) {
 		{"WITH s AS (SELECT customer_id i FROM customers) SELECT i FROM s",
 			"WITH s AS (SELECT g i FROM generate_series(1, %d) g) SELECT i FROM s, (SELECT 1 FROM customers LIMIT 1) z"},
 	} {
-		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+		for _, mode := range bothProtocols() {
 			tokens := rawFirstColumn(t, c, shape.real, mode)
 			guesses := rawFirstColumn(t, c, fmt.Sprintf(shape.guesses, 3*len(customers)), mode)
 			at := map[string]int{}
@@ -228,7 +228,7 @@ func TestSystemColumnsWithheld(t *testing.T) {
 	kunden(t)
 	p := policyProxy(t, samplePolicy)
 	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
-	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+	for _, mode := range bothProtocols() {
 		rows, err := c.Query(context.Background(), "SELECT ctid, xmin, tableoid, customer_id FROM customers", mode)
 		if err != nil {
 			t.Fatal(err)
@@ -258,7 +258,7 @@ func TestCheckRecoversFromServerError(t *testing.T) {
 	p := policyProxy(t, samplePolicy)
 	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
 	ctx := context.Background()
-	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+	for _, mode := range bothProtocols() {
 		for i := 0; i < 3; i++ {
 			if _, err := c.Exec(ctx, "SELECT s.x, 1/0 FROM (SELECT postal_code x FROM customers) s", mode); err == nil || !strings.Contains(err.Error(), "division by zero") {
 				t.Fatalf("%v: want the server's division by zero, got %v", mode, err)
@@ -293,7 +293,7 @@ func TestExecutionErrorsHideRows(t *testing.T) {
 		fmt.Sprintf("SELECT count(*) FROM customers WHERE CASE WHEN postal_code = '%s' THEN (postal_code || 'x')::int WHEN postal_code = '%s' THEN 1 / (length(postal_code) - 5) ELSE 1 END > 0", first[0], first[1]),
 		fmt.Sprintf("SELECT count(*) FROM customers WHERE CASE WHEN postal_code = '%s' THEN (postal_code || 'x')::int WHEN postal_code = '%s' THEN 1 / (length(postal_code) - 5) ELSE 1 END > 0", first[1], first[0]),
 	} {
-		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+		for _, mode := range bothProtocols() {
 			if _, err := c.Exec(ctx, "SET enable_hashagg = off", pgx.QueryExecModeSimpleProtocol); err != nil {
 				t.Fatal(err)
 			}
@@ -318,7 +318,7 @@ func TestExecutionErrorsHideRows(t *testing.T) {
 	// the failing row's physical position.
 	for _, pc := range []string{first[0], first[5], first[len(first)-1]} {
 		q := fmt.Sprintf("SELECT religion FROM customers WHERE CASE WHEN postal_code = '%s' THEN 1 / (length(postal_code) - 5) ELSE 1 END = 1", pc)
-		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+		for _, mode := range bothProtocols() {
 			rows, err := c.Query(ctx, q, mode)
 			if err != nil {
 				t.Fatal(err)
@@ -342,26 +342,16 @@ func TestExecutionNoticesWithheld(t *testing.T) {
 	kunden(t)
 	p := policyProxy(t, samplePolicy)
 	ctx := context.Background()
-	var notices []string
-	cfg, err := pgx.ParseConfig(p.dsn(userBI, samplePass, dbKunden))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices = append(notices, n.Message) }
-	c, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
+	c, notices := connectNoticing(t, p.dsn(userBI, samplePass, dbKunden))
 	q := "SELECT EXISTS (SELECT 1 FROM customers WHERE numnode(to_tsquery('english', 'the' || substr(city, 1, 0))) < 0)"
-	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+	for _, mode := range bothProtocols() {
 		var found bool
 		if err := c.QueryRow(ctx, q, mode).Scan(&found); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if len(notices) != 0 {
-		t.Errorf("%d notices raised while rows were read reached a restricted role: %q", len(notices), notices[:min(3, len(notices))])
+	if n := len(*notices); n != 0 {
+		t.Errorf("%d notices raised while rows were read reached a restricted role, the first: %q", n, (*notices)[0].Message)
 	}
 }
 
@@ -445,4 +435,10 @@ func TestEqualValuesNameNoRow(t *testing.T) {
 	} {
 		wantRefused(t, c, q, "an aggregate that keeps one of equal values the digest cannot order")
 	}
+}
+
+// bothProtocols are the query modes the order tests run in: a simple
+// query, and Parse/Bind/Execute.
+func bothProtocols() []pgx.QueryExecMode {
+	return []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -104,15 +105,28 @@ func directDSN(user, password, database string, extra ...string) string {
 }
 
 func connect(t testing.TB, dsn string) *pgx.Conn {
+	c, _ := connectNoticing(t, dsn)
+	return c
+}
+
+// connectNoticing is connect that also collects the notices the client
+// receives.
+func connectNoticing(t testing.TB, dsn string) (*pgx.Conn, *[]*pgconn.Notice) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := pgx.Connect(ctx, dsn)
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	notices := &[]*pgconn.Notice{}
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { *notices = append(*notices, n) }
+	c, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
 	t.Cleanup(func() { c.Close(context.Background()) })
-	return c
+	return c, notices
 }
 
 // binaryConfig is the YAML configuration of a pgpseudo process listening

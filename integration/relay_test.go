@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // TestRelayAsyncMessages: notices, notifications and ParameterStatus pass
@@ -16,24 +15,14 @@ import (
 func TestRelayAsyncMessages(t *testing.T) {
 	p := startProxy(t, nil)
 	ctx := context.Background()
-	var notices []string
-	cfg, err := pgx.ParseConfig(p.dsn(userAlice, passAlice, dbApp))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices = append(notices, n.Message) }
-	c, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
+	c, notices := connectNoticing(t, p.dsn(userAlice, passAlice, dbApp))
 
 	t.Run("notice", func(t *testing.T) {
 		if _, err := c.Exec(ctx, "DO $$ BEGIN RAISE NOTICE 'hello from plpgsql'; END $$"); err != nil {
 			t.Fatal(err)
 		}
-		if len(notices) != 1 || notices[0] != "hello from plpgsql" {
-			t.Fatalf("notices = %q", notices)
+		if len(*notices) != 1 || (*notices)[0].Message != "hello from plpgsql" {
+			t.Fatalf("notices = %+v", *notices)
 		}
 	})
 	t.Run("notification", func(t *testing.T) {

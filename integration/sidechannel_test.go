@@ -31,18 +31,8 @@ func TestSideChannels(t *testing.T) {
 	}
 	pol := writeTemp(t, "policy.yaml", readFile(t, samplePolicy)+"functions:\n  allow: [public.raise_detail]\n")
 	p := policyProxy(t, pol)
-	var notices []*pgconn.Notice
-	cfg, err := pgx.ParseConfig(p.dsn(userBI, samplePass, dbKunden))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices = append(notices, n) }
-	c, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
-	_, err = c.Exec(ctx, "SELECT public.raise_detail()")
+	c, notices := connectNoticing(t, p.dsn(userBI, samplePass, dbKunden))
+	_, err := c.Exec(ctx, "SELECT public.raise_detail()")
 	var pe *pgconn.PgError
 	// An error while the server reads rows is withheld whole (it could
 	// quote values and tell which row is read first): generic 22000.
@@ -54,8 +44,8 @@ func TestSideChannels(t *testing.T) {
 	}
 	// Notices raised while rows are read are dropped whole (one per row
 	// read, they would count the rows read before the server stopped).
-	if len(notices) != 0 {
-		t.Fatalf("notices raised during execution reached a restricted role: %+v", notices)
+	if len(*notices) != 0 {
+		t.Fatalf("notices raised during execution reached a restricted role: %+v", *notices)
 	}
 	if strings.Contains(err.Error(), secret) {
 		t.Fatal("the error text carries the value")
