@@ -103,9 +103,9 @@ func (s *session) auditAuthFailure(err error) {
 	switch {
 	case errors.Is(err, policy.ErrNoRole):
 		reason = "no_role"
-	case errors.As(err, &ce) && ce.code == codeInvalidPassword:
+	case errors.As(err, &ce) && ce.Code == codeInvalidPassword:
 		reason = "bad_password"
-	case errors.As(err, &ce) && ce.code == codeInvalidAuthSpec:
+	case errors.As(err, &ce) && ce.Code == codeInvalidAuthSpec:
 		reason = "rejected"
 	case errors.As(err, new(*auth.UpstreamRefusal)):
 		reason = "upstream_refused"

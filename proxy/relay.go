@@ -345,7 +345,7 @@ func (s *session) upstreamToClient(busy *atomic.Bool, out *atomic.Int64) string 
 				var ce *clientError
 				if errors.As(err, &ce) {
 					s.log.Warn("session ended by the policy", zap.Error(err))
-					_, _ = s.cw.Write(fatal(ce.code, ce.msg))
+					_, _ = s.cw.Write(fatal(ce.Code, ce.Msg))
 					_ = s.cw.Flush()
 					return "policy"
 				}

@@ -84,21 +84,11 @@ type session struct {
 	started time.Time
 }
 
-// clientError is an error the client is told about in an ErrorResponse.
-type clientError struct {
-	code, msg string
-	err       error
-}
+// clientError is an error the client is told about in an ErrorResponse
+// (the login's error type serves the whole session).
+type clientError = auth.Error
 
-func (e *clientError) Error() string {
-	if e.err != nil {
-		return e.msg + ": " + e.err.Error()
-	}
-	return e.msg
-}
-func (e *clientError) Unwrap() error { return e.err }
-
-func refuse(code, msg string, err error) error { return &clientError{code: code, msg: msg, err: err} }
+func refuse(code, msg string, err error) error { return &clientError{Code: code, Msg: msg, Err: err} }
 
 func (s *session) run() {
 	s.ctx, s.cancel = context.WithCancel(s.srv.baseCtx)
@@ -141,7 +131,7 @@ func (s *session) fail(stage string, err error) {
 	var ce *clientError
 	if errors.As(err, &ce) {
 		s.client.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		_, _ = s.client.Write(fatal(ce.code, ce.msg))
+		_, _ = s.client.Write(fatal(ce.Code, ce.Msg))
 		lingerClose(s.client)
 	}
 	if errors.Is(err, io.EOF) {
@@ -302,10 +292,6 @@ func (s *session) login(st *wire.Startup) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.Limits.StartupTimeout)
 	defer cancel()
 	if err := s.srv.auth.Login(ctx, authSession{s}, params); err != nil {
-		var ae *auth.Error
-		if errors.As(err, &ae) {
-			return refuse(ae.Code, ae.Msg, ae.Err)
-		}
 		return err
 	}
 	if err := s.resolveRole(ctx); err != nil {

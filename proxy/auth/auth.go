@@ -49,8 +49,8 @@ const (
 	CodeConnectionFailure = "08006"
 )
 
-// Error is a login failure the client is to be told about (FATAL, with
-// Code and Msg).
+// Error is a failure the client is to be told about in an ErrorResponse
+// (a login's is FATAL), with Code and Msg.
 type Error struct {
 	Code, Msg string
 	Err       error
