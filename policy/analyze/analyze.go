@@ -30,6 +30,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -215,6 +216,10 @@ func (a *analyzer) orderRevealing(n *pg_query.Node) error {
 			}
 		}
 		switch x := m.Interface().(type) {
+		case *pg_query.SelectStmt:
+			if what := sqlinfo.UnpairedDedup(x); what != "" {
+				ref = &Refusal{Clause: "a statement over protected tables", Reason: what + " keeps, of computed values that compare equal but print differently, the one the server reads first, which names a row (use ALL, or GROUP BY in a subquery)", Rule: rule}
+			}
 		case *pg_query.SubLink:
 			if x.GetSubLinkType() == pg_query.SubLinkType_ARRAY_SUBLINK {
 				ref = &Refusal{Clause: "a statement over protected tables", Reason: "ARRAY(subquery) collects rows in the order in which the server reads them, which follows their clear values", Rule: rule}
@@ -233,6 +238,9 @@ func (a *analyzer) orderRevealing(n *pg_query.Node) error {
 	if ref == nil {
 		if aggregates {
 			a.ties = append(a.ties, sqlinfo.Tie{Select: sqlinfo.AggregatesTie})
+		}
+		if slices.ContainsFunc(sels, sqlinfo.Groups) {
+			a.ties = append(a.ties, sqlinfo.Tie{Select: sqlinfo.GroupingsTie})
 		}
 		return nil
 	}

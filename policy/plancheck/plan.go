@@ -90,14 +90,18 @@ func buildNode(m map[string]any, parent *node) (*node, error) {
 		switch v := m[k].(type) {
 		case bool, float64, nil:
 		default:
+			if k == "Grouping Sets" {
+				// One Group Key per set: a key and its companion must be
+				// in the same one.
+				for _, set := range groupingSets(v) {
+					n.props = append(n.props, prop{key: "Group Key", exprs: set})
+				}
+				continue
+			}
 			var exprs []string
 			collectStrings(v, &exprs)
 			if len(exprs) > 0 {
-				key := k
-				if k == "Grouping Sets" {
-					key = "Group Key"
-				}
-				n.props = append(n.props, prop{key: key, exprs: exprs})
+				n.props = append(n.props, prop{key: k, exprs: exprs})
 			}
 		}
 	}
@@ -115,6 +119,54 @@ func buildNode(m map[string]any, parent *node) (*node, error) {
 		}
 	}
 	return n, nil
+}
+
+// groupingSets reads the sets of a Grouping Sets property: a list of
+// objects whose "Group Keys" and "Hash Keys" are lists of key lists. What
+// does not have that form is read as one set of all its strings.
+func groupingSets(v any) [][]string {
+	var sets [][]string
+	rest := func(x any) {
+		var all []string
+		collectStrings(x, &all)
+		if len(all) > 0 {
+			sets = append(sets, all)
+		}
+	}
+	list, ok := v.([]any)
+	if !ok {
+		rest(v)
+		return sets
+	}
+	for _, el := range list {
+		m, ok := el.(map[string]any)
+		if !ok {
+			rest(el)
+			continue
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			kl, ok := m[k].([]any)
+			if !ok || k != "Group Keys" && k != "Hash Keys" {
+				rest(m[k])
+				continue
+			}
+			for _, set := range kl {
+				if ss, err := strings1(set); err == nil {
+					if len(ss) > 0 {
+						sets = append(sets, ss)
+					}
+				} else {
+					rest(set)
+				}
+			}
+		}
+	}
+	return sets
 }
 
 // strings1 reads a list of strings.

@@ -73,6 +73,9 @@ func (c *checker) checkNode(n *node) error {
 			}
 		}
 	}
+	if err := c.pairedGroupings(n); err != nil {
+		return err
+	}
 	if n.typ == "SetOp" && n.strategy == "Hashed" || n.typ == "HashSetOp" {
 		// A hashed INTERSECT or EXCEPT compares whole rows; its keys are
 		// not printed.
@@ -118,6 +121,12 @@ func (c *checker) sortUse(n *node) use {
 func (c *checker) use(n *node, e *pg_query.Node, u use, where string) error {
 	if c.digest(e) {
 		return c.digestUse(n, e, where)
+	}
+	if k := sqlinfo.CompanionOf(e); k != nil && (u == useOutput || u == useGroup) {
+		// A grouping key's companion groups like the key and is carried
+		// up to the grouping like it; as a result column it is computed
+		// from the key, which the response side withholds.
+		e = k
 	}
 	switch u {
 	case useBool:

@@ -439,7 +439,11 @@ func OrderRevealing(f *pg_query.FuncCall) bool {
 		"set_config", "pg_export_snapshot", "pg_sleep", "pg_sleep_for", "pg_sleep_until",
 		"txid_current", "txid_current_if_assigned", "pg_current_xact_id", "pg_current_xact_id_if_assigned",
 		"currval", "lastval", "pg_log_backend_memory_contexts", "pg_stat_clear_snapshot",
-		"pg_current_wal_lsn", "pg_current_wal_insert_lsn", "pg_current_wal_flush_lsn":
+		"pg_current_wal_lsn", "pg_current_wal_insert_lsn", "pg_current_wal_flush_lsn",
+		// How a value is stored (its size, compression, TOAST chunk)
+		// differs between values that print alike: on a group's key it
+		// shows which row the key was kept from.
+		"pg_column_size", "pg_column_compression", "pg_column_toast_chunk_id":
 		return true
 	}
 	if w := f.GetOver(); w != nil {

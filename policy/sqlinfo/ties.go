@@ -232,8 +232,12 @@ func breakTies(raw *pg_query.RawStmt, ties []Tie, key string) error {
 		bySelect[sites[i].Select] = &sites[i]
 	}
 	for _, t := range ties {
-		if t.Select == AggregatesTie {
+		switch t.Select {
+		case AggregatesTie:
 			orderAggregates(raw.GetStmt(), key)
+			continue
+		case GroupingsTie:
+			groupCompanions(raw.GetStmt())
 			continue
 		}
 		st := bySelect[t.Select]
