@@ -240,7 +240,19 @@ func (a *analyzer) orderRevealing(n *pg_query.Node) error {
 			a.ties = append(a.ties, sqlinfo.Tie{Select: sqlinfo.AggregatesTie})
 		}
 		if slices.ContainsFunc(sels, sqlinfo.Groups) {
-			a.ties = append(a.ties, sqlinfo.Tie{Select: sqlinfo.GroupingsTie})
+			t := sqlinfo.Tie{Select: sqlinfo.GroupingsTie}
+			for i, s := range sels {
+				if a.storedKeys[s] {
+					t.Hash = append(t.Hash, i)
+				}
+				if names := a.keyAliases[s]; len(names) > 0 {
+					if t.KeyAliases == nil {
+						t.KeyAliases = map[int][]string{}
+					}
+					t.KeyAliases[i] = names
+				}
+			}
+			a.ties = append(a.ties, t)
 		}
 		return nil
 	}
@@ -480,6 +492,8 @@ func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result,
 		}
 		a.rels, a.nextPath, a.digestOrder, a.outputs, a.ties = nil, nil, false, nil, nil
 		a.tieHash = map[*pg_query.SelectStmt]sqlinfo.Tie{}
+		a.storedKeys = map[*pg_query.SelectStmt]bool{}
+		a.keyAliases = map[*pg_query.SelectStmt][]string{}
 		var err error
 		if restricted || raw.Stmt.GetVariableSetStmt() != nil || raw.Stmt.GetDiscardStmt() != nil || raw.Stmt.GetTransactionStmt() != nil {
 			// Unrestricted sessions only need search_path tracking.
@@ -598,6 +612,14 @@ type analyzer struct {
 	// sites.
 	tieHash map[*pg_query.SelectStmt]sqlinfo.Tie
 	ties    []sqlinfo.Tie
+	// storedKeys are the queries whose every grouping key is a table's
+	// column passed on, as far as every analysis of them found: they need
+	// no companions (the server-side check still requires them where the
+	// plan shows a computed key).
+	storedKeys map[*pg_query.SelectStmt]bool
+	// keyAliases are, by query, the GROUP BY names that name select list
+	// entries rather than columns of FROM.
+	keyAliases map[*pg_query.SelectStmt][]string
 }
 
 func (a *analyzer) noteRelation(t policy.TableName) {

@@ -11,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pgpseudo/pgpseudo/policy"
+	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 )
 
 // corpusEntry is one statement of testdata/corpus.yaml.
@@ -300,5 +301,43 @@ func TestCatalogFailure(t *testing.T) {
 	}
 	if c.Len() != 0 || cat.calls != 4 {
 		t.Fatalf("failed analyses cached: len %d, calls %d", c.Len(), cat.calls)
+	}
+}
+
+// TestStoredGroupKeys: queries that group only by stored columns need no
+// companions; a computed key, an ordinal or alias naming one, or a
+// subquery column computed inside makes the query get them.
+func TestStoredGroupKeys(t *testing.T) {
+	p := loadPolicy(t, "testdata/policy.yaml")
+	cat := newTestCatalog(t)
+	s := &Session{Keywords: pg15Keywords(t), Policy: p, Role: role(t, p, "bi_analyst"), SearchPath: defaultPath()}
+	for _, tc := range []struct {
+		sql    string
+		stored []int
+	}{
+		{"SELECT city, count(*) FROM customers GROUP BY city", []int{0}},
+		{"SELECT DISTINCT city, postal_code FROM customers", []int{0}},
+		{"SELECT c.city AS town FROM customers c GROUP BY 1", []int{0}},
+		{"SELECT date_trunc('month', created_at), count(*) FROM customers GROUP BY 1", nil},
+		{"SELECT lower(city) AS city FROM customers GROUP BY city", []int{0}},
+		{"SELECT lower(city) AS town FROM customers GROUP BY town", nil},
+		{"SELECT v FROM (SELECT round(1.0, extract(day FROM created_at)::int) v FROM customers) t GROUP BY v", []int{1}},
+		{"SELECT x FROM (SELECT city x FROM customers) t GROUP BY x", []int{0, 1}},
+		{"SELECT city FROM customers GROUP BY ROLLUP (city, (postal_code, city))", nil},
+	} {
+		res, err := Analyze(context.Background(), s, cat, tc.sql)
+		if err != nil || res.Refusal != nil {
+			t.Fatalf("%s: %v %v", tc.sql, err, res.Refusal)
+		}
+		var got []int
+		found := false
+		for _, tie := range res.Statements[0].Ties {
+			if tie.Select == sqlinfo.GroupingsTie {
+				got, found = tie.Hash, true
+			}
+		}
+		if !found || !slices.Equal(got, tc.stored) {
+			t.Errorf("%s: stored-key queries %v (found %v), want %v", tc.sql, got, found, tc.stored)
+		}
 	}
 }

@@ -538,22 +538,32 @@ func singleName(n *pg_query.Node) string {
 
 // groupItem analyses a GROUP BY item: positions and output names refer
 // to the select list, but an input column wins over an output name.
-func (a *analyzer) groupItem(sc *scope, n *pg_query.Node, outs []column) error {
+// groupKeys is what the analysis of a query's GROUP BY found: whether
+// every key is a stored column, and which names name select list
+// entries rather than columns.
+type groupKeys struct {
+	stored  bool
+	aliases []string
+}
+
+func (a *analyzer) groupItem(sc *scope, n *pg_query.Node, outs []column, keys *groupKeys) error {
 	c := ctx{clause: "GROUP BY", use: useGroup}
 	if k := position(n); k > 0 && k <= len(outs) {
+		keys.stored = keys.stored && storedColumn(outs[k-1].val)
 		return a.check(outs[k-1].val, c)
 	}
 	if gs := n.GetGroupingSet(); gs != nil {
 		for _, item := range gs.GetContent() {
-			if err := a.groupItem(sc, item, outs); err != nil {
+			if err := a.groupItem(sc, item, outs, keys); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
 	if row := n.GetRowExpr(); row != nil {
+		keys.stored = false // at the top a row is one key, computed
 		for _, item := range row.GetArgs() {
-			if err := a.groupItem(sc, item, outs); err != nil {
+			if err := a.groupItem(sc, item, outs, keys); err != nil {
 				return err
 			}
 		}
@@ -563,12 +573,15 @@ func (a *analyzer) groupItem(sc *scope, n *pg_query.Node, outs []column) error {
 		if _, ok := a.resolveUnqualified(&scope{ns: sc.ns}, name); !ok {
 			for _, o := range outs {
 				if o.name == name {
+					keys.stored = keys.stored && storedColumn(o.val)
+					keys.aliases = append(keys.aliases, name)
 					return a.check(o.val, c)
 				}
 			}
 		}
 	}
-	_, err := a.expr(sc, n, c)
+	v, err := a.expr(sc, n, c)
+	keys.stored = keys.stored && storedColumn(v)
 	return err
 }
 

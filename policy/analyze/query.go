@@ -227,8 +227,9 @@ func (a *analyzer) query(parent *scope, s *pg_query.SelectStmt, lvl level) ([]co
 		// The last analysis of a recursive CTE's query counts.
 		a.tieHash[s] = tieBreak(s, sc.ns, outs, hash, partial, tags)
 	}
+	keys := groupKeys{stored: true}
 	for _, g := range s.GetGroupClause() {
-		if err := a.groupItem(sc, g, outs); err != nil {
+		if err := a.groupItem(sc, g, outs, &keys); err != nil {
 			return nil, err
 		}
 	}
@@ -248,6 +249,7 @@ func (a *analyzer) query(parent *scope, s *pg_query.SelectStmt, lvl level) ([]co
 				if err := a.check(o.val, ctx{clause: "DISTINCT", use: useGroup}); err != nil {
 					return nil, err
 				}
+				keys.stored = keys.stored && storedColumn(o.val)
 			}
 		} else {
 			for _, n := range d {
@@ -257,7 +259,18 @@ func (a *analyzer) query(parent *scope, s *pg_query.SelectStmt, lvl level) ([]co
 			}
 		}
 	}
+	if a.storedKeys != nil {
+		prev, seen := a.storedKeys[s]
+		a.storedKeys[s] = keys.stored && (prev || !seen)
+		a.keyAliases[s] = keys.aliases
+	}
 	return outs, a.finish(sc, s, outs, lvl)
+}
+
+// storedColumn reports a value that is a base table's column passed on
+// unchanged: its values are stored, not computed by the statement.
+func storedColumn(v value) bool {
+	return v.origin == originBase && !v.mixed && v.taint == nil && v.unresolved == "" && v.wholeRow == ""
 }
 
 // tieBreak decides what breaks ties among the rows of query s: its select

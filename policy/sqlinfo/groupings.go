@@ -1,6 +1,7 @@
 package sqlinfo
 
 import (
+	"slices"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -24,11 +25,11 @@ const GroupingsTie = -2
 
 // GroupCompanion is the expression that compares equal exactly when e
 // prints alike: its text as the type's own output function writes it
-// (format's %s; a cast to text trims char(n)'s spaces) as bytes, so that no
-// collation can fold two spellings together.
+// (concat(); a cast to text trims char(n)'s spaces), as bytes (a COLLATE
+// "C" would not show in the server's plan, and another collation could
+// fold two spellings together).
 func GroupCompanion(e *pg_query.Node) *pg_query.Node {
-	text := pgCall("format", pg_query.MakeAConstStrNode("%s", -1), proto.Clone(e).(*pg_query.Node))
-	return pgCall("convert_to", text, pg_query.MakeAConstStrNode("UTF8", -1))
+	return pgCall("convert_to", pgCall("concat", proto.Clone(e).(*pg_query.Node)), pg_query.MakeAConstStrNode("UTF8", -1))
 }
 
 // pgCall is a call of the built-in function name.
@@ -39,40 +40,47 @@ func pgCall(name string, args ...*pg_query.Node) *pg_query.Node {
 }
 
 // CompanionOf returns the key a companion is the companion of (nil when e
-// is not one), as the server prints it: convert_to(format('%s', x),
-// 'UTF8') of the built-in functions.
+// is not one), as the server prints it: convert_to(concat(x), 'UTF8') of
+// the built-in functions (printed unqualified only when they are the ones
+// their names find).
 func CompanionOf(e *pg_query.Node) *pg_query.Node {
 	conv := builtinCall(e, "convert_to", 2)
-	if conv == nil || constText(conv.GetArgs()[1]) != "UTF8" {
+	if conv == nil {
 		return nil
 	}
-	format := builtinCall(conv.GetArgs()[0], "format", 2)
-	if format == nil || constText(format.GetArgs()[0]) != "%s" {
+	enc := conv.GetArgs()[1]
+	for enc.GetTypeCast() != nil {
+		enc = enc.GetTypeCast().GetArg()
+	}
+	if enc.GetAConst().GetSval().GetSval() != "UTF8" {
 		return nil
 	}
-	return format.GetArgs()[1]
+	if f := builtinCall(conv.GetArgs()[0], "concat", 1); f != nil {
+		return f.GetArgs()[0]
+	}
+	return nil
 }
 
-// builtinCall is e as a call of the function name with n arguments,
-// unqualified or in pg_catalog (nil otherwise).
+// builtinCall is e as a plain call of the built-in function name with n
+// arguments (nil otherwise).
 func builtinCall(e *pg_query.Node, name string, n int) *pg_query.FuncCall {
 	f := e.GetFuncCall()
-	if f == nil || funcLastName(f) != name || len(f.GetArgs()) != n || f.GetAggStar() || f.GetOver() != nil {
-		return nil
-	}
-	if fn := f.GetFuncname(); len(fn) > 2 || len(fn) == 2 && fn[0].GetString_().GetSval() != "pg_catalog" {
+	if f == nil || !builtinName(f.GetFuncname(), name) || len(f.GetArgs()) != n || f.GetAggStar() || f.GetOver() != nil ||
+		f.GetFuncVariadic() || len(f.GetAggOrder()) > 0 || f.GetAggFilter() != nil {
 		return nil
 	}
 	return f
 }
 
-// constText is the value of a string constant (casts left out), "" if e
-// is none.
-func constText(e *pg_query.Node) string {
-	for e.GetTypeCast() != nil {
-		e = e.GetTypeCast().GetArg()
+// builtinName reports a name that is name, unqualified or in pg_catalog.
+func builtinName(names []*pg_query.Node, name string) bool {
+	switch len(names) {
+	case 1:
+		return names[0].GetString_().GetSval() == name
+	case 2:
+		return names[0].GetString_().GetSval() == "pg_catalog" && names[1].GetString_().GetSval() == name
 	}
-	return e.GetAConst().GetSval().GetSval()
+	return false
 }
 
 // groupCompanions adds the companion of every grouping key of every query
@@ -82,11 +90,18 @@ func constText(e *pg_query.Node) string {
 // list with their companions; other DISTINCTs and set operations are left
 // to the server-side check, which refuses computed keys without a
 // companion.
-func groupCompanions(n *pg_query.Node) {
-	for _, s := range Selects(n) {
+//
+// The queries at the positions in stored (in Selects) group only by
+// columns of tables passed on, whose values are stored rather than
+// computed by the statement: they are left alone. aliases are, by
+// position, the GROUP BY names that name select list entries (the server
+// prefers a column of FROM of the same name).
+func groupCompanions(n *pg_query.Node, stored []int, aliases map[int][]string) {
+	for i, s := range Selects(n) {
 		switch {
+		case slices.Contains(stored, i):
 		case len(s.GetGroupClause()) > 0:
-			s.GroupClause = withCompanions(s.GetGroupClause(), s.GetTargetList())
+			s.GroupClause = withCompanions(s.GetGroupClause(), s.GetTargetList(), aliases[i])
 		case distinctAsGrouping(s):
 			var keys []*pg_query.Node
 			for _, t := range s.GetTargetList() {
@@ -95,20 +110,20 @@ func groupCompanions(n *pg_query.Node) {
 				}
 			}
 			s.DistinctClause = nil
-			s.GroupClause = withCompanions(keys, s.GetTargetList())
+			s.GroupClause = withCompanions(keys, s.GetTargetList(), nil)
 		}
 	}
 }
 
 // withCompanions is a GROUP BY list with the companions of its keys.
-func withCompanions(items, targets []*pg_query.Node) []*pg_query.Node {
+func withCompanions(items, targets []*pg_query.Node, aliases []string) []*pg_query.Node {
 	var comps []*pg_query.Node
 	for _, it := range items {
 		if gs := it.GetGroupingSet(); gs != nil {
-			setCompanions(gs, targets)
+			setCompanions(gs, targets, aliases)
 			continue
 		}
-		if k := groupKeyExpr(it, targets); k != nil {
+		if k := groupKeyExpr(it, targets, aliases); k != nil {
 			comps = append(comps, GroupCompanion(k))
 		}
 	}
@@ -117,21 +132,21 @@ func withCompanions(items, targets []*pg_query.Node) []*pg_query.Node {
 
 // setCompanions pairs each key of a ROLLUP, CUBE or GROUPING SETS with its
 // companion, as one element, so both are in or out of every set together.
-func setCompanions(gs *pg_query.GroupingSet, targets []*pg_query.Node) {
+func setCompanions(gs *pg_query.GroupingSet, targets []*pg_query.Node, aliases []string) {
 	for i, el := range gs.GetContent() {
 		switch {
 		case el.GetGroupingSet() != nil:
-			setCompanions(el.GetGroupingSet(), targets)
+			setCompanions(el.GetGroupingSet(), targets, aliases)
 		case el.GetRowExpr() != nil && el.GetRowExpr().GetRowFormat() != pg_query.CoercionForm_COERCE_EXPLICIT_CALL:
 			// A parenthesised list of keys: one element already.
 			r := el.GetRowExpr()
 			for _, a := range r.GetArgs() {
-				if k := groupKeyExpr(a, targets); k != nil {
+				if k := groupKeyExpr(a, targets, aliases); k != nil {
 					r.Args = append(r.Args, GroupCompanion(k))
 				}
 			}
 		default:
-			if k := groupKeyExpr(el, targets); k != nil {
+			if k := groupKeyExpr(el, targets, aliases); k != nil {
 				gs.Content[i] = &pg_query.Node{Node: &pg_query.Node_RowExpr{RowExpr: &pg_query.RowExpr{
 					Args: []*pg_query.Node{el, GroupCompanion(k)}, RowFormat: pg_query.CoercionForm_COERCE_IMPLICIT_CAST}}}
 			}
@@ -139,12 +154,11 @@ func setCompanions(gs *pg_query.GroupingSet, targets []*pg_query.Node) {
 	}
 }
 
-// groupKeyExpr is the expression a GROUP BY item groups by, as far as the
-// text says: a position names a select list entry, a lone name that is an
-// output column's name that entry (the server prefers a column of FROM of
-// that name; the companion of the entry then is still a function of it,
-// or the statement fails). nil: a constant, which needs no companion.
-func groupKeyExpr(it *pg_query.Node, targets []*pg_query.Node) *pg_query.Node {
+// groupKeyExpr is the expression a GROUP BY item groups by: a position
+// names a select list entry, and so does a lone name among aliases (the
+// analysis found no column of FROM of that name). nil: a constant, which
+// needs no companion.
+func groupKeyExpr(it *pg_query.Node, targets []*pg_query.Node, aliases []string) *pg_query.Node {
 	if c := it.GetAConst(); c != nil {
 		if iv := c.GetIval(); iv != nil && !c.GetIsnull() {
 			if p := int(iv.GetIval()); p >= 1 && p <= len(targets) {
@@ -155,9 +169,11 @@ func groupKeyExpr(it *pg_query.Node, targets []*pg_query.Node) *pg_query.Node {
 	}
 	if cr := it.GetColumnRef(); cr != nil && len(cr.GetFields()) == 1 && cr.GetFields()[0].GetString_() != nil {
 		name := cr.GetFields()[0].GetString_().GetSval()
-		for _, t := range targets {
-			if rt := t.GetResTarget(); rt.GetName() == name {
-				return rt.GetVal()
+		if slices.Contains(aliases, name) {
+			for _, t := range targets {
+				if rt := t.GetResTarget(); rt.GetName() == name {
+					return rt.GetVal()
+				}
 			}
 		}
 	}

@@ -56,6 +56,10 @@ type Tie struct {
 	// leaves only in part as the part that leaves ("year", "month"; ""
 	// as it is).
 	Release []string
+	// KeyAliases (GroupingsTie) are, by query, the GROUP BY names that
+	// name select list entries rather than columns of FROM, as the
+	// analysis resolved them.
+	KeyAliases map[int][]string
 }
 
 // ReleasedForm is the SQL field of date_trunc that computes the part of a
@@ -237,7 +241,7 @@ func breakTies(raw *pg_query.RawStmt, ties []Tie, key string) error {
 			orderAggregates(raw.GetStmt(), key)
 			continue
 		case GroupingsTie:
-			groupCompanions(raw.GetStmt())
+			groupCompanions(raw.GetStmt(), t.Hash, t.KeyAliases)
 			continue
 		}
 		st := bySelect[t.Select]
