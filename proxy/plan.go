@@ -34,6 +34,12 @@ func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescript
 		cp := rewrite.Col{Action: d.Action}
 		switch d.Action {
 		case policy.Allow:
+			if format == 1 {
+				if tr := rewrite.CanonicalNaN(f.DataTypeOID); tr != nil {
+					cp.Tr = tr
+					p.Passthrough = false
+				}
+			}
 		case policy.Tokenize, policy.Mask:
 			if !crypto.Supports(d.Spec.Kind, f.DataTypeOID, format) {
 				// The policy's transform does not fit this type: withhold.
