@@ -14,7 +14,13 @@ type node struct {
 	relName, schema, alias, cteName, strategy string
 	index                                     string // an index scan's index
 	sampling                                  string // a sample scan's method
-	output                                    []string
+	// joinType and innerUnique: a join's type (Inner, Semi, …) and
+	// whether it stops at the first match of each outer row.
+	joinType    string
+	innerUnique bool
+	// cutChecked: a CTE's plan was checked as read only in part.
+	cutChecked bool
+	output     []string
 	// props are the node's expression-bearing properties, in key order.
 	props  []prop
 	kids   []*node
@@ -67,7 +73,8 @@ func buildNode(m map[string]any, parent *node) (*node, error) {
 	str := func(k string) string { s, _ := m[k].(string); return s }
 	n.typ, n.parentRel, n.subplan = str("Node Type"), str("Parent Relationship"), str("Subplan Name")
 	n.relName, n.schema, n.alias, n.cteName, n.strategy = str("Relation Name"), str("Schema"), str("Alias"), str("CTE Name"), str("Strategy")
-	n.index, n.sampling = str("Index Name"), str("Sampling Method")
+	n.index, n.sampling, n.joinType = str("Index Name"), str("Sampling Method"), str("Join Type")
+	n.innerUnique, _ = m["Inner Unique"].(bool)
 	if n.typ == "" {
 		return nil, fmt.Errorf("plan: a node without a type")
 	}
