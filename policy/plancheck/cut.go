@@ -97,7 +97,8 @@ func (c *checker) cutWalk(n *node, cut bool, hashed, cutCTEs map[string]bool) er
 			kcut = !hashed[k.subplan]
 		case n.reads():
 			kcut = false
-		case n.typ == "Limit" || n.typ == "Merge Join":
+		case n.typ == "Limit" || n.typ == "Merge Join" || n.typ == "WindowAgg" && n.hasProp("Run Condition"):
+			// A WindowAgg with a run condition stops once it fails.
 			kcut = true
 		case n.typ == "Nested Loop" && i == 1:
 			kcut = cut || stopsAtMatch
@@ -109,6 +110,15 @@ func (c *checker) cutWalk(n *node, cut bool, hashed, cutCTEs map[string]bool) er
 		}
 	}
 	return nil
+}
+
+func (n *node) hasProp(key string) bool {
+	for _, p := range n.props {
+		if p.key == key {
+			return true
+		}
+	}
+	return false
 }
 
 // reads reports a node that reads all its input before it returns a row.
@@ -238,6 +248,9 @@ func (c *checker) mayFail(n *node, e *pg_query.Node) string {
 				found = "a cast to " + typeName(x.GetTypeName())
 			}
 		case *pg_query.A_Expr:
+			if c.shiftedTime(n, x) {
+				return true
+			}
 			if what := failFreeOperator(x); what != "" {
 				found = what
 			}
@@ -278,6 +291,50 @@ func typeName(t *pg_query.TypeName) string {
 		return ns[len(ns)-1].GetString_().GetSval()
 	}
 	return "?"
+}
+
+// smallConstant matches a constant whose numbers have at most five
+// digits ('30 days', '6 months', 7): added to a time, it cannot leave the
+// range of dates and times, which ends 294 276 years after year 1.
+var smallConstant = regexp.MustCompile(`^[-+ ]*(\d{1,5}([.]\d+)? *[a-zA-Z]* *)+$`)
+
+// shiftedTime reports a time shifted by a small constant: now() or a
+// table's column passed on (stored values, not the role's choice), plus
+// or minus a constant of small numbers ("ordered_at > now() - interval
+// '30 days'").
+func (c *checker) shiftedTime(n *node, x *pg_query.A_Expr) bool {
+	if x.GetKind() != pg_query.A_Expr_Kind_AEXPR_OP || len(x.GetName()) != 1 {
+		return false
+	}
+	if op := x.GetName()[0].GetString_().GetSval(); op != "+" && op != "-" {
+		return false
+	}
+	small := func(e *pg_query.Node) bool {
+		for e.GetTypeCast() != nil {
+			e = e.GetTypeCast().GetArg()
+		}
+		switch k := e.GetAConst(); {
+		case k.GetSval() != nil:
+			return smallConstant.MatchString(k.GetSval().GetSval())
+		case k.GetIval() != nil:
+			return k.GetIval().GetIval() > -100000 && k.GetIval().GetIval() < 100000
+		}
+		return false
+	}
+	timeLike := func(e *pg_query.Node) bool {
+		if e.GetSqlvalueFunction() != nil {
+			return true
+		}
+		if f := e.GetFuncCall(); f != nil && len(f.GetArgs()) == 0 {
+			switch funcName(f) {
+			case "now", "transaction_timestamp", "statement_timestamp":
+				return true
+			}
+		}
+		return e.GetColumnRef() != nil && c.eval(n, e).bare
+	}
+	l, r := x.GetLexpr(), x.GetRexpr()
+	return l != nil && r != nil && (timeLike(l) && small(r) || small(l) && timeLike(r) && x.GetName()[0].GetString_().GetSval() == "+")
 }
 
 // failFreeOperator says why an operator can fail ("" when it cannot):
