@@ -140,7 +140,12 @@ func rawFirstColumn(t *testing.T, c *pgx.Conn, q string, mode pgx.QueryExecMode)
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
-		out = append(out, string(rows.RawValues()[0]))
+		v := rows.RawValues()[0]
+		if v == nil {
+			out = append(out, "NULL")
+			continue
+		}
+		out = append(out, string(v))
 	}
 	if rows.Err() != nil {
 		t.Fatalf("%s: %v", q, rows.Err())
@@ -454,11 +459,7 @@ func bothProtocols() []pgx.QueryExecMode {
 // order). Every grouping now keeps keys that print alike apart: what comes
 // back is the same whichever row is read first.
 func TestGroupingKeepsNoRow(t *testing.T) {
-	kunden(t)
-	p := policyProxy(t, samplePolicy)
-	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
-	direct := connect(t, directDSN(userBI, samplePass, dbKunden))
-	pcs := rawFirstColumn(t, direct, "SELECT postal_code FROM customers", pgx.QueryExecModeSimpleProtocol)
+	c, direct, pcs := physicalOrder(t)
 	const v = "(SELECT CASE WHEN postal_code = '%[1]s' THEN 1.00 ELSE 1.0 END v, CASE WHEN postal_code = '%[1]s' THEN '-0'::float8 ELSE 0 END f, " +
 		"CASE WHEN postal_code = '%[1]s' THEN '24 hours'::interval ELSE '1 day' END i, CASE WHEN postal_code = '%[1]s' THEN 'a '::bpchar ELSE 'a'::bpchar END b, " +
 		"CASE WHEN postal_code = '%[1]s' THEN 'NaN'::float8 ELSE 'Infinity'::float8 - 'Infinity'::float8 END n " +
@@ -483,7 +484,7 @@ func TestGroupingKeepsNoRow(t *testing.T) {
 			for i := 0; i+1 < len(pcs) && i < 12; i += 4 {
 				a, b := pcs[i], pcs[i+1]
 				got := func(marked string) string {
-					rows := rawFirstColumns(t, c, fmt.Sprintf(shape, marked, a, b), mode)
+					rows := rawFirstColumn(t, c, fmt.Sprintf(shape, marked, a, b), mode)
 					slices.Sort(rows)
 					return strings.Join(rows, ";")
 				}
@@ -520,28 +521,15 @@ func TestGroupingKeepsNoRow(t *testing.T) {
 	}
 }
 
-// rawFirstColumns is rawFirstColumn for a statement whose first column
-// may be NULL (as "NULL").
-func rawFirstColumns(t *testing.T, c *pgx.Conn, q string, mode pgx.QueryExecMode) []string {
+// physicalOrder connects bi_jane through the proxy and directly, and
+// reads the customers' postal codes (unique) in the server's order.
+func physicalOrder(t *testing.T) (proxied, direct *pgx.Conn, postalCodes []string) {
 	t.Helper()
-	rows, err := c.Query(context.Background(), q, mode)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		raw := rows.RawValues()
-		if raw[0] == nil {
-			out = append(out, "NULL")
-			continue
-		}
-		out = append(out, string(raw[0]))
-	}
-	if rows.Err() != nil {
-		t.Fatalf("%s: %v", q, rows.Err())
-	}
-	return out
+	kunden(t)
+	p := policyProxy(t, samplePolicy)
+	proxied = connect(t, p.dsn(userBI, samplePass, dbKunden))
+	direct = connect(t, directDSN(userBI, samplePass, dbKunden))
+	return proxied, direct, rawFirstColumn(t, direct, "SELECT postal_code FROM customers", pgx.QueryExecModeSimpleProtocol)
 }
 
 func atoi(t *testing.T, s string) int {
@@ -561,11 +549,7 @@ func atoi(t *testing.T, s string) int {
 // server reads all the rows such an expression runs on, or the statement
 // is refused.
 func TestFailingShowsNoReadOrder(t *testing.T) {
-	kunden(t)
-	p := policyProxy(t, samplePolicy)
-	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
-	direct := connect(t, directDSN(userBI, samplePass, dbKunden))
-	pcs := rawFirstColumn(t, direct, "SELECT postal_code FROM customers", pgx.QueryExecModeSimpleProtocol)
+	c, _, pcs := physicalOrder(t)
 	const race = "CASE WHEN postal_code = '%[1]s' THEN true WHEN postal_code = '%[2]s' THEN 1 / (length(city) - length(city)) = 1 ELSE false END"
 	shapes := []string{
 		"SELECT EXISTS (SELECT 1 FROM customers WHERE " + race + ")",

@@ -28,13 +28,9 @@ func (c *checker) pairedGroupings(n *node) error {
 		if p.key != "Group Key" {
 			continue
 		}
-		keys := make([]*pg_query.Node, 0, len(p.exprs))
-		for _, e := range p.exprs {
-			ex, err := c.expr(e, plainExpr, c.in.Keywords)
-			if err != nil {
-				return err
-			}
-			keys = append(keys, ex)
+		keys, err := c.exprList(p.exprs)
+		if err != nil {
+			return err
 		}
 		if err := c.pairedKeys(n, keys, "a Group Key of "+n.typ); err != nil {
 			return err
@@ -45,13 +41,9 @@ func (c *checker) pairedGroupings(n *node) error {
 		if in := tieInput(n); in != nil && in.sorted() && c.digestSort(in) {
 			return nil // DISTINCT ON: the digest decides which row is kept (tiesBroken)
 		}
-		keys := make([]*pg_query.Node, 0, len(n.output))
-		for _, e := range n.output {
-			ex, err := c.expr(e, plainExpr, c.in.Keywords)
-			if err != nil {
-				return err
-			}
-			keys = append(keys, ex)
+		keys, err := c.exprList(n.output)
+		if err != nil {
+			return err
 		}
 		return c.pairedKeys(n, keys, "the columns Unique compares")
 	case "SetOp", "HashSetOp":
@@ -70,6 +62,19 @@ func (c *checker) pairedGroupings(n *node) error {
 		}
 	}
 	return nil
+}
+
+// exprList parses a list of plain expressions.
+func (c *checker) exprList(list []string) ([]*pg_query.Node, error) {
+	out := make([]*pg_query.Node, 0, len(list))
+	for _, e := range list {
+		ex, err := c.expr(e, plainExpr, c.in.Keywords)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ex)
+	}
+	return out, nil
 }
 
 // pairedKeys checks one grouping set's keys.

@@ -77,10 +77,7 @@ func released(field string, v *pg_query.Node) *pg_query.Node {
 	if field == "" {
 		return v
 	}
-	return &pg_query.Node{Node: &pg_query.Node_FuncCall{FuncCall: &pg_query.FuncCall{
-		Funcname:   []*pg_query.Node{pg_query.MakeStrNode("pg_catalog"), pg_query.MakeStrNode("date_trunc")},
-		Args:       []*pg_query.Node{pg_query.MakeAConstStrNode(field, -1), proto.Clone(v).(*pg_query.Node)},
-		Funcformat: pg_query.CoercionForm_COERCE_EXPLICIT_CALL}}}
+	return pgCall("date_trunc", pg_query.MakeAConstStrNode(field, -1), proto.Clone(v).(*pg_query.Node))
 }
 
 // Selects lists the queries of a statement in a fixed order (depth first,
@@ -308,17 +305,12 @@ func tieDigest(key string, args []*pg_query.Node) *pg_query.Node {
 	}
 	text := &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
 		Arg: &pg_query.Node{Node: &pg_query.Node_RowExpr{RowExpr: row}}, TypeName: catalogType("text")}}}
-	call := func(name string, args ...*pg_query.Node) *pg_query.Node {
-		return &pg_query.Node{Node: &pg_query.Node_FuncCall{FuncCall: &pg_query.FuncCall{
-			Funcname: []*pg_query.Node{pg_query.MakeStrNode("pg_catalog"), pg_query.MakeStrNode(name)}, Args: args,
-			Funcformat: pg_query.CoercionForm_COERCE_EXPLICIT_CALL}}}
-	}
 	keyConst := &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
 		Arg: pg_query.MakeAConstStrNode(`\x`+key, -1), TypeName: catalogType("bytea")}}}
 	concat := &pg_query.Node{Node: &pg_query.Node_AExpr{AExpr: &pg_query.A_Expr{Kind: pg_query.A_Expr_Kind_AEXPR_OP,
 		Name:  []*pg_query.Node{pg_query.MakeStrNode("pg_catalog"), pg_query.MakeStrNode("||")},
-		Lexpr: call("convert_to", text, pg_query.MakeAConstStrNode("UTF8", -1)), Rexpr: keyConst}}}
-	return sortBy(call("sha256", concat))
+		Lexpr: pgCall("convert_to", text, pg_query.MakeAConstStrNode("UTF8", -1)), Rexpr: keyConst}}}
+	return sortBy(pgCall("sha256", concat))
 }
 
 func sortBy(n *pg_query.Node) *pg_query.Node {
