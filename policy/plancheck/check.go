@@ -203,10 +203,12 @@ func union(vs ...val) val {
 }
 
 type checker struct {
-	ctx  context.Context
-	cat  Catalog
-	in   Input
-	root *node
+	// hashed are the subplans EXPLAIN marks hashed (cutShort).
+	hashed map[string]bool
+	ctx    context.Context
+	cat    Catalog
+	in     Input
+	root   *node
 	// scans by refname; subplans by name ("SubPlan 1", "CTE x"); params
 	// by "$n" (the init plan that sets them, PostgreSQL 15 and 16).
 	scans    map[string][]*node

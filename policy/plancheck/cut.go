@@ -1,6 +1,7 @@
 package plancheck
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 
@@ -33,35 +34,51 @@ import (
 // hashedSubplan finds "hashed SubPlan n" in EXPLAIN's expressions.
 var hashedSubplan = regexp.MustCompile(`\bhashed SubPlan (\d+)\b`)
 
+// cut is how far a node's work can be cut short at a point the server's
+// read order decides.
+type cut uint8
+
+const (
+	// whole: the node runs to its end.
+	whole cut = iota
+	// rows: the node's output may be read only in part; what it has
+	// read of its input before it returned a row stands.
+	rows
+	// runs: whole executions of the node may be left out (the inner side
+	// of a join, a subplan, for rows above that are never reached), so
+	// everything below it counts, however fully each run reads.
+	runs
+)
+
 // cutShort checks the plan from its root, which a client may stop
 // reading at any row.
 func (c *checker) cutShort(root *node) error {
 	if len(c.protectedAnywhere) == 0 || c.in.PlanOnly {
 		return nil
 	}
-	hashed := map[string]bool{}
+	c.hashed = map[string]bool{}
 	root.walk(func(n *node) {
 		for _, s := range n.exprStrings() {
 			for _, m := range hashedSubplan.FindAllStringSubmatch(s, -1) {
-				hashed["SubPlan "+m[1]] = true
+				c.hashed["SubPlan "+m[1]] = true
 			}
 		}
 	})
-	cutCTEs := map[string]bool{}
-	if err := c.cutWalk(root, true, hashed, cutCTEs); err != nil {
+	w := &cutWalker{c: c, ctes: map[string]cut{}}
+	if err := w.walk(root, rows); err != nil {
 		return err
 	}
 	// A CTE is computed as its scans read it: cut short where one of them
 	// is.
 	for done := false; !done; {
 		done = true
-		for name := range cutCTEs {
+		for name, how := range w.ctes {
 			cte := c.subplans["CTE "+name]
-			if cte == nil || cte.cutChecked {
+			if cte == nil || cte.cutChecked >= how {
 				continue
 			}
-			cte.cutChecked, done = true, false
-			if err := c.cutWalk(cte, true, hashed, cutCTEs); err != nil {
+			cte.cutChecked, done = how, false
+			if err := w.walk(cte, how); err != nil {
 				return err
 			}
 		}
@@ -69,47 +86,96 @@ func (c *checker) cutShort(root *node) error {
 	return nil
 }
 
-// cutWalk checks node n, whose reading is cut short when cut, and the
-// nodes below it.
-func (c *checker) cutWalk(n *node, cut bool, hashed, cutCTEs map[string]bool) error {
+// cutWalker carries how far each CTE is cut.
+type cutWalker struct {
+	c    *checker
+	ctes map[string]cut
+}
+
+// walk checks node n, cut short as how says, and the nodes below it.
+func (w *cutWalker) walk(n *node, how cut) error {
 	stopsAtMatch := n.joinType == "Semi" || n.joinType == "Anti" || n.innerUnique
-	if cut {
-		if err := c.failFree(n, false); err != nil {
+	switch {
+	case how == rows && w.c.inDigestOrder(n):
+		// Its rows come in the proxy's digest order: where they are cut
+		// short follows no clear value and no position.
+	case how > whole:
+		if err := w.c.failFree(n, how, false); err != nil {
 			return err
 		}
 		if n.typ == "CTE Scan" {
-			cutCTEs[n.cteName] = true
+			w.ctes[n.cteName] = max(w.ctes[n.cteName], rows)
 		}
-	} else if stopsAtMatch {
+	case stopsAtMatch:
 		// Pairs after the first match are not tested.
-		if err := c.failFree(n, true); err != nil {
+		if err := w.c.failFree(n, how, true); err != nil {
 			return err
 		}
 	}
 	for i, k := range n.kids {
-		var kcut bool
+		kh := how
 		switch {
 		case k.parentRel == "InitPlan" && strings.HasPrefix(k.subplan, "CTE "):
 			continue // checked where its scans are cut
 		case k.parentRel == "SubPlan" || k.parentRel == "InitPlan":
-			// EXISTS, IN and ANY stop at the first row that decides;
-			// a hashed subplan reads all its rows first.
-			kcut = !hashed[k.subplan]
-		case n.reads():
-			kcut = false
+			// Run for the rows of n that are reached; EXISTS, IN and ANY
+			// stop at the first row that decides; a hashed subplan reads
+			// all its rows first.
+			switch {
+			case how > whole:
+				kh = runs
+			case w.c.hashed[k.subplan]:
+				kh = whole
+			default:
+				kh = rows
+			}
+		case how == runs:
+		case n.reads(w.c):
+			kh = whole
+		case n.typ == "Nested Loop" && i == 1:
+			// Run again for each outer row, each run stopping at the
+			// first match for a semi-, anti- or unique join.
+			switch {
+			case how > whole:
+				kh = runs
+			case stopsAtMatch:
+				kh = rows
+			}
 		case n.typ == "Limit" || n.typ == "Merge Join" || n.typ == "WindowAgg" && n.hasProp("Run Condition"):
 			// A WindowAgg with a run condition stops once it fails.
-			kcut = true
-		case n.typ == "Nested Loop" && i == 1:
-			kcut = cut || stopsAtMatch
-		default:
-			kcut = cut
+			kh = max(how, rows)
 		}
-		if err := c.cutWalk(k, kcut, hashed, cutCTEs); err != nil {
+		if err := w.walk(k, kh); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// inDigestOrder reports a node whose rows come in the order of the
+// proxy's digest: a sort by it, or a node that keeps the order of its
+// input (a Limit, a projection) over one.
+func (c *checker) inDigestOrder(n *node) bool {
+	for {
+		switch n.typ {
+		case "Sort", "Incremental Sort":
+			return c.digestSort(n)
+		case "Limit", "Result", "Subquery Scan", "Unique", "Gather Merge", "Materialize":
+		default:
+			return false
+		}
+		var in *node
+		for _, k := range n.kids {
+			if k.parentRel != "InitPlan" && k.parentRel != "SubPlan" {
+				in = k
+				break
+			}
+		}
+		if in == nil {
+			return false
+		}
+		n = in
+	}
 }
 
 func (n *node) hasProp(key string) bool {
@@ -121,11 +187,16 @@ func (n *node) hasProp(key string) bool {
 	return false
 }
 
-// reads reports a node that reads all its input before it returns a row.
-func (n *node) reads() bool {
+// reads reports a node that reads all its input before it returns a row,
+// or (an incremental sort by the proxy's digest) all rows that agree on
+// the statement's own sort keys, which come in the order of those visible
+// keys.
+func (n *node) reads(c *checker) bool {
 	switch n.typ {
 	case "Sort", "Hash", "HashSetOp":
 		return true
+	case "Incremental Sort":
+		return c.digestSort(n)
 	case "Aggregate":
 		return n.strategy == "Plain" || n.strategy == "Hashed" || n.strategy == "Mixed"
 	case "SetOp":
@@ -145,8 +216,11 @@ func (n *node) exprStrings() []string {
 
 // failFree refuses an expression of n that can fail on some rows: all of
 // them, or (joinOnly) the join filter a join stopping at the first match
-// tests.
-func (c *checker) failFree(n *node, joinOnly bool) error {
+// tests. Cut by rows, what a node that reads all its input computed
+// while reading (a plain aggregate's one row, aggregates) stands; cut by
+// runs, it counts too.
+func (c *checker) failFree(n *node, how cut, joinOnly bool) error {
+	read := how == rows && n.reads(c)
 	check := func(where, e string, kind exprKind) error {
 		ex, err := c.expr(e, kind, c.in.Keywords)
 		if err != nil {
@@ -155,7 +229,7 @@ func (c *checker) failFree(n *node, joinOnly bool) error {
 		if kind == sortExpr {
 			ex = ex.GetSortBy().GetNode()
 		}
-		if what := c.mayFail(n, ex); what != "" {
+		if what := c.mayFail(n, ex, read); what != "" {
 			s := c.protectedAnywhere[0]
 			return &analyze.Refusal{StatementKind: "Select", Table: s.table, Clause: where + " of " + n.typ + " in the server's plan",
 				Reason: "the server may stop reading these rows at a point its read order decides (" + cutBy(n) + "), and " + what +
@@ -164,7 +238,7 @@ func (c *checker) failFree(n *node, joinOnly bool) error {
 		}
 		return nil
 	}
-	if n.typ == "Aggregate" && n.strategy == "Plain" {
+	if how == rows && oneRow(n) {
 		return nil // one row, computed before it is returned
 	}
 	if !joinOnly {
@@ -179,7 +253,7 @@ func (c *checker) failFree(n *node, joinOnly bool) error {
 		switch p.key {
 		case "Join Filter":
 		case "Sort Key", "Presorted Key":
-			if joinOnly || n.sorted() {
+			if joinOnly || n.sorted() && how == rows {
 				continue // a sort reads all its input
 			}
 			kind = sortExpr
@@ -222,7 +296,10 @@ func cutBy(n *node) string {
 // constructors, casts of constants, of a table's column passed on (its
 // stored values, which the role cannot choose) or to text, the proxy's
 // digest and grouping companions, and the functions failFreeCall lists.
-func (c *checker) mayFail(n *node, e *pg_query.Node) string {
+//
+// read: n read all its input before returning a row, and aggregates were
+// computed then.
+func (c *checker) mayFail(n *node, e *pg_query.Node, read bool) string {
 	found := ""
 	var visit func(m protoreflect.Message) bool
 	visit = func(m protoreflect.Message) bool {
@@ -238,14 +315,20 @@ func (c *checker) mayFail(n *node, e *pg_query.Node) string {
 			return true
 		}
 		switch x := m.Interface().(type) {
-		case *pg_query.Node, *pg_query.ColumnRef, *pg_query.ParamRef, *pg_query.A_Const, *pg_query.BoolExpr, *pg_query.NullTest,
+		case *pg_query.Node, *pg_query.ColumnRef, *pg_query.A_Const, *pg_query.BoolExpr, *pg_query.NullTest,
 			*pg_query.BooleanTest, *pg_query.CaseExpr, *pg_query.CaseWhen, *pg_query.CoalesceExpr, *pg_query.MinMaxExpr,
 			*pg_query.RowExpr, *pg_query.SQLValueFunction, *pg_query.A_ArrayExpr, *pg_query.String, *pg_query.Integer,
 			*pg_query.Float, *pg_query.Boolean, *pg_query.A_Star, *pg_query.List:
 		case *pg_query.TypeName, *pg_query.SortBy:
 		case *pg_query.TypeCast:
-			if a := x.GetArg(); a.GetAConst() == nil && !textType(x.GetTypeName()) && (a.GetColumnRef() == nil || !c.eval(n, a).bare) {
+			// A stored value can fail a cast as well (postal codes above
+			// 32767 as smallint).
+			if x.GetArg().GetAConst() == nil && !textType(x.GetTypeName()) {
 				found = "a cast to " + typeName(x.GetTypeName())
+			}
+		case *pg_query.ParamRef:
+			if ip := c.params[fmt.Sprintf("$%d", x.GetNumber())]; ip != nil && !oneRow(ip) {
+				found = "a subquery that may return more than one row"
 			}
 		case *pg_query.A_Expr:
 			if c.shiftedTime(n, x) {
@@ -255,10 +338,10 @@ func (c *checker) mayFail(n *node, e *pg_query.Node) string {
 				found = what
 			}
 		case *pg_query.FuncCall:
-			if n.reads() && aggregateCall(x) {
+			if read && aggregateCall(x) {
 				return true // computed while the node read all its input
 			}
-			if what := failFreeCall(x); what != "" {
+			if what := c.failFreeCall(x); what != "" {
 				found = what
 			}
 		case *pg_query.CollateClause, *pg_query.WindowDef:
@@ -373,17 +456,59 @@ func failFreeOperator(x *pg_query.A_Expr) string {
 	return "the operator " + op
 }
 
+// oneRow reports a subplan that returns exactly one row (a plain
+// aggregate): it cannot fail for returning more than one.
+func oneRow(sp *node) bool {
+	for (sp.typ == "Result" || sp.typ == "Limit") && len(sp.kids) > 0 && sp.kids[0].parentRel == "Outer" {
+		sp = sp.kids[0]
+	}
+	if sp.typ == "Aggregate" && sp.strategy == "Plain" {
+		return true
+	}
+	if sp.typ != "Result" {
+		return false
+	}
+	for _, k := range sp.kids {
+		if k.parentRel != "InitPlan" && k.parentRel != "SubPlan" {
+			return false
+		}
+	}
+	return true // a Result without input: one row
+}
+
 // failFreeCall says why a function call can fail ("" when it cannot):
 // count, min and max, bool_and and bool_or, numbering window functions,
 // lower, upper and the lengths of text, coalesce, now(), and date_trunc
 // and date_part of a field every date and time type has.
-func failFreeCall(f *pg_query.FuncCall) string {
+func (c *checker) failFreeCall(f *pg_query.FuncCall) string {
 	name := funcName(f)
 	if fn := f.GetFuncname(); len(fn) == 2 && fn[0].GetString_().GetSval() != "pg_catalog" {
 		return "the function " + fn[0].GetString_().GetSval() + "." + name + "()"
 	}
 	switch name {
-	case fnSubplan, fnSubplanCol, fnInitplanCol, fnAny:
+	case fnSubplan, fnSubplanCol, fnInitplanCol:
+		// Its plan is checked as run for the rows reached; a scalar
+		// subquery fails when it returns more than one row (EXISTS and
+		// ANY cannot be told from it before PostgreSQL 17; hashed, it
+		// is ANY).
+		kind, nums := "SubPlan", f.GetArgs()
+		switch name {
+		case fnInitplanCol:
+			kind, nums = "InitPlan", nums[:1]
+		case fnSubplanCol:
+			nums = nums[:1]
+		}
+		if name == fnSubplan && len(nums) > 1 {
+			return "" // (alternatives: SubPlan n or hashed SubPlan m): ANY
+		}
+		for _, a := range nums {
+			key := fmt.Sprintf("%s %d", kind, a.GetAConst().GetIval().GetIval())
+			if sp := c.subplans[key]; !c.hashed[key] && (sp == nil || !oneRow(sp)) {
+				return "a subquery that may return more than one row"
+			}
+		}
+		return ""
+	case fnAny:
 		return ""
 	case "count", "min", "max", "bool_and", "bool_or", "every", "row_number", "rank", "dense_rank", "percent_rank", "cume_dist",
 		"lower", "upper", "length", "char_length", "character_length", "octet_length", "coalesce", "now",

@@ -18,8 +18,8 @@ type node struct {
 	// whether it stops at the first match of each outer row.
 	joinType    string
 	innerUnique bool
-	// cutChecked: a CTE's plan was checked as read only in part.
-	cutChecked bool
+	// cutChecked: how far a CTE's plan was checked as cut short.
+	cutChecked cut
 	output     []string
 	// props are the node's expression-bearing properties, in key order.
 	props  []prop
