@@ -565,6 +565,14 @@ func TestFailingShowsNoReadOrder(t *testing.T) {
 		"SELECT EXISTS (SELECT 1 FROM customers c WHERE c.postal_code IN ('%[1]s', '%[2]s') AND (SELECT sum(CASE WHEN c.postal_code = '%[2]s' " +
 			"AND d.newsletter IS NOT NULL THEN 1e308::float8 ELSE 0 END) FROM customers d) >= 0)",
 		"SELECT EXISTS (SELECT 1 FROM customers WHERE postal_code IN ('%[1]s', '%[2]s') AND CASE WHEN postal_code = '%[2]s' THEN city::int = 0 ELSE true END)",
+		// Records of different column types, and text of two conflicting
+		// collations, fail to compare.
+		"SELECT EXISTS (SELECT 1 FROM customers c WHERE c.postal_code IN ('%[1]s', '%[2]s') AND " +
+			"(CASE WHEN c.postal_code = '%[2]s' THEN ROW(1, 'a'::text) ELSE ROW(1, 2) END) = ROW(1, 2))",
+		"SELECT EXISTS (SELECT 1 FROM customers c WHERE c.postal_code IN ('%[1]s', '%[2]s') AND " +
+			"GREATEST(CASE WHEN c.postal_code = '%[2]s' THEN ROW(1, 'a'::text) ELSE ROW(1, 2) END, ROW(1, 2)) IS NOT NULL)",
+		"SELECT EXISTS (SELECT 1 FROM (SELECT postal_code pc, city COLLATE \"C\" k1, city COLLATE \"POSIX\" k2 FROM customers) s " +
+			"WHERE s.pc IN ('%[1]s', '%[2]s') AND (s.pc = '%[1]s' OR s.k1 = s.k2))",
 	}
 	outcome := func(q string, mode pgx.QueryExecMode) string {
 		rows, err := c.Query(context.Background(), q, mode)

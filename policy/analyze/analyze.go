@@ -176,6 +176,16 @@ func (a *analyzer) orderRevealing(n *pg_query.Node) error {
 	)
 	sels := sqlinfo.Selects(n)
 	broken := map[*pg_query.WindowDef]bool{}
+	// COLLATE is allowed on the statement's own ORDER BY keys, which the
+	// server sorts in full.
+	sortCollations := map[*pg_query.CollateClause]bool{}
+	if top := sqlinfo.TopQuery(n); top != nil {
+		for _, it := range top.GetSortClause() {
+			if cc := it.GetSortBy().GetNode().GetCollateClause(); cc != nil {
+				sortCollations[cc] = true
+			}
+		}
+	}
 	for _, st := range sqlinfo.TieSites(n) {
 		if st.Unbreakable != "" {
 			if st.Limit || st.DistinctOn || len(st.Windows) > 0 {
@@ -216,6 +226,13 @@ func (a *analyzer) orderRevealing(n *pg_query.Node) error {
 			}
 		}
 		switch x := m.Interface().(type) {
+		case *pg_query.CollateClause:
+			if !sortCollations[x] {
+				// Two collations that conflict leave a comparison without
+				// one, which fails on the rows that reach it: where the
+				// server stops early, failing shows which rows it read.
+				ref = &Refusal{Clause: "a statement over protected tables", Reason: "COLLATE other than on the statement's own ORDER BY keys can make a comparison fail on the rows that reach it (two collations that conflict), which shows the order in which the server reads them", Rule: rule}
+			}
 		case *pg_query.SelectStmt:
 			if what := sqlinfo.UnpairedDedup(x); what != "" {
 				ref = &Refusal{Clause: "a statement over protected tables", Reason: what + " keeps, of computed values that compare equal but print differently, the one the server reads first, which names a row (use ALL, or GROUP BY in a subquery)", Rule: rule}

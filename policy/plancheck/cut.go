@@ -229,7 +229,11 @@ func (c *checker) failFree(n *node, how cut, joinOnly bool) error {
 		if kind == sortExpr {
 			ex = ex.GetSortBy().GetNode()
 		}
-		if what := c.mayFail(n, ex, read); what != "" {
+		what := c.mayFail(n, ex, read)
+		if what == "" && (where == "group Key" || where == "cache Key") && !c.scalarOperand(n, ex) {
+			what = recordCompare // keys are compared with each other
+		}
+		if what != "" {
 			s := c.protectedAnywhere[0]
 			return &analyze.Refusal{StatementKind: "Select", Table: s.table, Clause: where + " of " + n.typ + " in the server's plan",
 				Reason: "the server may stop reading these rows at a point its read order decides (" + cutBy(n) + "), and " + what +
@@ -315,8 +319,19 @@ func (c *checker) mayFail(n *node, e *pg_query.Node, read bool) string {
 			return true
 		}
 		switch x := m.Interface().(type) {
+		case *pg_query.CaseExpr:
+			if a := x.GetArg(); a != nil {
+				// CASE x WHEN v compares x with each v.
+				ops := []*pg_query.Node{a}
+				for _, w := range x.GetArgs() {
+					ops = append(ops, w.GetCaseWhen().GetExpr())
+				}
+				if !c.scalarOperands(n, ops...) {
+					found = recordCompare
+				}
+			}
 		case *pg_query.Node, *pg_query.ColumnRef, *pg_query.A_Const, *pg_query.BoolExpr, *pg_query.NullTest,
-			*pg_query.BooleanTest, *pg_query.CaseExpr, *pg_query.CaseWhen, *pg_query.CoalesceExpr, *pg_query.MinMaxExpr,
+			*pg_query.BooleanTest, *pg_query.CaseWhen, *pg_query.CoalesceExpr,
 			*pg_query.RowExpr, *pg_query.SQLValueFunction, *pg_query.A_ArrayExpr, *pg_query.String, *pg_query.Integer,
 			*pg_query.Float, *pg_query.Boolean, *pg_query.A_Star, *pg_query.List:
 		case *pg_query.TypeName, *pg_query.SortBy:
@@ -336,6 +351,12 @@ func (c *checker) mayFail(n *node, e *pg_query.Node, read bool) string {
 			}
 			if what := failFreeOperator(x); what != "" {
 				found = what
+			} else if !c.scalarOperands(n, x.GetLexpr(), x.GetRexpr()) {
+				found = recordCompare
+			}
+		case *pg_query.MinMaxExpr:
+			if !c.scalarOperands(n, x.GetArgs()...) {
+				found = recordCompare
 			}
 		case *pg_query.FuncCall:
 			if read && aggregateCall(x) {
@@ -374,6 +395,115 @@ func typeName(t *pg_query.TypeName) string {
 		return ns[len(ns)-1].GetString_().GetSval()
 	}
 	return "?"
+}
+
+// recordCompare names what a comparison of records can do.
+const recordCompare = "a comparison of values that may be records or arrays (two records of different column types compare with an error)"
+
+// scalarOperands reports operands whose comparison cannot fail: each one
+// scalar value (a table's column passed on, a constant, a parameter, a
+// listed function's result, a cast to text, the proxy's digest or
+// companion, a one-row or hashed subquery's column), or CASE, COALESCE,
+// GREATEST, LEAST or NULLIF of such, or a boolean. Records can fail (ROW(1,
+// 'a') = ROW(1, 2) raises "cannot compare dissimilar column types" on the
+// row that builds the first), and a computed column or an array may hold
+// them.
+func (c *checker) scalarOperands(n *node, ops ...*pg_query.Node) bool {
+	for _, e := range ops {
+		if e != nil && !c.scalarOperand(n, e) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *checker) scalarOperand(n *node, e *pg_query.Node) bool {
+	switch x := e.GetNode().(type) {
+	case *pg_query.Node_AConst, *pg_query.Node_ParamRef, *pg_query.Node_SqlvalueFunction, *pg_query.Node_BoolExpr,
+		*pg_query.Node_NullTest, *pg_query.Node_BooleanTest:
+		return true
+	case *pg_query.Node_TypeCast:
+		// EXPLAIN prints ROW(1, 'a') folded as '(1,a)'::record: a
+		// constant is scalar only when its type is.
+		t := x.TypeCast.GetTypeName()
+		return textType(t) || x.TypeCast.GetArg().GetAConst() != nil && scalarType(t)
+	case *pg_query.Node_ColumnRef:
+		f := x.ColumnRef.GetFields()
+		return len(f) > 0 && f[len(f)-1].GetAStar() == nil && c.eval(n, e).bare
+	case *pg_query.Node_CollateClause:
+		return c.scalarOperand(n, x.CollateClause.GetArg())
+	case *pg_query.Node_AExpr:
+		if x.AExpr.GetKind() == pg_query.A_Expr_Kind_AEXPR_NULLIF {
+			return c.scalarOperands(n, x.AExpr.GetLexpr(), x.AExpr.GetRexpr())
+		}
+		return true // a comparison's result, a boolean (arithmetic is refused as it is)
+	case *pg_query.Node_CaseExpr:
+		ops := []*pg_query.Node{x.CaseExpr.GetDefresult()}
+		for _, w := range x.CaseExpr.GetArgs() {
+			ops = append(ops, w.GetCaseWhen().GetResult())
+		}
+		return c.scalarOperands(n, ops...)
+	case *pg_query.Node_CoalesceExpr:
+		return c.scalarOperands(n, x.CoalesceExpr.GetArgs()...)
+	case *pg_query.Node_MinMaxExpr:
+		return c.scalarOperands(n, x.MinMaxExpr.GetArgs()...)
+	case *pg_query.Node_FuncCall:
+		if c.digest(e) || sqlinfo.CompanionOf(e) != nil {
+			return true
+		}
+		f := x.FuncCall
+		switch funcName(f) {
+		case fnSubplan, fnSubplanCol, fnInitplanCol:
+			return c.scalarSubplan(f)
+		case "coalesce":
+			return c.scalarOperands(n, f.GetArgs()...)
+		}
+		return c.failFreeCall(f) == ""
+	}
+	return false
+}
+
+// scalarType reports a built-in scalar type (or an array of one), whose
+// values compare without failing.
+func scalarType(t *pg_query.TypeName) bool {
+	switch typeName(t) {
+	case "text", "varchar", "character varying", "name", "bpchar", "character", "char", "int2", "int4", "int8", "integer",
+		"smallint", "bigint", "numeric", "float4", "float8", "real", "double precision", "bool", "boolean", "date",
+		"time", "timetz", "timestamp", "timestamptz", "timestamp without time zone", "timestamp with time zone",
+		"time without time zone", "time with time zone", "interval", "uuid", "bytea", "oid", "jsonb", "inet", "cidr",
+		"macaddr", "money":
+		return true
+	}
+	return false
+}
+
+// scalarSubplan reports a subplan reference that yields one scalar: a
+// hashed subplan (the comparison is its ANY), or a one-row subquery whose
+// output is not a ROW.
+func (c *checker) scalarSubplan(f *pg_query.FuncCall) bool {
+	kind := "SubPlan"
+	if funcName(f) == fnInitplanCol {
+		kind = "InitPlan"
+	}
+	args := f.GetArgs()
+	if len(args) == 0 {
+		return false
+	}
+	key := fmt.Sprintf("%s %d", kind, args[0].GetAConst().GetIval().GetIval())
+	if c.hashed[key] {
+		return true
+	}
+	sp := c.subplans[key]
+	if sp == nil || !oneRow(sp) {
+		return false
+	}
+	for _, o := range sp.output {
+		ex, err := c.expr(o, plainExpr, c.in.Keywords)
+		if err != nil || ex.GetRowExpr() != nil || strings.HasSuffix(o, ".*") {
+			return false
+		}
+	}
+	return true
 }
 
 // smallConstant matches a constant whose numbers have at most five
