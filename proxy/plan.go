@@ -34,11 +34,15 @@ func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescript
 		cp := rewrite.Col{Action: d.Action}
 		switch d.Action {
 		case policy.Allow:
-			if format == 1 {
-				if tr := rewrite.CanonicalNaN(f.DataTypeOID); tr != nil {
-					cp.Tr = tr
-					p.Passthrough = false
-				}
+			if format != 1 {
+				break
+			}
+			if tr := rewrite.CanonicalNaN(f.DataTypeOID); tr != nil {
+				cp.Tr = tr
+				p.Passthrough = false
+			} else if f.TableOID == 0 && rewrite.BinaryOpaque(f.DataTypeOID) {
+				cp.Action = policy.Block
+				d.Rule = fmt.Sprintf("the binary form of a computed record or non-built-in type (oid %d) may keep bits its text does not show; restricted roles get such columns in text format", f.DataTypeOID)
 			}
 		case policy.Tokenize, policy.Mask:
 			if !crypto.Supports(d.Spec.Kind, f.DataTypeOID, format) {

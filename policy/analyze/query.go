@@ -227,6 +227,10 @@ func (a *analyzer) query(parent *scope, s *pg_query.SelectStmt, lvl level) ([]co
 		// The last analysis of a recursive CTE's query counts.
 		a.tieHash[s] = tieBreak(s, sc.ns, outs, hash, partial, tags)
 	}
+	if n := sqlinfo.GroupingSets(s.GetGroupClause(), maxGroupingSets); n > maxGroupingSets {
+		return nil, &Refusal{Clause: "GROUP BY", Reason: fmt.Sprintf("it expands to more than %d grouping sets", maxGroupingSets),
+			Rule: fmt.Sprintf("restricted roles may group by at most %d grouping sets per query: the server plans and computes each on its own, and thousands keep it busy beyond cancelling", maxGroupingSets)}
+	}
 	keys := groupKeys{stored: true}
 	for _, g := range s.GetGroupClause() {
 		if err := a.groupItem(sc, g, outs, &keys); err != nil {
@@ -266,6 +270,10 @@ func (a *analyzer) query(parent *scope, s *pg_query.SelectStmt, lvl level) ([]co
 	}
 	return outs, a.finish(sc, s, outs, lvl)
 }
+
+// maxGroupingSets bounds ROLLUP, CUBE and GROUPING SETS for restricted
+// roles (a CUBE of six keys is 64 sets).
+const maxGroupingSets = 64
 
 // storedColumn reports a value that is a base table's column passed on
 // unchanged: its values are stored, not computed by the statement.

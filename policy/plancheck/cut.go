@@ -364,10 +364,16 @@ func (c *checker) mayFail(n *node, e *pg_query.Node, read bool) string {
 			}
 			if what := c.failFreeCall(x); what != "" {
 				found = what
+			} else if compares(x) && !c.scalarOperands(n, append(append([]*pg_query.Node{}, x.GetArgs()...), sortNodes(x.GetAggOrder())...)...) {
+				found = recordCompare
 			}
-		case *pg_query.CollateClause, *pg_query.WindowDef:
+		case *pg_query.WindowDef:
 			// A window's partition and order compare values; its frame
 			// offsets are constants.
+			if !c.scalarOperands(n, append(append([]*pg_query.Node{}, x.GetPartitionClause()...), sortNodes(x.GetOrderClause())...)...) {
+				found = recordCompare
+			}
+		case *pg_query.CollateClause:
 		default:
 			found = "an expression (" + string(m.Descriptor().Name()) + ")"
 		}
@@ -432,6 +438,8 @@ func (c *checker) scalarOperand(n *node, e *pg_query.Node) bool {
 		return len(f) > 0 && f[len(f)-1].GetAStar() == nil && c.eval(n, e).bare
 	case *pg_query.Node_CollateClause:
 		return c.scalarOperand(n, x.CollateClause.GetArg())
+	case *pg_query.Node_List:
+		return c.scalarOperands(n, x.List.GetItems()...)
 	case *pg_query.Node_AExpr:
 		if x.AExpr.GetKind() == pg_query.A_Expr_Kind_AEXPR_NULLIF {
 			return c.scalarOperands(n, x.AExpr.GetLexpr(), x.AExpr.GetRexpr())
@@ -461,6 +469,16 @@ func (c *checker) scalarOperand(n *node, e *pg_query.Node) bool {
 		return c.failFreeCall(f) == ""
 	}
 	return false
+}
+
+// compares reports a call that compares its arguments with each other:
+// min and max, a DISTINCT aggregate, and any aggregate's ORDER BY.
+func compares(f *pg_query.FuncCall) bool {
+	switch funcName(f) {
+	case "min", "max":
+		return true
+	}
+	return f.GetAggDistinct() || len(f.GetAggOrder()) > 0
 }
 
 // scalarType reports a built-in scalar type (or an array of one), whose

@@ -268,3 +268,38 @@ func computedTargets(s *pg_query.SelectStmt, constants bool) bool {
 	}
 	return false
 }
+
+// GroupingSets is how many grouping sets a GROUP BY list expands to
+// (ROLLUP of n keys is n+1, CUBE 2^n, a list the product of its items), up
+// to max+1: the server plans and computes each set on its own, and
+// thousands keep it busy beyond cancelling.
+func GroupingSets(items []*pg_query.Node, max int) int {
+	total := 1
+	for _, it := range items {
+		total = min(total*setsOf(it, max), max+1)
+	}
+	return total
+}
+
+func setsOf(n *pg_query.Node, max int) int {
+	gs := n.GetGroupingSet()
+	if gs == nil {
+		return 1
+	}
+	switch gs.GetKind() {
+	case pg_query.GroupingSetKind_GROUPING_SET_ROLLUP:
+		return min(len(gs.GetContent())+1, max+1)
+	case pg_query.GroupingSetKind_GROUPING_SET_CUBE:
+		if len(gs.GetContent()) >= 31 {
+			return max + 1
+		}
+		return min(1<<len(gs.GetContent()), max+1)
+	case pg_query.GroupingSetKind_GROUPING_SET_SETS:
+		sum := 0
+		for _, c := range gs.GetContent() {
+			sum = min(sum+setsOf(c, max), max+1)
+		}
+		return sum
+	}
+	return 1
+}

@@ -72,3 +72,26 @@ func TestUnpairedDedup(t *testing.T) {
 		}
 	}
 }
+
+func TestGroupingSets(t *testing.T) {
+	for _, tc := range []struct {
+		sql  string
+		want int
+	}{
+		{"SELECT 1 FROM t GROUP BY a, b", 1},
+		{"SELECT 1 FROM t GROUP BY ROLLUP (a, b, c)", 4},
+		{"SELECT 1 FROM t GROUP BY CUBE (a, b, c)", 8},
+		{"SELECT 1 FROM t GROUP BY a, ROLLUP (b, c), CUBE (d, e)", 12},
+		{"SELECT 1 FROM t GROUP BY GROUPING SETS ((a), (b), ROLLUP (c, d), ())", 6},
+		{"SELECT 1 FROM t GROUP BY CUBE (a, b, c, d, e, f, g)", 65},
+		{"SELECT 1 FROM t GROUP BY CUBE (a, b, c, d, e, f), CUBE (g, h)", 65},
+	} {
+		tree, err := pg_query.Parse(tc.sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := GroupingSets(tree.GetStmts()[0].GetStmt().GetSelectStmt().GetGroupClause(), 64); got != tc.want {
+			t.Errorf("%s: %d sets, want %d", tc.sql, got, tc.want)
+		}
+	}
+}

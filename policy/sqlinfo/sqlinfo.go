@@ -446,6 +446,12 @@ func OrderRevealing(f *pg_query.FuncCall) bool {
 		"pg_column_size", "pg_column_compression", "pg_column_toast_chunk_id":
 		return true
 	}
+	if strings.HasSuffix(name, "send") {
+		// A type's binary output (float8send, array_send, …) keeps bits
+		// its text does not show: the sign and payload of a NaN, an
+		// array's NULL flag.
+		return true
+	}
 	if w := f.GetOver(); w != nil {
 		switch name {
 		case "row_number", "ntile", "lag", "lead", "first_value", "last_value", "nth_value":

@@ -21,6 +21,11 @@ const (
 	oidFloat8Array = 1022
 )
 
+// The same holds for arrays: (ARRAY[NULL, 1])[2:2] and ARRAY[1] print
+// alike and compare equal, but the binary form of the first says it may
+// hold NULLs. Binary arrays of built-in scalar types leave with that flag
+// set only when an element is NULL.
+
 // CanonicalNaN returns the transformer that rewrites the NaNs of a binary
 // value of type oid, or nil when the type holds no floats it reads.
 func CanonicalNaN(oid uint32) *NaNs {
@@ -30,10 +35,38 @@ func CanonicalNaN(oid uint32) *NaNs {
 	case oidFloat8, oidFloat8Array:
 		return &NaNs{size: 8, array: oid == oidFloat8Array}
 	}
+	if scalarArrays[oid] {
+		return &NaNs{array: true}
+	}
 	return nil
 }
 
-// NaNs rewrites the NaNs of binary float values (a crypto.Transformer).
+// BinaryOpaque reports a type whose binary values a restricted session
+// does not get for computed columns: records and types that are not
+// built in (composites, arrays and domains of them), whose binary form may
+// keep bits their text does not show.
+func BinaryOpaque(oid uint32) bool {
+	return oid == oidRecord || oid == oidRecordArray || oid >= firstUserOID
+}
+
+const (
+	oidRecord      = 2249
+	oidRecordArray = 2287
+	firstUserOID   = 16384
+)
+
+// scalarArrays are the built-in array types of scalar elements (bool,
+// bytea, char, name, int2, int4, text, bpchar, varchar, int8, oid,
+// macaddr, inet, cidr, date, time, timestamp, timestamptz, interval,
+// numeric, timetz, uuid, jsonb, json, money, xml).
+var scalarArrays = map[uint32]bool{
+	1000: true, 1001: true, 1002: true, 1003: true, 1005: true, 1007: true, 1009: true, 1014: true, 1015: true,
+	1016: true, 1028: true, 1040: true, 1041: true, 651: true, 1182: true, 1183: true, 1115: true, 1185: true,
+	1187: true, 1231: true, 1270: true, 2951: true, 3807: true, 199: true, 791: true, 143: true,
+}
+
+// NaNs rewrites the NaNs of binary float values, and the NULL flag of
+// binary arrays (a crypto.Transformer). size 0: elements are not floats.
 type NaNs struct {
 	size  int
 	array bool
@@ -63,6 +96,7 @@ func (t *NaNs) Transform(dst, src []byte) ([]byte, error) {
 		return dst[:start], errFloatShape
 	}
 	p := 12 + 8*ndim
+	hasNull := uint32(0)
 	for p < len(out) {
 		if p+4 > len(out) {
 			return dst[:start], errFloatShape
@@ -70,14 +104,18 @@ func (t *NaNs) Transform(dst, src []byte) ([]byte, error) {
 		l := int32(binary.BigEndian.Uint32(out[p:]))
 		p += 4
 		if l < 0 {
+			hasNull = 1
 			continue
 		}
-		if int(l) != t.size || p+t.size > len(out) {
+		if t.size > 0 && int(l) != t.size || p+int(l) > len(out) {
 			return dst[:start], errFloatShape
 		}
-		t.canonical(out[p : p+t.size])
-		p += t.size
+		if t.size > 0 {
+			t.canonical(out[p : p+t.size])
+		}
+		p += int(l)
 	}
+	binary.BigEndian.PutUint32(out[4:], hasNull)
 	return dst, nil
 }
 
