@@ -526,6 +526,14 @@ func TestGroupingKeepsNoRow(t *testing.T) {
 	} {
 		wantRefused(t, c, q, "a de-duplication of computed values the proxy cannot pair with their print")
 	}
+	for _, q := range []string{
+		"SELECT city FROM customers INTERSECT SELECT city FROM customers",
+		"SELECT city FROM customers UNION SELECT city FROM customers",
+		"SELECT date_trunc('month', created_at), count(*) FROM customers GROUP BY 1",
+		"SELECT DISTINCT city, newsletter FROM customers",
+	} {
+		wantAllowed(t, c, q, "a grouping of stored columns or of keys the proxy pairs")
+	}
 }
 
 // physicalOrder connects bi_jane through the proxy and directly, and

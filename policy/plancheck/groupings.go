@@ -47,21 +47,47 @@ func (c *checker) pairedGroupings(n *node) error {
 		}
 		return c.pairedKeys(n, keys, "the columns Unique compares")
 	case "SetOp", "HashSetOp":
-		// INTERSECT and EXCEPT compare every column but the last, the
-		// flag that tells the inputs apart.
+		// INTERSECT and EXCEPT compare the columns of their inputs (and
+		// a flag that tells the inputs apart, not part of them).
 		for _, k := range n.kids {
 			if k.parentRel == "InitPlan" || k.parentRel == "SubPlan" {
 				continue
 			}
-			vs := c.outVals(k)
-			for i, v := range vs {
-				if i < len(vs)-1 && !v.bare {
+			for _, v := range c.armVals(k) {
+				if !v.bare {
 					return c.unpaired(v, "the columns "+n.typ+" compares")
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// armVals are the values of the columns a set operation's input brings,
+// arm by arm: an Append's members, the query inside an arm's subquery
+// scan (whose last output is the set operation's flag).
+func (c *checker) armVals(k *node) []val {
+	for k.sorted() && len(k.kids) > 0 {
+		k = k.kids[0]
+	}
+	switch {
+	case k.appendLike():
+		var out []val
+		for _, m := range k.kids {
+			if m.parentRel != "InitPlan" && m.parentRel != "SubPlan" {
+				out = append(out, c.armVals(m)...)
+			}
+		}
+		return out
+	case k.typ == "Subquery Scan":
+		for _, q := range k.kids {
+			if q.parentRel == "Subquery" {
+				return c.outVals(q)
+			}
+		}
+	}
+	vs := c.outVals(k)
+	return vs[:max(len(vs)-1, 0)]
 }
 
 // exprList parses a list of plain expressions.
