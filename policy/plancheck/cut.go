@@ -362,7 +362,7 @@ func (c *checker) mayFail(n *node, e *pg_query.Node, read bool) string {
 			if read && aggregateCall(x) {
 				return true // computed while the node read all its input
 			}
-			if what := c.failFreeCall(x); what != "" {
+			if what := c.failFreeCall(n, x); what != "" {
 				found = what
 			} else if compares(x) && !c.scalarOperands(n, append(append([]*pg_query.Node{}, x.GetArgs()...), sortNodes(x.GetAggOrder())...)...) {
 				found = recordCompare
@@ -466,7 +466,7 @@ func (c *checker) scalarOperand(n *node, e *pg_query.Node) bool {
 		case "coalesce":
 			return c.scalarOperands(n, f.GetArgs()...)
 		}
-		return c.failFreeCall(f) == ""
+		return c.failFreeCall(n, f) == ""
 	}
 	return false
 }
@@ -524,10 +524,65 @@ func (c *checker) scalarSubplan(f *pg_query.FuncCall) bool {
 	return true
 }
 
-// smallConstant matches a constant whose numbers have at most five
-// digits ('30 days', '6 months', 7): added to a time, it cannot leave the
-// range of dates and times, which ends 294 276 years after year 1.
-var smallConstant = regexp.MustCompile(`^[-+ ]*(\d{1,5}([.]\d+)? *[a-zA-Z]* *)+$`)
+// smallShift reports a constant interval of small parts ('30 days',
+// '1 year 2 mons', '02:00:00'): added to or taken from a time between 4713
+// BC and 294 276 AD that a table holds or now() gives, it stays in that
+// range (a year part below 1 000, months and weeks below 10 000, other
+// parts below 100 000).
+func smallShift(s string) bool {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return false
+	}
+	for i := 0; i < len(f); i++ {
+		if strings.Contains(f[i], ":") {
+			// A time of day part, last: h:mm[:ss[.f]].
+			hms := strings.Split(strings.TrimLeft(f[i], "+-"), ":")
+			if i != len(f)-1 || len(hms) > 3 || !digits(hms[0], 5) {
+				return false
+			}
+			for _, p := range hms[1:] {
+				if !digits(strings.SplitN(p, ".", 2)[0], 2) {
+					return false
+				}
+			}
+			continue
+		}
+		if i+1 >= len(f) {
+			return false
+		}
+		num, unit := strings.TrimLeft(f[i], "+-"), strings.TrimSuffix(strings.ToLower(f[i+1]), "s")
+		i++
+		width := 0
+		switch unit {
+		case "year":
+			width = 3
+		case "mon", "month", "week":
+			width = 4
+		case "day", "hour", "minute", "min", "second", "sec", "millisecond", "microsecond":
+			width = 5
+		default:
+			return false
+		}
+		if !digits(strings.SplitN(num, ".", 2)[0], width) {
+			return false
+		}
+	}
+	return true
+}
+
+// digits reports 1 to n decimal digits.
+func digits(s string, n int) bool {
+	if len(s) == 0 || len(s) > n {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // shiftedTime reports a time shifted by a small constant: now() or a
 // table's column passed on (stored values, not the role's choice), plus
@@ -546,26 +601,29 @@ func (c *checker) shiftedTime(n *node, x *pg_query.A_Expr) bool {
 		}
 		switch k := e.GetAConst(); {
 		case k.GetSval() != nil:
-			return smallConstant.MatchString(k.GetSval().GetSval())
+			return smallShift(k.GetSval().GetSval())
 		case k.GetIval() != nil:
 			return k.GetIval().GetIval() > -100000 && k.GetIval().GetIval() < 100000
 		}
 		return false
 	}
-	timeLike := func(e *pg_query.Node) bool {
-		if e.GetSqlvalueFunction() != nil {
+	l, r := x.GetLexpr(), x.GetRexpr()
+	return l != nil && r != nil && (c.timeSource(n, l) && small(r) || small(l) && c.timeSource(n, r) && x.GetName()[0].GetString_().GetSval() == "+")
+}
+
+// timeSource reports the current time or a table's column passed on: a
+// stored value, not a constant the role chose at the edge of the range.
+func (c *checker) timeSource(n *node, e *pg_query.Node) bool {
+	if e.GetSqlvalueFunction() != nil {
+		return true
+	}
+	if f := e.GetFuncCall(); f != nil && len(f.GetArgs()) == 0 {
+		switch funcName(f) {
+		case "now", "transaction_timestamp", "statement_timestamp":
 			return true
 		}
-		if f := e.GetFuncCall(); f != nil && len(f.GetArgs()) == 0 {
-			switch funcName(f) {
-			case "now", "transaction_timestamp", "statement_timestamp":
-				return true
-			}
-		}
-		return e.GetColumnRef() != nil && c.eval(n, e).bare
 	}
-	l, r := x.GetLexpr(), x.GetRexpr()
-	return l != nil && r != nil && (timeLike(l) && small(r) || small(l) && timeLike(r) && x.GetName()[0].GetString_().GetSval() == "+")
+	return e.GetColumnRef() != nil && c.eval(n, e).bare
 }
 
 // failFreeOperator says why an operator can fail ("" when it cannot):
@@ -628,7 +686,7 @@ func oneRow(sp *node) bool {
 // count, min and max, bool_and and bool_or, numbering window functions,
 // lower, upper and the lengths of text, coalesce, now(), and date_trunc
 // and date_part of a field every date and time type has.
-func (c *checker) failFreeCall(f *pg_query.FuncCall) string {
+func (c *checker) failFreeCall(n *node, f *pg_query.FuncCall) string {
 	name := funcName(f)
 	if fn := f.GetFuncname(); len(fn) == 2 && fn[0].GetString_().GetSval() != "pg_catalog" {
 		return "the function " + fn[0].GetString_().GetSval() + "." + name + "()"
@@ -659,14 +717,19 @@ func (c *checker) failFreeCall(f *pg_query.FuncCall) string {
 	case fnAny:
 		return ""
 	case "count", "min", "max", "bool_and", "bool_or", "every", "row_number", "rank", "dense_rank", "percent_rank", "cume_dist",
-		"lower", "upper", "length", "char_length", "character_length", "octet_length", "coalesce", "now",
+		"lower", "upper", "coalesce", "now",
 		"transaction_timestamp", "statement_timestamp":
 		return ""
+	case "length", "char_length", "character_length", "octet_length":
+		if len(f.GetArgs()) == 1 {
+			return "" // length(bytea, encoding) fails on bytes invalid in it
+		}
 	case "date_trunc", "date_part", "extract":
-		if len(f.GetArgs()) == 2 {
-			if field := strings.ToLower(constText(f.GetArgs()[0])); everyDateField(field) {
-				return ""
-			}
+		// Of a field every date and time type has, and of a stored
+		// value or the current time: date_trunc('year', '4714-11-24
+		// BC') leaves the range of timestamps.
+		if len(f.GetArgs()) == 2 && everyDateField(strings.ToLower(constText(f.GetArgs()[0]))) && c.timeSource(n, f.GetArgs()[1]) {
+			return ""
 		}
 	}
 	return name + "()"
