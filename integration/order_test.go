@@ -596,6 +596,16 @@ func TestFailingShowsNoReadOrder(t *testing.T) {
 			"length(CASE WHEN c.postal_code = '%[2]s' THEN '\\xff'::bytea ELSE '\\x41'::bytea END, 'UTF8') > 0)",
 		"SELECT EXISTS (SELECT 1 FROM customers c WHERE c.postal_code IN ('%[1]s', '%[2]s') AND " +
 			"CASE WHEN c.postal_code = '%[2]s' THEN now() + interval '300000 years' ELSE now() END > now() - interval '1 day')",
+		// A negative LIMIT or OFFSET, a sample percentage out of range,
+		// a LIKE pattern deep enough to run out of stack.
+		"SELECT EXISTS (SELECT 1 FROM customers c CROSS JOIN LATERAL (SELECT 1 FROM (VALUES (1)) v(x) " +
+			"LIMIT CASE WHEN c.postal_code = '%[2]s' THEN -1 ELSE 1 END) l WHERE c.postal_code IN ('%[1]s', '%[2]s'))",
+		"SELECT EXISTS (SELECT 1 FROM customers c CROSS JOIN LATERAL (SELECT 1 FROM (VALUES (1)) v(x) " +
+			"OFFSET CASE WHEN c.postal_code = '%[2]s' THEN -1 ELSE 0 END) l WHERE c.postal_code IN ('%[1]s', '%[2]s'))",
+		"SELECT EXISTS (SELECT 1 FROM customers c CROSS JOIN LATERAL (SELECT 1 FROM orders o TABLESAMPLE BERNOULLI " +
+			"(CASE WHEN c.postal_code = '%[2]s' THEN 200 ELSE 100 END)) l WHERE c.postal_code IN ('%[1]s', '%[2]s'))",
+		"SELECT EXISTS (SELECT 1 FROM customers c WHERE c.postal_code IN ('%[1]s', '%[2]s') AND (CASE WHEN c.postal_code = '%[2]s' THEN '" +
+			strings.Repeat("a", 40000) + "' ELSE 'b' END) LIKE '" + strings.Repeat("%a", 40000) + "' IS NOT NULL)",
 	}
 	outcome := func(q string, mode pgx.QueryExecMode) string {
 		rows, err := c.Query(context.Background(), q, mode)

@@ -233,7 +233,15 @@ func (a *analyzer) orderRevealing(n *pg_query.Node) error {
 				// server stops early, failing shows which rows it read.
 				ref = &Refusal{Clause: "a statement over protected tables", Reason: "COLLATE other than on the statement's own ORDER BY keys can make a comparison fail on the rows that reach it (two collations that conflict), which shows the order in which the server reads them", Rule: rule}
 			}
+		case *pg_query.RangeTableSample:
+			if rowDependent(false, x.GetArgs()...) || rowDependent(false, x.GetRepeatable()) {
+				ref = &Refusal{Clause: "TABLESAMPLE", Reason: "a sampling argument computed from rows is checked on every run and fails out of range on some of them, which shows the order in which the server reads them", Rule: rule}
+			}
 		case *pg_query.SelectStmt:
+			if rowDependent(x == sqlinfo.TopQuery(n), x.GetLimitCount(), x.GetLimitOffset()) {
+				ref = &Refusal{Clause: "LIMIT/OFFSET", Reason: "a count computed from rows fails when negative on some of them, which shows the order in which the server reads them", Rule: rule}
+				return
+			}
 			if what := sqlinfo.UnpairedDedup(x); what != "" {
 				ref = &Refusal{Clause: "a statement over protected tables", Reason: what + " keeps, of computed values that compare equal but print differently, the one the server reads first, which names a row (use ALL, or GROUP BY in a subquery)", Rule: rule}
 			}
@@ -274,6 +282,32 @@ func (a *analyzer) orderRevealing(n *pg_query.Node) error {
 		return nil
 	}
 	return ref
+}
+
+// rowDependent reports a LIMIT, OFFSET or TABLESAMPLE argument that may
+// differ from run to run: a column in it can only be an outer query's (or
+// a LATERAL) reference, and a subquery may be one too, except in the
+// statement's own query, which runs once.
+func rowDependent(top bool, ns ...*pg_query.Node) bool {
+	found := false
+	for _, n := range ns {
+		if n == nil {
+			continue
+		}
+		var visit func(m protoreflect.Message) bool
+		visit = func(m protoreflect.Message) bool {
+			switch m.Interface().(type) {
+			case *pg_query.ColumnRef:
+				found = true
+			case *pg_query.SubLink:
+				found = found || !top
+				return true // its own columns are its own
+			}
+			return sqlinfo.EachChild(m, visit)
+		}
+		visit(n.ProtoReflect())
+	}
+	return found
 }
 
 // aggregateOrder refuses an aggregate over protected tables whose result

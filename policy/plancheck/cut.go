@@ -234,11 +234,7 @@ func (c *checker) failFree(n *node, how cut, joinOnly bool) error {
 			what = recordCompare // keys are compared with each other
 		}
 		if what != "" {
-			s := c.protectedAnywhere[0]
-			return &analyze.Refusal{StatementKind: "Select", Table: s.table, Clause: where + " of " + n.typ + " in the server's plan",
-				Reason: "the server may stop reading these rows at a point its read order decides (" + cutBy(n) + "), and " + what +
-					" can fail on some rows: failing or not would show which rows the server reads first",
-				Rule: "restricted roles may use only comparisons, boolean logic and functions that cannot fail where the server can stop reading early over tables they do not see in clear (" + ruleServer + ")"}
+			return c.cutRefusal(n, where, what)
 		}
 		return nil
 	}
@@ -268,6 +264,15 @@ func (c *checker) failFree(n *node, how cut, joinOnly bool) error {
 			kind = fromExpr
 		case "Window":
 			continue // partitions and orders compare values
+		case "Sampling Parameters", "Repeatable Seed":
+			// TABLESAMPLE checks its arguments on every run: a computed
+			// percentage fails out of 0..100.
+			for _, e := range p.exprs {
+				if ex, err := c.expr(e, plainExpr, c.in.Keywords); err != nil || !constant(ex) {
+					return c.cutRefusal(n, "sampling parameters", "a sample's computed parameters")
+				}
+			}
+			continue
 		default:
 			if joinOnly {
 				continue
@@ -280,6 +285,16 @@ func (c *checker) failFree(n *node, how cut, joinOnly bool) error {
 		}
 	}
 	return nil
+}
+
+// cutRefusal refuses what, at where of n, which can fail on some rows
+// where the server may stop early.
+func (c *checker) cutRefusal(n *node, where, what string) error {
+	s := c.protectedAnywhere[0]
+	return &analyze.Refusal{StatementKind: "Select", Table: s.table, Clause: where + " of " + n.typ + " in the server's plan",
+		Reason: "the server may stop reading these rows at a point its read order decides (" + cutBy(n) + "), and " + what +
+			" can fail on some rows: failing or not would show which rows the server reads first",
+		Rule: "restricted roles may use only comparisons, boolean logic and functions that cannot fail where the server can stop reading early over tables they do not see in clear (" + ruleServer + ")"}
 }
 
 // cutBy names what can stop reading at n, for messages.
@@ -653,14 +668,24 @@ func failFreeOperator(x *pg_query.A_Expr) string {
 			for p.GetTypeCast() != nil {
 				p = p.GetTypeCast().GetArg()
 			}
-			if s := p.GetAConst().GetSval(); s != nil && !strings.HasSuffix(s.GetSval(), `\`) {
+			// A pattern of many wildcards recurses once per '%' and
+			// runs out of stack on long enough text.
+			if s := p.GetAConst().GetSval(); s != nil && !strings.HasSuffix(s.GetSval(), `\`) &&
+				strings.Count(s.GetSval(), "%") <= maxLikeWildcards && len(s.GetSval()) <= maxLikePattern {
 				return ""
 			}
 		}
-		return "LIKE with a pattern that is not a constant"
+		return "LIKE with a pattern that is not a short constant"
 	}
 	return "the operator " + op
 }
+
+// LIKE patterns allowed where the server stops early: short, and with
+// few '%' (each one a level of recursion in the matcher).
+const (
+	maxLikeWildcards = 16
+	maxLikePattern   = 1000
+)
 
 // oneRow reports a subplan that returns exactly one row (a plain
 // aggregate): it cannot fail for returning more than one.
