@@ -60,9 +60,17 @@ func TestTiesBrokenByDigest(t *testing.T) {
 	p := policyProxy(t, samplePolicy)
 	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
 	ranks := clearRanks(t, p)
+	// Enumerating rows one by one with an OFFSET taken from an outer row
+	// is refused outright: a count computed per row could be negative on
+	// one of them and fail there.
 	for _, q := range []string{
 		"SELECT x.customer_id, g FROM generate_series(0, 59) g, LATERAL (SELECT customer_id FROM customers OFFSET g LIMIT 1) x ORDER BY g",
 		"SELECT x.customer_id, g FROM generate_series(0, 59) g, LATERAL (SELECT customer_id FROM customers ORDER BY newsletter AND false OFFSET g LIMIT 1) x ORDER BY g",
+	} {
+		wantRefused(t, c, q, "an OFFSET computed from an outer row")
+	}
+	for _, q := range []string{
+		"SELECT x.customer_id, g FROM generate_series(0, 59) g, LATERAL (SELECT customer_id FROM customers WHERE g >= 0 ORDER BY newsletter AND false LIMIT 60) x ORDER BY g",
 		"SELECT customer_id, row_number() OVER () AS n FROM customers ORDER BY n",
 		"SELECT customer_id, n FROM (SELECT customer_id, row_number() OVER (PARTITION BY city = city ORDER BY newsletter AND false) AS n FROM customers) s ORDER BY n",
 		"SELECT customer_id, sum(1) OVER (ROWS UNBOUNDED PRECEDING) AS n FROM customers ORDER BY n",
