@@ -255,8 +255,11 @@ func (a *analyzer) orderRevealing(n *pg_query.Node) error {
 				ref = &Refusal{Function: name, Clause: "a statement over protected tables", Reason: reason, Rule: rule}
 			}
 		case *pg_query.WindowDef:
-			if sqlinfo.FramedByArrival(x) && !broken[x] {
+			switch {
+			case sqlinfo.FramedByArrival(x) && !broken[x]:
 				ref = &Refusal{Clause: "a statement over protected tables", Reason: "a window framed by ROWS or GROUPS " + reason, Rule: rule}
+			case rowDependent(false, x.GetStartOffset(), x.GetEndOffset()):
+				ref = &Refusal{Clause: "a window frame", Reason: "a frame offset computed from an outer row fails when negative on some of them, which shows the order in which the server reads them", Rule: rule}
 			}
 		}
 	})
