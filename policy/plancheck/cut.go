@@ -25,11 +25,13 @@ import (
 // In a statement over protected tables the check therefore finds every
 // expression evaluated on rows whose reading can be cut short, and
 // refuses one that can fail on some rows and not others: only column
-// references, constants, comparisons, boolean logic, NULL tests and a
-// few functions that fail on no input are allowed there. Below a node
-// that reads all its input before it returns a row (Sort, Hash, a plain
-// or hashed Aggregate, a hashed SetOp, a hashed subplan), nothing is cut
-// short.
+// references, constants, comparisons of scalars, boolean logic, NULL
+// tests and a few functions that fail on no input are allowed there.
+// Below a node that reads all its input before it returns a row (Sort,
+// Hash, a plain or hashed Aggregate, a hashed SetOp, a hashed subplan),
+// nothing is cut short, unless whole runs of that node can be left out.
+// What the plan does not print (LIMIT counts, frame offsets) the
+// analysis refuses when it is computed from an outer row.
 
 // hashedSubplan finds "hashed SubPlan n" in EXPLAIN's expressions.
 var hashedSubplan = regexp.MustCompile(`\bhashed SubPlan (\d+)\b`)
@@ -310,11 +312,11 @@ func cutBy(n *node) string {
 
 // mayFail names the part of e, evaluated at n, that can fail on some
 // input ("" if none can): anything but column references, constants,
-// parameters and subplan results, comparisons, boolean logic, NULL and
-// boolean tests, CASE, COALESCE, NULLIF, GREATEST/LEAST, row
-// constructors, casts of constants, of a table's column passed on (its
-// stored values, which the role cannot choose) or to text, the proxy's
-// digest and grouping companions, and the functions failFreeCall lists.
+// parameters, one-row or hashed subplan results, comparisons of scalars,
+// boolean logic, NULL and boolean tests, CASE, COALESCE, NULLIF,
+// GREATEST/LEAST of scalars, casts of constants or to text, a time
+// shifted by a small constant, the proxy's digest and grouping
+// companions, and the functions failFreeCall lists.
 //
 // read: n read all its input before returning a row, and aggregates were
 // computed then.
