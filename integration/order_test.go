@@ -610,6 +610,8 @@ func TestFailingShowsNoReadOrder(t *testing.T) {
 			"LIMIT CASE WHEN c.postal_code = '%[2]s' THEN -1 ELSE 1 END) l WHERE c.postal_code IN ('%[1]s', '%[2]s'))",
 		"SELECT EXISTS (SELECT 1 FROM customers c CROSS JOIN LATERAL (SELECT 1 FROM (VALUES (1)) v(x) " +
 			"OFFSET CASE WHEN c.postal_code = '%[2]s' THEN -1 ELSE 0 END) l WHERE c.postal_code IN ('%[1]s', '%[2]s'))",
+		"SELECT EXISTS (SELECT 1 FROM customers c WHERE c.postal_code IN ('%[1]s', '%[2]s') AND " +
+			"ARRAY[CASE WHEN c.postal_code = '%[2]s' THEN ARRAY[1, 2] ELSE ARRAY[3] END, ARRAY[1]] IS NOT NULL)",
 		"SELECT EXISTS (SELECT 1 FROM customers c CROSS JOIN LATERAL (SELECT count(*) OVER (ORDER BY x ROWS BETWEEN " +
 			"(CASE WHEN c.postal_code = '%[2]s' THEN -1 ELSE 1 END) PRECEDING AND CURRENT ROW) n FROM (VALUES (1)) v(x)) l " +
 			"WHERE c.postal_code IN ('%[1]s', '%[2]s') AND l.n IS NOT NULL)",

@@ -349,7 +349,7 @@ func (c *checker) mayFail(n *node, e *pg_query.Node, read bool) string {
 			}
 		case *pg_query.Node, *pg_query.ColumnRef, *pg_query.A_Const, *pg_query.BoolExpr, *pg_query.NullTest,
 			*pg_query.BooleanTest, *pg_query.CaseWhen, *pg_query.CoalesceExpr,
-			*pg_query.RowExpr, *pg_query.SQLValueFunction, *pg_query.A_ArrayExpr, *pg_query.String, *pg_query.Integer,
+			*pg_query.RowExpr, *pg_query.SQLValueFunction, *pg_query.String, *pg_query.Integer,
 			*pg_query.Float, *pg_query.Boolean, *pg_query.A_Star, *pg_query.List:
 		case *pg_query.TypeName, *pg_query.SortBy:
 		case *pg_query.TypeCast:
@@ -374,6 +374,16 @@ func (c *checker) mayFail(n *node, e *pg_query.Node, read bool) string {
 		case *pg_query.MinMaxExpr:
 			if !c.scalarOperands(n, x.GetArgs()...) {
 				found = recordCompare
+			}
+		case *pg_query.A_ArrayExpr:
+			// ARRAY[a, b] of arrays fails when their dimensions differ
+			// ("multidimensional arrays must have array expressions with
+			// matching dimensions"), and a column may hold an array.
+			for _, el := range x.GetElements() {
+				if t := el.GetTypeCast(); el.GetAConst() == nil && (t == nil || t.GetArg().GetAConst() == nil || !scalarType(t.GetTypeName()) ||
+					len(t.GetTypeName().GetArrayBounds()) > 0) {
+					found = "an ARRAY constructor of values that may be arrays"
+				}
 			}
 		case *pg_query.FuncCall:
 			if read && aggregateCall(x) {
