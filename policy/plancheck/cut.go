@@ -423,11 +423,14 @@ func textType(t *pg_query.TypeName) bool {
 	return false
 }
 
+// typeName is a built-in type's name ("?" for a type of another schema:
+// a domain named text may check its values).
 func typeName(t *pg_query.TypeName) string {
-	if ns := t.GetNames(); len(ns) > 0 {
-		return ns[len(ns)-1].GetString_().GetSval()
+	ns := t.GetNames()
+	if len(ns) == 0 || len(ns) > 2 || len(ns) == 2 && ns[0].GetString_().GetSval() != "pg_catalog" {
+		return "?"
 	}
-	return "?"
+	return ns[len(ns)-1].GetString_().GetSval()
 }
 
 // recordCompare names what a comparison of records can do.
@@ -762,10 +765,18 @@ func (c *checker) failFreeCall(n *node, f *pg_query.FuncCall) string {
 			return "" // length(bytea, encoding) fails on bytes invalid in it
 		}
 	case "date_trunc", "date_part", "extract":
-		// Of a field every date and time type has, and of a stored
-		// value or the current time: date_trunc('year', '4714-11-24
-		// BC') leaves the range of timestamps.
-		if len(f.GetArgs()) == 2 && everyDateField(strings.ToLower(constText(f.GetArgs()[0]))) && c.timeSource(n, f.GetArgs()[1]) {
+		// Of a field the value's type has, and of a stored value or the
+		// current time: date_trunc('year', '4714-11-24 BC') leaves the
+		// range of timestamps. date_trunc takes timestamps and intervals
+		// (a date is cast, which counts as failing); date_part and
+		// extract also take dates and times, which lack most fields
+		// (extract(hour FROM a date) fails on every row it reaches), so
+		// of those only epoch, which every type has.
+		if len(f.GetArgs()) != 2 || !c.timeSource(n, f.GetArgs()[1]) {
+			break
+		}
+		field := strings.ToLower(constText(f.GetArgs()[0]))
+		if name == "date_trunc" && everyDateField(field) || field == "epoch" {
 			return ""
 		}
 	}
@@ -786,12 +797,12 @@ func aggregateCall(f *pg_query.FuncCall) bool {
 	return false
 }
 
-// everyDateField reports a field that date_trunc and date_part accept for
-// every date and time type, intervals included.
+// everyDateField reports a field that date_trunc accepts for timestamps
+// and intervals alike.
 func everyDateField(f string) bool {
 	switch f {
 	case "microseconds", "milliseconds", "second", "minute", "hour", "day", "month", "quarter", "year", "decade", "century",
-		"millennium", "epoch":
+		"millennium":
 		return true
 	}
 	return false
