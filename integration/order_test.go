@@ -612,6 +612,9 @@ func TestFailingShowsNoReadOrder(t *testing.T) {
 			"OFFSET CASE WHEN c.postal_code = '%[2]s' THEN -1 ELSE 0 END) l WHERE c.postal_code IN ('%[1]s', '%[2]s'))",
 		"SELECT EXISTS (SELECT 1 FROM customers c WHERE c.postal_code IN ('%[1]s', '%[2]s') AND " +
 			"ARRAY[CASE WHEN c.postal_code = '%[2]s' THEN ARRAY[1, 2] ELSE ARRAY[3] END, ARRAY[1]] IS NOT NULL)",
+		// Two empty grouping sets give two rows.
+		"SELECT EXISTS (SELECT 1 FROM customers c WHERE c.postal_code IN ('%[1]s', '%[2]s') AND (SELECT count(*) FROM customers c2 " +
+			"WHERE c2.postal_code = c.postal_code AND c.postal_code = '%[2]s' GROUP BY GROUPING SETS ((), ()) HAVING count(*) > 0) IS NULL)",
 		"SELECT EXISTS (SELECT 1 FROM customers c CROSS JOIN LATERAL (SELECT count(*) OVER (ORDER BY x ROWS BETWEEN " +
 			"(CASE WHEN c.postal_code = '%[2]s' THEN -1 ELSE 1 END) PRECEDING AND CURRENT ROW) n FROM (VALUES (1)) v(x)) l " +
 			"WHERE c.postal_code IN ('%[1]s', '%[2]s') AND l.n IS NOT NULL)",

@@ -709,7 +709,8 @@ func oneRow(sp *node) bool {
 		sp = sp.kids[0]
 	}
 	if sp.typ == "Aggregate" && sp.strategy == "Plain" {
-		return true
+		// GROUPING SETS ((), ()) gives a row per empty set.
+		return sp.sets <= 1
 	}
 	if sp.typ != "Result" {
 		return false

@@ -20,7 +20,10 @@ type node struct {
 	innerUnique bool
 	// cutChecked: how far a CTE's plan was checked as cut short.
 	cutChecked cut
-	output     []string
+	// sets is the number of grouping sets of an Aggregate with GROUPING
+	// SETS, ROLLUP or CUBE, empty ones included (0 without).
+	sets   int
+	output []string
 	// props are the node's expression-bearing properties, in key order.
 	props  []prop
 	kids   []*node
@@ -100,9 +103,11 @@ func buildNode(m map[string]any, parent *node) (*node, error) {
 			if k == "Grouping Sets" {
 				// One Group Key per set: a key and its companion must be
 				// in the same one.
-				for _, set := range groupingSets(v) {
+				sets, count := groupingSets(v)
+				for _, set := range sets {
 					n.props = append(n.props, prop{key: "Group Key", exprs: set})
 				}
+				n.sets = count
 				continue
 			}
 			var exprs []string
@@ -131,11 +136,14 @@ func buildNode(m map[string]any, parent *node) (*node, error) {
 // groupingSets reads the sets of a Grouping Sets property: a list of
 // objects whose "Group Keys" and "Hash Keys" are lists of key lists. What
 // does not have that form is read as one set of all its strings.
-func groupingSets(v any) [][]string {
-	var sets [][]string
+//
+// count is the number of sets, empty ones included: each gives its own
+// rows.
+func groupingSets(v any) (sets [][]string, count int) {
 	rest := func(x any) {
 		var all []string
 		collectStrings(x, &all)
+		count++
 		if len(all) > 0 {
 			sets = append(sets, all)
 		}
@@ -143,7 +151,7 @@ func groupingSets(v any) [][]string {
 	list, ok := v.([]any)
 	if !ok {
 		rest(v)
-		return sets
+		return sets, count
 	}
 	for _, el := range list {
 		m, ok := el.(map[string]any)
@@ -164,6 +172,7 @@ func groupingSets(v any) [][]string {
 			}
 			for _, set := range kl {
 				if ss, err := strings1(set); err == nil {
+					count++
 					if len(ss) > 0 {
 						sets = append(sets, ss)
 					}
@@ -173,7 +182,7 @@ func groupingSets(v any) [][]string {
 			}
 		}
 	}
-	return sets
+	return sets, count
 }
 
 // strings1 reads a list of strings.
