@@ -16,8 +16,9 @@ import (
 // can be made to print differently on every row (round(1.0, f(row))):
 // the kept key then names the first row read, physically or in a sort over
 // clear values. The proxy adds to every key its companion, the key's text
-// as bytes: rows of a group then print their keys alike, so which of them
-// the server read first cannot show.
+// as bytes (in queries that group by more than stored columns): rows of a
+// group then print their keys alike, so which of them the server read
+// first cannot show.
 
 // GroupingsTie is the Tie.Select that asks for every grouping key of a
 // statement to be joined by its companion (GroupCompanion).
