@@ -30,11 +30,11 @@ build:
 # "main" cluster is switched off first: tests make their own throwaway
 # clusters.
 deps:
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v pg_dump >/dev/null || [ ! -e /usr/share/java/postgresql.jar ] || ! command -v javac >/dev/null; then \
-		echo "installing PostgreSQL and pgJDBC from Debian's packages…"; \
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v pg_dump >/dev/null || [ ! -e /usr/share/java/postgresql.jar ] || ! command -v javac >/dev/null || ! /usr/bin/python3 -c 'import psycopg' 2>/dev/null; then \
+		echo "installing PostgreSQL, pgJDBC and psycopg 3 from Debian's packages…"; \
 		mkdir -p /etc/postgresql-common; \
 		[ -e /etc/postgresql-common/createcluster.conf ] || echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf; \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql postgresql-contrib libpostgresql-jdbc-java default-jdk-headless; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql postgresql-contrib libpostgresql-jdbc-java default-jdk-headless python3-psycopg; \
 	fi
 
 # The official Vault server, built once from its pinned Go module

@@ -126,6 +126,14 @@ func (s *session) runCheck(stmts []screen.Probe, simple bool) (*checkRun, error)
 		if err != nil {
 			return err
 		}
+		if sent.Skipped {
+			// An earlier message of the client's batch failed: the server
+			// skips the check, and the statement, up to the Sync.
+			if run.err == nil {
+				run.skipped = true
+			}
+			return nil
+		}
 		if sent.Before != nil {
 			out = append(out, sent.Before...)
 		}
@@ -206,6 +214,9 @@ func (s *session) runCheck(stmts []screen.Probe, simple bool) (*checkRun, error)
 		}
 	} else {
 		out = append(out, flushFrame...)
+	}
+	if run.pending == 0 {
+		return run, nil // all skipped: nothing was sent
 	}
 	if _, err := s.uw.Write(out); err != nil {
 		return nil, err

@@ -204,6 +204,10 @@ type Sent struct {
 	// Before is a frame to send to the server ahead of the message (a
 	// Describe(P) the tracker needs), or nil.
 	Before []byte
+	// Skipped: an injected message the server would skip (an earlier
+	// message of the batch failed and no Sync is on its way); it was not
+	// recorded and must not be sent, and no reply will come.
+	Skipped bool
 }
 
 // Send records a message about to be sent to the server. injected marks
@@ -213,6 +217,11 @@ type Sent struct {
 func (t *Tracker) Send(typ byte, body []byte, injected bool, meta any, effects Effects) (Sent, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if injected && t.skipping && !t.syncQueued {
+		// Recorded, it would wait for a reply until the client's Sync,
+		// which comes after the message the proxy is holding back.
+		return Sent{Skipped: true}, nil
+	}
 	r := &Request{Type: typ, Injected: injected, Meta: meta, effects: effects}
 	switch typ {
 	case 'P':

@@ -499,3 +499,29 @@ func TestMalformedClientMessages(t *testing.T) {
 		}
 	}
 }
+
+// TestInjectedWhileSkipping: the proxy's own message sent after an error
+// of the client's batch and before its Sync would be skipped by the
+// server and answered by nothing; the tracker says so instead of
+// recording it (a check waiting for its reply would wait for the client's
+// Sync, which comes after the message the proxy holds back).
+func TestInjectedWhileSkipping(t *testing.T) {
+	f := newFixture(t)
+	f.send(&pgproto3.Parse{Query: "SELECT nope"})
+	f.recv(errResp())
+	typ, body := enc(t, &pgproto3.Parse{Name: "pgpseudo_check_0", Query: "EXPLAIN SELECT 1"})
+	s, err := f.tr.Send(typ, body, true, nil, 0)
+	if err != nil || !s.Skipped || s.Req != nil {
+		t.Fatalf("injected while skipping: %+v, %v", s, err)
+	}
+	if n := f.tr.Pending(); n != 0 {
+		t.Fatalf("%d requests pending", n)
+	}
+	f.send(sync_)
+	// After the client's Sync the server reads again: injected messages
+	// are recorded.
+	s, err = f.tr.Send(typ, body, true, nil, 0)
+	if err != nil || s.Skipped || s.Req == nil {
+		t.Fatalf("injected after the Sync: %+v, %v", s, err)
+	}
+}

@@ -1,0 +1,45 @@
+"""psycopg 3 pipeline mode through pgpseudo (integration/psycopg_test.go).
+
+Prints one line per result: a label, a tab, the rows as JSON.
+Usage: psycopg_pipeline.py DSN
+"""
+import json
+import sys
+
+import psycopg
+
+def show(label, rows):
+    print(label + "\t" + json.dumps([list(map(str, r)) for r in rows]))
+
+with psycopg.connect(sys.argv[1], autocommit=True) as conn:
+    with conn.pipeline() as p:
+        by_city = [conn.execute("SELECT email, city FROM customers WHERE city = %s ORDER BY created_at LIMIT 2", [c])
+                   for c in ("Berlin", "Leipzig")]
+        prepared = [conn.execute("SELECT email, religion FROM customers ORDER BY created_at LIMIT 1", prepare=True)
+                    for _ in range(3)]
+        with conn.cursor() as cur:
+            cur.executemany("SELECT %s::int + 1", [(1,), (2,)], returning=True)
+            p.sync()
+            many = []
+            while True:
+                many.extend(cur.fetchall())
+                if not cur.nextset():
+                    break
+    for i, c in enumerate(by_city):
+        show("city%d" % i, c.fetchall())
+    for i, c in enumerate(prepared):
+        show("prepared%d" % i, c.fetchall())
+    show("many", many)
+    # A refused statement fails alone; the pipeline's later statements
+    # are skipped as after any error, and the session goes on.
+    # The statements after it are checked while the server skips the
+    # batch (a parameterised one takes the check's longer path).
+    try:
+        with conn.pipeline():
+            conn.execute("SELECT customer_id FROM customers WHERE religion = 'x'")
+            conn.execute("SELECT email FROM customers WHERE city = %s", ["Berlin"])
+            conn.execute("SELECT 1")
+        show("refused", [["no error"]])
+    except psycopg.Error as e:
+        show("refused", [[e.sqlstate or "?"]])
+    show("after", conn.execute("SELECT count(*) FROM customers").fetchall())
