@@ -34,6 +34,22 @@ func wantRefused(t *testing.T, c *pgx.Conn, q, why string) {
 	}
 }
 
+// wantAllRefused is wantRefused for each of qs.
+func wantAllRefused(t *testing.T, c *pgx.Conn, why string, qs ...string) {
+	t.Helper()
+	for _, q := range qs {
+		wantRefused(t, c, q, why)
+	}
+}
+
+// wantAllAllowed is wantAllowed for each of qs.
+func wantAllAllowed(t *testing.T, c *pgx.Conn, why string, qs ...string) {
+	t.Helper()
+	for _, q := range qs {
+		wantAllowed(t, c, q, why)
+	}
+}
+
 // wantAllowed fails unless q runs for c; no seeded customer value may
 // appear in what it returns.
 func wantAllowed(t *testing.T, c *pgx.Conn, q, why string) {
