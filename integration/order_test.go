@@ -654,3 +654,36 @@ func TestFailingShowsNoReadOrder(t *testing.T) {
 		"SELECT c.city FROM customers c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.customer_id AND o.ordered_at > now() - interval '30 days')",
 	)
 }
+
+// TestBinaryRecordsWithheld: a computed record's binary form may keep
+// bits its text does not show (a NaN's sign inside it), which would name
+// the row a grouping kept. In binary it is withheld; in text it leaves.
+func TestBinaryRecordsWithheld(t *testing.T) {
+	kunden(t)
+	p := policyProxy(t, samplePolicy)
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	const q = "SELECT r FROM (SELECT ROW(CASE WHEN city = 'x' THEN 'NaN'::float8 ELSE 'Infinity'::float8 - 'Infinity'::float8 END) r FROM customers) t GROUP BY r::text, r"
+	for _, tc := range []struct {
+		mode   pgx.QueryExecMode
+		binary bool
+	}{{pgx.QueryExecModeSimpleProtocol, false}, {pgx.QueryExecModeDescribeExec, true}} {
+		rows, err := c.Query(context.Background(), q, tc.mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for rows.Next() {
+			n++
+			if raw := rows.RawValues()[0]; (raw == nil) != tc.binary {
+				t.Errorf("%v: record value %q, want withheld only in binary", tc.mode, raw)
+			}
+			if fd := rows.FieldDescriptions()[0]; tc.binary && fd.Format != 1 {
+				t.Fatalf("%v: the client asked for text (format %d); the test needs binary", tc.mode, fd.Format)
+			}
+		}
+		rows.Close()
+		if rows.Err() != nil || n == 0 {
+			t.Fatalf("%v: %d rows, %v", tc.mode, n, rows.Err())
+		}
+	}
+}
