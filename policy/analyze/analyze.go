@@ -271,7 +271,7 @@ func (a *analyzer) orderRevealing(n *pg_query.Node) error {
 			t := sqlinfo.Tie{Select: sqlinfo.GroupingsTie}
 			for i, s := range sels {
 				if a.storedKeys[s] {
-					t.Hash = append(t.Hash, i)
+					t.StoredKeys = append(t.StoredKeys, i)
 				}
 				if names := a.keyAliases[s]; len(names) > 0 {
 					if t.KeyAliases == nil {

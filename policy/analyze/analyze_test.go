@@ -333,7 +333,7 @@ func TestStoredGroupKeys(t *testing.T) {
 		found := false
 		for _, tie := range res.Statements[0].Ties {
 			if tie.Select == sqlinfo.GroupingsTie {
-				got, found = tie.Hash, true
+				got, found = tie.StoredKeys, true
 			}
 		}
 		if !found || !slices.Equal(got, tc.stored) {

@@ -56,6 +56,10 @@ type Tie struct {
 	// leaves only in part as the part that leaves ("year", "month"; ""
 	// as it is).
 	Release []string
+	// StoredKeys (GroupingsTie) are the queries (by place in Selects)
+	// whose every grouping key is a table's column passed on: they need
+	// no companions.
+	StoredKeys []int
 	// KeyAliases (GroupingsTie) are, by query, the GROUP BY names that
 	// name select list entries rather than columns of FROM, as the
 	// analysis resolved them.
@@ -238,7 +242,7 @@ func breakTies(raw *pg_query.RawStmt, ties []Tie, key string) error {
 			orderAggregates(raw.GetStmt(), key)
 			continue
 		case GroupingsTie:
-			groupCompanions(raw.GetStmt(), t.Hash, t.KeyAliases)
+			groupCompanions(raw.GetStmt(), t.StoredKeys, t.KeyAliases)
 			continue
 		}
 		st := bySelect[t.Select]
