@@ -352,7 +352,6 @@ func (s *session) resolveRole(ctx context.Context) error {
 	return nil
 }
 
-// openUpstream dials the database and sends the StartupMessage.
 // openUpstream dials the database and sends the startup packet.
 func (s *session) openUpstream(ctx context.Context, params []wire.Param) error {
 	up, err := s.srv.dialUpstream(ctx)
