@@ -82,6 +82,13 @@ func (a *analyzer) expr(sc *scope, n *pg_query.Node, c ctx) (value, error) {
 	case *pg_query.Node_TypeCast:
 		_, err := a.expr(sc, x.TypeCast.GetArg(), c.with("in a cast"))
 		return value{}, err
+	case *pg_query.Node_NullTest:
+		arg := ctx{clause: c.clause, how: nodeLabel("NullTest"), use: useCount}
+		if x.NullTest.GetArg().GetColumnRef() == nil {
+			arg.use = useOther // a row's IS NULL tests every field
+		}
+		_, err := a.expr(sc, x.NullTest.GetArg(), arg)
+		return value{}, err
 	case *pg_query.Node_AIndirection:
 		ind := x.AIndirection
 		if cr := ind.GetArg().GetColumnRef(); cr != nil && !isStar(cr) {
@@ -465,8 +472,11 @@ func (a *analyzer) funcCall(sc *scope, f *pg_query.FuncCall, c ctx) error {
 		return a.setConfig(sc, f, c)
 	}
 	argc := ctx{clause: c.clause, how: "as an argument of " + name + "()", use: useOther}
-	if builtin && name == "count" {
+	if builtin && name == "count" && len(f.GetAggOrder()) == 0 {
 		argc.use = useCount
+		if !f.GetAggDistinct() {
+			argc.use = useCountRows
+		}
 	}
 	for _, arg := range f.GetArgs() {
 		if na := arg.GetNamedArgExpr(); na != nil {

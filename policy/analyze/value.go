@@ -17,8 +17,12 @@ const (
 	useOutput
 	// useGroup: GROUP BY, DISTINCT, PARTITION BY.
 	useGroup
-	// useCount: the argument of count().
+	// useCount: the argument of count() or IS [NOT] NULL: null-ness
+	// shows in bare output.
 	useCount
+	// useCountRows: the argument of count() without DISTINCT, where a
+	// whole-row reference counts rows (a row that exists is never NULL).
+	useCountRows
 	// useOther: everything else — predicates, expressions, function
 	// arguments, ORDER BY, casts.
 	useOther
@@ -179,6 +183,12 @@ const (
 func (a *analyzer) check(v value, c ctx) error {
 	if c.use == usePass {
 		return nil
+	}
+	if c.use == useCountRows {
+		if v.wholeRow != "" {
+			return nil
+		}
+		c.use = useCount
 	}
 	if v.taint != nil {
 		r := *v.taint

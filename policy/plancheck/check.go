@@ -167,6 +167,11 @@ type val struct {
 	// rows: the value is the position (ctid) of a row of one of these
 	// relation scans, passed on unchanged.
 	rows []*node
+	// whole: a whole row of one relation scan passed on unchanged (srcs
+	// are its protected columns). Only count() may take it: a row that
+	// exists is never NULL, so the count says how many rows there are,
+	// whatever they hold.
+	whole bool
 }
 
 func (v val) output() Output {
@@ -384,6 +389,17 @@ func (c *checker) eval(n *node, e *pg_query.Node) val {
 	case *pg_query.Node_FuncCall:
 		if v, ok := c.placeholder(n, x.FuncCall); ok {
 			return v
+		}
+		if isCount(x.FuncCall) {
+			// A number of rows or values: what it counts is checked where
+			// it is computed (computed), and nothing of it flows on.
+			return val{}
+		}
+	case *pg_query.Node_NullTest:
+		if v := c.eval(n, x.NullTest.GetArg()); v.bare {
+			// Null-ness of a column passed on unchanged, which its bare
+			// output shows too (nullTest checks its kind).
+			return val{}
 		}
 	}
 	// Anything computed: the sources of everything inside, not bare.
@@ -626,7 +642,7 @@ func sameRef(a, b *pg_query.ColumnRef) bool {
 func (c *checker) scanColumn(scan *node, col string) val {
 	if rel := c.rels[scan]; rel != nil {
 		if col == "*" {
-			return val{srcs: c.protectedOf(rel)}
+			return val{srcs: c.protectedOf(rel), whole: true}
 		}
 		if col == "ctid" {
 			// A row's position: blocked as a value, but it names the row.

@@ -18,6 +18,7 @@ type use uint8
 
 const (
 	useOutput use = iota // an output of a node
+	useCache             // a Memoize cache key: compared, never output
 	useBool              // a condition: equalities between columns are allowed
 	useGroup             // a grouping, de-duplication or hash key
 	useJoin              // a merge join's sort key
@@ -52,7 +53,7 @@ func (c *checker) checkNode(n *node) error {
 		case "Group Key":
 			u = useGroup
 		case "Cache Key":
-			u = useOutput
+			u = useCache
 		case "Sort Key", "Presorted Key":
 			kind, u = sortExpr, c.sortUse(n)
 		case "Function Call", "Table Function Call":
@@ -122,7 +123,7 @@ func (c *checker) use(n *node, e *pg_query.Node, u use, where string) error {
 	if c.digest(e) {
 		return c.digestUse(n, e, where)
 	}
-	if k := sqlinfo.CompanionOf(e); k != nil && (u == useOutput || u == useGroup) {
+	if k := sqlinfo.CompanionOf(e); k != nil && (u == useOutput || u == useCache || u == useGroup) {
 		// A grouping key's companion groups like the key and is carried
 		// up to the grouping like it; as a result column it is computed
 		// from the key, which the response side withholds.
@@ -145,9 +146,11 @@ func (c *checker) use(n *node, e *pg_query.Node, u use, where string) error {
 			}
 		}
 		return c.computed(n, e, where)
-	case useOutput:
-		if v := c.eval(n, e); v.bare {
-			return nil // passed on unchanged: the outer node or the client decides
+	case useOutput, useCache:
+		if v := c.eval(n, e); v.bare || v.whole && u == useOutput && n != c.root {
+			// Passed on unchanged: the outer node or the client decides. A
+			// whole row may go up to a count(), never out.
+			return nil
 		}
 		return c.computed(n, e, where)
 	case useGroup, useJoin:
@@ -282,25 +285,27 @@ func (c *checker) computed(n *node, e *pg_query.Node, where string) error {
 				return err
 			}
 		}
-		if funcName(f) == "count" && (len(f.GetFuncname()) == 1 || f.GetFuncname()[0].GetString_().GetSval() == "pg_catalog") &&
-			len(f.GetAggOrder()) == 0 {
+		if isCount(f) {
 			// count() and count(DISTINCT x) reveal how many values there
 			// are, not which: allowed on pseudonymised columns.
+			if err := c.countable(n, f); err != nil {
+				return err
+			}
 			for _, a := range f.GetArgs() {
-				v := c.eval(n, a)
-				if !v.bare {
+				if v := c.eval(n, a); !v.bare && !v.whole {
 					if err := c.computed(n, a, where); err != nil {
 						return err
-					}
-					continue
-				}
-				for _, s := range v.srcs {
-					if blocked(s) {
-						return c.refuse(s, where, "counted", ruleBlock)
 					}
 				}
 			}
 			return c.computed(n, f.GetAggFilter(), where)
+		}
+	case *pg_query.Node_NullTest:
+		if v := c.eval(n, x.NullTest.GetArg()); v.bare {
+			if !nullVisible(v) {
+				return c.refuse(v.srcs[0], where, "in IS NULL", ruleBlock)
+			}
+			return nil
 		}
 	}
 	var err error
@@ -310,6 +315,40 @@ func (c *checker) computed(n *node, e *pg_query.Node, where string) error {
 		}
 	})
 	return err
+}
+
+// isCount reports the built-in count() without an ORDER BY of its own.
+func isCount(f *pg_query.FuncCall) bool {
+	return funcName(f) == "count" && (len(f.GetFuncname()) == 1 || f.GetFuncname()[0].GetString_().GetSval() == "pg_catalog") &&
+		len(f.GetAggOrder()) == 0
+}
+
+// countable checks what count() f at n counts: bare values whose
+// null-ness may show, or whole rows (never NULL when they exist) when it
+// does not de-duplicate them, which would compare every column.
+func (c *checker) countable(n *node, f *pg_query.FuncCall) error {
+	for _, a := range f.GetArgs() {
+		v := c.eval(n, a)
+		switch {
+		case v.whole && f.GetAggDistinct():
+			return c.refuse(v.srcs[0], "count(DISTINCT) of "+n.typ, "in a de-duplicated whole-row reference", ruleFor(v.srcs[0]))
+		case v.whole:
+		case v.bare && !nullVisible(v):
+			return c.refuse(v.srcs[0], "count() of "+n.typ, "counted", ruleBlock)
+		}
+	}
+	return nil
+}
+
+// nullVisible reports a bare value whose null-ness its output shows:
+// anything but a blocked or nulled column, which leaves as NULL.
+func nullVisible(v val) bool {
+	for _, s := range v.srcs {
+		if blocked(s) {
+			return false
+		}
+	}
+	return true
 }
 
 // windowReach refuses a window function at n whose (unprinted) partition
