@@ -2,6 +2,10 @@ package integration
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -74,4 +78,121 @@ func TestBIFilters(t *testing.T) {
 		`SELECT count(*) FROM customers WHERE (SELECT religion) IS NULL`,
 		`SELECT count(s.*) FROM customers c, LATERAL (SELECT c.religion WHERE c.religion IS NOT NULL) s`,
 	)
+}
+
+// TestBIOrderByPseudonymised: a restricted role may order its result by a
+// pseudonymised column, as Metabase does with every grouped column. The
+// rows come back by the column's keyed digest, NULLs where the client
+// asked for them: never in clear-value order, the same order in every
+// session of the role, so that pages (LIMIT/OFFSET) follow each other.
+func TestBIOrderByPseudonymised(t *testing.T) {
+	customers := kunden(t)
+	ctx := context.Background()
+	if err := shared.stack.PG.Exec(ctx, dbKunden, dropRelations("bi_contacts"),
+		"CREATE TABLE bi_contacts (id int PRIMARY KEY, email text, zip text)",
+		"INSERT INTO bi_contacts SELECT customer_id, CASE WHEN customer_id % 7 = 0 THEN NULL ELSE email END, postal_code FROM customers",
+		"GRANT SELECT ON bi_contacts TO bi_jane"); err != nil {
+		t.Fatal(err)
+	}
+	pol, err := os.ReadFile(samplePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extended := strings.Replace(string(pol), "\ncolumns:\n", "\ncolumns:\n  public.bi_contacts:\n    email: {category: contact, transform: email, domain: email}\n", 1)
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(file, []byte(extended), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := policyProxy(t, file)
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	other := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	direct := connect(t, directDSN(userBI, samplePass, dbKunden))
+
+	lines := func(s string) []string { return strings.Split(strings.TrimSuffix(s, "\n"), "\n") }
+	const byEmail = `SELECT zip, email FROM bi_contacts ORDER BY email`
+	all := rawRows(t, c, byEmail)
+	assertNoLeak(t, "ORDER BY email", all, customers)
+	rows := lines(all)
+	var total, withNull int
+	if err := direct.QueryRow(ctx, "SELECT count(*), count(*) FILTER (WHERE email IS NULL) FROM bi_contacts").Scan(&total, &withNull); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != total || withNull == 0 || total-withNull < 20 {
+		t.Fatalf("%d rows, want %d (%d of them NULL)", len(rows), total, withNull)
+	}
+	nonNull := total - withNull
+	// NULLs last (ascending), first when asked for.
+	for i, r := range rows {
+		if strings.HasSuffix(r, "|NULL") != (i >= nonNull) {
+			t.Fatalf("row %d of %d: %q, want the %d NULL e-mails last", i, len(rows), r, withNull)
+		}
+	}
+	if first := lines(rawRows(t, c, `SELECT zip, email FROM bi_contacts ORDER BY email NULLS FIRST LIMIT 1`))[0]; !strings.HasSuffix(first, "|NULL") {
+		t.Errorf("NULLS FIRST: the first row is %q", first)
+	}
+	// Not the clear order, ascending or descending, nor the clear order
+	// of the postal codes printed.
+	zips := func(rs []string) []string {
+		out := make([]string, 0, len(rs))
+		for _, r := range rs {
+			out = append(out, strings.SplitN(r, "|", 2)[0])
+		}
+		return out
+	}
+	got := zips(rows[:nonNull])
+	for _, q := range []string{
+		`SELECT zip FROM bi_contacts WHERE email IS NOT NULL ORDER BY email`,
+		`SELECT zip FROM bi_contacts WHERE email IS NOT NULL ORDER BY email DESC`,
+		`SELECT zip FROM bi_contacts WHERE email IS NOT NULL ORDER BY zip`,
+	} {
+		clear := lines(rawRows(t, direct, q))
+		same := 0
+		for i := range clear {
+			if clear[i] == got[i] {
+				same++
+			}
+		}
+		if same > nonNull/4 {
+			t.Errorf("ORDER BY email through the proxy follows %q at %d of %d rows", q, same, len(clear))
+		}
+	}
+	// The same order in another session, in the same query with a LIMIT,
+	// and page after page; DESC reverses it.
+	if again := rawRows(t, other, byEmail); again != all {
+		t.Error("another session of the role gets another order")
+	}
+	var paged strings.Builder
+	for off := 0; off < total; off += 7 {
+		paged.WriteString(rawRows(t, other, byEmail+" LIMIT 7 OFFSET "+strconv.Itoa(off)))
+	}
+	if paged.String() != all {
+		t.Error("pages of ORDER BY email … LIMIT/OFFSET do not follow each other")
+	}
+	desc := lines(rawRows(t, c, `SELECT zip, email FROM bi_contacts ORDER BY email DESC NULLS LAST`))
+	if !slices.Equal(zips(desc[:nonNull]), reversed(got)) {
+		t.Error("ORDER BY email DESC is not the reverse order")
+	}
+	// Metabase's grouped query, and a key that is not in the select list.
+	for _, q := range []string{
+		`SELECT "public"."bi_contacts"."email" AS "email", count(*) AS "count" FROM "public"."bi_contacts" GROUP BY "public"."bi_contacts"."email" ORDER BY "public"."bi_contacts"."email" ASC LIMIT 100`,
+		`SELECT zip FROM bi_contacts ORDER BY email LIMIT 5`,
+		`DECLARE c CURSOR WITH HOLD FOR SELECT * FROM customers ORDER BY email`,
+	} {
+		wantAllowed(t, c, q, "ORDER BY a pseudonymised column")
+	}
+	wantAllRefused(t, c, "ordering by clear values",
+		`SELECT zip FROM bi_contacts ORDER BY lower(email)`,
+		`SELECT zip FROM (SELECT zip FROM bi_contacts ORDER BY email LIMIT 5) s`,
+		`SELECT zip FROM bi_contacts ORDER BY email COLLATE "C"`,
+		`SELECT email FROM bi_contacts UNION ALL SELECT 'a@example.com' ORDER BY 1`,
+		`SELECT customer_id FROM customers ORDER BY religion`,
+		`SELECT birth_date FROM customers ORDER BY birth_date`,
+		`SELECT DISTINCT ON (customer_id) customer_id, amount FROM orders ORDER BY customer_id, ordered_at`,
+	)
+}
+
+func reversed(s []string) []string {
+	out := slices.Clone(s)
+	slices.Reverse(out)
+	return out
 }

@@ -152,6 +152,11 @@ type StatementInfo struct {
 	// Top is how the digest breaks ties among the statement's own rows
 	// (its Hash is not used: Outputs say what is hashed).
 	Top sqlinfo.Tie
+	// SortTags are, for each item of the statement's own ORDER BY, the
+	// digest tag of the pseudonymised column it sorts by ("" for an
+	// unprotected key): the digest ordering sorts such a key by its keyed
+	// digest.
+	SortTags []string
 }
 
 // orderRevealing refuses a statement over a table the role does not see in
@@ -407,7 +412,7 @@ func (s StatementInfo) DigestOutputs() *sqlinfo.Outputs {
 	if len(s.Outputs) == 0 {
 		return nil
 	}
-	o := &sqlinfo.Outputs{RowsOf: s.Top.RowsOf}
+	o := &sqlinfo.Outputs{RowsOf: s.Top.RowsOf, SortTags: s.SortTags}
 	for _, c := range s.Outputs {
 		if !c.Certain {
 			return nil
@@ -544,7 +549,7 @@ func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result,
 		if fp, err := pg_query.Fingerprint(text); err == nil {
 			info.Fingerprint = fp
 		}
-		a.rels, a.nextPath, a.digestOrder, a.outputs, a.ties = nil, nil, false, nil, nil
+		a.rels, a.nextPath, a.digestOrder, a.outputs, a.ties, a.sortTags = nil, nil, false, nil, nil, nil
 		a.tieHash = map[*pg_query.SelectStmt]sqlinfo.Tie{}
 		a.storedKeys = map[*pg_query.SelectStmt]bool{}
 		a.keyAliases = map[*pg_query.SelectStmt][]string{}
@@ -558,6 +563,7 @@ func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result,
 		}
 		info.Relations, info.DigestOrder, info.Outputs, info.Ties = a.rels, a.digestOrder, outputsOf(a.outputs), a.ties
 		info.Top = a.topTie(raw.Stmt, info.Outputs)
+		info.SortTags = a.sortTags
 		res.Statements = append(res.Statements, info)
 		var ref *Refusal
 		switch {
@@ -661,6 +667,9 @@ type analyzer struct {
 	digestOrder bool
 	// outputs are the current statement's result columns.
 	outputs []column
+	// sortTags are the digest tags of the current statement's own sort
+	// keys (StatementInfo.SortTags).
+	sortTags []string
 	// tieHash are, for each query of the current statement, what its
 	// tie-breaking digest hashes (tieBreak); ties are the statement's tie
 	// sites.

@@ -597,9 +597,9 @@ func (a *analyzer) groupItem(sc *scope, n *pg_query.Node, outs []column, keys *g
 
 // sortItem analyses an ORDER BY or DISTINCT ON item: positions and
 // output names refer to the select list first.
-func (a *analyzer) sortItem(sc *scope, n *pg_query.Node, outs []column, c ctx) error {
+func (a *analyzer) sortItem(sc *scope, n *pg_query.Node, outs []column, c ctx) (value, error) {
 	if k := position(n); k > 0 && k <= len(outs) {
-		return a.check(outs[k-1].val, c)
+		return outs[k-1].val, a.check(outs[k-1].val, c)
 	}
 	if name := singleName(n); name != "" {
 		var vs []value
@@ -609,11 +609,11 @@ func (a *analyzer) sortItem(sc *scope, n *pg_query.Node, outs []column, c ctx) e
 			}
 		}
 		if len(vs) > 0 {
-			return a.check(one(vs), c)
+			v := one(vs)
+			return v, a.check(v, c)
 		}
 	}
-	_, err := a.expr(sc, n, c)
-	return err
+	return a.expr(sc, n, c)
 }
 
 // constString returns a string constant, also through a cast.

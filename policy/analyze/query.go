@@ -257,7 +257,7 @@ func (a *analyzer) query(parent *scope, s *pg_query.SelectStmt, lvl level) ([]co
 			}
 		} else {
 			for _, n := range d {
-				if err := a.sortItem(sc, n, outs, ctx{clause: "DISTINCT ON", use: useGroup}); err != nil {
+				if _, err := a.sortItem(sc, n, outs, ctx{clause: "DISTINCT ON", use: useGroup}); err != nil {
 					return nil, err
 				}
 			}
@@ -412,10 +412,28 @@ func settingFilter(sc *scope, where *pg_query.Node) string {
 // own result, the output columns.
 func (a *analyzer) finish(sc *scope, s *pg_query.SelectStmt, outs []column, lvl level) error {
 	for _, n := range s.GetSortClause() {
-		if sb := n.GetSortBy(); sb != nil {
-			if err := a.sortItem(sc, sb.GetNode(), outs, ctx{clause: "ORDER BY", use: useOther}); err != nil {
-				return err
+		sb := n.GetSortBy()
+		if sb == nil {
+			continue
+		}
+		c := ctx{clause: "ORDER BY", use: useOther}
+		distinctOn := len(s.GetDistinctClause()) > 0 && s.GetDistinctClause()[0].GetNode() != nil
+		if lvl == levelTop && sb.GetSortbyDir() != pg_query.SortByDir_SORTBY_USING && !distinctOn {
+			// (DISTINCT ON picks each group's row by the clear order.)
+			// The statement's own order: a pseudonymised key is sorted by
+			// its keyed digest (Outputs.SortTags), never its clear value.
+			c.use = useSort
+		}
+		v, err := a.sortItem(sc, sb.GetNode(), outs, c)
+		if err != nil {
+			return err
+		}
+		if c.use == useSort {
+			tag := ""
+			if len(v.srcs) > 0 {
+				tag, a.digestOrder = digestTag(v), true
 			}
+			a.sortTags = append(a.sortTags, tag)
 		}
 	}
 	for _, l := range []struct {

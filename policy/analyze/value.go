@@ -20,6 +20,9 @@ const (
 	// useCount: the argument of count() or IS [NOT] NULL: null-ness
 	// shows in bare output.
 	useCount
+	// useSort: a sort key of the statement's own result, which the
+	// proxy's digest ordering sorts by a keyed digest of the value.
+	useSort
 	// useCountRows: the argument of count() without DISTINCT, where a
 	// whole-row reference counts rows (a row that exists is never NULL).
 	useCountRows
@@ -234,10 +237,15 @@ func (a *analyzer) check(v value, c ctx) error {
 				return a.refuseSource(s, c, ruleBlock)
 			}
 		default:
-			if c.use != useOutput && c.use != useGroup && c.use != useCount {
+			if c.use != useOutput && c.use != useGroup && c.use != useCount && c.use != useSort {
 				return a.refuseSource(s, c, rulePseudo)
 			}
-			if c.use == useGroup && !oneToOne(s.dec) {
+			if c.use == useSort && s.dec.Action == policy.Null {
+				// Sorted by their digest, equal hidden values would sit
+				// together.
+				return a.refuseSource(s, c, ruleBlock)
+			}
+			if (c.use == useGroup || c.use == useSort) && !oneToOne(s.dec) {
 				// Grouping happens on the clear value: groups would tell
 				// apart what the output merges (two days of one year).
 				return a.refuseSource(s, c, ruleMerged)

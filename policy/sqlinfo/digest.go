@@ -30,6 +30,10 @@ type Outputs struct {
 	// Release how to hash each as the part that leaves (Tie.Release).
 	Tags    []string
 	Release []string
+	// SortTags are, for the statement's own ORDER BY items in order, the
+	// digest tag of each key that is pseudonymised ("" for others): the
+	// wrapper sorts such a key by its NULL-ness and its keyed digest.
+	SortTags []string
 }
 
 // WithDigestOrderOf rewrites the statements of sql marked in which so that
@@ -260,7 +264,7 @@ func wrapPositional(s *pg_query.SelectStmt, o *Outputs, key string, version int3
 	}
 	var keys []*pg_query.Node
 	var hidden []string
-	for _, item := range inner.GetSortClause()[:min(clientKeys, len(inner.GetSortClause()))] {
+	for j, item := range inner.GetSortClause()[:min(clientKeys, len(inner.GetSortClause()))] {
 		sb := proto.Clone(item).(*pg_query.Node)
 		k := sb.GetSortBy().GetNode()
 		pos := 0
@@ -298,6 +302,10 @@ func wrapPositional(s *pg_query.SelectStmt, o *Outputs, key string, version int3
 		}
 		if ref == "" {
 			break
+		}
+		if j < len(o.SortTags) && o.SortTags[j] != "" {
+			keys = append(keys, digestSortKeys(sb.GetSortBy(), col(ref), o.SortTags[j], key)...)
+			continue
 		}
 		sb.GetSortBy().Node = col(ref)
 		keys = append(keys, sb)
@@ -347,6 +355,32 @@ func wrapPositional(s *pg_query.SelectStmt, o *Outputs, key string, version int3
 		Alias:    &pg_query.Alias{Aliasname: DigestAlias, Colnames: aliases},
 	}}}}
 	return &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: outer}}, nil
+}
+
+// digestSortKeys sort by a pseudonymised value v as sb asks (direction,
+// NULLS FIRST/LAST) without its clear order: NULLs where they belong,
+// then the values by their keyed digest under tag, which orders equal
+// values together, the same way in every query of the role, so pages
+// follow each other.
+func digestSortKeys(sb *pg_query.SortBy, v *pg_query.Node, tag, key string) []*pg_query.Node {
+	desc := sb.GetSortbyDir() == pg_query.SortByDir_SORTBY_DESC
+	nullsFirst := desc
+	switch sb.GetSortbyNulls() {
+	case pg_query.SortByNulls_SORTBY_NULLS_FIRST:
+		nullsFirst = true
+	case pg_query.SortByNulls_SORTBY_NULLS_LAST:
+		nullsFirst = false
+	}
+	isNull := sortBy(&pg_query.Node{Node: &pg_query.Node_NullTest{NullTest: &pg_query.NullTest{
+		Arg: proto.Clone(v).(*pg_query.Node), Nulltesttype: pg_query.NullTestType_IS_NULL}}})
+	if nullsFirst {
+		isNull.GetSortBy().SortbyDir = pg_query.SortByDir_SORTBY_DESC
+	}
+	digest := tieDigest(key, []*pg_query.Node{DigestTag(tag), v})
+	if desc {
+		digest.GetSortBy().SortbyDir = pg_query.SortByDir_SORTBY_DESC
+	}
+	return []*pg_query.Node{isNull, digest}
 }
 
 // outerSortKeys maps a query's ORDER BY onto the wrapper's output: a

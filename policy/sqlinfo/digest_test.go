@@ -130,6 +130,26 @@ func TestWithDigestOrderOf(t *testing.T) {
 			t.Errorf("%s: the wrapper does not parse: %v", got, err)
 		}
 	}
+	for _, tt := range []struct {
+		in       string
+		sortTags []string
+		want     string
+	}{
+		{"SELECT email, city FROM customers ORDER BY email LIMIT 2", []string{"email"},
+			`ORDER BY pgpseudo_q.c1 IS NULL, pg_catalog.sha256(pg_catalog.convert_to(ROW('email'::pg_catalog.text, pgpseudo_q.c1)::pg_catalog.text, 'UTF8') OPERATOR(pg_catalog.||) E'\\x` + testKey + `'::pg_catalog.bytea), pg_catalog.sha256`},
+		{"SELECT email, city FROM customers ORDER BY city, 1 DESC", []string{"", "email"},
+			`ORDER BY pgpseudo_q.c2, pgpseudo_q.c1 IS NULL DESC, pg_catalog.sha256(pg_catalog.convert_to(ROW('email'::pg_catalog.text, pgpseudo_q.c1)::pg_catalog.text, 'UTF8') OPERATOR(pg_catalog.||) E'\\x` + testKey + `'::pg_catalog.bytea) DESC, pg_catalog.sha256`},
+		{"SELECT email, city FROM customers ORDER BY phone DESC NULLS LAST", []string{"contact"},
+			`FROM (SELECT email, city, phone AS pgpseudo_q_k1 FROM customers) pgpseudo_q(c1, c2, k1) ORDER BY pgpseudo_q.k1 IS NULL, pg_catalog.sha256(pg_catalog.convert_to(ROW('contact'::pg_catalog.text, pgpseudo_q.k1)`},
+	} {
+		got, err := WithDigestOrderOf(tt.in, []bool{true}, []*Outputs{{Names: []string{"email", "city"}, Hash: []bool{true, true}, Tags: []string{"email", ""}, SortTags: tt.sortTags}}, nil, testKey)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.in, err)
+		}
+		if !strings.Contains(got, tt.want) {
+			t.Errorf("%s: a pseudonymised sort key is not sorted by its digest:\n got %s\nwant %s", tt.in, got, tt.want)
+		}
+	}
 	for _, bad := range []string{
 		"SELECT DISTINCT city FROM customers ORDER BY created_at",
 		"SELECT email FROM customers UNION SELECT city FROM customers ORDER BY length(email)",
