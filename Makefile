@@ -24,17 +24,29 @@ all: build
 build:
 	$(GO) build -o bin/pgpseudo ./cmd/pgpseudo
 
-# PostgreSQL server and clients (psql, pg_dump, pg_restore, pgbench) and
-# the pgJDBC driver (/usr/share/java/postgresql.jar) and a JDK for the JDBC tests
-# from Debian's packages, installed only when missing. Debian's automatic
-# "main" cluster is switched off first: tests make their own throwaway
-# clusters.
+# PostgreSQL server and clients (psql, pg_dump, pg_restore, pgbench),
+# the pgJDBC driver (/usr/share/java/postgresql.jar) and a JDK for the JDBC
+# tests, and the other client libraries the integration tests drive
+# (psycopg 3, psycopg2, SQLAlchemy, pandas, psqlODBC with unixODBC and
+# pyodbc, Node.js with npm) from Debian's packages, installed only when
+# missing. Debian's automatic "main" cluster is switched off first: tests
+# make their own throwaway clusters. nodejs and npm are asked for only
+# when npm is missing: a Node.js from elsewhere (NodeSource) bundles npm
+# and conflicts with Debian's npm package. Then node-postgres, pinned in
+# integration/testdata/node/package-lock.json, is installed there with
+# npm ci when node_modules is missing or older than the lock file.
+NODE_PROBE := integration/testdata/node
 deps:
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v pg_dump >/dev/null || [ ! -e /usr/share/java/postgresql.jar ] || ! command -v javac >/dev/null || ! /usr/bin/python3 -c 'import psycopg' 2>/dev/null; then \
-		echo "installing PostgreSQL, pgJDBC and psycopg 3 from Debian's packages…"; \
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v pg_dump >/dev/null || [ ! -e /usr/share/java/postgresql.jar ] || ! command -v javac >/dev/null || ! /usr/bin/python3 -c 'import psycopg, psycopg2, sqlalchemy, pandas, pyodbc' 2>/dev/null || ! ls /usr/lib/*/odbc/psqlodbcw.so >/dev/null 2>&1 || ! command -v isql >/dev/null || ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+		echo "installing PostgreSQL, pgJDBC, psycopg 3, psycopg2, SQLAlchemy, pandas, psqlODBC, pyodbc and Node.js from Debian's packages…"; \
 		mkdir -p /etc/postgresql-common; \
 		[ -e /etc/postgresql-common/createcluster.conf ] || echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf; \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql postgresql-contrib libpostgresql-jdbc-java default-jdk-headless python3-psycopg; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql postgresql-contrib libpostgresql-jdbc-java default-jdk-headless python3-psycopg \
+			python3-psycopg2 python3-sqlalchemy python3-pandas python3-pyodbc odbc-postgresql unixodbc $$(command -v npm >/dev/null || echo nodejs npm); \
+	fi
+	@if [ ! -e $(NODE_PROBE)/node_modules/.package-lock.json ] || [ $(NODE_PROBE)/package-lock.json -nt $(NODE_PROBE)/node_modules/.package-lock.json ]; then \
+		echo "installing node-postgres in $(NODE_PROBE) (npm ci)…"; \
+		cd $(NODE_PROBE) && npm ci --no-audit --no-fund; \
 	fi
 
 # The official Vault server, built once from its pinned Go module

@@ -76,7 +76,7 @@ func wantAllowed(t *testing.T, c *pgx.Conn, q, why string) {
 func dropRelations(names ...string) string {
 	return `DO $$DECLARE r record; BEGIN
   FOR r IN SELECT relname, relkind FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relname = ANY ('{` + strings.Join(names, ",") + `}') LOOP
-    EXECUTE format('DROP %s %I CASCADE', CASE r.relkind WHEN 'v' THEN 'VIEW' ELSE 'TABLE' END, r.relname);
+    EXECUTE format('DROP %s %I CASCADE', CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END, r.relname);
   END LOOP; END$$`
 }
 

@@ -27,7 +27,7 @@ func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescript
 	var ks *crypto.Keyset // fetched once, when a column needs it
 	for i, f := range fields {
 		format := rewrite.FormatFor(formats, i, f.Format)
-		d, origin, notNull, err := s.decideField(ctx, pol, role, f, rv.clean(i))
+		d, origin, notNull, err := s.decideField(ctx, pol, role, f, rv, i)
 		if err != nil {
 			return nil, err
 		}
@@ -87,16 +87,16 @@ func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescript
 	return p, nil
 }
 
-// decideField finds a result column's origin and the policy decision.
-// clean says the server's plan proves the column carries no protected
-// value (used when it has no table origin).
-func (s *session) decideField(ctx context.Context, pol *policy.Policy, role *policy.Role, f pgproto3.FieldDescription, clean bool) (policy.Decision, policy.TableName, bool, error) {
+// decideField finds the origin and the policy decision of result column i.
+// rv is what the server's plan proves the statement's columns carry (used
+// when a column has no table origin, or a view's).
+func (s *session) decideField(ctx context.Context, pol *policy.Policy, role *policy.Role, f pgproto3.FieldDescription, rv resultVerdict, i int) (policy.Decision, policy.TableName, bool, error) {
 	attnum := int16(f.TableAttributeNumber) // system columns are negative
 	if f.TableOID == 0 {
 		// A computed column has no origin in RowDescription. It may leave
 		// only when the server's plan proves it derives from no protected
 		// column.
-		if !clean {
+		if !rv.clean(i) {
 			return policy.Decision{Action: policy.Block, Column: string(f.Name),
 				Rule: "a computed column the server's plan does not prove free of protected data"}, policy.TableName{}, false, nil
 		}
@@ -131,7 +131,21 @@ func (s *session) decideField(ctx context.Context, pol *policy.Policy, role *pol
 	}
 	if (rel.Kind == 'v' || rel.Kind == 'm') && pol.Column(rel.Root, a.Name) == nil {
 		// PostgreSQL reports a view's columns as the view's, not the base
-		// table's: without analysing the view an origin is unknown.
+		// table's. The server's plan, which expands views, shows where a
+		// view's column comes from: a protected column passed on
+		// unchanged takes that column's decision (its tokens are the
+		// table's), one that carries nothing protected leaves, anything
+		// else is withheld. A materialized view's plan shows only the
+		// view: its origin stays unknown.
+		if rel.Kind == 'v' {
+			if src, ok := rv.bareSource(i); ok {
+				return src.Decision, src.Table, a.NotNull, nil
+			}
+			if rv.clean(i) {
+				return pol.Decide(role, rel.Root, a.Name), rel.Root, a.NotNull, nil
+			}
+			return policy.Decision{Action: policy.Block, Column: a.Name, Rule: fmt.Sprintf("%s.%s is a view column the server's plan does not trace to a single base column", rel.Root, a.Name)}, rel.Root, a.NotNull, nil
+		}
 		if role.Unclassified != policy.Allow || rewrite.TextLike(a.TypeOID) {
 			return policy.Decision{Action: policy.Block, Column: a.Name, Rule: fmt.Sprintf("%s.%s is a view column that pgpseudo cannot trace to a base table", rel.Root, a.Name)}, rel.Root, a.NotNull, nil
 		}

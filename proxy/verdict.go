@@ -75,6 +75,15 @@ func (r resultVerdict) clean(i int) bool {
 	return r.checked && i < len(r.outputs) && r.outputs[i].Clean()
 }
 
+// bareSource returns the protected base column that column i passes on
+// unchanged, as the server's plan shows it (a view's column over a table's).
+func (r resultVerdict) bareSource(i int) (plancheck.Source, bool) {
+	if !r.checked || i >= len(r.outputs) || !r.outputs[i].Bare || len(r.outputs[i].Sources) != 1 {
+		return plancheck.Source{}, false
+	}
+	return r.outputs[i].Sources[0], true
+}
+
 // verdictKey is everything a verdict depends on.
 type verdictKey struct {
 	db, user, role        string

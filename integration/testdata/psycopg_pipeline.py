@@ -9,7 +9,7 @@ import sys
 import psycopg
 
 def show(label, rows):
-    print(label + "\t" + json.dumps([list(map(str, r)) for r in rows]))
+    print(label + "\t" + json.dumps([list(map(str, r)) for r in rows], ensure_ascii=False))
 
 with psycopg.connect(sys.argv[1], autocommit=True) as conn:
     with conn.pipeline() as p:

@@ -1104,7 +1104,7 @@ func (a *analyzer) view(rel *Relation) (*viewInfo, error) {
 			t.View = rel.Name
 			v.taint = &t
 		}
-		v.origin, v.view, v.viewCol = originView, rel.Name, name
+		v.origin, v.view, v.viewCol, v.viewMat = originView, rel.Name, name, rel.Kind == 'm'
 		vi.cols = append(vi.cols, column{name: name, val: v})
 	}
 	return vi, nil
