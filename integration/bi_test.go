@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -109,7 +110,6 @@ func TestBIOrderByPseudonymised(t *testing.T) {
 	other := connect(t, p.dsn(userBI, samplePass, dbKunden))
 	direct := connect(t, directDSN(userBI, samplePass, dbKunden))
 
-	lines := func(s string) []string { return strings.Split(strings.TrimSuffix(s, "\n"), "\n") }
 	const byEmail = `SELECT zip, email FROM bi_contacts ORDER BY email`
 	all := rawRows(t, c, byEmail)
 	assertNoLeak(t, "ORDER BY email", all, customers)
@@ -263,3 +263,65 @@ func firstLines(s string, n int) string {
 	lines := strings.SplitN(s, "\n", n+1)
 	return strings.Join(lines[:min(n, len(lines))], "\n")
 }
+
+// TestBIDateStyle: a generalised date reads and writes the session's
+// DateStyle (psql users in Germany set German): the year comes back in
+// that style, never NULL and never the clear date, also through COPY and
+// after the style changes between the Describe and the Execute of a
+// portal.
+func TestBIDateStyle(t *testing.T) {
+	customers := kunden(t)
+	p := policyProxy(t, samplePolicy)
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	direct := connect(t, directDSN(userBI, samplePass, dbKunden))
+	ctx := context.Background()
+	const q = "SELECT birth_date FROM customers ORDER BY created_at"
+	for _, style := range []string{"German", "SQL, DMY", "SQL, MDY", "Postgres, DMY", "Postgres, MDY", "ISO, DMY"} {
+		for _, conn := range []*pgx.Conn{c, direct} {
+			if _, err := conn.Exec(ctx, "SET datestyle = '"+style+"'"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := rawRows(t, c, q)
+		want := rawRows(t, direct, "SELECT date_trunc('year', birth_date)::date FROM customers ORDER BY created_at")
+		clear := lines(rawRows(t, direct, q))
+		if got != want {
+			t.Errorf("DateStyle %s: years\n%s\nwant\n%s", style, firstLines(got, 3), firstLines(want, 3))
+		}
+		for i, g := range lines(got) {
+			if g == clear[i] && !strings.Contains(clear[i], "01") {
+				t.Fatalf("DateStyle %s: the clear birth date %q leaked", style, g)
+			}
+		}
+		assertNoLeak(t, "DateStyle "+style, got, customers)
+		var copied bytes.Buffer
+		if _, err := c.PgConn().CopyTo(ctx, &copied, "COPY ("+q+") TO STDOUT"); err != nil {
+			t.Fatal(err)
+		}
+		if copied.String() != strings.ReplaceAll(want, "NULL", `\N`) {
+			t.Errorf("DateStyle %s: COPY\n%s\nwant\n%s", style, firstLines(copied.String(), 3), firstLines(want, 3))
+		}
+	}
+	// A portal described in one style and executed in another.
+	if _, err := c.Exec(ctx, "SET datestyle = 'Postgres, MDY'"); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "DECLARE d CURSOR FOR "+q); err != nil {
+		t.Fatal(err)
+	}
+	first := rawRows(t, tx.Conn(), "FETCH 1 FROM d")
+	if _, err := tx.Exec(ctx, "SET datestyle = 'German'"); err != nil {
+		t.Fatal(err)
+	}
+	second := rawRows(t, tx.Conn(), "FETCH 1 FROM d")
+	if !strings.HasPrefix(first, "01-01-") || !strings.HasPrefix(second, "01.01.") {
+		t.Errorf("a cursor across a DateStyle change: %q then %q, want years", first, second)
+	}
+}
+
+func lines(s string) []string { return strings.Split(strings.TrimSuffix(s, "\n"), "\n") }

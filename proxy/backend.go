@@ -377,7 +377,8 @@ func (s *session) resultPlan(r *protocol.Result) (*rewrite.Plan, bool, error) {
 	if r == nil {
 		return nil, false, errNoDescription
 	}
-	if p, ok := r.Meta.(*rewrite.Plan); ok {
+	style := s.dateStyle()
+	if p, ok := r.Meta.(*rewrite.Plan); ok && p.DateStyle == style {
 		return p, false, nil
 	}
 	if !r.Known || r.Fields == nil {
@@ -386,7 +387,7 @@ func (s *session) resultPlan(r *protocol.Result) (*rewrite.Plan, bool, error) {
 	gen := s.srv.policyGeneration()
 	if pt := r.Portal; pt != nil {
 		// A portal's columns never change: its plan serves every Execute.
-		if p, ok := pt.Meta.(*rewrite.Plan); ok && p.Generation == gen {
+		if p, ok := pt.Meta.(*rewrite.Plan); ok && p.Generation == gen && p.DateStyle == style {
 			r.Meta = p
 			return p, true, nil
 		}
@@ -600,7 +601,7 @@ func (s *session) roleName() string {
 // and the key provider bound their own lookups (planTimeout): most plans
 // need none, and a timer per result would cost more than the plan.
 func (s *session) planFor(fields []pgproto3.FieldDescription, formats []int16, rv resultVerdict) (*rewrite.Plan, error) {
-	key := planKey(fields, formats, rv, s.srv.policyGeneration(), s.srv.catalog.Generation(s.id.Database))
+	key := planKey(fields, formats, rv, s.srv.policyGeneration(), s.srv.catalog.Generation(s.id.Database), s.dateStyle())
 	if s.lastPlan.plan != nil && s.lastPlan.key == key {
 		return s.lastPlan.plan, nil
 	}
@@ -622,10 +623,12 @@ type planMemo struct {
 
 // planKey is everything a result plan depends on: the columns (origin,
 // type, modifier, format, name), the requested formats, which computed
-// columns the server's plan proved clean, and the policy and catalog
-// generations.
-func planKey(fields []pgproto3.FieldDescription, formats []int16, rv resultVerdict, policyGen, catalogGen uint64) string {
-	b := make([]byte, 0, 32+len(fields)*24)
+// columns the server's plan proved clean and the base columns it shows
+// view columns to be, the policy and catalog generations, and the
+// session's DateStyle.
+func planKey(fields []pgproto3.FieldDescription, formats []int16, rv resultVerdict, policyGen, catalogGen uint64, dateStyle string) string {
+	b := make([]byte, 0, 32+len(fields)*24+len(dateStyle))
+	b = append(append(b, dateStyle...), 0)
 	b = binary.BigEndian.AppendUint64(b, policyGen)
 	b = binary.BigEndian.AppendUint64(b, catalogGen)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(formats)))
@@ -643,6 +646,10 @@ func planKey(fields []pgproto3.FieldDescription, formats []int16, rv resultVerdi
 			clean = 1
 		}
 		b = append(b, clean)
+		if src, ok := rv.bareSource(i); ok {
+			// A view's column takes this source's decision.
+			b = fmt.Appendf(b, "%s\x00%s\x00%s\x00%s\x00", src.Table, src.Column, src.Domain, src.Decision.Action)
+		}
 		b = binary.BigEndian.AppendUint32(b, uint32(len(f.Name)))
 		b = append(b, f.Name...)
 	}

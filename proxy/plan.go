@@ -20,7 +20,8 @@ import (
 // independent second line).
 func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescription, formats []int16, rv resultVerdict) (*rewrite.Plan, error) {
 	pol, role, gen := s.policyNow()
-	p := &rewrite.Plan{Cols: make([]rewrite.Col, len(fields)), Passthrough: true, TypmodReset: make([]bool, len(fields)), Generation: gen}
+	p := &rewrite.Plan{Cols: make([]rewrite.Col, len(fields)), Passthrough: true, TypmodReset: make([]bool, len(fields)), Generation: gen,
+		DateStyle: s.dateStyle()}
 	if !role.Restricted() {
 		return p, nil // a role that sees everything: rows pass unchanged
 	}
@@ -61,6 +62,16 @@ func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescript
 			}
 			if cp.Tr, err = s.srv.transformers.Get(d.Spec, ks, f.DataTypeOID, format); err != nil {
 				return nil, fmt.Errorf("column %q: %w", f.Name, err)
+			}
+			if format == 0 && datetime(f.DataTypeOID) {
+				// Dates leave as text in the session's DateStyle.
+				st, ok := crypto.ParseDateStyle(p.DateStyle)
+				if !ok {
+					cp.Tr, cp.Action = nil, policy.Block
+					d.Rule = fmt.Sprintf("pgpseudo does not read DateStyle %q; %s", p.DateStyle, d.Rule)
+					break
+				}
+				cp.Tr = crypto.Styled(cp.Tr, f.DataTypeOID, d.Spec.Kind, st)
 			}
 			p.TypmodReset[i] = true
 		}
@@ -151,6 +162,19 @@ func (s *session) decideField(ctx context.Context, pol *policy.Policy, role *pol
 		}
 	}
 	return pol.Decide(role, rel.Root, a.Name), rel.Root, a.NotNull, nil
+}
+
+// dateStyle is the session's DateStyle as the server last reported it.
+func (s *session) dateStyle() string {
+	if v := s.trk.Param("DateStyle"); v != "" {
+		return v
+	}
+	return "ISO, MDY"
+}
+
+// datetime reports the types whose text form follows DateStyle.
+func datetime(oid uint32) bool {
+	return oid == crypto.OIDDate || oid == crypto.OIDTimestamp || oid == crypto.OIDTimestampTZ
 }
 
 func strictest(pol *policy.Policy, role *policy.Role, rel *catalog.Relation) policy.Decision {

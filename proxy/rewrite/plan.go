@@ -39,6 +39,9 @@ type Plan struct {
 	TypmodReset []bool
 	// Generation is the policy generation the plan was made under.
 	Generation uint64
+	// DateStyle is the session's DateStyle the plan's date columns are
+	// read and written in: a plan serves only while it stays the same.
+	DateStyle string
 	// Audit holds the decisions on classified or rewritten columns, and
 	// Relations the tables the result's columns come from.
 	Audit     []audit.ColumnDecision
