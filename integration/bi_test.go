@@ -325,3 +325,65 @@ func TestBIDateStyle(t *testing.T) {
 }
 
 func lines(s string) []string { return strings.Split(strings.TrimSuffix(s, "\n"), "\n") }
+
+// TestBICopyOptions: COPY's HEADER (text and csv) passes the column names
+// as they are, and FORCE_QUOTE works: the columns it names come quoted,
+// rewritten values too.
+func TestBICopyOptions(t *testing.T) {
+	customers := kunden(t)
+	p := policyProxy(t, samplePolicy)
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	direct := connect(t, directDSN(userBI, samplePass, dbKunden))
+	ctx := context.Background()
+	copyOut := func(conn *pgx.Conn, q string) []string {
+		var b bytes.Buffer
+		if _, err := conn.PgConn().CopyTo(ctx, &b, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return lines(b.String())
+	}
+	const sel = "SELECT city, email AS \"E-Mail\", customer_id FROM customers ORDER BY created_at"
+	for _, tt := range []struct {
+		opts string
+		// quoted: the e-mail field (second) must be quoted.
+		quoted bool
+	}{
+		{"FORMAT text, HEADER", false},
+		{"FORMAT csv, HEADER true", false},
+		{"FORMAT csv, HEADER, FORCE_QUOTE *", true},
+		{"FORMAT csv, FORCE_QUOTE (\"E-Mail\")", true},
+		{"FORMAT csv, HEADER on, FORCE_QUOTE (city)", false},
+	} {
+		q := "COPY (" + sel + ") TO STDOUT WITH (" + tt.opts + ")"
+		got, want := copyOut(c, q), copyOut(direct, q)
+		assertNoLeak(t, q, strings.Join(got, "\n"), customers)
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d lines, want %d", q, len(got), len(want))
+		}
+		header := strings.Contains(tt.opts, "HEADER")
+		if header && got[0] != want[0] {
+			t.Errorf("%s: header %q, want %q", q, got[0], want[0])
+		}
+		sep := ","
+		if strings.Contains(tt.opts, "text") {
+			sep = "\t"
+		}
+		for i := range got {
+			if i == 0 && header {
+				continue
+			}
+			g, w := strings.Split(got[i], sep), strings.Split(want[i], sep)
+			if len(g) != 3 || g[0] != w[0] {
+				t.Fatalf("%s: line %q, want the city of %q", q, got[i], want[i])
+			}
+			email := strings.Trim(g[1], `"`)
+			if !strings.HasPrefix(email, "tk1_") || tt.quoted != strings.HasPrefix(g[1], `"`) {
+				t.Fatalf("%s: e-mail field %q (quoted: want %v)", q, g[1], tt.quoted)
+			}
+		}
+	}
+	wantAllRefused(t, c, "COPY options read otherwise than the server might",
+		`COPY customers TO STDOUT WITH (FORMAT csv, HEADER yes)`,
+		`COPY customers TO STDOUT WITH (FORMAT csv, ENCODING 'SJIS')`,
+	)
+}

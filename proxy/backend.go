@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -576,7 +577,7 @@ func (s *session) copyOut(m wire.Msg, r *protocol.Result, emit func(...[]byte)) 
 				return nil
 			}
 			if err == nil {
-				cs.rw = &rewrite.Copy{Info: cs.info, Plan: p}
+				cs.rw = &rewrite.Copy{Info: cs.info, Plan: p, Quote: forceQuoted(cs.info, cs.fields)}
 				s.copy = cs
 				s.resultAudit(r).usePlan(p)
 				emit(m.Raw, p.Notice())
@@ -589,6 +590,16 @@ func (s *session) copyOut(m wire.Msg, r *protocol.Result, emit func(...[]byte)) 
 	}
 	s.copyBlocked = reason
 	return nil
+}
+
+// forceQuoted marks the columns of a COPY that FORCE_QUOTE names (by the
+// names the server gives its columns) or all of them (FORCE_QUOTE *).
+func forceQuoted(info *sqlinfo.Copy, fields []pgproto3.FieldDescription) []bool {
+	q := make([]bool, len(fields))
+	for i, f := range fields {
+		q[i] = info.ForceQuoteAll || slices.Contains(info.ForceQuote, string(f.Name))
+	}
+	return q
 }
 
 // roleName is the session's policy role, for messages.

@@ -981,7 +981,7 @@ func (a *analyzer) copyStmt(c *pg_query.CopyStmt) error {
 	opts := sqlinfo.CopyOptions(c)
 	if opts.Unsupported != "" {
 		return &Refusal{StatementKind: "Copy", Reason: "COPY option " + opts.Unsupported + " is not supported",
-			Rule: "COPY output of restricted roles must be rewritable per column (no FORCE_QUOTE, and no ENCODING but UTF8)"}
+			Rule: "COPY output of restricted roles must be rewritable per column (no ENCODING but UTF8, options as PostgreSQL reads them)"}
 	}
 	var cols []column
 	if q := c.GetQuery(); q != nil {

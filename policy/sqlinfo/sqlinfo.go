@@ -58,6 +58,10 @@ type Copy struct {
 	// from NULL.
 	NullSet bool
 	Header  bool
+	// ForceQuote are the columns FORCE_QUOTE names (csv); ForceQuoteAll
+	// is FORCE_QUOTE *.
+	ForceQuote    []string
+	ForceQuoteAll bool
 	// Unsupported names an option pgpseudo does not rewrite (e.g.
 	// FORCE_QUOTE); the COPY's data is then withheld.
 	Unsupported string
@@ -178,7 +182,24 @@ func CopyOptions(c *pg_query.CopyStmt) *Copy {
 		case "null":
 			cp.NullString, nullSet, cp.NullSet = val, true, true
 		case "header":
-			cp.Header = val == "" || val == "true" || val == "on" || val == "1" || val == "match"
+			// The first line the server sends is passed on unchanged when
+			// it is the header: a value the proxy reads otherwise than the
+			// server is refused, never guessed.
+			if d.Arg == nil {
+				cp.Header = true
+			} else if b, ok := headerChoice(val); ok {
+				cp.Header = b
+			} else {
+				cp.Unsupported = "HEADER " + val
+			}
+		case "force_quote":
+			if d.Arg.GetAStar() != nil {
+				cp.ForceQuoteAll = true
+				break
+			}
+			for _, n := range d.Arg.GetList().GetItems() {
+				cp.ForceQuote = append(cp.ForceQuote, n.GetString_().GetSval())
+			}
 		case "quote":
 			if len(val) == 1 {
 				cp.Quote = val[0]
@@ -213,6 +234,18 @@ func CopyOptions(c *pg_query.CopyStmt) *Copy {
 		}
 	}
 	return cp
+}
+
+// headerChoice reads COPY's HEADER value as PostgreSQL does: true, false,
+// on, off in any case, or the integers 1 and 0 (match is for COPY FROM).
+func headerChoice(s string) (bool, bool) {
+	switch strings.ToLower(s) {
+	case "true", "on", "1":
+		return true, true
+	case "false", "off", "0":
+		return false, true
+	}
+	return false, false
 }
 
 func defString(d *pg_query.DefElem) string {

@@ -1,6 +1,9 @@
 package sqlinfo
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 func TestCatalogOnly(t *testing.T) {
 	tests := []struct {
@@ -48,7 +51,14 @@ func TestCopy(t *testing.T) {
 		{"COPY public.customers (customer_id, full_name) TO stdout;", `SELECT "customer_id", "full_name" FROM ONLY "public"."customers"`, "text", '\t', `\N`, false, false},
 		{`COPY "Orders" TO STDOUT WITH (FORMAT csv, HEADER)`, `SELECT * FROM ONLY "Orders"`, "csv", ',', "", true, false},
 		{"COPY (SELECT full_name FROM customers WHERE customer_id < 10) TO STDOUT (FORMAT binary)", "SELECT full_name FROM customers WHERE customer_id < 10", "binary", '\t', `\N`, false, false},
-		{"COPY customers TO STDOUT (FORMAT csv, FORCE_QUOTE *)", `SELECT * FROM ONLY "customers"`, "csv", ',', "", false, true},
+		{"COPY customers TO STDOUT (FORMAT csv, FORCE_QUOTE *)", `SELECT * FROM ONLY "customers"`, "csv", ',', "", false, false},
+		{"COPY customers TO STDOUT (FORMAT csv, HEADER 'TRUE')", `SELECT * FROM ONLY "customers"`, "csv", ',', "", true, false},
+		{"COPY customers TO STDOUT (FORMAT csv, HEADER Off)", `SELECT * FROM ONLY "customers"`, "csv", ',', "", false, false},
+		{"COPY customers TO STDOUT (FORMAT csv, HEADER yes)", `SELECT * FROM ONLY "customers"`, "csv", ',', "", false, true},
+		{"COPY customers TO STDOUT (FORMAT csv, HEADER 0)", `SELECT * FROM ONLY "customers"`, "csv", ',', "", false, false},
+		{"COPY customers TO STDOUT (FORMAT text, HEADER 1)", `SELECT * FROM ONLY "customers"`, "text", '\t', `\N`, true, false},
+		{"COPY customers TO STDOUT (FORMAT csv, HEADER o)", `SELECT * FROM ONLY "customers"`, "csv", ',', "", false, true},
+		{"COPY customers TO STDOUT (FORMAT csv, HEADER match)", `SELECT * FROM ONLY "customers"`, "csv", ',', "", false, true},
 		{"COPY customers TO STDOUT WITH DELIMITER '|' NULL 'nil'", `SELECT * FROM ONLY "customers"`, "text", '|', "nil", false, false},
 	}
 	for _, tt := range tests {
@@ -64,7 +74,11 @@ func TestCopy(t *testing.T) {
 			t.Errorf("%s: %+v probe %q", tt.sql, c, c.ProbeQuery())
 		}
 	}
-	st, _ := Parse("COPY customers FROM STDIN")
+	st, _ := Parse("COPY customers (email, city) TO STDOUT (FORMAT csv, FORCE_QUOTE (email, \"City\"))")
+	if c := st[0].Copy; c.ForceQuoteAll || !slices.Equal(c.ForceQuote, []string{"email", "City"}) {
+		t.Errorf("FORCE_QUOTE (email, \"City\"): %v %v", c.ForceQuoteAll, c.ForceQuote)
+	}
+	st, _ = Parse("COPY customers FROM STDIN")
 	if st[0].Copy != nil {
 		t.Error("COPY FROM reported as COPY TO")
 	}

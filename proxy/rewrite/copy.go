@@ -20,6 +20,9 @@ var copyBinarySignature = []byte("PGCOPY\n\xff\r\n\x00")
 type Copy struct {
 	Info *sqlinfo.Copy
 	Plan *Plan
+	// Quote marks the csv columns the server quotes whatever they hold
+	// (FORCE_QUOTE): their rewritten values are quoted too.
+	Quote []bool
 	// headerDone is set once a binary header or csv header line passed.
 	headerDone bool
 	// raw and out are reused per value: COPY rewriting runs per row.
@@ -34,15 +37,18 @@ func (c *Copy) CopyData(dst, data []byte) ([]byte, error) {
 	switch c.Info.Format {
 	case "binary":
 		dst, err = c.rewriteBinary(dst, data)
-	case "csv":
+	default:
 		if c.Info.Header && !c.headerDone {
+			// The column names, in the format's quoting.
 			c.headerDone = true
 			dst = append(dst, data...)
 			break
 		}
-		dst, err = c.rewriteCSV(dst, data)
-	default:
-		dst, err = c.rewriteText(dst, data)
+		if c.Info.Format == "csv" {
+			dst, err = c.rewriteCSV(dst, data)
+		} else {
+			dst, err = c.rewriteText(dst, data)
+		}
 	}
 	if err != nil {
 		return dst[:start], err
@@ -276,7 +282,7 @@ func (c *Copy) rewriteCSV(dst, data []byte) ([]byte, error) {
 				dst = append(dst, c.Info.NullString...)
 				break
 			}
-			dst = appendCSVField(dst, c.out, q, esc, delim, c.Info.NullString)
+			dst = appendCSVField(dst, c.out, q, esc, delim, c.Info.NullString, col < len(c.Quote) && c.Quote[col])
 		}
 		if pos >= len(line) {
 			break
@@ -292,8 +298,8 @@ func (c *Copy) rewriteCSV(dst, data []byte) ([]byte, error) {
 	return append(dst, '\n'), nil
 }
 
-func appendCSVField(dst, v []byte, q, esc, delim byte, null string) []byte {
-	need := len(v) == 0 || string(v) == null || bytes.IndexByte(v, delim) >= 0 || bytes.IndexByte(v, q) >= 0 ||
+func appendCSVField(dst, v []byte, q, esc, delim byte, null string, force bool) []byte {
+	need := force || len(v) == 0 || string(v) == null || bytes.IndexByte(v, delim) >= 0 || bytes.IndexByte(v, q) >= 0 ||
 		bytes.IndexByte(v, '\n') >= 0 || bytes.IndexByte(v, '\r') >= 0
 	if !need {
 		return append(dst, v...)

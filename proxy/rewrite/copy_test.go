@@ -87,3 +87,38 @@ func TestCopyTextEscapedDelimiter(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyHeaderAndForceQuote: the header line of text and csv passes as
+// it is, once; FORCE_QUOTE columns keep their quotes after the rewrite,
+// others are quoted only where the rewritten value needs it.
+func TestCopyHeaderAndForceQuote(t *testing.T) {
+	redact, err := crypto.New(crypto.Spec{Kind: crypto.KindRedact, Constant: "tok"}, nil, crypto.OIDText, crypto.FormatText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Plan{Cols: []Col{{Action: policy.Allow}, {Action: policy.Tokenize, Tr: redact}, {Action: policy.Tokenize, Tr: redact}}}
+	csv := sqlinfo.Copy{Format: "csv", Delimiter: ',', NullString: "", Quote: '"', Escape: '"', Header: true}
+	text := sqlinfo.Copy{Format: "text", Delimiter: '\t', NullString: `\N`, Header: true}
+	for _, tt := range []struct {
+		info  sqlinfo.Copy
+		quote []bool
+		in    []string
+		want  []string
+	}{
+		{text, nil, []string{"city\temail\tname\n", "Berlin\ta@b.de\tAnna\n"}, []string{"city\temail\tname\n", "Berlin\ttok\ttok\n"}},
+		{csv, []bool{true, true, false}, []string{"city,email,name\n", "\"Berlin\",\"a@b.de\",\"Anna, B\"\n", "\"Köln\",,x\n"},
+			[]string{"city,email,name\n", "\"Berlin\",\"tok\",tok\n", "\"Köln\",,tok\n"}},
+	} {
+		info := tt.info
+		c := &Copy{Info: &info, Plan: p, Quote: tt.quote}
+		for i, in := range tt.in {
+			out, err := c.CopyData(nil, []byte(in))
+			if err != nil {
+				t.Fatalf("%s %q: %v", info.Format, in, err)
+			}
+			if got := string(out[5:]); got != tt.want[i] {
+				t.Errorf("%s line %d %q: got %q, want %q", info.Format, i, in, got, tt.want[i])
+			}
+		}
+	}
+}
