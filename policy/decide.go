@@ -219,6 +219,20 @@ func (p *Policy) TokenDomain(t TableName, column string) string {
 	return t.Schema + "." + t.Table + "." + column
 }
 
+// MatviewRule is why a materialized view's column the policy does not
+// classify is blocked for restricted roles: its rows are a copy made when
+// it was last refreshed, from a definition (and views below it) that may
+// have been replaced since, so what it holds cannot be traced.
+const MatviewRule = "a materialized view's rows are a copy whose origin pgpseudo cannot trace; classify its columns in the policy"
+
+// DecideMatview is Decide for a column of a materialized view.
+func (p *Policy) DecideMatview(r *Role, t TableName, column string) Decision {
+	if p.Column(t, column) == nil && r.Restricted() {
+		return Decision{Action: Block, Column: column, Rule: MatviewRule}
+	}
+	return p.Decide(r, t, column)
+}
+
 // Tokenizes reports whether any role tokenizes anything, i.e. whether the
 // proxy needs keys.
 func (p *Policy) Tokenizes() bool {

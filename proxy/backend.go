@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"strings"
 	"time"
 
@@ -31,13 +32,30 @@ const planTimeout = 30 * time.Second
 // stmtMeta is what the proxy knows of a prepared statement's SQL
 // (protocol.Statement.Meta).
 type stmtMeta struct {
+	// mu guards result and state: a Bind checks the statement again on
+	// the client's goroutine while its rows are planned on the upstream's.
+	mu sync.Mutex
 	// result says what the statement's computed columns may carry.
 	result resultVerdict
+	// parse is the client's Parse (restricted sessions), sent the SQL the
+	// server prepared, and state what the verdict was made under
+	// (checkState): a Bind under another state checks it again.
+	parse []byte
+	sent  string
+	state string
 	// pathAfter is the search_path once the statement has run, when it
 	// changes it.
 	pathAfter []string
 	// fingerprint and kind identify the statement in audit records.
 	fingerprint, kind string
+}
+
+// verdict is what the statement's computed columns may carry, as last
+// checked.
+func (m *stmtMeta) verdict() resultVerdict {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.result
 }
 
 // queryMeta is what the proxy knows of a simple query it forwarded
@@ -350,7 +368,7 @@ func (s *session) rowDescription(m wire.Msg, rep protocol.Reply, emit func(...[]
 		emit(m.Raw) // a Describe of something the server just created
 		return nil
 	}
-	p, err := s.planFor(fields, nil, meta.result)
+	p, err := s.planFor(fields, nil, meta.verdict())
 	if err != nil {
 		return err
 	}
@@ -415,7 +433,7 @@ func (s *session) resultVerdict(r *protocol.Result) resultVerdict {
 		}
 	case *execMeta:
 		if r.Portal != nil && r.Portal.Stmt != nil {
-			return statementMeta(r.Portal.Stmt).result
+			return statementMeta(r.Portal.Stmt).verdict()
 		}
 	}
 	return resultVerdict{}

@@ -147,7 +147,8 @@ func (s *session) decideField(ctx context.Context, pol *policy.Policy, role *pol
 		// unchanged takes that column's decision (its tokens are the
 		// table's), one that carries nothing protected leaves, anything
 		// else is withheld. A materialized view's plan shows only the
-		// view: its origin stays unknown.
+		// view, and its rows may be older than its definition: its
+		// columns are blocked unless the policy classifies them.
 		if rel.Kind == 'v' {
 			if src, ok := rv.bareSource(i); ok {
 				return src.Decision, src.Table, a.NotNull, nil
@@ -157,9 +158,7 @@ func (s *session) decideField(ctx context.Context, pol *policy.Policy, role *pol
 			}
 			return policy.Decision{Action: policy.Block, Column: a.Name, Rule: fmt.Sprintf("%s.%s is a view column the server's plan does not trace to a single base column", rel.Root, a.Name)}, rel.Root, a.NotNull, nil
 		}
-		if role.Unclassified != policy.Allow || rewrite.TextLike(a.TypeOID) {
-			return policy.Decision{Action: policy.Block, Column: a.Name, Rule: fmt.Sprintf("%s.%s is a view column that pgpseudo cannot trace to a base table", rel.Root, a.Name)}, rel.Root, a.NotNull, nil
-		}
+		return pol.DecideMatview(role, rel.Root, a.Name), rel.Root, a.NotNull, nil
 	}
 	return pol.Decide(role, rel.Root, a.Name), rel.Root, a.NotNull, nil
 }

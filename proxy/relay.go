@@ -187,6 +187,12 @@ func (s *session) forwardTracked(m wire.Msg) error {
 			if len(v.results) == 1 {
 				sm.result = v.results[0]
 			}
+			if _, role := s.currentPolicy(); role.Restricted() {
+				sm.parse, sm.state = bytes.Clone(body), s.checkState()
+				if sm.sent, _ = protocol.QueryText('P', body); v.send != "" {
+					sm.sent = v.send
+				}
+			}
 			if len(stmts) == 1 {
 				sm.fingerprint, sm.kind = stmts[0].Fingerprint, stmts[0].Kind
 			}
@@ -196,6 +202,22 @@ func (s *session) forwardTracked(m wire.Msg) error {
 				s.sqlMu.Unlock()
 			}
 			meta = sm
+		}
+	case 'B':
+		frame, err := s.recheckBind(body)
+		if err != nil {
+			return err
+		}
+		if frame != nil {
+			// The server fails a Bind of a statement that does not exist,
+			// and skips the rest of the batch; the client gets the refusal.
+			name, _, _ := protocol.MessageName('B', body)
+			sub := wire.Frame('B', []byte(name), []byte{0}, []byte(substituteStmt), []byte{0, 0, 0, 0, 0, 0, 0})[5:]
+			if _, err := s.trk.Send('B', sub, false, &refusedMeta{frame: frame}, 0); err != nil {
+				return err
+			}
+			_, err := s.uw.Write(wire.Frame('B', sub))
+			return err
 		}
 	case 'E':
 		em := &execMeta{sent: time.Now()}

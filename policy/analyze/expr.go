@@ -473,7 +473,7 @@ func (a *analyzer) funcCall(sc *scope, f *pg_query.FuncCall, c ctx) error {
 	}
 	argc := ctx{clause: c.clause, how: "as an argument of " + name + "()", use: useOther}
 	if builtin && name == "count" && len(f.GetAggOrder()) == 0 {
-		argc.use = useCount
+		argc.use = useCountDistinct
 		if !f.GetAggDistinct() {
 			argc.use = useCountRows
 		}

@@ -964,7 +964,7 @@ func (a *analyzer) rangeVar(sc *scope, rv *pg_query.RangeVar) (*rte, error) {
 			r.cols = append(r.cols, column{name: c})
 		}
 		r.unknown = rel.Columns == nil
-	case rel.Kind == 'v' || rel.Kind == 'm':
+	case rel.Kind == 'v':
 		vi, err := a.view(rel)
 		if err != nil {
 			return nil, err
@@ -987,7 +987,13 @@ func (a *analyzer) rangeVar(sc *scope, rv *pg_query.RangeVar) (*rte, error) {
 		}
 		for _, c := range rel.Columns {
 			v := value{origin: originBase}
-			if d := a.pol.Decide(a.role, root, c); d.Action != policy.Allow {
+			d := a.pol.Decide(a.role, root, c)
+			if rel.Kind == 'm' {
+				// A copy made at the last refresh, from definitions that
+				// may have changed since: not traced through them.
+				d = a.pol.DecideMatview(a.role, root, c)
+			}
+			if d.Action != policy.Allow {
 				v.srcs = []*source{{table: root, column: c, dec: d, domain: a.domain(root, c)}}
 			}
 			r.cols = append(r.cols, column{name: c, val: v})

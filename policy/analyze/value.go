@@ -23,6 +23,9 @@ const (
 	// useSort: a sort key of the statement's own result, which the
 	// proxy's digest ordering sorts by a keyed digest of the value.
 	useSort
+	// useCountDistinct: the argument of count(DISTINCT), which compares
+	// values as a grouping does.
+	useCountDistinct
 	// useCountRows: the argument of count() without DISTINCT, where a
 	// whole-row reference counts rows (a row that exists is never NULL).
 	useCountRows
@@ -239,7 +242,7 @@ func (a *analyzer) check(v value, c ctx) error {
 				return a.refuseSource(s, c, ruleBlock)
 			}
 		default:
-			if c.use != useOutput && c.use != useGroup && c.use != useCount && c.use != useSort {
+			if c.use != useOutput && c.use != useGroup && c.use != useCount && c.use != useCountDistinct && c.use != useSort {
 				return a.refuseSource(s, c, rulePseudo)
 			}
 			if c.use == useSort && s.dec.Action == policy.Null {
@@ -247,7 +250,7 @@ func (a *analyzer) check(v value, c ctx) error {
 				// together.
 				return a.refuseSource(s, c, ruleBlock)
 			}
-			if (c.use == useGroup || c.use == useSort) && !oneToOne(s.dec) {
+			if (c.use == useGroup || c.use == useSort || c.use == useCountDistinct) && !oneToOne(s.dec) {
 				// Grouping happens on the clear value: groups would tell
 				// apart what the output merges (two days of one year).
 				return a.refuseSource(s, c, ruleMerged)

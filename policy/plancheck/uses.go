@@ -335,6 +335,14 @@ func (c *checker) countable(n *node, f *pg_query.FuncCall) error {
 		case v.whole:
 		case v.bare && !nullVisible(v):
 			return c.refuse(v.srcs[0], "count() of "+n.typ, "counted", ruleBlock)
+		case f.GetAggDistinct():
+			for _, s := range v.srcs {
+				if merged(s) {
+					// De-duplicating compares the clear values, which the
+					// output merges (two days of one year).
+					return c.refuse(s, "count(DISTINCT) of "+n.typ, "counted as distinct values", ruleMerged)
+				}
+			}
 		}
 	}
 	return nil

@@ -415,6 +415,9 @@ func Decision(pol *policy.Policy, role *policy.Role, ri *Relation, column string
 		}
 		return policy.Decision{Action: policy.Allow, Column: column}
 	}
+	if ri.Kind == 'm' {
+		return pol.DecideMatview(role, ri.Root, column)
+	}
 	return pol.Decide(role, ri.Root, column)
 }
 
