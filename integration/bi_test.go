@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"slices"
@@ -390,5 +391,98 @@ func TestBICopyOptions(t *testing.T) {
 	wantAllRefused(t, c, "COPY options read otherwise than the server might",
 		`COPY customers TO STDOUT WITH (FORMAT csv, HEADER yes)`,
 		`COPY customers TO STDOUT WITH (FORMAT csv, ENCODING 'SJIS')`,
+	)
+}
+
+// TestBILiftedFunctions: the casts and prefixes BI tools wrap columns in
+// (Tableau's CAST(… AS TEXT) in a cursor, Metabase's substring(…, 1,
+// 1234) when it samples a column) are computed by the proxy on the token,
+// in both protocols: the result is the function of the token, typed as
+// the function's result, never of the clear value.
+func TestBILiftedFunctions(t *testing.T) {
+	customers := kunden(t)
+	p := policyProxy(t, samplePolicy)
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	ctx := context.Background()
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement, pgx.QueryExecModeDescribeExec} {
+		q := `SELECT substring("email", 1, 1234) AS "substring1234", CAST(customer_id AS TEXT) AS id, left(full_name, 6), email::varchar(9), substr(email, 5, 3), email, customer_id, substring(religion, 1, 2)` +
+			" FROM customers ORDER BY created_at LIMIT 20"
+		rows, err := c.Query(ctx, q, mode)
+		if err != nil {
+			t.Fatalf("%v: %v", mode, err)
+		}
+		var got strings.Builder
+		n := 0
+		for rows.Next() {
+			n++
+			v := rows.RawValues()
+			for _, x := range v {
+				got.Write(x)
+				got.WriteByte('|')
+			}
+			sub, id, left, vc, mid, email, cid := string(v[0]), string(v[1]), string(v[2]), string(v[3]), string(v[4]), string(v[5]), string(v[6])
+			if rows.FieldDescriptions()[6].Format == 1 {
+				cid = strconv.Itoa(int(int32(binary.BigEndian.Uint32(v[6]))))
+			}
+			if sub != email || !strings.HasPrefix(email, "tk1_") {
+				t.Fatalf("%v: substring(email, 1, 1234) = %q, email %q", mode, sub, email)
+			}
+			if id != cid || left != "tk1_1_" || vc != email[:9] || mid != email[4:7] || v[7] != nil {
+				t.Fatalf("%v: id %q (token %q), left %q, varchar(9) %q, substr %q (of %q), religion %q", mode, id, cid, left, vc, mid, email, v[7])
+			}
+		}
+		if err := rows.Err(); err != nil || n != 20 {
+			t.Fatalf("%v: %d rows, %v", mode, n, err)
+		}
+		for i, f := range rows.FieldDescriptions()[:5] {
+			if f.DataTypeOID != 25 && !(i == 3 && f.DataTypeOID == 1043) {
+				t.Errorf("%v: column %s has type %d, want text", mode, f.Name, f.DataTypeOID)
+			}
+		}
+		if name := rows.FieldDescriptions()[0].Name; name != "substring1234" {
+			t.Errorf("%v: the first column is called %q", mode, name)
+		}
+		assertNoLeak(t, "lifted functions", got.String(), customers)
+	}
+	// In binary: a text column's binary form is its text; an integer's
+	// cast is withheld (NULL, never a constant of the wrong type).
+	rows, err := c.Query(ctx, "SELECT substring(email, 1, 9), CAST(customer_id AS TEXT) FROM customers LIMIT 3", pgx.QueryResultFormats{1, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		v := rows.RawValues()
+		if !strings.HasPrefix(string(v[0]), "tk1_") || len(v[0]) != 9 || v[1] != nil {
+			t.Errorf("binary lifted columns: %q, %q", v[0], v[1])
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Tableau: a cursor over casts, fetched in pages.
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `DECLARE "SQL_CUR0x5a1" CURSOR WITH HOLD FOR SELECT CAST("customers"."email" AS TEXT) AS "email", CAST("customers"."city" AS TEXT) AS "city" FROM "public"."customers" "customers"`); err != nil {
+		t.Fatal(err)
+	}
+	page := rawRows(t, tx.Conn(), `FETCH 2048 IN "SQL_CUR0x5a1"`)
+	if strings.Count(page, "tk1_") != len(customers) {
+		t.Errorf("the cursor's e-mails are not tokens:\n%s", firstLines(page, 3))
+	}
+	assertNoLeak(t, "Tableau cursor", page, customers)
+	if _, err := tx.Exec(ctx, `CLOSE "SQL_CUR0x5a1"`); err != nil {
+		t.Fatal(err)
+	}
+	tx.Rollback(ctx)
+	wantAllRefused(t, c, "functions the proxy does not compute on the token",
+		"SELECT lower(email) FROM customers",
+		"SELECT substring(email, 1, 3), count(*) FROM customers GROUP BY 1",
+		"SELECT email::varchar(3) FROM customers ORDER BY 1",
+		"SELECT count(*) FROM customers WHERE left(email, 1) = 'a'",
+		"SELECT avg(length(email)) FROM customers",
+		"DECLARE c CURSOR FOR SELECT substring(email, 1, 3) FROM customers",
 	)
 }

@@ -653,7 +653,7 @@ type planMemo struct {
 // planKey is everything a result plan depends on: the columns (origin,
 // type, modifier, format, name), the requested formats, which computed
 // columns the server's plan proved clean and the base columns it shows
-// view columns to be, the policy and catalog generations, and the
+// view columns to be, the columns the proxy computes itself, the policy and catalog generations, and the
 // session's DateStyle.
 func planKey(fields []pgproto3.FieldDescription, formats []int16, rv resultVerdict, policyGen, catalogGen uint64, dateStyle string) string {
 	b := make([]byte, 0, 32+len(fields)*24+len(dateStyle))
@@ -678,6 +678,9 @@ func planKey(fields []pgproto3.FieldDescription, formats []int16, rv resultVerdi
 		if src, ok := rv.bareSource(i); ok {
 			// A view's column takes this source's decision.
 			b = fmt.Appendf(b, "%s\x00%s\x00%s\x00%s\x00", src.Table, src.Column, src.Domain, src.Decision.Action)
+		}
+		if op, ok := rv.lift(i); ok {
+			b = fmt.Appendf(b, "lift %c %d %d %d %d\x00", op.Kind, op.TypeOID, op.Max, op.From, op.For)
 		}
 		b = binary.BigEndian.AppendUint32(b, uint32(len(f.Name)))
 		b = append(b, f.Name...)

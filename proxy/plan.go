@@ -20,7 +20,7 @@ import (
 // independent second line).
 func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescription, formats []int16, rv resultVerdict) (*rewrite.Plan, error) {
 	pol, role, gen := s.policyNow()
-	p := &rewrite.Plan{Cols: make([]rewrite.Col, len(fields)), Passthrough: true, TypmodReset: make([]bool, len(fields)), Generation: gen,
+	p := &rewrite.Plan{Cols: make([]rewrite.Col, len(fields)), Passthrough: true, TypmodReset: make([]bool, len(fields)), Types: make([]uint32, len(fields)), Generation: gen,
 		DateStyle: s.dateStyle()}
 	if !role.Restricted() {
 		return p, nil // a role that sees everything: rows pass unchanged
@@ -75,11 +75,27 @@ func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescript
 			}
 			p.TypmodReset[i] = true
 		}
+		op, lifted := rv.lift(i)
+		if lifted {
+			// The statement asked for a cast or prefix of this column,
+			// which the proxy computes on what it sends instead.
+			p.Types[i], p.TypmodReset[i] = op.ResultType(), true
+			switch {
+			case format != 0 && !textual(f.DataTypeOID):
+				// (A text type's binary form is its text.)
+				cp.Tr, cp.Action = nil, policy.Block
+				d.Rule = fmt.Sprintf("pgpseudo computes %s of this column itself, in text format only; %s", f.Name, d.Rule)
+			case cp.Action == policy.Allow || cp.Action == policy.Tokenize || cp.Action == policy.Mask:
+				cp.Tr = rewrite.PostOp(cp.Tr, op, f.DataTypeOID)
+				p.Passthrough = false
+			}
+		}
 		if cp.Action == policy.Null || cp.Action == policy.Block {
 			cp.Null = true
-			if notNull {
+			if notNull && !lifted {
 				// Dumps must restore: a NOT NULL column gets a type-valid
-				// constant instead of NULL where one exists.
+				// constant instead of NULL where one exists (of its own
+				// type: not for a column the proxy computes).
 				if tr, err := s.srv.transformers.Get(crypto.Spec{Kind: crypto.KindRedact}, nil, f.DataTypeOID, format); err == nil {
 					cp.Tr, cp.Null = tr, false
 					p.TypmodReset[i] = true
@@ -170,6 +186,9 @@ func (s *session) dateStyle() string {
 	}
 	return "ISO, MDY"
 }
+
+// textual reports text, varchar and char, whose binary form is their text.
+func textual(oid uint32) bool { return oid == 25 || oid == 1043 || oid == 1042 }
 
 // datetime reports the types whose text form follows DateStyle.
 func datetime(oid uint32) bool {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pgpseudo/pgpseudo/policy"
 	"github.com/pgpseudo/pgpseudo/policy/plancheck"
+	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 )
 
 // TestPlanKey: the memo's key changes with everything a plan depends on.
@@ -33,6 +34,7 @@ func TestPlanKey(t *testing.T) {
 		"type":               planKey(typed, nil, clean, 1, 1, "ISO, MDY"),
 		"date style":         planKey(fields, nil, clean, 1, 1, "German, DMY"),
 		"view source":        planKey(fields, nil, resultVerdict{checked: true, outputs: []plancheck.Output{{Bare: true, Sources: []plancheck.Source{{Table: policy.TableName{Schema: "public", Table: "customers"}, Column: "email"}}}}}, 1, 1, "ISO, MDY"),
+		"lift":               planKey(fields, nil, resultVerdict{checked: true, outputs: []plancheck.Output{{}}, lifts: []sqlinfo.Lift{{Op: sqlinfo.PostOp{Kind: 's', From: 1, For: 3}}}}, 1, 1, "ISO, MDY"),
 		"columns":            planKey(append(fields, fields[0]), nil, clean, 1, 1, "ISO, MDY"),
 	} {
 		if k == base {

@@ -65,6 +65,20 @@ type resultVerdict struct {
 	noData  bool
 	outputs []plancheck.Output
 	checked bool
+	// lifts are the result columns the proxy computes on the column's
+	// rewritten value (a cast or prefix the statement asked the server
+	// for).
+	lifts []sqlinfo.Lift
+}
+
+// lift returns the PostOp of result column i.
+func (r resultVerdict) lift(i int) (sqlinfo.PostOp, bool) {
+	for _, l := range r.lifts {
+		if l.Output == i {
+			return l.Op, true
+		}
+	}
+	return sqlinfo.PostOp{}, false
 }
 
 // clean reports whether computed column i may leave unchanged.
@@ -227,8 +241,13 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 	send, tree := q, res.Tree
 	var err error
 	anyTies := slices.ContainsFunc(ties, func(t []sqlinfo.Tie) bool { return len(t) > 0 })
-	if anyTrue(digest) || anyTies {
-		if send, err = sqlinfo.WithDigestOrderOf(q, digest, outs, ties, s.srv.DigestKeyFor(role.Name)); err != nil {
+	lifts := make([][]sqlinfo.Lift, len(res.Statements))
+	anyLifts := false
+	for i, st := range res.Statements {
+		lifts[i], anyLifts = st.Lifts, anyLifts || len(st.Lifts) > 0
+	}
+	if anyTrue(digest) || anyTies || anyLifts {
+		if send, err = sqlinfo.Rewritten(q, digest, outs, ties, lifts, s.srv.DigestKeyFor(role.Name)); err != nil {
 			return s.refusedVerdict(stmts, "digest_order", nil, refusal("the statement's rows would come back in an order that follows pseudonymised values and it cannot be given the proxy's digest ordering ("+err.Error()+"); role "+role.Name+" may not run it (rule: such rows are ordered by a keyed digest)")), -1
 		}
 		if tree, err = pg_query.Parse(send); err != nil {
@@ -243,6 +262,9 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 	v.results = make([]resultVerdict, len(tree.GetStmts()))
 	for i, raw := range tree.GetStmts() {
 		v.results[i].noData = noDataKind(sqlinfo.KindOf(raw.GetStmt()))
+		if i < len(lifts) {
+			v.results[i].lifts = lifts[i]
+		}
 	}
 	if len(checks) == 0 {
 		return v, -1
@@ -299,7 +321,7 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 				zap.String("rule", pr.Refusal.Rule), zap.String("column", pr.Refusal.Column))
 			return rv, -1
 		}
-		v.results[i] = resultVerdict{outputs: pr.Outputs, checked: true}
+		v.results[i] = resultVerdict{outputs: pr.Outputs, checked: true, lifts: v.results[i].lifts}
 	}
 	return v, -1
 }

@@ -152,6 +152,9 @@ type StatementInfo struct {
 	// Top is how the digest breaks ties among the statement's own rows
 	// (its Hash is not used: Outputs say what is hashed).
 	Top sqlinfo.Tie
+	// Lifts are the select-list entries of the statement's own query the
+	// proxy computes on the rewritten column (sqlinfo.Lift).
+	Lifts []sqlinfo.Lift
 	// SortTags are, for each item of the statement's own ORDER BY, the
 	// digest tag of the pseudonymised column it sorts by ("" for an
 	// unprotected key): the digest ordering sorts such a key by its keyed
@@ -549,7 +552,7 @@ func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result,
 		if fp, err := pg_query.Fingerprint(text); err == nil {
 			info.Fingerprint = fp
 		}
-		a.rels, a.nextPath, a.digestOrder, a.outputs, a.ties, a.sortTags = nil, nil, false, nil, nil, nil
+		a.rels, a.nextPath, a.digestOrder, a.outputs, a.ties, a.sortTags, a.lifts, a.liftable = nil, nil, false, nil, nil, nil, nil, liftNone
 		a.tieHash = map[*pg_query.SelectStmt]sqlinfo.Tie{}
 		a.storedKeys = map[*pg_query.SelectStmt]bool{}
 		a.keyAliases = map[*pg_query.SelectStmt][]string{}
@@ -563,7 +566,7 @@ func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result,
 		}
 		info.Relations, info.DigestOrder, info.Outputs, info.Ties = a.rels, a.digestOrder, outputsOf(a.outputs), a.ties
 		info.Top = a.topTie(raw.Stmt, info.Outputs)
-		info.SortTags = a.sortTags
+		info.SortTags, info.Lifts = a.sortTags, a.lifts
 		res.Statements = append(res.Statements, info)
 		var ref *Refusal
 		switch {
@@ -668,8 +671,13 @@ type analyzer struct {
 	// outputs are the current statement's result columns.
 	outputs []column
 	// sortTags are the digest tags of the current statement's own sort
-	// keys (StatementInfo.SortTags).
+	// keys (StatementInfo.SortTags); lifts its lifted entries.
 	sortTags []string
+	lifts    []sqlinfo.Lift
+	// liftable says which entries of the current statement's own query
+	// may be lifted: its result is described by that query (SELECT), or
+	// by the cursor a FETCH reads (DECLARE); none for PREPARE, COPY, ….
+	liftable liftKind
 	// tieHash are, for each query of the current statement, what its
 	// tie-breaking digest hashes (tieBreak); ties are the statement's tie
 	// sites.
@@ -685,6 +693,15 @@ type analyzer struct {
 	keyAliases map[*pg_query.SelectStmt][]string
 }
 
+// liftKind is which lifts a statement's own query may have.
+type liftKind uint8
+
+const (
+	liftNone   liftKind = iota
+	liftSelect          // any PostOp
+	liftCursor          // casts without a length: FETCH shows the token itself
+)
+
 func (a *analyzer) noteRelation(t policy.TableName) {
 	for _, r := range a.rels {
 		if r == t {
@@ -698,6 +715,7 @@ func (a *analyzer) noteRelation(t policy.TableName) {
 func (a *analyzer) statement(n *pg_query.Node, kind string) error {
 	switch {
 	case n.GetSelectStmt() != nil:
+		a.liftable = liftSelect
 		return a.topSelect(n.GetSelectStmt())
 	case n.GetVariableShowStmt() != nil, n.GetFetchStmt() != nil, n.GetClosePortalStmt() != nil,
 		n.GetDeallocateStmt() != nil:
@@ -710,6 +728,9 @@ func (a *analyzer) statement(n *pg_query.Node, kind string) error {
 		if err := reservedName(n.GetDeclareCursorStmt().GetPortalname(), "cursor"); err != nil {
 			return err
 		}
+		// FETCH describes the cursor's own columns: only casts that leave
+		// the token as it is are lifted in a cursor's query.
+		a.liftable = liftCursor
 		return a.readQuery(n.GetDeclareCursorStmt().GetQuery(), "DECLARE CURSOR")
 	case n.GetPrepareStmt() != nil:
 		if err := reservedName(n.GetPrepareStmt().GetName(), "prepared statement"); err != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/pgpseudo/pgpseudo/policy"
 	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
@@ -189,6 +190,7 @@ func (a *analyzer) query(parent *scope, s *pg_query.SelectStmt, lvl level) ([]co
 	// generalised).
 	hash, partial := []int{}, []int{}
 	tags := map[int]string{}
+	lifting := lvl == levelTop && a.liftable != liftNone && liftsAllowed(s)
 	for i, t := range s.GetTargetList() {
 		rt := t.GetResTarget()
 		if rt == nil {
@@ -201,6 +203,15 @@ func (a *analyzer) query(parent *scope, s *pg_query.SelectStmt, lvl level) ([]co
 			}
 			outs = append(outs, cols...)
 			continue
+		}
+		if lifting {
+			if l, v, ok := a.lift(sc, s, rt, i, len(outs)); ok {
+				a.lifts = append(a.lifts, l)
+				outs = append(outs, column{name: l.Name, val: v})
+				hash = append(hash, i)
+				tags[i] = digestTag(v)
+				continue
+			}
 		}
 		v, err := a.expr(sc, rt.GetVal(), ctx{clause: "the select list", use: usePass})
 		var ref *Refusal
@@ -406,6 +417,67 @@ func settingFilter(sc *scope, where *pg_query.Node) string {
 	}
 	v, _ := constString(e.GetRexpr())
 	return v
+}
+
+// liftsAllowed reports a query whose select list is computed row by row
+// and whose rows are not grouped or de-duplicated: a cast or prefix of a
+// column in it may be computed by the proxy on the column's rewritten
+// value (sqlinfo.Lift), unless the query sorts by it (sortedBy).
+func liftsAllowed(s *pg_query.SelectStmt) bool {
+	if len(s.GetGroupClause()) > 0 || s.GetHavingClause() != nil || len(s.GetDistinctClause()) > 0 || len(s.GetWindowClause()) > 0 {
+		return false
+	}
+	ok := true
+	for _, t := range s.GetTargetList() {
+		sqlinfo.Walk(t.ProtoReflect(), func(m protoreflect.Message) {
+			if f, isCall := m.Interface().(*pg_query.FuncCall); isCall && (f.GetOver() != nil || f.GetAggStar() || sqlinfo.OrderedAggregate(f) || funcIsCount(f)) {
+				ok = false
+			}
+		})
+	}
+	return ok
+}
+
+func funcIsCount(f *pg_query.FuncCall) bool {
+	_, name := funcName(f.GetFuncname())
+	return name == "count"
+}
+
+// lift analyses select-list entry i (result column out) as the PostOp of
+// a pseudonymised column, when it is one: the proxy then sends the bare
+// column and computes the entry on its rewritten value.
+func (a *analyzer) lift(sc *scope, s *pg_query.SelectStmt, rt *pg_query.ResTarget, i, out int) (sqlinfo.Lift, value, bool) {
+	cr, op, ok := sqlinfo.Liftable(rt.GetVal())
+	if !ok || a.liftable == liftCursor && (op.Kind != 'c' || op.Max > 0) {
+		return sqlinfo.Lift{}, value{}, false
+	}
+	v, err := a.expr(sc, &pg_query.Node{Node: &pg_query.Node_ColumnRef{ColumnRef: cr}}, ctx{clause: "the select list", use: usePass})
+	if err != nil || len(v.srcs) == 0 || v.mixed || v.taint != nil || v.unresolved != "" || v.wholeRow != "" {
+		return sqlinfo.Lift{}, value{}, false
+	}
+	name := rt.GetName()
+	if name == "" {
+		if name, ok = sqlinfo.ColumnName(rt.GetVal()); !ok {
+			return sqlinfo.Lift{}, value{}, false
+		}
+	}
+	if sortedBy(s, rt, out, name) {
+		// The server would sort by the function's value.
+		return sqlinfo.Lift{}, value{}, false
+	}
+	return sqlinfo.Lift{Target: i, Output: out, Name: name, Op: op}, v, true
+}
+
+// sortedBy reports an ORDER BY item of s that names result column out
+// (called name), by position, by name or as the same expression.
+func sortedBy(s *pg_query.SelectStmt, rt *pg_query.ResTarget, out int, name string) bool {
+	for _, item := range s.GetSortClause() {
+		k := item.GetSortBy().GetNode()
+		if p := position(k); p > 0 && p == out+1 || singleName(k) == name || sqlinfo.SameExpr(k, rt.GetVal()) {
+			return true
+		}
+	}
+	return false
 }
 
 // finish analyses ORDER BY, LIMIT and OFFSET and, for the statement's

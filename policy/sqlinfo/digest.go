@@ -59,6 +59,13 @@ type Outputs struct {
 // ties[i] are the tie sites of statement i whose ties the digest breaks
 // (see TieSite), whether or not the statement's own rows are reordered.
 func WithDigestOrderOf(sql string, which []bool, outs []*Outputs, ties [][]Tie, key string) (string, error) {
+	return Rewritten(sql, which, outs, ties, nil, key)
+}
+
+// Rewritten is WithDigestOrderOf that also lifts the select-list entries
+// lifts[i] of statement i's own query (PostOp): each becomes its bare
+// column, under the name the server would have given the entry.
+func Rewritten(sql string, which []bool, outs []*Outputs, ties [][]Tie, lifts [][]Lift, key string) (string, error) {
 	if !hexKey.MatchString(key) {
 		return "", fmt.Errorf("digest order: key is not hex")
 	}
@@ -72,6 +79,11 @@ func WithDigestOrderOf(sql string, which []bool, outs []*Outputs, ties [][]Tie, 
 		clientKeys := 0
 		if top := TopQuery(raw.GetStmt()); top != nil {
 			clientKeys = len(top.GetSortClause())
+		}
+		if i < len(lifts) {
+			if err := applyLifts(raw, lifts[i]); err != nil {
+				return "", fmt.Errorf("statement %d: %w", i+1, err)
+			}
 		}
 		if i < len(ties) {
 			if err := breakTies(raw, ties[i], key); err != nil {

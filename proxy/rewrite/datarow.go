@@ -79,6 +79,10 @@ func RowDescription(raw []byte, p *Plan) ([]byte, error) {
 			rd.Fields[i].TypeModifier = -1
 			changed = true
 		}
+		if i < len(p.Types) && p.Types[i] != 0 && rd.Fields[i].DataTypeOID != p.Types[i] {
+			rd.Fields[i].DataTypeOID, rd.Fields[i].DataTypeSize = p.Types[i], -1
+			changed = true
+		}
 	}
 	if !changed {
 		return raw, nil

@@ -37,6 +37,9 @@ type Plan struct {
 	// TypmodReset marks columns whose TypeModifier must become -1 because a
 	// token may not fit varchar(n)/char(n).
 	TypmodReset []bool
+	// Types are the type OIDs the client is told for columns the proxy
+	// computes itself (0: the column's own).
+	Types []uint32
 	// Generation is the policy generation the plan was made under.
 	Generation uint64
 	// DateStyle is the session's DateStyle the plan's date columns are
