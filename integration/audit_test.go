@@ -82,7 +82,7 @@ func TestAuditScriptedSession(t *testing.T) {
 		}
 	}
 	var buf bytes.Buffer
-	if _, err := c.PgConn().CopyTo(ctx, &buf, "COPY customers TO STDOUT (FORMAT csv, FORCE_QUOTE *)"); err == nil {
+	if _, err := c.PgConn().CopyTo(ctx, &buf, "COPY customers TO STDOUT (FORMAT csv, HEADER 'yes')"); err == nil {
 		t.Fatal("refused COPY succeeded")
 	}
 	if _, err := c.PgConn().CopyTo(ctx, &buf, "COPY customers (customer_id, full_name) TO STDOUT"); err != nil {

@@ -459,6 +459,11 @@ func TestBILiftedFunctions(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
+	// Tableau's dimension: grouped by the cast, which groups as the column.
+	grouped := rawRows(t, c, `SELECT CAST("customers"."email" AS TEXT) AS "email", count(*) AS "n" FROM "public"."customers" "customers" GROUP BY 1`)
+	if plain := rawRows(t, c, `SELECT email, count(*) AS n FROM customers GROUP BY email`); grouped != plain || strings.Count(grouped, "tk1_") != len(customers) {
+		t.Errorf("GROUP BY a cast to TEXT:\n%s\nwant the groups of GROUP BY email:\n%s", firstLines(grouped, 3), firstLines(plain, 3))
+	}
 	// Tableau: a cursor over casts, fetched in pages.
 	tx, err := c.Begin(ctx)
 	if err != nil {
@@ -480,6 +485,8 @@ func TestBILiftedFunctions(t *testing.T) {
 	wantAllRefused(t, c, "functions the proxy does not compute on the token",
 		"SELECT lower(email) FROM customers",
 		"SELECT substring(email, 1, 3), count(*) FROM customers GROUP BY 1",
+		"SELECT email::varchar(3), count(*) FROM customers GROUP BY 1",
+		"SELECT CAST(email AS TEXT), count(*) FROM customers GROUP BY CAST(email AS TEXT)",
 		"SELECT email::varchar(3) FROM customers ORDER BY 1",
 		"SELECT count(*) FROM customers WHERE left(email, 1) = 'a'",
 		"SELECT avg(length(email)) FROM customers",

@@ -50,3 +50,78 @@ func TestSearchPathFollowsTheServer(t *testing.T) {
 		t.Fatal("after SET search_path = shadow, customers should be shadow.customers (unclassified)")
 	}
 }
+
+// TestSearchPathInTransactions: a restricted session may change its
+// search_path inside a transaction block (pgJDBC's setSchema with
+// autocommit off). The proxy follows what the server confirms: after a
+// rollback, a rollback to a savepoint or a commit it lets no statement
+// run on the path it believes until the server-side check has read the
+// server's own, so names always resolve as the server resolves them — in
+// both directions: a shadow table over protected data must not be taken
+// for a clean one, nor the reverse.
+func TestSearchPathInTransactions(t *testing.T) {
+	kunden(t)
+	ctx := context.Background()
+	if err := shared.stack.PG.Exec(ctx, dbKunden,
+		`CREATE SCHEMA IF NOT EXISTS shadow`,
+		`CREATE TABLE IF NOT EXISTS shadow.customers (email text)`,
+		`GRANT USAGE ON SCHEMA shadow TO `+userBI,
+		`GRANT SELECT ON shadow.customers TO `+userBI); err != nil {
+		t.Fatal(err)
+	}
+	p := policyProxy(t, samplePolicy)
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	// On public, this probes customers.email (refused); on shadow it
+	// reads an unclassified table (allowed).
+	const probe = "SELECT count(*) FROM customers WHERE email = 'anna@example.org'"
+	exec := func(q string) {
+		t.Helper()
+		if _, err := c.Exec(ctx, q, pgx.QueryExecModeSimpleProtocol); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	check := func(wantRefused bool, why string) {
+		t.Helper()
+		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeDescribeExec} {
+			var n int
+			err := c.QueryRow(ctx, probe, mode).Scan(&n)
+			var pe *pgconn.PgError
+			if refused := errors.As(err, &pe) && pe.Code == "42501"; refused != wantRefused {
+				t.Fatalf("%s (%v): refused %v, want %v (%v)", why, mode, refused, wantRefused, err)
+			}
+		}
+	}
+	check(true, "on public")
+	exec("BEGIN")
+	exec("SET search_path = shadow")
+	check(false, "after SET search_path inside a transaction")
+	exec("ROLLBACK")
+	check(true, "after the rollback undid the SET")
+
+	exec("BEGIN")
+	exec("SET LOCAL search_path = shadow")
+	check(false, "after SET LOCAL")
+	exec("COMMIT")
+	check(true, "after the transaction of a SET LOCAL ended")
+
+	exec("BEGIN")
+	exec("SELECT set_config('search_path', 'shadow', false)")
+	exec("COMMIT")
+	check(false, "after a committed set_config")
+
+	// The other direction: on shadow, a SET to public is rolled back.
+	exec("BEGIN")
+	exec("SAVEPOINT s1")
+	exec("SET search_path = public")
+	check(true, "on public inside the savepoint")
+	exec("ROLLBACK TO SAVEPOINT s1")
+	check(false, "after the rollback to the savepoint restored shadow")
+	exec("SET search_path = public")
+	if _, err := c.Exec(ctx, "SELECT 1/0", pgx.QueryExecModeSimpleProtocol); err == nil {
+		t.Fatal("division by zero succeeded") // the transaction aborts
+	}
+	exec("ROLLBACK")
+	check(false, "after the aborted transaction's rollback restored shadow")
+	exec("RESET search_path")
+	check(true, "after RESET")
+}

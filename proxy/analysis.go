@@ -43,7 +43,16 @@ type sqlSession struct {
 	// wake is closed (and replaced) whenever the upstream side answers one
 	// of those requests.
 	wake chan struct{}
+	// txSet: the path changed inside the current transaction block, which
+	// a rollback may undo; uncertain: a rollback (to a savepoint) or the
+	// end of such a block came since. The path is then read from the
+	// server before the next statement is analysed (verdict), and while
+	// txSet no verdict is taken from the cache.
+	txSet, uncertain bool
 }
+
+// pathUncertain reports that path may not be the server's (sqlMu held).
+func (q *sqlSession) pathUncertain() bool { return q.txSet || q.uncertain }
 
 // signal wakes analyses waiting for the path (sqlMu held).
 func (q *sqlSession) signal() {
@@ -68,9 +77,15 @@ func (q *sqlSession) answered() {
 
 // endBatch runs at ReadyForQuery for the request r it answers (and the
 // requests skipped before it): a failed batch's changes are undone.
-func (q *sqlSession) endBatch(r *protocol.Request, skipped []*protocol.Request) {
+func (q *sqlSession) endBatch(r *protocol.Request, skipped []*protocol.Request, status byte) {
 	if q.failed {
 		q.path = q.batchStart
+	}
+	switch {
+	case (status == 'T' || status == 'E') && !slices.Equal(q.path, q.batchStart):
+		q.txSet = true
+	case status == 'I' && q.txSet:
+		q.txSet, q.uncertain = false, true
 	}
 	q.batchStart, q.failed = q.path, false
 	if q.barrier != nil && (q.barrier == r || slices.Contains(skipped, q.barrier)) {

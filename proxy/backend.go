@@ -211,6 +211,15 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 	case 'C', 'I', 's':
 		s.copy, s.copyRaw = nil, false
 		s.executed(rep)
+		if m.Type == 'C' && bytes.HasPrefix(m.Body(), []byte("ROLLBACK")) {
+			// A rollback to a savepoint may undo a path change of the
+			// transaction block.
+			s.sqlMu.Lock()
+			if s.sql.txSet {
+				s.sql.uncertain = true
+			}
+			s.sqlMu.Unlock()
+		}
 		a := s.resultAudit(rep.Result)
 		if s.copyBlocked != "" && m.Type == 'C' {
 			a.refusal = &audit.Refusal{Rule: "copy_withheld"}
@@ -274,7 +283,11 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 			}
 			s.sql.answered()
 		}
-		s.sql.endBatch(rep.Req, rep.Skipped)
+		status := byte(0)
+		if b := m.Body(); len(b) == 1 {
+			status = b[0]
+		}
+		s.sql.endBatch(rep.Req, rep.Skipped, status)
 		s.sqlMu.Unlock()
 		emit(m.Raw)
 	case 'S':

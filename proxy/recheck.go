@@ -6,6 +6,7 @@ import (
 
 	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 	"github.com/pgpseudo/pgpseudo/proxy/protocol"
+	"github.com/pgpseudo/pgpseudo/proxy/wire"
 )
 
 // A prepared statement is checked when it is parsed, but the server plans
@@ -13,8 +14,9 @@ import (
 // over e-mails, a view given another source), or a new search_path, under
 // which it resolves its names anew. A Bind of a restricted session's
 // statement therefore checks it again when the state its verdict was made
-// under has changed since, and the Bind fails if the statement is refused
-// now or would have to be prepared differently.
+// under has changed since: the Bind fails if the statement is refused now,
+// and the statement is prepared again first if it must be sent
+// differently.
 
 // substituteStmt is the statement name a refused Bind is sent with: no
 // such statement exists (clients may not use the reserved prefix), so the
@@ -33,49 +35,57 @@ func (s *session) checkState() string {
 }
 
 // recheckBind checks again the statement a Bind names when its verdict is
-// stale, and returns the refusal frame when the Bind must fail (nil when
-// it may go on).
-func (s *session) recheckBind(body []byte) ([]byte, error) {
+// stale. It returns the refusal frame when the Bind must fail, or the
+// statement as it must be prepared now when the check would send it
+// differently (a policy reload changed the digest's tags): the proxy then
+// prepares it again under the client's name before the Bind (rebind).
+func (s *session) recheckBind(body []byte) (refused []byte, again *rebind, err error) {
 	_, name, err := protocol.MessageName('B', body)
 	if err != nil {
-		return nil, nil // the tracker reports the malformed message
+		return nil, nil, nil // the tracker reports the malformed message
 	}
 	st := s.trk.Statement(name)
 	if st == nil {
-		return nil, nil // parsed in this batch: its verdict is fresh
+		return nil, nil, nil // parsed in this batch: its verdict is fresh
 	}
 	m := statementMeta(st)
 	if m.parse == nil {
-		return nil, nil // not a restricted session's statement
+		return nil, nil, nil // not a restricted session's statement
 	}
 	if _, err := s.settledPath(); err != nil {
-		return refusal("the statement cannot be checked now (a search_path change is still in flight); refused"), nil
+		return refusal("the statement cannot be checked now (a search_path change is still in flight); refused"), nil, nil
 	}
 	state := s.checkState()
+	s.sqlMu.Lock()
+	uncertain := s.sql.pathUncertain()
+	s.sqlMu.Unlock()
 	m.mu.Lock()
-	fresh := m.state == state
+	fresh := m.state == state && !uncertain
 	m.mu.Unlock()
 	if fresh {
-		return nil, nil
+		return nil, nil, nil
 	}
 	v := s.checkSQL('P', m.parse)
 	switch {
 	case v.fatal != nil:
-		return nil, v.fatal
+		return nil, nil, v.fatal
 	case v.skipped:
 		// The server skips the client's failed batch, this Bind with it.
-		return nil, nil
+		return nil, nil, nil
 	case v.refusal != nil:
-		return v.refusal, nil
+		return v.refusal, nil, nil
 	}
 	sent, _ := protocol.QueryText('P', m.parse)
 	if v.send != "" {
 		sent = v.send
 	}
+	state = s.checkState() // the check may have confirmed another path
 	if sent != m.sent {
-		_, role := s.currentPolicy()
-		return refusal("the prepared statement would be checked and sent differently now than when it was prepared (the objects or the search_path it names changed); role " +
-			role.Name + " may not run it as prepared (rule: prepare it again)"), nil
+		nm := &stmtMeta{result: m.result, parse: m.parse, sent: sent, state: state, pathAfter: m.pathAfter, fingerprint: m.fingerprint, kind: m.kind}
+		if len(v.results) == 1 {
+			nm.result = v.results[0]
+		}
+		return nil, &rebind{name: name, meta: nm, parse: replaceSQL('P', m.parse, sent)}, nil
 	}
 	m.mu.Lock()
 	m.state = state
@@ -83,5 +93,40 @@ func (s *session) recheckBind(body []byte) ([]byte, error) {
 		m.result = v.results[0]
 	}
 	m.mu.Unlock()
-	return nil, nil
+	return nil, nil, nil
+}
+
+// rebind is a statement the proxy prepares again, under the client's
+// name, before the client's Bind of it: its Close and Parse are the
+// proxy's (their replies go to no one).
+type rebind struct {
+	name  string
+	meta  *stmtMeta
+	parse []byte
+}
+
+// send injects the Close and the Parse.
+func (r *rebind) send(s *session) error {
+	for _, m := range []struct {
+		typ  byte
+		body []byte
+		meta any
+	}{
+		{'C', append([]byte{'S'}, append([]byte(r.name), 0)...), r},
+		{'P', r.parse, r.meta},
+	} {
+		sent, err := s.trk.Send(m.typ, m.body, true, m.meta, 0)
+		if err != nil {
+			return err
+		}
+		if sent.Before != nil {
+			if _, err := s.uw.Write(sent.Before); err != nil {
+				return err
+			}
+		}
+		if _, err := s.uw.Write(wire.Frame(m.typ, m.body)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

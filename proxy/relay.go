@@ -188,8 +188,9 @@ func (s *session) forwardTracked(m wire.Msg) error {
 				sm.result = v.results[0]
 			}
 			if _, role := s.currentPolicy(); role.Restricted() {
-				sm.parse, sm.state = bytes.Clone(body), s.checkState()
-				if sm.sent, _ = protocol.QueryText('P', body); v.send != "" {
+				// The client's own Parse: body may be the rewritten one.
+				sm.parse, sm.state = bytes.Clone(m.Body()), s.checkState()
+				if sm.sent, _ = protocol.QueryText('P', m.Body()); v.send != "" {
 					sm.sent = v.send
 				}
 			}
@@ -204,9 +205,14 @@ func (s *session) forwardTracked(m wire.Msg) error {
 			meta = sm
 		}
 	case 'B':
-		frame, err := s.recheckBind(body)
+		frame, again, err := s.recheckBind(body)
 		if err != nil {
 			return err
+		}
+		if again != nil {
+			if err := again.send(s); err != nil {
+				return err
+			}
 		}
 		if frame != nil {
 			// The server fails a Bind of a statement that does not exist,

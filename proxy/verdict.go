@@ -38,6 +38,10 @@ type verdict struct {
 	// digest ordering rewrites statements that group on pseudonymised
 	// columns.
 	send string
+	// serverPath is set when the server-side check read another
+	// search_path than the statement was analysed with: it must be
+	// decided again with this one (never cached, never sent).
+	serverPath []string
 	// pathAfter is the search_path once the statements ran, when they
 	// change it.
 	pathAfter []string
@@ -167,20 +171,36 @@ func (s *session) checkSQL(typ byte, body []byte) *verdict {
 		s.log.Warn("statement refused: a search_path change did not settle", zap.Error(err))
 		return &verdict{refusal: refusal("the statement cannot be checked now (a search_path change is still in flight); refused")}
 	}
+	if path, err = s.confirmedPath(path, typ == 'Q'); err != nil {
+		return &verdict{fatal: err}
+	}
 	st := s.trk.Status()
 	s.sqlMu.Lock()
-	defaultPath := s.sql.defaultPath
+	defaultPath, uncertain := s.sql.defaultPath, s.sql.pathUncertain()
 	s.sqlMu.Unlock()
 	key := verdictKey{db: s.id.Database, user: s.id.User, role: role.Name, policyGen: gen, catalogGen: s.srv.catalog.Generation(s.id.Database),
 		path: strings.Join(path, "\x00"), defaultPath: strings.Join(defaultPath, "\x00"), inTx: st == 'T' || st == 'E',
 		typ: typ, types: typesKey(types), sql: q}
-	if v, ok := s.srv.verdicts.Get(key); ok {
-		if v.refusal != nil {
-			s.auditRefusal(v)
+	if !uncertain {
+		// (While the path may not be the server's, every statement is
+		// decided afresh: its check reads the server's path.)
+		if v, ok := s.srv.verdicts.Get(key); ok {
+			if v.refusal != nil {
+				s.auditRefusal(v)
+			}
+			return v
 		}
-		return v
 	}
 	v := s.decide(q, typ, types, path, defaultPath, key.inTx)
+	if v.serverPath != nil {
+		// The server's path is not the one the statement was analysed
+		// with (a rollback undid a change): decide again with it, once.
+		path = v.serverPath
+		key.path = strings.Join(path, "\x00")
+		if v = s.decide(q, typ, types, path, defaultPath, key.inTx); v.serverPath != nil {
+			v = &verdict{refusal: refusal("the session's search_path changed while the statement was checked; run it again"), stmts: v.stmts}
+		}
+	}
 	if v.refusal != nil {
 		s.auditRefusal(v)
 	}
@@ -188,6 +208,32 @@ func (s *session) checkSQL(typ byte, body []byte) *verdict {
 		s.srv.verdicts.Put(key, v)
 	}
 	return v
+}
+
+// confirmedPath returns the server's search_path when a rollback may have
+// undone a change the session made (sqlSession.uncertain): read by the
+// server-side check's own probe, before the statement is analysed.
+// Otherwise, or when the server cannot answer (an aborted transaction,
+// whose statements fail anyway), path stands.
+func (s *session) confirmedPath(path []string, simple bool) ([]string, error) {
+	s.sqlMu.Lock()
+	uncertain := s.sql.uncertain
+	s.sqlMu.Unlock()
+	if !uncertain {
+		return path, nil
+	}
+	run, err := s.runCheck(nil, simple)
+	if err != nil {
+		return nil, err
+	}
+	if run.skipped || run.err != nil || !run.hasPath {
+		return path, nil
+	}
+	server := analyze.ParseSearchPath(run.path)
+	s.sqlMu.Lock()
+	s.sql.path, s.sql.batchStart, s.sql.uncertain = server, server, false
+	s.sqlMu.Unlock()
+	return server, nil
 }
 
 // decide runs both lines on the SQL.
@@ -283,12 +329,23 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 	case len(run.plans) != len(checks):
 		return &verdict{fatal: fmt.Errorf("server-side check: %d plans for %d statements", len(run.plans), len(checks))}, -1
 	}
-	if run.hasPath && !samePath(analyze.ParseSearchPath(run.path), path) {
-		s.log.Error("analysis disagreement: the server's search_path is not the one pgpseudo analysed with; statement refused")
+	if run.hasPath {
+		server := analyze.ParseSearchPath(run.path)
 		s.sqlMu.Lock()
-		s.sql.path = analyze.ParseSearchPath(run.path)
+		expected := s.sql.pathUncertain()
+		if !samePath(server, path) {
+			s.sql.path, s.sql.batchStart = server, server
+		}
+		if !s.sql.txSet {
+			s.sql.uncertain = false // confirmed by the server
+		}
 		s.sqlMu.Unlock()
-		return &verdict{refusal: refusal("the session's search_path changed without pgpseudo seeing it; run the statement again"), stmts: stmts}, -1
+		if !samePath(server, path) {
+			if !expected {
+				s.log.Error("analysis disagreement: the server's search_path is not the one pgpseudo analysed with; statement decided again")
+			}
+			return &verdict{serverPath: server, stmts: stmts}, -1
+		}
 	}
 	views, err := s.srv.catalog.ViewSyntax(ctx, s.id.Database)
 	if err != nil {

@@ -24,21 +24,45 @@ type corpusEntry struct {
 	Tx        bool      `yaml:"tx"`
 	PathAfter *[]string `yaml:"path_after"`
 	Note      string    `yaml:"note"`
+
+	file  string // the corpus file and position of the entry, for messages
+	index int
 }
 
 func defaultPath() []string { return []string{"$user", "public"} }
 
+// corpusFiles are the request-analysis corpora and the least number of
+// statements each must hold: the hand-written corpus and the SQL that BI
+// tools send (testdata/bi_tools.yaml).
+var corpusFiles = []struct {
+	name string
+	min  int
+}{
+	{"testdata/corpus.yaml", 200},
+	{"testdata/bi_tools.yaml", 150},
+}
+
 func loadCorpus(t *testing.T) []corpusEntry {
 	t.Helper()
-	data, err := os.ReadFile("testdata/corpus.yaml")
-	if err != nil {
-		t.Fatal(err)
+	var all []corpusEntry
+	for _, f := range corpusFiles {
+		data, err := os.ReadFile(f.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var entries []corpusEntry
+		if err := yaml.Unmarshal(data, &entries); err != nil {
+			t.Fatalf("%s: %v", f.name, err)
+		}
+		if len(entries) < f.min {
+			t.Fatalf("%s has %d statements, want at least %d", f.name, len(entries), f.min)
+		}
+		for i := range entries {
+			entries[i].file, entries[i].index = f.name, i+1
+		}
+		all = append(all, entries...)
 	}
-	var entries []corpusEntry
-	if err := yaml.Unmarshal(data, &entries); err != nil {
-		t.Fatal(err)
-	}
-	return entries
+	return all
 }
 
 func (e corpusEntry) session(t *testing.T, p *policy.Policy) *Session {
@@ -57,17 +81,14 @@ func (e corpusEntry) session(t *testing.T, p *policy.Policy) *Session {
 // verdict.
 func TestCorpus(t *testing.T) {
 	entries := loadCorpus(t)
-	if len(entries) < 200 {
-		t.Fatalf("corpus has %d statements, want at least 200", len(entries))
-	}
 	p := loadPolicy(t, "testdata/policy.yaml")
 	cat := newTestCatalog(t)
 	allowed, refused := 0, 0
-	for i, e := range entries {
+	for _, e := range entries {
 		s := e.session(t, p)
 		res, err := Analyze(context.Background(), s, cat, e.SQL)
 		if err != nil {
-			t.Errorf("#%d %q: error %v", i+1, e.SQL, err)
+			t.Errorf("%s#%d %q: error %v", e.file, e.index, e.SQL, err)
 			continue
 		}
 		msg := ""
@@ -78,24 +99,24 @@ func TestCorpus(t *testing.T) {
 		case "allow":
 			allowed++
 			if res.Refusal != nil {
-				t.Errorf("#%d [%s] want allow, refused:\n  sql: %s\n  msg: %s", i+1, s.Role.Name, e.SQL, msg)
+				t.Errorf("%s#%d [%s] want allow, refused:\n  sql: %s\n  msg: %s", e.file, e.index, s.Role.Name, e.SQL, msg)
 			}
 		case "refuse":
 			refused++
 			if res.Refusal == nil {
-				t.Errorf("#%d [%s] want refuse %q, allowed:\n  sql: %s", i+1, s.Role.Name, e.Match, e.SQL)
+				t.Errorf("%s#%d [%s] want refuse %q, allowed:\n  sql: %s", e.file, e.index, s.Role.Name, e.Match, e.SQL)
 				continue
 			}
 			for _, m := range e.Match {
 				if !strings.Contains(msg, m) {
-					t.Errorf("#%d [%s] refusal does not mention %q:\n  sql: %s\n  msg: %s", i+1, s.Role.Name, m, e.SQL, msg)
+					t.Errorf("%s#%d [%s] refusal does not mention %q:\n  sql: %s\n  msg: %s", e.file, e.index, s.Role.Name, m, e.SQL, msg)
 				}
 			}
 		default:
-			t.Errorf("#%d: want must be allow or refuse, got %q", i+1, e.Want)
+			t.Errorf("%s#%d: want must be allow or refuse, got %q", e.file, e.index, e.Want)
 		}
 		if e.PathAfter != nil && !slices.Equal(res.SearchPath, *e.PathAfter) {
-			t.Errorf("#%d %q: search_path after = %q, want %q", i+1, e.SQL, res.SearchPath, *e.PathAfter)
+			t.Errorf("%s#%d %q: search_path after = %q, want %q", e.file, e.index, e.SQL, res.SearchPath, *e.PathAfter)
 		}
 	}
 	t.Logf("corpus: %d statements, %d allowed, %d refused", len(entries), allowed, refused)

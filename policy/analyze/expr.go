@@ -690,8 +690,8 @@ func (a *analyzer) setConfig(sc *scope, f *pg_query.FuncCall, c ctx) error {
 		if !ok1 || !ok2 {
 			return refuse("sets search_path to a computed value")
 		}
-		if local {
-			return refuse("sets search_path for the transaction only")
+		if local && !a.inTx {
+			return refuse("sets search_path for the transaction only, outside a transaction block")
 		}
 		if f != a.bareSetConfig {
 			return refuse("sets search_path inside a larger query, where it may run any number of times or not at all")
@@ -729,8 +729,9 @@ func (a *analyzer) set(v *pg_query.VariableSetStmt) error {
 		return &Refusal{StatementKind: "VariableSet", Reason: "SET/RESET " + strings.ToUpper(strings.ReplaceAll(name, "_", " ")) + " changes the database identity",
 			Rule: "identity comes from pgpseudo's authentication; restricted roles may not change role or session authorization"}
 	case "search_path":
-		if v.GetIsLocal() {
-			return &Refusal{StatementKind: "VariableSet", Reason: "SET LOCAL search_path lasts only until the transaction ends",
+		if v.GetIsLocal() && !a.inTx {
+			// Outside a transaction block it changes nothing (a warning).
+			return &Refusal{StatementKind: "VariableSet", Reason: "SET LOCAL search_path outside a transaction block changes nothing",
 				Rule: "restricted roles may change search_path only in ways pgpseudo can track"}
 		}
 		switch v.GetKind() {
@@ -757,11 +758,16 @@ func (a *analyzer) set(v *pg_query.VariableSetStmt) error {
 }
 
 // setSearchPath records a search_path change for the next statements.
-// Inside a transaction block a rollback would undo it unseen.
+// Inside a transaction block (across query strings) the session follows
+// what the server confirms after it: a rollback may undo the change, so
+// until the server-side check has read the path again, every statement is
+// checked afresh (proxy/analysis.go). A string that mixes transaction
+// control with the change would have to be followed statement by
+// statement within it.
 func (a *analyzer) setSearchPath(path []string, what string) error {
-	if a.inTx || a.multiTx {
-		return &Refusal{Reason: what + " inside a transaction block (a rollback would undo it without the proxy noticing)",
-			Rule: "restricted roles may change search_path only outside transaction blocks"}
+	if a.multiTx {
+		return &Refusal{Reason: what + " in a query string that also begins or ends a transaction",
+			Rule: "restricted roles may change search_path only in query strings without transaction control"}
 	}
 	// The statement itself was resolved with the old path.
 	a.nextPath = append([]string{}, path...)

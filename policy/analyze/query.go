@@ -420,17 +420,18 @@ func settingFilter(sc *scope, where *pg_query.Node) string {
 }
 
 // liftsAllowed reports a query whose select list is computed row by row
-// and whose rows are not grouped or de-duplicated: a cast or prefix of a
-// column in it may be computed by the proxy on the column's rewritten
-// value (sqlinfo.Lift), unless the query sorts by it (sortedBy).
+// or group by group, and whose rows are not de-duplicated: a cast or
+// prefix of a column in it may be computed by the proxy on the column's
+// rewritten value (sqlinfo.Lift), unless the query sorts or groups by it
+// in a way the bare column would change (lift).
 func liftsAllowed(s *pg_query.SelectStmt) bool {
-	if len(s.GetGroupClause()) > 0 || s.GetHavingClause() != nil || len(s.GetDistinctClause()) > 0 || len(s.GetWindowClause()) > 0 {
+	if len(s.GetDistinctClause()) > 0 || len(s.GetWindowClause()) > 0 {
 		return false
 	}
 	ok := true
 	for _, t := range s.GetTargetList() {
 		sqlinfo.Walk(t.ProtoReflect(), func(m protoreflect.Message) {
-			if f, isCall := m.Interface().(*pg_query.FuncCall); isCall && (f.GetOver() != nil || f.GetAggStar() || sqlinfo.OrderedAggregate(f) || funcIsCount(f)) {
+			if f, isCall := m.Interface().(*pg_query.FuncCall); isCall && f.GetOver() != nil {
 				ok = false
 			}
 		})
@@ -461,17 +462,47 @@ func (a *analyzer) lift(sc *scope, s *pg_query.SelectStmt, rt *pg_query.ResTarge
 			return sqlinfo.Lift{}, value{}, false
 		}
 	}
-	if sortedBy(s, rt, out, name) {
+	if sortedBy(s.GetSortClause(), rt, out, name) {
 		// The server would sort by the function's value.
 		return sqlinfo.Lift{}, value{}, false
+	}
+	if grouped(s) {
+		// Grouped or aggregated, the entry is the group's key or a value
+		// of it: a cast to text without a length groups as the column
+		// does, and a GROUP BY may name it by position or name, which
+		// then names the bare column.
+		if op.Kind != 'c' || op.Max > 0 {
+			return sqlinfo.Lift{}, value{}, false
+		}
+		for _, g := range s.GetGroupClause() {
+			if sqlinfo.SameExpr(g, rt.GetVal()) || g.GetGroupingSet() != nil {
+				return sqlinfo.Lift{}, value{}, false
+			}
+		}
 	}
 	return sqlinfo.Lift{Target: i, Output: out, Name: name, Op: op}, v, true
 }
 
-// sortedBy reports an ORDER BY item of s that names result column out
-// (called name), by position, by name or as the same expression.
-func sortedBy(s *pg_query.SelectStmt, rt *pg_query.ResTarget, out int, name string) bool {
-	for _, item := range s.GetSortClause() {
+// grouped reports a query that groups or aggregates.
+func grouped(s *pg_query.SelectStmt) bool {
+	if len(s.GetGroupClause()) > 0 || s.GetHavingClause() != nil {
+		return true
+	}
+	agg := false
+	for _, t := range s.GetTargetList() {
+		sqlinfo.Walk(t.ProtoReflect(), func(m protoreflect.Message) {
+			if f, isCall := m.Interface().(*pg_query.FuncCall); isCall && (f.GetAggStar() || sqlinfo.OrderedAggregate(f) || funcIsCount(f)) {
+				agg = true
+			}
+		})
+	}
+	return agg
+}
+
+// sortedBy reports an ORDER BY item that names result column out (called
+// name), by position, by name or as the same expression.
+func sortedBy(items []*pg_query.Node, rt *pg_query.ResTarget, out int, name string) bool {
+	for _, item := range items {
 		k := item.GetSortBy().GetNode()
 		if p := position(k); p > 0 && p == out+1 || singleName(k) == name || sqlinfo.SameExpr(k, rt.GetVal()) {
 			return true
