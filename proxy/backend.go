@@ -143,6 +143,15 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 		code = errorCode(m.Body())
 	}
 	if rep.Req != nil && rep.Req.Injected {
+		if m.Type == 'E' {
+			// The proxy's own request failed: the server fails the batch
+			// as for the client's error, undoing its search_path changes
+			// (round 24: a check that failed at plan time left the proxy
+			// on a path the server had undone).
+			s.sqlMu.Lock()
+			s.sql.failed = true
+			s.sqlMu.Unlock()
+		}
 		// The reply first: a check's error must be recorded before the
 		// requests it made the server skip are counted.
 		err := s.injectedReply(m, rep, emit)
