@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // rawRows runs q and returns its rows as text, one line per row.
@@ -491,5 +494,93 @@ func TestBILiftedFunctions(t *testing.T) {
 		"SELECT count(*) FROM customers WHERE left(email, 1) = 'a'",
 		"SELECT avg(length(email)) FROM customers",
 		"DECLARE c CURSOR FOR SELECT substring(email, 1, 3) FROM customers",
+	)
+}
+
+// TestBIDrillDown: a BI user clicks a token and the tool filters on it.
+// For a reversible token domain the proxy decodes the literal and filters
+// on the clear value upstream: the filter finds the rows with that token,
+// in both protocols, in joins and IN lists, while everything that comes
+// back is still tokens; a literal of a non-reversible domain is refused
+// with a message that says why; EXPLAIN, which would print the clear
+// value, is refused; an error after a decoded value has no position.
+func TestBIDrillDown(t *testing.T) {
+	customers := kunden(t)
+	p := policyProxy(t, samplePolicy)
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	ctx := context.Background()
+	all := lines(rawRows(t, c, "SELECT customer_id, city, postal_code FROM customers ORDER BY created_at"))
+	byToken := map[string]string{}
+	for _, r := range all {
+		tok, _, _ := strings.Cut(r, "|")
+		byToken[tok] = r
+	}
+	orders := map[string]string{}
+	for _, r := range lines(rawRows(t, c, "SELECT customer_id, count(*) FROM orders GROUP BY customer_id")) {
+		tok, n, _ := strings.Cut(r, "|")
+		orders[tok] = n
+	}
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
+		for _, r := range all[:5] {
+			tok, _, _ := strings.Cut(r, "|")
+			var got strings.Builder
+			rows, err := c.Query(ctx, "SELECT customer_id, city, postal_code FROM customers WHERE customer_id = "+tok, mode)
+			if err != nil {
+				t.Fatalf("%v: drill-down on %s: %v", mode, tok, err)
+			}
+			for rows.Next() {
+				var id int32
+				var city, zip string
+				if err := rows.Scan(&id, &city, &zip); err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(&got, "%d|%s|%s\n", id, city, zip)
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if got.String() != r+"\n" {
+				t.Errorf("%v: WHERE customer_id = %s gave %q, want %q", mode, tok, got.String(), r)
+			}
+			assertNoLeak(t, "drill-down", got.String(), customers)
+			var n string
+			if err := c.QueryRow(ctx, "SELECT count(*)::text FROM orders o JOIN customers c ON c.customer_id = o.customer_id WHERE c.customer_id = '"+tok+"'", mode).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if want := orders[tok]; n != want && !(want == "" && n == "0") {
+				t.Errorf("%v: orders of %s: %s, want %s", mode, tok, n, want)
+			}
+		}
+	}
+	t1, _, _ := strings.Cut(all[0], "|")
+	t2, _, _ := strings.Cut(all[1], "|")
+	in := rawRows(t, c, "SELECT customer_id, city, postal_code FROM customers WHERE customer_id IN ("+t1+", "+t2+") ORDER BY customer_id")
+	if len(lines(in)) != 2 || !strings.Contains(in, byToken[t1]) || !strings.Contains(in, byToken[t2]) {
+		t.Errorf("IN (%s, %s): %q", t1, t2, in)
+	}
+	// A value that is no customer's token finds nothing.
+	for v := 1; v < 50; v++ {
+		if _, taken := byToken[strconv.Itoa(v)]; !taken {
+			if got := rawRows(t, c, "SELECT customer_id FROM customers WHERE customer_id = "+strconv.Itoa(v)); got != "" {
+				t.Errorf("customer_id = %d found %q", v, got)
+			}
+			break
+		}
+	}
+	// An error after a decoded value: no position, no value.
+	_, err := c.Exec(ctx, "SELECT customer_id FROM customers WHERE customer_id = "+t1+" AND 1/0 = 1", pgx.QueryExecModeSimpleProtocol)
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Position != 0 {
+		t.Errorf("an error after a drill-down value: %+v", err)
+	}
+	assertNoLeak(t, "drill-down error", fmt.Sprint(err), customers)
+	wantAllRefused(t, c, "drill-down that cannot be decoded, or would show the clear value",
+		"SELECT count(*) FROM customers WHERE email = 'tk1_1_abc@x.invalid'",
+		"SELECT count(*) FROM customers WHERE full_name IN ('tk1_1_abc')",
+		"EXPLAIN SELECT * FROM customers WHERE customer_id = "+t1,
+		"PREPARE dd AS SELECT * FROM customers WHERE customer_id = "+t1,
+		"SELECT count(*) FROM customers WHERE customer_id = "+t1+" + 0",
+		"SELECT count(*) FROM customers WHERE customer_id NOT IN ("+t1+")",
+		"SELECT count(*) FROM customers WHERE customer_id < "+t1,
 	)
 }

@@ -292,8 +292,16 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 	for i, st := range res.Statements {
 		lifts[i], anyLifts = st.Lifts, anyLifts || len(st.Lifts) > 0
 	}
-	if anyTrue(digest) || anyTies || anyLifts {
-		if send, err = sqlinfo.Rewritten(q, digest, outs, ties, lifts, s.srv.DigestKeyFor(role.Name)); err != nil {
+	drills, why, err := s.drillValues(ctx, pol, role, res)
+	switch {
+	case err != nil:
+		s.log.Warn("statement refused: drill-down values could not be decoded", zap.Error(err))
+		return s.refusedVerdict(stmts, "drill_down", nil, refusal("the statement's drill-down cannot be decoded now; refused")), -1
+	case why != "":
+		return s.refusedVerdict(stmts, "drill_down", nil, refusal(why)), -1
+	}
+	if anyTrue(digest) || anyTies || anyLifts || drills != nil {
+		if send, err = sqlinfo.Rewritten(q, digest, outs, ties, lifts, drills, s.srv.DigestKeyFor(role.Name)); err != nil {
 			return s.refusedVerdict(stmts, "digest_order", nil, refusal("the statement's rows would come back in an order that follows pseudonymised values and it cannot be given the proxy's digest ordering ("+err.Error()+"); role "+role.Name+" may not run it (rule: such rows are ordered by a keyed digest)")), -1
 		}
 		if tree, err = pg_query.Parse(send); err != nil {
@@ -324,7 +332,12 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 		return &verdict{skipped: true, stmts: stmts}, -1
 	case run.err != nil:
 		// The server refused the statement itself (or its plan): the
-		// client gets the server's own error, scrubbed.
+		// client gets the server's own error, scrubbed; without its
+		// position when clear drill-down values are in the text (it
+		// would tell how long they are).
+		if drills != nil {
+			run.errOffset = -1
+		}
 		return &verdict{refusal: s.checkErrorFrame(run), serverError: true, stmts: stmts}, -1
 	case len(run.plans) != len(checks):
 		return &verdict{fatal: fmt.Errorf("server-side check: %d plans for %d statements", len(run.plans), len(checks))}, -1

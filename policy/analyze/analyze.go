@@ -155,6 +155,8 @@ type StatementInfo struct {
 	// Lifts are the select-list entries of the statement's own query the
 	// proxy computes on the rewritten column (sqlinfo.Lift).
 	Lifts []sqlinfo.Lift
+	// Drills are the drill-down literals the proxy decodes (sqlinfo.Drill).
+	Drills []sqlinfo.Drill
 	// SortTags are, for each item of the statement's own ORDER BY, the
 	// digest tag of the pseudonymised column it sorts by ("" for an
 	// unprotected key): the digest ordering sorts such a key by its keyed
@@ -553,6 +555,7 @@ func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result,
 			info.Fingerprint = fp
 		}
 		a.rels, a.nextPath, a.digestOrder, a.outputs, a.ties, a.sortTags, a.lifts, a.liftable = nil, nil, false, nil, nil, nil, nil, liftNone
+		a.drills, a.noDrill = nil, raw.Stmt.GetExplainStmt() != nil || raw.Stmt.GetPrepareStmt() != nil
 		a.tieHash = map[*pg_query.SelectStmt]sqlinfo.Tie{}
 		a.storedKeys = map[*pg_query.SelectStmt]bool{}
 		a.keyAliases = map[*pg_query.SelectStmt][]string{}
@@ -566,7 +569,7 @@ func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result,
 		}
 		info.Relations, info.DigestOrder, info.Outputs, info.Ties = a.rels, a.digestOrder, outputsOf(a.outputs), a.ties
 		info.Top = a.topTie(raw.Stmt, info.Outputs)
-		info.SortTags, info.Lifts = a.sortTags, a.lifts
+		info.SortTags, info.Lifts, info.Drills = a.sortTags, a.lifts, a.drills
 		res.Statements = append(res.Statements, info)
 		var ref *Refusal
 		switch {
@@ -674,6 +677,11 @@ type analyzer struct {
 	// keys (StatementInfo.SortTags); lifts its lifted entries.
 	sortTags []string
 	lifts    []sqlinfo.Lift
+	// drills are the current statement's drill-down literals; noDrill is
+	// set where they may not be decoded: EXPLAIN would print the clear
+	// values, PREPARE keep them in pg_prepared_statements.
+	drills  []sqlinfo.Drill
+	noDrill bool
 	// liftable says which entries of the current statement's own query
 	// may be lifted: its result is described by that query (SELECT), or
 	// by the cursor a FETCH reads (DECLARE); none for PREPARE, COPY, ….

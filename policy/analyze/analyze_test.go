@@ -250,8 +250,8 @@ func TestCache(t *testing.T) {
 		t.Fatalf("cache holds %d entries, want 2 (bounded)", c.Len())
 	}
 	an := &Session{Keywords: pg15Keywords(t), Policy: p, Role: s.Role, SearchPath: []string{"analytics"}}
-	r3, _ := c.Analyze(ctx, 2, an, cat, "SELECT * FROM customers WHERE customer_id = 1")
-	r4, _ := c.Analyze(ctx, 2, s, cat, "SELECT * FROM customers WHERE customer_id = 1")
+	r3, _ := c.Analyze(ctx, 2, an, cat, "SELECT * FROM customers WHERE customer_id < 1")
+	r4, _ := c.Analyze(ctx, 2, s, cat, "SELECT * FROM customers WHERE customer_id < 1")
 	if r3.Refusal != nil || r4.Refusal == nil {
 		t.Fatal("search_path is not part of the cache key")
 	}

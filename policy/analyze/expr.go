@@ -7,6 +7,7 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
+	"github.com/pgpseudo/pgpseudo/policy"
 	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -370,6 +371,9 @@ func (a *analyzer) aExpr(sc *scope, e *pg_query.A_Expr, c ctx) error {
 			Rule: "user-defined functions and operators must be listed under functions.allow in the policy"}
 	}
 	kind := e.GetKind()
+	if handled, err := a.drillDown(sc, e, op, c); handled {
+		return err
+	}
 	if (kind == pg_query.A_Expr_Kind_AEXPR_OP && op == "=" || kind == pg_query.A_Expr_Kind_AEXPR_NOT_DISTINCT) &&
 		isColumnLike(e.GetLexpr()) && isColumnLike(e.GetRexpr()) {
 		l, err := a.expr(sc, e.GetLexpr(), c.pass())
@@ -405,6 +409,68 @@ func (a *analyzer) aExpr(sc *scope, e *pg_query.A_Expr, c ctx) error {
 		}
 	}
 	return nil
+}
+
+// drillDown analyses a drill-down filter: a pseudonymised column of a
+// reversible token domain compared for equality with literals (col = lit,
+// lit = col, col IN (lit, …)), which the proxy decodes and sends as their
+// clear values (sqlinfo.Drill). handled is false for anything else.
+func (a *analyzer) drillDown(sc *scope, e *pg_query.A_Expr, op string, c ctx) (handled bool, err error) {
+	var col *pg_query.Node
+	var lits []*pg_query.Node
+	switch e.GetKind() {
+	case pg_query.A_Expr_Kind_AEXPR_OP:
+		if op != "=" {
+			return false, nil
+		}
+		col, lits = e.GetLexpr(), []*pg_query.Node{e.GetRexpr()}
+		if !isColumnLike(col) {
+			col, lits = e.GetRexpr(), []*pg_query.Node{e.GetLexpr()}
+		}
+	case pg_query.A_Expr_Kind_AEXPR_IN:
+		if op != "=" {
+			return false, nil // NOT IN
+		}
+		col, lits = e.GetLexpr(), e.GetRexpr().GetList().GetItems()
+	default:
+		return false, nil
+	}
+	if !isColumnLike(col) || len(lits) == 0 {
+		return false, nil
+	}
+	for _, l := range lits {
+		if _, _, ok := sqlinfo.DrillLiteral(l); !ok {
+			return false, nil
+		}
+	}
+	if a.noDrill {
+		return false, nil
+	}
+	v, err := a.expr(sc, col, c.pass())
+	if err != nil {
+		return true, err
+	}
+	if len(v.srcs) != 1 || v.mixed || v.taint != nil || v.unresolved != "" || v.wholeRow != "" {
+		return false, nil
+	}
+	s := v.srcs[0]
+	if s.dec.Action != policy.Tokenize || !oneToOne(s.dec) {
+		return false, nil
+	}
+	if !s.dec.Spec.Reversible {
+		how := "compared with a literal (a token?)"
+		if e.GetKind() == pg_query.A_Expr_Kind_AEXPR_IN {
+			how = "in IN (…) with literals (tokens?)"
+		}
+		return true, &Refusal{Table: s.table, Column: s.column, Clause: c.clause, How: how,
+			Reason: a.describe(s) + fmt.Sprintf(" in token domain %q, which is not reversible", s.domain),
+			Rule:   s.dec.Rule + "; drill-down on a token (filtering on it) needs a reversible token domain (reversible: true), whose tokens the proxy decodes; other literals would probe clear values"}
+	}
+	for _, l := range lits {
+		text, loc, _ := sqlinfo.DrillLiteral(l)
+		a.drills = append(a.drills, sqlinfo.Drill{Location: loc, Literal: text, Domain: s.domain, Schema: s.table.Schema, Table: s.table.Table, Column: s.column})
+	}
+	return true, nil
 }
 
 // subLink analyses EXISTS, IN/ANY/ALL, scalar and ARRAY subqueries.

@@ -312,6 +312,26 @@ func (c *checker) source(rel *Relation, col Column) *src {
 	return s
 }
 
+// drill reports the proxy's form of a drill-down's clear value.
+func (c *checker) drill(e *pg_query.Node) bool {
+	_, ok := sqlinfo.DrillDomain(e, c.in.DigestMarker)
+	return ok
+}
+
+// drillSrc is the source of drill-down values of a token domain: a
+// protected value of that domain, so that it may meet only columns of
+// the domain in an equality.
+func (c *checker) drillSrc(domain string) *src {
+	k := "drill-down\x00" + domain
+	if s := c.srcCache[k]; s != nil {
+		return s
+	}
+	s := &src{table: policy.TableName{Schema: "pgpseudo", Table: "drill-down"}, column: "value", domain: domain,
+		dec: policy.Decision{Action: policy.Tokenize, Column: "value", Category: "drill-down", Rule: "a drill-down value decoded by the proxy"}}
+	c.srcCache[k] = s
+	return s
+}
+
 // protectedOf returns every protected column of a relation.
 func (c *checker) protectedOf(rel *Relation) []*src {
 	var out []*src
@@ -390,16 +410,22 @@ func (c *checker) eval(n *node, e *pg_query.Node) val {
 		if v, ok := c.placeholder(n, x.FuncCall); ok {
 			return v
 		}
-		if isCount(x.FuncCall) {
-			// A number of rows or values: what it counts is checked where
-			// it is computed (computed), and nothing of it flows on.
+		if isCount(x.FuncCall) && c.countable(n, x.FuncCall) == nil {
+			// A number of rows or values: nothing of them flows on (what
+			// it counts is checked where it is computed, computed).
 			return val{}
 		}
 	case *pg_query.Node_NullTest:
-		if v := c.eval(n, x.NullTest.GetArg()); v.bare {
+		if v := c.eval(n, x.NullTest.GetArg()); v.bare && nullVisible(v) {
 			// Null-ness of a column passed on unchanged, which its bare
-			// output shows too (nullTest checks its kind).
+			// output shows too.
 			return val{}
+		}
+	case *pg_query.Node_CaseExpr:
+		if domain, ok := sqlinfo.DrillDomain(e, c.in.DigestMarker); ok {
+			// The clear value of a token the client filtered on: a value
+			// of its token domain, passed on unchanged.
+			return val{srcs: []*src{c.drillSrc(domain)}, bare: true}
 		}
 	}
 	// Anything computed: the sources of everything inside, not bare.

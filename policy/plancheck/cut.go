@@ -327,6 +327,9 @@ func (c *checker) mayFail(n *node, e *pg_query.Node, read bool) string {
 		if found != "" {
 			return false
 		}
+		if x, ok := m.Interface().(*pg_query.Node); ok && c.drill(x) {
+			return true // current_setting(name, true) and a constant: never fails
+		}
 		if x, ok := m.Interface().(*pg_query.Node); ok && (c.digest(x) || sqlinfo.CompanionOf(x) != nil) {
 			// sha256 of bytes; convert_to(concat(x), 'UTF8') of any
 			// text: neither fails (x itself is visited).
@@ -380,6 +383,9 @@ func (c *checker) mayFail(n *node, e *pg_query.Node, read bool) string {
 			// ("multidimensional arrays must have array expressions with
 			// matching dimensions"), and a column may hold an array.
 			for _, el := range x.GetElements() {
+				if c.drill(el) {
+					continue
+				}
 				if t := el.GetTypeCast(); el.GetAConst() == nil && (t == nil || t.GetArg().GetAConst() == nil || !scalarType(t.GetTypeName()) ||
 					len(t.GetTypeName().GetArrayBounds()) > 0) {
 					found = "an ARRAY constructor of values that may be arrays"

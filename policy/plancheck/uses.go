@@ -145,6 +145,24 @@ func (c *checker) use(n *node, e *pg_query.Node, u use, where string) error {
 				return c.equality(l, r, where)
 			}
 		}
+		if ax := e.GetAExpr(); ax != nil && ax.GetKind() == pg_query.A_Expr_Kind_AEXPR_OP_ANY && isEqualityName(ax.GetName()) {
+			// col = ANY (ARRAY[…]): a drill-down IN list.
+			if arr := ax.GetRexpr().GetAArrayExpr(); arr != nil && len(arr.GetElements()) > 0 {
+				l := c.eval(n, ax.GetLexpr())
+				drills := true
+				for _, el := range arr.GetElements() {
+					drills = drills && c.drill(el)
+				}
+				if l.bare && len(l.srcs) > 0 && drills {
+					for _, el := range arr.GetElements() {
+						if err := c.equality(l, c.eval(n, el), where); err != nil {
+							return err
+						}
+					}
+					return nil
+				}
+			}
+		}
 		return c.computed(n, e, where)
 	case useOutput, useCache:
 		if v := c.eval(n, e); v.bare || v.whole && u == useOutput && n != c.root {
@@ -188,7 +206,11 @@ func isEquality(ax *pg_query.A_Expr) bool {
 	if ax.GetKind() != pg_query.A_Expr_Kind_AEXPR_OP {
 		return false
 	}
-	names := ax.GetName()
+	return isEqualityName(ax.GetName())
+}
+
+// isEqualityName reports the operator name = (pg_catalog's).
+func isEqualityName(names []*pg_query.Node) bool {
 	if len(names) == 0 || names[len(names)-1].GetString_().GetSval() != "=" {
 		return false
 	}
@@ -250,6 +272,10 @@ func (c *checker) computed(n *node, e *pg_query.Node, where string) error {
 	}
 	if c.digest(e) {
 		return c.digestUse(n, e, where)
+	}
+	if c.drill(e) {
+		// Anywhere but in an equality with its domain's column.
+		return c.refuse(c.eval(n, e).srcs[0], where, "a drill-down value in an expression", rulePseudo)
 	}
 	switch x := e.GetNode().(type) {
 	case *pg_query.Node_ColumnRef, *pg_query.Node_ParamRef:

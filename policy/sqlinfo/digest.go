@@ -59,13 +59,15 @@ type Outputs struct {
 // ties[i] are the tie sites of statement i whose ties the digest breaks
 // (see TieSite), whether or not the statement's own rows are reordered.
 func WithDigestOrderOf(sql string, which []bool, outs []*Outputs, ties [][]Tie, key string) (string, error) {
-	return Rewritten(sql, which, outs, ties, nil, key)
+	return Rewritten(sql, which, outs, ties, nil, nil, key)
 }
 
 // Rewritten is WithDigestOrderOf that also lifts the select-list entries
 // lifts[i] of statement i's own query (PostOp): each becomes its bare
-// column, under the name the server would have given the entry.
-func Rewritten(sql string, which []bool, outs []*Outputs, ties [][]Tie, lifts [][]Lift, key string) (string, error) {
+// column, under the name the server would have given the entry; and puts
+// the clear values of drill-down literals drills[i] in their place
+// (Drill).
+func Rewritten(sql string, which []bool, outs []*Outputs, ties [][]Tie, lifts [][]Lift, drills [][]Drill, key string) (string, error) {
 	if !hexKey.MatchString(key) {
 		return "", fmt.Errorf("digest order: key is not hex")
 	}
@@ -82,6 +84,11 @@ func Rewritten(sql string, which []bool, outs []*Outputs, ties [][]Tie, lifts []
 		}
 		if i < len(lifts) {
 			if err := applyLifts(raw, lifts[i]); err != nil {
+				return "", fmt.Errorf("statement %d: %w", i+1, err)
+			}
+		}
+		if i < len(drills) {
+			if err := applyDrills(raw, drills[i], key); err != nil {
 				return "", fmt.Errorf("statement %d: %w", i+1, err)
 			}
 		}

@@ -375,9 +375,9 @@ func (c *Catalog) ForPlanCheck(database string, pol *policy.Policy, role *policy
 	return planView{cat: c, database: database, pol: pol, role: role}
 }
 
-// Relation implements plancheck.Catalog.
-func (k planView) Relation(ctx context.Context, schema, name string) (*plancheck.Relation, error) {
-	oid, err := cached(ctx, k.cat, k.database, 'n', schema+"\x00"+name, func(ctx context.Context, pool *pgxpool.Pool) (uint32, error) {
+// relationNamed returns the relation schema.name.
+func (c *Catalog) relationNamed(ctx context.Context, database, schema, name string) (*Relation, error) {
+	oid, err := cached(ctx, c, database, 'n', schema+"\x00"+name, func(ctx context.Context, pool *pgxpool.Pool) (uint32, error) {
 		var oid uint32
 		if err := pool.QueryRow(ctx, oidQuery, schema, name).Scan(&oid); err != nil {
 			return 0, fmt.Errorf("catalog lookup of %s.%s: %w", schema, name, err)
@@ -387,7 +387,26 @@ func (k planView) Relation(ctx context.Context, schema, name string) (*plancheck
 	if err != nil {
 		return nil, err
 	}
-	ri, err := k.cat.Relation(ctx, k.database, oid)
+	return c.Relation(ctx, database, oid)
+}
+
+// ColumnType returns the type OID of a column of the relation schema.name.
+func (c *Catalog) ColumnType(ctx context.Context, database, schema, name, column string) (uint32, error) {
+	ri, err := c.relationNamed(ctx, database, schema, name)
+	if err != nil {
+		return 0, err
+	}
+	for _, a := range ri.Attrs {
+		if a.Name == column {
+			return a.TypeOID, nil
+		}
+	}
+	return 0, fmt.Errorf("catalog: %s.%s has no column %s", schema, name, column)
+}
+
+// Relation implements plancheck.Catalog.
+func (k planView) Relation(ctx context.Context, schema, name string) (*plancheck.Relation, error) {
+	ri, err := k.cat.relationNamed(ctx, k.database, schema, name)
 	if err != nil {
 		return nil, err
 	}
