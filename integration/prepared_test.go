@@ -64,13 +64,22 @@ func TestPreparedStatementRechecked(t *testing.T) {
 	}
 
 	// DDL through the proxy, then a Bind of the statement prepared before.
-	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
-	if _, err := c.Prepare(ctx, "up", "SELECT upper(v) FROM t_prep"); err != nil {
-		t.Fatal(err)
+	// prepareClean makes t_prep a clean table again and prepares, in a
+	// new session, a statement over it that runs.
+	prepareClean := func() *pgx.Conn {
+		t.Helper()
+		admin(dropRelations("t_prep"), "CREATE TABLE t_prep (v text)", "INSERT INTO t_prep VALUES ('clean')", "GRANT SELECT ON t_prep TO PUBLIC")
+		p.srv.CatalogChanged(dbKunden)
+		conn := connect(t, p.dsn(userBI, samplePass, dbKunden))
+		if _, err := conn.Prepare(ctx, "up", "SELECT upper(v) FROM t_prep"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := run(conn, "up"); err != nil || got != "CLEAN" {
+			t.Fatalf("before: %q, %v", got, err)
+		}
+		return conn
 	}
-	if got, err := run(c, "up"); err != nil || got != "CLEAN" {
-		t.Fatalf("before: %q, %v", got, err)
-	}
+	c := prepareClean()
 	owner := connect(t, p.dsn(userAlice, passAlice, dbKunden))
 	for _, q := range []string{"DROP TABLE t_prep", "CREATE VIEW t_prep AS SELECT email AS v FROM customers", "GRANT SELECT ON t_prep TO PUBLIC"} {
 		if _, err := owner.Exec(ctx, q); err != nil {
@@ -81,29 +90,13 @@ func TestPreparedStatementRechecked(t *testing.T) {
 
 	// DDL run directly on the database, once the proxy is told (SIGHUP,
 	// or catalog_ttl later).
-	admin(dropRelations("t_prep"), "CREATE TABLE t_prep (v text)", "INSERT INTO t_prep VALUES ('clean')", "GRANT SELECT ON t_prep TO PUBLIC")
-	p.srv.CatalogChanged(dbKunden)
-	c2 := connect(t, p.dsn(userBI, samplePass, dbKunden))
-	if _, err := c2.Prepare(ctx, "up", "SELECT upper(v) FROM t_prep"); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := run(c2, "up"); err != nil || got != "CLEAN" {
-		t.Fatalf("before: %q, %v", got, err)
-	}
+	c2 := prepareClean()
 	admin(dropRelations("t_prep"), "CREATE VIEW t_prep AS SELECT email AS v FROM customers", "GRANT SELECT ON t_prep TO PUBLIC")
 	p.srv.CatalogChanged(dbKunden)
 	wantRefusedNow(c2, "up", "a statement prepared before direct DDL")
 
 	// A new search_path: the server resolves the prepared names again.
-	admin(dropRelations("t_prep"), "CREATE TABLE t_prep (v text)", "INSERT INTO t_prep VALUES ('clean')", "GRANT SELECT ON t_prep TO PUBLIC")
-	p.srv.CatalogChanged(dbKunden)
-	c3 := connect(t, p.dsn(userBI, samplePass, dbKunden))
-	if _, err := c3.Prepare(ctx, "up", "SELECT upper(v) FROM t_prep"); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := run(c3, "up"); err != nil || got != "CLEAN" {
-		t.Fatalf("before: %q, %v", got, err)
-	}
+	c3 := prepareClean()
 	if _, err := c3.Exec(ctx, "SET search_path = prep_shadow, public"); err != nil {
 		t.Fatal(err)
 	}

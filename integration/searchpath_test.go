@@ -16,13 +16,7 @@ import (
 func TestSearchPathFollowsTheServer(t *testing.T) {
 	kunden(t)
 	ctx := context.Background()
-	if err := shared.stack.PG.Exec(ctx, dbKunden,
-		`CREATE SCHEMA IF NOT EXISTS shadow`,
-		`CREATE TABLE IF NOT EXISTS shadow.customers (email text)`,
-		`GRANT USAGE ON SCHEMA shadow TO `+userBI,
-		`GRANT SELECT ON shadow.customers TO `+userBI); err != nil {
-		t.Fatal(err)
-	}
+	shadowCustomers(t)
 	p := policyProxy(t, samplePolicy)
 	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
 	probe := "SELECT count(*) FROM customers WHERE email = 'anna@example.org'"
@@ -62,13 +56,7 @@ func TestSearchPathFollowsTheServer(t *testing.T) {
 func TestSearchPathInTransactions(t *testing.T) {
 	kunden(t)
 	ctx := context.Background()
-	if err := shared.stack.PG.Exec(ctx, dbKunden,
-		`CREATE SCHEMA IF NOT EXISTS shadow`,
-		`CREATE TABLE IF NOT EXISTS shadow.customers (email text)`,
-		`GRANT USAGE ON SCHEMA shadow TO `+userBI,
-		`GRANT SELECT ON shadow.customers TO `+userBI); err != nil {
-		t.Fatal(err)
-	}
+	shadowCustomers(t)
 	p := policyProxy(t, samplePolicy)
 	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
 	// On public, this probes customers.email (refused); on shadow it
@@ -124,4 +112,17 @@ func TestSearchPathInTransactions(t *testing.T) {
 	check(false, "after the aborted transaction's rollback restored shadow")
 	exec("RESET search_path")
 	check(true, "after RESET")
+}
+
+// shadowCustomers creates shadow.customers, an unclassified table of the
+// same name as the sample's, readable by the BI user.
+func shadowCustomers(t *testing.T) {
+	t.Helper()
+	if err := shared.stack.PG.Exec(context.Background(), dbKunden,
+		`CREATE SCHEMA IF NOT EXISTS shadow`,
+		`CREATE TABLE IF NOT EXISTS shadow.customers (email text)`,
+		`GRANT USAGE ON SCHEMA shadow TO `+userBI,
+		`GRANT SELECT ON shadow.customers TO `+userBI); err != nil {
+		t.Fatal(err)
+	}
 }

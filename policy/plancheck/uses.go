@@ -513,15 +513,7 @@ func generalisedTo(srcs []*src, field string) bool {
 }
 
 // tagValue reads a digest tag: a string constant (cast to text).
-func tagValue(n *pg_query.Node) (string, bool) {
-	for n.GetTypeCast() != nil {
-		n = n.GetTypeCast().GetArg()
-	}
-	if c := n.GetAConst(); c != nil && c.GetSval() != nil {
-		return c.GetSval().GetSval(), true
-	}
-	return "", false
-}
+func tagValue(n *pg_query.Node) (string, bool) { return sqlinfo.StringConst(n) }
 
 // domainsOf is the digest tag of values from srcs: their token domains,
 // sorted and unique, joined by commas.

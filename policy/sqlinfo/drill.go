@@ -147,7 +147,7 @@ func DrillDomain(n *pg_query.Node, marker string) (string, bool) {
 	if f == nil || funcLastName(f) != "current_setting" || len(f.GetArgs()) != 2 {
 		return "", false
 	}
-	name, ok := stringConst(f.GetArgs()[0])
+	name, ok := StringConst(f.GetArgs()[0])
 	rest, found := strings.CutPrefix(name, drillPrefix+strings.ToLower(marker)+"_")
 	if !ok || !found {
 		return "", false
@@ -174,7 +174,8 @@ func isNullConst(n *pg_query.Node) bool {
 	return n.GetAConst() != nil && n.GetAConst().GetIsnull()
 }
 
-func stringConst(n *pg_query.Node) (string, bool) {
+// StringConst reads a string constant, also cast.
+func StringConst(n *pg_query.Node) (string, bool) {
 	for n.GetTypeCast() != nil {
 		n = n.GetTypeCast().GetArg()
 	}
