@@ -554,6 +554,57 @@ func TestBIDrillDown(t *testing.T) {
 	}
 	t1, _, _ := strings.Cut(all[0], "|")
 	t2, _, _ := strings.Cut(all[1], "|")
+	// Through Bind parameters: pgx's prepared and described modes, and a
+	// Parse bound in the same pipeline before the server confirmed it.
+	tok1, _ := strconv.Atoi(t1)
+	tok2, _ := strconv.Atoi(t2)
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeDescribeExec, pgx.QueryExecModeExec} {
+		var id int32
+		var city, zip string
+		if err := c.QueryRow(ctx, "SELECT customer_id, city, postal_code FROM customers WHERE customer_id = $1", mode, int32(tok1)).Scan(&id, &city, &zip); err != nil {
+			t.Fatalf("%v: drill-down through $1: %v", mode, err)
+		}
+		if got := fmt.Sprintf("%d|%s|%s", id, city, zip); got != all[0] {
+			t.Errorf("%v: customer_id = $1 (%d) gave %q, want %q", mode, tok1, got, all[0])
+		}
+		var n int64
+		if err := c.QueryRow(ctx, "SELECT count(*) FROM customers WHERE customer_id IN ($1, $2)", mode, int32(tok1), int64(tok2)).Scan(&n); err != nil || n != 2 {
+			t.Errorf("%v: IN ($1, $2): %d, %v", mode, n, err)
+		}
+	}
+	pipe := c.PgConn().StartPipeline(ctx)
+	pipe.SendPrepare("dd1", "SELECT city FROM customers WHERE customer_id = $1", nil)
+	pipe.SendQueryPrepared("dd1", [][]byte{[]byte(t2)}, nil, nil)
+	if err := pipe.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	var piped string
+	for {
+		res, err := pipe.GetResults()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res == nil {
+			break
+		}
+		if rr, ok := res.(*pgconn.ResultReader); ok {
+			for rr.NextRow() {
+				piped += string(rr.Values()[0])
+			}
+			if _, err := rr.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, ok := res.(*pgconn.PipelineSync); ok {
+			break
+		}
+	}
+	if err := pipe.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.Split(all[1], "|")[1]; piped != want {
+		t.Errorf("a Bind pipelined after its Parse: %q, want %q", piped, want)
+	}
 	in := rawRows(t, c, "SELECT customer_id, city, postal_code FROM customers WHERE customer_id IN ("+t1+", "+t2+") ORDER BY customer_id")
 	if len(lines(in)) != 2 || !strings.Contains(in, byToken[t1]) || !strings.Contains(in, byToken[t2]) {
 		t.Errorf("IN (%s, %s): %q", t1, t2, in)
@@ -583,4 +634,14 @@ func TestBIDrillDown(t *testing.T) {
 		"SELECT count(*) FROM customers WHERE customer_id NOT IN ("+t1+")",
 		"SELECT count(*) FROM customers WHERE customer_id < "+t1,
 	)
+	// A parameter the proxy decodes may not be used anywhere else.
+	for _, q := range []string{
+		"SELECT $1::int, city FROM customers WHERE customer_id = $1",
+		"SELECT city FROM customers WHERE customer_id = $1 AND postal_code::int > $1",
+	} {
+		_, err := c.Exec(ctx, q, int32(tok1))
+		if !errors.As(err, &pe) || pe.Code != "42501" {
+			t.Errorf("%s: %v, want a refusal", q, err)
+		}
+	}
 }

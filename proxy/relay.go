@@ -193,6 +193,12 @@ func (s *session) forwardTracked(m wire.Msg) error {
 				if sm.sent, _ = protocol.QueryText('P', m.Body()); v.send != "" {
 					sm.sent = v.send
 				}
+				if name, _, err := protocol.MessageName('P', m.Body()); err == nil {
+					if s.parsed == nil {
+						s.parsed = map[string]*stmtMeta{}
+					}
+					s.parsed[name] = sm
+				}
 			}
 			if len(stmts) == 1 {
 				sm.fingerprint, sm.kind = stmts[0].Fingerprint, stmts[0].Kind
@@ -204,6 +210,11 @@ func (s *session) forwardTracked(m wire.Msg) error {
 			}
 			meta = sm
 		}
+	case 'C':
+		if len(body) > 1 && body[0] == 'S' && s.parsed != nil {
+			name, _, _ := bytes.Cut(body[1:], []byte{0})
+			delete(s.parsed, string(name))
+		}
 	case 'B':
 		frame, again, err := s.recheckBind(body)
 		if err != nil {
@@ -213,6 +224,7 @@ func (s *session) forwardTracked(m wire.Msg) error {
 			if err := again.send(s); err != nil {
 				return err
 			}
+			s.parsed[again.name] = again.meta
 		}
 		if frame != nil {
 			// The server fails a Bind of a statement that does not exist,
@@ -225,6 +237,10 @@ func (s *session) forwardTracked(m wire.Msg) error {
 			_, err := s.uw.Write(wire.Frame('B', sub))
 			return err
 		}
+		if body, err = s.decodeDrillParams(body); err != nil {
+			return err
+		}
+		replaced = true
 	case 'E':
 		em := &execMeta{sent: time.Now()}
 		s.sqlMu.Lock()

@@ -78,6 +78,11 @@ type session struct {
 	sql   sqlSession
 	// keywords is the server's keyword list (restricted roles).
 	keywords sqlinfo.Keywords
+	// parsed are the restricted session's statements by name as the
+	// client has defined them so far, confirmed or not (owned by the
+	// client-to-upstream goroutine): a Bind right after its Parse must
+	// find the statement's drill-down parameters.
+	parsed map[string]*stmtMeta
 
 	key     cancelKey
 	hasKey  bool

@@ -73,6 +73,9 @@ type resultVerdict struct {
 	// rewritten value (a cast or prefix the statement asked the server
 	// for).
 	lifts []sqlinfo.Lift
+	// drillParams are the statement's parameters whose tokens the proxy
+	// decodes at each Bind (sqlinfo.Drill).
+	drillParams []sqlinfo.Drill
 }
 
 // lift returns the PostOp of result column i.
@@ -292,7 +295,7 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 	for i, st := range res.Statements {
 		lifts[i], anyLifts = st.Lifts, anyLifts || len(st.Lifts) > 0
 	}
-	drills, why, err := s.drillValues(ctx, pol, role, res)
+	drills, why, err := s.drillValues(ctx, pol, role, res, types)
 	switch {
 	case err != nil:
 		s.log.Warn("statement refused: drill-down values could not be decoded", zap.Error(err))
@@ -318,6 +321,9 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 		v.results[i].noData = noDataKind(sqlinfo.KindOf(raw.GetStmt()))
 		if i < len(lifts) {
 			v.results[i].lifts = lifts[i]
+		}
+		if i < len(drills) {
+			v.results[i].drillParams = paramDrills(drills[i])
 		}
 	}
 	if len(checks) == 0 {
@@ -368,7 +374,16 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 	cc := s.srv.catalog.ForPlanCheck(s.id.Database, pol, role)
 	for k, plan := range run.plans {
 		i := idx[k]
-		in := plancheck.Input{Plan: plan, Syntax: plancheck.SyntaxOf(checks[k].Stmt).Merge(views), Keywords: s.keywords,
+		var drillParams map[int]string
+		if i < len(drills) {
+			for _, d := range paramDrills(drills[i]) {
+				if drillParams == nil {
+					drillParams = map[int]string{}
+				}
+				drillParams[d.Param] = d.Domain
+			}
+		}
+		in := plancheck.Input{Plan: plan, Syntax: plancheck.SyntaxOf(checks[k].Stmt).Merge(views), Keywords: s.keywords, DrillParams: drillParams,
 			DigestMarker: s.srv.DigestKeyFor(role.Name), PrintsSubplanTests: s.serverVersionNum() >= 170000, PlanOnly: checks[k].PlanOnly}
 		pr, err := plancheck.Check(ctx, cc, in)
 		if err != nil {
@@ -391,7 +406,7 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 				zap.String("rule", pr.Refusal.Rule), zap.String("column", pr.Refusal.Column))
 			return rv, -1
 		}
-		v.results[i] = resultVerdict{outputs: pr.Outputs, checked: true, lifts: v.results[i].lifts}
+		v.results[i] = resultVerdict{outputs: pr.Outputs, checked: true, lifts: v.results[i].lifts, drillParams: v.results[i].drillParams}
 	}
 	return v, -1
 }

@@ -567,6 +567,9 @@ func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result,
 		if err == nil && restricted {
 			err = a.orderRevealing(raw.Stmt)
 		}
+		if err == nil && restricted {
+			err = a.drillParams(raw.Stmt)
+		}
 		info.Relations, info.DigestOrder, info.Outputs, info.Ties = a.rels, a.digestOrder, outputsOf(a.outputs), a.ties
 		info.Top = a.topTie(raw.Stmt, info.Outputs)
 		info.SortTags, info.Lifts, info.Drills = a.sortTags, a.lifts, a.drills

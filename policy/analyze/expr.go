@@ -439,7 +439,7 @@ func (a *analyzer) drillDown(sc *scope, e *pg_query.A_Expr, op string, c ctx) (h
 		return false, nil
 	}
 	for _, l := range lits {
-		if _, _, ok := sqlinfo.DrillLiteral(l); !ok {
+		if _, _, ok := sqlinfo.DrillLiteral(l); !ok && l.GetParamRef() == nil {
 			return false, nil
 		}
 	}
@@ -467,10 +467,43 @@ func (a *analyzer) drillDown(sc *scope, e *pg_query.A_Expr, op string, c ctx) (h
 			Rule:   s.dec.Rule + "; drill-down on a token (filtering on it) needs a reversible token domain (reversible: true), whose tokens the proxy decodes; other literals would probe clear values"}
 	}
 	for _, l := range lits {
-		text, loc, _ := sqlinfo.DrillLiteral(l)
-		a.drills = append(a.drills, sqlinfo.Drill{Location: loc, Literal: text, Domain: s.domain, Schema: s.table.Schema, Table: s.table.Table, Column: s.column})
+		d := sqlinfo.Drill{Domain: s.domain, Schema: s.table.Schema, Table: s.table.Table, Column: s.column}
+		if p := l.GetParamRef(); p != nil {
+			d.Param = int(p.GetNumber())
+		} else {
+			d.Literal, d.Location, _ = sqlinfo.DrillLiteral(l)
+		}
+		a.drills = append(a.drills, d)
 	}
 	return true, nil
+}
+
+// drillParams checks that every parameter a drill-down decodes is used
+// nowhere else in statement n: elsewhere its clear value would be
+// compared with, or returned as, something else.
+func (a *analyzer) drillParams(n *pg_query.Node) error {
+	uses := map[int]int{}
+	var first *sqlinfo.Drill
+	for i, d := range a.drills {
+		if d.Param > 0 {
+			uses[d.Param]++
+			if first == nil {
+				first = &a.drills[i]
+			}
+		}
+	}
+	if first == nil {
+		return nil
+	}
+	for p, k := range sqlinfo.ParamUses(n) {
+		if c, ok := uses[p]; ok && c != k {
+			return &Refusal{Table: policy.TableName{Schema: first.Schema, Table: first.Table}, Column: first.Column, Clause: "WHERE",
+				How:    fmt.Sprintf("compared with parameter $%d, which the statement also uses elsewhere", p),
+				Reason: "is in a reversible token domain: the proxy decodes such a parameter's token",
+				Rule:   "a drill-down parameter may only be compared for equality with columns of its token domain"}
+		}
+	}
+	return nil
 }
 
 // subLink analyses EXISTS, IN/ANY/ALL, scalar and ARRAY subqueries.

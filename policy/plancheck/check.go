@@ -58,6 +58,10 @@ type Input struct {
 	// PrintsSubplanTests: the server prints the comparison of IN, ANY and
 	// ALL subplans (PostgreSQL 17 and later).
 	PrintsSubplanTests bool
+	// DrillParams are the statement's parameters (by number) whose values
+	// the proxy decodes from tokens of a token domain at each Bind: values
+	// of that domain, like a drill-down literal's (sqlinfo.Drill).
+	DrillParams map[int]string
 }
 
 // Source is a protected column whose values flow into an output.
@@ -318,6 +322,12 @@ func (c *checker) drill(e *pg_query.Node) bool {
 	return ok
 }
 
+// drillVal reports a drill-down value: the proxy's form of a decoded
+// literal, or a parameter it decodes.
+func (c *checker) drillVal(v val) bool {
+	return v.bare && len(v.srcs) == 1 && v.srcs[0] == c.srcCache["drill-down\x00"+v.srcs[0].domain]
+}
+
 // drillSrc is the source of drill-down values of a token domain: a
 // protected value of that domain, so that it may meet only columns of
 // the domain in an equality.
@@ -404,6 +414,11 @@ func (c *checker) eval(n *node, e *pg_query.Node) val {
 			// clean): the init plan's value counts.
 			vs := c.outVals(ip)
 			return union(append([]val{{}}, vs...)...)
+		}
+		if domain, ok := c.in.DrillParams[int(x.ParamRef.GetNumber())]; ok {
+			// A parameter the proxy decodes from a token (never an init
+			// plan's result of the same number, checked first).
+			return val{srcs: []*src{c.drillSrc(domain)}, bare: true}
 		}
 		return val{}
 	case *pg_query.Node_FuncCall:

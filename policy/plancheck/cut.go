@@ -383,8 +383,8 @@ func (c *checker) mayFail(n *node, e *pg_query.Node, read bool) string {
 			// ("multidimensional arrays must have array expressions with
 			// matching dimensions"), and a column may hold an array.
 			for _, el := range x.GetElements() {
-				if c.drill(el) {
-					continue
+				if p := el.GetParamRef(); c.drill(el) || p != nil && c.in.DrillParams[int(p.GetNumber())] != "" {
+					continue // a scalar of the column's type
 				}
 				if t := el.GetTypeCast(); el.GetAConst() == nil && (t == nil || t.GetArg().GetAConst() == nil || !scalarType(t.GetTypeName()) ||
 					len(t.GetTypeName().GetArrayBounds()) > 0) {

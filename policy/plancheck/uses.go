@@ -151,7 +151,7 @@ func (c *checker) use(n *node, e *pg_query.Node, u use, where string) error {
 				l := c.eval(n, ax.GetLexpr())
 				drills := true
 				for _, el := range arr.GetElements() {
-					drills = drills && c.drill(el)
+					drills = drills && c.drillVal(c.eval(n, el))
 				}
 				if l.bare && len(l.srcs) > 0 && drills {
 					for _, el := range arr.GetElements() {

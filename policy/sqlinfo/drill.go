@@ -42,6 +42,22 @@ type Drill struct {
 	// the filter matches nothing). The proxy fills both.
 	Type  string
 	Clear *string
+	// Param is set (n of $n, Location and Literal unset) for a parameter:
+	// the proxy decodes its value at each Bind instead, as a value of the
+	// column's type TypeOID.
+	Param   int
+	TypeOID uint32
+}
+
+// ParamUses counts the references to each parameter in a statement.
+func ParamUses(n *pg_query.Node) map[int]int {
+	uses := map[int]int{}
+	Walk(n.ProtoReflect(), func(m protoreflect.Message) {
+		if p, ok := m.Interface().(*pg_query.ParamRef); ok {
+			uses[int(p.GetNumber())]++
+		}
+	})
+	return uses
 }
 
 // drillPrefix starts the name of a drill-down value's setting.
@@ -97,6 +113,9 @@ func applyDrills(raw *pg_query.RawStmt, drills []Drill, marker string) error {
 	}
 	at := make(map[int32]Drill, len(drills))
 	for _, d := range drills {
+		if d.Param > 0 {
+			continue // decoded in the Bind
+		}
 		if d.Type == "" {
 			return fmt.Errorf("drill-down: no type for the literal at %d", d.Location)
 		}
