@@ -645,3 +645,27 @@ func TestBIDrillDown(t *testing.T) {
 		}
 	}
 }
+
+// TestBIMetabaseTableSync: Metabase lists a database's tables with their
+// row estimates from pg_stat_user_tables; a restricted role may read a
+// table's name and estimate there (count(*) counts the same), while the
+// columns that say what statements did leave as NULL and cannot be
+// filtered on.
+func TestBIMetabaseTableSync(t *testing.T) {
+	kunden(t)
+	p := policyProxy(t, samplePolicy)
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	got := rawRows(t, c, `SELECT "n"."nspname" AS "schema", "c"."relname" AS "name", "stat"."n_live_tup" AS "estimated_row_count" FROM "pg_catalog"."pg_class" AS "c" INNER JOIN "pg_catalog"."pg_namespace" AS "n" ON "c"."relnamespace" = "n"."oid" LEFT JOIN "pg_stat_user_tables" AS "stat" ON ("n"."nspname" = "stat"."schemaname") AND ("c"."relname" = "stat"."relname") WHERE c.relkind in ('r', 'p', 'v', 'f', 'm') AND ("n"."nspname" IN ('public')) ORDER BY "schema" ASC, "name" ASC`)
+	if !strings.Contains(got, "public|customers|") {
+		t.Errorf("Metabase's table list:\n%s", got)
+	}
+	if stats := rawRows(t, c, "SELECT relname, n_dead_tup, seq_scan, n_tup_ins FROM pg_stat_user_tables WHERE relname = 'customers'"); stats != "customers|NULL|NULL|NULL\n" {
+		t.Errorf("activity columns of pg_stat_user_tables: %q, want NULLs", stats)
+	}
+	wantAllRefused(t, c, "activity statistics",
+		"SELECT count(*) FROM pg_stat_user_tables WHERE seq_scan > 0",
+		"SELECT relname FROM pg_stat_user_tables ORDER BY n_tup_upd",
+		"SELECT * FROM pg_stat_activity",
+		"SELECT * FROM pg_stats",
+	)
+}

@@ -1064,7 +1064,13 @@ func (a *analyzer) rangeVar(sc *scope, rv *pg_query.RangeVar) (*rte, error) {
 	case isSystemSchema(rel.Name.Schema):
 		r.baseRel = true
 		for _, c := range rel.Columns {
-			r.cols = append(r.cols, column{name: c})
+			col := column{name: c}
+			if sqlinfo.SensitiveCatalogColumn(rel.Name.Table, c) {
+				// (A statistics view's columns that say what statements did.)
+				col.val = value{origin: originBase, srcs: []*source{{table: rel.Name, column: c, domain: rel.Name.String() + "." + c,
+					dec: policy.Decision{Action: policy.Block, Column: c, Rule: "statistics and activity views are refused for restricted roles, but for a table's name and row estimate"}}}}
+			}
+			r.cols = append(r.cols, col)
 		}
 		r.unknown = rel.Columns == nil
 	case rel.Kind == 'v':
@@ -1132,7 +1138,7 @@ func (a *analyzer) lookup(rv *pg_query.RangeVar) (*Relation, error) {
 	if rv.GetSchemaname() != "" {
 		shown = quoteIdent(rv.GetSchemaname()) + "." + quoteIdent(shown)
 	}
-	if sqlinfo.SensitiveCatalog(rv.GetRelname()) {
+	if sqlinfo.SensitiveCatalog(rv.GetRelname()) && !sqlinfo.PartlyReadableCatalog(rv.GetRelname()) {
 		return nil, &Refusal{Relation: shown, Reason: "exposes values of classified columns or what statements did (statistics, other sessions' SQL)",
 			Rule: "statistics and activity views are refused for restricted roles"}
 	}

@@ -296,6 +296,29 @@ func SensitiveCatalog(name string) bool {
 	return false
 }
 
+// readableStatColumns are the columns of the table statistics views a
+// restricted role may read: the table's identity and its estimated row
+// count, which pg_class.reltuples shows as well and count(*) counts
+// (Metabase's table sync reads it). The other columns say what
+// statements did (scans, writes, vacuums).
+var readableStatColumns = map[string]bool{"relid": true, "schemaname": true, "relname": true, "n_live_tup": true}
+
+// PartlyReadableCatalog reports a statistics view some columns of which a
+// restricted role may read (SensitiveCatalogColumn says which not).
+func PartlyReadableCatalog(name string) bool {
+	return name == "pg_stat_user_tables" || name == "pg_stat_all_tables"
+}
+
+// SensitiveCatalogColumn reports a column of a pg_catalog relation a
+// restricted role may not read: every column of a SensitiveCatalog
+// relation but the readable ones of the table statistics views.
+func SensitiveCatalogColumn(table, column string) bool {
+	if PartlyReadableCatalog(table) {
+		return !readableStatColumns[column]
+	}
+	return SensitiveCatalog(table)
+}
+
 // DeniedFunction reports functions that run SQL text or read files or
 // large objects: they can return any table's data from a catalog-only
 // looking query.

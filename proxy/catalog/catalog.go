@@ -429,7 +429,7 @@ func (k planView) Relation(ctx context.Context, schema, name string) (*plancheck
 // data or other sessions' statements.
 func Decision(pol *policy.Policy, role *policy.Role, ri *Relation, column string) policy.Decision {
 	if ri.Root.Schema == "pg_catalog" || ri.Root.Schema == "information_schema" {
-		if sqlinfo.SensitiveCatalog(ri.Root.Table) {
+		if sqlinfo.SensitiveCatalogColumn(ri.Root.Table, column) {
 			return policy.Decision{Action: policy.Block, Column: column, Rule: fmt.Sprintf("%s holds table data or other sessions' statements", ri.Root)}
 		}
 		return policy.Decision{Action: policy.Allow, Column: column}
