@@ -254,6 +254,9 @@ func (s *session) forwardTracked(m wire.Msg) error {
 	}
 	switch mt := meta.(type) {
 	case *execMeta:
+		// An Execute the server will skip changes nothing, and gets no
+		// answer before the Sync the proxy may still be holding back.
+		mt.mayChangePath = mt.mayChangePath && !sent.WillSkip
 		s.sqlMu.Lock()
 		s.sql.sent(sent.Req, mt.mayChangePath)
 		s.sqlMu.Unlock()

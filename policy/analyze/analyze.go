@@ -560,7 +560,11 @@ func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result,
 		a.storedKeys = map[*pg_query.SelectStmt]bool{}
 		a.keyAliases = map[*pg_query.SelectStmt][]string{}
 		var err error
-		if restricted || raw.Stmt.GetVariableSetStmt() != nil || raw.Stmt.GetDiscardStmt() != nil || raw.Stmt.GetTransactionStmt() != nil {
+		if restricted && raw.Stmt.GetVariableSetStmt() == nil && raw.Stmt.GetVariableShowStmt() == nil &&
+			raw.Stmt.GetTransactionStmt() == nil && raw.Stmt.GetDiscardStmt() == nil {
+			err = shadowedCatalog(a.searchPath)
+		}
+		if err == nil && (restricted || raw.Stmt.GetVariableSetStmt() != nil || raw.Stmt.GetDiscardStmt() != nil || raw.Stmt.GetTransactionStmt() != nil) {
 			// Unrestricted sessions only need search_path tracking.
 			err = a.statement(raw.Stmt, info.Kind)
 		}
@@ -702,6 +706,28 @@ type analyzer struct {
 	// keyAliases are, by query, the GROUP BY names that name select list
 	// entries rather than columns of FROM.
 	keyAliases map[*pg_query.SelectStmt][]string
+}
+
+// shadowedCatalog refuses a search_path that lists pg_catalog after
+// another schema: PostgreSQL then resolves unqualified operators and
+// functions in that schema first, so an "=" or a "lower" there (an
+// owner's, written in a language the plan does not show) would stand in
+// for the built-in the analysis and the server-side check take it for
+// (round 25: an "=" that compared with <= turned drill-down and every
+// equality into a probe of clear values). Without pg_catalog, PostgreSQL
+// searches it first.
+func shadowedCatalog(path []string) error {
+	for i, s := range path {
+		if s == "pg_catalog" && i > 0 {
+			for _, before := range path[:i] {
+				if before != "pg_temp" {
+					return &Refusal{Setting: "search_path", Reason: fmt.Sprintf("lists %s before pg_catalog, whose operators and functions it would shadow", quoteIdent(before)),
+						Rule: "restricted sessions keep pg_catalog first in search_path"}
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // liftKind is which lifts a statement's own query may have.

@@ -868,6 +868,11 @@ func (a *analyzer) setSearchPath(path []string, what string) error {
 		return &Refusal{Reason: what + " in a query string that also begins or ends a transaction",
 			Rule: "restricted roles may change search_path only in query strings without transaction control"}
 	}
+	if a.restricted {
+		if err := shadowedCatalog(path); err != nil {
+			return err
+		}
+	}
 	// The statement itself was resolved with the old path.
 	a.nextPath = append([]string{}, path...)
 	a.pathChanged = true

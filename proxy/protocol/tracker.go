@@ -208,6 +208,9 @@ type Sent struct {
 	// message of the batch failed and no Sync is on its way); it was not
 	// recorded and must not be sent, and no reply will come.
 	Skipped bool
+	// WillSkip: a client's message the server will skip for the same
+	// reason; it is recorded, and reported skipped at the Sync's reply.
+	WillSkip bool
 }
 
 // Send records a message about to be sent to the server. injected marks
@@ -273,7 +276,7 @@ func (t *Tracker) Send(typ byte, body []byte, injected bool, meta any, effects E
 			}
 		}
 		t.push(r)
-		return Sent{Req: r, Before: before}, nil
+		return Sent{Req: r, Before: before, WillSkip: t.skipping && !t.syncQueued}, nil
 	case 'S':
 		if t.copyIn {
 			return Sent{}, nil
