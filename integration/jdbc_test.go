@@ -184,6 +184,16 @@ func TestJDBCMetadataAndPreparedStatements(t *testing.T) {
 		}
 	}
 
+	// The paged portal returns every customer, tokenized; the drill-down
+	// on the first run's first token finds that customer.
+	if f := got["fetch"]; len(f) != len(customers) || !strings.HasPrefix(f[0]["EMAIL"], "tk1_") {
+		t.Errorf("fetchSize portal: %d rows, first %v", len(f), f[0])
+	}
+	token := got["token"][0]["VALUE"]
+	if d := got["drill"]; len(d) != 1 || d[0]["CUSTOMER_ID"] != token {
+		t.Errorf("drill-down on token %s through setInt: %v", token, d)
+	}
+
 	// The later runs really used a named server-side statement.
 	named := 0
 	for _, s := range serverStatements(t, from, userBI) {

@@ -75,4 +75,27 @@ func TestPsycopgPipeline(t *testing.T) {
 	if a := got["after"]; len(a) != 1 || a[0][0] == "" {
 		t.Errorf("the session after the refusal: %v", a)
 	}
+	// The other psycopg paths: every row tokenized, religion NULL, the
+	// join on the token domain non-empty.
+	for _, tt := range []struct {
+		label       string
+		rows, email int // rows wanted, the e-mail's column
+	}{{"binary", 3, 1}, {"server_cursor", len(customers), 0}, {"copy_binary", len(customers), 1}} {
+		rows := got[tt.label]
+		if len(rows) != tt.rows {
+			t.Errorf("%s: %d rows, want %d", tt.label, len(rows), tt.rows)
+			continue
+		}
+		for _, r := range rows {
+			if !strings.HasPrefix(r[tt.email], "tk1_") {
+				t.Errorf("%s: %v is not tokenized", tt.label, r)
+			}
+		}
+	}
+	if b := got["binary"]; len(b) > 0 && b[0][2] != "None" {
+		t.Errorf("binary cursor: religion %q, want None", b[0][2])
+	}
+	if len(got["join"]) == 0 {
+		t.Error("join on customer_id: no rows")
+	}
 }

@@ -42,10 +42,36 @@ public class JdbcMeta {
             dump("indexinfo", md.getIndexInfo(null, "public", "customers", false, false));
             dump("schemas", md.getSchemas());
             dump("typeinfo", md.getTypeInfo());
+            int token = 0;
             try (PreparedStatement ps = c.prepareStatement("SELECT * FROM customers")) {
                 for (int run = 1; run <= runs; run++) {
-                    dump("run" + run, ps.executeQuery());
+                    ResultSet rs = ps.executeQuery();
+                    if (run == 1) {
+                        // (the first customer's token, for the drill-down)
+                        dump("run" + run, rs);
+                        try (ResultSet one = ps.executeQuery()) {
+                            one.next();
+                            token = one.getInt("customer_id");
+                        }
+                    } else {
+                        dump("run" + run, rs);
+                    }
                 }
+            }
+            // A portal read in pages (fetchSize, which needs autocommit
+            // off): Execute with a row limit, suspended and resumed.
+            c.setAutoCommit(false);
+            try (PreparedStatement ps = c.prepareStatement("SELECT customer_id, email, city FROM customers ORDER BY created_at")) {
+                ps.setFetchSize(7);
+                dump("fetch", ps.executeQuery());
+            }
+            c.commit();
+            c.setAutoCommit(true);
+            // A drill-down on the token, bound as a parameter (setInt).
+            print("token", "value=" + token);
+            try (PreparedStatement ps = c.prepareStatement("SELECT customer_id, city FROM customers WHERE customer_id = ?")) {
+                ps.setInt(1, token);
+                dump("drill", ps.executeQuery());
             }
         }
     }

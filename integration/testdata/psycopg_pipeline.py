@@ -43,3 +43,18 @@ with psycopg.connect(sys.argv[1], autocommit=True) as conn:
     except psycopg.Error as e:
         show("refused", [[e.sqlstate or "?"]])
     show("after", conn.execute("SELECT count(*) FROM customers").fetchall())
+    # Outside pipelines: a binary cursor, a server-side cursor read in
+    # pages, a join on the customer token domain, COPY in binary.
+    with conn.cursor(binary=True) as cur:
+        cur.execute("SELECT customer_id, email, religion FROM customers ORDER BY created_at LIMIT 3")
+        show("binary", cur.fetchall())
+    with conn.transaction():
+        with conn.cursor(name="pages") as cur:
+            cur.itersize = 4
+            cur.execute("SELECT email, city FROM customers ORDER BY created_at")
+            show("server_cursor", list(cur))
+    show("join", conn.execute("SELECT c.customer_id, count(*) FROM customers c JOIN orders o ON o.customer_id = c.customer_id GROUP BY c.customer_id").fetchall())
+    with conn.cursor() as cur:
+        with cur.copy("COPY (SELECT customer_id, email FROM customers ORDER BY created_at) TO STDOUT (FORMAT BINARY)") as copy:
+            copy.set_types(["int4", "text"])
+            show("copy_binary", list(copy.rows()))
