@@ -61,7 +61,7 @@ public class JdbcMeta {
             // A portal read in pages (fetchSize, which needs autocommit
             // off): Execute with a row limit, suspended and resumed.
             c.setAutoCommit(false);
-            try (PreparedStatement ps = c.prepareStatement("SELECT customer_id, email, city FROM customers ORDER BY created_at")) {
+            try (PreparedStatement ps = c.prepareStatement("SELECT customer_id, email, city FROM customers")) {
                 ps.setFetchSize(7);
                 dump("fetch", ps.executeQuery());
             }
