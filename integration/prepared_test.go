@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -108,5 +109,114 @@ func TestPreparedStatementRechecked(t *testing.T) {
 	}
 	if got, err := run(c3, "up"); err != nil || got != "CLEAN" {
 		t.Fatalf("back on the old path: %q, %v", got, err)
+	}
+}
+
+// TestDrillDownStatementNames: a statement with drill-down parameters
+// lives on the server under a name only the proxy uses, so what the proxy
+// believes about the client's names cannot make it decode a token for a
+// statement that echoes its parameter (round 26: a Parse the server
+// refused with 42P05, or skipped after an error, or a DEALLOCATE and an
+// SQL PREPARE of the same name, left "SELECT $1" under the name the proxy
+// took for the drill-down, and the clear ids came back).
+func TestDrillDownStatementNames(t *testing.T) {
+	kunden(t)
+	p := policyProxy(t, samplePolicy)
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	ctx := context.Background()
+	var tok int32
+	var zip string
+	if err := c.QueryRow(ctx, "SELECT customer_id, postal_code FROM customers ORDER BY created_at LIMIT 1").Scan(&tok, &zip); err != nil {
+		t.Fatal(err)
+	}
+	token := []byte(strconv.Itoa(int(tok)))
+	const echo, drill = "SELECT $1::int8 AS v", "SELECT postal_code FROM customers WHERE customer_id = $1"
+	pc := c.PgConn()
+	// run sends one pipeline (steps, then Sync) and returns every value
+	// it received and the errors.
+	run := func(steps func(*pgconn.Pipeline)) (vals []string, errs []string) {
+		t.Helper()
+		pl := pc.StartPipeline(ctx)
+		steps(pl)
+		if err := pl.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			res, err := pl.GetResults()
+			if err != nil {
+				errs = append(errs, err.Error())
+				continue
+			}
+			if res == nil {
+				break
+			}
+			switch r := res.(type) {
+			case *pgconn.ResultReader:
+				for r.NextRow() {
+					vals = append(vals, string(r.Values()[0]))
+				}
+				if _, err := r.Close(); err != nil {
+					errs = append(errs, err.Error())
+				}
+			case *pgconn.StatementDescription, *pgconn.CloseComplete:
+			case *pgconn.PipelineSync:
+				if err := pl.Close(); err != nil {
+					errs = append(errs, err.Error())
+				}
+				return vals, errs
+			}
+		}
+		if err := pl.Close(); err != nil {
+			errs = append(errs, err.Error())
+		}
+		return vals, errs
+	}
+	onlyTokensOrZip := func(why string, vals []string) {
+		t.Helper()
+		for _, v := range vals {
+			if v != string(token) && v != zip {
+				t.Errorf("%s: received %q: neither the token %s nor its postal code", why, v, token)
+			}
+		}
+	}
+	// (a) The client's name already holds the echo; a drill-down Parse of
+	// the same name would fail on the server, but it lives elsewhere.
+	run(func(pl *pgconn.Pipeline) { pl.SendPrepare("s1", echo, nil) })
+	run(func(pl *pgconn.Pipeline) { pl.SendPrepare("s1", drill, nil) })
+	vals, errs := run(func(pl *pgconn.Pipeline) { pl.SendQueryPrepared("s1", [][]byte{token}, nil, nil) })
+	onlyTokensOrZip("a drill-down Parse over an existing name", vals)
+	t.Logf("(a) %q %q", vals, errs)
+	// (b) The drill-down Parse is skipped after an error in its batch.
+	run(func(pl *pgconn.Pipeline) { pl.SendPrepare("s2", echo, nil) })
+	run(func(pl *pgconn.Pipeline) {
+		pl.SendPrepare("z", "SELECT 1/0", nil)
+		pl.SendDeallocate("s2")
+		pl.SendPrepare("s2", drill, nil)
+	})
+	vals, errs = run(func(pl *pgconn.Pipeline) { pl.SendQueryPrepared("s2", [][]byte{token}, nil, nil) })
+	onlyTokensOrZip("a drill-down Parse the server skipped", vals)
+	t.Logf("(b) %q %q", vals, errs)
+	// (c) DEALLOCATE and an SQL PREPARE of the drill-down statement's name.
+	run(func(pl *pgconn.Pipeline) { pl.SendPrepare("s3", drill, nil) })
+	for _, q := range []string{"DEALLOCATE s3", "PREPARE s3(int8) AS SELECT order_id FROM orders WHERE order_id = $1"} {
+		_, _ = pc.Exec(ctx, q).ReadAll()
+	}
+	vals, errs = run(func(pl *pgconn.Pipeline) { pl.SendQueryPrepared("s3", [][]byte{token}, nil, nil) })
+	onlyTokensOrZip("an SQL PREPARE under the drill-down statement's name", vals)
+	t.Logf("(c) %q %q", vals, errs)
+	// And the drill-down itself, its name re-used and described, works.
+	vals, _ = run(func(pl *pgconn.Pipeline) {
+		pl.SendPrepare("s4", drill, nil)
+		pl.SendQueryPrepared("s4", [][]byte{token}, nil, nil)
+	})
+	if len(vals) != 1 || vals[0] != zip {
+		t.Errorf("drill-down through a named statement: %q, want %q", vals, zip)
+	}
+	vals, _ = run(func(pl *pgconn.Pipeline) {
+		pl.SendPrepare("", "SELECT postal_code FROM customers WHERE customer_id IN ($1, $1)", nil)
+		pl.SendQueryPrepared("", [][]byte{token}, nil, nil)
+	})
+	if len(vals) != 1 || vals[0] != zip {
+		t.Errorf("$1 in two drill-down positions (decoded once): %q, want %q", vals, zip)
 	}
 }

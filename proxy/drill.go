@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -15,6 +18,7 @@ import (
 	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 	"github.com/pgpseudo/pgpseudo/proxy/protocol"
 	"github.com/pgpseudo/pgpseudo/proxy/screen"
+	"github.com/pgpseudo/pgpseudo/proxy/wire"
 )
 
 // drillTypes are the column types a drill-down's clear value may be cast
@@ -103,6 +107,70 @@ func paramDrills(ds []sqlinfo.Drill) []sqlinfo.Drill {
 	return out
 }
 
+// A statement with drill-down parameters is prepared on the server under
+// a name only the proxy uses (the reserved prefix), never under the
+// client's: the proxy maps the client's name to it in Bind, Describe and
+// Close. So whatever the proxy believes about names — a Parse may fail on
+// the server (42P05), be skipped after an error, or be undone by
+// DEALLOCATE — a Bind the proxy decodes binds a statement whose
+// parameters are drill-down positions, and a Bind it does not decode
+// binds one that has none (round 26: a name re-used for "SELECT $1"
+// echoed the decoded clear values).
+
+// drillStmtPrefix starts the server-side names of drill-down statements.
+const drillStmtPrefix = sqlinfo.ReservedPrefix + "_d_"
+
+// drillParse records a Parse of the client's name and returns the name
+// to send it under: the proxy's own when the statement has drill-down
+// parameters ("" for the client's). It closes, first, an earlier
+// statement under the proxy's name.
+func (s *session) drillParse(name string, sm *stmtMeta) (string, error) {
+	if len(sm.verdict().drillParams) == 0 {
+		delete(s.drillNames, name)
+		return "", nil
+	}
+	sum := sha256.Sum256([]byte(name))
+	server := drillStmtPrefix + hex.EncodeToString(sum[:16])
+	if s.drillNames == nil {
+		s.drillNames, s.parsed = map[string]string{}, map[string]*stmtMeta{}
+	}
+	close := append([]byte{'S'}, append([]byte(server), 0)...)
+	sent, err := s.trk.Send('C', close, true, sm, 0)
+	if err != nil {
+		return "", err
+	}
+	if !sent.Skipped {
+		if sent.Before != nil {
+			if _, err := s.uw.Write(sent.Before); err != nil {
+				return "", err
+			}
+		}
+		if _, err := s.uw.Write(wire.Frame('C', close)); err != nil {
+			return "", err
+		}
+	}
+	s.drillNames[name], s.parsed[server] = server, sm
+	return server, nil
+}
+
+// renameStmt returns a Parse, Bind, Describe or Close body that names the
+// statement name instead.
+func renameStmt(typ byte, body []byte, name string) []byte {
+	switch typ {
+	case 'P':
+		_, rest, _ := bytes.Cut(body, []byte{0})
+		return append(append([]byte(name), 0), rest...)
+	case 'B':
+		portal, rest, _ := bytes.Cut(body, []byte{0})
+		_, rest, _ = bytes.Cut(rest, []byte{0})
+		out := append(append([]byte{}, portal...), 0)
+		out = append(append(out, name...), 0)
+		return append(out, rest...)
+	}
+	// Describe, Close: the target byte, then the name.
+	return append(append([]byte{body[0]}, name...), 0)
+}
+
 // decodeDrillParams rewrites a Bind of a restricted session's statement
 // whose drill-down parameters carry tokens: each value becomes the clear
 // value it decodes to, in the parameter's type and format, or NULL when
@@ -111,8 +179,8 @@ func paramDrills(ds []sqlinfo.Drill) []sqlinfo.Drill {
 // echo one either.
 func (s *session) decodeDrillParams(body []byte) ([]byte, error) {
 	_, name, err := protocol.MessageName('B', body)
-	if err != nil {
-		return body, nil // the tracker reports the malformed message
+	if err != nil || !strings.HasPrefix(name, drillStmtPrefix) {
+		return body, nil // the tracker reports a malformed message
 	}
 	m := s.parsed[name]
 	if m == nil {
@@ -134,7 +202,12 @@ func (s *session) decodeDrillParams(body []byte) ([]byte, error) {
 		return nil, err
 	}
 	pol, role := s.currentPolicy()
+	done := map[int]bool{}
 	for _, d := range ds {
+		if done[d.Param] {
+			continue // ($1 in two drill-down positions)
+		}
+		done[d.Param] = true
 		i := d.Param - 1
 		if i >= len(b.Parameters) || b.Parameters[i] == nil {
 			continue // the server reports a missing one

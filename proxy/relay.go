@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -177,6 +178,8 @@ func (s *session) forwardTracked(m wire.Msg) error {
 		effects = statementEffects(stmts)
 		switch m.Type {
 		case 'Q':
+			// A simple query destroys the unnamed statement.
+			delete(s.drillNames, "")
 			q := &queryMeta{stmts: stmts, pathAfter: v.pathAfter, results: v.results}
 			if err := s.probeCopies(q); err != nil {
 				return err
@@ -194,10 +197,13 @@ func (s *session) forwardTracked(m wire.Msg) error {
 					sm.sent = v.send
 				}
 				if name, _, err := protocol.MessageName('P', m.Body()); err == nil {
-					if s.parsed == nil {
-						s.parsed = map[string]*stmtMeta{}
+					renamed, err := s.drillParse(name, sm)
+					if err != nil {
+						return err
 					}
-					s.parsed[name] = sm
+					if renamed != "" {
+						body, replaced = renameStmt('P', body, renamed), true
+					}
 				}
 			}
 			if len(stmts) == 1 {
@@ -210,12 +216,24 @@ func (s *session) forwardTracked(m wire.Msg) error {
 			}
 			meta = sm
 		}
-	case 'C':
-		if len(body) > 1 && body[0] == 'S' && s.parsed != nil {
+	case 'C', 'D':
+		if len(body) > 1 && body[0] == 'S' {
 			name, _, _ := bytes.Cut(body[1:], []byte{0})
-			delete(s.parsed, string(name))
+			if server, ok := s.drillNames[string(name)]; ok {
+				// The client's name for a statement the proxy keeps under
+				// its own (drillParse).
+				body, replaced = renameStmt(m.Type, body, server), true
+				if m.Type == 'C' {
+					delete(s.drillNames, string(name))
+				}
+			}
 		}
 	case 'B':
+		if _, name, err := protocol.MessageName('B', body); err == nil {
+			if server, ok := s.drillNames[name]; ok {
+				body, replaced = renameStmt('B', body, server), true
+			}
+		}
 		frame, again, err := s.recheckBind(body)
 		if err != nil {
 			return err
@@ -224,7 +242,9 @@ func (s *session) forwardTracked(m wire.Msg) error {
 			if err := again.send(s); err != nil {
 				return err
 			}
-			s.parsed[again.name] = again.meta
+			if strings.HasPrefix(again.name, drillStmtPrefix) {
+				s.parsed[again.name] = again.meta // (made by drillParse)
+			}
 		}
 		if frame != nil {
 			// The server fails a Bind of a statement that does not exist,

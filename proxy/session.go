@@ -78,11 +78,12 @@ type session struct {
 	sql   sqlSession
 	// keywords is the server's keyword list (restricted roles).
 	keywords sqlinfo.Keywords
-	// parsed are the restricted session's statements by name as the
-	// client has defined them so far, confirmed or not (owned by the
-	// client-to-upstream goroutine): a Bind right after its Parse must
-	// find the statement's drill-down parameters.
-	parsed map[string]*stmtMeta
+	// drillNames map the client's names of statements with drill-down
+	// parameters to the names the proxy prepares them under, and parsed
+	// are those statements by the proxy's name (both owned by the
+	// client-to-upstream goroutine; see drillParse).
+	drillNames map[string]string
+	parsed     map[string]*stmtMeta
 
 	key     cancelKey
 	hasKey  bool
