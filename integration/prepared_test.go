@@ -204,6 +204,14 @@ func TestDrillDownStatementNames(t *testing.T) {
 	vals, errs = run(func(pl *pgconn.Pipeline) { pl.SendQueryPrepared("s3", [][]byte{token}, nil, nil) })
 	onlyTokensOrZip("an SQL PREPARE under the drill-down statement's name", vals)
 	t.Logf("(c) %q %q", vals, errs)
+	// The proxy's own statements are not the client's to bind: a Bind of
+	// a reserved name finds nothing.
+	vals, errs = run(func(pl *pgconn.Pipeline) {
+		pl.SendQueryPrepared("pgpseudo_check_d_"+strings.Repeat("0", 32), [][]byte{token}, nil, nil)
+	})
+	if len(vals) != 0 || len(errs) == 0 {
+		t.Errorf("a Bind of a reserved name: %q %q", vals, errs)
+	}
 	// And the drill-down itself, its name re-used and described, works.
 	vals, _ = run(func(pl *pgconn.Pipeline) {
 		pl.SendPrepare("s4", drill, nil)

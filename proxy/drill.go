@@ -117,6 +117,12 @@ func paramDrills(ds []sqlinfo.Drill) []sqlinfo.Drill {
 // binds one that has none (round 26: a name re-used for "SELECT $1"
 // echoed the decoded clear values).
 
+// restricted reports a session whose role does not see everything.
+func (s *session) restricted() bool {
+	_, role := s.currentPolicy()
+	return role.Restricted()
+}
+
 // drillStmtPrefix starts the server-side names of drill-down statements.
 const drillStmtPrefix = sqlinfo.ReservedPrefix + "_d_"
 

@@ -219,6 +219,11 @@ func (s *session) forwardTracked(m wire.Msg) error {
 	case 'C', 'D':
 		if len(body) > 1 && body[0] == 'S' {
 			name, _, _ := bytes.Cut(body[1:], []byte{0})
+			if sqlinfo.ReservedName(string(name)) && s.restricted() {
+				// The proxy's own statements are not the client's to use.
+				body, replaced = renameStmt(m.Type, body, substituteStmt), true
+				break
+			}
 			if server, ok := s.drillNames[string(name)]; ok {
 				// The client's name for a statement the proxy keeps under
 				// its own (drillParse).
@@ -232,6 +237,8 @@ func (s *session) forwardTracked(m wire.Msg) error {
 		if _, name, err := protocol.MessageName('B', body); err == nil {
 			if server, ok := s.drillNames[name]; ok {
 				body, replaced = renameStmt('B', body, server), true
+			} else if sqlinfo.ReservedName(name) && s.restricted() {
+				body, replaced = renameStmt('B', body, substituteStmt), true
 			}
 		}
 		frame, again, err := s.recheckBind(body)

@@ -754,8 +754,9 @@ func (a *analyzer) statement(n *pg_query.Node, kind string) error {
 	case n.GetSelectStmt() != nil:
 		a.liftable = liftSelect
 		return a.topSelect(n.GetSelectStmt())
-	case n.GetVariableShowStmt() != nil, n.GetFetchStmt() != nil, n.GetClosePortalStmt() != nil,
-		n.GetDeallocateStmt() != nil:
+	case n.GetDeallocateStmt() != nil:
+		return reservedName(n.GetDeallocateStmt().GetName(), "prepared statement")
+	case n.GetVariableShowStmt() != nil, n.GetFetchStmt() != nil, n.GetClosePortalStmt() != nil:
 		return nil
 	case n.GetVariableSetStmt() != nil:
 		return a.set(n.GetVariableSetStmt())
@@ -775,6 +776,9 @@ func (a *analyzer) statement(n *pg_query.Node, kind string) error {
 		}
 		return a.readQuery(n.GetPrepareStmt().GetQuery(), "PREPARE")
 	case n.GetExecuteStmt() != nil:
+		if err := reservedName(n.GetExecuteStmt().GetName(), "prepared statement"); err != nil {
+			return err
+		}
 		// The prepared statement was analysed at PREPARE; its parameters
 		// are expressions without columns.
 		sc := &scope{}
