@@ -31,7 +31,7 @@ var drillTypes = map[uint32]string{21: "int2", 23: "int4", 20: "int8", 2950: "uu
 // nothing and matches nothing. refuse says why a statement cannot be
 // drilled into.
 //
-// A parameter's drill-down is decoded at each Bind (paramDrill); types
+// A parameter's drill-down is decoded at each Bind (decodeDrillParams); types
 // are the parameter types the client declared, which must be the
 // column's (or, for integers, another integer type).
 func (s *session) drillValues(ctx context.Context, pol *policy.Policy, role *policy.Role, res *analyze.Result, types []uint32) (drills [][]sqlinfo.Drill, refuse string, err error) {
