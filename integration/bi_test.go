@@ -216,10 +216,14 @@ func TestBIViews(t *testing.T) {
 		"CREATE VIEW bi_v_nested AS SELECT s.customer_id AS id, s.email AS mail FROM bi_v_simple s WHERE s.city <> 'Atlantis'",
 		"CREATE VIEW bi_v_union AS SELECT email AS v FROM customers UNION ALL SELECT 'x@example.com'",
 		"CREATE MATERIALIZED VIEW bi_v_mv AS SELECT customer_id, email FROM customers",
-		"GRANT SELECT ON bi_v_simple, bi_v_nested, bi_v_mv, bi_v_union TO PUBLIC"); err != nil {
+		"CREATE VIEW bi_v_barrier WITH (security_barrier) AS SELECT customer_id, email, city FROM customers WHERE city <> 'Atlantis'",
+		"CREATE VIEW bi_v_grouped AS SELECT email, count(*) AS n FROM customers GROUP BY email",
+		"GRANT SELECT ON bi_v_simple, bi_v_nested, bi_v_mv, bi_v_union, bi_v_barrier, bi_v_grouped TO PUBLIC"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { dropAfter(t, "bi_v_nested", "bi_v_simple", "bi_v_mv", "bi_v_union") })
+	t.Cleanup(func() {
+		dropAfter(t, "bi_v_nested", "bi_v_simple", "bi_v_mv", "bi_v_union", "bi_v_barrier", "bi_v_grouped")
+	})
 	p := policyProxy(t, samplePolicy)
 	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
 	const cols = "customer_id, full_name, email, city, religion"
@@ -244,6 +248,17 @@ func TestBIViews(t *testing.T) {
 		t.Errorf("a nested view joined on customer_id:\n%s\nwant\n%s", firstLines(nested, 3), firstLines(direct, 3))
 	}
 	assertNoLeak(t, "nested view", nested, customers)
+	// Views the planner keeps as subqueries (security_barrier, grouping):
+	// their columns are the view's, by the catalog's names.
+	barrier := rawRows(t, c, "SELECT b.customer_id, b.email, b.city FROM bi_v_barrier b ORDER BY b.customer_id")
+	if want := rawRows(t, c, "SELECT customer_id, email, city FROM customers ORDER BY customer_id"); barrier != want {
+		t.Errorf("a security_barrier view:\n%s\nwant\n%s", firstLines(barrier, 3), firstLines(want, 3))
+	}
+	grouped := rawRows(t, c, "SELECT email, n FROM bi_v_grouped")
+	if want := rawRows(t, c, "SELECT email, count(*) AS n FROM customers GROUP BY email"); grouped != want {
+		t.Errorf("a grouping view:\n%s\nwant\n%s", firstLines(grouped, 3), firstLines(want, 3))
+	}
+	assertNoLeak(t, "subquery views", barrier+grouped, customers)
 	// A materialized view holds a copy from its last refresh: the policy
 	// must classify it, or its columns leave as NULL.
 	if got := rawRows(t, c, "SELECT customer_id, email FROM bi_v_mv LIMIT 3"); got != "NULL|NULL\nNULL|NULL\nNULL|NULL\n" {
@@ -257,6 +272,8 @@ func TestBIViews(t *testing.T) {
 		"SELECT count(*) FROM bi_v_mv WHERE customer_id = 7",
 		"SELECT count(*) FROM bi_v_simple WHERE religion = 'x'",
 		"SELECT count(*) FROM bi_v_nested WHERE mail LIKE 'a%'",
+		"SELECT upper(email) FROM bi_v_barrier",
+		"SELECT x.a FROM bi_v_barrier AS x(a, b) WHERE x.b LIKE 'a%'",
 	)
 }
 

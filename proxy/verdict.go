@@ -383,7 +383,7 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 				drillParams[d.Param] = d.Domain
 			}
 		}
-		in := plancheck.Input{Plan: plan, Syntax: plancheck.SyntaxOf(checks[k].Stmt).Merge(views), Keywords: s.keywords, DrillParams: drillParams,
+		in := plancheck.Input{Plan: plan, Syntax: plancheck.SyntaxOf(checks[k].Stmt).WithViews(views), Keywords: s.keywords, DrillParams: drillParams,
 			DigestMarker: s.srv.DigestKeyFor(role.Name), PrintsSubplanTests: s.serverVersionNum() >= 170000, PlanOnly: checks[k].PlanOnly}
 		pr, err := plancheck.Check(ctx, cc, in)
 		if err != nil {

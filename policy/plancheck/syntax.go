@@ -26,6 +26,57 @@ type Syntax struct {
 	// OrderedWindows reports a window with PARTITION BY or ORDER BY, which
 	// EXPLAIN does not print before PostgreSQL 17.
 	OrderedWindows bool
+	// aliases map an alias given to a relation (FROM v AS x) to the
+	// relation's name and column aliases: a view the planner keeps as a
+	// subquery (security_barrier, grouping) is a Subquery Scan under the
+	// alias, whose columns are the view's (WithViews).
+	aliases map[string][]relAlias
+}
+
+type relAlias struct {
+	rel     string
+	columns []*pg_query.Node
+}
+
+// Views is what the database's views say about names: the syntax of their
+// definitions, and their column names by view name (from the catalog).
+type Views struct {
+	Syntax  *Syntax
+	Columns map[string][]string
+}
+
+// WithViews adds the column names of the database's views as subqueries'
+// names, under each view's name and every alias the statement gives it,
+// and the syntax of their definitions.
+func (s *Syntax) WithViews(v *Views) *Syntax {
+	if v == nil {
+		return s
+	}
+	views := v.Columns
+	s = s.Merge(v.Syntax)
+	out := s.Merge(&Syntax{})
+	add := func(key string, cols []string, renames []*pg_query.Node) {
+		names := make([]*string, len(cols))
+		for i := range cols {
+			n := cols[i]
+			if i < len(renames) {
+				n = renames[i].GetString_().GetSval()
+			}
+			names[i] = &n
+		}
+		out.Subqueries[key] = append(out.Subqueries[key], names)
+	}
+	for v, cols := range views {
+		add(v, cols, nil)
+	}
+	for alias, rels := range s.aliases {
+		for _, r := range rels {
+			if cols, ok := views[r.rel]; ok && alias != r.rel {
+				add(alias, cols, r.columns)
+			}
+		}
+	}
+	return out
 }
 
 // ParseSyntax reads the facts of one or more SQL texts (a statement, or
@@ -62,6 +113,12 @@ func (s *Syntax) add(m protoreflect.Message) {
 	case *pg_query.RangeVar:
 		if a := x.GetAlias(); a != nil && len(a.GetColnames()) > 0 {
 			s.Renamed[x.GetRelname()] = true
+		}
+		if a := x.GetAlias(); a != nil {
+			if s.aliases == nil {
+				s.aliases = map[string][]relAlias{}
+			}
+			s.aliases[a.GetAliasname()] = append(s.aliases[a.GetAliasname()], relAlias{rel: x.GetRelname(), columns: a.GetColnames()})
 		}
 	case *pg_query.RangeSubselect:
 		if a := x.GetAlias(); a != nil {
@@ -163,6 +220,12 @@ func (s *Syntax) Merge(o *Syntax) *Syntax {
 		}
 		for k, v := range src.CTEs {
 			out.CTEs[k] = append(out.CTEs[k], v...)
+		}
+		for k, v := range src.aliases {
+			if out.aliases == nil {
+				out.aliases = map[string][]relAlias{}
+			}
+			out.aliases[k] = append(out.aliases[k], v...)
 		}
 	}
 	return out

@@ -100,9 +100,12 @@ func catEntrySize(k catKey, v any) int64 {
 		if x != nil {
 			n += int64(len(x.ViewSQL)) + int64(len(x.Columns))*32
 		}
-	case *plancheck.Syntax:
+	case *plancheck.Views:
 		if x != nil {
-			n += int64(len(x.Subqueries)+len(x.CTEs)+len(x.Renamed)) * 64
+			n += int64(len(x.Syntax.Subqueries)+len(x.Syntax.CTEs)+len(x.Syntax.Renamed)+len(x.Columns)) * 64
+			for _, cols := range x.Columns {
+				n += int64(len(cols)) * 32
+			}
 		}
 	}
 	return n
@@ -453,22 +456,45 @@ func SystemDecision(pol *policy.Policy, role *policy.Role, root policy.TableName
 }
 
 const viewsQuery = `
-SELECT pg_catalog.pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+SELECT c.relname, pg_catalog.pg_get_viewdef(c.oid),
+       ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'`
 
 // ViewSyntax is what the database's views say about names a plan uses
 // (their subquery aliases, CTE names and column alias lists), so a
 // statement's own names cannot be mistaken for a view's in the plan.
-func (c *Catalog) ViewSyntax(ctx context.Context, database string) (*plancheck.Syntax, error) {
-	return cached(ctx, c, database, 'v', "", func(ctx context.Context, pool *pgxpool.Pool) (*plancheck.Syntax, error) {
+func (c *Catalog) ViewSyntax(ctx context.Context, database string) (*plancheck.Views, error) {
+	return cached(ctx, c, database, 'v', "", func(ctx context.Context, pool *pgxpool.Pool) (*plancheck.Views, error) {
 		rows, err := pool.Query(ctx, viewsQuery)
 		if err != nil {
 			return nil, fmt.Errorf("read view definitions: %w", err)
 		}
-		defs, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
+		v := &plancheck.Views{Columns: map[string][]string{}}
+		var defs []string
+		for rows.Next() {
+			var name, def string
+			var cols []string
+			if err := rows.Scan(&name, &def, &cols); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read view definitions: %w", err)
+			}
+			defs = append(defs, def)
+			if _, dup := v.Columns[name]; dup {
+				v.Columns[name] = nil // the same name in two schemas: no certain names
+			} else {
+				v.Columns[name] = cols
+			}
+		}
+		if err := rows.Err(); err != nil {
 			return nil, fmt.Errorf("read view definitions: %w", err)
 		}
-		return plancheck.ParseSyntax(defs...), nil
+		for name, cols := range v.Columns {
+			if cols == nil {
+				delete(v.Columns, name)
+			}
+		}
+		v.Syntax = plancheck.ParseSyntax(defs...)
+		return v, nil
 	})
 }
