@@ -686,3 +686,80 @@ func TestBIMetabaseTableSync(t *testing.T) {
 		"SELECT * FROM pg_stats",
 	)
 }
+
+// TestBIDateStyleChangedInBatch: PostgreSQL reports a new DateStyle only
+// at the next ReadyForQuery, while the rows of the same batch already
+// follow it. Read in the old order (SQL, MDY for SQL, DMY), 05/12 would
+// be taken for May and a month transform would show the day: dates of a
+// batch after a SET leave as NULL instead, and set_config of DateStyle
+// is refused.
+func TestBIDateStyleChangedInBatch(t *testing.T) {
+	kunden(t)
+	ctx := context.Background()
+	if err := shared.stack.PG.Exec(ctx, dbKunden, dropRelations("bi_dates"),
+		"CREATE TABLE bi_dates (d date)",
+		"INSERT INTO bi_dates SELECT make_date(1990, m, dd) FROM generate_series(1, 12) m, generate_series(1, 12) dd WHERE m <> dd",
+		"GRANT SELECT ON bi_dates TO bi_jane"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dropAfter(t, "bi_dates") })
+	pol, err := os.ReadFile(samplePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extended := strings.Replace(string(pol), "\ncolumns:\n", "\ncolumns:\n  public.bi_dates:\n    d: {category: identity, transform: month}\n", 1)
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(file, []byte(extended), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := policyProxy(t, file)
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	if _, err := c.Exec(ctx, "SET datestyle = 'SQL, MDY'"); err != nil {
+		t.Fatal(err)
+	}
+	pl := c.PgConn().StartPipeline(ctx)
+	pl.SendQueryParams("SET datestyle = 'SQL, DMY'", nil, nil, nil, nil)
+	pl.SendQueryParams("SELECT d FROM bi_dates", nil, nil, nil, nil)
+	if err := pl.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		res, err := pl.GetResults()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rr, ok := res.(*pgconn.ResultReader); ok {
+			for rr.NextRow() {
+				if v := rr.Values()[0]; v != nil {
+					got = append(got, string(v))
+				}
+			}
+			if _, err := rr.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, ok := res.(*pgconn.PipelineSync); ok {
+			break
+		}
+	}
+	if err := pl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) > 0 {
+		t.Errorf("dates of a batch that changed DateStyle left as %q…, want NULL", got[:min(3, len(got))])
+	}
+	// Once the server has reported the style, months come back right.
+	direct := connect(t, directDSN(userBI, samplePass, dbKunden))
+	if _, err := direct.Exec(ctx, "SET datestyle = 'SQL, DMY'"); err != nil {
+		t.Fatal(err)
+	}
+	rows, want := lines(rawRows(t, c, "SELECT d FROM bi_dates")), lines(rawRows(t, direct, "SELECT date_trunc('month', d)::date FROM bi_dates"))
+	slices.Sort(rows)
+	slices.Sort(want)
+	if !slices.Equal(rows, want) {
+		t.Errorf("months after the SET:\n%q\nwant\n%q", rows[:min(3, len(rows))], want[:min(3, len(want))])
+	}
+	wantAllRefused(t, c, "DateStyle changed inside a query",
+		"SELECT set_config('DateStyle', 'SQL, MDY', false), d FROM bi_dates")
+}

@@ -220,6 +220,9 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 	case 'C', 'I', 's':
 		s.copy, s.copyRaw = nil, false
 		s.executed(rep)
+		if m.Type == 'C' && settingTags(m.Body()) {
+			s.styleUnsure = true
+		}
 		if m.Type == 'C' && bytes.HasPrefix(m.Body(), []byte("ROLLBACK")) {
 			// A rollback to a savepoint may undo a path change of the
 			// transaction block.
@@ -283,6 +286,7 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 		}
 		emit(s.scrubbedFor(m))
 	case 'Z':
+		s.styleUnsure = false // the changed settings were reported before it
 		s.sqlMu.Lock()
 		if q, ok := reqMeta(rep.Req).(*queryMeta); ok && q.pathAfter != nil {
 			// A simple query is one implicit transaction: its change
@@ -418,10 +422,11 @@ func (s *session) resultPlan(r *protocol.Result) (*rewrite.Plan, bool, error) {
 	if r == nil {
 		return nil, false, errNoDescription
 	}
-	style := s.dateStyle()
-	if p, ok := r.Meta.(*rewrite.Plan); ok && p.DateStyle == style {
+	if p, ok := r.Meta.(*rewrite.Plan); ok {
+		// The rows of one result: nothing is reported between them.
 		return p, false, nil
 	}
+	style := s.dateStyle()
 	if !r.Known || r.Fields == nil {
 		return nil, false, errNoDescription
 	}

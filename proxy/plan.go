@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 
@@ -68,7 +69,7 @@ func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescript
 				st, ok := crypto.ParseDateStyle(p.DateStyle)
 				if !ok {
 					cp.Tr, cp.Action = nil, policy.Block
-					d.Rule = fmt.Sprintf("pgpseudo does not read DateStyle %q; %s", p.DateStyle, d.Rule)
+					d.Rule = fmt.Sprintf("pgpseudo cannot read dates in DateStyle %q; %s", p.DateStyle, d.Rule)
 					break
 				}
 				cp.Tr = crypto.Styled(cp.Tr, f.DataTypeOID, d.Spec.Kind, st)
@@ -181,10 +182,26 @@ func (s *session) decideField(ctx context.Context, pol *policy.Policy, role *pol
 
 // dateStyle is the session's DateStyle as the server last reported it.
 func (s *session) dateStyle() string {
+	if s.styleUnsure {
+		return "unknown (a setting changed in this batch)"
+	}
 	if v := s.trk.Param("DateStyle"); v != "" {
 		return v
 	}
 	return "ISO, MDY"
+}
+
+// settingTags are the CommandComplete tags of commands that may change
+// DateStyle, or undo a change: PostgreSQL reports the new value only at
+// the next ReadyForQuery, and rows in between already follow it (with
+// DMY and MDY swapped, a month transform would show the day).
+func settingTags(tag []byte) bool {
+	for _, t := range []string{"SET", "RESET", "DISCARD", "ROLLBACK"} {
+		if bytes.HasPrefix(tag, []byte(t)) && (len(tag) == len(t) || tag[len(t)] == ' ' || tag[len(t)] == 0) {
+			return true
+		}
+	}
+	return false
 }
 
 // textual reports text, varchar and char, whose binary form is their text.

@@ -66,8 +66,11 @@ type session struct {
 	copyBlocked string
 	copyRaw     bool
 	// lastPlan is the last result plan built (also owned by the
-	// upstream-to-client goroutine).
-	lastPlan planMemo
+	// upstream-to-client goroutine). styleUnsure (owned likewise): a
+	// command that may change DateStyle completed since the last
+	// ReadyForQuery, so the DateStyle rows follow is not reported yet.
+	lastPlan    planMemo
+	styleUnsure bool
 	// roleMu guards role and policyGen (policyNow).
 	roleMu    sync.Mutex
 	role      *policy.Role

@@ -792,6 +792,14 @@ func (a *analyzer) setConfig(sc *scope, f *pg_query.FuncCall, c ctx) error {
 	switch strings.ToLower(name) {
 	case "role", "session_authorization":
 		return refuse("sets " + name)
+	case "datestyle":
+		if a.restricted {
+			// Rows after the call would print dates in the new style
+			// before the server reports it (use SET, which the proxy
+			// follows).
+			return &Refusal{Function: "set_config", Clause: c.clause, Reason: "sets DateStyle, which the proxy must read dates in",
+				Rule: "restricted roles change DateStyle with SET, which pgpseudo follows"}
+		}
 	case "search_path":
 		val, ok1 := constString(args[1])
 		local, ok2 := constBool(args[2])
