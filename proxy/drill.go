@@ -18,7 +18,6 @@ import (
 	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 	"github.com/pgpseudo/pgpseudo/proxy/protocol"
 	"github.com/pgpseudo/pgpseudo/proxy/screen"
-	"github.com/pgpseudo/pgpseudo/proxy/wire"
 )
 
 // drillTypes are the column types a drill-down's clear value may be cast
@@ -140,20 +139,8 @@ func (s *session) drillParse(name string, sm *stmtMeta) (string, error) {
 	if s.drillNames == nil {
 		s.drillNames, s.parsed = map[string]string{}, map[string]*stmtMeta{}
 	}
-	close := append([]byte{'S'}, append([]byte(server), 0)...)
-	sent, err := s.trk.Send('C', close, true, sm, 0)
-	if err != nil {
+	if err := s.inject('C', append([]byte{'S'}, append([]byte(server), 0)...), sm); err != nil {
 		return "", err
-	}
-	if !sent.Skipped {
-		if sent.Before != nil {
-			if _, err := s.uw.Write(sent.Before); err != nil {
-				return "", err
-			}
-		}
-		if _, err := s.uw.Write(wire.Frame('C', close)); err != nil {
-			return "", err
-		}
 	}
 	s.drillNames[name], s.parsed[server] = server, sm
 	return server, nil

@@ -107,26 +107,24 @@ type rebind struct {
 
 // send injects the Close and the Parse.
 func (r *rebind) send(s *session) error {
-	for _, m := range []struct {
-		typ  byte
-		body []byte
-		meta any
-	}{
-		{'C', append([]byte{'S'}, append([]byte(r.name), 0)...), r},
-		{'P', r.parse, r.meta},
-	} {
-		sent, err := s.trk.Send(m.typ, m.body, true, m.meta, 0)
-		if err != nil {
-			return err
-		}
-		if sent.Before != nil {
-			if _, err := s.uw.Write(sent.Before); err != nil {
-				return err
-			}
-		}
-		if _, err := s.uw.Write(wire.Frame(m.typ, m.body)); err != nil {
+	if err := s.inject('C', append([]byte{'S'}, append([]byte(r.name), 0)...), r); err != nil {
+		return err
+	}
+	return s.inject('P', r.parse, r.meta)
+}
+
+// inject sends one message of the proxy's own, whose reply goes to no
+// one (nothing is sent when the server would skip it).
+func (s *session) inject(typ byte, body []byte, meta any) error {
+	sent, err := s.trk.Send(typ, body, true, meta, 0)
+	if err != nil || sent.Skipped {
+		return err
+	}
+	if sent.Before != nil {
+		if _, err := s.uw.Write(sent.Before); err != nil {
 			return err
 		}
 	}
-	return nil
+	_, err = s.uw.Write(wire.Frame(typ, body))
+	return err
 }

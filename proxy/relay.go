@@ -256,8 +256,7 @@ func (s *session) forwardTracked(m wire.Msg) error {
 		if frame != nil {
 			// The server fails a Bind of a statement that does not exist,
 			// and skips the rest of the batch; the client gets the refusal.
-			name, _, _ := protocol.MessageName('B', body)
-			sub := wire.Frame('B', []byte(name), []byte{0}, []byte(substituteStmt), []byte{0, 0, 0, 0, 0, 0, 0})[5:]
+			sub := renameStmt('B', body, substituteStmt)
 			if _, err := s.trk.Send('B', sub, false, &refusedMeta{frame: frame}, 0); err != nil {
 				return err
 			}
