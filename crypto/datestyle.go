@@ -51,7 +51,8 @@ func (st DateStyle) ISO() bool { return st.Style == 'I' }
 // A timestamptz in another style than ISO names its zone by abbreviation,
 // which does not give the instant: only kinds that need no instant
 // (generalising to the year or the month) accept it; for others the value
-// is reported invalid, and withheld.
+// is reported invalid, and withheld. Unlike t, the result keeps scratch
+// space: it serves one column plan, not several goroutines.
 func Styled(t Transformer, oid uint32, kind Kind, st DateStyle) Transformer {
 	if st.ISO() {
 		return t
@@ -64,6 +65,7 @@ type styledT struct {
 	oid      uint32
 	st       DateStyle
 	zoneFree bool
+	iso, out []byte // scratch, per value
 }
 
 // ReturnsNull implements Transformer.
@@ -92,8 +94,7 @@ func (s *styledT) Transform(dst, src []byte) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	iso := make([]byte, 0, 40)
-	iso = fmt.Appendf(iso, "%04d-%02d-%02d", p.y, p.m, p.d)
+	iso := fmt.Appendf(s.iso[:0], "%04d-%02d-%02d", p.y, p.m, p.d)
 	if s.oid != OIDDate {
 		iso = append(append(iso, ' '), p.clock...)
 	}
@@ -103,10 +104,12 @@ func (s *styledT) Transform(dst, src []byte) ([]byte, error) {
 	if p.bc {
 		iso = append(iso, " BC"...)
 	}
-	out, err := s.inner.Transform(make([]byte, 0, 40), iso)
+	s.iso = iso
+	out, err := s.inner.Transform(s.out[:0], iso)
 	if err != nil {
 		return dst, err
 	}
+	s.out = out
 	q, err := parseTimeText(out, s.oid != OIDDate, s.oid == OIDTimestampTZ)
 	if err != nil || q.inf != 0 {
 		return dst, fmt.Errorf("%w: styled date output", ErrInvalidValue)
