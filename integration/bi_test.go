@@ -717,9 +717,45 @@ func TestBIDateStyleChangedInBatch(t *testing.T) {
 	if _, err := c.Exec(ctx, "SET datestyle = 'SQL, MDY'"); err != nil {
 		t.Fatal(err)
 	}
-	pl := c.PgConn().StartPipeline(ctx)
-	pl.SendQueryParams("SET datestyle = 'SQL, DMY'", nil, nil, nil, nil)
-	pl.SendQueryParams("SELECT d FROM bi_dates", nil, nil, nil, nil)
+	got := pipelinedValues(t, c, "SET datestyle = 'SQL, DMY'", "SELECT d FROM bi_dates")
+	if len(got) > 0 {
+		t.Errorf("dates of a batch that changed DateStyle left as %q…, want NULL", got[:min(3, len(got))])
+	}
+	// SET LOCAL, reported at its batch's end, undone by the COMMIT of the
+	// next batch before its rows.
+	for _, q := range []string{"BEGIN", "SET LOCAL datestyle = 'SQL, MDY'"} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got = pipelinedValues(t, c, "COMMIT", "SELECT d FROM bi_dates")
+	if len(got) > 0 {
+		t.Errorf("dates after a COMMIT that undid SET LOCAL left as %q…, want NULL", got[:min(3, len(got))])
+	}
+	// Once the server has reported the style, months come back right.
+	direct := connect(t, directDSN(userBI, samplePass, dbKunden))
+	if _, err := direct.Exec(ctx, "SET datestyle = 'SQL, DMY'"); err != nil {
+		t.Fatal(err)
+	}
+	rows, want := lines(rawRows(t, c, "SELECT d FROM bi_dates")), lines(rawRows(t, direct, "SELECT date_trunc('month', d)::date FROM bi_dates"))
+	slices.Sort(rows)
+	slices.Sort(want)
+	if !slices.Equal(rows, want) {
+		t.Errorf("months after the SET:\n%q\nwant\n%q", rows[:min(3, len(rows))], want[:min(3, len(want))])
+	}
+	wantAllRefused(t, c, "DateStyle changed inside a query",
+		"SELECT set_config('DateStyle', 'SQL, MDY', false), d FROM bi_dates")
+}
+
+// pipelinedValues sends qs as one pipeline (each as Parse, Bind, Execute),
+// then Sync, and returns the non-NULL values of the first column of every
+// row received.
+func pipelinedValues(t *testing.T, c *pgx.Conn, qs ...string) []string {
+	t.Helper()
+	pl := c.PgConn().StartPipeline(context.Background())
+	for _, q := range qs {
+		pl.SendQueryParams(q, nil, nil, nil, nil)
+	}
 	if err := pl.Sync(); err != nil {
 		t.Fatal(err)
 	}
@@ -746,20 +782,5 @@ func TestBIDateStyleChangedInBatch(t *testing.T) {
 	if err := pl.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if len(got) > 0 {
-		t.Errorf("dates of a batch that changed DateStyle left as %q…, want NULL", got[:min(3, len(got))])
-	}
-	// Once the server has reported the style, months come back right.
-	direct := connect(t, directDSN(userBI, samplePass, dbKunden))
-	if _, err := direct.Exec(ctx, "SET datestyle = 'SQL, DMY'"); err != nil {
-		t.Fatal(err)
-	}
-	rows, want := lines(rawRows(t, c, "SELECT d FROM bi_dates")), lines(rawRows(t, direct, "SELECT date_trunc('month', d)::date FROM bi_dates"))
-	slices.Sort(rows)
-	slices.Sort(want)
-	if !slices.Equal(rows, want) {
-		t.Errorf("months after the SET:\n%q\nwant\n%q", rows[:min(3, len(rows))], want[:min(3, len(want))])
-	}
-	wantAllRefused(t, c, "DateStyle changed inside a query",
-		"SELECT set_config('DateStyle', 'SQL, MDY', false), d FROM bi_dates")
+	return got
 }

@@ -192,11 +192,12 @@ func (s *session) dateStyle() string {
 }
 
 // settingTags are the CommandComplete tags of commands that may change
-// DateStyle, or undo a change: PostgreSQL reports the new value only at
-// the next ReadyForQuery, and rows in between already follow it (with
-// DMY and MDY swapped, a month transform would show the day).
+// DateStyle, or undo a change (a rollback, a commit ending SET LOCAL):
+// PostgreSQL reports the new value only at the next ReadyForQuery, and
+// rows in between already follow it (with DMY and MDY swapped, a month
+// transform would show the day).
 func settingTags(tag []byte) bool {
-	for _, t := range []string{"SET", "RESET", "DISCARD", "ROLLBACK"} {
+	for _, t := range []string{"SET", "RESET", "DISCARD", "ROLLBACK", "COMMIT", "PREPARE"} {
 		if bytes.HasPrefix(tag, []byte(t)) && (len(tag) == len(t) || tag[len(t)] == ' ' || tag[len(t)] == 0) {
 			return true
 		}
