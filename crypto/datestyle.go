@@ -47,24 +47,23 @@ func (st DateStyle) ISO() bool { return st.Style == 'I' }
 
 // Styled wraps t, a transformer of text dates or timestamps of type oid
 // in ISO style, to read and write them in style st instead. Only the date
-// part moves between styles: time of day and zone text are carried over.
-// A timestamptz in another style than ISO names its zone by abbreviation,
-// which does not give the instant: only kinds that need no instant
-// (generalising to the year or the month) accept it; for others the value
-// is reported invalid, and withheld. Unlike t, the result keeps scratch
-// space: it serves one column plan, not several goroutines.
-func Styled(t Transformer, oid uint32, kind Kind, st DateStyle) Transformer {
+// part moves between styles: time of day is carried over. A timestamptz
+// in another style than ISO names its zone by abbreviation, which does
+// not give the instant every transform needs (a month taken in the zone
+// shown would move with the session's TimeZone): it is reported invalid,
+// and withheld. Unlike t, the result keeps scratch space: it serves one
+// column plan, not several goroutines.
+func Styled(t Transformer, oid uint32, st DateStyle) Transformer {
 	if st.ISO() {
 		return t
 	}
-	return &styledT{inner: t, oid: oid, st: st, zoneFree: kind == KindYear || kind == KindMonth}
+	return &styledT{inner: t, oid: oid, st: st}
 }
 
 type styledT struct {
 	inner    Transformer
 	oid      uint32
 	st       DateStyle
-	zoneFree bool
 	iso, out []byte // scratch, per value
 }
 
@@ -98,9 +97,6 @@ func (s *styledT) Transform(dst, src []byte) ([]byte, error) {
 	if s.oid != OIDDate {
 		iso = append(append(iso, ' '), p.clock...)
 	}
-	if s.oid == OIDTimestampTZ {
-		iso = append(iso, "+00"...) // zoneFree kinds keep the zone text as it is
-	}
 	if p.bc {
 		iso = append(iso, " BC"...)
 	}
@@ -110,7 +106,7 @@ func (s *styledT) Transform(dst, src []byte) ([]byte, error) {
 		return dst, err
 	}
 	s.out = out
-	q, err := parseTimeText(out, s.oid != OIDDate, s.oid == OIDTimestampTZ)
+	q, err := parseTimeText(out, s.oid != OIDDate, false)
 	if err != nil || q.inf != 0 {
 		return dst, fmt.Errorf("%w: styled date output", ErrInvalidValue)
 	}
@@ -124,7 +120,6 @@ func (s *styledT) Transform(dst, src []byte) ([]byte, error) {
 		if s.st.Style == 'P' {
 			dst = append(append(dst, ' '), fmt.Sprintf("%04d", y)...)
 		}
-		dst = append(dst, p.zone...)
 	}
 	if bc {
 		dst = append(dst, " BC"...)
@@ -230,8 +225,8 @@ func (s *styledT) check(p styledParts) error {
 		return badStyled(s.st)
 	case s.oid == OIDTimestamp && len(p.zone) > 0, s.oid == OIDTimestampTZ && len(p.zone) == 0:
 		return badStyled(s.st)
-	case s.oid == OIDTimestampTZ && !s.zoneFree:
-		return fmt.Errorf("%w: a timestamptz in DateStyle %c names its zone, not its offset; this transform needs the instant (use DateStyle ISO)", ErrInvalidValue, s.st.Style)
+	case s.oid == OIDTimestampTZ:
+		return fmt.Errorf("%w: a timestamptz in DateStyle %c names its zone, not its offset; its transforms need the instant (use DateStyle ISO)", ErrInvalidValue, s.st.Style)
 	}
 	return nil
 }

@@ -6,8 +6,8 @@ import (
 )
 
 // truncT generalises dates and timestamps to the first day of their year
-// or month (time of day set to midnight, the UTC offset text kept). Binary
-// timestamptz is truncated in UTC; text timestamptz in the offset shown.
+// or month (time of day set to midnight). A timestamptz is truncated in
+// UTC, in binary and in text (written with offset +00).
 type truncT struct {
 	column
 	month bool
@@ -51,13 +51,22 @@ func (t *truncT) Transform(dst, src []byte) ([]byte, error) {
 	if p.inf != 0 {
 		return append(dst, src...), nil
 	}
-	y, m := t.target(p.y, p.m)
+	y, m := p.y, p.m
+	if t.oid == OIDTimestampTZ {
+		// Generalised in UTC, as in binary: in the offset shown, a
+		// session's TimeZone (up to ±167 hours) would move the instant
+		// across a month's start at the hour and day it has.
+		y, m, _ = civilFromDays(floorDiv(p.micros(), usPerDay) + pgEpochDay)
+	}
+	y, m = t.target(y, m)
 	// Clamp: 4714 BC is only representable from 24 November.
 	y, m, d := civilFromDays(max(daysFromCivil(y, m, 1)-pgEpochDay, dateMinDays) + pgEpochDay)
 	dst, bc := appendDateText(dst, y, m, d)
-	if !isDate {
+	switch {
+	case t.oid == OIDTimestampTZ:
+		dst = append(dst, " 00:00:00+00"...)
+	case !isDate:
 		dst = append(dst, " 00:00:00"...)
-		dst = append(dst, p.offsetText...)
 	}
 	if bc {
 		dst = append(dst, " BC"...)

@@ -697,8 +697,8 @@ func TestBIDateStyleChangedInBatch(t *testing.T) {
 	kunden(t)
 	ctx := context.Background()
 	if err := shared.stack.PG.Exec(ctx, dbKunden, dropRelations("bi_dates"),
-		"CREATE TABLE bi_dates (d date)",
-		"INSERT INTO bi_dates SELECT make_date(1990, m, dd) FROM generate_series(1, 12) m, generate_series(1, 12) dd WHERE m <> dd",
+		"CREATE TABLE bi_dates (d date, tz timestamptz)",
+		"INSERT INTO bi_dates SELECT make_date(1990, m, dd), make_timestamptz(1990, m, dd, 10, 0, 0, 'UTC') FROM generate_series(1, 12) m, generate_series(1, 12) dd WHERE m <> dd",
 		"GRANT SELECT ON bi_dates TO bi_jane"); err != nil {
 		t.Fatal(err)
 	}
@@ -707,7 +707,7 @@ func TestBIDateStyleChangedInBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	extended := strings.Replace(string(pol), "\ncolumns:\n", "\ncolumns:\n  public.bi_dates:\n    d: {category: identity, transform: month}\n", 1)
+	extended := strings.Replace(string(pol), "\ncolumns:\n", "\ncolumns:\n  public.bi_dates:\n    d: {category: identity, transform: month}\n    tz: {category: identity, transform: month}\n", 1)
 	file := filepath.Join(t.TempDir(), "policy.yaml")
 	if err := os.WriteFile(file, []byte(extended), 0o600); err != nil {
 		t.Fatal(err)
@@ -742,6 +742,31 @@ func TestBIDateStyleChangedInBatch(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(rows, want) {
 		t.Errorf("months after the SET:\n%q\nwant\n%q", rows[:min(3, len(rows))], want[:min(3, len(want))])
+	}
+	// A timestamptz is generalised in UTC: no TimeZone moves it across a
+	// month's start (round 29 read the day and hour from the offset at
+	// which the month changed); in a style that names zones by
+	// abbreviation it is withheld.
+	if _, err := c.Exec(ctx, "SET datestyle = 'ISO, MDY'"); err != nil {
+		t.Fatal(err)
+	}
+	utc := lines(rawRows(t, direct, "SELECT to_char(date_trunc('month', tz AT TIME ZONE 'UTC'), 'YYYY-MM-DD') || ' 00:00:00+00' FROM bi_dates"))
+	slices.Sort(utc)
+	for _, zone := range []string{"UTC", "Etc/GMT+12", "Etc/GMT-14", "XXX+50", "XXX-99"} {
+		if _, err := c.Exec(ctx, "SET timezone = '"+zone+"'"); err != nil {
+			t.Fatal(err)
+		}
+		got := lines(rawRows(t, c, "SELECT tz FROM bi_dates"))
+		slices.Sort(got)
+		if !slices.Equal(got, utc) {
+			t.Errorf("TimeZone %s: months %q…, want the UTC ones %q…", zone, got[:3], utc[:3])
+		}
+	}
+	if _, err := c.Exec(ctx, "SET datestyle = 'SQL, DMY'"); err != nil {
+		t.Fatal(err)
+	}
+	if got := rawRows(t, c, "SELECT tz FROM bi_dates LIMIT 1"); got != "NULL\n" {
+		t.Errorf("a zone-named timestamptz: %q, want NULL", got)
 	}
 	wantAllRefused(t, c, "DateStyle changed inside a query",
 		"SELECT set_config('DateStyle', 'SQL, MDY', false), d FROM bi_dates")

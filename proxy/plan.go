@@ -72,7 +72,7 @@ func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescript
 					d.Rule = fmt.Sprintf("pgpseudo cannot read dates in DateStyle %q; %s", p.DateStyle, d.Rule)
 					break
 				}
-				cp.Tr = crypto.Styled(cp.Tr, f.DataTypeOID, d.Spec.Kind, st)
+				cp.Tr = crypto.Styled(cp.Tr, f.DataTypeOID, st)
 			}
 			p.TypmodReset[i] = true
 		}
