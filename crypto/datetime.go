@@ -185,7 +185,12 @@ func parseTimeText(s []byte, withTime, withTZ bool) (pgTime, error) {
 			} else if !lit('+') {
 				return p, badTime(what)
 			}
-			oh, ok := num(2, 2)
+			// PostgreSQL writes the hours with two or three digits: a
+			// POSIX TimeZone may be up to 167 hours from UTC. A form it
+			// writes for some rows only must parse, or the rows withheld
+			// under a chosen zone would tell which side of its change
+			// each value lies.
+			oh, ok := num(2, 3)
 			if !ok {
 				return p, badTime(what)
 			}

@@ -234,6 +234,8 @@ func TestTable(t *testing.T) {
 		{"month tstz", Spec{Kind: KindMonth}, OIDTimestampTZ, "2024-02-29 13:00:00-03:30", "2024-02-01 00:00:00+00"},
 		{"month tstz in UTC", Spec{Kind: KindMonth}, OIDTimestampTZ, "1990-01-31 23:00:00-12", "1990-02-01 00:00:00+00"},
 		{"year tstz in UTC", Spec{Kind: KindYear}, OIDTimestampTZ, "1990-01-01 03:00:00+05", "1989-01-01 00:00:00+00"},
+		{"month tstz, three-digit offset", Spec{Kind: KindMonth}, OIDTimestampTZ, "1990-01-31 00:00:00-107", "1990-02-01 00:00:00+00"},
+		{"month tstz, offset with seconds", Spec{Kind: KindMonth}, OIDTimestampTZ, "1990-03-01 00:00:00+167:59:59", "1990-02-01 00:00:00+00"},
 		{"year BC", Spec{Kind: KindYear}, OIDDate, "0044-03-15 BC", "0044-01-01 BC"},
 		{"year infinity", Spec{Kind: KindYear}, OIDDate, "infinity", "infinity"},
 		{"year min", Spec{Kind: KindYear}, OIDDate, "4714-12-01 BC", "4714-11-24 BC"},
