@@ -51,6 +51,7 @@ func (t *intT) run(dst, src []byte, enc bool) ([]byte, error) {
 		mask = ^uint64(0)
 	}
 	x := uint64(v) & mask // two's complement bit pattern of the type
+	in := x
 	if enc {
 		x, err = t.ff.EncryptValue(x, t.bits, t.tweak)
 	} else {
@@ -58,6 +59,10 @@ func (t *intT) run(dst, src []byte, enc bool) ([]byte, error) {
 	}
 	if err != nil {
 		return dst, fmt.Errorf("int: %w", err)
+	}
+	if enc && x == in {
+		// A fixed point of the permutation would leave in clear.
+		return dst, fmt.Errorf("%w: the permutation maps this value to itself", ErrUnchanged)
 	}
 	// Sign-extend back to int64.
 	shift := 64 - t.bits

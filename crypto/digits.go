@@ -14,8 +14,20 @@ import (
 // equally long values then encrypt alike; see docs/keys.md.)
 const chunkMax = 32
 
-// maxKeepPrefix bounds keep_prefix so the clear digits fit FF1's tweak.
-const maxKeepPrefix = 32
+// maxKeepPrefix bounds keep_prefix: a card's BIN (6) or a German bank
+// code (8) may stay; more would leave ordinary values with fewer than
+// minEncrypted digits, which are then withheld.
+const (
+	maxKeepPrefix     = 8
+	maxKeepPrefixCard = 6
+)
+
+// minEncrypted is the fewest digits FF1 may encrypt: 10^6 values, the
+// minimum domain of NIST SP 800-38G Rev. 1. A value with fewer digits
+// after keep_prefix (and a card's check digit) is withheld: a permutation
+// of so few values is a codebook, and with the clear prefix in the tweak
+// it is the varied-tweak setting of the known small-domain attacks.
+const minEncrypted = 6
 
 type digitsT struct {
 	column
@@ -33,8 +45,13 @@ type digitScratch struct {
 }
 
 func newDigits(spec Spec, ks *Keyset, c column) (Transformer, error) {
-	if spec.KeepPrefix < 0 || spec.KeepPrefix > maxKeepPrefix {
-		return nil, fmt.Errorf("%w: keep_prefix must be in [0, %d]", ErrInvalidSpec, maxKeepPrefix)
+	limit := maxKeepPrefix
+	if spec.Kind == KindCard {
+		limit = maxKeepPrefixCard
+	}
+	if spec.KeepPrefix < 0 || spec.KeepPrefix > limit {
+		return nil, fmt.Errorf("%w: %s keep_prefix must be in [0, %d] so that at least %d digits are encrypted",
+			ErrInvalidSpec, spec.Kind, limit, minEncrypted)
 	}
 	key, err := ks.derive(c.version, purposeDigits, spec.Domain, 32)
 	if err != nil {
@@ -52,8 +69,10 @@ func newDigits(spec Spec, ks *Keyset, c column) (Transformer, error) {
 // Transform implements Transformer.
 func (t *digitsT) Transform(dst, src []byte) ([]byte, error) { return t.run(dst, src, true) }
 
-// Reverse implements Reverser: for card and iban the check digits are
-// recomputed, which restores the original when it was valid.
+// Reverse implements Reverser. Card and IBAN check digits are validated
+// on the way in and recomputed on the way out, in both directions: an
+// input whose check digits are wrong is withheld rather than normalised,
+// so two inputs differing only in them never share a token.
 func (t *digitsT) Reverse(dst, src []byte) ([]byte, error) { return t.run(dst, src, false) }
 
 func (t *digitsT) run(dst, src []byte, enc bool) ([]byte, error) {
@@ -66,6 +85,10 @@ func (t *digitsT) run(dst, src []byte, enc bool) ([]byte, error) {
 	switch t.kind {
 	case KindIBAN:
 		if cc, bban, ok := ibanShape(out); ok {
+			if ibanMod97(out, cc, bban) != 1 {
+				err = fmt.Errorf("%w: IBAN check digits are invalid", ErrUnchanged)
+				break
+			}
 			err = t.iban(sc, out, cc, bban, enc)
 			break
 		}
@@ -75,6 +98,11 @@ func (t *digitsT) run(dst, src []byte, enc bool) ([]byte, error) {
 		err = t.digits(sc, out, "card", t.keepPrefix, enc, true)
 	default:
 		err = t.digits(sc, out, "digits", t.keepPrefix, enc, false)
+	}
+	if err == nil && enc && string(out) == string(src) {
+		// A permutation has fixed points (about one value in 10^6 for six
+		// digits): such a value would leave in clear, so it is withheld.
+		err = fmt.Errorf("%w: the permutation maps this value to itself", ErrUnchanged)
 	}
 	if err != nil {
 		return dst[:start], err
@@ -95,8 +123,11 @@ func (t *digitsT) digits(sc *digitScratch, out []byte, tag string, keepPrefix in
 	all := sc.pos
 	keep := min(keepPrefix, len(all))
 	body := all[keep:]
-	if luhn && len(body) > 0 {
-		body = body[:len(body)-1]
+	if luhn {
+		if len(all) < 2 || luhnCheck(out, all[:len(all)-1]) != out[all[len(all)-1]] {
+			return fmt.Errorf("%w: card number fails the Luhn check", ErrUnchanged)
+		}
+		body = body[:max(len(body)-1, 0)]
 	}
 	tw := append(sc.tweak[:0], tag...)
 	tw = append(tw, ':')
@@ -115,8 +146,9 @@ func (t *digitsT) digits(sc *digitScratch, out []byte, tag string, keepPrefix in
 // crypt runs FF1 over the digits of out at positions pos.
 func (t *digitsT) crypt(sc *digitScratch, out []byte, pos []int, tweak []byte, enc bool) error {
 	n := len(pos)
-	if n == 0 {
-		return nil
+	if n < minEncrypted {
+		return fmt.Errorf("%w: %d digits to encrypt, FF1 needs at least %d (use token or hash for short digit strings)",
+			ErrUnchanged, n, minEncrypted)
 	}
 	sc.num = sc.num[:0]
 	for _, p := range pos {
@@ -124,13 +156,6 @@ func (t *digitsT) crypt(sc *digitScratch, out []byte, pos []int, tweak []byte, e
 	}
 	num := sc.num
 	switch {
-	case n < t.ff.MinLen():
-		// One digit: FF1 needs radix^n >= 100, so cycle-walk a two-digit
-		// FF1 permutation until it lands back in [0, 10): a permutation of
-		// the ten values (Black–Rogaway cycle walking).
-		if err := t.cycleWalk(num, tweak, enc); err != nil {
-			return err
-		}
 	case n <= chunkMax+chunkMax/2:
 		if err := t.ffCrypt(num, num, tweak, enc); err != nil {
 			return err
@@ -164,20 +189,6 @@ func (t *digitsT) ffCrypt(dst, x, tweak []byte, enc bool) error {
 		return fmt.Errorf("digits: %w", err)
 	}
 	return nil
-}
-
-func (t *digitsT) cycleWalk(num, tweak []byte, enc bool) error {
-	var pair [2]byte
-	pair[1] = num[0]
-	for {
-		if err := t.ffCrypt(pair[:], pair[:], tweak, enc); err != nil {
-			return err
-		}
-		if pair[0] == 0 {
-			num[0] = pair[1]
-			return nil
-		}
-	}
 }
 
 // luhnCheck returns the check digit (ASCII) that makes payload digits at
@@ -250,25 +261,9 @@ func (t *digitsT) iban(sc *digitScratch, out []byte, cc [2]int, bban int, enc bo
 	if err := t.crypt(sc, out, sc.pos[keep:], tw, enc); err != nil {
 		return err
 	}
-	// Check digits: mod 97 of BBAN || CC || "00" with letters as 10..35.
-	var m int
-	add := func(c byte) {
-		switch {
-		case c >= '0' && c <= '9':
-			m = (m*10 + int(c-'0')) % 97
-		case isLetter(c):
-			m = (m*100 + int(upper(c)-'A'+10)) % 97
-		}
-	}
-	for i := bban; i < len(out); i++ {
-		add(out[i])
-	}
-	add(out[cc[0]])
-	add(out[cc[1]])
-	add('0')
-	add('0')
-	check := 98 - m
-	// The two check digits are the first two digits after the country code.
+	// The check digits (the first two digits after the country code) are
+	// 98 - (BBAN || CC || "00" mod 97).
+	check := 98 - ibanMod97(out, cc, bban, '0', '0')
 	j := 0
 	for i := cc[1] + 1; i < bban && j < 2; i++ {
 		if out[i] >= '0' && out[i] <= '9' {
@@ -281,6 +276,35 @@ func (t *digitsT) iban(sc *digitScratch, out []byte, cc [2]int, bban int, enc bo
 		}
 	}
 	return nil
+}
+
+// ibanMod97 is ISO 13616's remainder of BBAN || CC || check digits mod 97
+// (letters as 10..35): 1 for a valid IBAN. With check given, those two
+// digits stand in for the IBAN's own.
+func ibanMod97(s []byte, cc [2]int, bban int, check ...byte) int {
+	var m int
+	add := func(c byte) {
+		switch {
+		case c >= '0' && c <= '9':
+			m = (m*10 + int(c-'0')) % 97
+		case isLetter(c):
+			m = (m*100 + int(upper(c)-'A'+10)) % 97
+		}
+	}
+	for i := bban; i < len(s); i++ {
+		add(s[i])
+	}
+	add(s[cc[0]])
+	add(s[cc[1]])
+	if len(check) == 2 {
+		add(check[0])
+		add(check[1])
+		return m
+	}
+	for i := cc[1] + 1; i < bban; i++ {
+		add(s[i])
+	}
+	return m
 }
 
 func upper(c byte) byte {

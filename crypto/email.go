@@ -35,17 +35,20 @@ func newEmail(spec Spec, ks *Keyset, c column) (Transformer, error) {
 
 // Transform implements Transformer: tk1_<v>_<token>@<token>.invalid, or
 // tk1_<v>_<token>@<original domain> with keep_domain. The local token is
-// keyed on the whole address (ASCII case-folded), so equal local parts at
-// different domains stay unlinkable.
+// keyed on the whole address exactly as stored (case and spaces kept: a
+// unique column may hold addresses that differ only in them, and SQL's
+// '=' tells them apart), so distinct addresses keep distinct tokens and
+// equal local parts at different domains stay unlinkable. The domain
+// label is keyed on the ASCII-lowercased domain, which names one host.
 func (t *emailT) Transform(dst, src []byte) ([]byte, error) {
-	in := trimPad(t.oid, bytes.TrimSpace(src))
+	in := trimPad(t.oid, src)
 	at := bytes.LastIndexByte(in, '@')
 	dom := []byte(nil)
 	if at >= 0 {
-		dom = in[at+1:]
+		dom = bytes.TrimSpace(in[at+1:])
 	}
 	s := t.local.get()
-	s.writeLower(in)
+	s.h.Write(in)
 	sum := s.finish()
 	dst = append(dst, t.prefix...)
 	dst = tokenAlphabet.AppendEncode(dst, sum[:opaqueBytes])

@@ -13,6 +13,10 @@ var (
 	// (e.g. a text date not in ISO DateStyle). The caller must not forward
 	// the original value.
 	ErrInvalidValue = errors.New("value cannot be parsed as its type")
+	// ErrUnchanged means a transformer could not change a value (too few
+	// digits to encrypt, invalid check digits, a float too large to round):
+	// the value is withheld, never forwarded as it was.
+	ErrUnchanged = errors.New("value withheld: the transform cannot change it")
 	// ErrUnknownVersion means a key version is not in the keyset.
 	ErrUnknownVersion = errors.New("unknown key version")
 	// ErrNotReversible means a token or transformer cannot be reversed.

@@ -18,7 +18,6 @@ var fuzzKinds = []struct {
 	{Spec{Kind: KindIBAN, Domain: "d"}, OIDText},
 	{Spec{Kind: KindCard, Domain: "d"}, OIDText},
 	{Spec{Kind: KindMask, KeepFirst: 1, KeepLast: 1}, OIDBPChar},
-	{Spec{Kind: KindInt, Domain: "d"}, OIDInt2},
 	{Spec{Kind: KindInt, Domain: "d"}, OIDInt4},
 	{Spec{Kind: KindInt, Domain: "d"}, OIDInt8},
 	{Spec{Kind: KindUUID, Domain: "d"}, OIDUUID},
@@ -34,7 +33,7 @@ var fuzzKinds = []struct {
 
 // FuzzTransform feeds arbitrary bytes, in both formats, to every
 // transformer: it must either return a valid value of the column's type
-// or an ErrInvalidValue error (never panic, never echo an invalid value).
+// or an ErrInvalidValue or ErrUnchanged error (never panic, never echo an invalid value).
 func FuzzTransform(f *testing.F) {
 	for _, s := range []string{"", "0", "-32768", "9223372036854775807", "2024-02-29", "2024-02-29 00:00:00+01",
 		"4714-11-24 BC", "infinity", "DE89370400440532013000", "4111111111111111", "a@b.c", "Grüße 世界",
@@ -57,7 +56,7 @@ func FuzzTransform(f *testing.F) {
 		tr := mustNew(t, fk.spec, ks, fk.oid, format)
 		out, err := tr.Transform(nil, in)
 		if err != nil {
-			if !errors.Is(err, ErrInvalidValue) {
+			if !errors.Is(err, ErrInvalidValue) && !errors.Is(err, ErrUnchanged) {
 				t.Fatalf("%s: unexpected error %v", fk.spec.Kind, err)
 			}
 			return
@@ -79,7 +78,7 @@ func FuzzTransform(f *testing.F) {
 // FuzzDetokenize: arbitrary token strings never panic and only yield
 // the documented errors.
 func FuzzDetokenize(f *testing.F) {
-	for _, s := range []string{"", "tr1_1_", "tr1_1_aaaa", "tk1_1_abc", "tr1_99_abc", "tr1__x", "tr1_1_AAAA"} {
+	for _, s := range []string{"", "tr1_1_", "tr1_1_aaaa", "tk1_1_abc", "tr1_99_abc", "tr1__x", "tr1_1_AAAA", "tr2_1_", "tr2_1_aaaa"} {
 		f.Add(s)
 	}
 	ks, err := NewKeyset(testNow)

@@ -1,6 +1,7 @@
 package crypto
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 )
@@ -75,13 +76,18 @@ func (t *truncT) Transform(dst, src []byte) ([]byte, error) {
 }
 
 // shiftT moves a date or timestamp by a keyed, non-zero number of days in
-// [-Days, +Days], derived from the value itself (HMAC of the instant), so equal
-// values shift alike in any format. Time of day and offset are kept.
+// [-Days, +Days]. The offset is derived from the calendar day alone (a
+// timestamptz's day in UTC) with the domain's key, so every date and
+// timestamp column of one token domain shifts a given day alike, in any
+// format: their outputs cannot be intersected to narrow the window, as
+// independently keyed shifts of one date could. The time of day is set to
+// midnight (a timestamptz is written in UTC) unless KeepTime is set.
 type shiftT struct {
 	column
 	redacted
-	mac  *macPool
-	days int64
+	mac      *macPool
+	days     int64
+	keepTime bool
 }
 
 func newShift(spec Spec, ks *Keyset, c column) (Transformer, error) {
@@ -92,17 +98,14 @@ func newShift(spec Spec, ks *Keyset, c column) (Transformer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &shiftT{column: c, mac: newMACPool(key), days: int64(spec.Days)}, nil
+	return &shiftT{column: c, mac: newMACPool(key), days: int64(spec.Days), keepTime: spec.KeepTime}, nil
 }
 
-// offset returns the keyed offset for a canonical value.
-func (t *shiftT) offset(canonical int64) int64 {
+// offset returns the keyed offset for a day (days since 2000-01-01).
+func (t *shiftT) offset(day int64) int64 {
 	s := t.mac.get()
-	var b [9]byte
-	b[0] = byte(t.oid) // date and timestamp values never share offsets
-	binary.BigEndian.PutUint64(b[1:], uint64(canonical))
-	copy(s.buf[:], b[:])
-	s.h.Write(s.buf[:9])
+	binary.BigEndian.PutUint64(s.buf[:8], uint64(day))
+	s.h.Write(s.buf[:8])
 	r := binary.BigEndian.Uint64(s.finish())
 	t.mac.put(s)
 	// Never 0: a zero offset would pass the value through unchanged.
@@ -113,6 +116,17 @@ func (t *shiftT) offset(canonical int64) int64 {
 	return off
 }
 
+// shifted moves day by its offset; where that leaves the type's range
+// (lo, hi) it moves the other way, so a day at either end is never
+// clamped back onto itself.
+func (t *shiftT) shifted(day, lo, hi int64) int64 {
+	off := t.offset(day)
+	if nd := day + off; nd >= lo && nd <= hi {
+		return nd
+	}
+	return clamp(day-off, lo, hi)
+}
+
 // Transform implements Transformer.
 func (t *shiftT) Transform(dst, src []byte) ([]byte, error) {
 	isDate := t.oid == OIDDate
@@ -121,11 +135,15 @@ func (t *shiftT) Transform(dst, src []byte) ([]byte, error) {
 		if err != nil || inf != 0 {
 			return append(dst, src...), err
 		}
-		off := t.offset(v)
 		if isDate {
-			return appendBinaryTime(dst, clamp(v+off, dateMinDays, dateMaxDays), true), nil
+			return appendBinaryTime(dst, t.shifted(v, dateMinDays, dateMaxDays), true), nil
 		}
-		return appendBinaryTime(dst, clamp(v+off*usPerDay, tsMin, tsMaxExcl-1), false), nil
+		day := floorDiv(v, usPerDay)
+		tod := v - day*usPerDay
+		if !t.keepTime {
+			tod = 0
+		}
+		return appendBinaryTime(dst, t.shifted(day, tsMin/usPerDay, (tsMaxExcl-1)/usPerDay-1)*usPerDay+tod, false), nil
 	}
 	p, err := parseTimeText(src, !isDate, t.oid == OIDTimestampTZ)
 	if err != nil {
@@ -134,26 +152,55 @@ func (t *shiftT) Transform(dst, src []byte) ([]byte, error) {
 	if p.inf != 0 {
 		return append(dst, src...), nil
 	}
-	var off int64
-	if isDate {
-		off = t.offset(p.days())
-	} else {
-		off = t.offset(p.micros())
+	day, tod := p.days(), p.tod
+	if t.oid == OIDTimestampTZ {
+		// The instant's day and time in UTC, as in binary: the session's
+		// TimeZone must not choose which day's offset applies.
+		us := p.micros()
+		day = floorDiv(us, usPerDay)
+		tod = us - day*usPerDay
 	}
 	hi := dateMaxDays
 	if !isDate {
 		hi = (tsMaxExcl-1)/usPerDay - 1
 	}
-	nd := clamp(p.days()+off, dateMinDays, hi)
+	nd := t.shifted(day, dateMinDays, hi)
 	y, m, d := civilFromDays(nd + pgEpochDay)
 	dst, bc := appendDateText(dst, y, m, d)
-	if !isDate {
+	switch {
+	case isDate:
+	case !t.keepTime:
+		dst = append(dst, " 00:00:00"...)
+	case t.oid == OIDTimestamp:
 		dst = append(dst, ' ')
 		dst = append(dst, p.timeText...)
-		dst = append(dst, p.offsetText...)
+	default:
+		dst = appendTimeOfDay(append(dst, ' '), tod)
+	}
+	if t.oid == OIDTimestampTZ {
+		dst = append(dst, "+00"...)
 	}
 	if bc {
 		dst = append(dst, " BC"...)
 	}
 	return dst, nil
+}
+
+// appendTimeOfDay writes µs since midnight as PostgreSQL's ISO output
+// does: HH:MM:SS, then the fraction without trailing zeros.
+func appendTimeOfDay(dst []byte, us int64) []byte {
+	two := func(dst []byte, v int64) []byte { return append(dst, byte('0'+v/10), byte('0'+v%10)) }
+	sec := us / 1_000_000
+	dst = two(dst, sec/3600)
+	dst = two(append(dst, ':'), sec/60%60)
+	dst = two(append(dst, ':'), sec%60)
+	if frac := us % 1_000_000; frac != 0 {
+		f := []byte{'.', 0, 0, 0, 0, 0, 0}
+		for i := 6; i >= 1; i-- {
+			f[i] = byte('0' + frac%10)
+			frac /= 10
+		}
+		dst = append(dst, bytes.TrimRight(f, "0")...)
+	}
+	return dst
 }

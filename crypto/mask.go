@@ -6,17 +6,29 @@ import (
 	"unicode/utf8"
 )
 
-// maskT keeps the first KeepFirst and last KeepLast characters and writes
-// '*' for each other character. A value too short to hide anything is
-// masked entirely, so short values never leave in clear.
+// maskT keeps up to KeepFirst and KeepLast characters and hides the rest
+// behind a run of '*'. The output always has KeepFirst + KeepLast +
+// maskRun characters, whatever the value's length, so the mask does not
+// reveal it; and at most a third of a value's characters are ever shown
+// (the end first), so a short value such as a postcode keeps at most one
+// character in clear.
 type maskT struct {
 	column
 	first, last int
 }
 
+// maskRun is the fewest '*' an output has; maskShare the share of a
+// value's characters that may show (1/maskShare).
+const (
+	maskRun   = 6
+	maskShare = 3
+	// maxMaskKeep bounds keep_first + keep_last.
+	maxMaskKeep = 32
+)
+
 func newMask(spec Spec, c column) (Transformer, error) {
-	if spec.KeepFirst < 0 || spec.KeepLast < 0 {
-		return nil, fmt.Errorf("%w: mask keep_first/keep_last must not be negative", ErrInvalidSpec)
+	if spec.KeepFirst < 0 || spec.KeepLast < 0 || spec.KeepFirst+spec.KeepLast > maxMaskKeep {
+		return nil, fmt.Errorf("%w: mask keep_first and keep_last must not be negative and together at most %d", ErrInvalidSpec, maxMaskKeep)
 	}
 	return &maskT{column: c, first: spec.KeepFirst, last: spec.KeepLast}, nil
 }
@@ -25,21 +37,24 @@ func newMask(spec Spec, c column) (Transformer, error) {
 func (t *maskT) Transform(dst, src []byte) ([]byte, error) {
 	src = trimPad(t.oid, src)
 	n := utf8.RuneCount(src)
-	first, last := t.first, t.last
-	if first+last >= n {
-		first, last = 0, 0
-	}
+	shown := n / maskShare
+	last := min(t.last, shown)
+	first := min(t.first, shown-last)
 	i := 0
-	for k := 0; k < n; k++ {
+	for k := 0; k < first; k++ {
 		_, size := utf8.DecodeRune(src[i:])
-		if k < first || k >= n-last {
-			dst = append(dst, src[i:i+size]...)
-		} else {
-			dst = append(dst, '*')
-		}
 		i += size
 	}
-	return dst, nil
+	dst = append(dst, src[:i]...)
+	for range t.first + t.last + maskRun - first - last {
+		dst = append(dst, '*')
+	}
+	j := len(src)
+	for k := 0; k < last; k++ {
+		_, size := utf8.DecodeLastRune(src[:j])
+		j -= size
+	}
+	return append(dst, src[j:]...), nil
 }
 
 // hashT is a keyed hash: lowercase hex of HMAC-SHA256 with the domain's

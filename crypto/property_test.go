@@ -2,7 +2,8 @@ package crypto
 
 import (
 	"bytes"
-	"encoding/binary"
+	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"regexp"
@@ -13,7 +14,7 @@ import (
 )
 
 var emailShape = regexp.MustCompile(`^tk1_[0-9]+_[a-z2-7]{26}@([a-z2-7]{16}\.invalid|[^@\s]+)$`)
-var tokenShape = regexp.MustCompile(`^(tk1_[0-9]+_[a-z2-7]{26}|tr1_[0-9]+_[a-z2-7]+)$`)
+var tokenShape = regexp.MustCompile(`^(tk1_[0-9]+_[a-z2-7]{26}|tr2_[0-9]+_[a-z2-7]+)$`)
 
 func ibanValid(s string) bool {
 	s = strings.ReplaceAll(s, " ", "")
@@ -90,7 +91,7 @@ func checkValid(t testing.TB, kind Kind, oid uint32, format int16, in, out []byt
 		switch kind {
 		case KindToken:
 			if !tokenShape.Match(out) {
-				t.Fatalf("bad token %q", out)
+				t.Fatalf("bad token %.80q", out)
 			}
 		case KindEmail:
 			if !emailShape.Match(out) {
@@ -178,13 +179,36 @@ func genValue(r *rand.Rand, kind Kind, oid uint32, bin bool) []byte {
 	case KindEmail:
 		return []byte([]string{"", "a@b", "Zoë.Müller@Example.COM", "no-at-sign", "x@" + strings.Repeat("y", 300)}[r.IntN(5)])
 	case KindIBAN:
-		return []byte("DE" + randDigits(r, 20))
+		return validIBAN("DE", randDigits(r, 18))
 	case KindCard:
-		return []byte(randDigits(r, 12+r.IntN(8)))
+		return validCard(randDigits(r, 12+r.IntN(7)))
 	case KindDigits:
-		return []byte([]string{"", "7", "+49 (0)170-" + randDigits(r, 7), randDigits(r, 1+r.IntN(80)), "ab"}[r.IntN(5)])
+		return []byte([]string{"+49 (0)170-" + randDigits(r, 7), randDigits(r, 6+r.IntN(80)), "ab" + randDigits(r, 12)}[r.IntN(3)])
 	}
 	return []byte([]string{"", "alice", "Grüße, 世界 🌍", strings.Repeat("x", r.IntN(5000)), "\x00\xff"}[r.IntN(5)])
+}
+
+// validIBAN completes country code and BBAN with valid check digits.
+func validIBAN(cc, bban string) []byte {
+	m := 0
+	for _, c := range bban + cc + "00" {
+		if c >= 'A' && c <= 'Z' {
+			m = (m*100 + int(c-'A'+10)) % 97
+		} else {
+			m = (m*10 + int(c-'0')) % 97
+		}
+	}
+	return []byte(fmt.Sprintf("%s%02d%s", cc, 98-m, bban))
+}
+
+// validCard appends the Luhn check digit to payload.
+func validCard(payload string) []byte {
+	out := []byte(payload)
+	pos := make([]int, len(out))
+	for i := range pos {
+		pos[i] = i
+	}
+	return append(out, luhnCheck(out, pos))
 }
 
 func strconvPad(v int64) string { return strconv.FormatInt(v+100, 10)[1:] }
@@ -199,7 +223,7 @@ var propertyCases = []struct {
 	{Spec{Kind: KindDigits, Domain: "d"}, []uint32{OIDText}},
 	{Spec{Kind: KindIBAN, Domain: "d", KeepPrefix: 4}, []uint32{OIDText}},
 	{Spec{Kind: KindCard, Domain: "d", KeepPrefix: 6}, []uint32{OIDVarchar}},
-	{Spec{Kind: KindInt, Domain: "d"}, []uint32{OIDInt2, OIDInt4, OIDInt8}},
+	{Spec{Kind: KindInt, Domain: "d"}, []uint32{OIDInt4, OIDInt8}},
 	{Spec{Kind: KindUUID, Domain: "d"}, []uint32{OIDUUID}},
 	{Spec{Kind: KindYear}, []uint32{OIDDate, OIDTimestamp, OIDTimestampTZ}},
 	{Spec{Kind: KindMonth}, []uint32{OIDDate, OIDTimestamp, OIDTimestampTZ}},
@@ -228,9 +252,6 @@ func TestPropertiesValidOutputs(t *testing.T) {
 					if rev != nil && (pc.spec.Kind != KindToken || pc.spec.Reversible) {
 						back, err := rev.Reverse(nil, out)
 						wantBack := in
-						if pc.spec.Kind == KindCard && !luhnValid(string(in)) || pc.spec.Kind == KindIBAN && !ibanValid(string(in)) {
-							continue // check digits were repaired
-						}
 						if pc.spec.Kind == KindUUID && format == FormatText {
 							wantBack = bytes.ToLower(in)
 						}
@@ -244,18 +265,15 @@ func TestPropertiesValidOutputs(t *testing.T) {
 	}
 }
 
-// TestIntBijection: on int2 the transformer is a permutation of all 65536
-// values.
-func TestIntBijection(t *testing.T) {
+// TestIntSmallintRefused: a permutation of smallint's 65,536 values is
+// below FF1's minimum domain, so int is refused on it with that reason.
+func TestIntSmallintRefused(t *testing.T) {
 	ks := newTestKeyset(t)
-	tr := mustNew(t, Spec{Kind: KindInt, Domain: "d"}, ks, OIDInt2, FormatBinary)
-	seen := make(map[uint16]bool, 1<<16)
-	for v := math.MinInt16; v <= math.MaxInt16; v++ {
-		out := apply(t, tr, binary.BigEndian.AppendUint16(nil, uint16(v)))
-		seen[binary.BigEndian.Uint16(out)] = true
-	}
-	if len(seen) != 1<<16 {
-		t.Fatalf("int2 not a bijection: %d distinct outputs", len(seen))
+	for _, f := range []int16{FormatText, FormatBinary} {
+		_, err := New(Spec{Kind: KindInt, Domain: "d"}, ks, OIDInt2, f)
+		if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "10^6") {
+			t.Fatalf("int on int2: %v", err)
+		}
 	}
 }
 
@@ -282,8 +300,7 @@ func TestLongValues(t *testing.T) {
 	big := bytes.Repeat([]byte("0123456789 é"), 1<<20/12)
 	for _, spec := range []Spec{
 		{Kind: KindToken, Domain: "d"}, {Kind: KindToken, Domain: "d", Reversible: true},
-		{Kind: KindEmail, Domain: "d"}, {Kind: KindDigits, Domain: "d"}, {Kind: KindCard, Domain: "d"},
-		{Kind: KindIBAN, Domain: "d"}, {Kind: KindMask, KeepFirst: 3}, {Kind: KindHash, Domain: "d"},
+		{Kind: KindEmail, Domain: "d"}, {Kind: KindDigits, Domain: "d"}, {Kind: KindMask, KeepFirst: 3}, {Kind: KindHash, Domain: "d"},
 	} {
 		tr := mustNew(t, spec, ks, OIDText, FormatText)
 		out := apply(t, tr, big)

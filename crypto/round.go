@@ -9,6 +9,10 @@ import (
 	"sync"
 )
 
+// maxFloatDigits is the most fraction digits a float can be rounded to:
+// 10^308 is the largest power of ten a float8 holds.
+const maxFloatDigits = 308
+
 // roundT generalises numbers: with an empty Bucket it rounds half away from
 // zero to Digits fraction digits (negative Digits round to tens, hundreds…);
 // with a Bucket it floors to a multiple of the bucket (age 37, bucket 10 →
@@ -29,7 +33,17 @@ func newRound(spec Spec, c column) (Transformer, error) {
 	if spec.Digits < -1000 || spec.Digits > 1000 {
 		return nil, fmt.Errorf("%w: round digits must be in [-1000, 1000]", ErrInvalidSpec)
 	}
+	isInt := c.oid == OIDInt2 || c.oid == OIDInt4 || c.oid == OIDInt8
+	isFloat := c.oid == OIDFloat4 || c.oid == OIDFloat8
 	if spec.Bucket == "" {
+		switch {
+		case isInt && spec.Digits >= 0:
+			// A transform that cannot change any value is refused, never
+			// run as the identity.
+			return nil, fmt.Errorf("%w: round on an integer column needs a negative digits (tens, hundreds…) or a bucket of at least 2; digits %d would return every value unchanged", ErrInvalidSpec, spec.Digits)
+		case isFloat && spec.Digits > maxFloatDigits:
+			return nil, fmt.Errorf("%w: round on a float column takes at most %d digits; a float has no decimal digits beyond them, so every value would be returned unchanged", ErrInvalidSpec, maxFloatDigits)
+		}
 		return t, nil
 	}
 	r, ok := new(big.Rat).SetString(spec.Bucket)
@@ -39,12 +53,15 @@ func newRound(spec Spec, c column) (Transformer, error) {
 	switch c.oid {
 	case OIDInt2, OIDInt4, OIDInt8:
 		_, hi := intRange(intBits(c.oid))
-		if !r.IsInt() || !r.Num().IsInt64() || r.Num().Int64() > hi {
-			return nil, fmt.Errorf("%w: round bucket for an integer must be a whole number in range", ErrInvalidSpec)
+		if !r.IsInt() || !r.Num().IsInt64() || r.Num().Int64() > hi || r.Num().Int64() < 2 {
+			return nil, fmt.Errorf("%w: round bucket for an integer must be a whole number from 2 to the type's maximum (1 would return every value unchanged)", ErrInvalidSpec)
 		}
 		t.bucketInt = r.Num().Int64()
 	case OIDFloat4, OIDFloat8:
 		t.bucketF, _ = r.Float64()
+		if math.IsInf(t.bucketF, 0) || t.bucketF < math.SmallestNonzeroFloat64*(1<<52) {
+			return nil, fmt.Errorf("%w: round bucket %q is outside a float's normal range", ErrInvalidSpec, spec.Bucket)
+		}
 	default:
 		_, intPart, frac, err := splitDecimal([]byte(spec.Bucket))
 		if err != nil {
@@ -125,16 +142,21 @@ func (t *roundT) roundFloat(dst, src []byte) ([]byte, error) {
 			return dst, fmt.Errorf("%w: not a float", ErrInvalidValue)
 		}
 	}
-	r := x
+	r := x // NaN and ±Infinity are constants: they stay
 	if !math.IsInf(x, 0) && !math.IsNaN(x) {
-		if t.bucketF > 0 {
+		switch {
+		case t.bucketF > 0:
 			r = math.Floor(x/t.bucketF) * t.bucketF
-		} else {
+		case t.digits < -maxFloatDigits:
+			r = 0 // |x| < 10^309/2: every float rounds to zero
+		default:
 			p := math.Pow10(t.digits)
 			r = math.Round(x*p) / p
 		}
 		if math.IsInf(r, 0) || math.IsNaN(r) || (f32 && math.IsInf(float64(float32(r)), 0)) {
-			r = x // already coarser than the requested precision
+			// The value is too large for the precision asked: rounding
+			// cannot change it, so it is withheld, not returned as it was.
+			return dst, fmt.Errorf("%w: float too large to round to the policy's precision", ErrUnchanged)
 		}
 	}
 	if t.binary {

@@ -85,6 +85,8 @@ type Spec struct {
 	KeepPrefix int `yaml:"keep_prefix"`
 	// Days bounds the shift offset to ±Days.
 	Days int `yaml:"days"`
+	// KeepTime keeps a shifted timestamp's time of day (else midnight).
+	KeepTime bool `yaml:"keep_time"`
 	// Digits is round's number of decimal digits (negative rounds to tens,
 	// hundreds…); used when Bucket is empty.
 	Digits int `yaml:"digits"`
@@ -129,7 +131,8 @@ func support(k Kind) []uint32 {
 	case KindToken, KindEmail, KindDigits, KindIBAN, KindCard, KindMask, KindHash:
 		return text
 	case KindInt:
-		return []uint32{OIDInt2, OIDInt4, OIDInt8}
+		// Not int2: 65,536 values are below FF1's minimum domain of 10^6.
+		return []uint32{OIDInt4, OIDInt8}
 	case KindUUID:
 		return []uint32{OIDUUID}
 	case KindYear, KindMonth, KindShift:
@@ -159,6 +162,9 @@ func Supports(kind Kind, typeOID uint32, format int16) bool {
 // option is reported here (wrapping ErrUnsupported or ErrInvalidSpec), so
 // it surfaces at policy load. ks may be nil for unkeyed kinds.
 func New(spec Spec, ks *Keyset, typeOID uint32, format int16) (Transformer, error) {
+	if spec.Kind == KindInt && typeOID == OIDInt2 {
+		return nil, fmt.Errorf("%w: int on smallint: FF1 needs a domain of at least 10^6 values and smallint has 65,536 (use round, redact or null, or widen the column)", ErrUnsupported)
+	}
 	if !Supports(spec.Kind, typeOID, format) {
 		return nil, fmt.Errorf("%w: %s on type oid %d in %s format", ErrUnsupported, spec.Kind, typeOID, formatName(format))
 	}

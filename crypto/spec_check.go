@@ -19,8 +19,13 @@ func Kinds() []Kind {
 // (Supports).
 func ValidateSpec(spec Spec) error {
 	oids := support(spec.Kind)
-	if spec.Kind == KindNull {
+	switch spec.Kind {
+	case KindNull:
 		oids = []uint32{OIDText}
+	case KindRound:
+		// Integer-only limits (digits < 0 or a bucket) are checked per
+		// column, against its type.
+		oids = []uint32{OIDNumeric}
 	}
 	if len(oids) == 0 {
 		return fmt.Errorf("%w: unknown transform %q", ErrInvalidSpec, spec.Kind)

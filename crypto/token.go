@@ -11,10 +11,16 @@ import (
 // Token formats (see docs/keys.md):
 //
 //	tk1_<version>_<26 base32 chars>   opaque: 128 bits of HMAC-SHA256
-//	tr1_<version>_<base32 AES-SIV>    reversible: deterministic AEAD
+//	tr2_<version>_<base32 AES-SIV>    reversible: deterministic AEAD of the
+//	                                  value padded to a length bucket
+//	tr1_<version>_<base32 AES-SIV>    reversible, unpadded (read only)
 const (
 	opaquePrefix     = "tk1_"
-	reversiblePrefix = "tr1_"
+	reversiblePrefix = "tr2_"
+	legacyRevPrefix  = "tr1_"
+	// minPadded is the smallest padded plaintext: the length buckets are
+	// 16, 32, 64… bytes (value plus at least one byte of padding).
+	minPadded = 16
 	// opaqueBytes is the PRF output kept in an opaque token (128 bits).
 	opaqueBytes = 16
 )
@@ -72,8 +78,9 @@ func (t *tokenT) Transform(dst, src []byte) ([]byte, error) {
 	in := trimPad(t.oid, src)
 	if t.siv != nil {
 		// tink's AES-SIV allocates its output; reversible tokens are the
-		// one token kind that is not allocation-free.
-		ct, err := t.siv.EncryptDeterministically(in, nil)
+		// one token kind that is not allocation-free. The value is padded
+		// so the token shows its length only to a power-of-two bucket.
+		ct, err := t.siv.EncryptDeterministically(padBucket(in), nil)
 		if err != nil {
 			return dst, fmt.Errorf("token: %w", err)
 		}
@@ -114,10 +121,38 @@ func (k *Keyset) sivFor(version uint32, domain string) (*subtle.AESSIV, error) {
 	return siv, nil
 }
 
+// padBucket appends ISO/IEC 7816-4 padding (0x80, then zeros) to the
+// smallest power-of-two length of at least minPadded bytes that holds the
+// value and one padding byte.
+func padBucket(in []byte) []byte {
+	n := minPadded
+	for n < len(in)+1 {
+		n *= 2
+	}
+	out := make([]byte, n)
+	copy(out, in)
+	out[len(in)] = 0x80
+	return out
+}
+
+// unpadBucket removes padBucket's padding.
+func unpadBucket(pt []byte) ([]byte, bool) {
+	i := bytes.LastIndexByte(pt, 0x80)
+	if i < 0 || len(pt) < minPadded || len(pt)&(len(pt)-1) != 0 {
+		return nil, false
+	}
+	for _, b := range pt[i+1:] {
+		if b != 0 {
+			return nil, false
+		}
+	}
+	return pt[:i], true
+}
+
 // ParseToken splits a token into its reversibility and key version.
 func ParseToken(token []byte) (reversible bool, version uint32, body []byte, err error) {
 	switch {
-	case bytes.HasPrefix(token, []byte(reversiblePrefix)):
+	case bytes.HasPrefix(token, []byte(reversiblePrefix)), bytes.HasPrefix(token, []byte(legacyRevPrefix)):
 		reversible = true
 	case bytes.HasPrefix(token, []byte(opaquePrefix)):
 	default:
@@ -135,7 +170,8 @@ func ParseToken(token []byte) (reversible bool, version uint32, body []byte, err
 	return reversible, uint32(v), rest[i+1:], nil
 }
 
-// Detokenize returns the value a reversible token (tr1_…) was made from in
+// Detokenize returns the value a reversible token (tr2_…, or an unpadded
+// tr1_… of earlier releases) was made from in
 // domain, with whichever key version the token names. Opaque tokens give
 // ErrNotReversible; tokens of another domain or keyset give ErrInvalidToken.
 func (k *Keyset) Detokenize(domain string, token []byte) ([]byte, error) {
@@ -160,5 +196,11 @@ func (k *Keyset) Detokenize(domain string, token []byte) ([]byte, error) {
 		// a stable sentinel.
 		return nil, fmt.Errorf("%w: not made in domain %q with this keyset (version %d)", ErrInvalidToken, domain, version)
 	}
-	return pt, nil
+	if bytes.HasPrefix(bytes.TrimSpace(token), []byte(legacyRevPrefix)) {
+		return pt, nil
+	}
+	if pt, ok := unpadBucket(pt); ok {
+		return pt, nil
+	}
+	return nil, fmt.Errorf("%w: bad padding", ErrInvalidToken)
 }

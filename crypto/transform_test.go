@@ -115,7 +115,7 @@ func TestVersionRoundTrip(t *testing.T) {
 	}
 	tr := mustNew(t, spec, ks2, OIDText, FormatText)
 	fresh := apply(t, tr, []byte("Jane Doe"))
-	if !strings.HasPrefix(string(old), "tr1_1_") || !strings.HasPrefix(string(fresh), "tr1_2_") {
+	if !strings.HasPrefix(string(old), "tr2_1_") || !strings.HasPrefix(string(fresh), "tr2_2_") {
 		t.Fatalf("version tags: %s %s", old, fresh)
 	}
 	if tr.KeyVersion() != 2 {
@@ -249,13 +249,17 @@ func TestTable(t *testing.T) {
 		{"round far", Spec{Kind: KindRound, Digits: -5}, OIDNumeric, "12.5", "0"},
 		{"bucket num", Spec{Kind: KindRound, Bucket: "0.25"}, OIDNumeric, "1.3", "1.25"},
 		{"bucket int", Spec{Kind: KindRound, Bucket: "10"}, OIDInt2, "-32768", "-32760"},
+		{"float digits below 10^-308", Spec{Kind: KindRound, Digits: -400}, OIDFloat8, "1.23e306", "0"},
 		{"int round max", Spec{Kind: KindRound, Digits: -2}, OIDInt2, "32767", "32700"},
 		{"int round", Spec{Kind: KindRound, Digits: -1}, OIDInt4, "-15", "-20"},
 		{"float", Spec{Kind: KindRound, Digits: 2}, OIDFloat8, "2.675e3", "2675"},
 		{"float inf", Spec{Kind: KindRound, Digits: 2}, OIDFloat4, "-Infinity", "-Infinity"},
-		{"mask", Spec{Kind: KindMask, KeepFirst: 1, KeepLast: 2}, OIDText, "abcdef", "a***ef"},
-		{"mask short", Spec{Kind: KindMask, KeepLast: 4}, OIDText, "abc", "***"},
-		{"mask bpchar", Spec{Kind: KindMask, KeepFirst: 1}, OIDBPChar, "ab   ", "a*"},
+		{"mask", Spec{Kind: KindMask, KeepFirst: 1, KeepLast: 2}, OIDText, "abcdefghi", "a******hi"},
+		{"mask a third shows", Spec{Kind: KindMask, KeepFirst: 1, KeepLast: 2}, OIDText, "abcdef", "*******ef"},
+		{"mask short", Spec{Kind: KindMask, KeepLast: 4}, OIDText, "abc", "*********c"},
+		{"mask postcode", Spec{Kind: KindMask, KeepLast: 4}, OIDText, "10115", "*********5"},
+		{"mask card", Spec{Kind: KindMask, KeepLast: 4}, OIDText, "4111111111111111", "******1111"},
+		{"mask bpchar", Spec{Kind: KindMask, KeepFirst: 1}, OIDBPChar, "ab   ", "*******"},
 		{"redact", Spec{Kind: KindRedact}, OIDText, "secret", "REDACTED"},
 		{"redact const", Spec{Kind: KindRedact, Constant: "n/a"}, OIDVarchar, "secret", "n/a"},
 		{"iban keeps CC", Spec{Kind: KindIBAN, Domain: "d", KeepPrefix: 8}, OIDText, "DE89 3704 0044 0532 0130 00", "DE?? 3704 0044 ???? ???? ??"},
@@ -289,7 +293,7 @@ func TestInvalidValuesError(t *testing.T) {
 		format int16
 		in     string
 	}{
-		{Spec{Kind: KindInt, Domain: "d"}, OIDInt2, FormatText, "40000"},
+		{Spec{Kind: KindInt, Domain: "d"}, OIDInt4, FormatText, "3000000000"},
 		{Spec{Kind: KindInt, Domain: "d"}, OIDInt4, FormatBinary, "abc"},
 		{Spec{Kind: KindUUID, Domain: "d"}, OIDUUID, FormatText, "not-a-uuid"},
 		{Spec{Kind: KindYear}, OIDDate, FormatText, "02/29/2024"},

@@ -29,14 +29,21 @@ const rounds = 10
 var (
 	// ErrRadix is returned for a radix outside [2, 256].
 	ErrRadix = errors.New("ff1: radix must be in [2, 256]")
-	// ErrLength is returned when radix^len(x) < 100 (the FF1 minimum domain)
-	// or the input is longer than this package supports.
+	// ErrLength is returned when radix^len(x) < MinDomain or the input is
+	// longer than this package supports.
 	ErrLength = errors.New("ff1: numeral string length out of range")
 	// ErrNumeral is returned when a numeral is not below the radix.
 	ErrNumeral = errors.New("ff1: numeral not in radix")
 	// ErrTweak is returned for a tweak longer than MaxTweak bytes.
 	ErrTweak = errors.New("ff1: tweak too long")
 )
+
+// MinDomain is the smallest domain (radix^n) the cipher accepts: NIST SP
+// 800-38G Rev. 1 (second public draft) raised FF1's minimum from 100 to
+// one million values, because on smaller domains a deterministic
+// permutation's codebook is cheap to build and the known small-domain
+// attacks on its Feistel rounds apply.
+const MinDomain = 1_000_000
 
 // MaxTweak bounds the tweak length; callers use short domain tags.
 const MaxTweak = 64
@@ -49,7 +56,7 @@ const maxLen = 4096
 type Cipher struct {
 	block cipher.Block
 	radix uint64
-	// minLen is the smallest n with radix^n >= 100.
+	// minLen is the smallest n with radix^n >= MinDomain.
 	minLen int
 	pool   sync.Pool // *scratch, so the hot path does not allocate
 }
@@ -71,7 +78,7 @@ func New(key []byte, radix int) (*Cipher, error) {
 	}
 	c := &Cipher{block: b, radix: uint64(radix)}
 	for n, p := 1, uint64(radix); ; n, p = n+1, p*uint64(radix) {
-		if p >= 100 {
+		if p >= MinDomain {
 			c.minLen = max(n, 2)
 			break
 		}

@@ -128,11 +128,42 @@ func TestErrors(t *testing.T) {
 	if err := c.Encrypt(make([]byte, 1), []byte{1}, nil); err != ErrLength {
 		t.Fatalf("len 1: %v", err)
 	}
-	if err := c.Encrypt(make([]byte, 2), []byte{1, 10}, nil); err != ErrNumeral {
+	if err := c.Encrypt(make([]byte, 6), []byte{1, 2, 3, 4, 5, 10}, nil); err != ErrNumeral {
 		t.Fatalf("numeral: %v", err)
 	}
 	if _, err := New(make([]byte, 16), 1); err != ErrRadix {
 		t.Fatalf("radix: %v", err)
+	}
+}
+
+// TestMinimumDomain: domains below 10^6 values (NIST SP 800-38G Rev. 1,
+// second public draft) are refused, by both APIs, for every radix.
+func TestMinimumDomain(t *testing.T) {
+	for _, tc := range []struct{ radix, minLen int }{{2, 20}, {10, 6}, {16, 5}, {36, 4}, {256, 3}} {
+		c, err := New(make([]byte, 16), tc.radix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.MinLen() != tc.minLen {
+			t.Errorf("radix %d: MinLen %d, want %d", tc.radix, c.MinLen(), tc.minLen)
+		}
+		short := make([]byte, tc.minLen-1)
+		if err := c.Encrypt(make([]byte, len(short)), short, nil); err != ErrLength {
+			t.Errorf("radix %d, %d numerals: %v, want ErrLength", tc.radix, len(short), err)
+		}
+		if err := c.Decrypt(make([]byte, len(short)), short, nil); err != ErrLength {
+			t.Errorf("radix %d, %d numerals (decrypt): %v, want ErrLength", tc.radix, len(short), err)
+		}
+		if err := c.Encrypt(make([]byte, tc.minLen), make([]byte, tc.minLen), nil); err != nil {
+			t.Errorf("radix %d, %d numerals: %v", tc.radix, tc.minLen, err)
+		}
+	}
+	c, _ := New(make([]byte, 16), 2)
+	if _, err := c.EncryptValue(1, 16, nil); err != ErrLength {
+		t.Errorf("16-bit value (int2): %v, want ErrLength", err)
+	}
+	if _, err := c.EncryptValue(1, 20, nil); err != nil {
+		t.Errorf("20-bit value: %v", err)
 	}
 }
 
