@@ -171,7 +171,7 @@ func TestKeysCLIVault(t *testing.T) {
 	res = c.run(operator, "", "keys", "rotate", "--config", cfg)
 	c.expect(res, 0, "new primary version 2")
 	v2 := tokenizeNow("carol@example.com")
-	if !strings.HasPrefix(v1[0], "tr1_1_") || !strings.HasPrefix(v2[0], "tr1_2_") {
+	if !strings.HasPrefix(v1[0], "tr2_1_") || !strings.HasPrefix(v2[0], "tr2_2_") {
 		t.Fatalf("token versions: %v %v", v1, v2)
 	}
 

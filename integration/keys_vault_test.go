@@ -371,7 +371,7 @@ func TestVaultKeysLifecycle(t *testing.T) {
 	tokV1 := transform(t, mustTransformer(t, rev, ks1, crypto.OIDText), "alice@example.com")
 	opqV1 := transform(t, mustTransformer(t, opaque, ks1, crypto.OIDText), "alice@example.com")
 	intV1 := transform(t, mustTransformer(t, intSpec, ks1, crypto.OIDInt8), "4242")
-	if !strings.HasPrefix(tokV1, "tr1_1_") || !strings.HasPrefix(opqV1, "tk1_1_") {
+	if !strings.HasPrefix(tokV1, "tr2_1_") || !strings.HasPrefix(opqV1, "tk1_1_") {
 		t.Fatalf("version 1 tokens: %s %s", tokV1, opqV1)
 	}
 
@@ -394,7 +394,7 @@ func TestVaultKeysLifecycle(t *testing.T) {
 	tr.add(ks2, p2)
 	tokV2 := transform(t, mustTransformer(t, rev, ks2, crypto.OIDText), "alice@example.com")
 	opqV2 := transform(t, mustTransformer(t, opaque, ks2, crypto.OIDText), "alice@example.com")
-	if !strings.HasPrefix(tokV2, "tr1_2_") || !strings.HasPrefix(opqV2, "tk1_2_") || tokV2 == tokV1 {
+	if !strings.HasPrefix(tokV2, "tr2_2_") || !strings.HasPrefix(opqV2, "tk1_2_") || tokV2 == tokV1 {
 		t.Fatalf("version 2 tokens: %s %s", tokV2, opqV2)
 	}
 	for _, tok := range []string{tokV1, tokV2} {

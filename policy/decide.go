@@ -56,6 +56,13 @@ func (p *Policy) Column(t TableName, column string) *Column {
 	if c := tp.columns[column]; c != nil {
 		return c
 	}
+	if w := tp.wildcard; w != nil && w.implicitDomain && w.Spec.Kind != "" {
+		// Each column the wildcard covers is its own token domain: equal
+		// values in two of them must not get equal tokens.
+		c := *w
+		c.Spec.Domain = implicitDomain(t, column)
+		return &c
+	}
 	return tp.wildcard
 }
 
@@ -216,7 +223,7 @@ func (p *Policy) TokenDomain(t TableName, column string) string {
 	if c := p.Column(t, column); c != nil && c.Spec.Domain != "" {
 		return c.Spec.Domain
 	}
-	return t.Schema + "." + t.Table + "." + column
+	return implicitDomain(t, column)
 }
 
 // MatviewRule is why a materialized view's column the policy does not

@@ -37,6 +37,7 @@ type ColumnSpec struct {
 	KeepDomain bool      `yaml:"keep_domain"`
 	KeepPrefix int       `yaml:"keep_prefix"`
 	Days       int       `yaml:"days"`
+	KeepTime   bool      `yaml:"keep_time"`
 	Digits     int       `yaml:"digits"`
 	Bucket     string    `yaml:"bucket"`
 	Constant   string    `yaml:"constant"`
@@ -66,6 +67,32 @@ type MatchSpec struct {
 // FunctionsSpec lists functions restricted roles may call.
 type FunctionsSpec struct {
 	Allow []string `yaml:"allow"`
+}
+
+// validDomainName reports whether a declared token domain's name is
+// well-formed. Names never contain ':', so no declared domain can equal
+// the implicit domain of a column (implicitDomain).
+func validDomainName(n string) bool {
+	if n == "" || len(n) > 63 {
+		return false
+	}
+	for i, c := range n {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case i > 0 && (c == '_' || c == '.' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// implicitDomain is the token domain of a column the policy gives none:
+// reserved (declared names have no ':') and length-prefixed, so neither a
+// declared domain nor another column's name can produce it
+// ("s.t".x and s."t.x" differ).
+func implicitDomain(t TableName, column string) string {
+	return fmt.Sprintf("column:%d:%s%d:%s%d:%s", len(t.Schema), t.Schema, len(t.Table), t.Table, len(column), column)
 }
 
 // defaultMaskLast hides all but the last 4 characters.
@@ -100,8 +127,8 @@ func Parse(name string, data []byte) (*Policy, error) {
 		categories = append(categories, c)
 	}
 	for name := range f.TokenDomains {
-		if name == "" {
-			return nil, pos.Errorf("token_domains", "a token domain needs a name")
+		if !validDomainName(name) {
+			return nil, pos.Errorf("token_domains", "token domain name %q must be 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit", name)
 		}
 	}
 	if err := p.loadColumns(f, pos, categories); err != nil {
@@ -151,19 +178,24 @@ func (p *Policy) loadColumns(f fileSchema, pos *yamlconf.Positions, categories [
 						return pos.Errorf(cpath+".domain", "token domain %q is not declared under token_domains", domain)
 					}
 				} else {
+					if kind == crypto.KindShift {
+						return pos.Errorf(cpath+".domain", "shift needs a declared token domain shared by the person's date columns: shifts of one date made with different keys can be intersected to narrow it down")
+					}
 					// Without a domain a column is its own domain: its tokens
-					// cannot be linked to any other column's.
-					domain = tn.Schema + "." + tn.Table + "." + cname
+					// cannot be linked to any other column's. Each column a
+					// wildcard covers gets its own (see Column).
+					domain = implicitDomain(tn, cname)
+					col.implicitDomain = true
 				}
 				col.Spec = crypto.Spec{
 					Kind: kind, Domain: domain, Reversible: ds.Reversible, KeyVersion: ds.KeyVersion,
-					KeepDomain: cs.KeepDomain, KeepPrefix: cs.KeepPrefix, Days: cs.Days, Digits: cs.Digits,
-					Bucket: cs.Bucket, Constant: cs.Constant,
+					KeepDomain: cs.KeepDomain, KeepPrefix: cs.KeepPrefix, Days: cs.Days, KeepTime: cs.KeepTime,
+					Digits: cs.Digits, Bucket: cs.Bucket, Constant: cs.Constant,
 				}
 				if err := crypto.ValidateSpec(col.Spec); err != nil {
 					return pos.Errorf(cpath, "%v", err)
 				}
-			} else if cs.Domain != "" || cs.KeepPrefix != 0 || cs.KeepDomain || cs.Days != 0 || cs.Bucket != "" || cs.Constant != "" {
+			} else if cs.Domain != "" || cs.KeepPrefix != 0 || cs.KeepDomain || cs.Days != 0 || cs.KeepTime || cs.Bucket != "" || cs.Constant != "" {
 				return pos.Errorf(cpath, "transform options given without a transform")
 			}
 			m := MaskSpec{KeepLast: defaultMaskLast}

@@ -69,6 +69,8 @@ type Column struct {
 	// MaskSpec is the transform used by mask.
 	MaskSpec crypto.Spec
 	line     int
+	// implicitDomain: the policy names no domain, so the column is its own.
+	implicitDomain bool
 }
 
 type tablePolicy struct {

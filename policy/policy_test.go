@@ -255,3 +255,57 @@ roles:
 		t.Error("an unnamed custom category must be blocked and restrict the role")
 	}
 }
+
+// TestTokenDomains: a column without a domain is its own, in an encoding
+// no declared domain and no other column's name can produce; each column
+// a wildcard covers is its own too; shift needs a declared domain.
+func TestTokenDomains(t *testing.T) {
+	p, err := Parse("domains.yaml", []byte(`version: 1
+token_domains:
+  shared: {}
+columns:
+  '"s.t".x':
+    x: {category: identity, transform: token}
+  's."t.x"':
+    x: {category: identity, transform: token}
+  public.people:
+    "*": {category: identity, transform: token}
+    email: {category: contact, transform: email, domain: shared}
+roles:
+  default:
+    actions: {identity: tokenize, contact: tokenize}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := p.TokenDomain(TableName{"s.t", "x"}, "x")
+	b := p.TokenDomain(TableName{"s", "t.x"}, "x")
+	if a == b {
+		t.Fatalf(`"s.t".x.x and s."t.x".x share token domain %q`, a)
+	}
+	first := p.Column(TableName{"public", "people"}, "first_name")
+	last := p.Column(TableName{"public", "people"}, "last_name")
+	if first == nil || last == nil || first.Spec.Domain == last.Spec.Domain {
+		t.Fatalf("wildcard columns share a domain: %+v %+v", first, last)
+	}
+	if d := p.TokenDomain(TableName{"public", "people"}, "email"); d != "shared" {
+		t.Fatalf("declared domain: %q", d)
+	}
+	for _, bad := range []string{"column:6:public6:people5:email", "", "-x", "a b"} {
+		_, err := Parse("bad.yaml", []byte("version: 1\ntoken_domains:\n  '"+bad+"': {}\nroles:\n  default:\n    actions: {identity: allow}\n"))
+		if err == nil || !strings.Contains(err.Error(), "token domain name") {
+			t.Errorf("domain name %q: %v", bad, err)
+		}
+	}
+	_, err = Parse("shift.yaml", []byte(`version: 1
+columns:
+  public.people:
+    born: {category: identity, transform: shift, days: 30}
+roles:
+  default:
+    actions: {identity: tokenize}
+`))
+	if err == nil || !strings.Contains(err.Error(), "shift needs a declared token domain") {
+		t.Fatalf("shift without a domain: %v", err)
+	}
+}

@@ -148,7 +148,7 @@ func TestKeysFileProviderFlow(t *testing.T) {
 		t.Fatalf("rotate output:\n%s\n%s", out, errs)
 	}
 	v2 := tokenize(t, keyset, "customers", "carol@example.com")
-	if !strings.HasPrefix(v1[0], "tr1_1_") || !strings.HasPrefix(v2[0], "tr1_2_") {
+	if !strings.HasPrefix(v1[0], "tr2_1_") || !strings.HasPrefix(v2[0], "tr2_2_") {
 		t.Fatalf("versions not in tokens: %v %v", v1, v2)
 	}
 
