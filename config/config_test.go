@@ -39,7 +39,7 @@ func TestParseConfig(t *testing.T) {
 		{"verify-full without CA", strings.Replace(base, "    ca_file: "+ca+"\n", "", 1), 4, "upstream.tls.ca_file", "is required"},
 		{"keys without provider", base + "keys:\n  file: {path: /x}\n", 10, "keys", "provider is required"},
 		{"keys bad vault method", base + "keys:\n  provider: vault\n  vault: {address: http://v:8200, auth: {method: ldap}}\n", 10, "keys", "vault.auth.method"},
-		{"keys unknown key", base + "keys:\n  provider: file\n  fle: {}\n", 12, "keys.fle", "unknown key"},
+		{"keys unknown key", base + "keys:\n  provider: file\n  allow_insecure_file_keys: true\n  fle: {}\n", 13, "keys.fle", "unknown key"},
 		{"yaml syntax", "listen: [\n", 0, "", "did not find"},
 	}
 	for _, tt := range tests {

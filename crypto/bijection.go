@@ -26,6 +26,7 @@ func newInt(spec Spec, ks *Keyset, c column) (Transformer, error) {
 		return nil, err
 	}
 	ff, err := ff1.New(key, 2)
+	clear(key) // the AES key schedule holds its own copy
 	if err != nil {
 		return nil, fmt.Errorf("int: %w", err)
 	}
@@ -86,6 +87,7 @@ func newUUID(spec Spec, ks *Keyset, c column) (Transformer, error) {
 		return nil, err
 	}
 	b, err := aes.NewCipher(key)
+	clear(key)
 	if err != nil {
 		return nil, fmt.Errorf("uuid: %w", err)
 	}

@@ -3,6 +3,7 @@ package crypto
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 )
 
@@ -10,9 +11,12 @@ import (
 // its own configuration (typically under a "keys" key).
 type Config struct {
 	// Provider is "vault" (production) or "file" (demos and tests only).
-	Provider string      `yaml:"provider"`
-	File     FileConfig  `yaml:"file"`
-	Vault    VaultConfig `yaml:"vault"`
+	Provider string `yaml:"provider"`
+	// AllowInsecureFileKeys must be true to use the file provider: its
+	// keys lie unencrypted on local disk, which is for demos and tests.
+	AllowInsecureFileKeys bool        `yaml:"allow_insecure_file_keys"`
+	File                  FileConfig  `yaml:"file"`
+	Vault                 VaultConfig `yaml:"vault"`
 }
 
 // FileConfig configures the file provider.
@@ -24,7 +28,12 @@ type FileConfig struct {
 // VaultConfig configures the Vault provider.
 type VaultConfig struct {
 	// Address is Vault's URL, e.g. https://vault.example.internal:8200.
+	// Only https is accepted (InsecureLoopbackHTTP aside).
 	Address string `yaml:"address"`
+	// InsecureLoopbackHTTP accepts http:// for a Vault on a loopback
+	// address, for local tests only: tokens, AppRole secrets and the
+	// unwrapped keyset would otherwise travel in clear.
+	InsecureLoopbackHTTP bool `yaml:"insecure_loopback_http"`
 	// CAFile is a PEM bundle to verify Vault's certificate (optional).
 	CAFile string `yaml:"ca_file"`
 	// ServerName overrides the TLS server name (SNI) (optional).
@@ -111,6 +120,9 @@ func (c Config) Validate() error {
 		if c.File.Path == "" {
 			bad("file.path is required when provider is file")
 		}
+		if !c.AllowInsecureFileKeys {
+			bad("provider file keeps the keys unencrypted on local disk, for demos and tests only: set allow_insecure_file_keys: true to use it, or use provider: vault")
+		}
 	case ProviderVault:
 		errs = append(errs, c.Vault.validate()...)
 	case "":
@@ -124,13 +136,26 @@ func (c Config) Validate() error {
 	return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
 }
 
+// loopbackHost reports whether host is a loopback IP address or localhost.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 func (v VaultConfig) validate() []error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if v.Address == "" {
 		bad("vault.address is required")
-	} else if u, err := url.Parse(v.Address); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		bad("vault.address %q must be an http(s) URL with a host", v.Address)
+	} else if u, err := url.Parse(v.Address); err != nil || u.Host == "" {
+		bad("vault.address %q must be an https URL with a host", v.Address)
+	} else if u.Scheme == "http" && !(v.InsecureLoopbackHTTP && loopbackHost(u.Hostname())) {
+		bad("vault.address %q is plain http: the Vault token, AppRole secrets and the keyset would travel unencrypted; use https (insecure_loopback_http: true allows http to a loopback address, for local tests only)", v.Address)
+	} else if u.Scheme != "https" && u.Scheme != "http" {
+		bad("vault.address %q must be an https URL", v.Address)
 	}
 	switch v.Auth.Method {
 	case AuthToken:

@@ -58,6 +58,7 @@ func newDigits(spec Spec, ks *Keyset, c column) (Transformer, error) {
 		return nil, err
 	}
 	ff, err := ff1.New(key, 10)
+	clear(key) // the AES key schedule holds its own copy
 	if err != nil {
 		return nil, fmt.Errorf("digits: %w", err)
 	}

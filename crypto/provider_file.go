@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"go.uber.org/zap"
 )
@@ -51,11 +52,16 @@ func (p *FileProvider) Refresh(ctx context.Context) (*Keyset, error) {
 }
 
 func (p *FileProvider) read(ctx context.Context) (*Keyset, error) {
-	f, err := os.Open(p.path)
-	if errors.Is(err, fs.ErrNotExist) {
+	// O_NOFOLLOW: a symbolic link put in the keyset's place (pointing at
+	// a file another user controls) is refused, not followed.
+	f, err := os.OpenFile(p.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return nil, errWithPath("reading keyset file", p.path, ErrNoKeyset)
-	}
-	if err != nil {
+	case errors.Is(err, syscall.ELOOP):
+		return nil, errWithPath("reading keyset file", p.path,
+			fmt.Errorf("%w: it is a symbolic link; point file.path at the keyset file itself", ErrInsecureKeyFile))
+	case err != nil:
 		return nil, errWithPath("reading keyset file", p.path, err)
 	}
 	defer f.Close()
@@ -64,11 +70,11 @@ func (p *FileProvider) read(ctx context.Context) (*Keyset, error) {
 		return nil, errWithPath("reading keyset file", p.path, err)
 	}
 	// Check the open file, not the path, so a swap cannot slip past.
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, errWithPath("reading keyset file", p.path,
-			fmt.Errorf("%w: mode is %04o; run chmod 600", ErrInsecureKeyFile, fi.Mode().Perm()))
+	if err := checkKeyFile(fi); err != nil {
+		return nil, errWithPath("reading keyset file", p.path, err)
 	}
 	data := make([]byte, fi.Size())
+	defer clear(data) // the keyset in clear: do not leave it on the heap
 	if _, err := f.ReadAt(data, 0); err != nil && fi.Size() > 0 {
 		return nil, errWithPath("reading keyset file", p.path, err)
 	}
@@ -79,9 +85,47 @@ func (p *FileProvider) read(ctx context.Context) (*Keyset, error) {
 	return ks, nil
 }
 
+// checkKeyFile refuses a keyset file that is not a regular file owned by
+// this process's user with mode 0600 (or stricter).
+func checkKeyFile(fi fs.FileInfo) error {
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%w: not a regular file", ErrInsecureKeyFile)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("%w: mode is %04o; run chmod 600", ErrInsecureKeyFile, fi.Mode().Perm())
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%w: owned by uid %d, not by this process's user (uid %d)", ErrInsecureKeyFile, st.Uid, os.Geteuid())
+	}
+	return nil
+}
+
+// lock takes an exclusive lock beside the keyset file (path + ".lock") so
+// two concurrent keys init or keys rotate cannot both read version N and
+// write different versions N+1. The returned function releases it.
+func (p *FileProvider) lock() (func(), error) {
+	f, err := os.OpenFile(p.path+".lock", os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, errWithPath("locking keyset file", p.path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, errWithPath("locking keyset file", p.path, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
 // Init implements KeyProvider: it writes a new keyset file with mode 0600
 // and refuses if the file exists.
 func (p *FileProvider) Init(ctx context.Context) (Status, error) {
+	unlock, err := p.lock()
+	if err != nil {
+		return Status{}, err
+	}
+	defer unlock()
 	ks, err := NewKeyset(p.clock.now())
 	if err != nil {
 		return Status{}, err
@@ -90,6 +134,7 @@ func (p *FileProvider) Init(ctx context.Context) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
+	defer clear(data)
 	f, err := os.OpenFile(p.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		return Status{}, errWithPath("creating keyset file", p.path, ErrKeysetExists)
@@ -109,6 +154,11 @@ func (p *FileProvider) Init(ctx context.Context) (Status, error) {
 // Rotate implements KeyProvider: it replaces the file atomically (a 0600
 // temporary file renamed over it).
 func (p *FileProvider) Rotate(ctx context.Context) (Status, error) {
+	unlock, err := p.lock()
+	if err != nil {
+		return Status{}, err
+	}
+	defer unlock()
 	ks, err := p.read(ctx)
 	if err != nil {
 		return Status{}, err
@@ -121,6 +171,7 @@ func (p *FileProvider) Rotate(ctx context.Context) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
+	defer clear(data)
 	tmp, err := os.CreateTemp(filepath.Dir(p.path), ".keyset-*")
 	if err != nil {
 		return Status{}, errWithPath("rotating keyset file", p.path, err)

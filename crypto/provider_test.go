@@ -73,7 +73,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"empty", Config{}, []string{"provider is required"}},
 		{"bad provider", Config{Provider: "kms"}, []string{`provider "kms"`}},
-		{"file", Config{Provider: "file"}, []string{"file.path is required"}},
+		{"file", Config{Provider: "file"}, []string{"file.path is required", "allow_insecure_file_keys"}},
 		{"vault", Config{Provider: "vault"}, []string{"vault.address is required"}},
 		{"vault url", Config{Provider: "vault", Vault: VaultConfig{Address: "vault:8200"}}, []string{"vault.address"}},
 		{"approle", Config{Provider: "vault", Vault: VaultConfig{Address: "https://v:8200", Auth: VaultAuthConfig{Method: "approle"}}},
@@ -146,7 +146,7 @@ func TestVaultErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := NewVaultProvider(t.Context(), VaultConfig{Address: tc.addr, Auth: tc.auth}, zap.NewNop())
+			p, err := NewVaultProvider(t.Context(), VaultConfig{Address: tc.addr, Auth: tc.auth, InsecureLoopbackHTTP: true}, zap.NewNop())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -182,7 +182,7 @@ func TestVaultPermissionOnKV(t *testing.T) {
 	}))
 	defer srv.Close()
 	t.Setenv("VAULT_TOKEN", "s.env-token")
-	p, err := NewVaultProvider(t.Context(), VaultConfig{Address: srv.URL}, zap.NewNop())
+	p, err := NewVaultProvider(t.Context(), VaultConfig{Address: srv.URL, InsecureLoopbackHTTP: true}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -54,29 +53,9 @@ func NewVaultProvider(ctx context.Context, cfg VaultConfig, log *zap.Logger) (*V
 		return nil, err
 	}
 	cfg = full.Vault
-	conf := api.DefaultConfig()
-	if conf.Error != nil {
-		return nil, fmt.Errorf("%w: vault client: %w", ErrInvalidConfig, conf.Error)
-	}
-	conf.Address = cfg.Address
-	conf.Timeout = 15 * time.Second
-	conf.MaxRetries = 1
-	// Always configure TLS explicitly: DefaultConfig reads VAULT_SKIP_VERIFY
-	// from the environment, and an inherited variable must never turn
-	// certificate verification off.
-	if err := conf.ConfigureTLS(&api.TLSConfig{CACert: cfg.CAFile, TLSServerName: cfg.ServerName}); err != nil {
-		return nil, fmt.Errorf("%w: vault.ca_file %q: %w", ErrInvalidConfig, cfg.CAFile, err)
-	}
-	if tr, ok := conf.HttpClient.Transport.(*http.Transport); ok && tr.TLSClientConfig != nil {
-		tr.TLSClientConfig.InsecureSkipVerify = false
-	}
-	client, err := api.NewClient(conf)
+	client, err := newVaultClient(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%w: vault client: %w", ErrInvalidConfig, err)
-	}
-	client.ClearToken() // never pick up VAULT_TOKEN implicitly; login decides
-	if err := client.SetAddress(cfg.Address); err != nil {
-		return nil, fmt.Errorf("%w: vault.address: %w", ErrInvalidConfig, err)
+		return nil, err
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	return &VaultProvider{cfg: cfg, log: log, client: client, ctx: cctx, cancel: cancel}, nil
@@ -309,4 +288,33 @@ func (t *transitAEAD) DecryptWithContext(ctx context.Context, ct, ad []byte) ([]
 		return nil, t.lastErr
 	}
 	return pt, nil
+}
+
+// Identity is the Vault identity the provider is logged in as.
+type Identity struct {
+	// Name is the token's display name; EntityID its identity entity.
+	Name, EntityID string
+}
+
+// Identity looks the provider's own token up (lookup-self) over its own
+// verified client. It sends nothing before the provider has logged in,
+// so a server the provider refused never sees the token.
+func (p *VaultProvider) Identity(ctx context.Context) (Identity, error) {
+	p.mu.Lock()
+	logged := p.loggedIn
+	p.mu.Unlock()
+	if !logged {
+		return Identity{}, fmt.Errorf("vault at %s: %w: not logged in", p.cfg.Address, ErrAuthFailed)
+	}
+	sec, err := p.client.Auth().Token().LookupSelfWithContext(ctx)
+	if err != nil {
+		return Identity{}, p.err("looking up the token at", "auth/token/lookup-self", err)
+	}
+	if sec == nil {
+		return Identity{}, fmt.Errorf("vault at %s: empty lookup-self answer", p.cfg.Address)
+	}
+	var id Identity
+	id.Name, _ = sec.Data["display_name"].(string)
+	id.EntityID, _ = sec.Data["entity_id"].(string)
+	return id, nil
 }

@@ -67,7 +67,7 @@ func BenchmarkRestrictedSelect(b *testing.B) {
 	if err := shared.stack.PG.Exec(ctx, db, "GRANT SELECT ON ALL TABLES IN SCHEMA public TO "+userBI); err != nil {
 		b.Fatal(err)
 	}
-	base := fmt.Sprintf("policy: %s\nkeys: {provider: file, file: {path: %s}}\n", samplePolicy, sampleKeys)
+	base := fmt.Sprintf("policy: %s\nkeys: {provider: file, allow_insecure_file_keys: true, file: {path: %s}}\n", samplePolicy, sampleKeys)
 	current := startBinaryProxy(b, base)
 	before := startProxyBinary(b, baseline, base)
 	bouncerPort := startPgBouncer(b, userBI)

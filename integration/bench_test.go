@@ -192,7 +192,7 @@ func BenchmarkPolicyStream(b *testing.B) {
 	if err := os.WriteFile(pol, append(orig, allowRole...), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	p := startBinaryProxy(b, fmt.Sprintf("policy: %s\nkeys: {provider: file, file: {path: %s}}\n", pol, sampleKeys))
+	p := startBinaryProxy(b, fmt.Sprintf("policy: %s\nkeys: {provider: file, allow_insecure_file_keys: true, file: {path: %s}}\n", pol, sampleKeys))
 	stream := func(port, user, pass string) time.Duration {
 		conn, err := pgx.Connect(ctx, dsn(port, user, pass, db))
 		if err != nil {
@@ -259,7 +259,7 @@ func BenchmarkAuditOverhead(b *testing.B) {
 	if err := os.WriteFile(pol, append(orig, role...), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	base := fmt.Sprintf("policy: %s\nkeys: {provider: file, file: {path: %s}}\n", pol, sampleKeys)
+	base := fmt.Sprintf("policy: %s\nkeys: {provider: file, allow_insecure_file_keys: true, file: {path: %s}}\n", pol, sampleKeys)
 	off := startBinaryProxy(b, base)
 	on := startBinaryProxy(b, base+fmt.Sprintf("audit: {path: %s}\n", filepath.Join(b.TempDir(), "audit.jsonl")))
 	tps := func(port string) float64 { return runPgbench(b, port, userAlice, passAlice, db, "simple", 8, 10).tps }

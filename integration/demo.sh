@@ -59,6 +59,7 @@ auth:
 policy: $root/configs/sample/policy.yaml
 keys:
   provider: file
+  allow_insecure_file_keys: true
   file: {path: $state/keyset.json}
 audit:
   path: $state/audit.jsonl

@@ -87,10 +87,11 @@ func keysConfigFile(t *testing.T, dir, name string, c crypto.VaultConfig) string
   provider: vault
   vault:
     address: %s
+    ca_file: %s
     transit_mount: %s
     transit_key: %s
     kv_path: %s
-`, c.Address, c.TransitMount, c.TransitKey, c.KVPath)
+`, c.Address, c.CAFile, c.TransitMount, c.TransitKey, c.KVPath)
 	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +241,7 @@ func TestKeysCLIVault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	down := "http://" + l.Addr().String()
+	down := "https://" + l.Addr().String()
 	l.Close()
 	downCfg := e.cfg
 	downCfg.Address = down

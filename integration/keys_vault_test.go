@@ -61,6 +61,9 @@ func newVaultEnv(t *testing.T, v *stack.Vault) *vaultEnv {
 	t.Helper()
 	conf := api.DefaultConfig()
 	conf.Address = v.Addr
+	if err := conf.ConfigureTLS(&api.TLSConfig{CACert: v.CAFile}); err != nil {
+		t.Fatal(err)
+	}
 	admin, err := api.NewClient(conf)
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +77,7 @@ func newVaultEnv(t *testing.T, v *stack.Vault) *vaultEnv {
 	e := &vaultEnv{vault: v, admin: admin, dir: t.TempDir()}
 	e.cfg = crypto.Config{Provider: crypto.ProviderVault, Vault: crypto.VaultConfig{
 		Address:      v.Addr,
+		CAFile:       v.CAFile,
 		Auth:         crypto.VaultAuthConfig{Method: crypto.AuthToken, TokenFile: e.tokenFile(t, "root", v.RootToken)},
 		TransitMount: mount,
 		KVPath:       "pgpseudo-test/" + name + "/keyset",

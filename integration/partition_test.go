@@ -71,7 +71,7 @@ func TestKeysUnavailableRefusesRestrictedLogin(t *testing.T) {
 	cfg := proxyConfig()
 	cfg.Policy = samplePolicy
 	dead := freeAddr(t)
-	cfg.Keys = crypto.Config{Provider: crypto.ProviderVault, Vault: crypto.VaultConfig{Address: "http://" + dead,
+	cfg.Keys = crypto.Config{Provider: crypto.ProviderVault, Vault: crypto.VaultConfig{Address: "https://" + dead,
 		Auth: crypto.VaultAuthConfig{Method: crypto.AuthToken, TokenFile: writeTemp(t, "token", "s.invalid")}}}.WithDefaults()
 	p := startProxy(t, cfg)
 	_, err := pgx.Connect(context.Background(), p.dsn(userBI, samplePass, dbKunden))

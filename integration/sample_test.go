@@ -68,7 +68,7 @@ func loadSample(s *stack.Stack) error {
 	}
 	// A keyset for the file provider.
 	sampleKeys = filepath.Join(s.Dir, "sample-keyset.json")
-	kp, err := crypto.NewProvider(ctx, crypto.Config{Provider: crypto.ProviderFile, File: crypto.FileConfig{Path: sampleKeys}}, zap.NewNop())
+	kp, err := crypto.NewProvider(ctx, crypto.Config{Provider: crypto.ProviderFile, AllowInsecureFileKeys: true, File: crypto.FileConfig{Path: sampleKeys}}, zap.NewNop())
 	if err != nil {
 		return err
 	}
@@ -89,7 +89,7 @@ func policyProxy(t *testing.T, policyFile string) *runningProxy {
 
 // proxyKeys is the file key provider holding the sample keyset.
 func proxyKeys() crypto.Config {
-	return crypto.Config{Provider: crypto.ProviderFile, File: crypto.FileConfig{Path: sampleKeys}}
+	return crypto.Config{Provider: crypto.ProviderFile, AllowInsecureFileKeys: true, File: crypto.FileConfig{Path: sampleKeys}}
 }
 
 // assertNoLeak fails when any personal value of the sample, or any of its

@@ -8,13 +8,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"os/user"
 	"path/filepath"
 	"strings"
-	"time"
 
-	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 
 	"github.com/pgpseudo/pgpseudo/audit"
@@ -93,7 +90,7 @@ func detokenize(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return &exitError{code: 2, err: err}
 	}
 	values, err := detokenizeAll(ctx, p, *domain, tokens, rev)
-	who := whoAmI(ctx, cfg.Keys)
+	who := whoAmI(ctx, cfg.Keys, p)
 	logDetokenize(log, who, *domain, len(tokens), err)
 	if aerr := auditDetokenize(ctx, cfg, p, log, who, *domain, len(tokens), err); aerr != nil {
 		return fmt.Errorf("detokenize: the audit record could not be written, so no value is shown: %w", aerr)
@@ -190,11 +187,11 @@ func logDetokenize(log *zap.Logger, who actor, domain string, count int, err err
 	log.Info("detokenized", fields...)
 }
 
-// whoAmI finds out cheaply who is detokenising: for Vault token auth the
-// token's display name and entity (one lookup-self call), for other Vault
-// auth methods the method, for the file provider the local user. It never
-// fails: unknown parts stay empty.
-func whoAmI(ctx context.Context, c crypto.Config) actor {
+// whoAmI finds out who is detokenising: for Vault, the provider's own
+// login looked up over its own verified client (never a second client
+// that could follow VAULT_SKIP_VERIFY or another address), for the file
+// provider the local user. It never fails: unknown parts stay empty.
+func whoAmI(ctx context.Context, c crypto.Config, p crypto.KeyProvider) actor {
 	if c.Provider == crypto.ProviderFile {
 		a := actor{Method: crypto.ProviderFile}
 		if u, err := user.Current(); err == nil {
@@ -202,53 +199,17 @@ func whoAmI(ctx context.Context, c crypto.Config) actor {
 		}
 		return a
 	}
-	v := c.Vault
-	a := actor{Method: v.Auth.Method}
-	switch v.Auth.Method {
-	case crypto.AuthToken:
-	case crypto.AuthKubernetes:
-		a.Name = "kubernetes role " + v.Auth.KubernetesRole
-		return a
-	default:
-		return a
-	}
-	token := os.Getenv("VAULT_TOKEN")
-	if v.Auth.TokenFile != "" {
-		b, err := os.ReadFile(v.Auth.TokenFile)
-		if err != nil {
-			return a
-		}
-		token = strings.TrimSpace(string(b))
-	}
-	if token == "" {
-		return a
-	}
-	conf := api.DefaultConfig()
-	if conf.Error != nil {
-		return a
-	}
-	conf.Address = v.Address
-	conf.Timeout = 5 * time.Second
-	conf.MaxRetries = 0
-	if v.CAFile != "" || v.ServerName != "" {
-		if err := conf.ConfigureTLS(&api.TLSConfig{CACert: v.CAFile, TLSServerName: v.ServerName}); err != nil {
-			return a
+	a := actor{Method: c.Vault.Auth.Method}
+	if v, ok := p.(interface {
+		Identity(context.Context) (crypto.Identity, error)
+	}); ok {
+		if id, err := v.Identity(ctx); err == nil {
+			a.Name, a.EntityID = id.Name, id.EntityID
 		}
 	}
-	client, err := api.NewClient(conf)
-	if err != nil {
-		return a
+	if a.Name == "" && c.Vault.Auth.Method == crypto.AuthKubernetes {
+		a.Name = "kubernetes role " + c.Vault.Auth.KubernetesRole
 	}
-	if err := client.SetAddress(v.Address); err != nil {
-		return a
-	}
-	client.SetToken(token)
-	sec, err := client.Auth().Token().LookupSelfWithContext(ctx)
-	if err != nil || sec == nil {
-		return a
-	}
-	a.Name, _ = sec.Data["display_name"].(string)
-	a.EntityID, _ = sec.Data["entity_id"].(string)
 	return a
 }
 

@@ -42,7 +42,7 @@ func writeFile(t *testing.T, path, data string) string {
 func fileKeysConfig(t *testing.T, dir string) (config, keyset string) {
 	t.Helper()
 	keyset = filepath.Join(dir, "keyset.json")
-	config = writeFile(t, filepath.Join(dir, "keys.yaml"), "keys:\n  provider: file\n  file:\n    path: "+keyset+"\n")
+	config = writeFile(t, filepath.Join(dir, "keys.yaml"), "keys:\n  provider: file\n  allow_insecure_file_keys: true\n  file:\n    path: "+keyset+"\n")
 	return config, keyset
 }
 
@@ -73,7 +73,7 @@ func TestKeysAndDetokenizeUsage(t *testing.T) {
 	cfg, _ := fileKeysConfig(t, dir)
 	noKeys := writeFile(t, filepath.Join(dir, "nokeys.yaml"), "listen: 127.0.0.1:1\n")
 	badKeys := writeFile(t, filepath.Join(dir, "badkeys.yaml"), "log: {level: info}\nkeys:\n  provider: vault\n")
-	typo := writeFile(t, filepath.Join(dir, "typo.yaml"), "keys:\n  provider: file\n  fiel: {path: x}\n")
+	typo := writeFile(t, filepath.Join(dir, "typo.yaml"), "keys:\n  provider: file\n  allow_insecure_file_keys: true\n  fiel: {path: x}\n")
 	tests := []struct {
 		name     string
 		args     []string
@@ -88,7 +88,7 @@ func TestKeysAndDetokenizeUsage(t *testing.T) {
 		{"keys missing file", []string{"keys", "status", "--config", filepath.Join(dir, "none.yaml")}, 1, "no such file"},
 		{"keys section missing", []string{"keys", "init", "--config", noKeys}, 1, "keys: section is required"},
 		{"keys section invalid", []string{"keys", "init", "--config", badKeys}, 1, "badkeys.yaml:2: keys: vault.address is required"},
-		{"keys unknown key", []string{"keys", "init", "--config", typo}, 1, "typo.yaml:3: keys.fiel: unknown key"},
+		{"keys unknown key", []string{"keys", "init", "--config", typo}, 1, "typo.yaml:4: keys.fiel: unknown key"},
 		{"status before init", []string{"keys", "status", "--config", cfg}, 1, "run keys init"},
 		{"detokenize without config", []string{"detokenize", "--domain", "d", "tr1_1_x"}, 2, "--config is required"},
 		{"detokenize without domain", []string{"detokenize", "--config", cfg, "tr1_1_x"}, 2, "--domain is required"},

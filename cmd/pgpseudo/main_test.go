@@ -63,7 +63,7 @@ func TestPolicyCheckStatic(t *testing.T) {
 	os.WriteFile(pw, []byte("x"), 0o600)
 	pol, _ := filepath.Abs("../../configs/sample/policy.yaml")
 	cfg := filepath.Join(dir, "pgpseudo.yaml")
-	base := "upstream: {address: 127.0.0.1:5432, tls: {mode: disable}}\nauth: {auth_user: a, auth_password_file: " + pw + "}\nkeys: {provider: file, file: {path: " + filepath.Join(dir, "k") + "}}\npolicy: "
+	base := "upstream: {address: 127.0.0.1:5432, tls: {mode: disable}}\nauth: {auth_user: a, auth_password_file: " + pw + "}\nkeys: {provider: file, allow_insecure_file_keys: true, file: {path: " + filepath.Join(dir, "k") + "}}\npolicy: "
 	os.WriteFile(cfg, []byte(base+pol+"\n"), 0o600)
 	var out, errb bytes.Buffer
 	if err := run(context.Background(), []string{"policy", "check", "--config", cfg}, &out, &errb); err != nil {
@@ -87,7 +87,7 @@ func TestAuditVerifyWithConfig(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "pgpseudo.yaml")
-	os.WriteFile(cfg, []byte("keys: {provider: file, file: {path: "+filepath.Join(dir, "keyset.json")+"}}\n"), 0o600)
+	os.WriteFile(cfg, []byte("keys: {provider: file, allow_insecure_file_keys: true, file: {path: "+filepath.Join(dir, "keyset.json")+"}}\n"), 0o600)
 	var out, errb bytes.Buffer
 	if err := run(ctx, []string{"keys", "init", "--config", cfg}, &out, &errb); err != nil {
 		t.Fatalf("keys init: %v\n%s", err, errb.String())
@@ -116,7 +116,7 @@ func TestAuditVerifyWithConfig(t *testing.T) {
 		t.Fatalf("verify --config: %v\n%s", err, errb.String())
 	}
 	// Another keyset's audit key does not verify the log.
-	os.WriteFile(cfg, []byte("keys: {provider: file, file: {path: "+filepath.Join(dir, "other.json")+"}}\n"), 0o600)
+	os.WriteFile(cfg, []byte("keys: {provider: file, allow_insecure_file_keys: true, file: {path: "+filepath.Join(dir, "other.json")+"}}\n"), 0o600)
 	run(ctx, []string{"keys", "init", "--config", cfg}, &out, &errb)
 	err = run(ctx, []string{"audit", "verify", "--config", cfg, logPath}, &out, &errb)
 	var ee *exitError
@@ -134,7 +134,7 @@ func TestDetokenizeIntDomainAudited(t *testing.T) {
 	pol, _ := filepath.Abs("../../configs/sample/policy.yaml")
 	logPath := filepath.Join(dir, "audit.jsonl")
 	cfg := filepath.Join(dir, "pgpseudo.yaml")
-	os.WriteFile(cfg, []byte("keys: {provider: file, file: {path: "+filepath.Join(dir, "keyset.json")+"}}\npolicy: "+pol+"\naudit: {path: "+logPath+"}\n"), 0o600)
+	os.WriteFile(cfg, []byte("keys: {provider: file, allow_insecure_file_keys: true, file: {path: "+filepath.Join(dir, "keyset.json")+"}}\npolicy: "+pol+"\naudit: {path: "+logPath+"}\n"), 0o600)
 	var out, errb bytes.Buffer
 	if err := run(ctx, []string{"keys", "init", "--config", cfg}, &out, &errb); err != nil {
 		t.Fatal(err)

@@ -106,6 +106,7 @@ func (s *Stack) Env() map[string]string {
 	}
 	if s.Vault != nil {
 		env["VAULT_ADDR"] = s.Vault.Addr
+		env["VAULT_CACERT"] = s.Vault.CAFile
 		env["VAULT_TOKEN"] = s.Vault.RootToken
 		env["PGPSEUDO_VAULT_PID"] = fmt.Sprint(s.Vault.pid)
 	}

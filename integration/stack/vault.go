@@ -3,6 +3,8 @@ package stack
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -16,10 +18,12 @@ import (
 	"time"
 )
 
-// Vault is a `vault server -dev` process: in memory, unsealed, with a
-// known root token.
+// Vault is a `vault server -dev -dev-tls` process: in memory, unsealed,
+// with a known root token, serving https with a certificate of its own
+// dev CA (pgpseudo accepts Vault over https only).
 type Vault struct {
-	Addr      string // http://127.0.0.1:PORT
+	Addr      string // https://127.0.0.1:PORT
+	CAFile    string // the dev server's CA certificate (PEM)
 	Port      int
 	RootToken string
 	LogFile   string
@@ -76,9 +80,13 @@ func startVault(ctx context.Context, dir string, detach bool) (*Vault, error) {
 	if err != nil {
 		return nil, err
 	}
+	certDir := filepath.Join(dir, "vault-tls")
+	if err := os.MkdirAll(certDir, 0o700); err != nil {
+		return nil, err
+	}
 	v := &Vault{
-		Port: port, Addr: "http://127.0.0.1:" + strconv.Itoa(port), RootToken: randomSecret(),
-		LogFile: filepath.Join(dir, "vault.log"), Bin: bin,
+		Port: port, Addr: "https://127.0.0.1:" + strconv.Itoa(port), RootToken: randomSecret(),
+		CAFile: filepath.Join(dir, "vault-ca.pem"), LogFile: filepath.Join(dir, "vault.log"), Bin: bin,
 	}
 	logf, err := os.Create(v.LogFile)
 	if err != nil {
@@ -86,7 +94,8 @@ func startVault(ctx context.Context, dir string, detach bool) (*Vault, error) {
 	}
 	defer logf.Close()
 	args := []string{"server", "-dev", "-dev-root-token-id=" + v.RootToken,
-		"-dev-listen-address=127.0.0.1:" + strconv.Itoa(port), "-dev-no-store-token"}
+		"-dev-listen-address=127.0.0.1:" + strconv.Itoa(port), "-dev-no-store-token",
+		"-dev-tls", "-dev-tls-cert-dir=" + certDir}
 	var cmd *exec.Cmd
 	if detach {
 		cmd = exec.Command(bin, args...)
@@ -105,7 +114,7 @@ func startVault(ctx context.Context, dir string, detach bool) (*Vault, error) {
 	go func() { exited <- cmd.Wait() }()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp, err := http.Get(v.Addr + "/v1/sys/health")
+		resp, err := v.healthCheck(certDir)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -123,6 +132,30 @@ func startVault(ctx context.Context, dir string, detach bool) (*Vault, error) {
 			return nil, errors.New("vault did not become healthy within 60s")
 		}
 	}
+}
+
+// healthCheck asks the server for its health, trusting its dev CA once
+// the server has written it.
+func (v *Vault) healthCheck(certDir string) (*http.Response, error) {
+	pem, err := os.ReadFile(filepath.Join(certDir, "vault-ca.pem"))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New("vault dev CA not written yet")
+	}
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := c.Get(v.Addr + "/v1/sys/health")
+	if err == nil {
+		// Vault removes its dev certificates when it stops; tests that
+		// stop it still need the CA to reach the address and fail.
+		if err = os.WriteFile(v.CAFile, pem, 0o600); err != nil {
+			resp.Body.Close()
+			return nil, err
+		}
+	}
+	return resp, err
 }
 
 // Stop kills the dev server; its data is in memory and goes with it.
