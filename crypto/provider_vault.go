@@ -318,3 +318,32 @@ func (p *VaultProvider) Identity(ctx context.Context) (Identity, error) {
 	id.EntityID, _ = sec.Data["entity_id"].(string)
 	return id, nil
 }
+
+// DetokenizePath is the Vault path whose read capability lets an identity
+// detokenize domain: <kv_mount>/data/<kv_path>/detokenize/<domain>.
+// Nothing needs to be stored there; Vault's policies alone decide.
+func (p *VaultProvider) DetokenizePath(domain string) string {
+	return p.kvLocation() + "/detokenize/" + domain
+}
+
+// AllowDetokenize asks Vault (sys/capabilities-self) whether the logged-in
+// identity holds read on DetokenizePath(domain), so a key custodian's
+// token can be limited to the domains it answers requests for. Reading
+// the keyset alone does not grant detokenisation.
+func (p *VaultProvider) AllowDetokenize(ctx context.Context, domain string) error {
+	if _, err := p.Keyset(ctx); err != nil {
+		return err
+	}
+	path := p.DetokenizePath(domain)
+	caps, err := p.client.Sys().CapabilitiesSelfWithContext(ctx, path)
+	if err != nil {
+		return p.err("checking detokenize capability at", path, err)
+	}
+	for _, c := range caps {
+		if c == "read" || c == "root" {
+			return nil
+		}
+	}
+	return fmt.Errorf("vault at %s: %w: this identity may not detokenize domain %q (grant read on %s)",
+		p.cfg.Address, ErrPermissionDenied, domain, path)
+}

@@ -129,7 +129,8 @@ func TestKeysCLIVault(t *testing.T) {
 	root := e.vault.RootToken
 	operator := e.token(t, "operator", "alice-operator", "1h")
 	reader := e.token(t, "kv-only", "mallory", "1h")
-	detok := e.token(t, "serve", "dpo-bob", "1h")
+	detok := e.token(t, "detokenize", "dpo-bob", "1h")
+	proxyTok := e.token(t, "serve", "proxy", "1h")
 
 	// Before init.
 	c.expect(c.run(operator, "", "keys", "status", "--config", cfg), 1, "run keys init", e.cfg.KVPath)
@@ -221,6 +222,16 @@ func TestKeysCLIVault(t *testing.T) {
 	c.expect(res, 1, "invalid token", "token 1 of 1")
 	res = c.run(detok, "", "detokenize", "--config", cfg, "--domain", "customers")
 	c.expect(res, 2, "no tokens given")
+	// Vault scopes detokenisation per domain: a domain the identity holds
+	// no grant for, and the proxy's token, which may unwrap the keyset
+	// but detokenize nothing, are refused before any token is reversed.
+	for _, tc := range []struct{ token, domain string }{{detok, "orders"}, {proxyTok, "customers"}} {
+		res = c.run(tc.token, "", "detokenize", "--config", cfg, "--domain", tc.domain, v1[0])
+		c.expect(res, 1, "vault permission denied", "may not detokenize domain \""+tc.domain+"\"", e.cfg.KVPath+"/detokenize/"+tc.domain)
+		if res.stdout != "" {
+			t.Fatalf("detokenize outside the identity's domains printed %q", res.stdout)
+		}
+	}
 
 	// Vault decides: a token that may read but not unwrap the keyset.
 	res = c.run(reader, "", "detokenize", "--config", cfg, "--domain", "customers", v1[0])

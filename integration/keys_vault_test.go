@@ -103,10 +103,16 @@ func (e *vaultEnv) policy(kind string) string {
 	transit := e.cfg.TransitMount
 	key := e.cfg.TransitKey
 	switch kind {
-	case "serve": // also what detokenize needs
+	case "serve":
 		return fmt.Sprintf(`path %q { capabilities = ["read"] }
 path "%s/decrypt/%s" { capabilities = ["update"] }
 `, kv, transit, key)
+	case "detokenize": // serve, plus the domains it may detokenize
+		return fmt.Sprintf(`path %q { capabilities = ["read"] }
+path "%s/decrypt/%s" { capabilities = ["update"] }
+path "%s/detokenize/customers" { capabilities = ["read"] }
+path "%s/detokenize/patients" { capabilities = ["read"] }
+`, kv, transit, key, kv, kv)
 	case "operator":
 		return fmt.Sprintf(`path %q { capabilities = ["create", "read", "update"] }
 path %q { capabilities = ["read"] }

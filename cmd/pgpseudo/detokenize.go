@@ -120,6 +120,15 @@ func detokenizeAll(ctx context.Context, p crypto.KeyProvider, domain string, tok
 	if _, err := p.Keyset(ctx); err != nil {
 		return nil, err
 	}
+	// Vault scopes detokenisation per domain; the file provider has no
+	// identities to scope.
+	if s, ok := p.(interface {
+		AllowDetokenize(context.Context, string) error
+	}); ok {
+		if err := s.AllowDetokenize(ctx, domain); err != nil {
+			return nil, err
+		}
+	}
 	values := make([]string, len(tokens))
 	for i, tok := range tokens {
 		var v string
