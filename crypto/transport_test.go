@@ -1,6 +1,7 @@
 package crypto
 
 import (
+	"encoding/pem"
 	"errors"
 	"net"
 	"net/http"
@@ -61,6 +62,13 @@ func TestVaultRefusesInsecureTransport(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	defer srv.Close()
+	// The server's own certificate as an inherited CA must not be trusted
+	// either: only vault.ca_file is.
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("VAULT_CACERT", caFile)
 	t.Setenv("VAULT_SKIP_VERIFY", "true")
 	t.Setenv("VAULT_TOKEN", token)
 	t.Setenv("VAULT_ADDR", srv.URL)
@@ -126,5 +134,31 @@ func TestFileProviderRefusesUnsafeFiles(t *testing.T) {
 	err = Config{Provider: ProviderFile, File: FileConfig{Path: real}}.Validate()
 	if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "allow_insecure_file_keys") {
 		t.Fatalf("file provider without opt-in: %v", err)
+	}
+}
+
+// TestFileProviderRotationsSerialise: concurrent rotations of one keyset
+// file each add a version; none is lost to a race between read and rename.
+func TestFileProviderRotationsSerialise(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keyset.json")
+	if _, err := NewFileProvider(FileConfig{Path: path}, nil).Init(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := NewFileProvider(FileConfig{Path: path}, nil).Rotate(t.Context())
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := NewFileProvider(FileConfig{Path: path}, nil).Status(t.Context())
+	if err != nil || st.Primary != n+1 || len(st.Versions) != n+1 {
+		t.Fatalf("after %d concurrent rotations: primary %d, %d versions, %v", n, st.Primary, len(st.Versions), err)
 	}
 }

@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"go.uber.org/zap"
@@ -307,5 +311,32 @@ func TestLogDetokenize(t *testing.T) {
 	}
 	if failed["level"] != "warn" || failed["auth_method"] != "approle" || !strings.Contains(failed["error"].(string), "permission denied") {
 		t.Fatalf("failure line: %v", failed)
+	}
+}
+
+// TestDetokenizeSendsNoTokenToAnUnverifiedVault: with VAULT_SKIP_VERIFY
+// and VAULT_CACERT inherited, detokenize against a Vault whose certificate
+// the configuration does not trust fails, and no request (so no token)
+// reaches it — neither from the provider nor from the who-am-I lookup.
+func TestDetokenizeSendsNoTokenToAnUnverifiedVault(t *testing.T) {
+	var seen atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	ca := writeFile(t, filepath.Join(dir, "ca.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})))
+	t.Setenv("VAULT_SKIP_VERIFY", "true")
+	t.Setenv("VAULT_CACERT", ca)
+	t.Setenv("VAULT_TOKEN", "hvs.never-sent")
+	cfg := writeFile(t, filepath.Join(dir, "keys.yaml"), "keys:\n  provider: vault\n  vault:\n    address: "+srv.URL+"\n")
+	var out, errb bytes.Buffer
+	err := detokenize(t.Context(), []string{"--config", cfg, "--domain", "customers", "tr2_1_aaaa"}, nil, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "certificate") || out.Len() != 0 {
+		t.Fatalf("detokenize against an unverified vault: %v, stdout %q", err, out.String())
+	}
+	if n := seen.Load(); n != 0 {
+		t.Fatalf("%d requests reached the unverified server", n)
 	}
 }
