@@ -14,9 +14,8 @@ func Kinds() []Kind {
 
 // ValidateSpec checks a spec's options without knowing the column's type,
 // so a policy file fails at load when an option is wrong for its kind. It
-// builds the transformer for the kind's first supported type with a
-// throwaway keyset; the type itself is checked later against the database
-// (Supports).
+// builds the transformer for a representative supported type; the type
+// itself is checked later against the database (CheckColumn).
 func ValidateSpec(spec Spec) error {
 	oids := support(spec.Kind)
 	switch spec.Kind {
@@ -30,6 +29,18 @@ func ValidateSpec(spec Spec) error {
 	if len(oids) == 0 {
 		return fmt.Errorf("%w: unknown transform %q", ErrInvalidSpec, spec.Kind)
 	}
+	return CheckColumn(spec, oids[0])
+}
+
+// CheckColumn reports why spec cannot transform a column of typeOID (in
+// either wire format), with a throwaway keyset: the reason policy check
+// --db gives before any value is read, e.g. int on smallint or round
+// without digits on an integer. It returns ErrUnsupported itself,
+// unwrapped, when the kind does not apply to the type at all.
+func CheckColumn(spec Spec, typeOID uint32) error {
+	if !Supports(spec.Kind, typeOID, FormatText) && !(spec.Kind == KindInt && typeOID == OIDInt2) {
+		return ErrUnsupported
+	}
 	var ks *Keyset
 	if keyed(spec.Kind) {
 		var err error
@@ -38,11 +49,13 @@ func ValidateSpec(spec Spec) error {
 		}
 		spec.KeyVersion = 0 // the real keyset's versions are checked at start
 	}
-	if _, err := New(spec, ks, oids[0], FormatText); err != nil {
-		if errors.Is(err, ErrUnsupported) || errors.Is(err, ErrInvalidSpec) {
-			return err
+	for _, f := range []int16{FormatText, FormatBinary} {
+		if _, err := New(spec, ks, typeOID, f); err != nil {
+			if errors.Is(err, ErrUnsupported) || errors.Is(err, ErrInvalidSpec) {
+				return err
+			}
+			return fmt.Errorf("%w: %v", ErrInvalidSpec, err)
 		}
-		return fmt.Errorf("%w: %v", ErrInvalidSpec, err)
 	}
 	return nil
 }

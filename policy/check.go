@@ -71,16 +71,19 @@ func (p *Policy) CheckSchema(tables []DBTable) []Finding {
 				out = append(out, Finding{SeverityError, tn, col.Name, "the policy classifies this column but the table has no such column"})
 				continue
 			}
-			if col.Spec.Kind != "" && !fits(col.Spec.Kind, dc.TypeOID) {
-				out = append(out, Finding{SeverityError, tn, col.Name,
-					fmt.Sprintf("transform %s does not apply to type %s", col.Spec.Kind, dc.TypeName)})
+			if col.Spec.Kind != "" {
+				if err := crypto.CheckColumn(col.Spec, dc.TypeOID); err != nil {
+					out = append(out, Finding{SeverityError, tn, col.Name, columnProblem(col.Spec.Kind, "", dc.TypeName, err)})
+				}
 			}
 		}
 		if w := p.tables[tn].wildcard; w != nil && w.Spec.Kind != "" {
 			for _, c := range t.Columns {
-				if p.tables[tn].columns[c.Name] == nil && !fits(w.Spec.Kind, c.TypeOID) {
-					out = append(out, Finding{SeverityError, tn, c.Name,
-						fmt.Sprintf(`transform %s of "*" does not apply to type %s`, w.Spec.Kind, c.TypeName)})
+				if p.tables[tn].columns[c.Name] != nil {
+					continue
+				}
+				if err := crypto.CheckColumn(w.Spec, c.TypeOID); err != nil {
+					out = append(out, Finding{SeverityError, tn, c.Name, columnProblem(w.Spec.Kind, ` of "*"`, c.TypeName, err)})
 				}
 			}
 		}
@@ -95,6 +98,12 @@ func (p *Policy) CheckSchema(tables []DBTable) []Finding {
 	return out
 }
 
-func fits(k crypto.Kind, oid uint32) bool {
-	return crypto.Supports(k, oid, crypto.FormatText) && crypto.Supports(k, oid, crypto.FormatBinary)
+// columnProblem says why a transform cannot serve a column: its type, or
+// the transform's own reason (a domain too small, an identity spec).
+func columnProblem(kind crypto.Kind, of, typeName string, err error) string {
+	msg := fmt.Sprintf("transform %s%s does not apply to type %s", kind, of, typeName)
+	if err == crypto.ErrUnsupported {
+		return msg
+	}
+	return msg + ": " + err.Error()
 }

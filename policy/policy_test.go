@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -307,5 +308,37 @@ roles:
 `))
 	if err == nil || !strings.Contains(err.Error(), "shift needs a declared token domain") {
 		t.Fatalf("shift without a domain: %v", err)
+	}
+}
+
+// TestCheckSchemaTransformReasons: policy check --db says why a transform
+// cannot serve a column whose type it accepts in general.
+func TestCheckSchemaTransformReasons(t *testing.T) {
+	p, err := Parse("visits.yaml", []byte(`version: 1
+token_domains:
+  patient: {}
+columns:
+  public.visits:
+    patient_no: {category: key, transform: int, domain: patient}
+    age: {category: identity, transform: round}
+roles:
+  default:
+    actions: {key: tokenize, identity: tokenize}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range p.CheckSchema([]DBTable{{Name: TableName{"public", "visits"},
+		Columns: []DBColumn{{"patient_no", 21, "smallint"}, {"age", 23, "integer"}}}}) {
+		got = append(got, f.String())
+	}
+	for _, w := range []string{
+		`error: public.visits.patient_no: transform int does not apply to type smallint: unsupported transformer for this type and format: int on smallint: FF1 needs a domain of at least 10^6 values and smallint has 65,536 (use round, redact or null, or widen the column)`,
+		`error: public.visits.age: transform round does not apply to type integer: invalid transformer spec: round on an integer column needs a negative digits (tens, hundreds…) or a bucket of at least 2; digits 0 would return every value unchanged`,
+	} {
+		if !slices.Contains(got, w) {
+			t.Errorf("missing finding %q in %q", w, got)
+		}
 	}
 }

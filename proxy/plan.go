@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -62,6 +63,14 @@ func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescript
 				}
 			}
 			if cp.Tr, err = s.srv.transformers.Get(d.Spec, ks, f.DataTypeOID, format); err != nil {
+				if errors.Is(err, crypto.ErrUnsupported) || errors.Is(err, crypto.ErrInvalidSpec) {
+					// The spec cannot serve this type (int on smallint,
+					// round without digits on an integer): withhold, with
+					// the reason policy check --db also gives.
+					cp.Tr, cp.Action = nil, policy.Block
+					d.Rule = fmt.Sprintf("transform %s cannot serve this column: %v; %s", d.Spec.Kind, err, d.Rule)
+					break
+				}
 				return nil, fmt.Errorf("column %q: %w", f.Name, err)
 			}
 			if format == 0 && datetime(f.DataTypeOID) {
