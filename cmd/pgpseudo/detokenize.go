@@ -21,16 +21,18 @@ import (
 
 const detokenizeUsage = `Usage: pgpseudo detokenize --config FILE --domain DOMAIN [--json] [TOKEN…]
 
-Prints the original value of each reversible token (tr1_…) made in DOMAIN,
+Prints the original value of each reversible token (tr2_…, or tr1_… of
+earlier releases) made in DOMAIN,
 one per line in the order given. When the configuration names a policy
 whose columns in DOMAIN use a type-preserving transform (int, uuid, digits,
 iban, card), values are reversed with that transform; --type gives the
-column type for int (int2, int4 — the default — or int8). Without TOKEN arguments, tokens are read
+column type for int (int4 — the default — or int8). Without TOKEN arguments, tokens are read
 from standard input, one per line (blank lines are skipped). Nothing is
 printed unless every token detokenises.
 
 Vault decides who may do this: the Vault identity must be allowed to read
-and unwrap the keyset. Every use is logged (who, domain, token count —
+and unwrap the keyset and to read <kv_mount>/data/<kv_path>/detokenize/DOMAIN
+(docs/keys.md). Every use is logged (who, domain, token count —
 never tokens or values).
 
 Exit status: 0 success, 1 failure, 2 usage error.
@@ -52,7 +54,7 @@ func detokenize(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	configPath := fs.String("config", "", "proxy configuration file (YAML) with a keys: section")
 	domain := fs.String("domain", "", "token domain the tokens were made in")
 	asJSON := fs.Bool("json", false, "print a JSON array of strings (values may contain newlines)")
-	typeName := fs.String("type", "int4", "column type for int domains: int2, int4 or int8 (put -- before negative values)")
+	typeName := fs.String("type", "int4", "column type for int domains: int4 or int8 (put -- before negative values)")
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)
 	}
@@ -244,10 +246,11 @@ func reverserFor(policyPath, domain, typeName string) (*reverser, error) {
 	}
 	switch spec.Kind {
 	case crypto.KindInt:
-		oids := map[string]uint32{"int2": crypto.OIDInt2, "int4": crypto.OIDInt4, "int8": crypto.OIDInt8}
+		// Not int2: FF1 refuses its 65,536 values (below 10^6).
+		oids := map[string]uint32{"int4": crypto.OIDInt4, "int8": crypto.OIDInt8}
 		oid, ok := oids[typeName]
 		if !ok {
-			return nil, fmt.Errorf("detokenize: --type must be int2, int4 or int8, got %q", typeName)
+			return nil, fmt.Errorf("detokenize: --type must be int4 or int8, got %q", typeName)
 		}
 		return &reverser{spec: spec, typeOID: oid}, nil
 	case crypto.KindUUID:
