@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 )
 
 // Config selects and configures the key provider. The proxy embeds it in
@@ -136,13 +137,25 @@ func (c Config) Validate() error {
 	return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
 }
 
-// loopbackHost reports whether host is a loopback IP address or localhost.
+// loopbackHost reports whether host is a literal loopback IP address (a
+// name such as localhost resolves through files others may change).
 func loopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// cleanVaultPath reports whether a mount or path is made of plain
+// segments: no empty, "." or ".." segment and no leading or trailing
+// slash. Vault matches its policies against the path as sent, while the
+// client cleans some paths, so "a/../b" would be checked as one path and
+// read as another.
+func cleanVaultPath(p string) bool {
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
 }
 
 func (v VaultConfig) validate() []error {
@@ -180,10 +193,13 @@ func (v VaultConfig) validate() []error {
 	}
 	for key, val := range map[string]string{
 		"vault.transit_mount": v.TransitMount, "vault.transit_key": v.TransitKey,
-		"vault.kv_mount": v.KVMount, "vault.kv_path": v.KVPath,
+		"vault.kv_mount": v.KVMount, "vault.kv_path": v.KVPath, "vault.auth.mount": v.Auth.Mount,
 	} {
-		if val == "" {
+		switch {
+		case val == "":
 			bad("%s is required", key)
+		case !cleanVaultPath(val):
+			bad("%s %q must be plain path segments (no empty, '.' or '..' segment, no leading or trailing '/')", key, val)
 		}
 	}
 	return errs

@@ -17,17 +17,20 @@ const chunkMax = 32
 // maxKeepPrefix bounds keep_prefix: a card's BIN (6) or a German bank
 // code (8) may stay; more would leave ordinary values with fewer than
 // minEncrypted digits, which are then withheld.
+// An IBAN's limit is lower: Dutch and Norwegian BBANs hold 10 and 11
+// digits, which must leave FF1 its minimum.
 const (
 	maxKeepPrefix     = 8
 	maxKeepPrefixCard = 6
+	maxKeepPrefixIBAN = 4
 )
 
-// minEncrypted is the fewest digits FF1 may encrypt: 10^6 values, the
-// minimum domain of NIST SP 800-38G Rev. 1. A value with fewer digits
-// after keep_prefix (and a card's check digit) is withheld: a permutation
-// of so few values is a codebook, and with the clear prefix in the tweak
-// it is the varied-tweak setting of the known small-domain attacks.
-const minEncrypted = 6
+// A value with fewer digits to encrypt (after keep_prefix and a card's
+// check digit) than FF1's minimum length in radix 10 (ff.MinLen(): six
+// digits, the 10^6 values NIST SP 800-38G Rev. 1 requires) is withheld: a
+// permutation of so few values is a codebook, and with the clear prefix
+// in the tweak it is the varied-tweak setting of the known small-domain
+// attacks.
 
 type digitsT struct {
 	column
@@ -45,14 +48,7 @@ type digitScratch struct {
 }
 
 func newDigits(spec Spec, ks *Keyset, c column) (Transformer, error) {
-	limit := maxKeepPrefix
-	if spec.Kind == KindCard {
-		limit = maxKeepPrefixCard
-	}
-	if spec.KeepPrefix < 0 || spec.KeepPrefix > limit {
-		return nil, fmt.Errorf("%w: %s keep_prefix must be in [0, %d] so that at least %d digits are encrypted",
-			ErrInvalidSpec, spec.Kind, limit, minEncrypted)
-	}
+	limit := map[Kind]int{KindDigits: maxKeepPrefix, KindCard: maxKeepPrefixCard, KindIBAN: maxKeepPrefixIBAN}[spec.Kind]
 	key, err := ks.derive(c.version, purposeDigits, spec.Domain, 32)
 	if err != nil {
 		return nil, err
@@ -61,6 +57,10 @@ func newDigits(spec Spec, ks *Keyset, c column) (Transformer, error) {
 	clear(key) // the AES key schedule holds its own copy
 	if err != nil {
 		return nil, fmt.Errorf("digits: %w", err)
+	}
+	if spec.KeepPrefix < 0 || spec.KeepPrefix > limit {
+		return nil, fmt.Errorf("%w: %s keep_prefix must be in [0, %d] so that ordinary values keep at least %d digits to encrypt",
+			ErrInvalidSpec, spec.Kind, limit, ff.MinLen())
 	}
 	t := &digitsT{column: c, kind: spec.Kind, ff: ff, keepPrefix: spec.KeepPrefix}
 	t.pool.New = func() any { return new(digitScratch) }
@@ -85,16 +85,19 @@ func (t *digitsT) run(dst, src []byte, enc bool) ([]byte, error) {
 	var err error
 	switch t.kind {
 	case KindIBAN:
-		if cc, bban, ok := ibanShape(out); ok {
-			if ibanMod97(out, cc, bban) != 1 {
-				err = fmt.Errorf("%w: IBAN check digits are invalid", ErrUnchanged)
-				break
-			}
-			err = t.iban(sc, out, cc, bban, enc)
+		cc, bban, ok := ibanShape(out)
+		if !ok {
+			err = fmt.Errorf("%w: not an IBAN", ErrUnchanged)
 			break
 		}
-		// Not an IBAN: still never let a digit out in clear.
-		err = t.digits(sc, out, "iban?", 0, enc, false)
+		// ISO 13616 check digits are 02 to 98; 00, 01 and 99 pass mod 97
+		// like 97, 98 and 02 do, so accepting them would give two inputs
+		// one token.
+		if ck, valid := ibanCheckDigits(out, cc, bban); !valid || ck < 2 || ck > 98 {
+			err = fmt.Errorf("%w: IBAN check digits are invalid", ErrUnchanged)
+			break
+		}
+		err = t.iban(sc, out, cc, bban, enc)
 	case KindCard:
 		err = t.digits(sc, out, "card", t.keepPrefix, enc, true)
 	default:
@@ -117,8 +120,13 @@ func (t *digitsT) run(dst, src []byte, enc bool) ([]byte, error) {
 func (t *digitsT) digits(sc *digitScratch, out []byte, tag string, keepPrefix int, enc, luhn bool) error {
 	sc.pos = sc.pos[:0]
 	for i, c := range out {
-		if c >= '0' && c <= '9' {
+		switch {
+		case c >= '0' && c <= '9':
 			sc.pos = append(sc.pos, i)
+		case isLetter(c) || c >= 0x80:
+			// Letters (and any non-ASCII text) would leave in clear: a
+			// digit string has only digits and separators.
+			return fmt.Errorf("%w: %s values may hold only digits and separators", ErrUnchanged, tag)
 		}
 	}
 	all := sc.pos
@@ -147,9 +155,9 @@ func (t *digitsT) digits(sc *digitScratch, out []byte, tag string, keepPrefix in
 // crypt runs FF1 over the digits of out at positions pos.
 func (t *digitsT) crypt(sc *digitScratch, out []byte, pos []int, tweak []byte, enc bool) error {
 	n := len(pos)
-	if n < minEncrypted {
+	if n < t.ff.MinLen() {
 		return fmt.Errorf("%w: %d digits to encrypt, FF1 needs at least %d (use token or hash for short digit strings)",
-			ErrUnchanged, n, minEncrypted)
+			ErrUnchanged, n, t.ff.MinLen())
 	}
 	sc.num = sc.num[:0]
 	for _, p := range pos {
@@ -264,7 +272,7 @@ func (t *digitsT) iban(sc *digitScratch, out []byte, cc [2]int, bban int, enc bo
 	}
 	// The check digits (the first two digits after the country code) are
 	// 98 - (BBAN || CC || "00" mod 97).
-	check := 98 - ibanMod97(out, cc, bban, '0', '0')
+	check := 98 - ibanRemainder(out, cc, bban, '0', '0')
 	j := 0
 	for i := cc[1] + 1; i < bban && j < 2; i++ {
 		if out[i] >= '0' && out[i] <= '9' {
@@ -279,10 +287,10 @@ func (t *digitsT) iban(sc *digitScratch, out []byte, cc [2]int, bban int, enc bo
 	return nil
 }
 
-// ibanMod97 is ISO 13616's remainder of BBAN || CC || check digits mod 97
-// (letters as 10..35): 1 for a valid IBAN. With check given, those two
-// digits stand in for the IBAN's own.
-func ibanMod97(s []byte, cc [2]int, bban int, check ...byte) int {
+// ibanRemainder is ISO 13616's BBAN || CC || c1 c2 mod 97, letters as
+// 10..35: 1 when c1 c2 are the IBAN's valid check digits, and 98 minus
+// the check digits when c1 c2 are "00".
+func ibanRemainder(s []byte, cc [2]int, bban int, c1, c2 byte) int {
 	var m int
 	add := func(c byte) {
 		switch {
@@ -297,15 +305,24 @@ func ibanMod97(s []byte, cc [2]int, bban int, check ...byte) int {
 	}
 	add(s[cc[0]])
 	add(s[cc[1]])
-	if len(check) == 2 {
-		add(check[0])
-		add(check[1])
-		return m
-	}
-	for i := cc[1] + 1; i < bban; i++ {
-		add(s[i])
-	}
+	add(c1)
+	add(c2)
 	return m
+}
+
+// ibanCheckDigits returns an IBAN's two check digits (the first two digits
+// after the country code) and whether they pass mod 97.
+func ibanCheckDigits(s []byte, cc [2]int, bban int) (int, bool) {
+	var d []byte
+	for i := cc[1] + 1; i < bban && len(d) < 2; i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			d = append(d, s[i])
+		}
+	}
+	if len(d) != 2 {
+		return 0, false
+	}
+	return int(d[0]-'0')*10 + int(d[1]-'0'), ibanRemainder(s, cc, bban, d[0], d[1]) == 1
 }
 
 func upper(c byte) byte {

@@ -29,7 +29,7 @@ func apply(t testing.TB, tr Transformer, in []byte) []byte {
 	t.Helper()
 	out, err := tr.Transform(nil, in)
 	if err != nil {
-		t.Fatalf("Transform(%q): %v", in, err)
+		t.Fatalf("Transform(%.80q): %v", in, err)
 	}
 	return out
 }

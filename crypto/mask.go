@@ -35,6 +35,7 @@ func newMask(spec Spec, c column) (Transformer, error) {
 
 // Transform implements Transformer.
 func (t *maskT) Transform(dst, src []byte) ([]byte, error) {
+	start := len(dst)
 	src = trimPad(t.oid, src)
 	n := utf8.RuneCount(src)
 	shown := n / maskShare
@@ -54,7 +55,13 @@ func (t *maskT) Transform(dst, src []byte) ([]byte, error) {
 		_, size := utf8.DecodeLastRune(src[:j])
 		j -= size
 	}
-	return append(dst, src[j:]...), nil
+	dst = append(dst, src[j:]...)
+	if string(dst[start:]) == string(src) {
+		// A value already in the mask's shape (stars around the shown
+		// ends) would leave unchanged.
+		return dst[:start], fmt.Errorf("%w: the value already has the mask's shape", ErrUnchanged)
+	}
+	return dst, nil
 }
 
 // hashT is a keyed hash: lowercase hex of HMAC-SHA256 with the domain's

@@ -125,3 +125,15 @@ func (c clock) now() time.Time {
 
 // errWithPath names a failing operation for an operator.
 func errWithPath(op, where string, err error) error { return fmt.Errorf("%s %s: %w", op, where, err) }
+
+// Identifier is implemented by providers whose login has an identity
+// (Vault): who is using the keys, for the detokenize audit record.
+type Identifier interface {
+	Identity(ctx context.Context) (Identity, error)
+}
+
+// DetokenizeAuthorizer is implemented by providers that decide per token
+// domain who may detokenize (Vault); the file provider has no identities.
+type DetokenizeAuthorizer interface {
+	AllowDetokenize(ctx context.Context, domain string) error
+}

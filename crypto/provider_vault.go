@@ -3,6 +3,7 @@ package crypto
 import (
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -296,7 +297,7 @@ type Identity struct {
 	Name, EntityID string
 }
 
-// Identity looks the provider's own token up (lookup-self) over its own
+// Identity implements Identifier: it looks the provider's own token up (lookup-self) over its own
 // verified client. It sends nothing before the provider has logged in,
 // so a server the provider refused never sees the token.
 func (p *VaultProvider) Identity(ctx context.Context) (Identity, error) {
@@ -320,18 +321,42 @@ func (p *VaultProvider) Identity(ctx context.Context) (Identity, error) {
 }
 
 // DetokenizePath is the Vault path whose read capability lets an identity
-// detokenize domain: <kv_mount>/data/<kv_path>/detokenize/<domain>.
-// Nothing needs to be stored there; Vault's policies alone decide.
+// detokenize domain: <kv_mount>/data/<kv_path>/detokenize/<domain>, the
+// domain as it is when it is a declared name (letters, digits, '_', '.',
+// '-'; never "." or ".."), else hex-encoded after "x-" (a column's
+// implicit domain holds table and column names). Nothing needs to be
+// stored there; Vault's policies alone decide.
 func (p *VaultProvider) DetokenizePath(domain string) string {
-	return p.kvLocation() + "/detokenize/" + domain
+	seg := domain
+	if !plainSegment(domain) {
+		seg = "x-" + hex.EncodeToString([]byte(domain))
+	}
+	return p.kvLocation() + "/detokenize/" + seg
 }
 
-// AllowDetokenize asks Vault (sys/capabilities-self) whether the logged-in
-// identity holds read on DetokenizePath(domain), so a key custodian's
-// token can be limited to the domains it answers requests for. Reading
-// the keyset alone does not grant detokenisation.
+// plainSegment reports whether s can stand as one path segment unchanged.
+func plainSegment(s string) bool {
+	if s == "" || s == "." || s == ".." || len(s) > 63 {
+		return false
+	}
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '.', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// AllowDetokenize implements DetokenizeAuthorizer: after logging in, and
+// before the keyset is read or unwrapped, it asks Vault
+// (sys/capabilities-self) whether the identity holds read on
+// DetokenizePath(domain). This limits what pgpseudo's own detokenize
+// command does for an identity, and Vault's audit device records the
+// check; it is not a cryptographic boundary (docs/keys.md).
 func (p *VaultProvider) AllowDetokenize(ctx context.Context, domain string) error {
-	if _, err := p.Keyset(ctx); err != nil {
+	if err := p.ensureLogin(ctx); err != nil {
 		return err
 	}
 	path := p.DetokenizePath(domain)

@@ -9,9 +9,23 @@ import (
 	"sync"
 )
 
-// maxFloatDigits is the most fraction digits a float can be rounded to:
-// 10^308 is the largest power of ten a float8 holds.
-const maxFloatDigits = 308
+// Floats hold about 15 (float8) and 6 (float4) significant decimal
+// digits: rounding to more fraction digits than that returns ordinary
+// values unchanged, so such specs are refused. Below -308 digits every
+// float rounds to zero.
+const (
+	maxFloat8Digits = 15
+	maxFloat4Digits = 6
+	minFloatDigits  = -308
+)
+
+// From 2^52 (float8) and 2^23 (float4) on, consecutive floats are at
+// least 1 apart: a value that many steps of the precision from zero has no
+// fraction left to round away, so rounding it would return it.
+const (
+	exactFloat8 = 1 << 52
+	exactFloat4 = 1 << 23
+)
 
 // roundT generalises numbers: with an empty Bucket it rounds half away from
 // zero to Digits fraction digits (negative Digits round to tens, hundreds…);
@@ -34,15 +48,15 @@ func newRound(spec Spec, c column) (Transformer, error) {
 		return nil, fmt.Errorf("%w: round digits must be in [-1000, 1000]", ErrInvalidSpec)
 	}
 	isInt := c.oid == OIDInt2 || c.oid == OIDInt4 || c.oid == OIDInt8
-	isFloat := c.oid == OIDFloat4 || c.oid == OIDFloat8
 	if spec.Bucket == "" {
 		switch {
 		case isInt && spec.Digits >= 0:
 			// A transform that cannot change any value is refused, never
 			// run as the identity.
 			return nil, fmt.Errorf("%w: round on an integer column needs a negative digits (tens, hundreds…) or a bucket of at least 2; digits %d would return every value unchanged", ErrInvalidSpec, spec.Digits)
-		case isFloat && spec.Digits > maxFloatDigits:
-			return nil, fmt.Errorf("%w: round on a float column takes at most %d digits; a float has no decimal digits beyond them, so every value would be returned unchanged", ErrInvalidSpec, maxFloatDigits)
+		case c.oid == OIDFloat8 && spec.Digits > maxFloat8Digits, c.oid == OIDFloat4 && spec.Digits > maxFloat4Digits:
+			lim := map[uint32]int{OIDFloat8: maxFloat8Digits, OIDFloat4: maxFloat4Digits}[c.oid]
+			return nil, fmt.Errorf("%w: round on this float type takes at most %d digits; it holds no decimal digits beyond them, so ordinary values would be returned unchanged", ErrInvalidSpec, lim)
 		}
 		return t, nil
 	}
@@ -144,18 +158,26 @@ func (t *roundT) roundFloat(dst, src []byte) ([]byte, error) {
 	}
 	r := x // NaN and ±Infinity are constants: they stay
 	if !math.IsInf(x, 0) && !math.IsNaN(x) {
+		exact := float64(exactFloat8)
+		if f32 {
+			exact = exactFloat4
+		}
+		var steps float64 // x in units of the precision
 		switch {
 		case t.bucketF > 0:
-			r = math.Floor(x/t.bucketF) * t.bucketF
-		case t.digits < -maxFloatDigits:
+			steps = x / t.bucketF
+			r = math.Floor(steps) * t.bucketF
+		case t.digits < minFloatDigits:
 			r = 0 // |x| < 10^309/2: every float rounds to zero
 		default:
 			p := math.Pow10(t.digits)
-			r = math.Round(x*p) / p
+			steps = x * p
+			r = math.Round(steps) / p
 		}
-		if math.IsInf(r, 0) || math.IsNaN(r) || (f32 && math.IsInf(float64(float32(r)), 0)) {
-			// The value is too large for the precision asked: rounding
-			// cannot change it, so it is withheld, not returned as it was.
+		if math.Abs(steps) >= exact || math.IsInf(r, 0) || math.IsNaN(r) || (f32 && math.IsInf(float64(float32(r)), 0)) {
+			// The value is too large for the precision asked: it has no
+			// fraction left to round away, so it is withheld, not
+			// returned as it was.
 			return dst, fmt.Errorf("%w: float too large to round to the policy's precision", ErrUnchanged)
 		}
 	}

@@ -184,7 +184,15 @@ func New(spec Spec, ks *Keyset, typeOID uint32, format int16) (Transformer, erro
 		if spec.Domain == "" {
 			return nil, fmt.Errorf("%w: %s needs a token domain", ErrInvalidSpec, spec.Kind)
 		}
-		v, err := ks.resolve(spec.KeyVersion)
+		want := spec.KeyVersion
+		if spec.Kind == KindShift && want == 0 && len(ks.versions) > 0 {
+			// A shift made with a new key would move every day again:
+			// exports from before and after a rotation could then be
+			// intersected. Unless the domain pins a version, shifts use
+			// the keyset's first.
+			want = ks.versions[0].Version
+		}
+		v, err := ks.resolve(want)
 		if err != nil {
 			return nil, err
 		}

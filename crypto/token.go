@@ -80,7 +80,7 @@ func (t *tokenT) Transform(dst, src []byte) ([]byte, error) {
 		// tink's AES-SIV allocates its output; reversible tokens are the
 		// one token kind that is not allocation-free. The value is padded
 		// so the token shows its length only to a power-of-two bucket.
-		ct, err := t.siv.EncryptDeterministically(padBucket(in), nil)
+		ct, err := t.siv.EncryptDeterministically(padBucket(in), []byte(reversiblePrefix))
 		if err != nil {
 			return dst, fmt.Errorf("token: %w", err)
 		}
@@ -149,37 +149,55 @@ func unpadBucket(pt []byte) ([]byte, bool) {
 	return pt[:i], true
 }
 
+// tokenFormat is what a token's prefix says about it.
+type tokenFormat int
+
+const (
+	formatOpaque   tokenFormat = iota // tk1_
+	formatPadded                      // tr2_: padded, format bound as associated data
+	formatUnpadded                    // tr1_: earlier releases
+)
+
 // ParseToken splits a token into its reversibility and key version.
 func ParseToken(token []byte) (reversible bool, version uint32, body []byte, err error) {
+	f, version, body, err := parseToken(token)
+	return f != formatOpaque, version, body, err
+}
+
+func parseToken(token []byte) (tokenFormat, uint32, []byte, error) {
+	var f tokenFormat
 	switch {
-	case bytes.HasPrefix(token, []byte(reversiblePrefix)), bytes.HasPrefix(token, []byte(legacyRevPrefix)):
-		reversible = true
+	case bytes.HasPrefix(token, []byte(reversiblePrefix)):
+		f = formatPadded
+	case bytes.HasPrefix(token, []byte(legacyRevPrefix)):
+		f = formatUnpadded
 	case bytes.HasPrefix(token, []byte(opaquePrefix)):
+		f = formatOpaque
 	default:
-		return false, 0, nil, fmt.Errorf("%w: unknown prefix", ErrInvalidToken)
+		return 0, 0, nil, fmt.Errorf("%w: unknown prefix", ErrInvalidToken)
 	}
 	rest := token[4:]
 	i := bytes.IndexByte(rest, '_')
 	if i <= 0 {
-		return false, 0, nil, fmt.Errorf("%w: no version", ErrInvalidToken)
+		return 0, 0, nil, fmt.Errorf("%w: no version", ErrInvalidToken)
 	}
 	v, err := strconv.ParseUint(string(rest[:i]), 10, 32)
 	if err != nil || v == 0 {
-		return false, 0, nil, fmt.Errorf("%w: bad version", ErrInvalidToken)
+		return 0, 0, nil, fmt.Errorf("%w: bad version", ErrInvalidToken)
 	}
-	return reversible, uint32(v), rest[i+1:], nil
+	return f, uint32(v), rest[i+1:], nil
 }
 
 // Detokenize returns the value a reversible token (tr2_…, or an unpadded
-// tr1_… of earlier releases) was made from in
-// domain, with whichever key version the token names. Opaque tokens give
-// ErrNotReversible; tokens of another domain or keyset give ErrInvalidToken.
+// tr1_… of earlier releases) was made from in domain, with whichever key
+// version the token names. Opaque tokens give ErrNotReversible; tokens of
+// another domain or keyset give ErrInvalidToken.
 func (k *Keyset) Detokenize(domain string, token []byte) ([]byte, error) {
-	rev, version, body, err := ParseToken(bytes.TrimSpace(token))
+	f, version, body, err := parseToken(bytes.TrimSpace(token))
 	if err != nil {
 		return nil, err
 	}
-	if !rev {
+	if f == formatOpaque {
 		return nil, fmt.Errorf("%w: %s tokens are opaque", ErrNotReversible, opaquePrefix)
 	}
 	ct, err := tokenAlphabet.DecodeString(string(bytes.ToLower(body)))
@@ -190,13 +208,17 @@ func (k *Keyset) Detokenize(domain string, token []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	pt, err := siv.DecryptDeterministically(ct, nil)
+	var ad []byte // tr2_ binds its prefix: relabelled tr1_, it does not decrypt
+	if f == formatPadded {
+		ad = []byte(reversiblePrefix)
+	}
+	pt, err := siv.DecryptDeterministically(ct, ad)
 	if err != nil {
 		// Do not wrap tink's error: it says nothing useful and we promise
 		// a stable sentinel.
 		return nil, fmt.Errorf("%w: not made in domain %q with this keyset (version %d)", ErrInvalidToken, domain, version)
 	}
-	if bytes.HasPrefix(bytes.TrimSpace(token), []byte(legacyRevPrefix)) {
+	if f == formatUnpadded {
 		return pt, nil
 	}
 	if pt, ok := unpadBucket(pt); ok {

@@ -119,17 +119,15 @@ func readTokens(r io.Reader) ([]string, error) {
 // detokenizeAll reverses every token or fails as a whole. Errors name the
 // token's position, never the token.
 func detokenizeAll(ctx context.Context, p crypto.KeyProvider, domain string, tokens []string, rev *reverser) ([]string, error) {
-	if _, err := p.Keyset(ctx); err != nil {
-		return nil, err
-	}
-	// Vault scopes detokenisation per domain; the file provider has no
-	// identities to scope.
-	if s, ok := p.(interface {
-		AllowDetokenize(context.Context, string) error
-	}); ok {
+	// Vault scopes detokenisation per domain, checked before the keyset
+	// is unwrapped; the file provider has no identities to scope.
+	if s, ok := p.(crypto.DetokenizeAuthorizer); ok {
 		if err := s.AllowDetokenize(ctx, domain); err != nil {
 			return nil, err
 		}
+	}
+	if _, err := p.Keyset(ctx); err != nil {
+		return nil, err
 	}
 	values := make([]string, len(tokens))
 	for i, tok := range tokens {
@@ -211,9 +209,7 @@ func whoAmI(ctx context.Context, c crypto.Config, p crypto.KeyProvider) actor {
 		return a
 	}
 	a := actor{Method: c.Vault.Auth.Method}
-	if v, ok := p.(interface {
-		Identity(context.Context) (crypto.Identity, error)
-	}); ok {
+	if v, ok := p.(crypto.Identifier); ok {
 		if id, err := v.Identity(ctx); err == nil {
 			a.Name, a.EntityID = id.Name, id.EntityID
 		}
