@@ -53,8 +53,9 @@ func (p *FileProvider) Refresh(ctx context.Context) (*Keyset, error) {
 
 func (p *FileProvider) read(ctx context.Context) (*Keyset, error) {
 	// O_NOFOLLOW: a symbolic link put in the keyset's place (pointing at
-	// a file another user controls) is refused, not followed.
-	f, err := os.OpenFile(p.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	// a file another user controls) is refused, not followed. O_NONBLOCK:
+	// a FIFO there must not block the open; checkKeyFile refuses it.
+	f, err := os.OpenFile(p.path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, errWithPath("reading keyset file", p.path, ErrNoKeyset)
@@ -71,6 +72,9 @@ func (p *FileProvider) read(ctx context.Context) (*Keyset, error) {
 	}
 	// Check the open file, not the path, so a swap cannot slip past.
 	if err := checkKeyFile(fi); err != nil {
+		return nil, errWithPath("reading keyset file", p.path, err)
+	}
+	if err := checkKeyDir(filepath.Dir(p.path)); err != nil {
 		return nil, errWithPath("reading keyset file", p.path, err)
 	}
 	data := make([]byte, fi.Size())
@@ -100,10 +104,29 @@ func checkKeyFile(fi fs.FileInfo) error {
 	return nil
 }
 
+// checkKeyDir refuses a keyset directory that another user could write
+// to: they could replace the file (or its lock) between two reads.
+func checkKeyDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%w: its directory %s is writable by group or others (mode %04o)", ErrInsecureKeyFile, dir, fi.Mode().Perm())
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() && st.Uid != 0 {
+		return fmt.Errorf("%w: its directory %s is owned by uid %d, neither this process's user nor root", ErrInsecureKeyFile, dir, st.Uid)
+	}
+	return nil
+}
+
 // lock takes an exclusive lock beside the keyset file (path + ".lock") so
 // two concurrent keys init or keys rotate cannot both read version N and
 // write different versions N+1. The returned function releases it.
 func (p *FileProvider) lock() (func(), error) {
+	if err := checkKeyDir(filepath.Dir(p.path)); err != nil {
+		return nil, errWithPath("locking keyset file", p.path, err)
+	}
 	f, err := os.OpenFile(p.path+".lock", os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, errWithPath("locking keyset file", p.path, err)

@@ -128,7 +128,7 @@ func TestKeysCLIVault(t *testing.T) {
 	cfg := keysConfigFile(t, dir, "keys", e.cfg)
 	root := e.vault.RootToken
 	operator := e.token(t, "operator", "alice-operator", "1h")
-	reader := e.token(t, "kv-only", "mallory", "1h")
+	reader := e.token(t, "kv-detokenize", "mallory", "1h")
 	detok := e.token(t, "detokenize", "dpo-bob", "1h")
 	proxyTok := e.token(t, "serve", "proxy", "1h")
 

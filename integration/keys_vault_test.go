@@ -123,6 +123,10 @@ path "%s/keys/%s" { capabilities = ["create", "read", "update"] }
 	case "kv-only": // may read the wrapped keyset but not unwrap it
 		return fmt.Sprintf(`path %q { capabilities = ["read"] }
 `, kv)
+	case "kv-detokenize": // holds the detokenize grant, but may not unwrap
+		return fmt.Sprintf(`path %q { capabilities = ["read"] }
+path "%s/detokenize/customers" { capabilities = ["read"] }
+`, kv, kv)
 	case "none":
 		return ""
 	}

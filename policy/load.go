@@ -195,17 +195,17 @@ func (p *Policy) loadColumns(f fileSchema, pos *yamlconf.Positions, categories [
 				if err := crypto.ValidateSpec(col.Spec); err != nil {
 					return pos.Errorf(cpath, "%v", err)
 				}
-			} else if cs.Domain != "" || cs.KeepPrefix != 0 || cs.KeepDomain || cs.Days != 0 || cs.KeepTime || cs.Bucket != "" || cs.Constant != "" {
+			} else if cs.Domain != "" || cs.KeepPrefix != 0 || cs.KeepDomain || cs.Days != 0 || cs.KeepTime || cs.Digits != 0 || cs.Bucket != "" || cs.Constant != "" {
 				return pos.Errorf(cpath, "transform options given without a transform")
 			}
 			m := MaskSpec{KeepLast: defaultMaskLast}
 			if cs.Mask != nil {
 				m = *cs.Mask
-				if m.KeepFirst < 0 || m.KeepLast < 0 {
-					return pos.Errorf(cpath+".mask", "keep_first and keep_last must not be negative")
-				}
 			}
 			col.MaskSpec = crypto.Spec{Kind: crypto.KindMask, KeepFirst: m.KeepFirst, KeepLast: m.KeepLast}
+			if err := crypto.ValidateSpec(col.MaskSpec); err != nil {
+				return pos.Errorf(cpath+".mask", "%v", err)
+			}
 			if cname == "*" {
 				tp.wildcard = col
 			} else {

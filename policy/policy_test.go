@@ -342,3 +342,20 @@ roles:
 		}
 	}
 }
+
+// TestTransformOptionsChecked: mask options are checked when the policy
+// loads (not when a query first reads the column), and transform options
+// given without a transform are refused.
+func TestTransformOptionsChecked(t *testing.T) {
+	for _, tc := range []struct{ col, want string }{
+		{"{category: financial, mask: {keep_first: 30, keep_last: 30}}", "at most 32"},
+		{"{category: financial, mask: {keep_first: -1}}", "must not be negative"},
+		{"{category: financial, digits: 2}", "transform options given without a transform"},
+		{"{category: financial, keep_time: true}", "transform options given without a transform"},
+	} {
+		_, err := Parse("opts.yaml", []byte("version: 1\ncolumns:\n  public.t:\n    c: "+tc.col+"\nroles:\n  default:\n    actions: {financial: mask}\n"))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.col, err, tc.want)
+		}
+	}
+}
