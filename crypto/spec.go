@@ -105,7 +105,11 @@ type Transformer interface {
 	// Transform appends the transformed value of src (one column value in
 	// the wire format given to New, never NULL) to dst and returns it. It
 	// does not allocate when the output fits in dst's capacity (except where
-	// documented). On error the caller must not forward src.
+	// documented). dst's spare capacity must not overlap src: several
+	// transformers work on the copy in place and compare it with src. On
+	// error nothing is appended, and the caller must not forward src
+	// (ErrUnchanged: the transform could not change it; ErrInvalidValue:
+	// it could not read it).
 	Transform(dst, src []byte) ([]byte, error)
 	// ReturnsNull reports that every output is SQL NULL: the caller writes
 	// length -1 instead of calling Transform.

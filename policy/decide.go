@@ -260,6 +260,13 @@ func (p *Policy) Tokenizes() bool {
 // domain d, for detokenisation; type-preserving kinds (int, uuid, digits,
 // iban, card) are preferred to text tokens, whose format tells them apart.
 func (p *Policy) DomainSpec(d string) (crypto.Spec, bool) {
+	if t, col, ok := parseImplicitDomain(d); ok {
+		// A column's own domain, perhaps of a column a "*" entry covers.
+		if c := p.Column(t, col); c != nil && c.Spec.Domain == d && c.Spec.Kind != "" {
+			return c.Spec, true
+		}
+		return crypto.Spec{}, false
+	}
 	var found crypto.Spec
 	ok := false
 	for _, t := range p.Tables() {

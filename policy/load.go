@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/pgpseudo/pgpseudo/crypto"
@@ -93,6 +94,27 @@ func validDomainName(n string) bool {
 // ("s.t".x and s."t.x" differ).
 func implicitDomain(t TableName, column string) string {
 	return fmt.Sprintf("column:%d:%s%d:%s%d:%s", len(t.Schema), t.Schema, len(t.Table), t.Table, len(column), column)
+}
+
+// parseImplicitDomain inverts implicitDomain.
+func parseImplicitDomain(d string) (TableName, string, bool) {
+	rest, ok := strings.CutPrefix(d, "column:")
+	if !ok {
+		return TableName{}, "", false
+	}
+	var parts [3]string
+	for i := range parts {
+		n, after, ok := strings.Cut(rest, ":")
+		size, err := strconv.Atoi(n)
+		if !ok || err != nil || size < 0 || size > len(after) || strconv.Itoa(size) != n {
+			return TableName{}, "", false
+		}
+		parts[i], rest = after[:size], after[size:]
+	}
+	if rest != "" {
+		return TableName{}, "", false
+	}
+	return TableName{parts[0], parts[1]}, parts[2], true
 }
 
 // defaultMaskLast hides all but the last 4 characters.

@@ -292,6 +292,13 @@ roles:
 	if d := p.TokenDomain(TableName{"public", "people"}, "email"); d != "shared" {
 		t.Fatalf("declared domain: %q", d)
 	}
+	// detokenize finds a wildcard column by its own domain.
+	if spec, ok := p.DomainSpec(first.Spec.Domain); !ok || spec != first.Spec {
+		t.Fatalf("DomainSpec(%q) = %+v, %v", first.Spec.Domain, spec, ok)
+	}
+	if tn, col, ok := parseImplicitDomain(a); !ok || tn != (TableName{"s.t", "x"}) || col != "x" {
+		t.Fatalf("parseImplicitDomain(%q) = %v %q %v", a, tn, col, ok)
+	}
 	for _, bad := range []string{"column:6:public6:people5:email", "", "-x", "a b"} {
 		_, err := Parse("bad.yaml", []byte("version: 1\ntoken_domains:\n  '"+bad+"': {}\nroles:\n  default:\n    actions: {identity: allow}\n"))
 		if err == nil || !strings.Contains(err.Error(), "token domain name") {
