@@ -15,17 +15,23 @@ import (
 	"go.uber.org/zap"
 )
 
+// tokenAuth is token auth with token in a 0600 file.
+func tokenAuth(t *testing.T, token string) VaultAuthConfig {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return VaultAuthConfig{Method: AuthToken, TokenFile: file}
+}
+
 // TestVaultRefusesInsecureTransport: a Vault over plain http and a Vault
 // whose certificate does not verify (even with VAULT_SKIP_VERIFY=true and
 // the other VAULT_* variables inherited) are refused, and the token never
 // reaches them.
 func TestVaultRefusesInsecureTransport(t *testing.T) {
 	const token = "hvs.pgpseudo-test-token-never-sent"
-	tokenFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	auth := VaultAuthConfig{Method: AuthToken, TokenFile: tokenFile}
+	auth := tokenAuth(t, token)
 
 	// Plain http: refused by the configuration, before any connection.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -98,12 +104,7 @@ func TestVaultRefusesInsecureTransport(t *testing.T) {
 // 301/302/307 and re-send it), not through a proxy from the environment,
 // not to a server trusted only through SSL_CERT_FILE or SSL_CERT_DIR.
 func TestVaultClientPinned(t *testing.T) {
-	const token = "hvs.pgpseudo-pinned-client-token"
-	tokenFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	auth := VaultAuthConfig{Method: AuthToken, TokenFile: tokenFile}
+	auth := tokenAuth(t, "hvs.pgpseudo-pinned-client-token")
 	var elsewhere atomic.Int32
 	count := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		elsewhere.Add(1)

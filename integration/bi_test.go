@@ -6,8 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -100,15 +98,7 @@ func TestBIOrderByPseudonymised(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dropAfter(t, "bi_contacts") })
-	pol, err := os.ReadFile(samplePolicy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	extended := strings.Replace(string(pol), "\ncolumns:\n", "\ncolumns:\n  public.bi_contacts:\n    email: {category: contact, transform: email, domain: email}\n", 1)
-	file := filepath.Join(t.TempDir(), "policy.yaml")
-	if err := os.WriteFile(file, []byte(extended), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := samplePolicyWith(t, "  public.bi_contacts:\n    email: {category: contact, transform: email, domain: email}\n")
 	p := policyProxy(t, file)
 	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
 	other := connect(t, p.dsn(userBI, samplePass, dbKunden))
@@ -703,15 +693,7 @@ func TestBIDateStyleChangedInBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dropAfter(t, "bi_dates") })
-	pol, err := os.ReadFile(samplePolicy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	extended := strings.Replace(string(pol), "\ncolumns:\n", "\ncolumns:\n  public.bi_dates:\n    d: {category: identity, transform: month}\n    tz: {category: identity, transform: month}\n", 1)
-	file := filepath.Join(t.TempDir(), "policy.yaml")
-	if err := os.WriteFile(file, []byte(extended), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := samplePolicyWith(t, "  public.bi_dates:\n    d: {category: identity, transform: month}\n    tz: {category: identity, transform: month}\n")
 	p := policyProxy(t, file)
 	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
 	if _, err := c.Exec(ctx, "SET datestyle = 'SQL, MDY'"); err != nil {

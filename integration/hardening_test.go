@@ -3,8 +3,6 @@ package integration
 import (
 	"bytes"
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -30,23 +28,13 @@ func TestTransformsNeverReturnTheirInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dropAfter(t, "hardening_t") })
-	pol, err := os.ReadFile(samplePolicy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	extended := strings.Replace(string(pol), "\ncolumns:\n", `
-columns:
-  public.hardening_t:
+	file := samplePolicyWith(t, `  public.hardening_t:
     pin: {category: contact, transform: digits}
     card: {category: financial, transform: card}
     iban: {category: financial, transform: iban}
     code: {category: key, transform: int, domain: customer}
     email: {category: contact, transform: email}
-`, 1)
-	file := filepath.Join(t.TempDir(), "policy.yaml")
-	if err := os.WriteFile(file, []byte(extended), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	p := policyProxy(t, file)
 	c := connect(t, p.dsn(userDev, samplePass, dbKunden))
 	s := &secrets{values: seeded}

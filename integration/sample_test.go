@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -85,6 +86,22 @@ func policyProxy(t *testing.T, policyFile string) *runningProxy {
 	cfg.Policy = policyFile
 	cfg.Keys = proxyKeys()
 	return startProxy(t, cfg)
+}
+
+// samplePolicyWith writes the sample policy with extra entries (YAML lines
+// indented as table entries under columns:) and returns its path.
+func samplePolicyWith(t *testing.T, columns string) string {
+	t.Helper()
+	pol, err := os.ReadFile(samplePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extended := strings.Replace(string(pol), "\ncolumns:\n", "\ncolumns:\n"+columns, 1)
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(file, []byte(extended), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
 }
 
 // proxyKeys is the file key provider holding the sample keyset.
