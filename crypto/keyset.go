@@ -14,8 +14,13 @@ import (
 	"github.com/tink-crypto/tink-go/v2/tink"
 )
 
-// keysetFormat names the serialisation of a stored keyset.
-const keysetFormat = "pgpseudo-keyset/1"
+// keysetFormat names the serialisation of a stored keyset. Format 2 binds
+// an encrypted keyset to its storage location (associated data); format 1
+// keysets, which are not bound, are still read.
+const (
+	keysetFormat   = "pgpseudo-keyset/2"
+	keysetFormatV1 = "pgpseudo-keyset/1"
+)
 
 // VersionInfo describes one key version. It never holds key material.
 type VersionInfo struct {
@@ -36,6 +41,9 @@ type Keyset struct {
 	prfs     map[uint32]prf.PRF // by version
 	versions []VersionInfo      // ascending by Version
 	primary  uint32
+	// boundTo is the storage location an encrypted keyset's associated
+	// data named when it was read ("" for cleartext and format 1).
+	boundTo string
 }
 
 // NewKeyset generates a keyset with one fresh version (1).
@@ -163,14 +171,30 @@ type storedKeyset struct {
 	Keyset    []byte        `json:"keyset"`
 }
 
-// metadata is the associated data binding version numbers to the keyset.
-func (k *Keyset) metadata() []byte {
+// metadata is the associated data binding the version numbers, and from
+// format 2 on the storage location, to an encrypted keyset: a copy stored
+// elsewhere (another KV path the caller may write, a cubbyhole) does not
+// decrypt, so the location the caller names is the one its Vault grants
+// were checked on.
+func metadata(format string, versions []VersionInfo, location string) []byte {
+	if format == keysetFormatV1 {
+		b, _ := json.Marshal(struct {
+			Format   string        `json:"format"`
+			Versions []VersionInfo `json:"versions"`
+		}{format, versions})
+		return b
+	}
 	b, _ := json.Marshal(struct {
 		Format   string        `json:"format"`
 		Versions []VersionInfo `json:"versions"`
-	}{keysetFormat, k.versions})
+		Location string        `json:"location"`
+	}{format, versions, location})
 	return b
 }
+
+// BoundTo is the storage location the keyset was bound to when it was
+// read from Vault ("" for a file keyset or a format 1 one).
+func (k *Keyset) BoundTo() string { return k.boundTo }
 
 // marshalCleartext serialises the keyset with its keys in clear (file
 // provider only).
@@ -183,22 +207,23 @@ func (k *Keyset) marshalCleartext() ([]byte, error) {
 }
 
 // marshalEncrypted serialises the keyset encrypted under kek, which never
-// reveals its own key (Vault Transit).
-func (k *Keyset) marshalEncrypted(ctx context.Context, kek tink.AEADWithContext) ([]byte, error) {
+// reveals its own key (Vault Transit), bound to location.
+func (k *Keyset) marshalEncrypted(ctx context.Context, kek tink.AEADWithContext, location string) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := k.handle.WriteWithContext(ctx, keyset.NewBinaryWriter(&buf), kek, k.metadata()); err != nil {
+	if err := k.handle.WriteWithContext(ctx, keyset.NewBinaryWriter(&buf), kek, metadata(keysetFormat, k.versions, location)); err != nil {
 		return nil, fmt.Errorf("encrypting keyset: %w", err)
 	}
 	return json.Marshal(storedKeyset{Format: keysetFormat, Encrypted: true, Versions: k.versions, Keyset: buf.Bytes()})
 }
 
-// unmarshalKeyset reads either form; kek may be nil for cleartext.
-func unmarshalKeyset(ctx context.Context, data []byte, kek tink.AEADWithContext) (*Keyset, error) {
+// unmarshalKeyset reads either form; kek may be nil for cleartext, and
+// location is where an encrypted keyset was read from.
+func unmarshalKeyset(ctx context.Context, data []byte, kek tink.AEADWithContext, location string) (*Keyset, error) {
 	var st storedKeyset
 	if err := json.Unmarshal(data, &st); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCorruptKeyset, err)
 	}
-	if st.Format != keysetFormat {
+	if st.Format != keysetFormat && st.Format != keysetFormatV1 {
 		return nil, fmt.Errorf("%w: unknown format %q", ErrCorruptKeyset, st.Format)
 	}
 	var (
@@ -210,8 +235,7 @@ func unmarshalKeyset(ctx context.Context, data []byte, kek tink.AEADWithContext)
 	case st.Encrypted && kek == nil:
 		return nil, fmt.Errorf("%w: keyset is encrypted but no KEK is configured", ErrCorruptKeyset)
 	case st.Encrypted:
-		ad := (&Keyset{versions: st.Versions}).metadata()
-		h, err = keyset.ReadWithContext(ctx, r, kek, ad)
+		h, err = keyset.ReadWithContext(ctx, r, kek, metadata(st.Format, st.Versions, location))
 	case kek != nil:
 		return nil, fmt.Errorf("%w: keyset is stored in clear where a KEK is required", ErrCorruptKeyset)
 	default:
@@ -220,5 +244,9 @@ func unmarshalKeyset(ctx context.Context, data []byte, kek tink.AEADWithContext)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCorruptKeyset, err)
 	}
-	return newKeyset(h, st.Versions)
+	ks, err := newKeyset(h, st.Versions)
+	if err == nil && st.Encrypted && st.Format == keysetFormat {
+		ks.boundTo = location
+	}
+	return ks, err
 }

@@ -82,7 +82,7 @@ func (p *FileProvider) read(ctx context.Context) (*Keyset, error) {
 	if _, err := f.ReadAt(data, 0); err != nil && fi.Size() > 0 {
 		return nil, errWithPath("reading keyset file", p.path, err)
 	}
-	ks, err := unmarshalKeyset(ctx, data, nil)
+	ks, err := unmarshalKeyset(ctx, data, nil, "")
 	if err != nil {
 		return nil, errWithPath("reading keyset file", p.path, err)
 	}

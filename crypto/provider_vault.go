@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -117,7 +118,7 @@ func (p *VaultProvider) load(ctx context.Context) (*Keyset, int, error) {
 		return nil, 0, p.err("reading keyset", p.kvLocation(), fmt.Errorf("%w: no keyset field", ErrNoKeyset))
 	}
 	kek := p.transit()
-	ks, err := unmarshalKeyset(ctx, []byte(blob), kek)
+	ks, err := unmarshalKeyset(ctx, []byte(blob), kek, p.kvLocation())
 	if err != nil {
 		if kek.lastErr != nil { // tink flattens the KEK's error; use ours
 			return nil, 0, kek.lastErr
@@ -191,7 +192,7 @@ func (p *VaultProvider) location() string { return p.cfg.Address + " " + p.kvLoc
 // store encrypts ks with the KEK and writes it with check-and-set cas.
 func (p *VaultProvider) store(ctx context.Context, ks *Keyset, cas int) error {
 	kek := p.transit()
-	blob, err := ks.marshalEncrypted(ctx, kek)
+	blob, err := ks.marshalEncrypted(ctx, kek, p.kvLocation())
 	if err != nil {
 		if kek.lastErr != nil {
 			return kek.lastErr
@@ -207,6 +208,7 @@ func (p *VaultProvider) store(ctx context.Context, ks *Keyset, cas int) error {
 		}
 		return p.err("writing keyset", p.kvLocation(), err)
 	}
+	ks.boundTo = p.kvLocation() // before it is cached or shared
 	return nil
 }
 
@@ -352,9 +354,10 @@ func plainSegment(s string) bool {
 // AllowDetokenize implements DetokenizeAuthorizer: after logging in, and
 // before the keyset is read or unwrapped, it asks Vault
 // (sys/capabilities-self) whether the identity holds read on
-// DetokenizePath(domain). This limits what pgpseudo's own detokenize
-// command does for an identity, and Vault's audit device records the
-// check; it is not a cryptographic boundary (docs/keys.md).
+// DetokenizePath(domain); then it checks that the keyset it unwraps is
+// bound to the configured path. This limits what pgpseudo's own
+// detokenize command does for an identity, and Vault's audit device
+// records the check; it is not a cryptographic boundary (docs/keys.md).
 func (p *VaultProvider) AllowDetokenize(ctx context.Context, domain string) error {
 	if err := p.ensureLogin(ctx); err != nil {
 		return err
@@ -364,11 +367,20 @@ func (p *VaultProvider) AllowDetokenize(ctx context.Context, domain string) erro
 	if err != nil {
 		return p.err("checking detokenize capability at", path, err)
 	}
-	for _, c := range caps {
-		if c == "read" || c == "root" {
-			return nil
-		}
+	if !slices.Contains(caps, "read") && !slices.Contains(caps, "root") {
+		return fmt.Errorf("vault at %s: %w: this identity may not detokenize domain %q (grant read on %s)",
+			p.cfg.Address, ErrPermissionDenied, domain, path)
 	}
-	return fmt.Errorf("vault at %s: %w: this identity may not detokenize domain %q (grant read on %s)",
-		p.cfg.Address, ErrPermissionDenied, domain, path)
+	// The grant was checked on the configured path: the keyset must be
+	// the one stored there (its associated data names the path), not a
+	// copy the caller placed somewhere it may write.
+	ks, err := p.Keyset(ctx)
+	if err != nil {
+		return err
+	}
+	if ks.BoundTo() != p.kvLocation() {
+		return fmt.Errorf("vault at %s: %w: the keyset at %s is not bound to its path (format %s); run keys rotate once to re-wrap it before detokenizing",
+			p.cfg.Address, ErrPermissionDenied, p.kvLocation(), keysetFormatV1)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package crypto
 import (
 	"errors"
 	"fmt"
+	"math/big"
 	"time"
 )
 
@@ -56,6 +57,30 @@ func CheckColumn(spec Spec, typeOID uint32) error {
 			}
 			return fmt.Errorf("%w: %v", ErrInvalidSpec, err)
 		}
+	}
+	return nil
+}
+
+// CheckNumericScale reports a round spec that returns every value of a
+// numeric column with scale fraction digits unchanged: digits at or above
+// the scale, or a bucket that divides 10^-scale.
+func CheckNumericScale(spec Spec, scale int) error {
+	if spec.Kind != KindRound {
+		return nil
+	}
+	if spec.Bucket == "" {
+		if spec.Digits >= scale {
+			return fmt.Errorf("%w: round to %d digits returns every value of a column with %d fraction digits unchanged; use fewer digits", ErrInvalidSpec, spec.Digits, scale)
+		}
+		return nil
+	}
+	b, ok := new(big.Rat).SetString(spec.Bucket)
+	if !ok || b.Sign() <= 0 {
+		return nil // ValidateSpec reports it
+	}
+	unit := new(big.Rat).SetFrac(big.NewInt(1), new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(max(scale, 0))), nil))
+	if new(big.Rat).Quo(unit, b).IsInt() {
+		return fmt.Errorf("%w: round bucket %s divides every value of a column with %d fraction digits, returning it unchanged; use a coarser bucket", ErrInvalidSpec, spec.Bucket, scale)
 	}
 	return nil
 }

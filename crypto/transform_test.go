@@ -165,7 +165,7 @@ func TestKeysetSerialisation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := unmarshalKeyset(t.Context(), data, nil)
+	back, err := unmarshalKeyset(t.Context(), data, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,9 +3,11 @@ package crypto
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -94,13 +96,37 @@ func (p *VaultProvider) login(ctx context.Context) (tokenInfo, error) {
 }
 
 func readCredential(path, key string) (string, error) {
-	b, err := os.ReadFile(path)
+	// The error names the file, never its content.
+	fail := func(err error) (string, error) { return "", fmt.Errorf("%w: %s: %w", ErrAuthFailed, key, err) }
+	// O_NONBLOCK: a FIFO in the credential's place must not hang login.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		// The error names the file, never its content.
-		return "", fmt.Errorf("%w: %s: %w", ErrAuthFailed, key, err)
+		return fail(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fail(err)
+	}
+	switch {
+	case !fi.Mode().IsRegular():
+		return fail(fmt.Errorf("%s is not a regular file", path))
+	case fi.Mode().Perm()&0o004 != 0 && key != "vault.auth.jwt_path":
+		// Kubernetes mounts service account tokens world-readable inside
+		// the pod; a Vault token or AppRole credential must not be.
+		return fail(fmt.Errorf("%s is readable by every user (mode %04o); run chmod o-r", path, fi.Mode().Perm()))
+	case fi.Size() > maxCredential:
+		return fail(fmt.Errorf("%s is larger than %d bytes", path, maxCredential))
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxCredential))
+	if err != nil {
+		return fail(err)
 	}
 	return strings.TrimSpace(string(b)), nil
 }
+
+// maxCredential bounds a credential file (a Kubernetes JWT is a few KiB).
+const maxCredential = 64 << 10
 
 // Renewal timing.
 const (

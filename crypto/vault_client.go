@@ -55,6 +55,23 @@ func vaultRoots(caFile string) (*x509.CertPool, error) {
 	return nil, fmt.Errorf("%w: no system CA bundle found (looked in %s); set vault.ca_file", ErrInvalidConfig, strings.Join(systemBundles(), ", "))
 }
 
+// checkLibraryEnv refuses VAULT_* file variables the client library reads
+// while building its defaults although pgpseudo discards the result: a
+// FIFO or device there would block start-up beyond any signal.
+func checkLibraryEnv() error {
+	for _, v := range []string{"VAULT_CACERT", "VAULT_CAPATH", "VAULT_CLIENT_CERT", "VAULT_CLIENT_KEY"} {
+		path := os.Getenv(v)
+		if path == "" {
+			continue
+		}
+		fi, err := os.Stat(path) // stat does not block on a FIFO
+		if err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+			return fmt.Errorf("%w: %s names %s, which is not a regular file; pgpseudo ignores the variable, but the Vault client library reads it: unset it", ErrInvalidConfig, v, path)
+		}
+	}
+	return nil
+}
+
 // newVaultClient builds a Vault client from the configuration alone. The
 // library's defaults read VAULT_SKIP_VERIFY, VAULT_CACERT, VAULT_CAPATH,
 // VAULT_TLS_SERVER_NAME, VAULT_PROXY_ADDR, HTTP(S)_PROXY, VAULT_TOKEN,
@@ -76,7 +93,11 @@ func newVaultClient(cfg VaultConfig) (*api.Client, error) {
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:     tlsConf,
 		TLSHandshakeTimeout: 10 * time.Second,
-		ForceAttemptHTTP2:   true,
+		// HTTP/1.1 only: Go's HTTP/2 code logs headers and frames (the
+		// Vault token, an AppRole secret_id, unwrapped key bytes) to
+		// stderr when GODEBUG=http2debug is inherited.
+		ForceAttemptHTTP2:   false,
+		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     90 * time.Second,
 	}
@@ -90,6 +111,9 @@ func newVaultClient(cfg VaultConfig) (*api.Client, error) {
 		Timeout:          15 * time.Second,
 		MaxRetries:       1,
 		DisableRedirects: true,
+	}
+	if err := checkLibraryEnv(); err != nil {
+		return nil, err
 	}
 	client, err := api.NewClient(conf)
 	if err != nil {

@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -188,5 +190,87 @@ func TestVaultPathsArePlain(t *testing.T) {
 		if got := p.DetokenizePath(d); strings.Contains(strings.TrimPrefix(got, "secret/data/pgpseudo/keyset/detokenize/"), "/") || strings.Contains(got, "/../") || !strings.Contains(got, "/detokenize/x-") {
 			t.Errorf("domain %q: path %s", d, got)
 		}
+	}
+}
+
+// TestVaultClientHTTP1: the Vault client speaks HTTP/1.1 only, so an
+// inherited GODEBUG=http2debug cannot log its token and frames.
+func TestVaultClientHTTP1(t *testing.T) {
+	var protos atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		protos.Store(int32(r.ProtoMajor))
+		w.WriteHeader(http.StatusForbidden)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewVaultProvider(t.Context(), VaultConfig{Address: srv.URL, CAFile: ca, Auth: tokenAuth(t, "hvs.x")}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	_, _ = p.Keyset(t.Context())
+	if got := protos.Load(); got != 1 {
+		t.Fatalf("request in HTTP/%d, want HTTP/1.1", got)
+	}
+}
+
+// TestVaultCredentialFilesChecked: a FIFO as a credential or as a
+// VAULT_CACERT the library reads does not hang start-up, and a Vault token
+// file every user may read is refused.
+func TestVaultCredentialFilesChecked(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	open := filepath.Join(dir, "open-token")
+	if err := os.WriteFile(open, []byte("hvs.x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(cfg VaultConfig) error {
+		done := make(chan error, 1)
+		go func() {
+			p, err := NewVaultProvider(t.Context(), cfg, zap.NewNop())
+			if err == nil {
+				defer p.Close()
+				_, err = p.Keyset(t.Context())
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatal("blocked")
+			return nil
+		}
+	}
+	base := VaultConfig{Address: "https://127.0.0.1:1"}
+	for _, tc := range []struct {
+		name string
+		auth VaultAuthConfig
+		want string
+	}{
+		{"token file is a FIFO", VaultAuthConfig{Method: AuthToken, TokenFile: fifo}, "not a regular file"},
+		{"secret_id file is a FIFO", VaultAuthConfig{Method: AuthAppRole, RoleIDFile: tokenAuth(t, "role").TokenFile, SecretIDFile: fifo}, "not a regular file"},
+		{"token file readable by every user", VaultAuthConfig{Method: AuthToken, TokenFile: open}, "readable by every user"},
+	} {
+		c := base
+		c.Auth = tc.auth
+		if err := run(c); !errors.Is(err, ErrAuthFailed) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+	t.Setenv("VAULT_CACERT", fifo)
+	if err := run(VaultConfig{Address: "https://127.0.0.1:1", Auth: tokenAuth(t, "hvs.x")}); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "VAULT_CACERT") {
+		t.Errorf("VAULT_CACERT naming a FIFO: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -90,8 +91,9 @@ func keysConfigFile(t *testing.T, dir, name string, c crypto.VaultConfig) string
     ca_file: %s
     transit_mount: %s
     transit_key: %s
+    kv_mount: %s
     kv_path: %s
-`, c.Address, c.CAFile, c.TransitMount, c.TransitKey, c.KVPath)
+`, c.Address, c.CAFile, c.TransitMount, c.TransitKey, cmp.Or(c.KVMount, "secret"), c.KVPath)
 	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -231,6 +233,29 @@ func TestKeysCLIVault(t *testing.T) {
 		if res.stdout != "" {
 			t.Fatalf("detokenize outside the identity's domains printed %q", res.stdout)
 		}
+	}
+	// The proxy's token copies the wrapped keyset into its own cubbyhole,
+	// where Vault's default policy lets it do anything, and names that
+	// mount: the grant check passes there, but the copy is bound to its
+	// original path and does not unwrap.
+	sec, err := e.admin.KVv2(e.cfg.KVMount).Get(ctx, e.cfg.KVPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := e.admin.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	own.SetToken(proxyTok)
+	if _, err := own.Logical().WriteWithContext(ctx, "cubbyhole/data/"+e.cfg.KVPath, map[string]any{"data": sec.Data, "metadata": map[string]any{"version": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	cub := e.cfg
+	cub.KVMount = "cubbyhole"
+	res = c.run(proxyTok, "", "detokenize", "--config", keysConfigFile(t, dir, "cubbyhole", cub), "--domain", "customers", v1[0])
+	c.expect(res, 1, "message authentication failed")
+	if res.stdout != "" {
+		t.Fatalf("detokenize from a copied keyset printed %q", res.stdout)
 	}
 
 	// Vault decides: a token that may read but not unwrap the keyset.

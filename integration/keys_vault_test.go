@@ -191,10 +191,12 @@ func (e *vaultEnv) rawKeys(t *testing.T) [][]byte {
 	if err := json.Unmarshal([]byte(blob), &st); err != nil || !st.Encrypted {
 		t.Fatalf("stored keyset (encrypted=%v): %v", st.Encrypted, err)
 	}
+	// Format 2 binds the keyset to where it is stored.
 	ad, err := json.Marshal(struct {
 		Format   string               `json:"format"`
 		Versions []crypto.VersionInfo `json:"versions"`
-	}{st.Format, st.Versions})
+		Location string               `json:"location"`
+	}{st.Format, st.Versions, e.cfg.KVMount + "/data/" + e.cfg.KVPath})
 	if err != nil {
 		t.Fatal(err)
 	}

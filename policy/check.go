@@ -2,6 +2,8 @@ package policy
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/pgpseudo/pgpseudo/crypto"
 )
@@ -72,7 +74,11 @@ func (p *Policy) CheckSchema(tables []DBTable) []Finding {
 				continue
 			}
 			if col.Spec.Kind != "" {
-				if err := crypto.CheckColumn(col.Spec, dc.TypeOID); err != nil {
+				err := crypto.CheckColumn(col.Spec, dc.TypeOID)
+				if scale, ok := numericScale(dc.TypeName); err == nil && ok {
+					err = crypto.CheckNumericScale(col.Spec, scale)
+				}
+				if err != nil {
 					out = append(out, Finding{SeverityError, tn, col.Name, columnProblem(col.Spec.Kind, "", dc.TypeName, err)})
 				}
 			}
@@ -106,4 +112,19 @@ func columnProblem(kind crypto.Kind, of, typeName string, err error) string {
 		return msg
 	}
 	return msg + ": " + err.Error()
+}
+
+// numericScale reads the scale of a type as format_type prints it,
+// "numeric(10,2)"; an unconstrained numeric has none.
+func numericScale(typeName string) (int, bool) {
+	args, ok := strings.CutPrefix(typeName, "numeric(")
+	if !ok {
+		return 0, false
+	}
+	_, scale, ok := strings.Cut(strings.TrimSuffix(args, ")"), ",")
+	if !ok {
+		return 0, true // numeric(p): scale 0
+	}
+	n, err := strconv.Atoi(scale)
+	return n, err == nil
 }

@@ -328,6 +328,9 @@ columns:
   public.visits:
     patient_no: {category: key, transform: int, domain: patient}
     age: {category: identity, transform: round}
+    fee: {category: identity, transform: round, digits: 2}
+    rate: {category: identity, transform: round, bucket: "0.001"}
+    price: {category: identity, transform: round, digits: 1}
 roles:
   default:
     actions: {key: tokenize, identity: tokenize}
@@ -337,15 +340,23 @@ roles:
 	}
 	var got []string
 	for _, f := range p.CheckSchema([]DBTable{{Name: TableName{"public", "visits"},
-		Columns: []DBColumn{{"patient_no", 21, "smallint"}, {"age", 23, "integer"}}}}) {
+		Columns: []DBColumn{{"patient_no", 21, "smallint"}, {"age", 23, "integer"},
+			{"fee", 1700, "numeric(10,2)"}, {"rate", 1700, "numeric(8,2)"}, {"price", 1700, "numeric(10,2)"}}}}) {
 		got = append(got, f.String())
 	}
 	for _, w := range []string{
 		`error: public.visits.patient_no: transform int does not apply to type smallint: unsupported transformer for this type and format: int on smallint: FF1 needs a domain of at least 10^6 values and smallint has 65,536 (use round, redact or null, or widen the column)`,
 		`error: public.visits.age: transform round does not apply to type integer: invalid transformer spec: round on an integer column needs a negative digits (tens, hundreds…) or a bucket of at least 2; digits 0 would return every value unchanged`,
+		`error: public.visits.fee: transform round does not apply to type numeric(10,2): invalid transformer spec: round to 2 digits returns every value of a column with 2 fraction digits unchanged; use fewer digits`,
+		`error: public.visits.rate: transform round does not apply to type numeric(8,2): invalid transformer spec: round bucket 0.001 divides every value of a column with 2 fraction digits, returning it unchanged; use a coarser bucket`,
 	} {
 		if !slices.Contains(got, w) {
 			t.Errorf("missing finding %q in %q", w, got)
+		}
+	}
+	for _, f := range got {
+		if strings.Contains(f, "visits.price") {
+			t.Errorf("round to 1 digit on numeric(10,2) reported: %s", f)
 		}
 	}
 }
