@@ -15,23 +15,22 @@ import (
 const chunkMax = 32
 
 // maxKeepPrefix bounds keep_prefix: a card's BIN (6) or a German bank
-// code (8) may stay; more would leave ordinary values with fewer than
-// minEncrypted digits, which are then withheld.
-// An IBAN's limit is lower: Dutch and Norwegian BBANs hold 10 and 11
-// digits, which must leave FF1 its minimum.
+// code (8) may stay; an IBAN's limit is lower, as Dutch and Norwegian
+// BBANs hold 10 and 11 digits. More would leave ordinary values with too
+// few digits to encrypt, which are then withheld.
 const (
 	maxKeepPrefix     = 8
 	maxKeepPrefixCard = 6
 	maxKeepPrefixIBAN = 4
 )
 
-// A value with fewer digits to encrypt (after keep_prefix and a card's
-// check digit) than FF1's minimum length in radix 10 (ff.MinLen(): six
+// digitsT encrypts the digits of a digit string, card number or IBAN with
+// FF1 in radix 10. A value with fewer digits to encrypt (after keep_prefix
+// and a card's check digit) than FF1's minimum length (ff.MinLen(): six
 // digits, the 10^6 values NIST SP 800-38G Rev. 1 requires) is withheld: a
-// permutation of so few values is a codebook, and with the clear prefix
-// in the tweak it is the varied-tweak setting of the known small-domain
+// permutation of so few values is a codebook, and with the clear prefix in
+// the tweak it is the varied-tweak setting of the known small-domain
 // attacks.
-
 type digitsT struct {
 	column
 	redacted
