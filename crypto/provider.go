@@ -1,6 +1,7 @@
 package crypto
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -77,22 +78,42 @@ func Detokenize(ctx context.Context, p KeyProvider, domain, token string) (strin
 }
 
 // DetokenizeValue reverses a value made by a bijective transformer (int,
-// uuid, digits, iban, card) with spec.KeyVersion (0: primary); format is
-// the wire format of value.
+// uuid, digits, iban, card) with spec.KeyVersion (0: the version such
+// values are made with, see Kind.Untagged); value is in text format. The
+// result is tokenized again and must give value back: a value the column's
+// transform could not have made (another column's keep_prefix, a type it
+// does not fit) is an error, never a guess.
 func DetokenizeValue(ctx context.Context, p KeyProvider, spec Spec, typeOID uint32, value string) (string, error) {
 	ks, err := p.Keyset(ctx)
 	if err != nil {
 		return "", err
 	}
-	r, err := NewReverser(spec, ks, typeOID, FormatText)
+	t, err := New(spec, ks, typeOID, FormatText)
 	if err != nil {
 		return "", err
+	}
+	r, ok := t.(Reverser)
+	if !ok {
+		return "", fmt.Errorf("%w: %s", ErrNotReversible, spec.Kind)
 	}
 	out, err := r.Reverse(nil, []byte(value))
 	if err != nil {
 		return "", err
 	}
+	again, err := t.Transform(nil, out)
+	if err != nil || !bytes.Equal(canonicalText(typeOID, again), canonicalText(typeOID, []byte(value))) {
+		return "", fmt.Errorf("%w: the value is not one this column's %s transform makes (check the domain, --column and --type)", ErrInvalidToken, spec.Kind)
+	}
 	return string(out), nil
+}
+
+// canonicalText is the form two text values of a type compare in: uuids
+// in lower case, everything else as it is.
+func canonicalText(oid uint32, v []byte) []byte {
+	if oid == OIDUUID {
+		return bytes.ToLower(bytes.TrimSpace(v))
+	}
+	return bytes.TrimSpace(v)
 }
 
 // keyCache holds the last good keyset.

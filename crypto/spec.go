@@ -40,6 +40,18 @@ func (k Kind) Injective() bool {
 	return false
 }
 
+// Untagged reports whether a keyed kind's outputs carry no key version
+// (type-preserving bijections, shift): they are made with one version for
+// good, the domain's pinned key_version or else the keyset's first, and a
+// rotation does not change them (docs/keys.md).
+func (k Kind) Untagged() bool {
+	switch k {
+	case KindInt, KindUUID, KindDigits, KindIBAN, KindCard, KindShift:
+		return true
+	}
+	return false
+}
+
 // Wire format codes as in Bind/RowDescription.
 const (
 	FormatText   int16 = 0
@@ -189,11 +201,12 @@ func New(spec Spec, ks *Keyset, typeOID uint32, format int16) (Transformer, erro
 			return nil, fmt.Errorf("%w: %s needs a token domain", ErrInvalidSpec, spec.Kind)
 		}
 		want := spec.KeyVersion
-		if spec.Kind == KindShift && want == 0 && len(ks.versions) > 0 {
-			// A shift made with a new key would move every day again:
-			// exports from before and after a rotation could then be
-			// intersected. Unless the domain pins a version, shifts use
-			// the keyset's first.
+		if want == 0 && spec.Kind.Untagged() && len(ks.versions) > 0 {
+			// Outputs without room for a version tag use one version for
+			// good: the domain's pinned one, else the keyset's first. With
+			// the primary, a rotation would give one person's old token to
+			// another person (bijections), let detokenize reverse with the
+			// wrong key, and move every shifted day again.
 			want = ks.versions[0].Version
 		}
 		v, err := ks.resolve(want)

@@ -430,7 +430,15 @@ func TestVaultKeysLifecycle(t *testing.T) {
 	if !errors.Is(err, crypto.ErrInvalidToken) {
 		t.Fatalf("other domain: %v", err)
 	}
-	// Type-preserving values are reversed with the version that made them.
+	// Type-preserving values are made and reversed with one version for
+	// good (the keyset's first unless pinned), so a rotation changes
+	// neither the value nor its reversal.
+	if again := transform(t, mustTransformer(t, intSpec, ks2, crypto.OIDInt8), "4242"); again != intV1 {
+		t.Fatalf("int value changed by the rotation: %s, was %s", again, intV1)
+	}
+	if got, err := crypto.DetokenizeValue(ctx, p2, intSpec, crypto.OIDInt8, intV1); err != nil || got != "4242" {
+		t.Fatalf("int after the rotation: %q %v", got, err)
+	}
 	intSpec.KeyVersion = 1
 	if got, err := crypto.DetokenizeValue(ctx, p2, intSpec, crypto.OIDInt8, intV1); err != nil || got != "4242" {
 		t.Fatalf("int with version 1: %q %v", got, err)

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"path"
 	"slices"
-
-	"github.com/pgpseudo/pgpseudo/crypto"
 )
 
 // RoleFor returns the first role whose users glob matches user or whose
@@ -256,28 +254,27 @@ func (p *Policy) Tokenizes() bool {
 	return false
 }
 
-// DomainSpec returns the transform of a column that makes values in token
-// domain d, for detokenisation; type-preserving kinds (int, uuid, digits,
-// iban, card) are preferred to text tokens, whose format tells them apart.
-func (p *Policy) DomainSpec(d string) (crypto.Spec, bool) {
+// DomainColumns lists the classified columns with a transform in token
+// domain d, in table and column order; for a column's implicit domain
+// (perhaps one a "*" entry covers) the column itself.
+func (p *Policy) DomainColumns(d string) []*Column {
 	if t, col, ok := parseImplicitDomain(d); ok {
-		// A column's own domain, perhaps of a column a "*" entry covers.
 		if c := p.Column(t, col); c != nil && c.Spec.Domain == d && c.Spec.Kind != "" {
-			return c.Spec, true
+			named := *c
+			named.Name = col
+			return []*Column{&named}
 		}
-		return crypto.Spec{}, false
+		return nil
 	}
-	var found crypto.Spec
-	ok := false
+	var out []*Column
 	for _, t := range p.Tables() {
-		for _, c := range p.tables[t].all() {
-			if c.Spec.Domain != d || c.Spec.Kind == "" {
-				continue
-			}
-			if !ok || found.Kind == crypto.KindToken {
-				found, ok = c.Spec, true
+		cols := p.tables[t].all()
+		slices.SortFunc(cols, func(a, b *Column) int { return compare(a.Name, b.Name) })
+		for _, c := range cols {
+			if c.Spec.Domain == d && c.Spec.Kind != "" {
+				out = append(out, c)
 			}
 		}
 	}
-	return found, ok
+	return out
 }

@@ -293,8 +293,8 @@ roles:
 		t.Fatalf("declared domain: %q", d)
 	}
 	// detokenize finds a wildcard column by its own domain.
-	if spec, ok := p.DomainSpec(first.Spec.Domain); !ok || spec != first.Spec {
-		t.Fatalf("DomainSpec(%q) = %+v, %v", first.Spec.Domain, spec, ok)
+	if cols := p.DomainColumns(first.Spec.Domain); len(cols) != 1 || cols[0].Spec != first.Spec || cols[0].Name != "first_name" {
+		t.Fatalf("DomainColumns(%q) = %+v", first.Spec.Domain, cols)
 	}
 	if tn, col, ok := parseImplicitDomain(a); !ok || tn != (TableName{"s.t", "x"}) || col != "x" {
 		t.Fatalf("parseImplicitDomain(%q) = %v %q %v", a, tn, col, ok)

@@ -19,16 +19,19 @@ import (
 	"github.com/pgpseudo/pgpseudo/policy"
 )
 
-const detokenizeUsage = `Usage: pgpseudo detokenize --config FILE --domain DOMAIN [--json] [TOKEN…]
+const detokenizeUsage = `Usage: pgpseudo detokenize --config FILE --domain DOMAIN [--json]
+       [--type int4|int8] [--column SCHEMA.TABLE.COLUMN] [TOKEN…]
 
 Prints the original value of each reversible token (tr2_…, or tr1_… of
-earlier releases) made in DOMAIN,
-one per line in the order given. When the configuration names a policy
-whose columns in DOMAIN use a type-preserving transform (int, uuid, digits,
-iban, card), values are reversed with that transform; --type gives the
-column type for int (int4 — the default — or int8). Without TOKEN arguments, tokens are read
-from standard input, one per line (blank lines are skipped). Nothing is
-printed unless every token detokenises.
+earlier releases) made in DOMAIN, one per line in the order given. When the
+configuration names a policy whose columns in DOMAIN use a type-preserving
+transform (int, uuid, digits, iban, card), values are reversed with that
+column's transform and key version (the domain's pinned key_version, else
+the keyset's first, as the proxy makes them), and each result is tokenized again and must give the value back. Nothing is
+guessed: an int domain needs --type, a domain whose columns transform
+differently (keep_prefix, kind) needs --column. Without TOKEN arguments,
+tokens are read from standard input, one per line (blank lines are
+skipped). Nothing is printed unless every token detokenises.
 
 Vault decides who may do this: the Vault identity must be allowed to read
 and unwrap the keyset and to read <kv_mount>/data/<kv_path>/detokenize/DOMAIN
@@ -54,7 +57,8 @@ func detokenize(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	configPath := fs.String("config", "", "proxy configuration file (YAML) with a keys: section")
 	domain := fs.String("domain", "", "token domain the tokens were made in")
 	asJSON := fs.Bool("json", false, "print a JSON array of strings (values may contain newlines)")
-	typeName := fs.String("type", "int4", "column type for int domains: int4 or int8 (put -- before negative values)")
+	typeName := fs.String("type", "", "column type for int domains: int4 or int8 (required for them; put -- before negative values)")
+	column := fs.String("column", "", "schema.table.column the values come from, when the domain's columns transform differently")
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)
 	}
@@ -87,7 +91,7 @@ func detokenize(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	defer done()
 
 	fmt.Fprintf(stderr, "pgpseudo detokenize: %d token(s) in domain %q; %s\n", len(tokens), *domain, describeStore(cfg.Keys))
-	rev, err := reverserFor(cfg.Policy, *domain, *typeName)
+	rev, err := reverserFor(cfg.Policy, *domain, reverseOptions{column: *column, typeName: *typeName})
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -227,34 +231,79 @@ type reverser struct {
 }
 
 // reverserFor looks the domain up in the policy (when the configuration
-// names one); nil means text tokens.
-func reverserFor(policyPath, domain, typeName string) (*reverser, error) {
+// names one); nil means text tokens. It refuses to guess: a domain whose
+// columns transform differently needs --column, an int domain --type.
+func reverserFor(policyPath, domain string, opt reverseOptions) (*reverser, error) {
 	if policyPath == "" {
+		if opt.column != "" {
+			return nil, errors.New("detokenize: --column needs a configuration that names the policy")
+		}
 		return nil, nil
 	}
 	pol, err := policy.Load(policyPath)
 	if err != nil {
 		return nil, err
 	}
-	spec, ok := pol.DomainSpec(domain)
-	if !ok {
+	cols := pol.DomainColumns(domain)
+	if len(cols) == 0 {
 		return nil, fmt.Errorf("detokenize: the policy has no column in token domain %q", domain)
 	}
+	col, err := pickColumn(cols, domain, opt.column)
+	if err != nil {
+		return nil, err
+	}
+	spec := col.Spec
 	switch spec.Kind {
 	case crypto.KindInt:
-		// Not int2: FF1 refuses its 65,536 values (below 10^6).
+		// Not int2: FF1 refuses its 65,536 values (below 10^6). An int4
+		// and an int8 permutation reverse each other's values to wrong
+		// numbers, so the width is never assumed.
 		oids := map[string]uint32{"int4": crypto.OIDInt4, "int8": crypto.OIDInt8}
-		oid, ok := oids[typeName]
+		oid, ok := oids[opt.typeName]
 		if !ok {
-			return nil, fmt.Errorf("detokenize: --type must be int4 or int8, got %q", typeName)
+			return nil, fmt.Errorf("detokenize: domain %q uses int: give the column's type with --type int4 or --type int8", domain)
 		}
 		return &reverser{spec: spec, typeOID: oid}, nil
 	case crypto.KindUUID:
 		return &reverser{spec: spec, typeOID: crypto.OIDUUID}, nil
 	case crypto.KindDigits, crypto.KindIBAN, crypto.KindCard:
 		return &reverser{spec: spec, typeOID: crypto.OIDText}, nil
+	case crypto.KindToken:
+		return nil, nil // reversible tokens name their key version
 	}
-	return nil, nil
+	return nil, fmt.Errorf("detokenize: domain %q uses %s, which cannot be reversed", domain, spec.Kind)
+}
+
+// reverseOptions are detokenize's flags for type-preserving domains.
+type reverseOptions struct {
+	column   string // schema.table.column
+	typeName string // int4 or int8
+}
+
+// pickColumn chooses the column whose transform reverses the domain's
+// values: the one --column names, or the domain's only kind of transform.
+func pickColumn(cols []*policy.Column, domain, name string) (*policy.Column, error) {
+	if name != "" {
+		for _, c := range cols {
+			if c.Table.Schema+"."+c.Table.Table+"."+c.Name == name {
+				return c, nil
+			}
+		}
+		return nil, fmt.Errorf("detokenize: --column %s is not a column of token domain %q", name, domain)
+	}
+	var names []string
+	for _, c := range cols {
+		names = append(names, c.Table.Schema+"."+c.Table.Table+"."+c.Name)
+		if !sameReversal(c.Spec, cols[0].Spec) {
+			return nil, fmt.Errorf("detokenize: the columns of token domain %q transform differently (%s); name the one the values come from with --column", domain, strings.Join(names, ", "))
+		}
+	}
+	return cols[0], nil
+}
+
+// sameReversal reports whether two specs reverse values alike.
+func sameReversal(a, b crypto.Spec) bool {
+	return a.Kind == b.Kind && a.KeepPrefix == b.KeepPrefix && a.KeyVersion == b.KeyVersion && a.Reversible == b.Reversible
 }
 
 // auditDetokenize writes the detokenisation's audit record when the

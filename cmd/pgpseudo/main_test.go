@@ -153,7 +153,11 @@ func TestDetokenizeIntDomainAudited(t *testing.T) {
 	}
 	token, _ := tr.Transform(nil, []byte("424242"))
 	out.Reset()
-	if err := run(ctx, []string{"detokenize", "--config", cfg, "--domain", "customer", "--", string(token)}, &out, &errb); err != nil {
+	if err := run(ctx, []string{"detokenize", "--config", cfg, "--domain", "customer", "--", string(token)}, &out, &errb); exitCode(err) != 2 || !strings.Contains(err.Error(), "--type int4") {
+		t.Fatalf("int domain without --type: %v", err)
+	}
+	out.Reset()
+	if err := run(ctx, []string{"detokenize", "--config", cfg, "--domain", "customer", "--type", "int4", "--", string(token)}, &out, &errb); err != nil {
 		t.Fatalf("detokenize: %v\n%s", err, errb.String())
 	}
 	if strings.TrimSpace(out.String()) != "424242" {
@@ -165,5 +169,100 @@ func TestDetokenizeIntDomainAudited(t *testing.T) {
 	}
 	if !strings.Contains(string(raw), `"domain":"customer"`) || !strings.Contains(string(raw), `"tokens":1`) || strings.Contains(string(raw), "424242") || strings.Contains(string(raw), string(token)) {
 		t.Fatalf("audit record: %s", raw)
+	}
+}
+
+// TestDetokenizeAfterRotation: after keys rotate, a value made before it
+// detokenizes to its own original for every reversible transform (the
+// proxy makes type-preserving values with one version for good, and
+// detokenize uses the same), and detokenize refuses to guess a column or
+// a width instead of printing another person's value.
+func TestDetokenizeAfterRotation(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	pol := writeFile(t, filepath.Join(dir, "policy.yaml"), `version: 1
+token_domains:
+  customer: {reversible: true}
+  notes: {reversible: true}
+  phones: {}
+  accounts: {}
+columns:
+  public.c:
+    id: {category: key, transform: int, domain: customer}
+    note: {category: identity, transform: token, domain: notes}
+    phone: {category: contact, transform: digits, keep_prefix: 3, domain: phones}
+    mobile: {category: contact, transform: digits, domain: phones}
+    iban: {category: financial, transform: iban, domain: accounts}
+roles:
+  default:
+    actions: {key: tokenize, identity: tokenize, contact: tokenize, financial: tokenize}
+`)
+	cfg := writeFile(t, filepath.Join(dir, "pgpseudo.yaml"), "keys: {provider: file, allow_insecure_file_keys: true, file: {path: "+filepath.Join(dir, "keyset.json")+"}}\npolicy: "+pol+"\n")
+	var out, errb bytes.Buffer
+	if err := run(ctx, []string{"keys", "init", "--config", cfg}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	kf, _ := loadKeysConfig(cfg)
+	made := func(spec crypto.Spec, oid uint32, v string) string {
+		t.Helper()
+		p, err := crypto.NewProvider(ctx, kf.Keys, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		ks, err := p.Keyset(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := crypto.New(spec, ks, oid, crypto.FormatText)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := tr.Transform(nil, []byte(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(tok)
+	}
+	cases := []struct {
+		name, domain, value string
+		spec                crypto.Spec
+		oid                 uint32
+		flags               []string
+	}{
+		{"int", "customer", "424242", crypto.Spec{Kind: crypto.KindInt, Domain: "customer", Reversible: true}, crypto.OIDInt4, []string{"--type", "int4"}},
+		{"reversible token", "notes", "Erika Mustermann", crypto.Spec{Kind: crypto.KindToken, Domain: "notes", Reversible: true}, crypto.OIDText, nil},
+		{"digits, keep_prefix 3", "phones", "+49 171 5550123", crypto.Spec{Kind: crypto.KindDigits, Domain: "phones", KeepPrefix: 3}, crypto.OIDText, []string{"--column", "public.c.phone"}},
+		{"digits", "phones", "0171 5550123", crypto.Spec{Kind: crypto.KindDigits, Domain: "phones"}, crypto.OIDText, []string{"--column", "public.c.mobile"}},
+		{"iban", "accounts", "DE89370400440532013000", crypto.Spec{Kind: crypto.KindIBAN, Domain: "accounts"}, crypto.OIDText, nil},
+	}
+	tokens := make([]string, len(cases))
+	for i, tc := range cases {
+		tokens[i] = made(tc.spec, tc.oid, tc.value)
+	}
+	if err := run(ctx, []string{"keys", "rotate", "--config", cfg}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range cases {
+		if again := made(tc.spec, tc.oid, tc.value); tc.spec.Kind != crypto.KindToken && again != tokens[i] {
+			t.Errorf("%s: the rotation changed the value's token", tc.name)
+		}
+		out.Reset()
+		args := append(append([]string{"detokenize", "--config", cfg, "--domain", tc.domain}, tc.flags...), "--", tokens[i])
+		if err := run(ctx, args, &out, &errb); err != nil || strings.TrimSpace(out.String()) != tc.value {
+			t.Errorf("%s after a rotation: %q, %v", tc.name, out.String(), err)
+		}
+	}
+	// The phones domain has two transforms: without --column it refuses.
+	out.Reset()
+	err := run(ctx, []string{"detokenize", "--config", cfg, "--domain", "phones", "--", tokens[2]}, &out, &errb)
+	if exitCode(err) != 2 || !strings.Contains(err.Error(), "--column") || out.Len() != 0 {
+		t.Errorf("a domain whose columns differ, without --column: %v, %q", err, out.String())
+	}
+	// A value no column of the domain could have made is refused.
+	out.Reset()
+	err = run(ctx, []string{"detokenize", "--config", cfg, "--domain", "accounts", "--", "DE00370400440532013000"}, &out, &errb)
+	if exitCode(err) != 1 || out.Len() != 0 {
+		t.Errorf("an IBAN with invalid check digits: %v, %q", err, out.String())
 	}
 }
