@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // Config selects and configures the key provider. The proxy embeds it in
@@ -15,10 +16,17 @@ type Config struct {
 	Provider string `yaml:"provider"`
 	// AllowInsecureFileKeys must be true to use the file provider: its
 	// keys lie unencrypted on local disk, which is for demos and tests.
-	AllowInsecureFileKeys bool        `yaml:"allow_insecure_file_keys"`
-	File                  FileConfig  `yaml:"file"`
-	Vault                 VaultConfig `yaml:"vault"`
+	AllowInsecureFileKeys bool `yaml:"allow_insecure_file_keys"`
+	// RefreshInterval is how often the proxy reloads the keyset, so a
+	// rotation made elsewhere is picked up without a restart (default one
+	// minute; at least one second).
+	RefreshInterval time.Duration `yaml:"refresh_interval"`
+	File            FileConfig    `yaml:"file"`
+	Vault           VaultConfig   `yaml:"vault"`
 }
+
+// defaultRefresh is the keyset refresh interval when none is configured.
+const defaultRefresh = time.Minute
 
 // FileConfig configures the file provider.
 type FileConfig struct {
@@ -86,6 +94,9 @@ const defaultJWTPath = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 // WithDefaults returns c with empty optional fields set to their defaults.
 func (c Config) WithDefaults() Config {
+	if c.RefreshInterval == 0 {
+		c.RefreshInterval = defaultRefresh
+	}
 	v := &c.Vault
 	if v.TransitMount == "" {
 		v.TransitMount = "transit"
@@ -116,6 +127,9 @@ func (c Config) WithDefaults() Config {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.RefreshInterval != 0 && c.RefreshInterval < time.Second {
+		bad("refresh_interval %s is below one second", c.RefreshInterval)
+	}
 	switch c.Provider {
 	case ProviderFile:
 		if c.File.Path == "" {

@@ -142,6 +142,7 @@ func NewServer(cfg *config.Config, log *zap.Logger) (*Server, error) {
 			stop()
 			return nil, err
 		}
+		go s.watchKeys(bg, cfg.Keys.WithDefaults().RefreshInterval)
 	}
 	if cfg.Audit.Path != "" {
 		if s.aud, err = audit.New(bg, cfg.Audit, crypto.AuditKeySource{Provider: s.keys}, log); err != nil {

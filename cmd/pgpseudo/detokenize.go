@@ -307,34 +307,48 @@ func sameReversal(a, b crypto.Spec) bool {
 }
 
 // auditDetokenize writes the detokenisation's audit record when the
-// configuration has an audit log. The proxy owns that log's chain, so the
-// command keeps its own chain beside it: <log name>-detokenize.jsonl.
+// configuration has an audit log.
 func auditDetokenize(ctx context.Context, cfg keysFile, p crypto.KeyProvider, log *zap.Logger, who actor, domain string, n int, derr error) error {
+	return auditCommand(ctx, cfg, p, log, "detokenize", audit.Detokenize{Actor: who.label(), Domain: domain, Tokens: uint64(n), Outcome: outcomeOf(derr)})
+}
+
+// auditCommand writes one record of a command to its own audit chain
+// beside the proxy's log (audit.jsonl → audit-<name>.jsonl), when the
+// configuration has an audit log: the proxy owns that log's chain.
+func auditCommand(ctx context.Context, cfg keysFile, p crypto.KeyProvider, log *zap.Logger, name string, ev audit.Event) error {
 	if cfg.Audit.Path == "" || cfg.Audit.Path == "-" {
 		return nil
 	}
 	ac := cfg.Audit
-	ac.Path = detokenizeLogPath(ac.Path)
+	ac.Path = commandLogPath(ac.Path, name)
 	ac.CheckpointPath = ""
 	w, err := audit.New(ctx, ac, crypto.AuditKeySource{Provider: p}, log)
 	if err != nil {
 		return err
 	}
-	outcome := audit.OutcomeOK
-	if derr != nil {
-		outcome = audit.OutcomeError
-	}
-	name := who.Name
-	if name == "" {
-		name = who.Method
-	}
-	werr := w.Write(ctx, audit.Detokenize{Actor: name, Domain: domain, Tokens: uint64(n), Outcome: outcome})
+	werr := w.Write(ctx, ev)
 	return errors.Join(werr, w.Close())
 }
 
-// detokenizeLogPath is the detokenize command's audit log beside the
-// proxy's: audit.jsonl → audit-detokenize.jsonl.
-func detokenizeLogPath(path string) string {
+// outcomeOf is a command's audit outcome.
+func outcomeOf(err error) audit.Outcome {
+	if err != nil {
+		return audit.OutcomeError
+	}
+	return audit.OutcomeOK
+}
+
+// label names an actor in a record: its name, else its auth method.
+func (a actor) label() string {
+	if a.Name != "" {
+		return a.Name
+	}
+	return a.Method
+}
+
+// commandLogPath is a command's audit log beside the proxy's:
+// audit.jsonl → audit-<name>.jsonl.
+func commandLogPath(path, name string) string {
 	ext := filepath.Ext(path)
-	return strings.TrimSuffix(path, ext) + "-detokenize" + ext
+	return strings.TrimSuffix(path, ext) + "-" + name + ext
 }

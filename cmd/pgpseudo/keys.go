@@ -70,7 +70,7 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, p, _, done, err := openProvider(ctx, cfg, stderr)
+	ctx, p, log, done, err := openProvider(ctx, cfg, stderr)
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "init":
 		st, err = p.Init(ctx)
 	case "rotate":
-		st, err = p.Rotate(ctx)
+		st, err = rotate(ctx, cfg, p, log)
 	case "status":
 		st, err = p.Status(ctx)
 	}
@@ -97,6 +97,24 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			st.Primary, olderVersions(st))
 	}
 	return printStatus(stdout, st, *asJSON)
+}
+
+// rotate adds a primary version and, when the configuration has an audit
+// log, records who rotated from which version to which (key_rotation, in
+// the keys command's own chain); a rotation whose record cannot be
+// written reports that error.
+func rotate(ctx context.Context, cfg keysFile, p crypto.KeyProvider, log *zap.Logger) (crypto.Status, error) {
+	var prev uint32
+	if before, err := p.Status(ctx); err == nil {
+		prev = before.Primary
+	}
+	st, err := p.Rotate(ctx)
+	who := whoAmI(ctx, cfg.Keys, p)
+	ev := audit.KeyRotation{Actor: who.label(), Provider: cfg.Keys.Provider, Previous: prev, Version: st.Primary, Outcome: outcomeOf(err)}
+	if aerr := auditCommand(ctx, cfg, p, log, "keys", ev); aerr != nil {
+		return st, errors.Join(err, fmt.Errorf("the key_rotation audit record could not be written: %w", aerr))
+	}
+	return st, err
 }
 
 // flagError maps a flag parsing error to the command's result: -h has

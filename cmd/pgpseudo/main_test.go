@@ -170,6 +170,18 @@ func TestDetokenizeIntDomainAudited(t *testing.T) {
 	if !strings.Contains(string(raw), `"domain":"customer"`) || !strings.Contains(string(raw), `"tokens":1`) || strings.Contains(string(raw), "424242") || strings.Contains(string(raw), string(token)) {
 		t.Fatalf("audit record: %s", raw)
 	}
+	// Whoever rotates writes a key_rotation record, in the keys command's
+	// own chain beside the proxy's log.
+	if err := run(ctx, []string{"keys", "rotate", "--config", cfg}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	raw, err = os.ReadFile(filepath.Join(dir, "audit-keys.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), `"type":"key_rotation"`) || !strings.Contains(string(raw), `"previous":1`) || !strings.Contains(string(raw), `"version":2`) || !strings.Contains(string(raw), `"outcome":"ok"`) {
+		t.Fatalf("key_rotation record: %s", raw)
+	}
 }
 
 // TestDetokenizeAfterRotation: after keys rotate, a value made before it

@@ -1,0 +1,52 @@
+package proxy
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/pgpseudo/pgpseudo/audit"
+)
+
+// keyRefreshTimeout bounds one keyset reload.
+const keyRefreshTimeout = 30 * time.Second
+
+// watchKeys reloads the keyset every interval until ctx ends, so a
+// rotation made elsewhere (keys rotate, an operator's tooling) reaches a
+// running proxy without a restart. Tokens made afterwards carry the new
+// primary version; the transformer cache is keyed by keyset, so new plans
+// use it. A failed reload keeps the cached keys in service (the provider
+// logs it).
+func (s *Server) watchKeys(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.refreshKeys(ctx)
+		}
+	}
+}
+
+// refreshKeys reloads the keyset once and records a new primary version.
+func (s *Server) refreshKeys(ctx context.Context) {
+	var prev uint32
+	if ks, err := s.keys.Keyset(ctx); err == nil {
+		prev = ks.Primary()
+	}
+	rctx, cancel := context.WithTimeout(ctx, keyRefreshTimeout)
+	defer cancel()
+	ks, err := s.keys.Refresh(rctx)
+	if err != nil || prev == 0 || ks.Primary() == prev {
+		return
+	}
+	s.log.Info("key rotation picked up: new tokens use the new primary version",
+		zap.Uint32("previous", prev), zap.Uint32("primary", ks.Primary()))
+	if err := s.auditWrite(audit.KeyRotation{Actor: "pgpseudo", Provider: s.cfg.Keys.Provider,
+		Previous: prev, Version: ks.Primary(), Outcome: audit.OutcomeOK}); err != nil {
+		s.log.Error("audit record of the picked-up key rotation failed", zap.Error(err))
+	}
+}
