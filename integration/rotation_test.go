@@ -40,7 +40,10 @@ func TestLiveRotation(t *testing.T) {
 	p := startProxy(t, cfg)
 
 	const q = "SELECT customer_id, full_name FROM customers ORDER BY created_at LIMIT 1"
-	before := rawRows(t, connect(t, p.dsn(userBI, samplePass, dbKunden)), q)
+	// A session open across the rotation, whose repeated statement reuses
+	// its last result plan, must pick it up as well as new sessions.
+	long := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	before := rawRows(t, long, q)
 	if !strings.Contains(before, "|tk1_1_") {
 		t.Fatalf("before the rotation: %q", before)
 	}
@@ -48,9 +51,9 @@ func TestLiveRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	var after string
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(10 * time.Second) // refresh_interval is 1s
 	for {
-		after = rawRows(t, connect(t, p.dsn(userBI, samplePass, dbKunden)), q)
+		after = rawRows(t, long, q)
 		if strings.Contains(after, "|tk1_2_") || time.Now().After(deadline) {
 			break
 		}
@@ -58,6 +61,9 @@ func TestLiveRotation(t *testing.T) {
 	}
 	if !strings.Contains(after, "|tk1_2_") {
 		t.Fatalf("the running proxy did not pick up the rotation: %q", after)
+	}
+	if fresh := rawRows(t, connect(t, p.dsn(userBI, samplePass, dbKunden)), q); fresh != after {
+		t.Errorf("a new session after the rotation: %q, the open one: %q", fresh, after)
 	}
 	// customer_id (int, untagged) keeps its value across the rotation.
 	if strings.SplitN(before, "|", 2)[0] != strings.SplitN(after, "|", 2)[0] {

@@ -657,7 +657,7 @@ func (s *session) roleName() string {
 // and the key provider bound their own lookups (planTimeout): most plans
 // need none, and a timer per result would cost more than the plan.
 func (s *session) planFor(fields []pgproto3.FieldDescription, formats []int16, rv resultVerdict) (*rewrite.Plan, error) {
-	key := planKey(fields, formats, rv, s.srv.policyGeneration(), s.srv.catalog.Generation(s.id.Database), s.dateStyle())
+	key := planKey(fields, formats, rv, s.srv.policyGeneration(), s.srv.catalog.Generation(s.id.Database), s.srv.keyGen.Load(), s.dateStyle())
 	if s.lastPlan.plan != nil && s.lastPlan.key == key {
 		return s.lastPlan.plan, nil
 	}
@@ -680,13 +680,15 @@ type planMemo struct {
 // planKey is everything a result plan depends on: the columns (origin,
 // type, modifier, format, name), the requested formats, which computed
 // columns the server's plan proved clean and the base columns it shows
-// view columns to be, the columns the proxy computes itself, the policy and catalog generations, and the
-// session's DateStyle.
-func planKey(fields []pgproto3.FieldDescription, formats []int16, rv resultVerdict, policyGen, catalogGen uint64, dateStyle string) string {
-	b := make([]byte, 0, 32+len(fields)*24+len(dateStyle))
+// view columns to be, the columns the proxy computes itself, the policy,
+// catalog and key generations (a rotation picked up must reach the next
+// result), and the session's DateStyle.
+func planKey(fields []pgproto3.FieldDescription, formats []int16, rv resultVerdict, policyGen, catalogGen, keyGen uint64, dateStyle string) string {
+	b := make([]byte, 0, 40+len(fields)*24+len(dateStyle))
 	b = append(append(b, dateStyle...), 0)
 	b = binary.BigEndian.AppendUint64(b, policyGen)
 	b = binary.BigEndian.AppendUint64(b, catalogGen)
+	b = binary.BigEndian.AppendUint64(b, keyGen)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(formats)))
 	for _, f := range formats {
 		b = binary.BigEndian.AppendUint16(b, uint16(f))

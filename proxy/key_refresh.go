@@ -43,6 +43,7 @@ func (s *Server) refreshKeys(ctx context.Context) {
 	if err != nil || prev == 0 || ks.Primary() == prev {
 		return
 	}
+	s.keyGen.Add(1)
 	s.log.Info("key rotation picked up: new tokens use the new primary version",
 		zap.Uint32("previous", prev), zap.Uint32("primary", ks.Primary()))
 	if err := s.auditWrite(audit.KeyRotation{Actor: "pgpseudo", Provider: s.cfg.Keys.Provider,

@@ -47,6 +47,9 @@ type Server struct {
 	catalog *catalog.Catalog
 	policy  *policyHolder
 	keys    crypto.KeyProvider
+	// keyGen counts primary key versions picked up since start, so
+	// memoised plans are rebuilt with the new keys.
+	keyGen atomic.Uint64
 	// baseCtx is the parent of every session's context; stopBg ends it
 	// with background work when the server closes.
 	baseCtx context.Context
