@@ -276,3 +276,44 @@ func mustSize(t *testing.T, path string) int64 {
 	}
 	return st.Size()
 }
+
+// TestAuditDurations: a statement's recorded duration runs from when the
+// proxy received it to its completion, also when its result's first
+// message arrives only at the end (pg_sleep), in both protocols. The
+// server sends the results of a multi-statement query together at its end,
+// so there the records' durations add up to the query's.
+func TestAuditDurations(t *testing.T) {
+	kunden(t)
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "audit.jsonl")
+	p := auditProxy(t, logPath)
+	ctx := context.Background()
+	c := connect(t, p.dsn(userCare, samplePass, dbKunden))
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{"SELECT pg_sleep(0.3)", []any{pgx.QueryExecModeSimpleProtocol}},
+		{"SELECT pg_sleep($1)", []any{0.25}},
+		{"SELECT pg_sleep(0.2); SELECT pg_sleep(0.1)", []any{pgx.QueryExecModeSimpleProtocol}},
+	} {
+		if _, err := c.Exec(ctx, q.sql, q.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close(ctx)
+	var sleeps []time.Duration
+	for _, r := range readAudit(t, logPath) {
+		if r.Statement != nil && strings.EqualFold(r.Statement.Kind, "select") {
+			sleeps = append(sleeps, r.Statement.Duration)
+		}
+	}
+	if len(sleeps) < 4 {
+		t.Fatalf("statement records: %v", sleeps)
+	}
+	got := sleeps[len(sleeps)-4:]
+	// Lower bounds: each statement slept that long inside its record.
+	if got[0] < 300*time.Millisecond || got[1] < 250*time.Millisecond || got[2]+got[3] < 300*time.Millisecond {
+		t.Errorf("recorded durations %v, slept 300ms, 250ms and 200ms + 100ms", got)
+	}
+}

@@ -65,9 +65,13 @@ type queryMeta struct {
 	stmts []sqlinfo.Statement
 	// copies are the COPY statements by index, with their probes.
 	copies map[int]*copyState
-	// aud is the record of the statement at audIdx.
+	// aud is the record of the statement at audIdx; next is when the next
+	// statement's record starts: when the query arrived, then when the
+	// statement before it ended (a result's first message may come only
+	// at its end, as after pg_sleep).
 	aud    *stmtAudit
 	audIdx int
+	next   time.Time
 	// pathAfter is the search_path once the query has run, when it
 	// changes it.
 	pathAfter []string
@@ -84,8 +88,16 @@ func (q *queryMeta) audit(idx int) *stmtAudit {
 			fp, kind = q.stmts[idx].Fingerprint, q.stmts[idx].Kind
 		}
 		q.aud, q.audIdx = newStmtAudit(fp, kind), idx
+		if !q.next.IsZero() {
+			q.aud.start = q.next
+		}
 	}
 	return q.aud
+}
+
+// ended closes statement idx's record: the next one starts now.
+func (q *queryMeta) ended() {
+	q.aud, q.next = nil, time.Now()
 }
 
 // execMeta is the record of an Execute (protocol.Request.Meta).
@@ -496,7 +508,7 @@ func (s *session) endAudit(r *protocol.Result) {
 	}
 	switch m := r.Req.Meta.(type) {
 	case *queryMeta:
-		m.aud = nil
+		m.ended()
 	case *execMeta:
 		m.aud = nil
 	}
@@ -507,7 +519,7 @@ func (s *session) failed(r *protocol.Request, code string) {
 	switch m := r.Meta.(type) {
 	case *queryMeta:
 		_ = s.finishStmt(m.audit(r.Index()), audit.OutcomeError, code)
-		m.aud = nil
+		m.ended()
 	case *execMeta:
 		a := m.aud
 		if a == nil {

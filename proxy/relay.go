@@ -143,6 +143,7 @@ func (s *session) forwardTracked(m wire.Msg) error {
 		meta    any
 		effects protocol.Effects
 	)
+	received := time.Now() // a statement's audited duration starts here
 	body, replaced := m.Body(), false
 	switch m.Type {
 	case 'Q', 'P', 'F':
@@ -180,7 +181,7 @@ func (s *session) forwardTracked(m wire.Msg) error {
 		case 'Q':
 			// A simple query destroys the unnamed statement.
 			delete(s.drillNames, "")
-			q := &queryMeta{stmts: stmts, pathAfter: v.pathAfter, results: v.results}
+			q := &queryMeta{stmts: stmts, pathAfter: v.pathAfter, results: v.results, next: received}
 			if err := s.probeCopies(q); err != nil {
 				return err
 			}
