@@ -317,3 +317,40 @@ func TestAuditDurations(t *testing.T) {
 		t.Errorf("recorded durations %v, slept 300ms, 250ms and 200ms + 100ms", got)
 	}
 }
+
+// TestAuditRefusalRules: a refused statement's record names what refused
+// it, not only that the analysis did.
+func TestAuditRefusalRules(t *testing.T) {
+	kunden(t)
+	logPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	p := auditProxy(t, logPath)
+	ctx := context.Background()
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	want := []struct{ sql, rule, column string }{
+		{"SELECT count(*) FROM customers WHERE religion = 'x'", "column_blocked", "religion"},
+		{"SELECT count(*) FROM customers WHERE email = 'a@b'", "column_pseudonymised", "email"},
+		{"SELECT query_to_xml('select 1', true, true, '')", "function", ""},
+		{"DELETE FROM customers", "statement_kind", ""},
+		{"SELECT * FROM pg_catalog.pg_stat_activity", "relation", ""},
+	}
+	for _, w := range want {
+		if _, err := c.Exec(ctx, w.sql); err == nil {
+			t.Fatalf("%s: not refused", w.sql)
+		}
+	}
+	c.Close(ctx)
+	var got []audit.Refusal
+	for _, r := range readAudit(t, logPath) {
+		if r.Statement != nil && r.Statement.Refusal != nil && r.Statement.Session.User == userBI {
+			got = append(got, *r.Statement.Refusal)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("refusal records: %+v", got)
+	}
+	for i, w := range want {
+		if got[i].Rule != w.rule || got[i].Column != w.column {
+			t.Errorf("%s: refusal %+v, want rule %s column %q", w.sql, got[i], w.rule, w.column)
+		}
+	}
+}

@@ -255,7 +255,7 @@ func (s *session) decide(q string, typ byte, types []uint32, path, defaultPath [
 		stmts, _ = sqlinfo.Describe(res.Tree, q)
 	}
 	if res.Refusal != nil {
-		v := s.refusedVerdict(stmts, "sql_analysis", res.Refusal, errorFrame(codeInsufficientPriv, res.Refusal.Message()))
+		v := s.refusedVerdict(stmts, res.Refusal.Code(), res.Refusal, errorFrame(codeInsufficientPriv, res.Refusal.Message()))
 		v.cacheable = true
 		return v
 	}

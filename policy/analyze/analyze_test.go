@@ -363,3 +363,31 @@ func TestStoredGroupKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusalCode: each kind of refusal gets its own audit rule code.
+func TestRefusalCode(t *testing.T) {
+	for _, tc := range []struct {
+		r    Refusal
+		want string
+	}{
+		{Refusal{Column: "religion", Rule: `category "special" is blocked for role "bi"`}, "column_blocked"},
+		{Refusal{Column: "email", Rule: `category "contact" is tokenized for role "bi"; …`}, "column_pseudonymised"},
+		{Refusal{Column: "iban", Rule: `category "financial" is masked for role "bi"`}, "column_pseudonymised"},
+		{Refusal{Column: "note", Rule: `category "x" is nulled for role "bi"`}, "column_nulled"},
+		{Refusal{Column: "c", Rule: `unclassified columns are blocked for role "bi"`}, "column_unclassified"},
+		{Refusal{Column: "t.c", Rule: "references pgpseudo cannot resolve are refused for restricted roles"}, "unresolved"},
+		{Refusal{Column: "c", Rule: "COPY of protected columns uses the default NULL string"}, "column_use"},
+		{Refusal{Function: "query_to_xml"}, "function"},
+		{Refusal{Relation: "pg_stat_activity"}, "relation"},
+		{Refusal{Setting: "search_path"}, "setting"},
+		{Refusal{Word: "json_table"}, "keyword_mismatch"},
+		{Refusal{StatementKind: "unparseable"}, "unparseable"},
+		{Refusal{StatementKind: "Delete"}, "statement_kind"},
+		{Refusal{Reason: "ARRAY(subquery) collects rows in the order in which the server reads them, which …"}, "read_order"},
+		{Refusal{Reason: "a subquery inside an expression is not supported"}, "unanalysable"},
+	} {
+		if got := tc.r.Code(); got != tc.want {
+			t.Errorf("%+v: %s, want %s", tc.r, got, tc.want)
+		}
+	}
+}

@@ -127,3 +127,44 @@ func quoteIdent(s string) string {
 	}
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
+
+// Code is a short, stable name for what refused the statement, for the
+// audit record's refusal.rule (the message says it in words): the use of
+// a column the role may not make that use of (column_blocked,
+// column_pseudonymised, column_nulled, column_unclassified), a function,
+// a relation, a setting, a statement kind, a word the server reads
+// differently, an order the server reads rows in, or SQL pgpseudo cannot
+// analyse.
+func (r *Refusal) Code() string {
+	switch {
+	case strings.Contains(r.Rule, "cannot resolve"):
+		return "unresolved"
+	case r.Column != "":
+		switch {
+		case strings.Contains(r.Rule, "unclassified"):
+			return "column_unclassified"
+		case strings.Contains(r.Rule, " is blocked "):
+			return "column_blocked"
+		case strings.Contains(r.Rule, " is nulled "):
+			return "column_nulled"
+		case strings.Contains(r.Rule, " is tokenized "), strings.Contains(r.Rule, " is masked "):
+			return "column_pseudonymised"
+		}
+		return "column_use"
+	case r.StatementKind == "unparseable":
+		return "unparseable"
+	case r.Word != "":
+		return "keyword_mismatch"
+	case r.Setting != "":
+		return "setting"
+	case r.Function != "":
+		return "function"
+	case r.Relation != "":
+		return "relation"
+	case strings.Contains(r.Reason, "the order in which the server reads them"), strings.Contains(r.Reason, "tie in the server's order"):
+		return "read_order"
+	case r.StatementKind != "":
+		return "statement_kind"
+	}
+	return "unanalysable"
+}
