@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -351,6 +352,49 @@ func TestAuditRefusalRules(t *testing.T) {
 	for i, w := range want {
 		if got[i].Rule != w.rule || got[i].Column != w.column {
 			t.Errorf("%s: refusal %+v, want rule %s column %q", w.sql, got[i], w.rule, w.column)
+		}
+	}
+}
+
+// TestAuditRelations: a statement's record names every relation it reads,
+// also when its result columns name none (a count) or one side of a join.
+func TestAuditRelations(t *testing.T) {
+	kunden(t)
+	logPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	p := auditProxy(t, logPath)
+	ctx := context.Background()
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	want := map[string]string{
+		"SELECT count(DISTINCT customer_id) FROM orders":                                               "[public.orders]",
+		"SELECT c.full_name FROM customers c JOIN orders o ON o.customer_id = c.customer_id LIMIT 1":   "[public.customers public.orders]",
+		"SELECT count(*) FROM payments WHERE customer_id IN (SELECT customer_id FROM support_tickets)": "[public.payments public.support_tickets]",
+	}
+	for q := range want {
+		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+			if _, err := c.Exec(ctx, q, mode); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	}
+	c.Close(ctx)
+	seen := map[string][]string{}
+	for _, r := range readAudit(t, logPath) {
+		if st := r.Statement; st != nil && st.Session.User == userBI && st.Outcome == audit.OutcomeOK {
+			rels := slices.Clone(st.Relations)
+			slices.Sort(rels)
+			seen[st.Fingerprint] = append(seen[st.Fingerprint], fmt.Sprint(rels))
+		}
+	}
+	if len(seen) != len(want) {
+		t.Fatalf("records by fingerprint: %v", seen)
+	}
+	for fp, got := range seen {
+		ok := false
+		for _, w := range want {
+			ok = ok || slices.Equal(got, []string{w, w})
+		}
+		if !ok {
+			t.Errorf("%s: relations %v", fp, got)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -132,18 +133,20 @@ func newStmtAudit(fingerprint, kind string) *stmtAudit {
 	return &stmtAudit{start: time.Now(), fingerprint: fingerprint, kind: kind}
 }
 
-// usePlan adds a result's column decisions.
+// usePlan adds a result's column decisions and the tables its columns
+// come from.
 func (a *stmtAudit) usePlan(p *rewrite.Plan) {
 	if a == nil || p == nil {
 		return
 	}
 	a.cols = append(a.cols, p.Audit...)
-	for _, r := range p.Relations {
-		seen := false
-		for _, have := range a.relations {
-			seen = seen || have == r
-		}
-		if !seen {
+	a.addRelations(p.Relations)
+}
+
+// addRelations adds relations the statement reads, each once.
+func (a *stmtAudit) addRelations(rels []string) {
+	for _, r := range rels {
+		if !slices.Contains(a.relations, r) {
 			a.relations = append(a.relations, r)
 		}
 	}

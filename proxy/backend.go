@@ -91,6 +91,9 @@ func (q *queryMeta) audit(idx int) *stmtAudit {
 		if !q.next.IsZero() {
 			q.aud.start = q.next
 		}
+		if idx < len(q.results) {
+			q.aud.addRelations(q.results[idx].relations)
+		}
 	}
 	return q.aud
 }
@@ -489,12 +492,14 @@ func (s *session) resultAudit(r *protocol.Result) *stmtAudit {
 	case *execMeta:
 		if m.aud == nil {
 			fp, kind := "", ""
+			var rels []string
 			if r.Portal != nil && r.Portal.Stmt != nil {
 				sm := statementMeta(r.Portal.Stmt)
-				fp, kind = sm.fingerprint, sm.kind
+				fp, kind, rels = sm.fingerprint, sm.kind, sm.verdict().relations
 			}
 			m.aud = newStmtAudit(fp, kind)
 			m.aud.start = m.sent
+			m.aud.addRelations(rels)
 		}
 		return m.aud
 	}

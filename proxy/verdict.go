@@ -76,6 +76,11 @@ type resultVerdict struct {
 	// drillParams are the statement's parameters whose tokens the proxy
 	// decodes at each Bind (sqlinfo.Drill).
 	drillParams []sqlinfo.Drill
+	// relations are every relation the analysis found the statement
+	// reading (views and the base tables behind them, joins, subqueries),
+	// for its audit record: its result columns alone may name none
+	// (count(DISTINCT x)) or one side of a join.
+	relations []string
 }
 
 // lift returns the PostOp of result column i.
@@ -322,6 +327,11 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 		if i < len(lifts) {
 			v.results[i].lifts = lifts[i]
 		}
+		if i < len(res.Statements) {
+			for _, t := range res.Statements[i].Relations {
+				v.results[i].relations = append(v.results[i].relations, t.Schema+"."+t.Table)
+			}
+		}
 		if i < len(drills) {
 			v.results[i].drillParams = paramDrills(drills[i])
 		}
@@ -406,7 +416,7 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 				zap.String("rule", pr.Refusal.Rule), zap.String("column", pr.Refusal.Column))
 			return rv, -1
 		}
-		v.results[i] = resultVerdict{outputs: pr.Outputs, checked: true, lifts: v.results[i].lifts, drillParams: v.results[i].drillParams}
+		v.results[i] = resultVerdict{outputs: pr.Outputs, checked: true, lifts: v.results[i].lifts, drillParams: v.results[i].drillParams, relations: v.results[i].relations}
 	}
 	return v, -1
 }
