@@ -160,3 +160,42 @@ func (l *lines) close() {
 }
 
 func base(p string) string { return filepath.Base(p) }
+
+// Chains groups log files by the chain they belong to: a log and its
+// archives (audit.jsonl, audit-<20 digits>.jsonl) are one chain, and a
+// command's log beside it (audit-detokenize.jsonl, audit-keys.jsonl) with
+// its archives another, so a glob such as audit*.jsonl never verifies one
+// chain's records as another's. Chains come in the order of their first
+// file in paths.
+func Chains(paths []string) [][]string {
+	var order []string
+	byChain := map[string][]string{}
+	for _, p := range paths {
+		c := chainName(p)
+		if _, ok := byChain[c]; !ok {
+			order = append(order, c)
+		}
+		byChain[c] = append(byChain[c], p)
+	}
+	out := make([][]string, 0, len(order))
+	for _, c := range order {
+		out = append(out, byChain[c])
+	}
+	return out
+}
+
+// chainName is a file's path without an archive's sequence suffix.
+func chainName(p string) string {
+	ext := filepath.Ext(p)
+	b := strings.TrimSuffix(p, ext)
+	if i := strings.LastIndexByte(b, '-'); i >= 0 && len(b)-i-1 == seqDigits && strings.IndexByte(filepath.Base(b), '-') >= 0 {
+		if _, err := strconv.ParseUint(b[i+1:], 10, 64); err == nil {
+			b = b[:i]
+		}
+	}
+	return b + ext
+}
+
+// IsArchive reports whether a file name is a rotated archive's
+// (<name>-<20-digit sequence>.jsonl).
+func IsArchive(p string) bool { return chainName(p) != p }

@@ -129,49 +129,116 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return &exitError{code: exitKeyUnavailable, err: err}
 		}
 	}
-	res, err := audit.Verify(ctx, audit.StaticKey(key), files, audit.VerifyOptions{Checkpoints: *ckpt, Partial: *partial})
+	// Each chain (the proxy's log, each command's log beside it) is
+	// verified on its own; the checkpoint file belongs to the first.
+	chains := audit.Chains(files)
+	type chainResult struct {
+		res audit.VerifyResult
+		err error
+	}
+	results := make([]chainResult, len(chains))
+	for i, chain := range chains {
+		opts := audit.VerifyOptions{Partial: *partial}
+		if i == 0 {
+			opts.Checkpoints = *ckpt
+		}
+		results[i].res, results[i].err = audit.Verify(ctx, audit.StaticKey(key), chain, opts)
+	}
 	clear(key)
-	var te *audit.TamperError
+	var worst error
+	for _, r := range results {
+		if r.err != nil && (worst == nil || exitCode(exitFor(r.err)) > exitCode(exitFor(worst))) {
+			worst = r.err
+		}
+	}
 	if *format == "json" {
-		out := struct {
+		type out struct {
 			Status string `json:"status"`
 			audit.VerifyResult
 			Problem *audit.TamperError `json:"problem,omitempty"`
 			Error   string             `json:"error,omitempty"`
-		}{Status: "ok", VerifyResult: res}
-		switch {
-		case errors.As(err, &te):
-			out.Status, out.Problem = "tampered", te
-		case err != nil:
-			out.Status, out.Error = "error", err.Error()
+		}
+		outs := make([]out, len(results))
+		for i, r := range results {
+			outs[i] = out{Status: "ok", VerifyResult: r.res}
+			var te *audit.TamperError
+			switch {
+			case errors.As(r.err, &te):
+				outs[i].Status, outs[i].Problem = "tampered", te
+			case r.err != nil:
+				outs[i].Status, outs[i].Error = "error", r.err.Error()
+			}
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		enc.Encode(out)
-	} else if err == nil {
+		if len(outs) == 1 {
+			enc.Encode(outs[0])
+		} else {
+			status := "ok"
+			for _, o := range outs {
+				if o.Status != "ok" && status != "error" {
+					status = o.Status
+				}
+			}
+			enc.Encode(struct {
+				Status string `json:"status"`
+				Chains []out  `json:"chains"`
+			}{status, outs})
+		}
+	} else {
+		for i, r := range results {
+			prefix := ""
+			if len(results) > 1 {
+				prefix = chainLabel(chains[i]) + ": "
+			}
+			printVerify(stdout, prefix, r.res, r.err, i == 0 && *ckpt != "", *ckpt)
+		}
+	}
+	for _, r := range results {
+		for _, w := range r.res.Warnings {
+			fmt.Fprintln(stderr, "warning:", w)
+		}
+	}
+	if worst != nil {
+		return exitFor(worst)
+	}
+	return nil
+}
+
+// chainLabel names a chain by its active file (the one without an
+// archive's sequence number), else its first file.
+func chainLabel(files []string) string {
+	for _, f := range files {
+		if !audit.IsArchive(f) {
+			return f
+		}
+	}
+	return files[0]
+}
+
+// printVerify writes one chain's verdict in words.
+func printVerify(w io.Writer, prefix string, res audit.VerifyResult, err error, checked bool, ckpt string) {
+	var te *audit.TamperError
+	switch {
+	case err == nil:
 		state := "closed cleanly"
 		if !res.Closed {
 			state = "not closed (writer running or crashed, or its end removed: verify with --checkpoints)"
 		}
-		fmt.Fprintf(stdout, "OK: %d records (%d…%d) in %d files, %d checkpoints", res.Records, res.FirstSeq, res.LastSeq, len(res.Files), res.Checkpoints)
-		if *ckpt != "" {
-			fmt.Fprintf(stdout, ", %d checked against %s", res.External, *ckpt)
+		fmt.Fprintf(w, "%sOK: %d records (%d…%d) in %d files, %d checkpoints", prefix, res.Records, res.FirstSeq, res.LastSeq, len(res.Files), res.Checkpoints)
+		if checked {
+			fmt.Fprintf(w, ", %d checked against %s", res.External, ckpt)
 		}
-		fmt.Fprintf(stdout, "; %s\n", state)
-	} else if errors.As(err, &te) {
-		fmt.Fprintf(stdout, "TAMPERED: record %d %s at %s", te.Record, te.Kind, te.File)
+		fmt.Fprintf(w, "; %s\n", state)
+	case errors.As(err, &te):
+		fmt.Fprintf(w, "%sTAMPERED: record %d %s at %s", prefix, te.Record, te.Kind, te.File)
 		if te.Line > 0 {
-			fmt.Fprintf(stdout, ":%d", te.Line)
+			fmt.Fprintf(w, ":%d", te.Line)
 		}
-		fmt.Fprintf(stdout, ": %s\n", te.Detail)
+		fmt.Fprintf(w, ": %s\n", te.Detail)
+	default:
+		fmt.Fprintf(w, "%sERROR: %v\n", prefix, err)
 	}
-	for _, w := range res.Warnings {
-		fmt.Fprintln(stderr, "warning:", w)
-	}
-	if err != nil {
-		return exitFor(err)
-	}
-	return nil
 }
 
 // timeFlag parses TIME arguments.
