@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -161,12 +162,35 @@ func (s *session) finishStmt(a *stmtAudit, outcome audit.Outcome, sqlstate strin
 	return s.srv.auditWrite(statementRecord(s.auditSession(), a, outcome, sqlstate, time.Since(a.start)))
 }
 
+// auditKind writes a statement kind as the audit log names it: the parse
+// node's name in snake case (Select → select, DeclareCursor →
+// declare_cursor), with SET and SHOW by their SQL names.
+func auditKind(kind string) string {
+	switch kind {
+	case "VariableSet":
+		return "set"
+	case "VariableShow":
+		return "show"
+	}
+	var b strings.Builder
+	for i, c := range kind {
+		if c >= 'A' && c <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			c += 'a' - 'A'
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
 // statementRecord builds a statement's record. Everything a client or the
 // database can influence is fitted (names, codes, the server's SQLSTATE),
 // so the record is valid whatever the statement, plan or identity
 // (TestStatementRecordsAreValid).
 func statementRecord(sess audit.Session, a *stmtAudit, outcome audit.Outcome, sqlstate string, d time.Duration) audit.Statement {
-	kind := audit.FitCode(a.kind)
+	kind := audit.FitCode(auditKind(a.kind))
 	if kind == "" {
 		kind = "unknown"
 	}

@@ -55,3 +55,13 @@ func TestStatementRecordsAreValid(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditKind: statement kinds are written as docs/audit.md names them.
+func TestAuditKind(t *testing.T) {
+	for in, want := range map[string]string{"Select": "select", "Copy": "copy", "VariableSet": "set", "VariableShow": "show",
+		"Transaction": "transaction", "DeclareCursor": "declare_cursor", "": ""} {
+		if got := auditKind(in); got != want {
+			t.Errorf("auditKind(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
