@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -32,10 +33,21 @@ type Filter struct {
 	Types []Type
 	// Since (inclusive) and Until (exclusive) bound the record time.
 	Since, Until time.Time
+	// Client matches connections from addresses in the prefix (a single
+	// address is a /32 or /128): connection starts and auth failures by
+	// their address, a connection's statements and end through its
+	// conn_id, once its start has been read.
+	Client netip.Prefix
+
+	clientConns map[uint64]bool // conn_ids whose start matched Client
 }
 
-// Match reports whether r passes the filter.
-func (f Filter) Match(r *Record) bool {
+// Match reports whether r passes the filter. Records must be given in log
+// order (a client filter follows connections from their start).
+func (f *Filter) Match(r *Record) bool {
+	if f.Client.IsValid() && !f.matchClient(r) {
+		return false
+	}
 	if !f.Since.IsZero() && r.Time.Before(f.Since) {
 		return false
 	}
@@ -74,6 +86,27 @@ func (f Filter) Match(r *Record) bool {
 				return true
 			}
 		}
+	}
+	return false
+}
+
+// matchClient applies the Client filter, remembering matched connections.
+func (f *Filter) matchClient(r *Record) bool {
+	switch {
+	case r.ConnectionStart != nil:
+		ok := f.Client.Contains(r.ConnectionStart.ClientAddr.Addr().Unmap())
+		if ok {
+			if f.clientConns == nil {
+				f.clientConns = map[uint64]bool{}
+			}
+			f.clientConns[r.ConnectionStart.Session.ConnID] = true
+		}
+		return ok
+	case r.AuthFailure != nil:
+		return f.Client.Contains(r.AuthFailure.ClientAddr.Addr().Unmap())
+	}
+	if s := sessionOf(r); s != nil {
+		return f.clientConns[s.ConnID]
 	}
 	return false
 }

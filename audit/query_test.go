@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -70,6 +71,11 @@ func TestQueryFilters(t *testing.T) {
 		{"outcome", Filter{Outcome: OutcomeRefused}, []uint64{6}},
 		{"since until", Filter{Since: recs[4].Time, Until: recs[6].Time}, []uint64{5, 6}},
 		{"type", Filter{Types: []Type{TypeKeyRotation, TypePolicyLoad}}, []uint64{2, 8}},
+		// The sample's statements are on conn_id 2, whose start is not in
+		// the log: only connection 1's start and end come from 10.0.0.7.
+		{"client address: a connection's records", Filter{Client: netip.MustParsePrefix("10.0.0.7/32")}, []uint64{3, 7}},
+		{"client prefix", Filter{Client: netip.MustParsePrefix("10.0.0.0/8")}, []uint64{3, 7}},
+		{"client of an auth failure", Filter{Client: netip.MustParsePrefix("2001:db8::/32")}, []uint64{4}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -205,5 +211,34 @@ func TestReport(t *testing.T) {
 	rows, err := csv.NewReader(&b).ReadAll()
 	if err != nil || len(rows) != 1+3+1 {
 		t.Fatalf("csv %v %q", err, rows)
+	}
+}
+
+// TestQueryClientFollowsConnections: a client filter takes a connection's
+// statements by its conn_id, from its start on.
+func TestQueryClientFollowsConnections(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	w := newTestWriter(t, cfg, seams{})
+	other := connStart()
+	other.Session.ConnID, other.ClientAddr = 2, netip.MustParseAddrPort("192.0.2.9:5000")
+	mine, theirs := stmt(0), stmt(1) // conn_ids 1 and 2
+	for _, ev := range []Event{connStart(), other, mine, theirs} {
+		if err := w.Write(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	f := Filter{Client: netip.MustParsePrefix("10.0.0.7/32"), Types: []Type{TypeStatement}}
+	var got []uint64
+	if err := ReadRecords(context.Background(), []string{cfg.Path}, func(r *Record) error {
+		if f.Match(r) {
+			got = append(got, r.Statement.Session.ConnID)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !equalU(got, []uint64{1}) {
+		t.Fatalf("statements of 10.0.0.7's connections: conn_ids %v, want [1]", got)
 	}
 }

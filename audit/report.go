@@ -90,7 +90,7 @@ func (rp *Report) subject(role, user string) *Subject {
 
 // Add accounts for r if it is in the report's time window.
 func (rp *Report) Add(r *Record) {
-	if !(Filter{Since: rp.Since, Until: rp.Until}).Match(r) {
+	if f := (Filter{Since: rp.Since, Until: rp.Until}); !f.Match(r) {
 		return
 	}
 	switch {

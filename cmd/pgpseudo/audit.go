@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -283,6 +284,7 @@ func auditQuery(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	decision := fs.String("decision", "", "allowed, tokenized, masked, nulled or blocked")
 	outcome := fs.String("outcome", "", "ok, refused, error or cancelled")
 	types := fs.String("type", "", "record types, comma-separated (statement, connection_start…)")
+	client := fs.String("client", "", "client address or prefix (10.0.0.5, 10.0.0.0/8): its connections' records")
 	timeFlags(fs, &f)
 	format := fs.String("format", audit.FormatTable, "output: table, json or csv")
 	files, err := parseArgs(fs, args)
@@ -296,6 +298,11 @@ func auditQuery(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	f.Decision, f.Outcome = audit.Decision(*decision), audit.Outcome(*outcome)
+	if *client != "" {
+		if f.Client, err = parseClient(*client); err != nil {
+			return &exitError{code: exitUsage, err: fmt.Errorf("audit query: --client: %w", err)}
+		}
+	}
 	if *types != "" {
 		for _, t := range strings.Split(*types, ",") {
 			if err := checkEnum("type", t, audit.Types()); err != nil {
@@ -321,6 +328,18 @@ func auditQuery(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return exitFor(err)
 	}
 	return nil
+}
+
+// parseClient reads an address or a prefix.
+func parseClient(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("want an IP address or prefix, got %q", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 func checkEnum[T ~string](name, v string, valid []T) error {

@@ -21,17 +21,6 @@ import (
 	"github.com/pgpseudo/pgpseudo/crypto"
 )
 
-// exitCode is the status main would exit with for err.
-func exitCode(err error) int {
-	if err == nil {
-		return 0
-	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	return 1
-}
 
 // writeFile writes a test file and fails the test on error.
 func writeFile(t *testing.T, path, data string) string {
