@@ -21,7 +21,6 @@ import (
 	"github.com/pgpseudo/pgpseudo/crypto"
 )
 
-
 // writeFile writes a test file and fails the test on error.
 func writeFile(t *testing.T, path, data string) string {
 	t.Helper()
