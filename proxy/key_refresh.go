@@ -19,6 +19,11 @@ const keyRefreshTimeout = 30 * time.Second
 // use it. A failed reload keeps the cached keys in service (the provider
 // logs it).
 func (s *Server) watchKeys(ctx context.Context, every time.Duration) {
+	tick(ctx, every, func() { s.refreshKeys(ctx) })
+}
+
+// tick calls fn every interval until ctx ends.
+func tick(ctx context.Context, every time.Duration, fn func()) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -26,7 +31,7 @@ func (s *Server) watchKeys(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			s.refreshKeys(ctx)
+			fn()
 		}
 	}
 }

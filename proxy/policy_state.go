@@ -78,25 +78,18 @@ func (h *policyHolder) reload() error {
 
 // watch reloads when the file's modification time changes, until ctx ends.
 func (h *policyHolder) watch(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			st, err := os.Stat(h.path)
-			if err == nil && !st.ModTime().Equal(h.cur.Load().modTime) {
-				_ = h.reload()
-				// A failed reload must not retry every tick.
-				if cur := h.cur.Load(); !cur.modTime.Equal(st.ModTime()) {
-					h.mu.Lock()
-					h.cur.Store(&policyState{pol: cur.pol, generation: cur.generation, modTime: st.ModTime()})
-					h.mu.Unlock()
-				}
+	tick(ctx, every, func() {
+		st, err := os.Stat(h.path)
+		if err == nil && !st.ModTime().Equal(h.cur.Load().modTime) {
+			_ = h.reload()
+			// A failed reload must not retry every tick.
+			if cur := h.cur.Load(); !cur.modTime.Equal(st.ModTime()) {
+				h.mu.Lock()
+				h.cur.Store(&policyState{pol: cur.pol, generation: cur.generation, modTime: st.ModTime()})
+				h.mu.Unlock()
 			}
 		}
-	}
+	})
 }
 
 // ReloadPolicy reloads the policy file (SIGHUP). An invalid file keeps the
