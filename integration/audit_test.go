@@ -357,7 +357,8 @@ func TestAuditRefusalRules(t *testing.T) {
 }
 
 // TestAuditRelations: a statement's record names every relation it reads,
-// also when its result columns name none (a count) or one side of a join.
+// also when its result columns name none (a count) or one side of a join,
+// and every classified column it refers to.
 func TestAuditRelations(t *testing.T) {
 	kunden(t)
 	logPath := filepath.Join(t.TempDir(), "audit.jsonl")
@@ -368,6 +369,12 @@ func TestAuditRelations(t *testing.T) {
 		"SELECT count(DISTINCT customer_id) FROM orders":                                               "[public.orders]",
 		"SELECT c.full_name FROM customers c JOIN orders o ON o.customer_id = c.customer_id LIMIT 1":   "[public.customers public.orders]",
 		"SELECT count(*) FROM payments WHERE customer_id IN (SELECT customer_id FROM support_tickets)": "[public.payments public.support_tickets]",
+	}
+	// ... and every classified column it refers to, returned or not.
+	wantCols := map[string]string{
+		"[public.orders]":                          "[public.orders.customer_id:tokenized]",
+		"[public.customers public.orders]":         "[public.customers.customer_id:tokenized public.customers.full_name:tokenized public.orders.customer_id:tokenized]",
+		"[public.payments public.support_tickets]": "[public.payments.customer_id:tokenized public.support_tickets.customer_id:tokenized]",
 	}
 	for q := range want {
 		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
@@ -383,6 +390,14 @@ func TestAuditRelations(t *testing.T) {
 			rels := slices.Clone(st.Relations)
 			slices.Sort(rels)
 			seen[st.Fingerprint] = append(seen[st.Fingerprint], fmt.Sprint(rels))
+			var cols []string
+			for _, c := range st.Columns {
+				cols = append(cols, c.Table+"."+c.Column+":"+string(c.Decision))
+			}
+			slices.Sort(cols)
+			if w := wantCols[fmt.Sprint(rels)]; fmt.Sprint(cols) != w {
+				t.Errorf("%s: columns %v, want %s", st.Fingerprint, cols, w)
+			}
 		}
 	}
 	if len(seen) != len(want) {

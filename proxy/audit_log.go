@@ -126,6 +126,7 @@ type stmtAudit struct {
 	kind        string
 	rows, bytes uint64
 	cols        []audit.ColumnDecision
+	reads       []audit.ColumnDecision // from the analysis; cols say more
 	relations   []string
 	refusal     *audit.Refusal
 }
@@ -142,6 +143,12 @@ func (a *stmtAudit) usePlan(p *rewrite.Plan) {
 	}
 	a.cols = append(a.cols, p.Audit...)
 	a.addRelations(p.Relations)
+}
+
+// useVerdict adds what the analysis found the statement reading.
+func (a *stmtAudit) useVerdict(rv resultVerdict) {
+	a.addRelations(rv.relations)
+	a.reads = append(a.reads, rv.reads...)
 }
 
 // addRelations adds relations the statement reads, each once.
@@ -202,7 +209,16 @@ func statementRecord(sess audit.Session, a *stmtAudit, outcome audit.Outcome, sq
 	for _, r := range a.relations {
 		ev.Relations = append(ev.Relations, audit.FitName(r))
 	}
-	for _, c := range a.cols {
+	cols := a.cols
+	for _, r := range a.reads {
+		// A column the statement returns is described by its result
+		// plan (transformer, domain, key version); one it only filters
+		// or joins on by the analysis's decision.
+		if !slices.ContainsFunc(cols, func(c audit.ColumnDecision) bool { return c.Table == r.Table && c.Column == r.Column }) {
+			cols = append(cols, r)
+		}
+	}
+	for _, c := range cols {
 		c.Table, c.Column, c.Domain = audit.FitName(c.Table), audit.FitName(c.Column), audit.FitName(c.Domain)
 		c.Class, c.Transformer = audit.FitCode(c.Class), audit.FitCode(c.Transformer)
 		if c.Table == "" || c.Column == "" {

@@ -92,7 +92,7 @@ func (q *queryMeta) audit(idx int) *stmtAudit {
 			q.aud.start = q.next
 		}
 		if idx < len(q.results) {
-			q.aud.addRelations(q.results[idx].relations)
+			q.aud.useVerdict(q.results[idx])
 		}
 	}
 	return q.aud
@@ -492,14 +492,14 @@ func (s *session) resultAudit(r *protocol.Result) *stmtAudit {
 	case *execMeta:
 		if m.aud == nil {
 			fp, kind := "", ""
-			var rels []string
+			var rv resultVerdict
 			if r.Portal != nil && r.Portal.Stmt != nil {
 				sm := statementMeta(r.Portal.Stmt)
-				fp, kind, rels = sm.fingerprint, sm.kind, sm.verdict().relations
+				fp, kind, rv = sm.fingerprint, sm.kind, sm.verdict()
 			}
 			m.aud = newStmtAudit(fp, kind)
 			m.aud.start = m.sent
-			m.aud.addRelations(rels)
+			m.aud.useVerdict(rv)
 		}
 		return m.aud
 	}

@@ -11,10 +11,12 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"go.uber.org/zap"
 
+	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/policy/analyze"
 	"github.com/pgpseudo/pgpseudo/policy/plancheck"
 	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 	"github.com/pgpseudo/pgpseudo/proxy/protocol"
+	"github.com/pgpseudo/pgpseudo/proxy/rewrite"
 	"github.com/pgpseudo/pgpseudo/proxy/screen"
 )
 
@@ -78,9 +80,11 @@ type resultVerdict struct {
 	drillParams []sqlinfo.Drill
 	// relations are every relation the analysis found the statement
 	// reading (views and the base tables behind them, joins, subqueries),
-	// for its audit record: its result columns alone may name none
-	// (count(DISTINCT x)) or one side of a join.
+	// and reads the classified columns it refers to, for its audit record:
+	// its result columns alone may name none (count(DISTINCT x)), one side
+	// of a join, or miss the columns it filters on.
 	relations []string
+	reads     []audit.ColumnDecision
 }
 
 // lift returns the PostOp of result column i.
@@ -331,6 +335,10 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 			for _, t := range res.Statements[i].Relations {
 				v.results[i].relations = append(v.results[i].relations, t.Schema+"."+t.Table)
 			}
+			for _, r := range res.Statements[i].Reads {
+				v.results[i].reads = append(v.results[i].reads, audit.ColumnDecision{Table: r.Table.Schema + "." + r.Table.Table,
+					Column: r.Column, Class: r.Decision.Category, Decision: rewrite.DecisionOf(r.Decision.Action)})
+			}
 		}
 		if i < len(drills) {
 			v.results[i].drillParams = paramDrills(drills[i])
@@ -416,7 +424,7 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 				zap.String("rule", pr.Refusal.Rule), zap.String("column", pr.Refusal.Column))
 			return rv, -1
 		}
-		v.results[i] = resultVerdict{outputs: pr.Outputs, checked: true, lifts: v.results[i].lifts, drillParams: v.results[i].drillParams, relations: v.results[i].relations}
+		v.results[i] = resultVerdict{outputs: pr.Outputs, checked: true, lifts: v.results[i].lifts, drillParams: v.results[i].drillParams, relations: v.results[i].relations, reads: v.results[i].reads}
 	}
 	return v, -1
 }

@@ -128,6 +128,13 @@ type Result struct {
 	Tree *pg_query.ParseResult
 }
 
+// ColumnRead is a classified column a statement refers to.
+type ColumnRead struct {
+	Table    policy.TableName
+	Column   string
+	Decision policy.Decision
+}
+
 // StatementInfo describes one statement of a query string.
 type StatementInfo struct {
 	// Kind is the parse node name without "Stmt", e.g. "Select", "Copy",
@@ -139,6 +146,12 @@ type StatementInfo struct {
 	// Relations lists the relations the statement reads, views and the
 	// base tables behind them, in order of first reference.
 	Relations []policy.TableName
+	// Reads lists the classified columns the statement refers to anywhere
+	// (select list, WHERE, join conditions, GROUP BY, subqueries), each
+	// once with its decision, in order of first reference: for the audit
+	// record, whose result columns alone miss the columns a statement
+	// only filters or joins on.
+	Reads []ColumnRead
 	// DigestOrder reports that the statement groups or de-duplicates on a
 	// pseudonymised column: its rows must be ordered by the proxy's keyed
 	// digest, or they come back in clear-value order.
@@ -554,7 +567,7 @@ func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result,
 		if fp, err := pg_query.Fingerprint(text); err == nil {
 			info.Fingerprint = fp
 		}
-		a.rels, a.nextPath, a.digestOrder, a.outputs, a.ties, a.sortTags, a.lifts, a.liftable = nil, nil, false, nil, nil, nil, nil, liftNone
+		a.rels, a.reads, a.nextPath, a.digestOrder, a.outputs, a.ties, a.sortTags, a.lifts, a.liftable = nil, nil, nil, false, nil, nil, nil, nil, liftNone
 		a.drills, a.noDrill = nil, raw.Stmt.GetExplainStmt() != nil || raw.Stmt.GetPrepareStmt() != nil
 		a.tieHash = map[*pg_query.SelectStmt]sqlinfo.Tie{}
 		a.storedKeys = map[*pg_query.SelectStmt]bool{}
@@ -574,7 +587,7 @@ func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result,
 		if err == nil && restricted {
 			err = a.drillParams(raw.Stmt)
 		}
-		info.Relations, info.DigestOrder, info.Outputs, info.Ties = a.rels, a.digestOrder, outputsOf(a.outputs), a.ties
+		info.Relations, info.Reads, info.DigestOrder, info.Outputs, info.Ties = a.rels, a.reads, a.digestOrder, outputsOf(a.outputs), a.ties
 		info.Top = a.topTie(raw.Stmt, info.Outputs)
 		info.SortTags, info.Lifts, info.Drills = a.sortTags, a.lifts, a.drills
 		res.Statements = append(res.Statements, info)
@@ -671,8 +684,10 @@ type analyzer struct {
 	// views caches view analyses for this call; viewDepth bounds nesting.
 	views     map[policy.TableName]*viewInfo
 	viewDepth int
-	// rels are the relations the current statement reads.
-	rels []policy.TableName
+	// rels are the relations the current statement reads; reads the
+	// classified columns it refers to.
+	rels  []policy.TableName
+	reads []ColumnRead
 	// bareSetConfig is the call of a statement that is nothing but
 	// SELECT set_config(…): only such a call surely runs, once.
 	bareSetConfig *pg_query.FuncCall

@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -64,6 +65,7 @@ func (a *analyzer) expr(sc *scope, n *pg_query.Node, c ctx) (value, error) {
 		if err != nil {
 			return value{}, err
 		}
+		a.noteReads(v)
 		return v, a.check(v, c)
 	case *pg_query.Node_AConst, *pg_query.Node_ParamRef, *pg_query.Node_SqlvalueFunction:
 		return value{}, nil
@@ -182,6 +184,18 @@ func (a *analyzer) children(sc *scope, m protoreflect.Message, c ctx) error {
 }
 
 // columnRef resolves a column reference (fields as written).
+// noteReads records the classified columns a reference reads.
+func (a *analyzer) noteReads(v value) {
+	for _, s := range v.srcs {
+		if s.column == "" || s.column == "*" || s.dec.Category == "" {
+			continue
+		}
+		if !slices.ContainsFunc(a.reads, func(r ColumnRead) bool { return r.Table == s.table && r.Column == s.column }) {
+			a.reads = append(a.reads, ColumnRead{Table: s.table, Column: s.column, Decision: s.dec})
+		}
+	}
+}
+
 func (a *analyzer) columnRef(sc *scope, fields []*pg_query.Node) (value, error) {
 	names := make([]string, 0, len(fields))
 	star := false
