@@ -187,6 +187,9 @@ type ColumnDecision struct {
 	// Domain is the token domain, KeyVersion the key version used.
 	Domain     string `json:"domain,omitempty"`
 	KeyVersion uint32 `json:"key_version,omitempty"`
+	// Referred marks a column the statement refers to (WHERE, a join, a
+	// subquery) without returning it: nothing of it was received.
+	Referred bool `json:"referred,omitempty"`
 }
 
 // Refusal names the rule that refused a statement and the column it is

@@ -107,6 +107,9 @@ func (rp *Report) Add(r *Record) {
 			return
 		}
 		for _, c := range st.Columns {
+			if c.Referred {
+				continue // referred to, not received
+			}
 			name := c.Table + "." + c.Column
 			k := [2]string{name, string(c.Decision)}
 			u := s.cols[k]

@@ -372,9 +372,9 @@ func TestAuditRelations(t *testing.T) {
 	}
 	// ... and every classified column it refers to, returned or not.
 	wantCols := map[string]string{
-		"[public.orders]":                          "[public.orders.customer_id:tokenized]",
-		"[public.customers public.orders]":         "[public.customers.customer_id:tokenized public.customers.full_name:tokenized public.orders.customer_id:tokenized]",
-		"[public.payments public.support_tickets]": "[public.payments.customer_id:tokenized public.support_tickets.customer_id:tokenized]",
+		"[public.orders]":                          "[public.orders.customer_id:tokenized(referred)]",
+		"[public.customers public.orders]":         "[public.customers.customer_id:tokenized(referred) public.customers.full_name:tokenized public.orders.customer_id:tokenized(referred)]",
+		"[public.payments public.support_tickets]": "[public.payments.customer_id:tokenized(referred) public.support_tickets.customer_id:tokenized(referred)]",
 	}
 	for q := range want {
 		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
@@ -392,7 +392,11 @@ func TestAuditRelations(t *testing.T) {
 			seen[st.Fingerprint] = append(seen[st.Fingerprint], fmt.Sprint(rels))
 			var cols []string
 			for _, c := range st.Columns {
-				cols = append(cols, c.Table+"."+c.Column+":"+string(c.Decision))
+				col := c.Table + "." + c.Column + ":" + string(c.Decision)
+				if c.Referred {
+					col += "(referred)"
+				}
+				cols = append(cols, col)
 			}
 			slices.Sort(cols)
 			if w := wantCols[fmt.Sprint(rels)]; fmt.Sprint(cols) != w {

@@ -337,7 +337,7 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 			}
 			for _, r := range res.Statements[i].Reads {
 				v.results[i].reads = append(v.results[i].reads, audit.ColumnDecision{Table: r.Table.Schema + "." + r.Table.Table,
-					Column: r.Column, Class: r.Decision.Category, Decision: rewrite.DecisionOf(r.Decision.Action)})
+					Column: r.Column, Class: r.Decision.Category, Decision: rewrite.DecisionOf(r.Decision.Action), Referred: true})
 			}
 		}
 		if i < len(drills) {
