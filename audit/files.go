@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -199,3 +200,30 @@ func chainName(p string) string {
 // IsArchive reports whether a file name is a rotated archive's
 // (<name>-<20-digit sequence>.jsonl).
 func IsArchive(p string) bool { return chainName(p) != p }
+
+// CheckpointChain returns the index of the chain a checkpoint file
+// belongs to: the one holding the active file its records name. A
+// checkpoint file checked against another log would prove nothing about
+// the log it was written for.
+func CheckpointChain(path string, chains [][]string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	line, err := bufio.NewReaderSize(f, 64<<10).ReadSlice('\n')
+	if err != nil && len(line) == 0 {
+		return 0, fmt.Errorf("%w: checkpoint file %s is empty", ErrMalformed, path)
+	}
+	h, err := parseHeader(bytes.TrimSuffix(line, []byte("\n")))
+	if err != nil || h.Checkpoint == nil {
+		return 0, fmt.Errorf("%w: checkpoint file %s: its first line is not a checkpoint", ErrMalformed, path)
+	}
+	want := chainName(filepath.Base(h.Checkpoint.File))
+	for i, c := range chains {
+		if chainName(filepath.Base(c[0])) == want {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("checkpoint file %s belongs to log %s, which is not among the files given", path, want)
+}

@@ -93,6 +93,11 @@ func (f *Filter) Match(r *Record) bool {
 // matchClient applies the Client filter, remembering matched connections.
 func (f *Filter) matchClient(r *Record) bool {
 	switch {
+	case r.FileStart != nil && (r.FileStart.Reason == ReasonNew || r.FileStart.Reason == ReasonResume):
+		// A writer (re)started: the proxy numbers connections from 1
+		// again, so earlier conn_ids name other connections from now on.
+		clear(f.clientConns)
+		return false
 	case r.ConnectionStart != nil:
 		ok := f.Client.Contains(r.ConnectionStart.ClientAddr.Addr().Unmap())
 		if ok {

@@ -46,7 +46,7 @@ var documentedFields = map[string]string{
 	"statement.columns[].class": "string", "statement.columns[].decision": "string",
 	"statement.columns[].transformer": "string", "statement.columns[].domain": "string",
 	"statement.columns[].key_version": "uint32", "statement.columns[].referred": "bool",
-	"statement.rows":                  "uint64", "statement.bytes": "uint64", "statement.duration_ns": "int64",
+	"statement.rows": "uint64", "statement.bytes": "uint64", "statement.duration_ns": "int64",
 	"statement.outcome": "string", "statement.sqlstate": "string",
 	"statement.refusal.rule": "string", "statement.refusal.table": "string", "statement.refusal.column": "string",
 

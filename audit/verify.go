@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 )
 
 // ProblemKind says how a log was tampered with.
@@ -206,6 +207,12 @@ func (v *verifier) record(it item) error {
 		return v.tamper(Inserted, it, "a copy of record %d appears where record %d belongs", h.Seq, v.expected)
 	default:
 		return v.gap(it, h)
+	}
+	if it.first && h.FileStart != nil && h.FileStart.File != "-" && chainName(h.FileStart.File) != chainName(filepath.Base(it.file)) {
+		// A log's files may be archived (renamed within their chain), not
+		// moved to another chain: one log copied over another verifies
+		// with the shared key, but its header names the log it was.
+		return v.tamper(Inserted, it, "the file was written as %q, a file of another log (%s)", h.FileStart.File, chainName(h.FileStart.File))
 	}
 	if it.first && h.Seq != v.res.FirstSeq {
 		if h.FileStart == nil {

@@ -232,3 +232,42 @@ func mustKey(t *testing.T) chainKey {
 	}
 	return k
 }
+
+// TestVerifyChainsStayApart: one log copied over another verifies with the
+// shared key, but its header names the log it was, so it is refused; a
+// checkpoint file is checked against the log it names, whatever order the
+// files are given in.
+func TestVerifyChainsStayApart(t *testing.T) {
+	dir := t.TempDir()
+	main := testConfig(dir)
+	main.CheckpointPath = filepath.Join(dir, "audit.checkpoints")
+	main.CheckpointInterval = 0
+	keys := testConfig(dir)
+	keys.Path = filepath.Join(dir, "audit-keys.jsonl")
+	for _, cfg := range []Config{main, keys} {
+		w := newTestWriter(t, cfg, seams{})
+		for _, ev := range sampleEvents()[:3] {
+			if err := w.Write(context.Background(), ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w.Close()
+	}
+	chains := Chains([]string{keys.Path, main.Path})
+	i, err := CheckpointChain(main.CheckpointPath, chains)
+	if err != nil || chains[i][0] != main.Path {
+		t.Fatalf("checkpoint chain: %d %v (chains %v)", i, err, chains)
+	}
+	data, err := os.ReadFile(keys.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(main.Path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Verify(context.Background(), testKey, []string{main.Path}, VerifyOptions{})
+	var te *TamperError
+	if !errors.As(err, &te) || !strings.Contains(te.Detail, "another log") {
+		t.Fatalf("a log copied over another: %v", err)
+	}
+}

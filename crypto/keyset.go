@@ -250,3 +250,27 @@ func unmarshalKeyset(ctx context.Context, data []byte, kek tink.AEADWithContext,
 	}
 	return ks, err
 }
+
+// extends reports why next cannot replace k as the keyset in service: a
+// version of k missing from next, or with another key (the same number
+// with other outputs), or an older primary. A reload must only ever add
+// versions; anything else would change values made with the old keys.
+func (k *Keyset) extends(next *Keyset) error {
+	if next.primary < k.primary {
+		return fmt.Errorf("%w: the new keyset's primary version %d is older than %d", ErrCorruptKeyset, next.primary, k.primary)
+	}
+	for _, v := range k.versions {
+		a, err := k.derive(v.Version, "reload-check", "", 16)
+		if err != nil {
+			return err
+		}
+		b, err := next.derive(v.Version, "reload-check", "", 16)
+		if err != nil {
+			return fmt.Errorf("%w: the new keyset lacks version %d", ErrCorruptKeyset, v.Version)
+		}
+		if string(a) != string(b) {
+			return fmt.Errorf("%w: version %d has another key in the new keyset", ErrCorruptKeyset, v.Version)
+		}
+	}
+	return nil
+}

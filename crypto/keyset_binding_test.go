@@ -61,3 +61,26 @@ func TestEncryptedKeysetBoundToLocation(t *testing.T) {
 		t.Fatalf("format 1: %v, bound to %q", err, v1.BoundTo())
 	}
 }
+
+// TestReloadOnlyAddsVersions: a reloaded keyset replaces the cached one
+// only if it keeps every cached version's key and does not go back.
+func TestReloadOnlyAddsVersions(t *testing.T) {
+	ks := newTestKeyset(t)
+	rotated, err := ks.Rotate(testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c keyCache
+	c.set(ks)
+	if err := c.refresh(rotated); err != nil {
+		t.Fatalf("a rotation refused: %v", err)
+	}
+	for name, bad := range map[string]*Keyset{"older primary": ks, "another key for version 1": newTestKeyset(t)} {
+		if err := c.refresh(bad); !errors.Is(err, ErrCorruptKeyset) {
+			t.Errorf("%s: %v", name, err)
+		}
+		if c.get() != rotated {
+			t.Errorf("%s: the cached keyset was replaced", name)
+		}
+	}
+}

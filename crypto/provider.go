@@ -80,9 +80,11 @@ func Detokenize(ctx context.Context, p KeyProvider, domain, token string) (strin
 // DetokenizeValue reverses a value made by a bijective transformer (int,
 // uuid, digits, iban, card) with spec.KeyVersion (0: the version such
 // values are made with, see Kind.Untagged); value is in text format. The
-// result is tokenized again and must give value back: a value the column's
-// transform could not have made (another column's keep_prefix, a type it
-// does not fit) is an error, never a guess.
+// result is tokenized again and must give value back, which catches a
+// value this transform could not have made (invalid check digits, a text
+// it does not read back alike). It cannot catch a spec the caller got
+// wrong (another column's keep_prefix, another int width): a bijection
+// reverses any value of its format, so the spec must be the column's.
 func DetokenizeValue(ctx context.Context, p KeyProvider, spec Spec, typeOID uint32, value string) (string, error) {
 	ks, err := p.Keyset(ctx)
 	if err != nil {
@@ -126,6 +128,21 @@ func (c *keyCache) get() *Keyset {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.ks
+}
+
+// refresh puts a reloaded keyset in service if it only adds versions to
+// the cached one (Keyset.extends); otherwise the cached keys stay and the
+// reason is returned.
+func (c *keyCache) refresh(ks *Keyset) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ks != nil {
+		if err := c.ks.extends(ks); err != nil {
+			return err
+		}
+	}
+	c.ks = ks
+	return nil
 }
 
 func (c *keyCache) set(ks *Keyset) {

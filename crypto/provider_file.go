@@ -47,7 +47,10 @@ func (p *FileProvider) Refresh(ctx context.Context) (*Keyset, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.cache.set(ks)
+	if err := p.cache.refresh(ks); err != nil {
+		p.log.Error("reloaded keyset refused; cached keys stay in service", zap.Error(err))
+		return nil, errWithPath("reloading keyset file", p.path, err)
+	}
 	return ks, nil
 }
 

@@ -99,7 +99,10 @@ func (p *VaultProvider) Refresh(ctx context.Context) (*Keyset, error) {
 		}
 		return nil, err
 	}
-	p.cache.set(ks)
+	if err := p.cache.refresh(ks); err != nil {
+		p.log.Error("reloaded keyset refused; cached keys stay in service", zap.Error(err))
+		return nil, p.err("reloading keyset", p.kvLocation(), err)
+	}
 	return ks, nil
 }
 

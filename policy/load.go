@@ -74,7 +74,9 @@ type FunctionsSpec struct {
 // well-formed. Names never contain ':', so no declared domain can equal
 // the implicit domain of a column (implicitDomain).
 func validDomainName(n string) bool {
-	if n == "" || len(n) > 63 {
+	if n == "" || len(n) > 63 || strings.HasPrefix(n, "x-") {
+		// "x-" starts the hex-encoded names of other domains in Vault's
+		// detokenize paths.
 		return false
 	}
 	for i, c := range n {
@@ -150,7 +152,7 @@ func Parse(name string, data []byte) (*Policy, error) {
 	}
 	for name := range f.TokenDomains {
 		if !validDomainName(name) {
-			return nil, pos.Errorf("token_domains", "token domain name %q must be 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit", name)
+			return nil, pos.Errorf("token_domains", "token domain name %q must be 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit and not with \"x-\"", name)
 		}
 	}
 	if err := p.loadColumns(f, pos, categories); err != nil {

@@ -72,3 +72,8 @@ func validGlob(g string) bool {
 	_, err := path.Match(g, "")
 	return err == nil
 }
+
+// QualifiedName is the column's schema.table.column with each part quoted
+// when PostgreSQL would need it ("s.t".x."c") — unambiguous, unlike the
+// parts joined with dots.
+func (c *Column) QualifiedName() string { return c.Table.String() + "." + quoteIdent(c.Name) }

@@ -299,7 +299,7 @@ roles:
 	if tn, col, ok := parseImplicitDomain(a); !ok || tn != (TableName{"s.t", "x"}) || col != "x" {
 		t.Fatalf("parseImplicitDomain(%q) = %v %q %v", a, tn, col, ok)
 	}
-	for _, bad := range []string{"column:6:public6:people5:email", "", "-x", "a b"} {
+	for _, bad := range []string{"column:6:public6:people5:email", "", "-x", "a b", "x-636f6c"} {
 		_, err := Parse("bad.yaml", []byte("version: 1\ntoken_domains:\n  '"+bad+"': {}\nroles:\n  default:\n    actions: {identity: allow}\n"))
 		if err == nil || !strings.Contains(err.Error(), "token domain name") {
 			t.Errorf("domain name %q: %v", bad, err)

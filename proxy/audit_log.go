@@ -178,6 +178,14 @@ func auditKind(kind string) string {
 		return "set"
 	case "VariableShow":
 		return "show"
+	// Statements of roles that see everything are not parsed: their kind
+	// is their first word, named here as the parse would name it.
+	case "Begin", "Start", "Commit", "End", "Rollback", "Abort", "Savepoint", "Release":
+		return "transaction"
+	case "Declare":
+		return "declare_cursor"
+	case "With", "Table", "Values":
+		return "select"
 	}
 	var b strings.Builder
 	for i, c := range kind {

@@ -131,8 +131,15 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 	}
 	// Each chain (the proxy's log, each command's log beside it) is
-	// verified on its own; the checkpoint file belongs to the first.
+	// verified on its own; the checkpoint file against the log it names.
 	chains := audit.Chains(files)
+	ckptChain := -1
+	if *ckpt != "" {
+		if ckptChain, err = audit.CheckpointChain(*ckpt, chains); err != nil {
+			clear(key)
+			return exitFor(err)
+		}
+	}
 	type chainResult struct {
 		res audit.VerifyResult
 		err error
@@ -140,7 +147,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	results := make([]chainResult, len(chains))
 	for i, chain := range chains {
 		opts := audit.VerifyOptions{Partial: *partial}
-		if i == 0 {
+		if i == ckptChain {
 			opts.Checkpoints = *ckpt
 		}
 		results[i].res, results[i].err = audit.Verify(ctx, audit.StaticKey(key), chain, opts)
@@ -192,7 +199,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			if len(results) > 1 {
 				prefix = chainLabel(chains[i]) + ": "
 			}
-			printVerify(stdout, prefix, r.res, r.err, i == 0 && *ckpt != "", *ckpt)
+			printVerify(stdout, prefix, r.res, r.err, i == ckptChain, *ckpt)
 		}
 	}
 	for _, r := range results {

@@ -59,6 +59,16 @@ func detokenize(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	asJSON := fs.Bool("json", false, "print a JSON array of strings (values may contain newlines)")
 	typeName := fs.String("type", "", "column type for int domains: int4 or int8 (required for them; put -- before negative values)")
 	column := fs.String("column", "", "schema.table.column the values come from, when the domain's columns transform differently")
+	// A negative value given before "--" would be read as a flag, and the
+	// flag package would echo it: refuse it without naming it.
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if len(a) > 1 && a[0] == '-' && a[1] >= '0' && a[1] <= '9' {
+			return &exitError{code: 2, err: errors.New("detokenize: a value starting with '-' must come after -- (or on standard input)")}
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)
 	}
@@ -281,19 +291,28 @@ type reverseOptions struct {
 }
 
 // pickColumn chooses the column whose transform reverses the domain's
-// values: the one --column names, or the domain's only kind of transform.
+// values: the one --column names (schema.table.column, quoted as psql
+// shows names that need it), or the domain's only kind of transform.
 func pickColumn(cols []*policy.Column, domain, name string) (*policy.Column, error) {
 	if name != "" {
+		var found []*policy.Column
 		for _, c := range cols {
-			if c.Table.Schema+"."+c.Table.Table+"."+c.Name == name {
-				return c, nil
+			quoted := c.QualifiedName()
+			if quoted == name || (c.Table.Schema+"."+c.Table.Table+"."+c.Name == name && !strings.Contains(c.Table.Schema+c.Table.Table+c.Name, ".")) {
+				found = append(found, c)
 			}
 		}
-		return nil, fmt.Errorf("detokenize: --column %s is not a column of token domain %q", name, domain)
+		switch len(found) {
+		case 1:
+			return found[0], nil
+		case 0:
+			return nil, fmt.Errorf("detokenize: --column %s is not a column of token domain %q (names with dots are quoted: \"s.t\".x.\"c\")", name, domain)
+		}
+		return nil, fmt.Errorf("detokenize: --column %s names more than one column of token domain %q; quote the names", name, domain)
 	}
 	var names []string
 	for _, c := range cols {
-		names = append(names, c.Table.Schema+"."+c.Table.Table+"."+c.Name)
+		names = append(names, c.QualifiedName())
 		if !sameReversal(c.Spec, cols[0].Spec) {
 			return nil, fmt.Errorf("detokenize: the columns of token domain %q transform differently (%s); name the one the values come from with --column", domain, strings.Join(names, ", "))
 		}

@@ -1119,7 +1119,7 @@ func (a *analyzer) copyStmt(c *pg_query.CopyStmt) error {
 				if len(col.val.srcs) > 0 {
 					s = col.val.srcs[0]
 				}
-				return &Refusal{Table: s.table, Column: s.column, Clause: "COPY", How: "with the NULL option",
+				return &Refusal{Table: s.table, Column: s.column, Action: s.dec.Action, Category: s.dec.Category, Clause: "COPY", How: "with the NULL option",
 					Reason: "is protected, and a value equal to the NULL string would leave unchanged",
 					Rule:   "COPY of protected columns uses the default NULL string"}
 			}

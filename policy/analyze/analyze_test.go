@@ -370,13 +370,16 @@ func TestRefusalCode(t *testing.T) {
 		r    Refusal
 		want string
 	}{
-		{Refusal{Column: "religion", Rule: `category "special" is blocked for role "bi"`}, "column_blocked"},
-		{Refusal{Column: "email", Rule: `category "contact" is tokenized for role "bi"; …`}, "column_pseudonymised"},
-		{Refusal{Column: "iban", Rule: `category "financial" is masked for role "bi"`}, "column_pseudonymised"},
-		{Refusal{Column: "note", Rule: `category "x" is nulled for role "bi"`}, "column_nulled"},
-		{Refusal{Column: "c", Rule: `unclassified columns are blocked for role "bi"`}, "column_unclassified"},
+		{Refusal{Column: "religion", Action: policy.Block, Category: "special"}, "column_blocked"},
+		{Refusal{Column: "email", Action: policy.Tokenize, Category: "contact"}, "column_pseudonymised"},
+		{Refusal{Column: "iban", Action: policy.Mask, Category: "financial"}, "column_pseudonymised"},
+		{Refusal{Column: "note", Action: policy.Null, Category: "x"}, "column_nulled"},
+		{Refusal{Column: "c", Action: policy.Block}, "column_unclassified"},
+		// Names in the rule text do not change the code (a role called
+		// "unclassified_readers").
+		{Refusal{Column: "c", Action: policy.Tokenize, Category: "contact", Rule: `category "contact" is tokenized for role "unclassified_readers"`}, "column_pseudonymised"},
 		{Refusal{Column: "t.c", Rule: "references pgpseudo cannot resolve are refused for restricted roles"}, "unresolved"},
-		{Refusal{Column: "c", Rule: "COPY of protected columns uses the default NULL string"}, "column_use"},
+		{Refusal{Column: "c", Rule: "a drill-down parameter may only be compared for equality with columns of its token domain"}, "column_use"},
 		{Refusal{Function: "query_to_xml"}, "function"},
 		{Refusal{Relation: "pg_stat_activity"}, "relation"},
 		{Refusal{Setting: "search_path"}, "setting"},

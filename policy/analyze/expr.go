@@ -485,7 +485,7 @@ func (a *analyzer) drillDown(sc *scope, e *pg_query.A_Expr, op string, c ctx) (h
 		if e.GetKind() == pg_query.A_Expr_Kind_AEXPR_IN {
 			how = "in IN (…) with literals (tokens?)"
 		}
-		return true, &Refusal{Table: s.table, Column: s.column, Clause: c.clause, How: how,
+		return true, &Refusal{Table: s.table, Column: s.column, Action: s.dec.Action, Category: s.dec.Category, Clause: c.clause, How: how,
 			Reason: a.describe(s) + fmt.Sprintf(" in token domain %q, which is not reversible", s.domain),
 			Rule:   s.dec.Rule + "; drill-down on a token (filtering on it) needs a reversible token domain (reversible: true), whose tokens the proxy decodes; other literals would probe clear values"}
 	}

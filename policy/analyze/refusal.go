@@ -42,6 +42,10 @@ type Refusal struct {
 	Reason string
 	// Rule is the policy and analysis rule that refuses it.
 	Rule string
+	// Action and Category are the role's decision for a refused column
+	// use (Category empty: the policy does not classify the column).
+	Action   policy.Action
+	Category string
 }
 
 // Error implements error.
@@ -137,19 +141,21 @@ func quoteIdent(s string) string {
 // analyse.
 func (r *Refusal) Code() string {
 	switch {
-	case strings.Contains(r.Rule, "cannot resolve"):
+	case r.Action == "" && strings.Contains(r.Rule, "cannot resolve"):
 		return "unresolved"
-	case r.Column != "":
+	case r.Column != "" && r.Action != "":
 		switch {
-		case strings.Contains(r.Rule, "unclassified"):
+		case r.Category == "":
 			return "column_unclassified"
-		case strings.Contains(r.Rule, " is blocked "):
+		case r.Action == policy.Block:
 			return "column_blocked"
-		case strings.Contains(r.Rule, " is nulled "):
+		case r.Action == policy.Null:
 			return "column_nulled"
-		case strings.Contains(r.Rule, " is tokenized "), strings.Contains(r.Rule, " is masked "):
+		case r.Action == policy.Tokenize, r.Action == policy.Mask:
 			return "column_pseudonymised"
 		}
+		return "column_use"
+	case r.Column != "":
 		return "column_use"
 	case r.StatementKind == "unparseable":
 		return "unparseable"

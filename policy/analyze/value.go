@@ -219,7 +219,7 @@ func (a *analyzer) check(v value, c ctx) error {
 	}
 	if v.wholeRow != "" {
 		s := ordered[0]
-		return &Refusal{Table: s.table, Column: s.column, Clause: c.clause,
+		return &Refusal{Table: s.table, Column: s.column, Action: s.dec.Action, Category: s.dec.Category, Clause: c.clause,
 			How:    fmt.Sprintf("in the whole-row reference %s", quoteIdent(v.wholeRow)),
 			Reason: a.describe(s), Rule: s.dec.Rule + "; " + ruleWhole}
 	}
@@ -231,7 +231,7 @@ func (a *analyzer) check(v value, c ctx) error {
 	}
 	if v.mixed && c.use != useOutput {
 		s := ordered[0]
-		return &Refusal{Table: s.table, Column: s.column, Clause: c.clause,
+		return &Refusal{Table: s.table, Column: s.column, Action: s.dec.Action, Category: s.dec.Category, Clause: c.clause,
 			How:    joinHow(c.how, "mixed with values outside its token domain (through "+orDefault(v.via, "a set operation")+")"),
 			Reason: a.describe(s), Rule: s.dec.Rule + "; " + ruleDomain}
 	}
@@ -288,7 +288,7 @@ func (a *analyzer) check(v value, c ctx) error {
 			}
 		}
 		s := ordered[0]
-		return &Refusal{Table: s.table, Column: s.column, Clause: c.clause,
+		return &Refusal{Table: s.table, Column: s.column, Action: s.dec.Action, Category: s.dec.Category, Clause: c.clause,
 			How:    fmt.Sprintf("through view %s, whose column %s the policy does not classify at least as strictly", shortName(v.view), quoteIdent(v.viewCol)),
 			Reason: a.describe(s), Rule: s.dec.Rule + "; " + ruleOrigin}
 	}
@@ -301,7 +301,7 @@ func (a *analyzer) check(v value, c ctx) error {
 	default:
 		how = "as a computed result column"
 	}
-	return &Refusal{Table: s.table, Column: s.column, Clause: c.clause, How: how,
+	return &Refusal{Table: s.table, Column: s.column, Action: s.dec.Action, Category: s.dec.Category, Clause: c.clause, How: how,
 		Reason: a.describe(s), Rule: s.dec.Rule + "; " + ruleOrigin}
 }
 
@@ -326,7 +326,7 @@ func orDefault(s, def string) string {
 }
 
 func (a *analyzer) refuseSource(s *source, c ctx, rule string) *Refusal {
-	return &Refusal{Table: s.table, Column: s.column, Clause: c.clause, How: c.how,
+	return &Refusal{Table: s.table, Column: s.column, Action: s.dec.Action, Category: s.dec.Category, Clause: c.clause, How: c.how,
 		Reason: a.describe(s), Rule: s.dec.Rule + "; " + rule}
 }
 
