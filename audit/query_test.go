@@ -196,6 +196,28 @@ func TestReport(t *testing.T) {
 	if len(got.Detokens) != 1 || got.Detokens[0].Actor != "dpo" || got.Detokens[0].Tokens != 3 {
 		t.Errorf("detokenizations %+v", got.Detokens)
 	}
+	// The same uses per table and per classification.
+	readers := func(gs []*Group, name string) string {
+		for _, g := range gs {
+			if g.Name == name {
+				var s []string
+				for _, r := range g.Readers {
+					s = append(s, r.User+":"+r.Column+"="+string(r.Decision))
+				}
+				return strings.Join(s, ",")
+			}
+		}
+		return "(none)"
+	}
+	if r := readers(got.Tables, "crm.tickets"); r != "carol:crm.tickets.diagnosis=nulled,carol:crm.tickets.phone=masked" {
+		t.Errorf("readers of crm.tickets: %s", r)
+	}
+	if r := readers(got.Tables, "public.customers"); r != "alice:public.customers.email=tokenized,carol:public.customers.email=allowed,alice:public.customers.id=allowed" {
+		t.Errorf("readers of public.customers: %s", r)
+	}
+	if r := readers(got.Categories, "health"); r != "carol:crm.tickets.diagnosis=nulled" {
+		t.Errorf("readers of health data: %s", r)
+	}
 
 	// a window that excludes alice's statements
 	rp = NewReport(recs[6].Time, time.Time{})
@@ -203,7 +225,7 @@ func TestReport(t *testing.T) {
 	b.Reset()
 	rp.WriteTo(&b, FormatTable)
 	if out := b.String(); strings.Contains(out, "alice") || !strings.Contains(out, "role support, user carol") ||
-		!strings.Contains(out, "crm.tickets.diagnosis") || !strings.Contains(out, "dpo") {
+		!strings.Contains(out, "crm.tickets.diagnosis") || !strings.Contains(out, "dpo") || !strings.Contains(out, "by category:") {
 		t.Fatalf("windowed table:\n%s", out)
 	}
 	b.Reset()

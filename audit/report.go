@@ -21,6 +21,10 @@ type Report struct {
 	Until    time.Time       `json:"until"`
 	Subjects []*Subject      `json:"subjects"`
 	Detokens []DetokenizeUse `json:"detokenizations"`
+	// Tables and Categories regroup the subjects' columns: per table and
+	// per classification, who received which column and how.
+	Tables     []*Group `json:"tables"`
+	Categories []*Group `json:"categories"`
 
 	index map[[2]string]*Subject
 }
@@ -38,11 +42,29 @@ type Subject struct {
 	cols          map[[2]string]*ColumnUse
 }
 
+// Group is a table's or a classification's readers.
+type Group struct {
+	Name    string    `json:"name"`
+	Readers []Reading `json:"readers"`
+}
+
+// Reading is one subject's use of one column.
+type Reading struct {
+	Role       string   `json:"role"`
+	User       string   `json:"user"`
+	Column     string   `json:"column"`
+	Decision   Decision `json:"decision"`
+	Statements uint64   `json:"statements"`
+	Rows       uint64   `json:"rows"`
+}
+
 // ColumnUse counts statements and rows in which a column left with one
 // decision.
 type ColumnUse struct {
-	// Column is "schema.table.column".
+	// Column is "schema.table.column"; Class its classification.
 	Column     string    `json:"column"`
+	Table      string    `json:"-"`
+	Class      string    `json:"class"`
 	Decision   Decision  `json:"decision"`
 	Statements uint64    `json:"statements"`
 	Rows       uint64    `json:"rows"`
@@ -114,7 +136,7 @@ func (rp *Report) Add(r *Record) {
 			k := [2]string{name, string(c.Decision)}
 			u := s.cols[k]
 			if u == nil {
-				u = &ColumnUse{Column: name, Decision: c.Decision, First: r.Time}
+				u = &ColumnUse{Column: name, Table: c.Table, Class: c.Class, Decision: c.Decision, First: r.Time}
 				s.cols[k] = u
 				switch c.Decision {
 				case DecisionAllowed:
@@ -150,6 +172,35 @@ func (rp *Report) sort() {
 		slices.SortFunc(s.Pseudonymised, byCol)
 		slices.SortFunc(s.Withheld, byCol)
 	}
+	rp.Tables = rp.regroup(func(u *ColumnUse) string { return u.Table })
+	rp.Categories = rp.regroup(func(u *ColumnUse) string { return u.Class })
+}
+
+// regroup lists every subject's column uses under the group key gives,
+// groups and readers in order.
+func (rp *Report) regroup(key func(*ColumnUse) string) []*Group {
+	byName := map[string]*Group{}
+	for _, s := range rp.Subjects {
+		for _, us := range [][]*ColumnUse{s.Clear, s.Pseudonymised, s.Withheld} {
+			for _, u := range us {
+				g := byName[key(u)]
+				if g == nil {
+					g = &Group{Name: key(u), Readers: []Reading{}}
+					byName[key(u)] = g
+				}
+				g.Readers = append(g.Readers, Reading{Role: s.Role, User: s.User, Column: u.Column, Decision: u.Decision, Statements: u.Statements, Rows: u.Rows})
+			}
+		}
+	}
+	out := make([]*Group, 0, len(byName))
+	for _, g := range byName {
+		slices.SortFunc(g.Readers, func(a, b Reading) int {
+			return cmp.Or(cmp.Compare(a.Column, b.Column), cmp.Compare(a.Role, b.Role), cmp.Compare(a.User, b.User), cmp.Compare(a.Decision, b.Decision))
+		})
+		out = append(out, g)
+	}
+	slices.SortFunc(out, func(a, b *Group) int { return cmp.Compare(a.Name, b.Name) })
+	return out
 }
 
 // WriteTo writes the report in format table, json or csv.
@@ -170,7 +221,7 @@ func (rp *Report) WriteTo(w io.Writer, format string) error {
 
 func (rp *Report) writeCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"role", "user", "category", "column", "decision", "statements", "rows", "first", "last", "seq", "rule", "fingerprint"})
+	cw.Write([]string{"role", "user", "category", "column", "decision", "statements", "rows", "first", "last", "seq", "rule", "fingerprint", "class"})
 	ts := func(t time.Time) string { return t.Format(time.RFC3339Nano) }
 	for _, s := range rp.Subjects {
 		for _, g := range []struct {
@@ -179,7 +230,7 @@ func (rp *Report) writeCSV(w io.Writer) error {
 		}{{"clear", s.Clear}, {"pseudonymised", s.Pseudonymised}, {"withheld", s.Withheld}} {
 			for _, u := range g.us {
 				cw.Write([]string{s.Role, s.User, g.name, u.Column, string(u.Decision), strconv.FormatUint(u.Statements, 10),
-					strconv.FormatUint(u.Rows, 10), ts(u.First), ts(u.Last), "", "", ""})
+					strconv.FormatUint(u.Rows, 10), ts(u.First), ts(u.Last), "", "", "", u.Class})
 			}
 		}
 		for _, f := range s.Refusals {
@@ -188,12 +239,12 @@ func (rp *Report) writeCSV(w io.Writer) error {
 				col = f.Table + "." + f.Column
 			}
 			cw.Write([]string{s.Role, s.User, "refused", col, "", "1", "0", ts(f.Time), ts(f.Time),
-				strconv.FormatUint(f.Seq, 10), f.Rule, f.Fingerprint})
+				strconv.FormatUint(f.Seq, 10), f.Rule, f.Fingerprint, ""})
 		}
 	}
 	for _, d := range rp.Detokens {
 		cw.Write([]string{"", d.Actor, "detokenize", d.Domain, string(d.Outcome), "1", strconv.FormatUint(d.Tokens, 10),
-			ts(d.Time), ts(d.Time), strconv.FormatUint(d.Seq, 10), "", ""})
+			ts(d.Time), ts(d.Time), strconv.FormatUint(d.Seq, 10), "", "", ""})
 	}
 	cw.Flush()
 	return cw.Error()
@@ -229,6 +280,21 @@ func (rp *Report) writeText(w io.Writer) error {
 			for _, f := range s.Refusals {
 				fmt.Fprintf(tw, "    #%d\t%s\t%s\t%s\t%s\n", f.Seq, f.Time.Format(time.RFC3339), f.Rule,
 					dash(joinDot(f.Table, f.Column)), tabless(clip(f.Fingerprint, 80)))
+			}
+		}
+	}
+	for _, v := range []struct {
+		title  string
+		groups []*Group
+	}{{"by table", rp.Tables}, {"by category", rp.Categories}} {
+		if len(v.groups) == 0 {
+			continue
+		}
+		fmt.Fprintf(tw, "\n%s:\n", v.title)
+		for _, g := range v.groups {
+			fmt.Fprintf(tw, "  %s:\n", dash(g.Name))
+			for _, r := range g.Readers {
+				fmt.Fprintf(tw, "    %s\trole %s, user %s\t%s\t%d statements\t%d rows\n", r.Column, dash(r.Role), dash(r.User), r.Decision, r.Statements, r.Rows)
 			}
 		}
 	}
