@@ -327,31 +327,16 @@ func (p *VaultProvider) Identity(ctx context.Context) (Identity, error) {
 
 // DetokenizePath is the Vault path whose read capability lets an identity
 // detokenize domain: <kv_mount>/data/<kv_path>/detokenize/<domain>, the
-// domain as it is when it is a declared name (letters, digits, '_', '.',
-// '-'; never "." or ".."), else hex-encoded after "x-" (a column's
-// implicit domain holds table and column names). Nothing needs to be
+// domain as it is when it is a declared name (ValidDomainName: one plain
+// path segment), else hex-encoded after "x-" (a column's implicit domain
+// holds table and column names). Nothing needs to be
 // stored there; Vault's policies alone decide.
 func (p *VaultProvider) DetokenizePath(domain string) string {
 	seg := domain
-	if !plainSegment(domain) {
+	if !ValidDomainName(domain) {
 		seg = "x-" + hex.EncodeToString([]byte(domain))
 	}
 	return p.kvLocation() + "/detokenize/" + seg
-}
-
-// plainSegment reports whether s can stand as one path segment unchanged.
-func plainSegment(s string) bool {
-	if s == "" || s == "." || s == ".." || len(s) > 63 {
-		return false
-	}
-	for _, c := range s {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '.', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // AllowDetokenize implements DetokenizeAuthorizer: after logging in, and

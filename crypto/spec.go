@@ -3,6 +3,7 @@ package crypto
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Kind names a transformer.
@@ -50,6 +51,26 @@ func (k Kind) Untagged() bool {
 		return true
 	}
 	return false
+}
+
+// ValidDomainName reports whether n may name a declared token domain: 1 to
+// 63 letters, digits, '_', '.' or '-', starting with a letter or digit and
+// not with "x-". Such a name is one plain Vault path segment; "x-" starts
+// the hex-encoded names of the others (a column's implicit domain, which
+// has ':' and the column's names in it, so no declared name equals it).
+func ValidDomainName(n string) bool {
+	if n == "" || len(n) > 63 || strings.HasPrefix(n, "x-") {
+		return false
+	}
+	for i, c := range n {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case i > 0 && (c == '_' || c == '.' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Wire format codes as in Bind/RowDescription.

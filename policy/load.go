@@ -70,26 +70,6 @@ type FunctionsSpec struct {
 	Allow []string `yaml:"allow"`
 }
 
-// validDomainName reports whether a declared token domain's name is
-// well-formed. Names never contain ':', so no declared domain can equal
-// the implicit domain of a column (implicitDomain).
-func validDomainName(n string) bool {
-	if n == "" || len(n) > 63 || strings.HasPrefix(n, "x-") {
-		// "x-" starts the hex-encoded names of other domains in Vault's
-		// detokenize paths.
-		return false
-	}
-	for i, c := range n {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case i > 0 && (c == '_' || c == '.' || c == '-'):
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 // implicitDomain is the token domain of a column the policy gives none:
 // reserved (declared names have no ':') and length-prefixed, so neither a
 // declared domain nor another column's name can produce it
@@ -151,7 +131,7 @@ func Parse(name string, data []byte) (*Policy, error) {
 		categories = append(categories, c)
 	}
 	for name := range f.TokenDomains {
-		if !validDomainName(name) {
+		if !crypto.ValidDomainName(name) {
 			return nil, pos.Errorf("token_domains", "token domain name %q must be 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit and not with \"x-\"", name)
 		}
 	}
