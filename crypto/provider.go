@@ -77,34 +77,57 @@ func Detokenize(ctx context.Context, p KeyProvider, domain, token string) (strin
 	return string(pt), nil
 }
 
-// DetokenizeValue reverses a value made by a bijective transformer (int,
-// uuid, digits, iban, card) with spec.KeyVersion (0: the version such
-// values are made with, see Kind.Untagged); value is in text format. The
-// result is tokenized again and must give value back, which catches a
-// value this transform could not have made (invalid check digits, a text
-// it does not read back alike). It cannot catch a spec the caller got
-// wrong (another column's keep_prefix, another int width): a bijection
-// reverses any value of its format, so the spec must be the column's.
+// DetokenizeValue reverses one value made by a bijective transformer (see
+// ValueReverser).
 func DetokenizeValue(ctx context.Context, p KeyProvider, spec Spec, typeOID uint32, value string) (string, error) {
 	ks, err := p.Keyset(ctx)
 	if err != nil {
 		return "", err
 	}
-	t, err := New(spec, ks, typeOID, FormatText)
+	vr, err := NewValueReverser(spec, ks, typeOID)
 	if err != nil {
 		return "", err
+	}
+	return vr.Reverse(value)
+}
+
+// ValueReverser reverses values made by a bijective transformer (int,
+// uuid, digits, iban, card) with spec.KeyVersion (0: the version such
+// values are made with, see Kind.Untagged), in text format; built once for
+// many values.
+type ValueReverser struct {
+	t   Transformer
+	r   Reverser
+	oid uint32
+}
+
+// NewValueReverser builds the transformer spec makes for typeOID.
+func NewValueReverser(spec Spec, ks *Keyset, typeOID uint32) (*ValueReverser, error) {
+	t, err := New(spec, ks, typeOID, FormatText)
+	if err != nil {
+		return nil, err
 	}
 	r, ok := t.(Reverser)
 	if !ok {
-		return "", fmt.Errorf("%w: %s", ErrNotReversible, spec.Kind)
+		return nil, fmt.Errorf("%w: %s", ErrNotReversible, spec.Kind)
 	}
-	out, err := r.Reverse(nil, []byte(value))
+	return &ValueReverser{t: t, r: r, oid: typeOID}, nil
+}
+
+// Reverse returns the value's original. The result is tokenized again and
+// must give value back, which catches a value this transform could not
+// have made (invalid check digits, a text it does not read back alike). It
+// cannot catch a spec the caller got wrong (another column's keep_prefix,
+// another int width): a bijection reverses any value of its format, so the
+// spec must be the column's.
+func (v *ValueReverser) Reverse(value string) (string, error) {
+	out, err := v.r.Reverse(nil, []byte(value))
 	if err != nil {
 		return "", err
 	}
-	again, err := t.Transform(nil, out)
-	if err != nil || !bytes.Equal(canonicalText(typeOID, again), canonicalText(typeOID, []byte(value))) {
-		return "", fmt.Errorf("%w: the value is not one this column's %s transform makes (check the domain, --column and --type)", ErrInvalidToken, spec.Kind)
+	again, err := v.t.Transform(nil, out)
+	if err != nil || !bytes.Equal(canonicalText(v.oid, again), canonicalText(v.oid, []byte(value))) {
+		return "", fmt.Errorf("%w: the value is not one this column's transform makes (check the domain, --column and --type)", ErrInvalidToken)
 	}
 	return string(out), nil
 }

@@ -140,15 +140,22 @@ func detokenizeAll(ctx context.Context, p crypto.KeyProvider, domain string, tok
 			return nil, err
 		}
 	}
-	if _, err := p.Keyset(ctx); err != nil {
+	ks, err := p.Keyset(ctx)
+	if err != nil {
 		return nil, err
+	}
+	var vr *crypto.ValueReverser
+	if rev != nil {
+		if vr, err = crypto.NewValueReverser(rev.spec, ks, rev.typeOID); err != nil {
+			return nil, err
+		}
 	}
 	values := make([]string, len(tokens))
 	for i, tok := range tokens {
 		var v string
 		var err error
-		if rev != nil {
-			v, err = crypto.DetokenizeValue(ctx, p, rev.spec, rev.typeOID, tok)
+		if vr != nil {
+			v, err = vr.Reverse(tok)
 		} else {
 			v, err = crypto.Detokenize(ctx, p, domain, tok)
 		}
