@@ -72,11 +72,17 @@ func TestReloadOnlyAddsVersions(t *testing.T) {
 	}
 	var c keyCache
 	c.set(ks)
-	if err := c.refresh(rotated); err != nil {
+	if got, err := c.refresh(rotated); err != nil || got != rotated {
 		t.Fatalf("a rotation refused: %v", err)
 	}
+	// The same keyset read again keeps the one in service (and the
+	// transformers built from it).
+	same := &Keyset{handle: rotated.handle, prfs: rotated.prfs, versions: rotated.versions, primary: rotated.primary}
+	if got, err := c.refresh(same); err != nil || got != rotated || c.get() != rotated {
+		t.Fatalf("an unchanged reload replaced the keyset in service: %v", err)
+	}
 	for name, bad := range map[string]*Keyset{"older primary": ks, "another key for version 1": newTestKeyset(t)} {
-		if err := c.refresh(bad); !errors.Is(err, ErrCorruptKeyset) {
+		if _, err := c.refresh(bad); !errors.Is(err, ErrCorruptKeyset) {
 			t.Errorf("%s: %v", name, err)
 		}
 		if c.get() != rotated {

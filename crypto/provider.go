@@ -155,17 +155,22 @@ func (c *keyCache) get() *Keyset {
 
 // refresh puts a reloaded keyset in service if it only adds versions to
 // the cached one (Keyset.extends); otherwise the cached keys stay and the
-// reason is returned.
-func (c *keyCache) refresh(ks *Keyset) error {
+// reason is returned. A reload that adds nothing keeps the cached Keyset
+// itself, so transformers built from it (cached by keyset) stay in use.
+// It returns the keyset in service.
+func (c *keyCache) refresh(ks *Keyset) (*Keyset, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ks != nil {
 		if err := c.ks.extends(ks); err != nil {
-			return err
+			return nil, err
+		}
+		if ks.primary == c.ks.primary && len(ks.versions) == len(c.ks.versions) && ks.boundTo == c.ks.boundTo {
+			return c.ks, nil
 		}
 	}
 	c.ks = ks
-	return nil
+	return ks, nil
 }
 
 func (c *keyCache) set(ks *Keyset) {

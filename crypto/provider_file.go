@@ -47,7 +47,8 @@ func (p *FileProvider) Refresh(ctx context.Context) (*Keyset, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := p.cache.refresh(ks); err != nil {
+	ks, err = p.cache.refresh(ks)
+	if err != nil {
 		p.log.Error("reloaded keyset refused; cached keys stay in service", zap.Error(err))
 		return nil, errWithPath("reloading keyset file", p.path, err)
 	}

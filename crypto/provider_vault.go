@@ -99,7 +99,8 @@ func (p *VaultProvider) Refresh(ctx context.Context) (*Keyset, error) {
 		}
 		return nil, err
 	}
-	if err := p.cache.refresh(ks); err != nil {
+	ks, err = p.cache.refresh(ks)
+	if err != nil {
 		p.log.Error("reloaded keyset refused; cached keys stay in service", zap.Error(err))
 		return nil, p.err("reloading keyset", p.kvLocation(), err)
 	}
