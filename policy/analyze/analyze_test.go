@@ -378,7 +378,8 @@ func TestRefusalCode(t *testing.T) {
 		// Names in the rule text do not change the code (a role called
 		// "unclassified_readers").
 		{Refusal{Column: "c", Action: policy.Tokenize, Category: "contact", Rule: `category "contact" is tokenized for role "unclassified_readers"`}, "column_pseudonymised"},
-		{Refusal{Column: "t.c", Rule: "references pgpseudo cannot resolve are refused for restricted roles"}, "unresolved"},
+		{Refusal{Column: "t.c", Rule: ruleUnresolvedRef}, "unresolved"},
+		{Refusal{Relation: "t", Rule: ruleUnresolvedRef}, "unresolved"},
 		{Refusal{Column: "c", Rule: "a drill-down parameter may only be compared for equality with columns of its token domain"}, "column_use"},
 		{Refusal{Function: "query_to_xml"}, "function"},
 		{Refusal{Relation: "pg_stat_activity"}, "relation"},

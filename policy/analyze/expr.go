@@ -341,13 +341,13 @@ func (a *analyzer) unresolvedRelation(q []*pg_query.Node) error {
 		parts = append(parts, quoteIdent(n.GetString_().GetSval()))
 	}
 	return &Refusal{Relation: strings.Join(parts, "."), Reason: "is not in the query's FROM clause",
-		Rule: "references pgpseudo cannot resolve are refused for restricted roles"}
+		Rule: ruleUnresolvedRef}
 }
 
 func (a *analyzer) unknownColumn(r *rte, name, clause string) error {
 	return &Refusal{Column: r.name + "." + name, Clause: clause,
 		Reason: "does not exist (t.name could call a function name(t) on the whole row)",
-		Rule:   "references pgpseudo cannot resolve are refused for restricted roles"}
+		Rule:   ruleUnresolvedRef}
 }
 
 // isColumnLike reports expressions that pass a column's values on

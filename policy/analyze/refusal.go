@@ -132,6 +132,9 @@ func quoteIdent(s string) string {
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
 
+// ruleUnresolvedRef refuses references the analysis cannot resolve.
+const ruleUnresolvedRef = "references pgpseudo cannot resolve are refused for restricted roles"
+
 // Code is a short, stable name for what refused the statement, for the
 // audit record's refusal.rule (the message says it in words): the use of
 // a column the role may not make that use of (column_blocked,
@@ -141,8 +144,6 @@ func quoteIdent(s string) string {
 // analyse.
 func (r *Refusal) Code() string {
 	switch {
-	case r.Action == "" && strings.Contains(r.Rule, "cannot resolve"):
-		return "unresolved"
 	case r.Column != "" && r.Action != "":
 		switch {
 		case r.Category == "":
@@ -155,6 +156,8 @@ func (r *Refusal) Code() string {
 			return "column_pseudonymised"
 		}
 		return "column_use"
+	case r.Rule == ruleUnresolvedRef:
+		return "unresolved"
 	case r.Column != "":
 		return "column_use"
 	case r.StatementKind == "unparseable":
