@@ -3,8 +3,10 @@ package integration
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -86,5 +88,57 @@ func TestTransformsNeverReturnTheirInput(t *testing.T) {
 	s.check(t, "smallint under int", codes, "")
 	if codes != "NULL\nNULL\n" {
 		t.Errorf("smallint under int left as %q, want NULL", codes)
+	}
+}
+
+// TestShiftThroughProxy: dates shifted through the proxy never come back as
+// the seeded day or time of day, in text, binary or COPY; two date columns
+// of one domain shift one day alike (their outputs cannot be intersected),
+// and a timestamptz leaves at midnight UTC.
+func TestShiftThroughProxy(t *testing.T) {
+	kunden(t)
+	ctx := context.Background()
+	if err := shared.stack.PG.Exec(ctx, dbKunden, dropRelations("shift_t"),
+		"CREATE TABLE shift_t (id int PRIMARY KEY, born date, born_copy date, seen timestamptz)",
+		"INSERT INTO shift_t VALUES (1, '1990-05-17', '1990-05-17', '2024-03-01 13:45:12.25+00')",
+		"GRANT SELECT ON shift_t TO dev_max"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dropAfter(t, "shift_t") })
+	file := samplePolicyWith(t, `  public.shift_t:
+    born: {category: identity, transform: shift, days: 30, domain: person}
+    born_copy: {category: identity, transform: shift, days: 30, domain: person}
+    seen: {category: identity, transform: shift, days: 30, domain: person}
+`)
+	pol, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte(strings.Replace(string(pol), "\ntoken_domains:\n", "\ntoken_domains:\n  person: {}\n", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := policyProxy(t, file)
+	c := connect(t, p.dsn(userDev, samplePass, dbKunden))
+	if _, err := c.Exec(ctx, "SET timezone = 'UTC'"); err != nil {
+		t.Fatal(err)
+	}
+	s := &secrets{values: []string{"1990-05-17", "13:45:12", "2024-03-01"}}
+	got := rawRows(t, c, "SELECT born, born_copy, seen FROM shift_t")
+	s.check(t, "text rows", got, "")
+	f := strings.Split(strings.TrimSuffix(got, "\n"), "|")
+	if len(f) != 3 || f[0] != f[1] || !strings.HasSuffix(f[2], " 00:00:00+00") {
+		t.Fatalf("shifted row %q: the same day in one domain must shift alike, timestamptz to midnight UTC", got)
+	}
+	var copied bytes.Buffer
+	if _, err := c.PgConn().CopyTo(ctx, &copied, "COPY shift_t (born, seen) TO STDOUT"); err != nil {
+		t.Fatal(err)
+	}
+	s.check(t, "COPY", copied.String(), "")
+	var born time.Time
+	if err := c.QueryRow(ctx, "SELECT born FROM shift_t", pgx.QueryResultFormats{1}).Scan(&born); err != nil {
+		t.Fatal(err)
+	}
+	if d := born.Format("2006-01-02"); d == "1990-05-17" || d != f[0] {
+		t.Errorf("binary date %s, text %s (seeded 1990-05-17)", d, f[0])
 	}
 }
