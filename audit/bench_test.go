@@ -49,7 +49,7 @@ func BenchmarkVerify(b *testing.B) {
 	b.ResetTimer()
 	var records uint64
 	for b.Loop() {
-		res, err := Verify(context.Background(), testKey, files, VerifyOptions{})
+		res, err := Verify(context.Background(), testKeys, files, VerifyOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -30,10 +30,32 @@ type Config struct {
 	// CheckpointInterval is the period of checkpoint records (0 disables
 	// periodic ones; a final checkpoint is always written on Close).
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
-	// CheckpointPath, if set, also receives every checkpoint record, so a
-	// log truncated after its last checkpoint is detected.
+	// CheckpointPath receives a copy of every checkpoint record, so a log
+	// cut back to an earlier checkpoint is detected. It defaults to the
+	// log's path with ".checkpoints" appended; put it on other storage
+	// (another volume, an append-only mount) so one who can rewrite the
+	// log cannot also rewrite it.
 	CheckpointPath string `yaml:"checkpoint_path"`
+	// SigningKeyFile is an Ed25519 private key (PEM, PKCS#8, mode 0600;
+	// pgpseudo audit keygen) that signs checkpoints.
+	SigningKeyFile string `yaml:"signing_key_file"`
+	// SigningTransitKey names a Vault Transit key of type ed25519 that
+	// signs checkpoints instead (the Vault of keys.vault, its transit
+	// mount); the private key never leaves Vault.
+	SigningTransitKey string `yaml:"signing_transit_key"`
 }
+
+// CheckpointSuffix is appended to the log's path for the default
+// checkpoint file.
+const CheckpointSuffix = ".checkpoints"
+
+// NoSigningKeyMsg is the message for a log configured without a signer
+// (the proxy's configuration loader reports it under audit.signing_key_file).
+const NoSigningKeyMsg = "a checkpoint signing key is required: signing_transit_key (a Vault Transit ed25519 key) or signing_key_file (pgpseudo audit keygen --out FILE)"
+
+// DefaultCheckpointPath is the checkpoint file of a log at path when
+// audit.checkpoint_path is not set.
+func DefaultCheckpointPath(path string) string { return path + CheckpointSuffix }
 
 // OnFailure and Fsync values.
 const (
@@ -74,6 +96,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if c.CheckpointPath == "" && c.Path != "" && c.Path != Stdout {
+		c.CheckpointPath = DefaultCheckpointPath(c.Path)
 	}
 	return c
 }
@@ -118,6 +143,9 @@ func (c Config) Validate() error {
 	}
 	if c.CheckpointPath == Stdout {
 		bad("checkpoint_path", "must be a file")
+	}
+	if c.SigningKeyFile != "" && c.SigningTransitKey != "" {
+		bad("signing_key_file", "give signing_key_file or signing_transit_key, not both")
 	}
 	return errors.Join(errs...)
 }

@@ -20,7 +20,8 @@ func TestConfigDefaultsAndYAML(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{Path: "/var/log/pgpseudo/audit.jsonl", OnFailure: OnFailureRefuse, Fsync: FsyncAlways,
-		FsyncInterval: DefaultFsyncInterval, RotateSize: 64 << 20, RotateInterval: time.Hour, CheckpointInterval: 30 * time.Second}
+		FsyncInterval: DefaultFsyncInterval, RotateSize: 64 << 20, RotateInterval: time.Hour, CheckpointInterval: 30 * time.Second,
+		CheckpointPath: "/var/log/pgpseudo/audit.jsonl.checkpoints"}
 	if c != want {
 		t.Fatalf("got %+v\nwant %+v", c, want)
 	}

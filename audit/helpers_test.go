@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -12,7 +13,10 @@ import (
 	"time"
 )
 
-var testKey = StaticKey(bytes.Repeat([]byte{0x42}, 32))
+var (
+	testKey  = NewFileSigner(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{0x42}, 32)))
+	testKeys = PublicKeys{KeyID(testKey.Public()): testKey.Public()}
+)
 
 // clock is a fake time source: each call advances one second.
 type clock struct{ n atomic.Int64 }

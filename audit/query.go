@@ -301,10 +301,10 @@ func detail(r *Record) string {
 		return fmt.Sprintf("domain=%s tokens=%d", r.Detokenize.Domain, r.Detokenize.Tokens)
 	case r.FileStart != nil:
 		f := r.FileStart
-		return fmt.Sprintf("file=%s prev_file=%s reason=%s key_id=%s", f.File, f.PrevFile, f.Reason, f.KeyID)
+		return fmt.Sprintf("log=%s file=%s prev_file=%s reason=%s", f.Log, f.File, f.PrevFile, f.Reason)
 	case r.Checkpoint != nil:
 		c := r.Checkpoint
-		return fmt.Sprintf("records=%d file=%s final=%t", c.Records, c.File, c.Final)
+		return fmt.Sprintf("records=%d file=%s final=%t key_id=%s", c.Records, c.File, c.Final, c.KeyID)
 	}
 	return ""
 }

@@ -46,10 +46,11 @@ func knownLog(t *testing.T) (string, []Record) {
 
 func TestQueryFilters(t *testing.T) {
 	path, recs := knownLog(t)
-	// recs: 1 file_start, 2 policy_load, 3 connection_start, 4 auth_failure,
-	// 5 statement, 6 refused statement, 7 connection_end, 8 key_rotation,
-	// 9 detokenize, 10 carol's statement, 11 final checkpoint
-	if len(recs) != 11 {
+	// recs: 1 file_start, 2 the opening checkpoint, 3 policy_load,
+	// 4 connection_start, 5 auth_failure, 6 statement, 7 refused statement,
+	// 8 connection_end, 9 key_rotation, 10 detokenize, 11 carol's
+	// statement, 12 final checkpoint
+	if len(recs) != 12 {
 		t.Fatalf("%d records", len(recs))
 	}
 	tests := []struct {
@@ -57,25 +58,25 @@ func TestQueryFilters(t *testing.T) {
 		f    Filter
 		want []uint64
 	}{
-		{"all", Filter{}, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}},
-		{"user", Filter{User: "alice"}, []uint64{3, 5, 6, 7}},
-		{"auth failure user", Filter{User: "bob"}, []uint64{4}},
-		{"detokenize actor", Filter{User: "dpo"}, []uint64{9}},
-		{"role", Filter{Role: "support"}, []uint64{10}},
-		{"table unqualified", Filter{Table: "customers"}, []uint64{5, 6, 10}},
-		{"table qualified relation", Filter{Table: "crm.tickets"}, []uint64{10}},
-		{"column", Filter{Column: "phone"}, []uint64{10}},
-		{"column and decision on the same column", Filter{Column: "email", Decision: DecisionAllowed}, []uint64{10}},
-		{"decision", Filter{Decision: DecisionTokenized}, []uint64{5, 6}},
-		{"qualified column", Filter{Column: "public.customers.id"}, []uint64{5, 6}},
-		{"outcome", Filter{Outcome: OutcomeRefused}, []uint64{6}},
-		{"since until", Filter{Since: recs[4].Time, Until: recs[6].Time}, []uint64{5, 6}},
-		{"type", Filter{Types: []Type{TypeKeyRotation, TypePolicyLoad}}, []uint64{2, 8}},
+		{"all", Filter{}, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}},
+		{"user", Filter{User: "alice"}, []uint64{4, 6, 7, 8}},
+		{"auth failure user", Filter{User: "bob"}, []uint64{5}},
+		{"detokenize actor", Filter{User: "dpo"}, []uint64{10}},
+		{"role", Filter{Role: "support"}, []uint64{11}},
+		{"table unqualified", Filter{Table: "customers"}, []uint64{6, 7, 11}},
+		{"table qualified relation", Filter{Table: "crm.tickets"}, []uint64{11}},
+		{"column", Filter{Column: "phone"}, []uint64{11}},
+		{"column and decision on the same column", Filter{Column: "email", Decision: DecisionAllowed}, []uint64{11}},
+		{"decision", Filter{Decision: DecisionTokenized}, []uint64{6, 7}},
+		{"qualified column", Filter{Column: "public.customers.id"}, []uint64{6, 7}},
+		{"outcome", Filter{Outcome: OutcomeRefused}, []uint64{7}},
+		{"since until", Filter{Since: recs[5].Time, Until: recs[7].Time}, []uint64{6, 7}},
+		{"type", Filter{Types: []Type{TypeKeyRotation, TypePolicyLoad}}, []uint64{3, 9}},
 		// The sample's statements are on conn_id 2, whose start is not in
 		// the log: only connection 1's start and end come from 10.0.0.7.
-		{"client address: a connection's records", Filter{Client: netip.MustParsePrefix("10.0.0.7/32")}, []uint64{3, 7}},
-		{"client prefix", Filter{Client: netip.MustParsePrefix("10.0.0.0/8")}, []uint64{3, 7}},
-		{"client of an auth failure", Filter{Client: netip.MustParsePrefix("2001:db8::/32")}, []uint64{4}},
+		{"client address: a connection's records", Filter{Client: netip.MustParsePrefix("10.0.0.7/32")}, []uint64{4, 8}},
+		{"client prefix", Filter{Client: netip.MustParsePrefix("10.0.0.0/8")}, []uint64{4, 8}},
+		{"client of an auth failure", Filter{Client: netip.MustParsePrefix("2001:db8::/32")}, []uint64{5}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,7 +98,7 @@ func equalU(a, b []uint64) bool { return slices.Equal(a, b) }
 
 func TestQueryFormats(t *testing.T) {
 	_, recs := knownLog(t)
-	sel := []Record{recs[4], recs[5], recs[9]} // the statements
+	sel := []Record{recs[5], recs[6], recs[10]} // the statements
 	render := func(format string) string {
 		var b bytes.Buffer
 		rw, err := NewRecordWriter(&b, format)
@@ -119,7 +120,7 @@ func TestQueryFormats(t *testing.T) {
 		}
 		for i, l := range lines {
 			var r Record
-			if err := json.Unmarshal([]byte(l), &r); err != nil || r.Seq != sel[i].Seq || r.MAC != sel[i].MAC || r.Statement.Fingerprint != sel[i].Statement.Fingerprint {
+			if err := json.Unmarshal([]byte(l), &r); err != nil || r.Seq != sel[i].Seq || r.Hash != sel[i].Hash || r.Statement.Fingerprint != sel[i].Statement.Fingerprint {
 				t.Fatalf("line %d: %v %+v", i, err, r)
 			}
 		}
@@ -186,7 +187,7 @@ func TestReport(t *testing.T) {
 	}
 	if alice.Role != "analyst" || alice.Statements != 2 || cols(alice.Clear) != "public.customers.id=allowed" ||
 		cols(alice.Pseudonymised) != "public.customers.email=tokenized" || len(alice.Refusals) != 1 ||
-		alice.Refusals[0].Rule != "pseudonymised-compared" || alice.Refusals[0].Seq != 6 || alice.Clear[0].Rows != 7 {
+		alice.Refusals[0].Rule != "pseudonymised-compared" || alice.Refusals[0].Seq != 7 || alice.Clear[0].Rows != 7 {
 		t.Errorf("alice %+v", alice)
 	}
 	if carol.Role != "support" || cols(carol.Clear) != "public.customers.email=allowed" ||
@@ -220,7 +221,7 @@ func TestReport(t *testing.T) {
 	}
 
 	// a window that excludes alice's statements
-	rp = NewReport(recs[6].Time, time.Time{})
+	rp = NewReport(recs[7].Time, time.Time{})
 	ReadRecords(context.Background(), []string{path}, func(r *Record) error { rp.Add(r); return nil })
 	b.Reset()
 	rp.WriteTo(&b, FormatTable)

@@ -31,14 +31,14 @@ func Types() []Type {
 }
 
 // Record is one line of the audit log. Exactly one of the payload pointers
-// is set, the one named by Type. The Writer fills Seq, Time, Prev and MAC.
+// is set, the one named by Type. The Writer fills Seq, Time, Prev and Hash.
 type Record struct {
 	// Seq numbers records from 1, across rotated files.
 	Seq uint64 `json:"seq"`
 	// Time is when the record was written (UTC, microseconds).
 	Time time.Time `json:"time"`
 	Type Type      `json:"type"`
-	// Prev is the MAC of the previous record (hex), "" for record 1.
+	// Prev is the Hash of the previous record (hex), "" for record 1.
 	Prev string `json:"prev"`
 
 	FileStart       *FileStart       `json:"file_start,omitempty"`
@@ -51,9 +51,9 @@ type Record struct {
 	KeyRotation     *KeyRotation     `json:"key_rotation,omitempty"`
 	Detokenize      *Detokenize      `json:"detokenize,omitempty"`
 
-	// MAC is HMAC-SHA256 (hex) over the line up to this field (see
+	// Hash is SHA-256 (hex) over the line up to this field (see
 	// docs/audit.md). It is always the last field of the line.
-	MAC string `json:"mac,omitempty"`
+	Hash string `json:"hash,omitempty"`
 }
 
 // Event is a record payload the proxy or CLI writes with Writer.Write. It
@@ -232,34 +232,49 @@ type Detokenize struct {
 }
 
 // FileStart is the first record of every log file. It continues the chain
-// of the previous file (Record.Prev is that file's last MAC).
+// of the previous file (Record.Prev is that file's last hash).
 type FileStart struct {
-	// Format is the log format version, "pgpseudo-audit/1".
+	// Format is the log format version, "pgpseudo-audit/2".
 	Format string `json:"format"`
+	// Log identifies the chain (random, chosen when the log was created);
+	// every file and checkpoint of the log carries it.
+	Log string `json:"log"`
 	// File is this file's name when it was created ("-" for stdout).
 	File string `json:"file"`
 	// PrevFile names the previous file of the chain ("" for the first).
 	PrevFile string `json:"prev_file,omitempty"`
 	// Reason is new, resume, rotate_size, rotate_time or start (stdout).
 	Reason string `json:"reason"`
-	// KeyID identifies the audit key (not secret).
-	KeyID string `json:"key_id"`
 }
 
-// Checkpoint is a periodic, MAC'd statement of the chain's state.
+// Checkpoint is a signed statement of the chain's state: record Records of
+// log Log has hash Head. The signature covers Log, Records, Head, SignedAt
+// and Final (checkpointMessage). It is written periodically, when the log
+// is opened and when it is closed, into the log and into the checkpoint
+// file.
 type Checkpoint struct {
-	// Records is the number of records before this one.
+	// Log is the chain's identity (FileStart.Log).
+	Log string `json:"log"`
+	// Records is the sequence number of the last record covered; the
+	// checkpoint record itself comes after it.
 	Records uint64 `json:"records"`
-	// Head is the MAC of the previous record (the chain head).
+	// Head is the hash of record Records.
 	Head string `json:"head"`
 	// File is the active file's name.
 	File string `json:"file"`
-	// Final marks the checkpoint written when the writer closes.
+	// Final marks the checkpoint written when the writer closes; it
+	// covers every record before it.
 	Final bool `json:"final,omitempty"`
+	// SignedAt is when the state was signed.
+	SignedAt time.Time `json:"signed_at"`
+	// KeyID names the public key that verifies Signature.
+	KeyID string `json:"key_id"`
+	// Signature is the Ed25519 signature in standard base64.
+	Signature string `json:"signature"`
 }
 
 // FormatVersion is written in every FileStart record.
-const FormatVersion = "pgpseudo-audit/1"
+const FormatVersion = "pgpseudo-audit/2"
 
 // FileStart reasons.
 const (

@@ -18,12 +18,14 @@ import (
 // path → Go kind. A new field must be added here and to the docs, and
 // must not be able to hold a literal, parameter or result value.
 var documentedFields = map[string]string{
-	"seq": "uint64", "time": "time", "type": "string", "prev": "string", "mac": "string",
+	"seq": "uint64", "time": "time", "type": "string", "prev": "string", "hash": "string",
 
-	"file_start.format": "string", "file_start.file": "string", "file_start.prev_file": "string",
-	"file_start.reason": "string", "file_start.key_id": "string",
+	"file_start.format": "string", "file_start.log": "string", "file_start.file": "string",
+	"file_start.prev_file": "string", "file_start.reason": "string",
 
-	"checkpoint.records": "uint64", "checkpoint.head": "string", "checkpoint.file": "string", "checkpoint.final": "bool",
+	"checkpoint.log": "string", "checkpoint.records": "uint64", "checkpoint.head": "string",
+	"checkpoint.file": "string", "checkpoint.final": "bool", "checkpoint.signed_at": "time",
+	"checkpoint.key_id": "string", "checkpoint.signature": "string",
 
 	"connection_start.session.conn_id": "uint64", "connection_start.session.user": "string",
 	"connection_start.session.role": "string", "connection_start.session.database": "string",

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -19,7 +20,7 @@ import (
 // audit-<last seq, 20 digits>.jsonl, so names sort in chain order and a
 // glob such as audit*.jsonl lists the archives before the active file,
 // then creates a new active file whose first record is a file_start naming
-// the archive; its Prev is the archive's last MAC.
+// the archive; its Prev is the archive's last hash.
 
 const seqDigits = 20
 
@@ -87,6 +88,7 @@ func (w *Writer) resume() error {
 		return fmt.Errorf("audit: list archives: %w", err)
 	}
 	prevFile, reason := "", ReasonNew
+	w.logID = newLogID()
 	if len(arch) > 0 {
 		last := arch[len(arch)-1]
 		if err := w.loadTail(last); err != nil {
@@ -105,28 +107,54 @@ func (w *Writer) resume() error {
 	return err
 }
 
-// loadTail sets the chain state from the last record of file, which must
-// verify with the writer's key.
+// loadTail sets the chain state from the last record of file, whose hash
+// must match, and the chain's identity from the file's first record.
 func (w *Writer) loadTail(file string) error {
+	start, err := firstFileStart(file)
+	if err != nil {
+		return err
+	}
+	if start.Format != FormatVersion || start.Log == "" {
+		return fmt.Errorf("audit: %s was written in format %q; this release writes %s: move the log, its archives and its checkpoint file aside (verify them with the release that wrote them) to start a new log: %w",
+			file, start.Format, FormatVersion, ErrMalformed)
+	}
 	line, err := lastLine(file)
 	if err != nil {
 		return err
 	}
-	mac, ok := w.seal.check(line)
+	sum, ok := w.seal.check(line)
 	if !ok {
-		return fmt.Errorf("audit: the last record of %s does not verify with the audit key (another key, or a modified log: run pgpseudo audit verify): %w", file, ErrWrongKey)
+		return fmt.Errorf("audit: the last record of %s is damaged or was modified (run pgpseudo audit verify): %w", file, ErrMalformed)
 	}
 	h, err := parseHeader(line)
 	if err != nil {
 		return fmt.Errorf("audit: %s: last record: %w: %w", file, ErrMalformed, err)
 	}
-	w.seq, w.head, w.lastCkpt = h.Seq, string(mac), 0
+	w.seq, w.head, w.lastCkpt, w.logID = h.Seq, string(sum), 0, start.Log
 	if h.Type == TypeCheckpoint {
 		w.lastCkpt = h.Seq
 	}
 	w.written.Store(h.Seq)
 	w.markSynced(h.Seq)
 	return nil
+}
+
+// firstFileStart returns the file_start record that begins file.
+func firstFileStart(file string) (FileStart, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return FileStart{}, fmt.Errorf("audit: %w", err)
+	}
+	defer f.Close()
+	line, err := bufio.NewReaderSize(f, 64<<10).ReadSlice('\n')
+	if err != nil {
+		return FileStart{}, fmt.Errorf("audit: %s: first line: %w: %w", file, ErrMalformed, err)
+	}
+	h, err := parseHeader(bytes.TrimSuffix(line, []byte("\n")))
+	if err != nil || h.FileStart == nil {
+		return FileStart{}, fmt.Errorf("audit: %s does not begin with a file_start record: %w", file, ErrMalformed)
+	}
+	return *h.FileStart, nil
 }
 
 // lastLine returns the last line of file without its newline, reading

@@ -2,12 +2,14 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // ProblemKind says how a log was tampered with.
@@ -30,6 +32,13 @@ const (
 	Truncated ProblemKind = "truncated"
 	// MissingFile: a file of a rotated set was not given or was removed.
 	MissingFile ProblemKind = "missing_file"
+	// Rewritten: a signed checkpoint does not match the chain it covers;
+	// the records before it were changed, removed or inserted and the
+	// hashes recomputed (or the signature does not verify).
+	Rewritten ProblemKind = "rewritten"
+	// Unsigned: no record is covered by a valid signed checkpoint, so
+	// nothing in the log is proven to come from the proxy.
+	Unsigned ProblemKind = "unsigned"
 )
 
 // TamperError describes the first problem Verify found. It matches
@@ -69,71 +78,107 @@ type VerifyOptions struct {
 
 // VerifyResult summarises a verified log.
 type VerifyResult struct {
+	// Log is the chain's identity.
+	Log string `json:"log"`
 	// Records is the number of records verified, FirstSeq and LastSeq
 	// their sequence numbers.
-	Records           uint64
-	FirstSeq, LastSeq uint64
+	Records  uint64 `json:"records"`
+	FirstSeq uint64 `json:"first_seq"`
+	LastSeq  uint64 `json:"last_seq"`
+	// SignedThrough is the last record covered by a valid signed
+	// checkpoint; the records after it (Unsigned of them) are only
+	// chained, not proven: the writer is running or crashed, or someone
+	// else appended them.
+	SignedThrough uint64 `json:"signed_through"`
+	Unsigned      uint64 `json:"unsigned"`
 	// Files are the files in chain order.
-	Files []string
-	// Checkpoints counts checkpoint records in the log; External those
-	// checked from the checkpoint file.
-	Checkpoints int
-	External    int
-	// Closed reports that the last record is a final checkpoint (the
-	// writer closed the log cleanly).
-	Closed bool
+	Files []string `json:"files"`
+	// Checkpoints counts signed checkpoint records in the log; External
+	// those read from the checkpoint file; SigningKeys the key ids that
+	// signed them.
+	Checkpoints int      `json:"checkpoints"`
+	External    int      `json:"external"`
+	SigningKeys []string `json:"signing_keys"`
+	// Closed reports that the last record is a signed final checkpoint
+	// (the writer closed the log cleanly).
+	Closed bool `json:"closed"`
 	// Warnings are oddities that do not break the chain (renamed files).
-	Warnings []string
+	Warnings []string `json:"warnings,omitempty"`
 }
 
-// Verify checks a log (one file or a rotated set, in any order) against
-// the audit key: every record's MAC, the sequence, the chain across files,
-// checkpoints, and the checkpoint file if given. It stops at the first
-// problem and returns it as a *TamperError (matching ErrTampered); a log
-// written with another key returns ErrWrongKey; an unusable key
-// ErrKeyUnavailable; unreadable files their *os.PathError.
-func Verify(ctx context.Context, keys KeySource, paths []string, opts VerifyOptions) (VerifyResult, error) {
+// verifyWindow is how many recent record hashes the verifier keeps to
+// check checkpoints against (a checkpoint is appended at most
+// maxCheckpointLag records after the one it covers).
+const verifyWindow = 1 << 16
+
+// Verify checks a log (one file or a rotated set, in any order) with the
+// public keys of its checkpoint signer: every record's hash, the
+// sequence, the chain across files, every checkpoint's signature against
+// the chain it covers, and the checkpoint file if given. No secret is
+// needed. It stops at the first problem and returns it as a *TamperError
+// (matching ErrTampered); a checkpoint signed by a key not in keys returns
+// an error matching ErrWrongKey; unreadable files their *os.PathError.
+func Verify(ctx context.Context, keys PublicKeys, paths []string, opts VerifyOptions) (VerifyResult, error) {
 	var res VerifyResult
 	if len(paths) == 0 {
 		return res, errors.New("audit: no files to verify")
 	}
-	key, err := fetchKey(ctx, keys)
-	if err != nil {
-		return res, err
+	if len(keys) == 0 {
+		return res, fmt.Errorf("%w: no public key to verify checkpoints with", ErrKeyUnavailable)
 	}
 	files, err := orderFiles(paths)
 	if err != nil {
 		return res, err
 	}
 	res.Files = files
-	v := &verifier{key: key, s: newSealer(key), in: newLines(files), opts: opts, res: &res,
-		ckpts: map[uint64]string{}}
+	v := &verifier{keys: keys, s: newSealer(), in: newLines(files), opts: opts, res: &res,
+		window: make([]windowEntry, verifyWindow), signers: map[string]bool{}}
 	defer v.in.close()
+	if opts.Checkpoints != "" {
+		if err := v.readExternal(opts.Checkpoints); err != nil {
+			return res, err
+		}
+	}
 	if err := v.run(ctx); err != nil {
 		return res, err
 	}
-	if opts.Checkpoints != "" {
-		if err := v.external(opts.Checkpoints); err != nil {
-			return res, err
-		}
+	if err := v.finish(); err != nil {
+		return res, err
 	}
 	return res, nil
 }
 
+type windowEntry struct {
+	seq uint64
+	sum [hashHexLen]byte
+}
+
+// external is a checkpoint read from the checkpoint file.
+type external struct {
+	c      *Checkpoint
+	lineNo int
+}
+
 type verifier struct {
-	key  chainKey
+	keys PublicKeys
 	s    *sealer
 	in   *lines
 	opts VerifyOptions
 	res  *VerifyResult
 
 	expected uint64 // next sequence number; 0 before the first record
-	prev     string // MAC of record expected-1
+	prev     string // hash of record expected-1
 	prevFile string // file of record expected-1
 	lastType Type
 	lastFile string
-	ckpts    map[uint64]string // checkpoint seq → MAC
-	// closedFinal is set while the last checkpoint seen is final.
+	logID    string
+	window   []windowEntry // hashes of recent records by seq % verifyWindow
+	ext      map[uint64]external
+	extMax   uint64 // highest record a checkpoint file entry covers
+	signed   uint64 // SignedThrough so far
+	signers  map[string]bool
+	// closedFinal is set while the last record is a signed final
+	// checkpoint.
 	closedFinal bool
 }
 
@@ -168,6 +213,28 @@ func (v *verifier) run(ctx context.Context) error {
 	return nil
 }
 
+// finish checks what only the end of the log can tell: the checkpoint
+// file's later entries, and whether anything is signed at all.
+func (v *verifier) finish() error {
+	if v.ext != nil && v.extMax > v.res.LastSeq {
+		return &TamperError{Kind: Truncated, Record: v.res.LastSeq + 1, File: v.lastFile,
+			Detail: fmt.Sprintf("the log ends at record %d but a checkpoint signed in %s:%d covers record %d: records were cut off the end",
+				v.res.LastSeq, base(v.opts.Checkpoints), v.ext[v.extMax].lineNo, v.extMax)}
+	}
+	v.res.Log = v.logID
+	v.res.SignedThrough = v.signed
+	v.res.Unsigned = v.res.LastSeq - max(v.signed, v.res.FirstSeq-1)
+	for id := range v.signers {
+		v.res.SigningKeys = append(v.res.SigningKeys, id)
+	}
+	slices.Sort(v.res.SigningKeys)
+	if v.signed == 0 {
+		return &TamperError{Kind: Unsigned, Record: v.res.FirstSeq, File: v.res.Files[0],
+			Detail: fmt.Sprintf("no signed checkpoint covers any of the %d records: nothing proves they were written by the proxy", v.res.Records)}
+	}
+	return nil
+}
+
 func (v *verifier) record(it item) error {
 	if it.empty {
 		return v.tamper(Truncated, it, "the file is empty")
@@ -175,7 +242,7 @@ func (v *verifier) record(it item) error {
 	if it.partial {
 		return v.tamper(Truncated, it, "the last line is incomplete")
 	}
-	mac, ok := v.s.check(it.line)
+	sum, ok := v.s.check(it.line)
 	if !ok {
 		h, perr := parseHeader(it.line)
 		return v.bad(it, h, perr)
@@ -185,69 +252,143 @@ func (v *verifier) record(it item) error {
 		return v.bad(it, h, perr)
 	}
 	if v.expected == 0 {
-		v.expected, v.prev = 1, ""
-		if h.Seq != 1 {
-			if !v.opts.Partial {
-				prevFile := ""
-				if h.FileStart != nil {
-					prevFile = h.FileStart.PrevFile
-				}
-				return &TamperError{Kind: MissingFile, Record: 1, File: it.file, Line: it.lineNo,
-					Detail: fmt.Sprintf("the set starts at record %d; records 1 to %d are missing (earlier file %q not given; use --partial if it was removed on purpose)", h.Seq, h.Seq-1, prevFile)}
-			}
-			v.expected, v.prev = h.Seq, h.Prev
+		if err := v.begin(it, h); err != nil {
+			return err
 		}
-		v.res.FirstSeq = h.Seq
 	}
 	switch {
 	case h.Seq == v.expected && h.Prev == v.prev:
 	case h.Seq == v.expected:
-		return v.tamper(Modified, it, "does not chain to record %d (prev MAC differs)", v.expected-1)
+		return v.tamper(Modified, it, "does not chain to record %d (its prev hash differs)", v.expected-1)
 	case h.Seq < v.expected:
 		return v.tamper(Inserted, it, "a copy of record %d appears where record %d belongs", h.Seq, v.expected)
 	default:
 		return v.gap(it, h)
 	}
-	if it.first && h.FileStart != nil && h.FileStart.File != "-" && chainName(h.FileStart.File) != chainName(filepath.Base(it.file)) {
-		// A log's files may be archived (renamed within their chain), not
-		// moved to another chain: one log copied over another verifies
-		// with the shared key, but its header names the log it was.
-		return v.tamper(Inserted, it, "the file was written as %q, a file of another log (%s)", h.FileStart.File, chainName(h.FileStart.File))
-	}
-	if it.first && h.Seq != v.res.FirstSeq {
-		if h.FileStart == nil {
-			v.warn("%s does not begin with a file_start record", it.file)
-		} else if h.FileStart.PrevFile != base(v.prevFile) {
-			v.warn("%s says the previous file is %q, but it is %q (renamed?)", it.file, h.FileStart.PrevFile, base(v.prevFile))
+	if h.FileStart != nil {
+		if err := v.fileStart(it, h); err != nil {
+			return err
 		}
 	}
+	if e, ok := v.ext[h.Seq]; ok && e.c.Head != string(sum) {
+		return v.tamper(Rewritten, it, "record %d is not the one checkpoint %s:%d signed: the log was rewritten here or before",
+			h.Seq, base(v.opts.Checkpoints), e.lineNo)
+	}
+	v.closedFinal = false
 	if h.Checkpoint != nil {
-		if h.Checkpoint.Records != h.Seq-1 || h.Checkpoint.Head != h.Prev {
-			return v.tamper(Modified, it, "checkpoint contradicts the chain")
+		if err := v.checkpoint(it, h); err != nil {
+			return err
 		}
-		v.ckpts[h.Seq] = string(mac)
-		v.res.Checkpoints++
-		v.closedFinal = h.Checkpoint.Final
 	}
+	w := &v.window[h.Seq%verifyWindow]
+	w.seq = h.Seq
+	copy(w.sum[:], sum)
 	v.res.Records++
 	v.res.LastSeq = h.Seq
 	v.lastType, v.prevFile, v.lastFile = h.Type, it.file, it.file
-	v.expected, v.prev = h.Seq+1, string(mac)
+	v.expected, v.prev = h.Seq+1, string(sum)
+	return nil
+}
+
+// begin sets up the chain from its first record.
+func (v *verifier) begin(it item, h header) error {
+	v.expected, v.prev = 1, ""
+	if h.Seq != 1 {
+		if !v.opts.Partial {
+			prevFile := ""
+			if h.FileStart != nil {
+				prevFile = h.FileStart.PrevFile
+			}
+			return &TamperError{Kind: MissingFile, Record: 1, File: it.file, Line: it.lineNo,
+				Detail: fmt.Sprintf("the set starts at record %d; records 1 to %d are missing (earlier file %q not given; use --partial if it was removed on purpose)", h.Seq, h.Seq-1, prevFile)}
+		}
+		v.expected, v.prev = h.Seq, h.Prev
+	}
+	v.res.FirstSeq = h.Seq
+	if h.FileStart == nil {
+		return v.tamper(Modified, it, "the log does not begin with a file_start record")
+	}
+	if h.FileStart.Format != FormatVersion {
+		return fmt.Errorf("audit: %s is in format %q; this release verifies %s (verify it with the release that wrote it): %w", it.file, h.FileStart.Format, FormatVersion, ErrMalformed)
+	}
+	v.logID = h.FileStart.Log
+	for seq, e := range v.ext {
+		if e.c.Log != v.logID {
+			return &TamperError{Kind: Inserted, Record: seq, File: v.opts.Checkpoints, Line: e.lineNo,
+				Detail: fmt.Sprintf("the checkpoint file holds a checkpoint of another log (%s; this log is %s)", e.c.Log, v.logID)}
+		}
+	}
+	return nil
+}
+
+// fileStart checks a file_start record against the chain.
+func (v *verifier) fileStart(it item, h header) error {
+	fs := h.FileStart
+	if fs.Log != v.logID {
+		return v.tamper(Inserted, it, "the file belongs to another log (%s; this log is %s)", fs.Log, v.logID)
+	}
+	if it.first && fs.File != "-" && chainName(fs.File) != chainName(filepath.Base(it.file)) {
+		// A log's files may be archived (renamed within their chain), not
+		// moved to another chain.
+		return v.tamper(Inserted, it, "the file was written as %q, a file of another log (%s)", fs.File, chainName(fs.File))
+	}
+	if it.first && h.Seq != v.res.FirstSeq && fs.PrevFile != base(v.prevFile) {
+		v.warn("%s says the previous file is %q, but it is %q (renamed?)", it.file, fs.PrevFile, base(v.prevFile))
+	}
+	if !it.first {
+		return v.tamper(Inserted, it, "a file_start record in the middle of a file")
+	}
+	return nil
+}
+
+// checkpoint checks a checkpoint record: its log, its signature, and that
+// the record it covers is the one in the chain.
+func (v *verifier) checkpoint(it item, h header) error {
+	c := h.Checkpoint
+	if c.Log != v.logID {
+		return v.tamper(Inserted, it, "a checkpoint of another log (%s; this log is %s)", c.Log, v.logID)
+	}
+	if err := checkSignature(v.keys, c); err != nil {
+		if errors.Is(err, ErrWrongKey) {
+			return fmt.Errorf("audit: %s:%d: checkpoint %s: %w", it.file, it.lineNo, err.Error(), ErrWrongKey)
+		}
+		return v.tamper(Rewritten, it, "the checkpoint's signature does not verify: it was forged or altered")
+	}
+	if c.Records >= h.Seq || h.Seq-c.Records > verifyWindow {
+		return v.tamper(Rewritten, it, "the checkpoint covers record %d, which cannot precede it here", c.Records)
+	}
+	if c.Final && c.Records != h.Seq-1 {
+		return v.tamper(Rewritten, it, "a final checkpoint that does not cover the record before it")
+	}
+	switch w := v.window[c.Records%verifyWindow]; {
+	case c.Records < v.res.FirstSeq:
+		// covers a record before the verified part (a partial set)
+	case w.seq != c.Records || string(w.sum[:]) != c.Head:
+		return v.tamper(Rewritten, it, "record %d is not the one this checkpoint signed: the records up to it were changed, removed or inserted and the hashes recomputed", c.Records)
+	default:
+		v.signed = max(v.signed, c.Records)
+		if c.Records == h.Seq-1 {
+			v.signed = h.Seq
+		}
+	}
+	v.signers[c.KeyID] = true
+	v.res.Checkpoints++
+	v.closedFinal = c.Final
 	return nil
 }
 
 // bad classifies a line that does not verify: a forged line followed by
 // the expected record was inserted; otherwise the record was modified.
 func (v *verifier) bad(it item, h header, perr error) error {
-	if v.expected == 0 && h.FileStart != nil && h.FileStart.KeyID != "" && h.FileStart.KeyID != v.key.id {
-		return fmt.Errorf("audit: %s: key id %s, the given key is %s: %w", it.file, h.FileStart.KeyID, v.key.id, ErrWrongKey)
+	if v.expected == 0 && h.FileStart != nil && h.FileStart.Format != FormatVersion {
+		return fmt.Errorf("audit: %s is in format %q; this release verifies %s (verify it with the release that wrote it): %w", it.file, h.FileStart.Format, FormatVersion, ErrMalformed)
 	}
 	bad := it
 	bad.line = nil
 	next, err := v.in.next()
 	if err == nil && !next.empty && !next.partial {
-		if mac, ok := v.s.check(next.line); ok {
-			if nh, err := parseSealed(next.line); err == nil && mac != nil {
+		if sum, ok := v.s.check(next.line); ok {
+			if nh, err := parseSealed(next.line); err == nil && sum != nil {
 				exp := max(v.expected, 1)
 				if nh.Seq == exp && (v.expected == 0 || nh.Prev == v.prev) {
 					return v.tamper(Inserted, bad, "a line that is not part of the chain was inserted before record %d", exp)
@@ -258,7 +399,7 @@ func (v *verifier) bad(it item, h header, perr error) error {
 	if perr != nil {
 		return v.tamper(Modified, bad, "not a valid record: %v", perr)
 	}
-	return v.tamper(Modified, bad, "MAC does not verify")
+	return v.tamper(Modified, bad, "its hash does not match its content (the record was changed)")
 }
 
 // gap classifies a record whose sequence number is ahead of the expected.
@@ -298,14 +439,16 @@ func (v *verifier) warn(format string, args ...any) {
 	v.res.Warnings = append(v.res.Warnings, fmt.Sprintf(format, args...))
 }
 
-// external checks the log against a checkpoint file: each checkpoint must
-// verify, and the log must contain it unchanged.
-func (v *verifier) external(path string) error {
+// readExternal reads the checkpoint file: each line a checkpoint record
+// copied from the log, whose signature must verify. The log is then
+// checked against them as it is read.
+func (v *verifier) readExternal(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	v.ext = map[uint64]external{}
 	r := bufio.NewReaderSize(f, 64<<10)
 	for n := 1; ; n++ {
 		line, err := r.ReadSlice('\n')
@@ -315,24 +458,25 @@ func (v *verifier) external(path string) error {
 		if err != nil && err != io.EOF {
 			return err
 		}
-		if line[len(line)-1] == '\n' {
-			line = line[:len(line)-1]
-		}
-		mac, ok := v.s.check(line)
+		line = bytes.TrimSuffix(line, []byte("\n"))
+		_, ok := v.s.check(line)
 		h, perr := parseHeader(line)
 		if !ok || perr != nil || h.Checkpoint == nil {
-			return &TamperError{Kind: Modified, Record: h.Seq, File: path, Line: n, Detail: "checkpoint file line does not verify"}
+			return &TamperError{Kind: Modified, Record: h.Seq, File: path, Line: n, Detail: "the checkpoint file's line is damaged or was changed"}
 		}
+		c := h.Checkpoint
+		if err := checkSignature(v.keys, c); err != nil {
+			if errors.Is(err, ErrWrongKey) {
+				return fmt.Errorf("audit: %s:%d: checkpoint %s: %w", path, n, err.Error(), ErrWrongKey)
+			}
+			return &TamperError{Kind: Rewritten, Record: c.Records, File: path, Line: n, Detail: "the checkpoint's signature does not verify: it was forged or altered"}
+		}
+		if e, dup := v.ext[c.Records]; dup && e.c.Head != c.Head {
+			return &TamperError{Kind: Rewritten, Record: c.Records, File: path, Line: n,
+				Detail: fmt.Sprintf("two signed checkpoints give record %d different hashes (lines %d and %d)", c.Records, e.lineNo, n)}
+		}
+		v.ext[c.Records] = external{c: c, lineNo: n}
+		v.extMax = max(v.extMax, c.Records)
 		v.res.External++
-		switch {
-		case h.Seq > v.res.LastSeq:
-			return &TamperError{Kind: Truncated, Record: v.res.LastSeq + 1, File: v.lastFile,
-				Detail: fmt.Sprintf("the log ends at record %d but checkpoint file %s:%d says %d records exist", v.res.LastSeq, base(path), n, h.Seq)}
-		case h.Seq < v.res.FirstSeq:
-			// before the verified part (partial set)
-		case v.ckpts[h.Seq] != string(mac):
-			return &TamperError{Kind: Modified, Record: h.Seq, File: v.lastFile,
-				Detail: fmt.Sprintf("record %d differs from checkpoint file %s:%d", h.Seq, base(path), n)}
-		}
 	}
 }

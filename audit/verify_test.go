@@ -2,6 +2,8 @@ package audit
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -113,6 +115,51 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			})
 			return seq
 		}, false},
+		// Someone who can write the log recomputes the public chain after
+		// an edit: the next signed checkpoint no longer matches.
+		{"delete a record and recompute the chain", Rewritten, func(t *testing.T, files []string) uint64 {
+			all := rechainFrom(t, files, func(l []string) []string {
+				return slices.Delete(l, 5, 6)
+			})
+			return firstCheckpointAfter(t, all, 5)
+		}, false},
+		{"edit a record and recompute the chain", Rewritten, func(t *testing.T, files []string) uint64 {
+			all := rechainFrom(t, files, func(l []string) []string {
+				l[7] = strings.Replace(l[7], `"user":"alice"`, `"user":"mallory"`, 1)
+				return l
+			})
+			return firstCheckpointAfter(t, all, 7)
+		}, false},
+		{"forge a checkpoint over a recomputed chain", Rewritten, func(t *testing.T, files []string) uint64 {
+			all := rechainFrom(t, files, func(l []string) []string {
+				l[7] = strings.Replace(l[7], `"user":"alice"`, `"user":"mallory"`, 1)
+				// The forger also updates the checkpoints' heads; it cannot
+				// sign them.
+				for i, line := range l {
+					if strings.Contains(line, `"type":"checkpoint"`) {
+						l[i] = strings.Replace(line, `"head":"`, `"head":"0`, 1)
+					}
+				}
+				return l
+			})
+			return firstCheckpointAfter(t, all, 0)
+		}, false},
+		{"drop every checkpoint and recompute the chain", Unsigned, func(t *testing.T, files []string) uint64 {
+			rechainFrom(t, files, func(l []string) []string {
+				return slices.DeleteFunc(l, func(s string) bool { return strings.Contains(s, `"type":"checkpoint"`) })
+			})
+			return 1
+		}, false},
+		{"cut back to an earlier checkpoint (checkpoint file)", Truncated, func(t *testing.T, files []string) uint64 {
+			// Keep the log up to its opening checkpoint: a log that ends
+			// with a valid signed checkpoint, but the checkpoint file
+			// holds a later one.
+			for _, f := range files[1:] {
+				os.Remove(f)
+			}
+			edit(t, files[0], func(l []string) []string { return l[:2] })
+			return 3
+		}, true},
 		{"empty a file", Truncated, func(t *testing.T, files []string) uint64 {
 			l := readLines(t, files[2])
 			os.Truncate(files[2], 0)
@@ -129,7 +176,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			if len(files) < 4 {
 				t.Fatalf("want ≥ 4 files, got %d", len(files))
 			}
-			res, err := Verify(context.Background(), testKey, files, VerifyOptions{Checkpoints: cfg.CheckpointPath})
+			res, err := Verify(context.Background(), testKeys, files, VerifyOptions{Checkpoints: cfg.CheckpointPath})
 			if err != nil || !res.Closed {
 				t.Fatalf("before tampering: %v", err)
 			}
@@ -141,7 +188,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			present := slices.DeleteFunc(slices.Clone(files), func(f string) bool { _, err := os.Stat(f); return err != nil })
 			// files in reverse order: the verifier orders them itself
 			slices.Reverse(present)
-			_, err = Verify(context.Background(), testKey, present, opts)
+			_, err = Verify(context.Background(), testKeys, present, opts)
 			var te *TamperError
 			if !errors.As(err, &te) || !errors.Is(err, ErrTampered) {
 				t.Fatalf("got %v, want a TamperError", err)
@@ -153,14 +200,60 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	}
 }
 
+// rechainFrom joins a set's files into one, edits its lines and
+// recomputes every hash, sequence number and prev, as anyone can: the
+// chain is public. It returns the new lines.
+func rechainFrom(t *testing.T, files []string, f func([]string) []string) []string {
+	t.Helper()
+	var all []string
+	for _, p := range files {
+		l := readLines(t, p)
+		if p != files[0] {
+			l = l[1:] // its file_start
+			os.Remove(p)
+		}
+		all = append(all, l...)
+	}
+	all = f(all)
+	s := newSealer()
+	prev := ""
+	for i, l := range all {
+		var r Record
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		r.Seq, r.Prev, r.Hash = uint64(i+1), prev, ""
+		line, sum, err := s.seal(nil, &r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all[i], prev = string(line), sum
+	}
+	writeLines(t, files[0], all)
+	return all
+}
+
+// firstCheckpointAfter returns the sequence number of the first checkpoint
+// record after line index i.
+func firstCheckpointAfter(t *testing.T, lines []string, i int) uint64 {
+	t.Helper()
+	for _, l := range lines[i+1:] {
+		if strings.Contains(l, `"type":"checkpoint"`) {
+			return seqOf(t, l)
+		}
+	}
+	t.Fatal("no checkpoint")
+	return 0
+}
+
 func TestVerifyUndetectableTruncationIsFlagged(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	files := writeLog(t, cfg, 5)
 	l := readLines(t, files[0])
 	writeLines(t, files[0], l[:len(l)-2])
-	res, err := Verify(context.Background(), testKey, files, VerifyOptions{})
-	if err != nil || res.Closed {
-		t.Fatalf("without a checkpoint file the chain verifies but is not closed: %v %+v", err, res)
+	res, err := Verify(context.Background(), testKeys, files, VerifyOptions{})
+	if err != nil || res.Closed || res.Unsigned != 4 || res.SignedThrough != 2 {
+		t.Fatalf("without a checkpoint file the chain verifies, not closed, its tail unsigned: %v %+v", err, res)
 	}
 }
 
@@ -169,12 +262,12 @@ func TestVerifyPartialSet(t *testing.T) {
 	cfg.RotateSize = 4096
 	files := writeLog(t, cfg, 40)
 	rest := files[1:]
-	_, err := Verify(context.Background(), testKey, rest, VerifyOptions{})
+	_, err := Verify(context.Background(), testKeys, rest, VerifyOptions{})
 	var te *TamperError
 	if !errors.As(err, &te) || te.Kind != MissingFile || te.Record != 1 {
 		t.Fatalf("without --partial: %v", err)
 	}
-	res, err := Verify(context.Background(), testKey, rest, VerifyOptions{Partial: true})
+	res, err := Verify(context.Background(), testKeys, rest, VerifyOptions{Partial: true})
 	if err != nil || res.FirstSeq == 1 {
 		t.Fatalf("partial: %v %+v", err, res)
 	}
@@ -183,13 +276,14 @@ func TestVerifyPartialSet(t *testing.T) {
 func TestVerifyWrongKey(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	files := writeLog(t, cfg, 3)
-	_, err := Verify(context.Background(), StaticKey(make([]byte, 32)), files, VerifyOptions{})
-	if !errors.Is(err, ErrWrongKey) {
+	other := NewFileSigner(ed25519.NewKeyFromSeed(make([]byte, 32)))
+	_, err := Verify(context.Background(), PublicKeys{KeyID(other.Public()): other.Public()}, files, VerifyOptions{})
+	if !errors.Is(err, ErrWrongKey) || !strings.Contains(err.Error(), KeyID(testKey.Public())) {
 		t.Fatalf("got %v", err)
 	}
-	_, err = Verify(context.Background(), StaticKey(make([]byte, 8)), files, VerifyOptions{})
-	if !errors.Is(err, ErrWeakKey) || !errors.Is(err, ErrKeyUnavailable) {
-		t.Fatalf("short key: %v", err)
+	_, err = Verify(context.Background(), PublicKeys{}, files, VerifyOptions{})
+	if !errors.Is(err, ErrKeyUnavailable) {
+		t.Fatalf("no key: %v", err)
 	}
 }
 
@@ -199,9 +293,9 @@ func TestVerifyModifiedCheckpointFile(t *testing.T) {
 	cfg.CheckpointPath = filepath.Join(dir, "ckpt")
 	files := writeLog(t, cfg, 3)
 	l := readLines(t, cfg.CheckpointPath)
-	l[0] = strings.Replace(l[0], `"final":true`, `"final":false`, 1)
+	l[len(l)-1] = strings.Replace(l[len(l)-1], `"final":true`, `"final":false`, 1)
 	writeLines(t, cfg.CheckpointPath, l)
-	_, err := Verify(context.Background(), testKey, files, VerifyOptions{Checkpoints: cfg.CheckpointPath})
+	_, err := Verify(context.Background(), testKeys, files, VerifyOptions{Checkpoints: cfg.CheckpointPath})
 	var te *TamperError
 	if !errors.As(err, &te) || te.Kind != Modified || te.File != cfg.CheckpointPath {
 		t.Fatalf("got %v", err)
@@ -211,7 +305,7 @@ func TestVerifyModifiedCheckpointFile(t *testing.T) {
 func TestParseSealedMatchesDecoder(t *testing.T) {
 	_, recs := knownLog(t)
 	for _, r := range recs {
-		line, _, err := newSealer(mustKey(t)).seal(nil, &Record{Seq: r.Seq, Time: r.Time, Type: r.Type, Prev: r.Prev,
+		line, _, err := newSealer().seal(nil, &Record{Seq: r.Seq, Time: r.Time, Type: r.Type, Prev: r.Prev,
 			Statement: r.Statement, ConnectionStart: r.ConnectionStart, FileStart: r.FileStart, Checkpoint: r.Checkpoint})
 		if err != nil {
 			t.Fatal(err)
@@ -223,14 +317,6 @@ func TestParseSealedMatchesDecoder(t *testing.T) {
 			t.Fatalf("%s: fast %+v %v, slow %+v %v", line, fast, err1, slow, err2)
 		}
 	}
-}
-
-func mustKey(t *testing.T) chainKey {
-	k, err := deriveKey(testKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
 }
 
 // TestVerifyChainsStayApart: one log copied over another verifies with the
@@ -265,7 +351,7 @@ func TestVerifyChainsStayApart(t *testing.T) {
 	if err := os.WriteFile(main.Path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Verify(context.Background(), testKey, []string{main.Path}, VerifyOptions{})
+	_, err = Verify(context.Background(), testKeys, []string{main.Path}, VerifyOptions{})
 	var te *TamperError
 	if !errors.As(err, &te) || !strings.Contains(te.Detail, "another log") {
 		t.Fatalf("a log copied over another: %v", err)

@@ -2,6 +2,8 @@ package audit
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -21,14 +23,15 @@ type Writer struct {
 	log  *zap.Logger
 	now  func() time.Time
 	open openFunc
-	key  chainKey
+	sign Signer
 
 	// mu serialises appends: the chain state, the sink writes, rotation.
 	mu          sync.Mutex
 	seal        *sealer
 	buf         []byte
 	seq         uint64 // last sequence number written
-	head        string // MAC of record seq (hex)
+	head        string // hash of record seq (hex)
+	logID       string // the chain's identity (FileStart.Log)
 	sink        sink
 	name        string // active file path; Stdout for standard output
 	size        int64
@@ -36,6 +39,7 @@ type Writer struct {
 	lastCkpt    uint64 // seq of the last checkpoint
 	ckpt        sink   // checkpoint file, or nil
 	broken      error  // sticky append failure
+	closing     bool   // Close is signing the final checkpoint: no more records
 	closed      bool
 	dropped     uint64 // records lost with on_failure continue
 	lastDropLog time.Time
@@ -66,12 +70,13 @@ type seams struct {
 // New opens the audit log described by cfg (defaults applied, then
 // validated), continuing the chain of an existing log, and starts the
 // background checkpoint and fsync loops, which run until ctx ends or Close.
-// The audit key is fetched once from keys. log may be nil.
-func New(ctx context.Context, cfg Config, keys KeySource, log *zap.Logger) (*Writer, error) {
-	return newWriter(ctx, cfg, keys, log, seams{})
+// It signs a checkpoint before returning, so a signer that does not work
+// fails here. log may be nil.
+func New(ctx context.Context, cfg Config, signer Signer, log *zap.Logger) (*Writer, error) {
+	return newWriter(ctx, cfg, signer, log, seams{})
 }
 
-func newWriter(ctx context.Context, cfg Config, keys KeySource, log *zap.Logger, s seams) (*Writer, error) {
+func newWriter(ctx context.Context, cfg Config, signer Signer, log *zap.Logger, s seams) (*Writer, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -88,11 +93,11 @@ func newWriter(ctx context.Context, cfg Config, keys KeySource, log *zap.Logger,
 	if s.stdout == nil {
 		s.stdout = os.Stdout
 	}
-	key, err := fetchKey(ctx, keys)
-	if err != nil {
-		return nil, err
+	if signer == nil {
+		return nil, fmt.Errorf("%w: no checkpoint signer", ErrKeyUnavailable)
 	}
-	w := &Writer{cfg: cfg, log: log, now: s.now, open: s.open, key: key, seal: newSealer(key), wake: make(chan struct{})}
+	w := &Writer{cfg: cfg, log: log, now: s.now, open: s.open, sign: signer, seal: newSealer(), wake: make(chan struct{})}
+	var err error
 	if cfg.CheckpointPath != "" {
 		w.ckpt, err = w.open(cfg.CheckpointPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
@@ -100,7 +105,7 @@ func newWriter(ctx context.Context, cfg Config, keys KeySource, log *zap.Logger,
 		}
 	}
 	if cfg.Path == Stdout {
-		w.name, w.sink = Stdout, streamSink{s.stdout}
+		w.name, w.sink, w.logID = Stdout, streamSink{s.stdout}, newLogID()
 		if _, _, err = w.appendLocked(&Record{Type: TypeFileStart, FileStart: w.fileStart("", ReasonStart)}); err != nil {
 			w.closeFiles()
 			return nil, err
@@ -110,6 +115,10 @@ func newWriter(ctx context.Context, cfg Config, keys KeySource, log *zap.Logger,
 		return nil, err
 	}
 	w.markSynced(0)
+	if _, err := w.checkpoint(ctx, false, true); err != nil {
+		w.closeFiles()
+		return nil, err
+	}
 	bg, cancel := context.WithCancel(ctx)
 	w.cancel = cancel
 	if cfg.Fsync == FsyncInterval {
@@ -177,7 +186,7 @@ func (w *Writer) failed(err error, t Type) error {
 // broken by a failed write, or stopped by a failed fsync.
 func (w *Writer) usableLocked() error {
 	switch {
-	case w.closed:
+	case w.closed, w.closing:
 		return ErrClosed
 	case w.broken != nil:
 		return w.broken
@@ -207,8 +216,8 @@ func (w *Writer) appendLocked(r *Record) (uint64, []byte, error) {
 	r.Seq = w.seq + 1
 	r.Time = w.now().UTC().Truncate(time.Microsecond)
 	r.Prev = w.head
-	r.MAC = ""
-	line, mac, err := w.seal.seal(w.buf[:0], r)
+	r.Hash = ""
+	line, sum, err := w.seal.seal(w.buf[:0], r)
 	if err != nil {
 		return 0, nil, fmt.Errorf("%w: encode: %w", ErrInvalidRecord, err)
 	}
@@ -226,7 +235,7 @@ func (w *Writer) appendLocked(r *Record) (uint64, []byte, error) {
 		}
 		return 0, nil, fmt.Errorf("%w: %w", ErrSinkFailed, err)
 	}
-	w.seq, w.head = r.Seq, mac
+	w.seq, w.head = r.Seq, sum
 	w.size += int64(n)
 	w.written.Store(w.seq)
 	if r.Type == TypeCheckpoint {
@@ -236,14 +245,21 @@ func (w *Writer) appendLocked(r *Record) (uint64, []byte, error) {
 }
 
 func (w *Writer) fileStart(prevFile, reason string) *FileStart {
-	return &FileStart{Format: FormatVersion, File: filepath.Base(w.name), PrevFile: prevFile, Reason: reason, KeyID: w.key.id}
+	return &FileStart{Format: FormatVersion, Log: w.logID, File: filepath.Base(w.name), PrevFile: prevFile, Reason: reason}
 }
 
-// Checkpoint writes a checkpoint record now (also to the checkpoint file)
-// unless nothing was written since the last one, and waits for it to be
-// durable per the fsync policy.
+// newLogID returns a new chain identity: 128 random bits in hex.
+func newLogID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
+}
+
+// Checkpoint writes a signed checkpoint record now (also to the checkpoint
+// file) unless nothing was written since the last one, and waits for it to
+// be durable per the fsync policy.
 func (w *Writer) Checkpoint(ctx context.Context) error {
-	seq, err := w.checkpoint(false)
+	seq, err := w.checkpoint(ctx, false, false)
 	if err == nil && seq > 0 {
 		err = w.durable(ctx, seq)
 	}
@@ -256,36 +272,63 @@ func (w *Writer) Checkpoint(ctx context.Context) error {
 // good fsync can be trusted, so the log is not reopened behind the
 // operator's back.
 func (w *Writer) Probe(ctx context.Context) error {
-	w.mu.Lock()
-	if err := w.usableLocked(); err != nil {
-		w.mu.Unlock()
-		return err
-	}
-	seq, err := w.checkpointLocked(false)
-	w.mu.Unlock()
+	seq, err := w.checkpoint(ctx, false, true)
 	if err == nil {
 		err = w.durable(ctx, seq)
 	}
 	return err
 }
 
-func (w *Writer) checkpoint(final bool) (uint64, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if err := w.usableLocked(); err != nil {
-		return 0, err
+// maxCheckpointLag bounds how far behind the end of the chain the record a
+// checkpoint covers may be when the checkpoint is appended (the verifier
+// remembers that many recent hashes). Signing happens outside the lock —
+// with Vault Transit it is a network call — so records may arrive
+// meanwhile; past the bound the state is signed again.
+const maxCheckpointLag = verifyWindow / 2
+
+// closeSignTimeout bounds the wait for the final checkpoint's signature.
+const closeSignTimeout = 30 * time.Second
+
+// checkpoint signs the chain's current state without holding the lock,
+// then appends the checkpoint record. It returns the record's sequence
+// number, 0 if nothing was written since the last checkpoint (and force is
+// false).
+func (w *Writer) checkpoint(ctx context.Context, final, force bool) (uint64, error) {
+	for attempt := 0; ; attempt++ {
+		w.mu.Lock()
+		if err := w.usableLocked(); err != nil && !(final && errors.Is(err, ErrClosed) && !w.closed) {
+			w.mu.Unlock()
+			return 0, err
+		}
+		if w.seq == w.lastCkpt && !final && !force {
+			w.mu.Unlock()
+			return 0, nil
+		}
+		c := &Checkpoint{Log: w.logID, Records: w.seq, Head: w.head, File: filepath.Base(w.name), Final: final,
+			SignedAt: w.now().UTC().Truncate(time.Microsecond)}
+		w.mu.Unlock()
+		if err := signCheckpoint(ctx, w.sign, c); err != nil {
+			return 0, err
+		}
+		w.mu.Lock()
+		if err := w.usableLocked(); err != nil && !(final && errors.Is(err, ErrClosed) && !w.closed) {
+			w.mu.Unlock()
+			return 0, err
+		}
+		if w.seq-c.Records > maxCheckpointLag && attempt < 3 {
+			w.mu.Unlock()
+			continue
+		}
+		seq, err := w.appendCheckpointLocked(c)
+		w.mu.Unlock()
+		return seq, err
 	}
-	if w.seq == w.lastCkpt && !final {
-		return 0, nil
-	}
-	return w.checkpointLocked(final)
 }
 
-func (w *Writer) checkpointLocked(final bool) (uint64, error) {
-	r := &Record{Type: TypeCheckpoint, Checkpoint: &Checkpoint{
-		Records: w.seq, Head: w.head, File: filepath.Base(w.name), Final: final,
-	}}
-	seq, line, err := w.appendLocked(r)
+// appendCheckpointLocked appends a signed checkpoint to the log and the
+// checkpoint file.
+func (w *Writer) appendCheckpointLocked(c *Checkpoint) (uint64, error) {
+	seq, line, err := w.appendLocked(&Record{Type: TypeCheckpoint, Checkpoint: c})
 	if err != nil {
 		return 0, err
 	}
@@ -326,10 +369,17 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	var errs []error
-	if w.broken == nil && w.syncFailed() == nil {
-		if _, err := w.checkpointLocked(true); err != nil {
+	if w.broken == nil && w.syncFailed() == nil && !w.closing {
+		// The final checkpoint is signed outside the lock; closing stops
+		// further records so it covers every one.
+		w.closing = true
+		w.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), closeSignTimeout)
+		if _, err := w.checkpoint(ctx, true, true); err != nil {
 			errs = append(errs, err)
 		}
+		cancel()
+		w.mu.Lock()
 	}
 	w.closed = true
 	w.mu.Unlock()

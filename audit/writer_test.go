@@ -2,10 +2,12 @@ package audit
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,12 +17,12 @@ import (
 func TestWriteAndVerify(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	files := writeLog(t, cfg, 10)
-	res, err := Verify(context.Background(), testKey, files, VerifyOptions{})
+	res, err := Verify(context.Background(), testKeys, files, VerifyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// file_start + 10 statements + final checkpoint
-	if res.Records != 12 || !res.Closed || res.Checkpoints != 1 {
+	// file_start + opening checkpoint + 10 statements + final checkpoint
+	if res.Records != 13 || !res.Closed || res.Checkpoints != 2 || res.SignedThrough != 13 || res.Unsigned != 0 {
 		t.Fatalf("result %+v", res)
 	}
 }
@@ -29,21 +31,36 @@ func TestResumeContinuesChain(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	writeLog(t, cfg, 3)
 	files := writeLog(t, cfg, 3) // reopens and appends
-	res, err := Verify(context.Background(), testKey, files, VerifyOptions{})
+	res, err := Verify(context.Background(), testKeys, files, VerifyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Records != 1+3+1+3+1 {
+	if res.Records != 1+1+3+1+1+3+1 {
 		t.Fatalf("records %d", res.Records)
 	}
 }
 
-func TestResumeRefusesWrongKeyAndTornTail(t *testing.T) {
+func TestResumeRefusesModifiedTailAndTornTail(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	writeLog(t, cfg, 2)
-	other := StaticKey(make([]byte, 32))
-	if _, err := New(context.Background(), cfg, other, nil); !errors.Is(err, ErrWrongKey) {
-		t.Fatalf("other key: %v", err)
+	l := readLines(t, cfg.Path)
+	good := slices.Clone(l)
+	l[len(l)-1] = strings.Replace(l[len(l)-1], `"final":true`, `"final":false`, 1)
+	writeLines(t, cfg.Path, l)
+	if _, err := New(context.Background(), cfg, testKey, nil); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("modified last record: %v", err)
+	}
+	writeLines(t, cfg.Path, good)
+	// A new signing key continues the log: checkpoints name their key.
+	other := NewFileSigner(ed25519.NewKeyFromSeed(make([]byte, 32)))
+	w, err := New(context.Background(), cfg, other, nil)
+	if err != nil {
+		t.Fatalf("another signing key: %v", err)
+	}
+	w.Close()
+	both := PublicKeys{KeyID(other.Public()): other.Public(), KeyID(testKey.Public()): testKey.Public()}
+	if res, err := Verify(context.Background(), both, []string{cfg.Path}, VerifyOptions{Checkpoints: cfg.CheckpointPath}); err != nil || len(res.SigningKeys) != 2 {
+		t.Fatalf("verify with both keys: %v %+v", err, res)
 	}
 	f, _ := os.OpenFile(cfg.Path, os.O_WRONLY|os.O_APPEND, 0)
 	f.WriteString(`{"seq":9,`)
@@ -85,7 +102,7 @@ func TestConcurrentWriters(t *testing.T) {
 			if len(files) < 2 {
 				t.Fatalf("no rotation: %v", files)
 			}
-			res, err := Verify(context.Background(), testKey, files, VerifyOptions{})
+			res, err := Verify(context.Background(), testKeys, files, VerifyOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -111,7 +128,7 @@ func TestRotationBySizeContinuesChain(t *testing.T) {
 	if len(files) < 3 {
 		t.Fatalf("want several files, got %v", files)
 	}
-	res, err := Verify(context.Background(), testKey, files, VerifyOptions{})
+	res, err := Verify(context.Background(), testKeys, files, VerifyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,8 +152,8 @@ func TestRotationBySizeContinuesChain(t *testing.T) {
 			t.Fatalf("%s: first record is %s", f, first.Type)
 		}
 		if i > 0 {
-			if first.FileStart.PrevFile != filepath.Base(res.Files[i-1]) || first.Prev != prevLast.MAC || first.Seq != prevLast.Seq+1 {
-				t.Fatalf("%s: file_start %+v prev %s, previous last %d %s", f, first.FileStart, first.Prev, prevLast.Seq, prevLast.MAC)
+			if first.FileStart.PrevFile != filepath.Base(res.Files[i-1]) || first.Prev != prevLast.Hash || first.Seq != prevLast.Seq+1 {
+				t.Fatalf("%s: file_start %+v prev %s, previous last %d %s", f, first.FileStart, first.Prev, prevLast.Seq, prevLast.Hash)
 			}
 			if first.FileStart.Reason != ReasonRotateSize {
 				t.Fatalf("reason %q", first.FileStart.Reason)
@@ -153,7 +170,7 @@ func TestRotationByTime(t *testing.T) {
 	if len(files) < 2 {
 		t.Fatalf("files %v", files)
 	}
-	if _, err := Verify(context.Background(), testKey, files, VerifyOptions{}); err != nil {
+	if _, err := Verify(context.Background(), testKeys, files, VerifyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -164,7 +181,7 @@ func TestResumeAfterRotationCrash(t *testing.T) {
 	// a crash between the archive rename and the creation of the new file
 	os.Rename(cfg.Path, archiveName(cfg.Path, 5))
 	files := writeLog(t, cfg, 2)
-	if _, err := Verify(context.Background(), testKey, files, VerifyOptions{}); err != nil {
+	if _, err := Verify(context.Background(), testKeys, files, VerifyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -194,14 +211,14 @@ func TestCheckpoints(t *testing.T) {
 		}
 		return nil
 	})
-	if len(cps) != 6 || !cps[5].Final {
+	if len(cps) != 7 || !cps[6].Final {
 		t.Fatalf("checkpoints %+v", cps)
 	}
-	if n := len(readLines(t, cfg.CheckpointPath)); n != 6 {
+	if n := len(readLines(t, cfg.CheckpointPath)); n != 7 {
 		t.Fatalf("checkpoint file has %d lines", n)
 	}
-	res, err := Verify(ctx, testKey, []string{cfg.Path}, VerifyOptions{Checkpoints: cfg.CheckpointPath})
-	if err != nil || res.External != 6 {
+	res, err := Verify(ctx, testKeys, []string{cfg.Path}, VerifyOptions{Checkpoints: cfg.CheckpointPath})
+	if err != nil || res.External != 7 {
 		t.Fatalf("verify: %v %+v", err, res)
 	}
 }
@@ -338,7 +355,7 @@ func TestSinkFailure(t *testing.T) {
 				}
 			}
 			if !tt.syncFail {
-				if _, err := Verify(ctx, testKey, []string{cfg.Path}, VerifyOptions{}); err != nil {
+				if _, err := Verify(ctx, testKeys, []string{cfg.Path}, VerifyOptions{}); err != nil {
 					t.Fatalf("verify after partial writes: %v", err)
 				}
 			}
@@ -368,12 +385,12 @@ func TestStdoutSink(t *testing.T) {
 	w.Write(context.Background(), connStart())
 	w.Close()
 	out := b.String()
-	if strings.Count(out, "\n") != 3 || !strings.Contains(out, `"file":"-"`) {
+	if strings.Count(out, "\n") != 4 || !strings.Contains(out, `"file":"-"`) {
 		t.Fatalf("stdout: %s", out)
 	}
 	p := filepath.Join(t.TempDir(), "captured.jsonl")
 	os.WriteFile(p, []byte(out), 0o600)
-	if _, err := Verify(context.Background(), testKey, []string{p}, VerifyOptions{}); err != nil {
+	if _, err := Verify(context.Background(), testKeys, []string{p}, VerifyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -395,8 +412,8 @@ func TestFileClosedUnderneath(t *testing.T) {
 		t.Fatalf("close: %v", err)
 	}
 	files := []string{cfg.Path}
-	res, err := Verify(ctx, testKey, files, VerifyOptions{})
-	if err != nil || res.Records != 2 || res.Closed {
+	res, err := Verify(ctx, testKeys, files, VerifyOptions{})
+	if err != nil || res.Records != 3 || res.Closed || res.Unsigned != 1 {
 		t.Fatalf("verify: %v %+v", err, res)
 	}
 }

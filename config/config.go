@@ -224,8 +224,12 @@ func (c *Config) validate(pos *yamlconf.Positions) error {
 			}
 			return pos.Errorf("audit", "%v", err)
 		}
-		if c.Audit.Path != "" && c.Keys.Provider == "" {
-			return pos.Errorf("audit", "the audit log's key comes from the key provider: set keys.provider")
+		switch {
+		case c.Audit.Path == "":
+		case c.Audit.SigningKeyFile == "" && c.Audit.SigningTransitKey == "":
+			return pos.Errorf("audit.signing_key_file", "%s", audit.NoSigningKeyMsg)
+		case c.Audit.SigningTransitKey != "" && c.Keys.Provider != crypto.ProviderVault:
+			return pos.Errorf("audit.signing_transit_key", "needs keys.provider: vault (the Transit key lives in the Vault of keys.vault)")
 		}
 	}
 	if c.Policy != "" && (c.Auth.AuthUser == "" || c.Auth.AuthPasswordFile == "") {

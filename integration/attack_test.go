@@ -24,7 +24,6 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/configs/sample"
 )
 
@@ -404,7 +403,7 @@ func TestAttackCorpus(t *testing.T) {
 	auditFile := filepath.Join(t.TempDir(), "audit.jsonl")
 	cfg := proxyConfig()
 	cfg.Policy, cfg.Keys = everythingPolicy(t), proxyKeys()
-	cfg.Audit = audit.Config{Path: auditFile}.WithDefaults()
+	cfg.Audit = auditConfig(t, auditFile)
 	p := startProxy(t, cfg)
 	// The digest ordering's key is as secret as any value: with it, the
 	// order of grouped rows tells clear values apart.

@@ -15,10 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"go.uber.org/zap"
 
 	"github.com/pgpseudo/pgpseudo/audit"
-	"github.com/pgpseudo/pgpseudo/crypto"
 )
 
 // auditProxy starts a policy proxy that writes its audit log to path.
@@ -28,8 +26,36 @@ func auditProxy(t *testing.T, path string) *runningProxy {
 	cfg := proxyConfig()
 	cfg.Policy = samplePolicy
 	cfg.Keys = proxyKeys()
-	cfg.Audit = audit.Config{Path: path}.WithDefaults()
+	cfg.Audit = auditConfig(t, path)
 	return startProxy(t, cfg)
+}
+
+// auditConfig is an audit section writing to path, its checkpoints signed
+// by a new Ed25519 key file (its public key beside it, FILE.pub).
+func auditConfig(t testing.TB, path string) audit.Config {
+	t.Helper()
+	key := filepath.Join(t.TempDir(), "audit-signing.pem")
+	priv, pub, err := audit.GenerateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, priv, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key+".pub", pub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return audit.Config{Path: path, SigningKeyFile: key}.WithDefaults()
+}
+
+// auditPublicKeys reads the public key of an auditConfig's signer.
+func auditPublicKeys(t testing.TB, cfg audit.Config) audit.PublicKeys {
+	t.Helper()
+	keys, err := audit.LoadPublicKeys(cfg.SigningKeyFile + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }
 
 func readAudit(t *testing.T, paths ...string) []audit.Record {
@@ -156,18 +182,10 @@ func TestAuditScriptedSession(t *testing.T) {
 		t.Errorf("records: %d starts, %d ends, %d auth failures, %d policy loads, %d developer statements", starts, ends, authFails, policyLoads, devStatements)
 	}
 
-	// The log verifies with the key from the key provider.
-	kp, err := crypto.NewProvider(ctx, proxyKeys(), zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kp.Close()
-	key, err := crypto.AuditKeySource{Provider: kp}.AuditKey(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := audit.Verify(ctx, audit.StaticKey(key), []string{logPath}, audit.VerifyOptions{})
-	if err != nil || !res.Closed || res.Records != uint64(len(recs)) {
+	// The log verifies with the signer's public key alone, against its
+	// checkpoint file.
+	res, err := audit.Verify(ctx, auditPublicKeys(t, p.cfg.Audit), []string{logPath}, audit.VerifyOptions{Checkpoints: p.cfg.Audit.CheckpointPath})
+	if err != nil || !res.Closed || res.Records != uint64(len(recs)) || res.Unsigned != 0 {
 		t.Fatalf("verify: %+v, %v", res, err)
 	}
 

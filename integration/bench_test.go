@@ -261,7 +261,8 @@ func BenchmarkAuditOverhead(b *testing.B) {
 	}
 	base := fmt.Sprintf("policy: %s\nkeys: {provider: file, allow_insecure_file_keys: true, file: {path: %s}}\n", pol, sampleKeys)
 	off := startBinaryProxy(b, base)
-	on := startBinaryProxy(b, base+fmt.Sprintf("audit: {path: %s}\n", filepath.Join(b.TempDir(), "audit.jsonl")))
+	ac := auditConfig(b, filepath.Join(b.TempDir(), "audit.jsonl"))
+	on := startBinaryProxy(b, base+fmt.Sprintf("audit: {path: %s, signing_key_file: %s}\n", ac.Path, ac.SigningKeyFile))
 	tps := func(port string) float64 { return runPgbench(b, port, userAlice, passAlice, db, "simple", 8, 10).tps }
 	for i := 0; i < b.N; i++ {
 		tOff, tOn := tps(off.port), tps(on.port)

@@ -63,8 +63,14 @@ keys:
   file: {path: $state/keyset.json}
 audit:
   path: $state/audit.jsonl
+  signing_key_file: $state/audit-signing.pem
 log: {level: info, format: console}
 YAML
+[ -f "$state/audit-signing.pem" ] || bin/pgpseudo audit keygen --out "$state/audit-signing.pem" >/dev/null
+# A log left by a build that wrote the earlier (HMAC) format is kept aside.
+if [ -f "$state/audit.jsonl" ] && head -n1 "$state/audit.jsonl" | grep -q '"pgpseudo-audit/1"'; then
+	mkdir -p "$state/audit-format1" && mv "$state"/audit*.jsonl* "$state/audit-format1/" 2>/dev/null || true
+fi
 [ -f "$state/keyset.json" ] || bin/pgpseudo keys init --config "$state/pgpseudo.yaml" >/dev/null
 bin/pgpseudo policy check --config "$state/pgpseudo.yaml" --db --database kunden | grep -v '^info:' || true
 nohup bin/pgpseudo serve --config "$state/pgpseudo.yaml" >"$state/pgpseudo.log" 2>&1 &
@@ -102,6 +108,6 @@ pgpseudo is running on 127.0.0.1:$port (log: .stack/pgpseudo.log, audit: .stack/
 Users dr_house, bi_jane, dev_max (password $pw); for example:
   PGPASSWORD=$pw psql "$(conn bi_jane)"
   PGPASSWORD=$pw pg_dump -Fc -f dev.dump "$(conn dev_max)"
-Verify the audit log: bin/pgpseudo audit verify --config .stack/pgpseudo.yaml .stack/audit.jsonl
+Verify the audit log (no secret needed): bin/pgpseudo audit verify --public-key .stack/audit-signing.pem.pub .stack/audit*.jsonl
 Stop everything: integration/stack.sh down
 EOT

@@ -120,6 +120,12 @@ path "%s/encrypt/%s" { capabilities = ["update"] }
 path "%s/decrypt/%s" { capabilities = ["update"] }
 path "%s/keys/%s" { capabilities = ["create", "read", "update"] }
 `, kv, meta, transit, key, transit, key, transit, key)
+	case "serve-audit": // serve, plus signing audit checkpoints (docs/audit.md)
+		return fmt.Sprintf(`path %q { capabilities = ["read"] }
+path "%s/decrypt/%s" { capabilities = ["update"] }
+path "%s/sign/%s" { capabilities = ["update"] }
+path "%s/keys/%s" { capabilities = ["read"] }
+`, kv, transit, key, transit, auditSigningKey, transit, auditSigningKey)
 	case "kv-only": // may read the wrapped keyset but not unwrap it
 		return fmt.Sprintf(`path %q { capabilities = ["read"] }
 `, kv)

@@ -26,6 +26,7 @@ type runningProxy struct {
 	addr string
 	port string
 	logs *observer.ObservedLogs
+	cfg  *config.Config
 }
 
 // proxyConfig is the configuration tests start from: TLS on both legs,
@@ -62,7 +63,7 @@ func startProxy(t testing.TB, cfg *config.Config) *runningProxy {
 	}
 	go srv.Serve(ln)
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	p := &runningProxy{srv: srv, addr: ln.Addr().String(), port: port, logs: logs}
+	p := &runningProxy{srv: srv, addr: ln.Addr().String(), port: port, logs: logs, cfg: cfg}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -36,7 +36,7 @@ func TestLiveRotation(t *testing.T) {
 	cfg.Policy = samplePolicy
 	cfg.Keys = kc
 	logPath := filepath.Join(dir, "audit.jsonl")
-	cfg.Audit = audit.Config{Path: logPath}.WithDefaults()
+	cfg.Audit = auditConfig(t, logPath)
 	p := startProxy(t, cfg)
 
 	const q = "SELECT customer_id, full_name FROM customers ORDER BY created_at LIMIT 1"

@@ -148,7 +148,11 @@ func NewServer(cfg *config.Config, log *zap.Logger) (*Server, error) {
 		go s.watchKeys(bg, cfg.Keys.WithDefaults().RefreshInterval)
 	}
 	if cfg.Audit.Path != "" {
-		if s.aud, err = audit.New(bg, cfg.Audit, crypto.AuditKeySource{Provider: s.keys}, log); err != nil {
+		signer, err := config.NewAuditSigner(cfg.Audit, s.keys)
+		if err == nil {
+			s.aud, err = audit.New(bg, cfg.Audit, signer, log)
+		}
+		if err != nil {
 			s.closeAuth()
 			return nil, fmt.Errorf("audit log: %w", err)
 		}

@@ -10,10 +10,12 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/pgpseudo/pgpseudo/audit"
+	"github.com/pgpseudo/pgpseudo/config"
 	"github.com/pgpseudo/pgpseudo/crypto"
 )
 
@@ -21,18 +23,24 @@ import (
 const (
 	exitTampered       = 1 // the log failed verification or is malformed
 	exitUsage          = 2
-	exitKeyUnavailable = 3 // no usable audit key, or the log was written with another
+	exitKeyUnavailable = 3 // no usable public or signing key, or the log was signed by another
 	exitUnreadable     = 4 // a log or checkpoint file cannot be read
 )
 
 const auditUsage = `pgpseudo audit — verify and query the audit log
 
 Commands:
-  verify --config FILE | --key-file FILE [--checkpoints FILE] [--partial] [--format text|json] LOG…
+  verify --public-key FILE | --config FILE [--checkpoints FILE] [--partial] [--format text|json] LOG…
   query  [--user U] [--role R] [--table T] [--column C] [--decision D] [--outcome O]
          [--type T] [--since TIME] [--until TIME] [--format table|json|csv] LOG…
   report [--since TIME] [--until TIME] [--format table|json|csv] LOG…
-  keygen --out FILE
+  keygen --out FILE | --config FILE
+  public-key --config FILE
+
+verify needs no secret: the public key (audit public-key prints it) checks
+every checkpoint's signature. keygen --out writes an Ed25519 signing key for
+audit.signing_key_file and its public key FILE.pub; keygen --config creates
+the Vault Transit key of audit.signing_transit_key.
 
 LOG… is one file or a rotated set in any order (e.g. audit*.jsonl). TIME is
 RFC 3339 (2025-03-01T09:00:00Z), a date (2025-03-01, UTC) or a duration
@@ -53,7 +61,9 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "report":
 		return auditReport(ctx, args[1:], stdout, stderr)
 	case "keygen":
-		return auditKeygen(args[1:], stdout, stderr)
+		return auditKeygen(ctx, args[1:], stdout, stderr)
+	case "public-key":
+		return auditPublicKey(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, auditUsage)
 		return nil
@@ -105,9 +115,9 @@ func exitFor(err error) error {
 
 func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("verify", stderr)
-	keyFile := fs.String("key-file", "", "file holding the audit key (hex or base64)")
-	configPath := fs.String("config", "", "proxy configuration: take the audit key from its key provider (as the proxy does)")
-	ckpt := fs.String("checkpoints", "", "checkpoint file to check the log against")
+	pubFile := fs.String("public-key", "", "PEM file with the signer's public key(s) (audit public-key prints them)")
+	configPath := fs.String("config", "", "proxy configuration: take the public keys from its audit signer")
+	ckpt := fs.String("checkpoints", "", "checkpoint file to check the log against (default: the one beside the log)")
 	partial := fs.Bool("partial", false, "accept a set whose older files were removed")
 	format := fs.String("format", "text", "output: text or json")
 	files, err := parseArgs(fs, args)
@@ -117,28 +127,35 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *format != "text" && *format != "json" {
 		return &exitError{code: exitUsage, err: fmt.Errorf("audit verify: --format must be text or json, got %q", *format)}
 	}
-	var key []byte
+	var keys audit.PublicKeys
 	switch {
-	case (*keyFile == "") == (*configPath == ""):
-		return &exitError{code: exitUsage, err: errors.New("audit verify: give --config or --key-file")}
-	case *keyFile != "":
-		if key, err = audit.LoadKeyFile(*keyFile); err != nil {
-			return exitFor(err)
+	case (*pubFile == "") == (*configPath == ""):
+		return &exitError{code: exitUsage, err: errors.New("audit verify: give --public-key or --config")}
+	case *pubFile != "":
+		if keys, err = audit.LoadPublicKeys(*pubFile); err != nil {
+			return &exitError{code: exitKeyUnavailable, err: err}
 		}
 	default:
-		if key, err = providerAuditKey(ctx, *configPath, stderr); err != nil {
+		if keys, err = configPublicKeys(ctx, *configPath, stderr); err != nil {
 			return &exitError{code: exitKeyUnavailable, err: err}
 		}
 	}
 	// Each chain (the proxy's log, each command's log beside it) is
 	// verified on its own; the checkpoint file against the log it names.
 	chains := audit.Chains(files)
-	ckptChain := -1
+	ckpts := make([]string, len(chains))
+	for i, chain := range chains {
+		// The checkpoint file the writer keeps beside the active file.
+		if c := chainLabel(chain) + audit.CheckpointSuffix; !audit.IsArchive(chainLabel(chain)) && fileExists(c) {
+			ckpts[i] = c
+		}
+	}
 	if *ckpt != "" {
-		if ckptChain, err = audit.CheckpointChain(*ckpt, chains); err != nil {
-			clear(key)
+		i, err := audit.CheckpointChain(*ckpt, chains)
+		if err != nil {
 			return exitFor(err)
 		}
+		ckpts[i] = *ckpt
 	}
 	type chainResult struct {
 		res audit.VerifyResult
@@ -146,13 +163,9 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	results := make([]chainResult, len(chains))
 	for i, chain := range chains {
-		opts := audit.VerifyOptions{Partial: *partial}
-		if i == ckptChain {
-			opts.Checkpoints = *ckpt
-		}
-		results[i].res, results[i].err = audit.Verify(ctx, audit.StaticKey(key), chain, opts)
+		opts := audit.VerifyOptions{Partial: *partial, Checkpoints: ckpts[i]}
+		results[i].res, results[i].err = audit.Verify(ctx, keys, chain, opts)
 	}
-	clear(key)
 	var worst error
 	for _, r := range results {
 		if r.err != nil && (worst == nil || exitCode(exitFor(r.err)) > exitCode(exitFor(worst))) {
@@ -199,7 +212,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			if len(results) > 1 {
 				prefix = chainLabel(chains[i]) + ": "
 			}
-			printVerify(stdout, prefix, r.res, r.err, i == ckptChain, *ckpt)
+			printVerify(stdout, prefix, r.res, r.err, ckpts[i])
 		}
 	}
 	for _, r := range results {
@@ -225,19 +238,25 @@ func chainLabel(files []string) string {
 }
 
 // printVerify writes one chain's verdict in words.
-func printVerify(w io.Writer, prefix string, res audit.VerifyResult, err error, checked bool, ckpt string) {
+func printVerify(w io.Writer, prefix string, res audit.VerifyResult, err error, ckpt string) {
 	var te *audit.TamperError
 	switch {
 	case err == nil:
-		state := "closed cleanly"
-		if !res.Closed {
-			state = "not closed (writer running or crashed, or its end removed: verify with --checkpoints)"
+		fmt.Fprintf(w, "%sOK: %d records (%d…%d) in %d files, signed through record %d by key %s (%d checkpoints",
+			prefix, res.Records, res.FirstSeq, res.LastSeq, len(res.Files), res.SignedThrough, strings.Join(res.SigningKeys, ", "), res.Checkpoints)
+		if ckpt != "" {
+			fmt.Fprintf(w, ", %d in %s", res.External, filepath.Base(ckpt))
 		}
-		fmt.Fprintf(w, "%sOK: %d records (%d…%d) in %d files, %d checkpoints", prefix, res.Records, res.FirstSeq, res.LastSeq, len(res.Files), res.Checkpoints)
-		if checked {
-			fmt.Fprintf(w, ", %d checked against %s", res.External, ckpt)
+		fmt.Fprint(w, ")")
+		switch {
+		case res.Closed:
+			fmt.Fprint(w, "; closed cleanly\n")
+		default:
+			fmt.Fprintf(w, "; not closed: the last %d records are not signed yet (the writer is running or crashed, or someone else appended them)\n", res.Unsigned)
 		}
-		fmt.Fprintf(w, "; %s\n", state)
+		if ckpt == "" {
+			fmt.Fprintf(w, "%s  no checkpoint file: a log cut back to an earlier checkpoint cannot be detected (give --checkpoints)\n", prefix)
+		}
 	case errors.As(err, &te):
 		fmt.Fprintf(w, "%sTAMPERED: record %d %s at %s", prefix, te.Record, te.Kind, te.File)
 		if te.Line > 0 {
@@ -247,6 +266,11 @@ func printVerify(w io.Writer, prefix string, res audit.VerifyResult, err error, 
 	default:
 		fmt.Fprintf(w, "%sERROR: %v\n", prefix, err)
 	}
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // timeFlag parses TIME arguments.
@@ -384,44 +408,136 @@ func auditReport(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return rp.WriteTo(stdout, *format)
 }
 
-func auditKeygen(args []string, stdout, stderr io.Writer) error {
+func auditKeygen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("keygen", stderr)
-	out := fs.String("out", "", "file to create (mode 0600); it must not exist")
+	out := fs.String("out", "", "private key file to create (mode 0600; it must not exist); the public key goes to FILE.pub")
+	configPath := fs.String("config", "", "proxy configuration: create the Vault Transit key of audit.signing_transit_key")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	if *out == "" || fs.NArg() > 0 {
+	if (*out == "") == (*configPath == "") || fs.NArg() > 0 {
 		fs.Usage()
-		return &exitError{code: exitUsage, err: errors.New("audit keygen: --out FILE is required")}
+		return &exitError{code: exitUsage, err: errors.New("audit keygen: give --out FILE or --config FILE")}
 	}
-	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if *configPath != "" {
+		return withConfigSigner(ctx, *configPath, stderr, func(ctx context.Context, s config.AuditSigner) error {
+			ts, ok := s.(*crypto.TransitSigner)
+			if !ok {
+				return errors.New("audit keygen --config: the configuration has no audit.signing_transit_key (for a key file use --out)")
+			}
+			created, err := ts.Create(ctx)
+			if err != nil {
+				return err
+			}
+			if created {
+				fmt.Fprintln(stderr, "created the Vault Transit signing key (type ed25519)")
+			} else {
+				fmt.Fprintln(stderr, "the Vault Transit signing key exists")
+			}
+			return printPublicKeys(ctx, stdout, s)
+		})
+	}
+	priv, pub, err := audit.GenerateSigningKey()
 	if err != nil {
 		return fmt.Errorf("audit keygen: %w", err)
 	}
-	key := audit.GenerateKey()
-	_, err = f.Write(audit.EncodeKey(key))
-	clear(key)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	defer clear(priv)
+	if err := writeNewFile(*out, priv, 0o600); err != nil {
 		return fmt.Errorf("audit keygen: %w", err)
 	}
-	fmt.Fprintf(stdout, "wrote a new audit key to %s (for tests and demos; production keys come from the key provider)\n", *out)
+	if err := writeNewFile(*out+".pub", pub, 0o644); err != nil {
+		return fmt.Errorf("audit keygen: %w", err)
+	}
+	fmt.Fprintf(stdout, "wrote an Ed25519 checkpoint signing key to %s (audit.signing_key_file) and its public key to %s.pub (for audit verify --public-key)\n", *out, *out)
 	return nil
 }
 
-// providerAuditKey derives the audit key from the configured key provider,
-// the way the proxy does.
-func providerAuditKey(ctx context.Context, configPath string, stderr io.Writer) ([]byte, error) {
-	kf, err := loadKeysConfig(configPath)
+// writeNewFile creates path (which must not exist) with data.
+func writeNewFile(path string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	ctx, p, _, done, err := openProvider(ctx, kf, stderr)
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func auditPublicKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("public-key", stderr)
+	configPath := fs.String("config", "", "proxy configuration whose audit signer to read")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	if *configPath == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return &exitError{code: exitUsage, err: errors.New("audit public-key: --config FILE is required")}
+	}
+	return withConfigSigner(ctx, *configPath, stderr, func(ctx context.Context, s config.AuditSigner) error {
+		return printPublicKeys(ctx, stdout, s)
+	})
+}
+
+func printPublicKeys(ctx context.Context, w io.Writer, s config.AuditSigner) error {
+	pubs, err := s.PublicKeys(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	defer done()
-	return crypto.AuditKeySource{Provider: p}.AuditKey(ctx)
+	for _, p := range pubs {
+		b, err := audit.EncodePublicKey(p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "# key_id %s\n%s", audit.KeyID(p), b)
+	}
+	return nil
+}
+
+// withConfigSigner runs f with the audit signer the configuration names,
+// opening the key provider only for a Vault Transit signer.
+func withConfigSigner(ctx context.Context, configPath string, stderr io.Writer, f func(context.Context, config.AuditSigner) error) error {
+	kf, err := loadCommandConfig(configPath, false)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	if kf.Audit.Path == "" {
+		return &exitError{code: exitUsage, err: fmt.Errorf("%s has no audit section", configPath)}
+	}
+	var p crypto.KeyProvider
+	if kf.Audit.SigningTransitKey != "" {
+		if kf.Keys.Provider != crypto.ProviderVault {
+			return &exitError{code: exitUsage, err: errors.New("audit.signing_transit_key needs keys.provider: vault")}
+		}
+		var done func()
+		ctx, p, _, done, err = openProvider(ctx, kf, stderr)
+		if err != nil {
+			return &exitError{code: exitKeyUnavailable, err: err}
+		}
+		defer done()
+	}
+	s, err := config.NewAuditSigner(kf.Audit, p)
+	if err != nil {
+		return &exitError{code: exitKeyUnavailable, err: err}
+	}
+	if err := f(ctx, s); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return err
+		}
+		return &exitError{code: exitKeyUnavailable, err: err}
+	}
+	return nil
+}
+
+// configPublicKeys returns the public keys of the configuration's signer.
+func configPublicKeys(ctx context.Context, configPath string, stderr io.Writer) (audit.PublicKeys, error) {
+	var keys audit.PublicKeys
+	err := withConfigSigner(ctx, configPath, stderr, func(ctx context.Context, s config.AuditSigner) error {
+		var err error
+		keys, err = config.AuditPublicKeys(ctx, s)
+		return err
+	})
+	return keys, err
 }

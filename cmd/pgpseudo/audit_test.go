@@ -18,28 +18,29 @@ import (
 )
 
 // auditFixture writes a rotated log of n statements with a checkpoint file
-// and a key file, and returns the directory.
+// and a signing key file (pubFile its public key), and returns the
+// directory.
 type auditFixture struct {
-	dir, keyFile, ckpt string
-	files              []string
+	dir, keyFile, pubFile, ckpt string
+	files                       []string
 }
 
 func newAuditFixture(t *testing.T, n int) auditFixture {
 	t.Helper()
 	dir := t.TempDir()
-	fx := auditFixture{dir: dir, keyFile: filepath.Join(dir, "audit.key"), ckpt: filepath.Join(dir, "checkpoints")}
+	fx := auditFixture{dir: dir, keyFile: filepath.Join(dir, "audit.key"), pubFile: filepath.Join(dir, "audit.key.pub"), ckpt: filepath.Join(dir, "checkpoints")}
 	if err := run(context.Background(), []string{"audit", "keygen", "--out", fx.keyFile}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
 	if fi, _ := os.Stat(fx.keyFile); fi.Mode().Perm() != 0o600 {
 		t.Fatalf("key file mode %v", fi.Mode())
 	}
-	key, err := audit.LoadKeyFile(fx.keyFile)
+	signer, err := audit.LoadSigningKey(fx.keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := audit.Config{Path: filepath.Join(dir, "audit.jsonl"), Fsync: audit.FsyncNever, RotateSize: 4096, CheckpointPath: fx.ckpt}
-	w, err := audit.New(context.Background(), cfg, audit.StaticKey(key), nil)
+	w, err := audit.New(context.Background(), cfg, signer, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,6 +155,32 @@ func TestAuditVerifyTampering(t *testing.T) {
 			os.Remove(fx.files[1])
 			return seq
 		}},
+		// The chain is public: a record removed and every later hash,
+		// prev and seq recomputed still chains, but the signed
+		// checkpoints (in the log and in the checkpoint file) do not
+		// match it any more.
+		{"record deleted, chain recomputed", "rewritten", func(t *testing.T, fx auditFixture) uint64 {
+			last := fx.files[len(fx.files)-1]
+			l := lines(t, last)
+			l = slices.Delete(l, 2, 3)
+			var prev string
+			if err := json.Unmarshal([]byte(l[0]), &struct{ Prev *string }{&prev}); err != nil {
+				t.Fatal(err)
+			}
+			first := seqAt(t, l[0])
+			for i := range l {
+				var r audit.Record
+				if err := json.Unmarshal([]byte(l[i]), &r); err != nil {
+					t.Fatal(err)
+				}
+				r.Seq, r.Prev, r.Hash = first+uint64(i), prev, ""
+				l[i], prev = rehash(t, &r)
+			}
+			put(t, last, l)
+			// The first record that differs from what was signed: the
+			// record now where the final checkpoint's covered record was.
+			return first + uint64(len(l)) - 1
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -163,7 +190,7 @@ func TestAuditVerifyTampering(t *testing.T) {
 			}
 			want := tt.tamper(t, fx)
 			files, _ := filepath.Glob(filepath.Join(fx.dir, "audit*.jsonl"))
-			args := append([]string{"verify", "--key-file", fx.keyFile, "--checkpoints", fx.ckpt}, files...)
+			args := append([]string{"verify", "--public-key", fx.pubFile, "--checkpoints", fx.ckpt}, files...)
 			out, _, code, err := runAudit(args...)
 			if tt.kind == "" {
 				if code != 0 || !strings.HasPrefix(out, "OK: ") || !strings.Contains(out, "closed cleanly") {
@@ -189,29 +216,35 @@ func TestAuditVerifyTampering(t *testing.T) {
 	}
 }
 
+// rehash seals r as the writer would: anyone can, the chain is public.
+func rehash(t *testing.T, r *audit.Record) (line, sum string) {
+	t.Helper()
+	l, sum, err := audit.EncodeLine(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(l), sum
+}
+
 func TestAuditExitStatus(t *testing.T) {
 	fx := newAuditFixture(t, 10)
 	wrongKey := filepath.Join(fx.dir, "wrong.key")
 	run(context.Background(), []string{"audit", "keygen", "--out", wrongKey}, &bytes.Buffer{}, &bytes.Buffer{})
-	openKey := filepath.Join(fx.dir, "open.key")
-	data, _ := os.ReadFile(fx.keyFile)
-	os.WriteFile(openKey, data, 0o644)
-	os.Chmod(openKey, 0o644)
 	tests := []struct {
 		name string
 		args []string
 		code int
 	}{
-		{"ok, flags after files", append(append([]string{"verify"}, fx.files...), "--key-file", fx.keyFile), 0},
+		{"ok, flags after files", append(append([]string{"verify"}, fx.files...), "--public-key", fx.pubFile), 0},
 		{"no subcommand", nil, 2},
 		{"unknown subcommand", []string{"frob"}, 2},
-		{"no files", []string{"verify", "--key-file", fx.keyFile}, 2},
+		{"no files", []string{"verify", "--public-key", fx.pubFile}, 2},
 		{"no key", append([]string{"verify"}, fx.files...), 2},
 		{"bad flag", []string{"verify", "--colour", "x"}, 2},
-		{"missing key file", append([]string{"verify", "--key-file", filepath.Join(fx.dir, "none")}, fx.files...), 3},
-		{"key file readable by others", append([]string{"verify", "--key-file", openKey}, fx.files...), 3},
-		{"wrong key", append([]string{"verify", "--key-file", wrongKey}, fx.files...), 3},
-		{"unreadable log", []string{"verify", "--key-file", fx.keyFile, filepath.Join(fx.dir, "none.jsonl")}, 4},
+		{"missing public key file", append([]string{"verify", "--public-key", filepath.Join(fx.dir, "none")}, fx.files...), 3},
+		{"a private key is not a public key", append([]string{"verify", "--public-key", fx.keyFile}, fx.files...), 3},
+		{"another signer's public key", append([]string{"verify", "--public-key", wrongKey + ".pub"}, fx.files...), 3},
+		{"unreadable log", []string{"verify", "--public-key", fx.pubFile, filepath.Join(fx.dir, "none.jsonl")}, 4},
 		{"query bad decision", append([]string{"query", "--decision", "peeked"}, fx.files...), 2},
 		{"query bad format", append([]string{"query", "--format", "xml"}, fx.files...), 2},
 		{"query bad time", append([]string{"query", "--since", "yesterday"}, fx.files...), 2},

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pgpseudo/pgpseudo/audit"
+	"github.com/pgpseudo/pgpseudo/config"
 	"github.com/pgpseudo/pgpseudo/crypto"
 	"github.com/pgpseudo/pgpseudo/policy"
 )
@@ -345,10 +346,18 @@ func auditCommand(ctx context.Context, cfg keysFile, p crypto.KeyProvider, log *
 	if cfg.Audit.Path == "" || cfg.Audit.Path == "-" {
 		return nil
 	}
-	ac := cfg.Audit
+	ac := cfg.Audit.WithDefaults()
 	ac.Path = commandLogPath(ac.Path, name)
-	ac.CheckpointPath = ""
-	w, err := audit.New(ctx, ac, crypto.AuditKeySource{Provider: p}, log)
+	if ac.CheckpointPath == audit.DefaultCheckpointPath(cfg.Audit.Path) {
+		ac.CheckpointPath = audit.DefaultCheckpointPath(ac.Path)
+	} else {
+		ac.CheckpointPath = commandLogPath(ac.CheckpointPath, name)
+	}
+	signer, err := config.NewAuditSigner(ac, p)
+	if err != nil {
+		return err
+	}
+	w, err := audit.New(ctx, ac, signer, log)
 	if err != nil {
 		return err
 	}

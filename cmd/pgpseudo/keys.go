@@ -141,7 +141,11 @@ type keysFile struct {
 // types are still refused with their line), but only keys: (required) and
 // log: are validated: an operator can point at the proxy's own file or at
 // a file holding just a keys: section.
-func loadKeysConfig(path string) (keysFile, error) {
+func loadKeysConfig(path string) (keysFile, error) { return loadCommandConfig(path, true) }
+
+// loadCommandConfig is loadKeysConfig with the keys: section optional
+// (the audit commands need it only for a Vault Transit signer).
+func loadCommandConfig(path string, needKeys bool) (keysFile, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return keysFile{}, fmt.Errorf("read config: %w", err)
@@ -151,12 +155,15 @@ func loadKeysConfig(path string) (keysFile, error) {
 	if err != nil {
 		return keysFile{}, err
 	}
-	if !pos.Has("keys") {
+	if !pos.Has("keys") && needKeys {
 		return keysFile{}, pos.Errorf("keys", "section is required (see docs/keys.md)")
 	}
-	kc := cfg.Keys.WithDefaults()
-	if err := kc.Validate(); err != nil {
-		return keysFile{}, pos.Errorf("keys", "%s", strings.TrimPrefix(err.Error(), crypto.ErrInvalidConfig.Error()+": "))
+	var kc crypto.Config
+	if pos.Has("keys") {
+		kc = cfg.Keys.WithDefaults()
+		if err := kc.Validate(); err != nil {
+			return keysFile{}, pos.Errorf("keys", "%s", strings.TrimPrefix(err.Error(), crypto.ErrInvalidConfig.Error()+": "))
+		}
 	}
 	switch cfg.Log.Level {
 	case "debug", "info", "warn", "error":

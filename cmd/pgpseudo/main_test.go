@@ -81,28 +81,25 @@ func TestPolicyCheckStatic(t *testing.T) {
 	}
 }
 
-// TestAuditVerifyWithConfig: audit verify takes the audit key from the key
-// provider named in the proxy configuration, as the proxy does.
+// TestAuditVerifyWithConfig: audit verify --config takes the public key
+// from the signer the proxy configuration names (no token keys needed),
+// and audit public-key prints it for auditors.
 func TestAuditVerifyWithConfig(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "pgpseudo.yaml")
-	os.WriteFile(cfg, []byte("keys: {provider: file, allow_insecure_file_keys: true, file: {path: "+filepath.Join(dir, "keyset.json")+"}}\n"), 0o600)
-	var out, errb bytes.Buffer
-	if err := run(ctx, []string{"keys", "init", "--config", cfg}, &out, &errb); err != nil {
-		t.Fatalf("keys init: %v\n%s", err, errb.String())
-	}
-	kf, err := loadKeysConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := crypto.NewProvider(ctx, kf.Keys, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	keyFile := filepath.Join(dir, "signing.pem")
 	logPath := filepath.Join(dir, "audit.jsonl")
-	w, err := audit.New(ctx, audit.Config{Path: logPath}.WithDefaults(), crypto.AuditKeySource{Provider: p}, zap.NewNop())
+	cfg := filepath.Join(dir, "pgpseudo.yaml")
+	os.WriteFile(cfg, []byte("audit: {path: "+logPath+", signing_key_file: "+keyFile+"}\n"), 0o600)
+	var out, errb bytes.Buffer
+	if err := run(ctx, []string{"audit", "keygen", "--out", keyFile}, &out, &errb); err != nil {
+		t.Fatalf("keygen: %v\n%s", err, errb.String())
+	}
+	signer, err := audit.LoadSigningKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := audit.New(ctx, audit.Config{Path: logPath}.WithDefaults(), signer, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,16 +109,26 @@ func TestAuditVerifyWithConfig(t *testing.T) {
 		}
 	}
 	w.Close()
-	if err := run(ctx, []string{"audit", "verify", "--config", cfg, logPath}, &out, &errb); err != nil {
-		t.Fatalf("verify --config: %v\n%s", err, errb.String())
+	out.Reset()
+	if err := run(ctx, []string{"audit", "verify", "--config", cfg, logPath}, &out, &errb); err != nil || !strings.Contains(out.String(), "closed cleanly") {
+		t.Fatalf("verify --config: %v\n%s%s", err, out.String(), errb.String())
 	}
-	// Another keyset's audit key does not verify the log.
-	os.WriteFile(cfg, []byte("keys: {provider: file, allow_insecure_file_keys: true, file: {path: "+filepath.Join(dir, "other.json")+"}}\n"), 0o600)
-	run(ctx, []string{"keys", "init", "--config", cfg}, &out, &errb)
+	out.Reset()
+	if err := run(ctx, []string{"audit", "public-key", "--config", cfg}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := os.ReadFile(keyFile + ".pub")
+	if !strings.Contains(out.String(), string(pub)) || !strings.Contains(out.String(), "# key_id "+audit.KeyID(signer.Public())) {
+		t.Fatalf("public-key printed %q, keygen wrote %q", out.String(), pub)
+	}
+	// Another signing key does not verify the log.
+	other := filepath.Join(dir, "other.pem")
+	run(ctx, []string{"audit", "keygen", "--out", other}, &out, &errb)
+	os.WriteFile(cfg, []byte("audit: {path: "+logPath+", signing_key_file: "+other+"}\n"), 0o600)
 	err = run(ctx, []string{"audit", "verify", "--config", cfg, logPath}, &out, &errb)
 	var ee *exitError
-	if !errors.As(err, &ee) || ee.code == 0 {
-		t.Fatalf("verify with another keyset: %v", err)
+	if !errors.As(err, &ee) || ee.code != exitKeyUnavailable {
+		t.Fatalf("verify with another signing key: %v", err)
 	}
 }
 
@@ -134,8 +141,12 @@ func TestDetokenizeIntDomainAudited(t *testing.T) {
 	pol, _ := filepath.Abs("../../configs/sample/policy.yaml")
 	logPath := filepath.Join(dir, "audit.jsonl")
 	cfg := filepath.Join(dir, "pgpseudo.yaml")
-	os.WriteFile(cfg, []byte("keys: {provider: file, allow_insecure_file_keys: true, file: {path: "+filepath.Join(dir, "keyset.json")+"}}\npolicy: "+pol+"\naudit: {path: "+logPath+"}\n"), 0o600)
+	signingKey := filepath.Join(dir, "signing.pem")
+	os.WriteFile(cfg, []byte("keys: {provider: file, allow_insecure_file_keys: true, file: {path: "+filepath.Join(dir, "keyset.json")+"}}\npolicy: "+pol+"\naudit: {path: "+logPath+", signing_key_file: "+signingKey+"}\n"), 0o600)
 	var out, errb bytes.Buffer
+	if err := run(ctx, []string{"audit", "keygen", "--out", signingKey}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
 	if err := run(ctx, []string{"keys", "init", "--config", cfg}, &out, &errb); err != nil {
 		t.Fatal(err)
 	}
