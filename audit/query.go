@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -187,44 +188,90 @@ const (
 
 // RecordWriter writes query results.
 type RecordWriter interface {
+	// Write writes r. Hand it every statement_text record read, matching
+	// or not: they are not written as such, but give the statements
+	// written after them their normalised text.
 	Write(r *Record) error
 	// Flush writes buffered output (the table is aligned on Flush).
 	Flush() error
 }
 
-// NewRecordWriter returns a writer for format: table (aligned text), json
-// (JSON Lines, the records as stored) or csv (one row per record, with a
-// header).
+// NewRecordWriter returns a writer for format: table (aligned text, a
+// statement shown by its normalised text when known), json (JSON Lines,
+// the records as stored, each statement_text record before the first
+// statement written that it explains) or csv (one row per record, with a
+// header; the statement column holds the normalised text).
 func NewRecordWriter(w io.Writer, format string) (RecordWriter, error) {
+	tw := &textWriter{texts: map[string]*Record{}, shown: map[string]bool{}}
 	switch format {
 	case FormatTable:
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "SEQ\tTIME\tTYPE\tUSER\tROLE\tOUTCOME\tROWS\tCOLUMNS\tDETAIL")
-		return &tableWriter{tw: tw}, nil
+		t := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(t, "SEQ\tTIME\tTYPE\tUSER\tROLE\tOUTCOME\tROWS\tCOLUMNS\tDETAIL")
+		tw.out = &tableWriter{tw: t}
 	case FormatJSON:
-		return &jsonWriter{enc: json.NewEncoder(w)}, nil
+		tw.out, tw.replay = &jsonWriter{enc: json.NewEncoder(w)}, true
 	case FormatCSV:
 		cw := csv.NewWriter(w)
 		if err := cw.Write(csvHeader); err != nil {
 			return nil, err
 		}
-		return &csvWriter{cw: cw}, nil
+		tw.out = &csvWriter{cw: cw}
+	default:
+		return nil, fmt.Errorf("unknown format %q (want table, json or csv)", format)
 	}
-	return nil, fmt.Errorf("unknown format %q (want table, json or csv)", format)
+	return tw, nil
 }
+
+// formatWriter writes one record in a format, with its statement's text
+// ("" when unknown).
+type formatWriter interface {
+	write(r *Record, text string) error
+	Flush() error
+}
+
+// textWriter joins statements to their statement_text records.
+type textWriter struct {
+	out    formatWriter
+	texts  map[string]*Record // fingerprint → its statement_text record
+	shown  map[string]bool    // statement_text records already written (json)
+	replay bool               // write statement_text records (json)
+}
+
+func (t *textWriter) Write(r *Record) error {
+	if st := r.StatementText; st != nil {
+		c := *r
+		t.texts[st.Fingerprint] = &c
+		return nil
+	}
+	text := ""
+	if r.Statement != nil {
+		if tr := t.texts[r.Statement.Fingerprint]; tr != nil {
+			text = tr.StatementText.Text
+			if t.replay && !t.shown[r.Statement.Fingerprint] {
+				t.shown[r.Statement.Fingerprint] = true
+				if err := t.out.write(tr, ""); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return t.out.write(r, text)
+}
+
+func (t *textWriter) Flush() error { return t.out.Flush() }
 
 var csvHeader = []string{"seq", "time", "type", "conn_id", "user", "role", "database", "kind",
 	"fingerprint", "relations", "columns", "rows", "bytes", "duration_ns", "outcome", "sqlstate",
-	"refusal_rule", "detail"}
+	"refusal_rule", "detail", "statement"}
 
 type jsonWriter struct{ enc *json.Encoder }
 
-func (j *jsonWriter) Write(r *Record) error { return j.enc.Encode(r) }
-func (j *jsonWriter) Flush() error          { return nil }
+func (j *jsonWriter) write(r *Record, _ string) error { return j.enc.Encode(r) }
+func (j *jsonWriter) Flush() error                    { return nil }
 
 type csvWriter struct{ cw *csv.Writer }
 
-func (c *csvWriter) Write(r *Record) error {
+func (c *csvWriter) write(r *Record, text string) error {
 	row := []string{strconv.FormatUint(r.Seq, 10), r.Time.Format(time.RFC3339Nano), string(r.Type)}
 	var connID, user, role, db string
 	if s := sessionOf(r); s != nil {
@@ -240,9 +287,9 @@ func (c *csvWriter) Write(r *Record) error {
 		}
 		row = append(row, s.Kind, s.Fingerprint, strings.Join(s.Relations, ";"), columnsCell(s.Columns),
 			strconv.FormatUint(s.Rows, 10), strconv.FormatUint(s.Bytes, 10), strconv.FormatInt(int64(s.Duration), 10),
-			string(s.Outcome), s.SQLState, rule, "")
+			string(s.Outcome), s.SQLState, rule, "", text)
 	} else {
-		row = append(row, "", "", "", "", "", "", "", string(outcomeOf(r)), "", "", detail(r))
+		row = append(row, "", "", "", "", "", "", "", string(outcomeOf(r)), "", "", detail(r), "")
 	}
 	return c.cw.Write(row)
 }
@@ -251,14 +298,14 @@ func (c *csvWriter) Flush() error { c.cw.Flush(); return c.cw.Error() }
 
 type tableWriter struct{ tw *tabwriter.Writer }
 
-func (t *tableWriter) Write(r *Record) error {
+func (t *tableWriter) write(r *Record, text string) error {
 	role, rows, cols, det := "", "", "", detail(r)
 	if s := sessionOf(r); s != nil {
 		role = s.Role
 	}
 	if s := r.Statement; s != nil {
 		rows, cols = strconv.FormatUint(s.Rows, 10), columnsCell(s.Columns)
-		det = clip(s.Fingerprint, 60)
+		det = clip(cmp.Or(text, s.Fingerprint), 80)
 		if s.Refusal != nil {
 			det = "rule=" + s.Refusal.Rule + " " + det
 		}

@@ -265,3 +265,38 @@ func TestQueryClientFollowsConnections(t *testing.T) {
 		t.Fatalf("statements of 10.0.0.7's connections: conn_ids %v, want [1]", got)
 	}
 }
+
+// TestQueryShowsStatementText: statements are shown by their text; in
+// JSON the statement_text record comes once, before its first statement.
+func TestQueryShowsStatementText(t *testing.T) {
+	const fp = "a0ead580058af585"
+	text := &Record{Seq: 2, Type: TypeStatementText, StatementText: &StatementText{Fingerprint: fp, Text: "SELECT email FROM customers WHERE id = $1"}}
+	s1 := stmt(1)
+	s1.Fingerprint = fp
+	st := &Record{Seq: 3, Type: TypeStatement, Statement: &s1}
+	unknown := stmt(2)
+	unknown.Fingerprint = "ffffffffffffffff"
+	other := &Record{Seq: 4, Type: TypeStatement, Statement: &unknown}
+	render := func(format string) string {
+		var b bytes.Buffer
+		rw, _ := NewRecordWriter(&b, format)
+		for _, r := range []*Record{text, st, st, other} {
+			if err := rw.Write(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rw.Flush()
+		return b.String()
+	}
+	js := render(FormatJSON)
+	if strings.Count(js, `"type":"statement_text"`) != 1 || strings.Index(js, `"statement_text"`) > strings.Index(js, `"type":"statement"`) || strings.Count(js, "\n") != 4 {
+		t.Errorf("json:\n%s", js)
+	}
+	tab := render(FormatTable)
+	if strings.Count(tab, "WHERE id = $1") != 2 || !strings.Contains(tab, "ffffffffffffffff") || strings.Contains(tab, "statement_text") {
+		t.Errorf("table:\n%s", tab)
+	}
+	if c := render(FormatCSV); !strings.Contains(c, ",statement\n") || strings.Count(c, "WHERE id = $1") != 2 {
+		t.Errorf("csv:\n%s", c)
+	}
+}

@@ -22,12 +22,13 @@ const (
 	TypePolicyLoad      Type = "policy_load"
 	TypeKeyRotation     Type = "key_rotation"
 	TypeDetokenize      Type = "detokenize"
+	TypeStatementText   Type = "statement_text"
 )
 
 // Types lists every record type.
 func Types() []Type {
 	return []Type{TypeFileStart, TypeCheckpoint, TypeConnectionStart, TypeAuthFailure,
-		TypeConnectionEnd, TypeStatement, TypePolicyLoad, TypeKeyRotation, TypeDetokenize}
+		TypeConnectionEnd, TypeStatement, TypePolicyLoad, TypeKeyRotation, TypeDetokenize, TypeStatementText}
 }
 
 // Record is one line of the audit log. Exactly one of the payload pointers
@@ -50,6 +51,7 @@ type Record struct {
 	PolicyLoad      *PolicyLoad      `json:"policy_load,omitempty"`
 	KeyRotation     *KeyRotation     `json:"key_rotation,omitempty"`
 	Detokenize      *Detokenize      `json:"detokenize,omitempty"`
+	StatementText   *StatementText   `json:"statement_text,omitempty"`
 
 	// Hash is SHA-256 (hex) over the line up to this field (see
 	// docs/audit.md). It is always the last field of the line.
@@ -174,6 +176,16 @@ type Statement struct {
 	Refusal *Refusal `json:"refusal,omitempty"`
 }
 
+// StatementText gives the normalised text of a statement fingerprint:
+// literals replaced by $n as pg_stat_statements shows statements, comments
+// dropped (the proxy's sqlinfo.NormalizedText). The writer is handed one
+// before the first statement record of a fingerprint in each log file
+// (Writer.NeedsText), so every file explains its own fingerprints.
+type StatementText struct {
+	Fingerprint string `json:"fingerprint"`
+	Text        string `json:"text"`
+}
+
 // ColumnDecision is the policy decision for one classified column.
 type ColumnDecision struct {
 	// Table is schema-qualified ("public.customers").
@@ -292,6 +304,7 @@ func (Statement) recordType() Type       { return TypeStatement }
 func (PolicyLoad) recordType() Type      { return TypePolicyLoad }
 func (KeyRotation) recordType() Type     { return TypeKeyRotation }
 func (Detokenize) recordType() Type      { return TypeDetokenize }
+func (StatementText) recordType() Type   { return TypeStatementText }
 
 func (e ConnectionStart) attach(r *Record) { r.ConnectionStart = &e }
 func (e AuthFailure) attach(r *Record)     { r.AuthFailure = &e }
@@ -300,11 +313,13 @@ func (e Statement) attach(r *Record)       { r.Statement = &e }
 func (e PolicyLoad) attach(r *Record)      { r.PolicyLoad = &e }
 func (e KeyRotation) attach(r *Record)     { r.KeyRotation = &e }
 func (e Detokenize) attach(r *Record)      { r.Detokenize = &e }
+func (e StatementText) attach(r *Record)   { r.StatementText = &e }
 
 // Field limits. Names are metadata (identifiers, user names), never data.
 const (
 	maxName        = 256
 	maxFingerprint = 1 << 20
+	maxText        = 32 << 10
 	maxList        = 10000
 )
 
@@ -510,6 +525,16 @@ func (e KeyRotation) validate() error {
 		return err
 	}
 	return checkOutcome(e.Outcome)
+}
+
+func (e StatementText) validate() error {
+	if err := checkCode("fingerprint", e.Fingerprint, false); err != nil {
+		return err
+	}
+	if len(e.Text) > maxText || !utf8.ValidString(e.Text) {
+		return invalidf("statement text is longer than %d bytes or not UTF-8", maxText)
+	}
+	return nil
 }
 
 func (e Detokenize) validate() error {

@@ -27,6 +27,8 @@ var documentedFields = map[string]string{
 	"checkpoint.file": "string", "checkpoint.final": "bool", "checkpoint.signed_at": "time",
 	"checkpoint.key_id": "string", "checkpoint.signature": "string",
 
+	"statement_text.fingerprint": "string", "statement_text.text": "string",
+
 	"connection_start.session.conn_id": "uint64", "connection_start.session.user": "string",
 	"connection_start.session.role": "string", "connection_start.session.database": "string",
 	"connection_start.client_addr": "addrport", "connection_start.application_name": "string",

@@ -56,8 +56,46 @@ type Writer struct {
 	syncErr error
 	wake    chan struct{}
 
+	// tmu guards texts: the fingerprints whose statement_text record is in
+	// the active file.
+	tmu   sync.Mutex
+	texts map[string]struct{}
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+}
+
+// maxTexts bounds the fingerprints remembered per file; past it the set
+// starts again (a text written twice costs a line, never a wrong answer).
+const maxTexts = 1 << 16
+
+// NeedsText reports whether the active file has no statement_text record
+// for fingerprint yet: the caller then writes one (StatementText) before
+// the statement's record. Concurrent callers may both write it.
+func (w *Writer) NeedsText(fingerprint string) bool {
+	w.tmu.Lock()
+	_, ok := w.texts[fingerprint]
+	w.tmu.Unlock()
+	return !ok
+}
+
+// noteText records what a written record means for NeedsText: a
+// statement_text adds its fingerprint, a new file forgets them all.
+func (w *Writer) noteText(r *Record) {
+	if r.StatementText == nil && r.FileStart == nil {
+		return
+	}
+	w.tmu.Lock()
+	defer w.tmu.Unlock()
+	if r.FileStart != nil || len(w.texts) >= maxTexts {
+		w.texts = nil
+	}
+	if r.StatementText != nil {
+		if w.texts == nil {
+			w.texts = map[string]struct{}{}
+		}
+		w.texts[r.StatementText.Fingerprint] = struct{}{}
+	}
 }
 
 // seams are the writer's test hooks.
@@ -241,6 +279,7 @@ func (w *Writer) appendLocked(r *Record) (uint64, []byte, error) {
 	if r.Type == TypeCheckpoint {
 		w.lastCkpt = w.seq
 	}
+	w.noteText(r)
 	return w.seq, line, nil
 }
 

@@ -467,3 +467,32 @@ func TestGroupCommitSharesFsync(t *testing.T) {
 	}
 	t.Logf("%d writes, %d fsyncs", writers*each, syncs)
 }
+
+// TestStatementTextOncePerFile: a fingerprint's text is asked for until it
+// is written, and again in a new file after a rotation.
+func TestStatementTextOncePerFile(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.RotateSize = 4096
+	w := newTestWriter(t, cfg, seams{})
+	ctx := context.Background()
+	const fp = "a0ead580058af585"
+	if !w.NeedsText(fp) {
+		t.Fatal("a new log has the text")
+	}
+	if err := w.Write(ctx, StatementText{Fingerprint: fp, Text: "SELECT email FROM customers WHERE id = $1"}); err != nil {
+		t.Fatal(err)
+	}
+	if w.NeedsText(fp) || !w.NeedsText("other") {
+		t.Fatal("after writing the text")
+	}
+	if err := w.Write(ctx, StatementText{Fingerprint: "not a code!", Text: "x"}); !errors.Is(err, ErrInvalidRecord) {
+		t.Fatalf("bad fingerprint: %v", err)
+	}
+	for i := 0; !w.NeedsText(fp); i++ {
+		if i > 100 {
+			t.Fatal("no rotation")
+		}
+		w.Write(ctx, stmt(i))
+	}
+	w.Close()
+}

@@ -133,8 +133,17 @@ func TestAuditScriptedSession(t *testing.T) {
 	var outcomes []audit.Outcome
 	var starts, ends, authFails, policyLoads, devStatements int
 	firstRelations := ""
+	texts := map[string]string{} // fingerprint → normalised text, as read so far
 	for _, r := range recs {
+		if st := r.Statement; st != nil && st.Fingerprint != "" && texts[st.Fingerprint] == "" {
+			t.Errorf("statement %d (fingerprint %s) has no statement_text before it", r.Seq, st.Fingerprint)
+		}
 		switch {
+		case r.StatementText != nil:
+			texts[r.StatementText.Fingerprint] = r.StatementText.Text
+			if strings.ContainsAny(r.StatementText.Text, "'") {
+				t.Errorf("statement text keeps a literal: %s", r.StatementText.Text)
+			}
 		case r.Statement != nil && r.Statement.Session.User == userBI:
 			for _, d := range r.Statement.Columns {
 				decisions[d.Column] = d.Decision
@@ -161,6 +170,14 @@ func TestAuditScriptedSession(t *testing.T) {
 		case r.PolicyLoad != nil:
 			policyLoads++
 		}
+	}
+	var all []string
+	for _, v := range texts {
+		all = append(all, v)
+	}
+	if !slices.Contains(all, "SELECT city, postal_code FROM customers WHERE city <> $1") ||
+		!slices.Contains(all, "SELECT count(*) FROM customers WHERE email = $1") {
+		t.Errorf("statement texts: %q", all)
 	}
 	// city and postal_code are unclassified: the allowed query's record
 	// names its relation but lists no classified column.

@@ -158,10 +158,11 @@ func (s *session) auditRefused(stmts []sqlinfo.Statement, rule string, r *analyz
 	if s.srv.aud == nil {
 		return
 	}
-	a := newStmtAudit("", "")
+	var st sqlinfo.Statement
 	if len(stmts) > 0 {
-		a.fingerprint, a.kind = stmts[0].Fingerprint, stmts[0].Kind
+		st = stmts[0]
 	}
+	a := newStmtAudit(st)
 	a.refusal = &audit.Refusal{Rule: rule}
 	if r != nil && r.Column != "" {
 		a.refusal.Table = r.Table.Schema + "." + r.Table.Table

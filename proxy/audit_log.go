@@ -14,6 +14,7 @@ import (
 	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/config"
 	"github.com/pgpseudo/pgpseudo/policy"
+	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 	"github.com/pgpseudo/pgpseudo/proxy/auth"
 	"github.com/pgpseudo/pgpseudo/proxy/rewrite"
 )
@@ -123,6 +124,7 @@ func (s *session) auditAuthFailure(err error) {
 type stmtAudit struct {
 	start       time.Time
 	fingerprint string
+	text        string // the statement's source, for its statement_text record; never logged as is
 	kind        string
 	rows, bytes uint64
 	cols        []audit.ColumnDecision
@@ -131,8 +133,14 @@ type stmtAudit struct {
 	refusal     *audit.Refusal
 }
 
-func newStmtAudit(fingerprint, kind string) *stmtAudit {
-	return &stmtAudit{start: time.Now(), fingerprint: fingerprint, kind: kind}
+// auditedOnly keeps of a statement what its audit record needs, so a
+// prepared statement does not hold the rest of the description.
+func auditedOnly(st sqlinfo.Statement) sqlinfo.Statement {
+	return sqlinfo.Statement{Fingerprint: st.Fingerprint, Kind: st.Kind, Text: st.Text}
+}
+
+func newStmtAudit(st sqlinfo.Statement) *stmtAudit {
+	return &stmtAudit{start: time.Now(), fingerprint: st.Fingerprint, text: st.Text, kind: st.Kind}
 }
 
 // usePlan adds a result's column decisions and the tables its columns
@@ -166,7 +174,17 @@ func (s *session) finishStmt(a *stmtAudit, outcome audit.Outcome, sqlstate strin
 	if a == nil || s.srv.aud == nil {
 		return nil
 	}
-	return s.srv.auditWrite(statementRecord(s.auditSession(), a, outcome, sqlstate, time.Since(a.start)))
+	ev := statementRecord(s.auditSession(), a, outcome, sqlstate, time.Since(a.start))
+	if ev.Fingerprint != "" && a.text != "" && s.srv.aud.NeedsText(ev.Fingerprint) {
+		// The text is normalised only the first time a file meets the
+		// fingerprint; a failure to write it fails like the statement's.
+		if text := sqlinfo.NormalizedText(a.text); text != "" {
+			if err := s.srv.auditWrite(audit.StatementText{Fingerprint: ev.Fingerprint, Text: text}); err != nil {
+				return err
+			}
+		}
+	}
+	return s.srv.auditWrite(ev)
 }
 
 // auditKind writes a statement kind as the audit log names it: the parse

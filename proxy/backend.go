@@ -46,8 +46,9 @@ type stmtMeta struct {
 	// pathAfter is the search_path once the statement has run, when it
 	// changes it.
 	pathAfter []string
-	// fingerprint and kind identify the statement in audit records.
-	fingerprint, kind string
+	// audited identifies the statement in audit records (fingerprint,
+	// kind, text).
+	audited sqlinfo.Statement
 }
 
 // verdict is what the statement's computed columns may carry, as last
@@ -83,11 +84,11 @@ type queryMeta struct {
 // finish records at the statement's end.
 func (q *queryMeta) audit(idx int) *stmtAudit {
 	if q.aud == nil || q.audIdx != idx {
-		fp, kind := "", ""
+		var st sqlinfo.Statement
 		if idx < len(q.stmts) {
-			fp, kind = q.stmts[idx].Fingerprint, q.stmts[idx].Kind
+			st = q.stmts[idx]
 		}
-		q.aud, q.audIdx = newStmtAudit(fp, kind), idx
+		q.aud, q.audIdx = newStmtAudit(st), idx
 		if !q.next.IsZero() {
 			q.aud.start = q.next
 		}
@@ -491,13 +492,13 @@ func (s *session) resultAudit(r *protocol.Result) *stmtAudit {
 		return m.audit(r.Index)
 	case *execMeta:
 		if m.aud == nil {
-			fp, kind := "", ""
+			var st sqlinfo.Statement
 			var rv resultVerdict
 			if r.Portal != nil && r.Portal.Stmt != nil {
 				sm := statementMeta(r.Portal.Stmt)
-				fp, kind, rv = sm.fingerprint, sm.kind, sm.verdict()
+				st, rv = sm.audited, sm.verdict()
 			}
-			m.aud = newStmtAudit(fp, kind)
+			m.aud = newStmtAudit(st)
 			m.aud.start = m.sent
 			m.aud.useVerdict(rv)
 		}
@@ -528,7 +529,7 @@ func (s *session) failed(r *protocol.Request, code string) {
 	case *execMeta:
 		a := m.aud
 		if a == nil {
-			a = newStmtAudit("", "")
+			a = newStmtAudit(sqlinfo.Statement{})
 			a.start = m.sent
 		}
 		_ = s.finishStmt(a, audit.OutcomeError, code)

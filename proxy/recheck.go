@@ -81,7 +81,7 @@ func (s *session) recheckBind(body []byte) (refused []byte, again *rebind, err e
 	}
 	state = s.checkState() // the check may have confirmed another path
 	if sent != m.sent {
-		nm := &stmtMeta{result: m.result, parse: m.parse, sent: sent, state: state, pathAfter: m.pathAfter, fingerprint: m.fingerprint, kind: m.kind}
+		nm := &stmtMeta{result: m.result, parse: m.parse, sent: sent, state: state, pathAfter: m.pathAfter, audited: m.audited}
 		if len(v.results) == 1 {
 			nm.result = v.results[0]
 		}

@@ -208,7 +208,7 @@ func (s *session) forwardTracked(m wire.Msg) error {
 				}
 			}
 			if len(stmts) == 1 {
-				sm.fingerprint, sm.kind = stmts[0].Fingerprint, stmts[0].Kind
+				sm.audited = auditedOnly(stmts[0])
 			}
 			if sm.pathAfter != nil {
 				s.sqlMu.Lock()

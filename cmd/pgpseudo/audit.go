@@ -347,7 +347,8 @@ func auditQuery(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return &exitError{code: exitUsage, err: fmt.Errorf("audit query: %w", err)}
 	}
 	err = audit.ReadRecords(ctx, files, func(r *audit.Record) error {
-		if f.Match(r) {
+		// statement_text records name the statements written after them.
+		if r.StatementText != nil || f.Match(r) {
 			return rw.Write(r)
 		}
 		return nil

@@ -20,7 +20,7 @@ func Light(sql string) ([]Statement, error) {
 	for _, p := range parts {
 		st := Statement{Kind: firstKeyword(p)}
 		if fp, err := pg_query.Fingerprint(p); err == nil {
-			st.Fingerprint = fp
+			st.Fingerprint, st.Text = fp, p
 		}
 		out = append(out, st)
 	}

@@ -36,6 +36,9 @@ type Statement struct {
 	// Fingerprint identifies the statement's shape with every literal and
 	// parameter left out (pg_query's fingerprint), for audit records.
 	Fingerprint string
+	// Text is the statement's source text (a part of the query string),
+	// for NormalizedText; it may hold literals and must never be logged.
+	Text string
 	// CatalogNames are unqualified relation names starting with "pg_"
 	// (pg_dump empties search_path and writes them bare).
 	CatalogNames []string
@@ -114,7 +117,7 @@ func Describe(tree *pg_query.ParseResult, sql string) ([]Statement, error) {
 			text = sql[raw.StmtLocation : raw.StmtLocation+raw.StmtLen]
 		}
 		if fp, err := pg_query.Fingerprint(text); err == nil {
-			st.Fingerprint = fp
+			st.Fingerprint, st.Text = fp, text
 		}
 		if c := raw.Stmt.GetCopyStmt(); c != nil && !c.IsFrom && c.Filename == "" && !c.IsProgram {
 			if st.Copy, err = copyInfo(c, tree.Version); err != nil {
