@@ -300,3 +300,31 @@ func TestQueryShowsStatementText(t *testing.T) {
 		t.Errorf("csv:\n%s", c)
 	}
 }
+
+// TestReportUnanalysedStatements: a role that sees everything is not
+// analysed, so the report cannot say which columns it received: it says
+// so, per subject and in the per-table section, instead of listing none.
+func TestReportUnanalysedStatements(t *testing.T) {
+	rp := NewReport(time.Time{}, time.Time{})
+	admin := Statement{Session: Session{ConnID: 1, User: "dba", Role: "admin", Database: "shop"}, Fingerprint: "a0ead580058af585",
+		Kind: "select", Outcome: OutcomeOK, Rows: 3, Unanalysed: true}
+	for range 2 {
+		rp.Add(&Record{Seq: 1, Type: TypeStatement, Statement: &admin})
+	}
+	var b bytes.Buffer
+	rp.WriteTo(&b, FormatTable)
+	if out := b.String(); !strings.Contains(out, "not analysed: 2 statements") || !strings.Contains(out, "any:  role admin, user dba  2 statements not analysed") {
+		t.Errorf("table:\n%s", out)
+	}
+	b.Reset()
+	rp.WriteTo(&b, FormatJSON)
+	var got Report
+	if err := json.Unmarshal(b.Bytes(), &got); err != nil || len(got.Subjects) != 1 || got.Subjects[0].Unanalysed != 2 {
+		t.Errorf("json %v: %s", err, b.String())
+	}
+	b.Reset()
+	rp.WriteTo(&b, FormatCSV)
+	if !strings.Contains(b.String(), "admin,dba,unanalysed,*") {
+		t.Errorf("csv: %s", b.String())
+	}
+}

@@ -174,6 +174,10 @@ type Statement struct {
 	SQLState string `json:"sqlstate,omitempty"`
 	// Refusal says which rule refused the statement (outcome refused).
 	Refusal *Refusal `json:"refusal,omitempty"`
+	// Unanalysed marks a statement of a role that sees everything: it was
+	// not analysed, so Relations and Columns say nothing of what it read,
+	// and it may have received any column in clear.
+	Unanalysed bool `json:"unanalysed,omitempty"`
 }
 
 // StatementText gives the normalised text of a statement fingerprint:

@@ -53,6 +53,7 @@ var documentedFields = map[string]string{
 	"statement.rows": "uint64", "statement.bytes": "uint64", "statement.duration_ns": "int64",
 	"statement.outcome": "string", "statement.sqlstate": "string",
 	"statement.refusal.rule": "string", "statement.refusal.table": "string", "statement.refusal.column": "string",
+	"statement.unanalysed": "bool",
 
 	"policy_load.file": "string", "policy_load.hash": "string", "policy_load.roles[]": "string",
 	"policy_load.reload": "bool", "policy_load.outcome": "string",

@@ -39,7 +39,11 @@ type Subject struct {
 	Withheld      []*ColumnUse `json:"withheld"`
 	Refusals      []RefusalUse `json:"refusals"`
 	AuthFailures  uint64       `json:"auth_failures"`
-	cols          map[[2]string]*ColumnUse
+	// Unanalysed counts statements of a role that sees everything: what
+	// they read is not known, so they may have received any column of
+	// any table in clear.
+	Unanalysed uint64 `json:"unanalysed"`
+	cols       map[[2]string]*ColumnUse
 }
 
 // Group is a table's or a classification's readers.
@@ -120,6 +124,9 @@ func (rp *Report) Add(r *Record) {
 		st := r.Statement
 		s := rp.subject(st.Session.Role, st.Session.User)
 		s.Statements++
+		if st.Unanalysed && st.Outcome != OutcomeRefused {
+			s.Unanalysed++
+		}
 		if st.Outcome == OutcomeRefused {
 			ru := RefusalUse{Seq: r.Seq, Time: r.Time, Fingerprint: st.Fingerprint, SQLState: st.SQLState}
 			if st.Refusal != nil {
@@ -233,6 +240,9 @@ func (rp *Report) writeCSV(w io.Writer) error {
 					strconv.FormatUint(u.Rows, 10), ts(u.First), ts(u.Last), "", "", "", u.Class})
 			}
 		}
+		if s.Unanalysed > 0 {
+			cw.Write([]string{s.Role, s.User, "unanalysed", "*", "", strconv.FormatUint(s.Unanalysed, 10), "", "", "", "", "", "", ""})
+		}
 		for _, f := range s.Refusals {
 			col := ""
 			if f.Column != "" {
@@ -262,6 +272,9 @@ func (rp *Report) writeText(w io.Writer) error {
 	for _, s := range rp.Subjects {
 		fmt.Fprintf(tw, "\nrole %s, user %s: %d statements, %d refused, %d authentication failures\n",
 			dash(s.Role), dash(s.User), s.Statements, len(s.Refusals), s.AuthFailures)
+		if s.Unanalysed > 0 {
+			fmt.Fprintf(tw, "  not analysed: %d statements (the role sees everything: any column of any table may have been received in clear)\n", s.Unanalysed)
+		}
 		for _, g := range []struct {
 			name string
 			us   []*ColumnUse
@@ -287,10 +300,15 @@ func (rp *Report) writeText(w io.Writer) error {
 		title  string
 		groups []*Group
 	}{{"by table", rp.Tables}, {"by category", rp.Categories}} {
-		if len(v.groups) == 0 {
+		if len(v.groups) == 0 && !slices.ContainsFunc(rp.Subjects, func(s *Subject) bool { return s.Unanalysed > 0 }) {
 			continue
 		}
 		fmt.Fprintf(tw, "\n%s:\n", v.title)
+		for _, s := range rp.Subjects {
+			if s.Unanalysed > 0 {
+				fmt.Fprintf(tw, "  any:\trole %s, user %s\t%d statements not analysed\n", dash(s.Role), dash(s.User), s.Unanalysed)
+			}
+		}
 		for _, g := range v.groups {
 			fmt.Fprintf(tw, "  %s:\n", dash(g.Name))
 			for _, r := range g.Readers {

@@ -126,6 +126,7 @@ type stmtAudit struct {
 	fingerprint string
 	text        string // the statement's source, for its statement_text record; never logged as is
 	kind        string
+	unanalysed  bool // a role that sees everything: reads unknown
 	rows, bytes uint64
 	cols        []audit.ColumnDecision
 	reads       []audit.ColumnDecision // from the analysis; cols say more
@@ -136,11 +137,11 @@ type stmtAudit struct {
 // auditedOnly keeps of a statement what its audit record needs, so a
 // prepared statement does not hold the rest of the description.
 func auditedOnly(st sqlinfo.Statement) sqlinfo.Statement {
-	return sqlinfo.Statement{Fingerprint: st.Fingerprint, Kind: st.Kind, Text: st.Text}
+	return sqlinfo.Statement{Fingerprint: st.Fingerprint, Kind: st.Kind, Text: st.Text, Unanalysed: st.Unanalysed}
 }
 
 func newStmtAudit(st sqlinfo.Statement) *stmtAudit {
-	return &stmtAudit{start: time.Now(), fingerprint: st.Fingerprint, text: st.Text, kind: st.Kind}
+	return &stmtAudit{start: time.Now(), fingerprint: st.Fingerprint, text: st.Text, kind: st.Kind, unanalysed: st.Unanalysed}
 }
 
 // usePlan adds a result's column decisions and the tables its columns
@@ -231,7 +232,7 @@ func statementRecord(sess audit.Session, a *stmtAudit, outcome audit.Outcome, sq
 	if len(fp) > 64 || !utf8.ValidString(fp) {
 		fp = audit.FitName(fp)
 	}
-	ev := audit.Statement{Session: sess, Fingerprint: fp, Kind: kind, Rows: a.rows, Bytes: a.bytes, Duration: d, Outcome: outcome}
+	ev := audit.Statement{Session: sess, Fingerprint: fp, Kind: kind, Rows: a.rows, Bytes: a.bytes, Duration: d, Outcome: outcome, Unanalysed: a.unanalysed}
 	for _, r := range a.relations {
 		ev.Relations = append(ev.Relations, audit.FitName(r))
 	}

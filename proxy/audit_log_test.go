@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pgpseudo/pgpseudo/audit"
+	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 )
 
 // randomText returns strings of the kinds clients and catalogs produce:
@@ -65,5 +66,27 @@ func TestAuditKind(t *testing.T) {
 		if got := auditKind(in); got != want {
 			t.Errorf("auditKind(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestUnanalysedStatementsAreMarked: a statement of a role that sees
+// everything (described by sqlinfo.Light) is marked unanalysed in its
+// record, so a report cannot take its empty column list for "read
+// nothing"; an analysed one is not.
+func TestUnanalysedStatementsAreMarked(t *testing.T) {
+	light, err := sqlinfo.Light("SELECT email FROM customers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := sqlinfo.Parse("SELECT email FROM customers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := audit.Session{ConnID: 1, User: "u", Role: "r", Database: "d"}
+	if ev := statementRecord(sess, newStmtAudit(auditedOnly(light[0])), audit.OutcomeOK, "", time.Millisecond); !ev.Unanalysed {
+		t.Error("a Light statement is not marked unanalysed")
+	}
+	if ev := statementRecord(sess, newStmtAudit(full[0]), audit.OutcomeOK, "", time.Millisecond); ev.Unanalysed {
+		t.Error("an analysed statement is marked unanalysed")
 	}
 }

@@ -18,7 +18,7 @@ func Light(sql string) ([]Statement, error) {
 	}
 	out := make([]Statement, 0, len(parts))
 	for _, p := range parts {
-		st := Statement{Kind: firstKeyword(p)}
+		st := Statement{Kind: firstKeyword(p), Unanalysed: true}
 		if fp, err := pg_query.Fingerprint(p); err == nil {
 			st.Fingerprint, st.Text = fp, p
 		}

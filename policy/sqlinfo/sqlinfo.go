@@ -36,6 +36,9 @@ type Statement struct {
 	// Fingerprint identifies the statement's shape with every literal and
 	// parameter left out (pg_query's fingerprint), for audit records.
 	Fingerprint string
+	// Unanalysed marks a statement described by Light only: nothing is
+	// known of what it reads.
+	Unanalysed bool
 	// Text is the statement's source text (a part of the query string),
 	// for NormalizedText; it may hold literals and must never be logged.
 	Text string
