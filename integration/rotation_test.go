@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -69,13 +70,40 @@ func TestLiveRotation(t *testing.T) {
 	if strings.SplitN(before, "|", 2)[0] != strings.SplitN(after, "|", 2)[0] {
 		t.Errorf("a type-preserving value changed with the rotation: %q → %q", before, after)
 	}
-	var picked *audit.KeyRotation
+	// The proxy records the keys it loaded at start (previous 0) and the
+	// rotation it picked up.
+	var picked []audit.KeyRotation
 	for _, r := range readAudit(t, logPath) {
 		if r.KeyRotation != nil {
-			picked = r.KeyRotation
+			picked = append(picked, *r.KeyRotation)
 		}
 	}
-	if picked == nil || picked.Actor != "pgpseudo" || picked.Previous != 1 || picked.Version != 2 || picked.Outcome != audit.OutcomeOK {
-		t.Fatalf("key_rotation record: %+v", picked)
+	want := []audit.KeyRotation{{Actor: "pgpseudo", Provider: "file", Previous: 0, Version: 1, Outcome: audit.OutcomeOK},
+		{Actor: "pgpseudo", Provider: "file", Previous: 1, Version: 2, Outcome: audit.OutcomeOK}}
+	if len(picked) != 2 || picked[0] != want[0] || picked[1] != want[1] {
+		t.Fatalf("key_rotation records: %+v, want %+v", picked, want)
+	}
+	// keys status reads what the running proxy uses from its log.
+	c := &cli{t: t, bin: buildKeysCLI(t), home: t.TempDir()}
+	cf := filepath.Join(dir, "keys.yaml")
+	if err := os.WriteFile(cf, []byte("keys: {provider: file, allow_insecure_file_keys: true, file: {path: "+keys+"}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := c.run("", "", "keys", "status", "--config", cf, logPath)
+	c.expect(res, 0)
+	if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(logPath) + `\s+2\s+\S+\s+current$`).MatchString(res.stdout) {
+		t.Fatalf("keys status with the proxy's log:\n%s", res.stdout)
+	}
+	// A proxy that is stopped does not pick a later rotation up.
+	// (Sessions still open are ended at the deadline.)
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_ = p.srv.Shutdown(sctx)
+	if _, err := crypto.NewFileProvider(kc.File, zap.NewNop()).Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res = c.run("", "", "keys", "status", "--config", cf, logPath)
+	if !strings.Contains(res.stdout, "behind") {
+		t.Fatalf("keys status right after another rotation:\n%s", res.stdout)
 	}
 }

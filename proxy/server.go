@@ -50,6 +50,10 @@ type Server struct {
 	// keyGen counts primary key versions picked up since start, so
 	// memoised plans are rebuilt with the new keys.
 	keyGen atomic.Uint64
+	// keysInUse is the primary key version last recorded in the audit
+	// log (0 before the first load), so keys status can tell what a
+	// running proxy uses.
+	keysInUse atomic.Uint32
 	// baseCtx is the parent of every session's context; stopBg ends it
 	// with background work when the server closes.
 	baseCtx context.Context
@@ -145,7 +149,6 @@ func NewServer(cfg *config.Config, log *zap.Logger) (*Server, error) {
 			stop()
 			return nil, err
 		}
-		go s.watchKeys(bg, cfg.Keys.WithDefaults().RefreshInterval)
 	}
 	if cfg.Audit.Path != "" {
 		signer, err := config.NewAuditSigner(cfg.Audit, s.keys)
@@ -156,6 +159,10 @@ func NewServer(cfg *config.Config, log *zap.Logger) (*Server, error) {
 			s.closeAuth()
 			return nil, fmt.Errorf("audit log: %w", err)
 		}
+	}
+	if s.keys != nil {
+		// After the audit log is open: the first load is recorded.
+		go s.watchKeys(bg, cfg.Keys.WithDefaults().RefreshInterval)
 	}
 	if s.policy != nil {
 		s.policy.onLoad = s.auditPolicyLoad

@@ -24,7 +24,7 @@ import (
 	"github.com/pgpseudo/pgpseudo/internal/yamlconf"
 )
 
-const keysUsage = `Usage: pgpseudo keys COMMAND --config FILE [--json]
+const keysUsage = `Usage: pgpseudo keys COMMAND --config FILE [--json] [LOG…]
 
 Commands:
   init      create the Vault Transit key (if missing and allowed) and the keyset
@@ -32,6 +32,10 @@ Commands:
   status    show versions, creation times and where the keyset is stored
 
 FILE is the proxy configuration; only its keys: and log: sections are used.
+LOG… (status and rotate) are running proxies' audit logs, e.g. each
+replica's audit*.jsonl: the primary version each proxy last recorded is
+shown beside the keyset's (proxies pick a rotation up within
+keys.refresh_interval).
 Exit status: 0 success, 1 failure, 2 usage error.
 `
 
@@ -58,7 +62,8 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return flagError(err)
 	}
-	if fs.NArg() > 0 {
+	logs := fs.Args()
+	if len(logs) > 0 && sub == "init" {
 		fs.Usage()
 		return &exitError{code: 2, err: fmt.Errorf("keys %s: unexpected argument %q", sub, fs.Arg(0))}
 	}
@@ -96,7 +101,45 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "pgpseudo keys rotate: new primary version %d; versions %s stay for detokenisation\n",
 			st.Primary, olderVersions(st))
 	}
-	return printStatus(stdout, st, *asJSON)
+	var proxies []proxyKeys
+	if len(logs) > 0 {
+		if proxies, err = proxiesInUse(ctx, logs, st.Primary); err != nil {
+			return fmt.Errorf("keys %s: %w", sub, err)
+		}
+	}
+	return printStatus(stdout, st, proxies, *asJSON)
+}
+
+// proxyKeys is the primary version a proxy last recorded in its audit log.
+type proxyKeys struct {
+	Log     string    `json:"log"`
+	Version uint32    `json:"version"`
+	Since   time.Time `json:"since"`
+	Current bool      `json:"current"`
+}
+
+// proxiesInUse reads key_rotation records written by proxies (actor
+// pgpseudo: the keys loaded at start and each rotation picked up), one
+// entry per log chain that has any. The logs are read, not verified.
+func proxiesInUse(ctx context.Context, logs []string, primary uint32) ([]proxyKeys, error) {
+	out := []proxyKeys{}
+	for _, chain := range audit.Chains(logs) {
+		var last *proxyKeys
+		err := audit.ReadRecords(ctx, chain, func(r *audit.Record) error {
+			if k := r.KeyRotation; k != nil && k.Actor == "pgpseudo" && k.Outcome == audit.OutcomeOK {
+				last = &proxyKeys{Log: chainLabel(chain), Version: k.Version, Since: r.Time}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if last != nil {
+			last.Current = last.Version == primary
+			out = append(out, *last)
+		}
+	}
+	return out, nil
 }
 
 // rotate adds a primary version and, when the configuration has an audit
@@ -225,11 +268,17 @@ func olderVersions(st crypto.Status) string {
 
 // printStatus writes st as a table or as JSON. Status never holds key
 // material.
-func printStatus(w io.Writer, st crypto.Status, asJSON bool) error {
+func printStatus(w io.Writer, st crypto.Status, proxies []proxyKeys, asJSON bool) error {
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		if proxies == nil {
+			return enc.Encode(st)
+		}
+		return enc.Encode(struct {
+			crypto.Status
+			Proxies []proxyKeys `json:"proxies"`
+		}{st, proxies})
 	}
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
@@ -247,6 +296,20 @@ func printStatus(w io.Writer, st crypto.Status, asJSON bool) error {
 			mark = "*"
 		}
 		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\n", v.Version, v.KeyID, v.Created.UTC().Format(time.RFC3339), mark)
+	}
+	if proxies != nil {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "PROXY LOG\tIN USE\tSINCE\tSTATE")
+		for _, p := range proxies {
+			state := "current"
+			if !p.Current {
+				state = "behind (picks the primary up within keys.refresh_interval, or is not running)"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", p.Log, p.Version, p.Since.UTC().Format(time.RFC3339), state)
+		}
+		if len(proxies) == 0 {
+			fmt.Fprintln(tw, "(no proxy recorded its keys in the logs given)")
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
