@@ -63,9 +63,12 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return flagError(err)
 	}
 	logs := fs.Args()
-	if len(logs) > 0 && sub == "init" {
-		fs.Usage()
-		return &exitError{code: 2, err: fmt.Errorf("keys %s: unexpected argument %q", sub, fs.Arg(0))}
+	for _, l := range logs {
+		// Checked before anything runs: a stray word must not rotate.
+		if sub == "init" || !fileExists(l) {
+			fs.Usage()
+			return &exitError{code: 2, err: fmt.Errorf("keys %s: unexpected argument %q (LOG… must be existing audit log files)", sub, l)}
+		}
 	}
 	if *configPath == "" {
 		fs.Usage()
