@@ -104,42 +104,13 @@ func parseHeader(line []byte) (header, error) {
 	return h, err
 }
 
-// parseSealed parses the header of a line whose MAC verified, so its
-// layout is the writer's (seq, time, type, prev first): the common fields
-// are read directly and only file_start and checkpoint records go through
-// the JSON decoder. Anything unexpected falls back to parseHeader.
+// parseSealed parses a line whose hash matched: the full record, which
+// must carry exactly the payload its type names (decodeRecord), so the
+// verifier judges the record exactly as query and report will read it.
 func parseSealed(line []byte) (header, error) {
-	rest, ok := bytes.CutPrefix(line, []byte(`{"seq":`))
-	if !ok {
-		return parseHeader(line)
+	r, err := decodeRecord(line)
+	if err != nil {
+		return header{}, err
 	}
-	i := bytes.IndexByte(rest, ',')
-	if i <= 0 || i > 20 {
-		return parseHeader(line)
-	}
-	var h header
-	for _, c := range rest[:i] {
-		if c < '0' || c > '9' {
-			return parseHeader(line)
-		}
-		h.Seq = h.Seq*10 + uint64(c-'0')
-	}
-	rest, ok = bytes.CutPrefix(rest[i:], []byte(`,"time":"`))
-	if i = bytes.IndexByte(rest, '"'); !ok || i < 0 {
-		return parseHeader(line)
-	}
-	rest, ok = bytes.CutPrefix(rest[i+1:], []byte(`,"type":"`))
-	if i = bytes.IndexByte(rest, '"'); !ok || i < 0 {
-		return parseHeader(line)
-	}
-	h.Type = Type(rest[:i])
-	if h.Type == TypeFileStart || h.Type == TypeCheckpoint {
-		return parseHeader(line)
-	}
-	rest, ok = bytes.CutPrefix(rest[i+1:], []byte(`,"prev":"`))
-	if i = bytes.IndexByte(rest, '"'); !ok || i < 0 {
-		return parseHeader(line)
-	}
-	h.Prev = string(rest[:i])
-	return h, nil
+	return header{Seq: r.Seq, Type: r.Type, Prev: r.Prev, FileStart: r.FileStart, Checkpoint: r.Checkpoint}, nil
 }

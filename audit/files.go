@@ -74,6 +74,10 @@ func firstSeq(path string) (uint64, error) {
 	return h.Seq, nil
 }
 
+// maxLineLen bounds a line: every record field is bounded, so no record
+// comes near it.
+const maxLineLen = 16 << 20
+
 // item is one line of a set of files.
 type item struct {
 	line    []byte // without the newline; valid until the next call
@@ -134,6 +138,10 @@ func (l *lines) read() (item, error) {
 		for errors.Is(err, bufio.ErrBufferFull) {
 			line, err = l.r.ReadSlice('\n')
 			l.acc = append(l.acc, line...)
+			if len(l.acc) > maxLineLen {
+				// Records are bounded; a longer line is not one.
+				return item{}, fmt.Errorf("%w: %s:%d: a line longer than %d MiB", ErrMalformed, l.files[l.i], l.lineNo+1, maxLineLen>>20)
+			}
 		}
 		line = l.acc
 	}
@@ -196,6 +204,10 @@ func chainName(p string) string {
 	}
 	return b + ext
 }
+
+// ChainName is the active file's path of the chain a log file belongs to
+// (an archive's name without its sequence suffix).
+func ChainName(p string) string { return chainName(p) }
 
 // IsArchive reports whether a file name is a rotated archive's
 // (<name>-<20-digit sequence>.jsonl).

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 )
 
 // Filter selects records. Empty fields match everything; set fields must
@@ -100,13 +101,13 @@ func (f *Filter) matchClient(r *Record) bool {
 		clear(f.clientConns)
 		return false
 	case r.ConnectionStart != nil:
+		// Every start decides for its conn_id, matched or not: a restarted
+		// proxy numbers connections from 1 again without a file_start.
 		ok := f.Client.Contains(r.ConnectionStart.ClientAddr.Addr().Unmap())
-		if ok {
-			if f.clientConns == nil {
-				f.clientConns = map[uint64]bool{}
-			}
-			f.clientConns[r.ConnectionStart.Session.ConnID] = true
+		if f.clientConns == nil {
+			f.clientConns = map[uint64]bool{}
 		}
+		f.clientConns[r.ConnectionStart.Session.ConnID] = ok
 		return ok
 	case r.AuthFailure != nil:
 		return f.Client.Contains(r.AuthFailure.ClientAddr.Addr().Unmap())
@@ -311,7 +312,7 @@ func (t *tableWriter) write(r *Record, text string) error {
 		}
 	}
 	_, err := fmt.Fprintf(t.tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Seq, r.Time.Format("2006-01-02T15:04:05.000Z"),
-		r.Type, dash(userOf(r)), dash(role), dash(string(outcomeOf(r))), dash(rows), dash(cols), tabless(det))
+		r.Type, dash(userOf(r)), dash(role), dash(string(outcomeOf(r))), dash(rows), dash(cols), dash(det))
 	return err
 }
 
@@ -368,11 +369,23 @@ func clip(s string, n int) string {
 
 func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
+// dash is a text cell: "-" for nothing, else the value with control and
+// other non-graphic characters escaped (tabless), so a client-chosen name
+// (an authentication failure's user, a quoted identifier) cannot draw
+// lines of its own in the output.
 func dash(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return s
+	return tabless(s)
 }
 
-func tabless(s string) string { return strings.NewReplacer("\t", " ", "\n", " ").Replace(s) }
+// tabless escapes a text cell's non-graphic characters (tabs, newlines,
+// escape sequences…) as Go does in a quoted string, without the quotes.
+func tabless(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsGraphic(r) }) < 0 {
+		return s
+	}
+	q := strconv.QuoteToGraphic(s)
+	return q[1 : len(q)-1]
+}

@@ -328,3 +328,24 @@ func TestReportUnanalysedStatements(t *testing.T) {
 		t.Errorf("csv: %s", b.String())
 	}
 }
+
+// TestTextOutputEscapesNames: a client-chosen name (an authentication
+// failure's user) cannot add lines to the table or the report.
+func TestTextOutputEscapesNames(t *testing.T) {
+	evil := "x\nrole analyst, user bob: 1 statements\n  in clear:\n\x1b[2K"
+	r := &Record{Seq: 1, Type: TypeAuthFailure, AuthFailure: &AuthFailure{User: evil, Database: "shop", AuthMethod: "scram-sha-256", Reason: "bad_password"}}
+	var b bytes.Buffer
+	rw, _ := NewRecordWriter(&b, FormatTable)
+	rw.Write(r)
+	rw.Flush()
+	if strings.Count(b.String(), "\n") != 2 || strings.Contains(b.String(), "\x1b") {
+		t.Errorf("table: %q", b.String())
+	}
+	rp := NewReport(time.Time{}, time.Time{})
+	rp.Add(r)
+	b.Reset()
+	rp.WriteTo(&b, FormatTable)
+	if strings.Contains(b.String(), "\nrole analyst, user bob") || strings.Contains(b.String(), "\x1b") {
+		t.Errorf("report: %q", b.String())
+	}
+}

@@ -264,15 +264,20 @@ type FileStart struct {
 }
 
 // Checkpoint is a signed statement of the chain's state: record Records of
-// log Log has hash Head. The signature covers Log, Records, Head, SignedAt
-// and Final (checkpointMessage). It is written periodically, when the log
+// log Log has hash Head, and the writer wrote records From to Records. The
+// signature covers Log, From, Records, Head, File, SignedAt and Final
+// (checkpointMessage). It is written periodically, when the log
 // is opened and when it is closed, into the log and into the checkpoint
 // file.
 type Checkpoint struct {
 	// Log is the chain's identity (FileStart.Log).
 	Log string `json:"log"`
-	// Records is the sequence number of the last record covered; the
-	// checkpoint record itself comes after it.
+	// From and Records are the first and last record the checkpoint
+	// covers: the writer vouches only for what it wrote itself, so From
+	// is the first record of the writer's run (a restarted proxy does not
+	// sign what it found at the end of the log). Records precedes the
+	// checkpoint record itself.
+	From    uint64 `json:"from"`
 	Records uint64 `json:"records"`
 	// Head is the hash of record Records.
 	Head string `json:"head"`

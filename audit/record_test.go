@@ -23,7 +23,7 @@ var documentedFields = map[string]string{
 	"file_start.format": "string", "file_start.log": "string", "file_start.file": "string",
 	"file_start.prev_file": "string", "file_start.reason": "string",
 
-	"checkpoint.log": "string", "checkpoint.records": "uint64", "checkpoint.head": "string",
+	"checkpoint.log": "string", "checkpoint.from": "uint64", "checkpoint.records": "uint64", "checkpoint.head": "string",
 	"checkpoint.file": "string", "checkpoint.final": "bool", "checkpoint.signed_at": "time",
 	"checkpoint.key_id": "string", "checkpoint.signature": "string",
 

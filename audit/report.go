@@ -284,7 +284,7 @@ func (rp *Report) writeText(w io.Writer) error {
 			}
 			fmt.Fprintf(tw, "  %s:\n", g.name)
 			for _, u := range g.us {
-				fmt.Fprintf(tw, "    %s\t%s\t%d statements\t%d rows\t%s … %s\n", u.Column, u.Decision, u.Statements, u.Rows,
+				fmt.Fprintf(tw, "    %s\t%s\t%d statements\t%d rows\t%s … %s\n", dash(u.Column), u.Decision, u.Statements, u.Rows,
 					u.First.Format(time.RFC3339), u.Last.Format(time.RFC3339))
 			}
 		}
@@ -312,14 +312,14 @@ func (rp *Report) writeText(w io.Writer) error {
 		for _, g := range v.groups {
 			fmt.Fprintf(tw, "  %s:\n", dash(g.Name))
 			for _, r := range g.Readers {
-				fmt.Fprintf(tw, "    %s\trole %s, user %s\t%s\t%d statements\t%d rows\n", r.Column, dash(r.Role), dash(r.User), r.Decision, r.Statements, r.Rows)
+				fmt.Fprintf(tw, "    %s\trole %s, user %s\t%s\t%d statements\t%d rows\n", dash(r.Column), dash(r.Role), dash(r.User), r.Decision, r.Statements, r.Rows)
 			}
 		}
 	}
 	if len(rp.Detokens) > 0 {
 		fmt.Fprintf(tw, "\ndetokenizations:\n")
 		for _, d := range rp.Detokens {
-			fmt.Fprintf(tw, "  #%d\t%s\t%s\tdomain %s\t%d tokens\t%s\n", d.Seq, d.Time.Format(time.RFC3339), d.Actor, d.Domain, d.Tokens, d.Outcome)
+			fmt.Fprintf(tw, "  #%d\t%s\t%s\tdomain %s\t%d tokens\t%s\n", d.Seq, d.Time.Format(time.RFC3339), dash(d.Actor), dash(d.Domain), d.Tokens, d.Outcome)
 		}
 	}
 	return tw.Flush()

@@ -88,7 +88,7 @@ func (w *Writer) resume() error {
 		return fmt.Errorf("audit: list archives: %w", err)
 	}
 	prevFile, reason := "", ReasonNew
-	w.logID = newLogID()
+	w.logID, w.from = newLogID(), 1
 	if len(arch) > 0 {
 		last := arch[len(arch)-1]
 		if err := w.loadTail(last); err != nil {
@@ -130,7 +130,7 @@ func (w *Writer) loadTail(file string) error {
 	if err != nil {
 		return fmt.Errorf("audit: %s: last record: %w: %w", file, ErrMalformed, err)
 	}
-	w.seq, w.head, w.lastCkpt, w.logID = h.Seq, string(sum), 0, start.Log
+	w.seq, w.head, w.lastCkpt, w.logID, w.from = h.Seq, string(sum), 0, start.Log, h.Seq+1
 	if h.Type == TypeCheckpoint {
 		w.lastCkpt = h.Seq
 	}
@@ -193,6 +193,9 @@ func lastLine(file string) ([]byte, error) {
 		}
 		line = append(chunk, line...)
 		pos -= n
+		if len(line) > maxLineLen {
+			return nil, fmt.Errorf("audit: %s: the last line is longer than %d MiB: %w", file, maxLineLen>>20, ErrMalformed)
+		}
 	}
 	return line, nil
 }

@@ -200,6 +200,8 @@ func checkpointMessage(c *Checkpoint) []byte {
 	var b []byte
 	b = append(b, "pgpseudo-audit-checkpoint/2\nlog "...)
 	b = append(b, c.Log...)
+	b = append(b, "\nfrom "...)
+	b = strconv.AppendUint(b, c.From, 10)
 	b = append(b, "\nrecords "...)
 	b = strconv.AppendUint(b, c.Records, 10)
 	b = append(b, "\nhead "...)

@@ -91,6 +91,11 @@ type VerifyResult struct {
 	// else appended them.
 	SignedThrough uint64 `json:"signed_through"`
 	Unsigned      uint64 `json:"unsigned"`
+	// Gaps are runs of records inside the log that no signature covers:
+	// written after the last checkpoint before a writer restarted (a
+	// crash), or added by someone else while no writer ran. A restarted
+	// writer never signs what it finds.
+	Gaps []Gap `json:"gaps,omitempty"`
 	// Files are the files in chain order.
 	Files []string `json:"files"`
 	// Checkpoints counts signed checkpoint records in the log; External
@@ -104,6 +109,13 @@ type VerifyResult struct {
 	Closed bool `json:"closed"`
 	// Warnings are oddities that do not break the chain (renamed files).
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Gap is a run of unsigned records (checkpoint records not counted).
+type Gap struct {
+	From    uint64 `json:"from"`
+	To      uint64 `json:"to"`
+	Records uint64 `json:"records"`
 }
 
 // verifyWindow is how many recent record hashes the verifier keeps to
@@ -149,8 +161,9 @@ func Verify(ctx context.Context, keys PublicKeys, paths []string, opts VerifyOpt
 }
 
 type windowEntry struct {
-	seq uint64
-	sum [hashHexLen]byte
+	seq  uint64
+	sum  [hashHexLen]byte
+	ckpt bool // a checkpoint record: no activity to cover
 }
 
 // external is a checkpoint read from the checkpoint file.
@@ -174,8 +187,10 @@ type verifier struct {
 	logID    string
 	window   []windowEntry // hashes of recent records by seq % verifyWindow
 	ext      map[uint64]external
-	extMax   uint64 // highest record a checkpoint file entry covers
-	signed   uint64 // SignedThrough so far
+	extMax   uint64            // highest record a checkpoint file entry covers
+	signed   uint64            // last record covered by the signatures so far
+	anySig   bool              // a checkpoint verified
+	inLog    map[uint64]string // checkpoints in the log: covered record → file:line
 	signers  map[string]bool
 	// closedFinal is set while the last record is a signed final
 	// checkpoint.
@@ -221,14 +236,25 @@ func (v *verifier) finish() error {
 			Detail: fmt.Sprintf("the log ends at record %d but a checkpoint signed in %s:%d covers record %d: records were cut off the end",
 				v.res.LastSeq, base(v.opts.Checkpoints), v.ext[v.extMax].lineNo, v.extMax)}
 	}
+	if v.ext != nil {
+		for rec, at := range v.inLog {
+			if _, ok := v.ext[rec]; !ok {
+				return &TamperError{Kind: Truncated, Record: rec, File: v.opts.Checkpoints,
+					Detail: fmt.Sprintf("the checkpoint at %s covering record %d is not in the checkpoint file: lines were removed from it (or the writer stopped between the two writes)", at, rec)}
+			}
+		}
+	}
 	v.res.Log = v.logID
 	v.res.SignedThrough = v.signed
-	v.res.Unsigned = v.res.LastSeq - max(v.signed, v.res.FirstSeq-1)
+	_, v.res.Unsigned = v.dataRun(v.signed+1, v.res.LastSeq)
 	for id := range v.signers {
 		v.res.SigningKeys = append(v.res.SigningKeys, id)
 	}
 	slices.Sort(v.res.SigningKeys)
-	if v.signed == 0 {
+	for _, g := range v.res.Gaps {
+		v.warn("records %d…%d (%d) are not covered by any signature: written after the last checkpoint before the writer restarted (a crash), or added by someone else while it was not running", g.From, g.To, g.Records)
+	}
+	if !v.anySig {
 		return &TamperError{Kind: Unsigned, Record: v.res.FirstSeq, File: v.res.Files[0],
 			Detail: fmt.Sprintf("no signed checkpoint covers any of the %d records: nothing proves they were written by the proxy", v.res.Records)}
 	}
@@ -281,7 +307,7 @@ func (v *verifier) record(it item) error {
 		}
 	}
 	w := &v.window[h.Seq%verifyWindow]
-	w.seq = h.Seq
+	w.seq, w.ckpt = h.Seq, h.Checkpoint != nil
 	copy(w.sum[:], sum)
 	v.res.Records++
 	v.res.LastSeq = h.Seq
@@ -305,6 +331,7 @@ func (v *verifier) begin(it item, h header) error {
 		v.expected, v.prev = h.Seq, h.Prev
 	}
 	v.res.FirstSeq = h.Seq
+	v.signed = h.Seq - 1
 	if h.FileStart == nil {
 		return v.tamper(Modified, it, "the log does not begin with a file_start record")
 	}
@@ -357,6 +384,9 @@ func (v *verifier) checkpoint(it item, h header) error {
 	if c.Records >= h.Seq || h.Seq-c.Records > verifyWindow {
 		return v.tamper(Rewritten, it, "the checkpoint covers record %d, which cannot precede it here", c.Records)
 	}
+	if c.From == 0 || c.From > c.Records+1 {
+		return v.tamper(Rewritten, it, "the checkpoint covers records %d to %d, which is not a range", c.From, c.Records)
+	}
 	if c.Final && c.Records != h.Seq-1 {
 		return v.tamper(Rewritten, it, "a final checkpoint that does not cover the record before it")
 	}
@@ -366,10 +396,19 @@ func (v *verifier) checkpoint(it item, h header) error {
 	case w.seq != c.Records || string(w.sum[:]) != c.Head:
 		return v.tamper(Rewritten, it, "record %d is not the one this checkpoint signed: the records up to it were changed, removed or inserted and the hashes recomputed", c.Records)
 	default:
-		v.signed = max(v.signed, c.Records)
-		if c.Records == h.Seq-1 {
-			v.signed = h.Seq
+		if c.From > v.signed+1 {
+			// The writer restarted and vouches only for its own records:
+			// what lay between is unsigned.
+			if first, n := v.dataRun(v.signed+1, c.From-1); n > 0 {
+				v.res.Gaps = append(v.res.Gaps, Gap{From: first, To: c.From - 1, Records: n})
+			}
 		}
+		v.signed = max(v.signed, c.Records)
+		v.anySig = true
+		if v.inLog == nil {
+			v.inLog = map[uint64]string{}
+		}
+		v.inLog[c.Records] = fmt.Sprintf("%s:%d", base(it.file), it.lineNo)
 	}
 	v.signers[c.KeyID] = true
 	v.res.Checkpoints++
@@ -433,6 +472,21 @@ func (v *verifier) gap(it item, h header) error {
 		}
 	}
 	return v.tamper(Deleted, where, "%s missing", missing)
+}
+
+// dataRun counts the records in [from, to] that are not checkpoints (as
+// far as the window remembers them; older ones count as records) and
+// returns the first of them.
+func (v *verifier) dataRun(from, to uint64) (first, n uint64) {
+	for seq := from; seq <= to && seq != 0; seq++ {
+		if w := v.window[seq%verifyWindow]; w.seq != seq || !w.ckpt {
+			if n == 0 {
+				first = seq
+			}
+			n++
+		}
+	}
+	return first, n
 }
 
 func (v *verifier) warn(format string, args ...any) {

@@ -252,7 +252,7 @@ func TestVerifyUndetectableTruncationIsFlagged(t *testing.T) {
 	l := readLines(t, files[0])
 	writeLines(t, files[0], l[:len(l)-2])
 	res, err := Verify(context.Background(), testKeys, files, VerifyOptions{})
-	if err != nil || res.Closed || res.Unsigned != 4 || res.SignedThrough != 2 {
+	if err != nil || res.Closed || res.Unsigned != 4 || res.SignedThrough != 1 {
 		t.Fatalf("without a checkpoint file the chain verifies, not closed, its tail unsigned: %v %+v", err, res)
 	}
 }
@@ -302,23 +302,6 @@ func TestVerifyModifiedCheckpointFile(t *testing.T) {
 	}
 }
 
-func TestParseSealedMatchesDecoder(t *testing.T) {
-	_, recs := knownLog(t)
-	for _, r := range recs {
-		line, _, err := newSealer().seal(nil, &Record{Seq: r.Seq, Time: r.Time, Type: r.Type, Prev: r.Prev,
-			Statement: r.Statement, ConnectionStart: r.ConnectionStart, FileStart: r.FileStart, Checkpoint: r.Checkpoint})
-		if err != nil {
-			t.Fatal(err)
-		}
-		line = line[:len(line)-1]
-		fast, err1 := parseSealed(line)
-		slow, err2 := parseHeader(line)
-		if err1 != nil || err2 != nil || fast.Seq != slow.Seq || fast.Type != slow.Type || fast.Prev != slow.Prev {
-			t.Fatalf("%s: fast %+v %v, slow %+v %v", line, fast, err1, slow, err2)
-		}
-	}
-}
-
 // TestVerifyChainsStayApart: one log copied over another verifies with the
 // shared key, but its header names the log it was, so it is refused; a
 // checkpoint file is checked against the log it names, whatever order the
@@ -355,5 +338,74 @@ func TestVerifyChainsStayApart(t *testing.T) {
 	var te *TamperError
 	if !errors.As(err, &te) || !strings.Contains(te.Detail, "another log") {
 		t.Fatalf("a log copied over another: %v", err)
+	}
+}
+
+// TestVerifyRefusesForeignPayloads: the last checkpoint record is pinned by
+// no later hash; a second payload added to it (or to any record) is not a
+// record, whatever its hash, for verify as for query and report.
+func TestVerifyRefusesForeignPayloads(t *testing.T) {
+	cfg := testConfig(t.TempDir()).WithDefaults()
+	files := writeLog(t, cfg, 3)
+	l := readLines(t, files[0])
+	var r Record
+	if err := json.Unmarshal([]byte(l[len(l)-1]), &r); err != nil {
+		t.Fatal(err)
+	}
+	forged := stmt(9)
+	forged.Session.User = "bob"
+	r.Statement, r.Hash = &forged, ""
+	line, _, err := EncodeLine(&r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l[len(l)-1] = string(line)
+	writeLines(t, files[0], l)
+	var te *TamperError
+	if _, err := Verify(context.Background(), testKeys, files, VerifyOptions{Checkpoints: cfg.CheckpointPath}); !errors.As(err, &te) || te.Kind != Modified {
+		t.Fatalf("a checkpoint record carrying a statement: %v", err)
+	}
+	if err := ReadRecords(context.Background(), files, func(*Record) error { return nil }); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("read: %v", err)
+	}
+}
+
+// TestRestartDoesNotSignWhatItFinds: records appended (and chained) while
+// no writer runs are not signed by the next writer: verify names them as
+// a gap no signature covers.
+func TestRestartDoesNotSignWhatItFinds(t *testing.T) {
+	cfg := testConfig(t.TempDir()).WithDefaults()
+	writeLog(t, cfg, 2)
+	l := readLines(t, cfg.Path)
+	var last Record
+	json.Unmarshal([]byte(l[len(l)-1]), &last)
+	prev := last.Hash
+	for i := range 3 {
+		s := stmt(20 + i)
+		s.Session.User = "mallory"
+		r := Record{Seq: last.Seq + uint64(i) + 1, Time: last.Time, Type: TypeStatement, Prev: prev, Statement: &s}
+		line, sum, err := EncodeLine(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, prev = append(l, string(line)), sum
+	}
+	writeLines(t, cfg.Path, l)
+	files := writeLog(t, cfg, 2) // a restart that continues the chain
+	res, err := Verify(context.Background(), testKeys, files, VerifyOptions{Checkpoints: cfg.CheckpointPath})
+	if err != nil || len(res.Gaps) != 1 || res.Gaps[0].From != last.Seq+1 || res.Gaps[0].To != last.Seq+3 || res.Gaps[0].Records != 3 || len(res.Warnings) != 1 {
+		t.Fatalf("verify: %v %+v", err, res)
+	}
+}
+
+// TestVerifyCheckpointFileMustHoldTheLogsCheckpoints: lines removed from
+// the checkpoint file (or all of them) are noticed.
+func TestVerifyCheckpointFileMustHoldTheLogsCheckpoints(t *testing.T) {
+	cfg := testConfig(t.TempDir()).WithDefaults()
+	files := writeLog(t, cfg, 3)
+	writeLines(t, cfg.CheckpointPath, nil)
+	var te *TamperError
+	if _, err := Verify(context.Background(), testKeys, files, VerifyOptions{Checkpoints: cfg.CheckpointPath}); !errors.As(err, &te) || te.Kind != Truncated || te.File != cfg.CheckpointPath {
+		t.Fatalf("an emptied checkpoint file: %v", err)
 	}
 }

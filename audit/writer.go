@@ -32,6 +32,7 @@ type Writer struct {
 	seq         uint64 // last sequence number written
 	head        string // hash of record seq (hex)
 	logID       string // the chain's identity (FileStart.Log)
+	from        uint64 // first record this writer wrote (Checkpoint.From)
 	sink        sink
 	name        string // active file path; Stdout for standard output
 	size        int64
@@ -143,7 +144,7 @@ func newWriter(ctx context.Context, cfg Config, signer Signer, log *zap.Logger, 
 		}
 	}
 	if cfg.Path == Stdout {
-		w.name, w.sink, w.logID = Stdout, streamSink{s.stdout}, newLogID()
+		w.name, w.sink, w.logID, w.from = Stdout, streamSink{s.stdout}, newLogID(), 1
 		if _, _, err = w.appendLocked(&Record{Type: TypeFileStart, FileStart: w.fileStart("", ReasonStart)}); err != nil {
 			w.closeFiles()
 			return nil, err
@@ -343,7 +344,7 @@ func (w *Writer) checkpoint(ctx context.Context, final, force bool) (uint64, err
 			w.mu.Unlock()
 			return 0, nil
 		}
-		c := &Checkpoint{Log: w.logID, Records: w.seq, Head: w.head, File: filepath.Base(w.name), Final: final,
+		c := &Checkpoint{Log: w.logID, From: w.from, Records: w.seq, Head: w.head, File: filepath.Base(w.name), Final: final,
 			SignedAt: w.now().UTC().Truncate(time.Microsecond)}
 		w.mu.Unlock()
 		if err := signCheckpoint(ctx, w.sign, c); err != nil {

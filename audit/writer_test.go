@@ -22,7 +22,7 @@ func TestWriteAndVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	// file_start + opening checkpoint + 10 statements + final checkpoint
-	if res.Records != 13 || !res.Closed || res.Checkpoints != 2 || res.SignedThrough != 13 || res.Unsigned != 0 {
+	if res.Records != 13 || !res.Closed || res.Checkpoints != 2 || res.SignedThrough != 12 || res.Unsigned != 0 || len(res.Gaps) != 0 {
 		t.Fatalf("result %+v", res)
 	}
 }

@@ -145,8 +145,9 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	chains := audit.Chains(files)
 	ckpts := make([]string, len(chains))
 	for i, chain := range chains {
-		// The checkpoint file the writer keeps beside the active file.
-		if c := chainLabel(chain) + audit.CheckpointSuffix; !audit.IsArchive(chainLabel(chain)) && fileExists(c) {
+		// The checkpoint file the writer keeps beside the active file,
+		// named after the chain whatever the files given are called.
+		if c := audit.DefaultCheckpointPath(audit.ChainName(chain[0])); fileExists(c) {
 			ckpts[i] = c
 		}
 	}
@@ -250,10 +251,20 @@ func printVerify(w io.Writer, prefix string, res audit.VerifyResult, err error, 
 		fmt.Fprint(w, ")")
 		switch {
 		case res.Closed:
-			fmt.Fprint(w, "; closed cleanly\n")
+			fmt.Fprint(w, "; closed cleanly")
+		case res.Unsigned == 0:
+			fmt.Fprint(w, "; not closed (the writer is running or stopped without closing), every record signed")
 		default:
-			fmt.Fprintf(w, "; not closed: the last %d records are not signed yet (the writer is running or crashed, or someone else appended them)\n", res.Unsigned)
+			fmt.Fprintf(w, "; not closed: the last %d records are not signed yet (the writer is running or crashed, or someone else appended them)", res.Unsigned)
 		}
+		if len(res.Gaps) > 0 {
+			var n uint64
+			for _, g := range res.Gaps {
+				n += g.Records
+			}
+			fmt.Fprintf(w, "; UNSIGNED: %d records in %d gaps no signature covers (see the warnings)", n, len(res.Gaps))
+		}
+		fmt.Fprintln(w)
 		if ckpt == "" {
 			fmt.Fprintf(w, "%s  no checkpoint file: a log cut back to an earlier checkpoint cannot be detected (give --checkpoints)\n", prefix)
 		}

@@ -319,3 +319,34 @@ func TestAuditReport(t *testing.T) {
 		t.Fatalf("%v %s", err, out)
 	}
 }
+
+// TestAuditVerifyFindsCheckpointsOfRenamedFiles: the checkpoint file is
+// found by the chain's name, so renaming the active file to an archive's
+// name does not hide a log cut back to its first checkpoint.
+func TestAuditVerifyFindsCheckpointsOfRenamedFiles(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "k.pem")
+	if _, _, code, err := runAudit("keygen", "--out", key); code != 0 {
+		t.Fatal(err)
+	}
+	signer, err := audit.LoadSigningKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "audit.jsonl")
+	w, err := audit.New(context.Background(), audit.Config{Path: logPath, Fsync: audit.FsyncNever}, signer, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		w.Write(context.Background(), audit.Detokenize{Actor: "dpo", Domain: "customers", Tokens: 1, Outcome: audit.OutcomeOK})
+	}
+	w.Close()
+	renamed := filepath.Join(dir, "audit-00000000000000000002.jsonl")
+	put(t, renamed, lines(t, logPath)[:2])
+	os.Remove(logPath)
+	out, _, code, _ := runAudit("verify", "--public-key", key+".pub", renamed)
+	if code != 1 || !strings.Contains(out, "truncated") {
+		t.Fatalf("code %d: %s", code, out)
+	}
+}
