@@ -202,6 +202,16 @@ func TestDetokenizeIntDomainAudited(t *testing.T) {
 	if strings.Count(out.String(), "OK: ") != 2 || strings.Contains(out.String(), "TAMPERED") {
 		t.Fatalf("audit verify of two chains:\n%s", out.String())
 	}
+	// And with the public key alone, each chain against its own
+	// checkpoint file.
+	out.Reset()
+	if err := run(ctx, append([]string{"audit", "verify", "--public-key", signingKey + ".pub"}, files...), &out, &errb); err != nil {
+		t.Fatalf("audit verify --public-key %v: %v\n%s", files, err, out.String())
+	}
+	if strings.Count(out.String(), "closed cleanly") != 2 || !strings.Contains(out.String(), "in audit-detokenize.jsonl.checkpoints") ||
+		!strings.Contains(out.String(), "in audit-keys.jsonl.checkpoints") {
+		t.Fatalf("audit verify --public-key of two chains:\n%s", out.String())
+	}
 }
 
 // TestDetokenizeAfterRotation: after keys rotate, a value made before it
