@@ -42,11 +42,15 @@ func TestTransformsNeverReturnTheirInput(t *testing.T) {
 	s := &secrets{values: seeded}
 
 	got := rawRows(t, c, "SELECT id, pin, card, iban, email FROM hardening_t ORDER BY id")
-	s.check(t, "text rows", got, "")
 	rows := lines(got)
 	if len(rows) != 2 {
 		t.Fatalf("rows: %q", rows)
 	}
+	// The seeded values are row 1's; row 2's transformed digits are
+	// random and could hold a short one by chance (a four-digit PIN turns
+	// up in 27 random digits about once in 200 runs), so only row 1's
+	// output is searched.
+	s.check(t, "text rows", rows[0], "")
 	if f := strings.Split(rows[0], "|"); f[1] != "NULL" || f[2] != "NULL" || f[3] != "NULL" {
 		t.Errorf("values the transforms cannot change left as %q, want NULL", rows[0])
 	}
@@ -77,7 +81,13 @@ func TestTransformsNeverReturnTheirInput(t *testing.T) {
 	if _, err := c.PgConn().CopyTo(ctx, &copied, "COPY hardening_t (id, pin, card, iban, email) TO STDOUT"); err != nil {
 		t.Fatal(err)
 	}
-	s.check(t, "COPY", copied.String(), "")
+	var row1 string
+	for _, l := range lines(copied.String()) {
+		if strings.HasPrefix(l, "1\t") {
+			row1 = l
+		}
+	}
+	s.check(t, "COPY", row1, "")
 	if !strings.Contains("\n"+copied.String(), "\n1\t\\N\t\\N\t\\N\t") {
 		t.Errorf("COPY rows (row 1 withheld): %q", copied.String())
 	}
@@ -133,7 +143,13 @@ func TestShiftThroughProxy(t *testing.T) {
 	if _, err := c.PgConn().CopyTo(ctx, &copied, "COPY shift_t (born, seen) TO STDOUT"); err != nil {
 		t.Fatal(err)
 	}
-	s.check(t, "COPY", copied.String(), "")
+	var row1 string
+	for _, l := range lines(copied.String()) {
+		if strings.HasPrefix(l, "1\t") {
+			row1 = l
+		}
+	}
+	s.check(t, "COPY", row1, "")
 	var born time.Time
 	if err := c.QueryRow(ctx, "SELECT born FROM shift_t", pgx.QueryResultFormats{1}).Scan(&born); err != nil {
 		t.Fatal(err)
