@@ -24,6 +24,12 @@ func orderFiles(paths []string) ([]string, error) {
 	keys := make(map[string]uint64, len(paths))
 	byName := false
 	for _, p := range paths {
+		// A named pipe or device would block the reader forever.
+		if fi, err := os.Stat(p); err != nil {
+			return nil, err
+		} else if !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("%w: %s is not a regular file", ErrMalformed, p)
+		}
 		seq, err := firstSeq(p)
 		if err != nil {
 			var pe *os.PathError

@@ -161,9 +161,12 @@ func Verify(ctx context.Context, keys PublicKeys, paths []string, opts VerifyOpt
 }
 
 type windowEntry struct {
-	seq  uint64
-	sum  [hashHexLen]byte
-	ckpt bool // a checkpoint record: no activity to cover
+	seq uint64
+	sum [hashHexLen]byte
+	// closing marks a checkpoint record covering every record before
+	// it: a run's last checkpoint, the one record between two runs that
+	// needs no signature.
+	closing bool
 }
 
 // external is a checkpoint read from the checkpoint file.
@@ -236,9 +239,16 @@ func (v *verifier) finish() error {
 			Detail: fmt.Sprintf("the log ends at record %d but a checkpoint signed in %s:%d covers record %d: records were cut off the end",
 				v.res.LastSeq, base(v.opts.Checkpoints), v.ext[v.extMax].lineNo, v.extMax)}
 	}
+	if v.ext != nil && len(v.ext) == 0 {
+		return &TamperError{Kind: Truncated, Record: v.res.FirstSeq, File: v.opts.Checkpoints,
+			Detail: "the checkpoint file is empty, but the writer puts every checkpoint in it, the first when the log is created"}
+	}
 	if v.ext != nil {
+		// The log's checkpoints up to the file's last one must all be in
+		// it; later ones may be missing (an older copy of the file, or a
+		// writer that stopped between the two writes).
 		for rec, at := range v.inLog {
-			if _, ok := v.ext[rec]; !ok {
+			if _, ok := v.ext[rec]; !ok && rec < v.extMax {
 				return &TamperError{Kind: Truncated, Record: rec, File: v.opts.Checkpoints,
 					Detail: fmt.Sprintf("the checkpoint at %s covering record %d is not in the checkpoint file: lines were removed from it (or the writer stopped between the two writes)", at, rec)}
 			}
@@ -307,7 +317,7 @@ func (v *verifier) record(it item) error {
 		}
 	}
 	w := &v.window[h.Seq%verifyWindow]
-	w.seq, w.ckpt = h.Seq, h.Checkpoint != nil
+	w.seq, w.closing = h.Seq, h.Checkpoint != nil && h.Checkpoint.Records == h.Seq-1
 	copy(w.sum[:], sum)
 	v.res.Records++
 	v.res.LastSeq = h.Seq
@@ -474,12 +484,15 @@ func (v *verifier) gap(it item, h header) error {
 	return v.tamper(Deleted, where, "%s missing", missing)
 }
 
-// dataRun counts the records in [from, to] that are not checkpoints (as
-// far as the window remembers them; older ones count as records) and
-// returns the first of them.
+// dataRun counts the records in [from, to] no signature covers and
+// returns the first of them. Only a checkpoint at from that covers every
+// record before it (the previous run's last one) needs none; any other
+// record counts, checkpoints included: a copied checkpoint is not
+// activity, but it would claim the proxy ran. Records older than the
+// window count.
 func (v *verifier) dataRun(from, to uint64) (first, n uint64) {
 	for seq := from; seq <= to && seq != 0; seq++ {
-		if w := v.window[seq%verifyWindow]; w.seq != seq || !w.ckpt {
+		if w := v.window[seq%verifyWindow]; w.seq != seq || !(w.closing && seq == from) {
 			if n == 0 {
 				first = seq
 			}

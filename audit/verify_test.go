@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -407,5 +408,65 @@ func TestVerifyCheckpointFileMustHoldTheLogsCheckpoints(t *testing.T) {
 	var te *TamperError
 	if _, err := Verify(context.Background(), testKeys, files, VerifyOptions{Checkpoints: cfg.CheckpointPath}); !errors.As(err, &te) || te.Kind != Truncated || te.File != cfg.CheckpointPath {
 		t.Fatalf("an emptied checkpoint file: %v", err)
+	}
+}
+
+// TestCopiedCheckpointsBetweenRunsAreUnsigned: copies of a genuine
+// checkpoint added while no writer runs (to claim the proxy ran) are a
+// gap no signature covers, though they carry no activity.
+func TestCopiedCheckpointsBetweenRunsAreUnsigned(t *testing.T) {
+	cfg := testConfig(t.TempDir()).WithDefaults()
+	writeLog(t, cfg, 2)
+	l := readLines(t, cfg.Path)
+	var last, opening Record
+	json.Unmarshal([]byte(l[len(l)-1]), &last)
+	json.Unmarshal([]byte(l[1]), &opening) // the opening checkpoint
+	prev := last.Hash
+	for i := range 2 {
+		r := opening
+		r.Seq, r.Prev, r.Hash = last.Seq+uint64(i)+1, prev, ""
+		line, sum, err := EncodeLine(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, prev = append(l, string(line)), sum
+	}
+	writeLines(t, cfg.Path, l)
+	files := writeLog(t, cfg, 1)
+	res, err := Verify(context.Background(), testKeys, files, VerifyOptions{Checkpoints: cfg.CheckpointPath})
+	if err != nil || len(res.Gaps) != 1 || res.Gaps[0].From != last.Seq+1 || res.Gaps[0].Records != 2 {
+		t.Fatalf("verify: %v %+v", err, res)
+	}
+}
+
+// TestOlderCheckpointFileCopyVerifies: a copy of the checkpoint file taken
+// earlier (a third party's) checks the log up to its last entry; the log's
+// later checkpoints need not be in it.
+func TestOlderCheckpointFileCopyVerifies(t *testing.T) {
+	cfg := testConfig(t.TempDir()).WithDefaults()
+	writeLog(t, cfg, 2)
+	old := filepath.Join(t.TempDir(), "copy")
+	data, _ := os.ReadFile(cfg.CheckpointPath)
+	os.WriteFile(old, data, 0o600)
+	files := writeLog(t, cfg, 2)
+	if res, err := Verify(context.Background(), testKeys, files, VerifyOptions{Checkpoints: old}); err != nil || !res.Closed {
+		t.Fatalf("an older copy: %v %+v", err, res)
+	}
+}
+
+// TestVerifyRefusesNonRegularFiles: a named pipe among the files given
+// would block the reader for ever; it is refused.
+func TestVerifyRefusesNonRegularFiles(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	files := writeLog(t, cfg, 1)
+	fifo := filepath.Join(filepath.Dir(cfg.Path), "audit-x.jsonl")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal("mkfifo:", err)
+	}
+	if _, err := Verify(context.Background(), testKeys, append(files, fifo), VerifyOptions{}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("verify with a fifo: %v", err)
+	}
+	if err := ReadRecords(context.Background(), []string{fifo}, func(*Record) error { return nil }); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("read a fifo: %v", err)
 	}
 }

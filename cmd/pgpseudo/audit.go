@@ -167,6 +167,14 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		opts := audit.VerifyOptions{Partial: *partial, Checkpoints: ckpts[i]}
 		results[i].res, results[i].err = audit.Verify(ctx, keys, chain, opts)
 	}
+	// A checkpoint file beside the logs whose log is gone: a log (say
+	// audit-detokenize.jsonl) was removed, and a glob no longer names it.
+	for _, c := range orphanCheckpoints(files, chains) {
+		log := strings.TrimSuffix(c, audit.CheckpointSuffix)
+		chains, ckpts = append(chains, []string{log}), append(ckpts, c)
+		results = append(results, chainResult{err: &audit.TamperError{Kind: audit.MissingFile, Record: 1, File: log,
+			Detail: fmt.Sprintf("the log is gone, but its checkpoint file %s is here: it was removed", filepath.Base(c))}})
+	}
 	var worst error
 	for _, r := range results {
 		if r.err != nil && (worst == nil || exitCode(exitFor(r.err)) > exitCode(exitFor(worst))) {
@@ -225,6 +233,38 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return exitFor(worst)
 	}
 	return nil
+}
+
+// orphanCheckpoints returns the checkpoint files in the directories of
+// files whose log has neither its active file nor an archive among the
+// chains given and none on disk either.
+func orphanCheckpoints(files []string, chains [][]string) []string {
+	given := map[string]bool{}
+	for _, c := range chains {
+		given[filepath.Clean(audit.ChainName(c[0]))] = true
+	}
+	dirs := map[string]bool{}
+	var out []string
+	for _, f := range files {
+		d := filepath.Dir(f)
+		if dirs[d] {
+			continue
+		}
+		dirs[d] = true
+		matches, _ := filepath.Glob(filepath.Join(d, "*"+audit.CheckpointSuffix))
+		for _, c := range matches {
+			log := filepath.Clean(strings.TrimSuffix(c, audit.CheckpointSuffix))
+			if given[log] || fileExists(log) {
+				continue
+			}
+			ext := filepath.Ext(log)
+			if archives, _ := filepath.Glob(strings.TrimSuffix(log, ext) + "-*" + ext); len(archives) > 0 {
+				continue // its active file was archived; its archives are on disk
+			}
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // chainLabel names a chain by its active file (the one without an

@@ -350,3 +350,34 @@ func TestAuditVerifyFindsCheckpointsOfRenamedFiles(t *testing.T) {
 		t.Fatalf("code %d: %s", code, out)
 	}
 }
+
+// TestAuditVerifyNoticesARemovedLog: a glob no longer names a log that was
+// removed, but its checkpoint file is still beside the others.
+func TestAuditVerifyNoticesARemovedLog(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "k.pem")
+	if _, _, code, err := runAudit("keygen", "--out", key); code != 0 {
+		t.Fatal(err)
+	}
+	signer, err := audit.LoadSigningKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"audit.jsonl", "audit-detokenize.jsonl"} {
+		w, err := audit.New(context.Background(), audit.Config{Path: filepath.Join(dir, name), Fsync: audit.FsyncNever}, signer, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(context.Background(), audit.Detokenize{Actor: "dpo", Domain: "customers", Tokens: 1, Outcome: audit.OutcomeOK})
+		w.Close()
+	}
+	glob := func() []string { f, _ := filepath.Glob(filepath.Join(dir, "audit*.jsonl")); return f }
+	if out, _, code, _ := runAudit(append([]string{"verify", "--public-key", key + ".pub"}, glob()...)...); code != 0 {
+		t.Fatalf("untouched: %d %s", code, out)
+	}
+	os.Remove(filepath.Join(dir, "audit-detokenize.jsonl"))
+	out, _, code, _ := runAudit(append([]string{"verify", "--public-key", key + ".pub"}, glob()...)...)
+	if code != 1 || !strings.Contains(out, "missing_file") || !strings.Contains(out, "audit-detokenize.jsonl") {
+		t.Fatalf("a removed log: %d %s", code, out)
+	}
+}
