@@ -123,3 +123,51 @@ func TestPassthroughLogin(t *testing.T) {
 		t.Fatal("channel_binding=require through passthrough unexpectedly succeeded")
 	}
 }
+
+// TestExpiredPasswordRefused: a role whose password expired (VALID UNTIL in
+// the past) is refused as PostgreSQL refuses it, in both modes, including
+// right after a login that was still valid (no cached verifier outlives
+// the expiry).
+func TestExpiredPasswordRefused(t *testing.T) {
+	ctx := context.Background()
+	const user = "expiring_eve"
+	admin := func(stmts ...string) {
+		t.Helper()
+		if err := shared.stack.PG.Exec(ctx, "postgres", stmts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin("DROP ROLE IF EXISTS "+user, "CREATE ROLE "+user+" LOGIN PASSWORD '"+passAlice+"' VALID UNTIL 'infinity'",
+		"GRANT CONNECT ON DATABASE "+dbApp+" TO "+user)
+	t.Cleanup(func() { admin("REVOKE CONNECT ON DATABASE "+dbApp+" FROM "+user, "DROP ROLE IF EXISTS "+user) })
+	passthrough := proxyConfig()
+	passthrough.Auth.Mode = "passthrough"
+	for _, mode := range []struct {
+		name  string
+		p     *runningProxy
+		extra []string
+	}{
+		{"scram", startProxy(t, nil), nil},
+		{"passthrough", startProxy(t, passthrough), []string{"channel_binding=disable"}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			admin("ALTER ROLE " + user + " VALID UNTIL 'infinity'")
+			c, err := pgx.Connect(ctx, mode.p.dsn(user, passAlice, dbApp, mode.extra...))
+			if err != nil {
+				t.Fatalf("a valid login: %v", err)
+			}
+			c.Close(ctx)
+			admin("ALTER ROLE " + user + " VALID UNTIL '2000-01-01'")
+			_, err = pgx.Connect(ctx, mode.p.dsn(user, passAlice, dbApp, mode.extra...))
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code != "28P01" {
+				t.Fatalf("an expired password: %v, want SQLSTATE 28P01", err)
+			}
+			// Directly, PostgreSQL says the same.
+			_, err = pgx.Connect(ctx, directDSN(user, passAlice, dbApp, mode.extra...))
+			if !errors.As(err, &pe) || pe.Code != "28P01" {
+				t.Fatalf("direct login with an expired password: %v", err)
+			}
+		})
+	}
+}
