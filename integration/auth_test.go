@@ -171,3 +171,37 @@ func TestExpiredPasswordRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestUpstreamRefusalRelayed: when the database refuses a new connection
+// (here the role's CONNECTION LIMIT; max_connections gives the same
+// SQLSTATE), the client gets the server's 53300, and the proxy keeps
+// serving others.
+func TestUpstreamRefusalRelayed(t *testing.T) {
+	ctx := context.Background()
+	const user = "limited_lea"
+	admin := func(stmts ...string) {
+		t.Helper()
+		if err := shared.stack.PG.Exec(ctx, "postgres", stmts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin("DROP ROLE IF EXISTS "+user, "CREATE ROLE "+user+" LOGIN PASSWORD '"+passAlice+"' CONNECTION LIMIT 1",
+		"GRANT CONNECT ON DATABASE "+dbApp+" TO "+user)
+	t.Cleanup(func() { admin("REVOKE CONNECT ON DATABASE "+dbApp+" FROM "+user, "DROP ROLE IF EXISTS "+user) })
+	p := startProxy(t, nil)
+	first := connect(t, p.dsn(user, passAlice, dbApp))
+	defer first.Close(ctx)
+	_, err := pgx.Connect(ctx, p.dsn(user, passAlice, dbApp))
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "53300" {
+		t.Fatalf("a connection the database refuses: %v, want SQLSTATE 53300", err)
+	}
+	other := connect(t, p.dsn(userAlice, passAlice, dbApp))
+	var one int
+	if err := other.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Fatalf("another user after the refusal: %d %v", one, err)
+	}
+	if err := first.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		t.Fatalf("the first session after the refusal: %v", err)
+	}
+}
