@@ -64,20 +64,32 @@ func nameSeq(p string) uint64 {
 }
 
 func firstSeq(path string) (uint64, error) {
-	f, err := os.Open(path)
+	h, err := firstHeader(path)
 	if err != nil {
 		return 0, err
+	}
+	if h.Seq == 0 {
+		return 0, fmt.Errorf("%w: %s: first line", ErrMalformed, path)
+	}
+	return h.Seq, nil
+}
+
+// firstHeader parses the header of a file's first line (not verified).
+func firstHeader(path string) (header, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return header{}, err
 	}
 	defer f.Close()
 	line, err := bufio.NewReaderSize(f, 64<<10).ReadSlice('\n')
 	if err != nil {
-		return 0, fmt.Errorf("%w: %s: first line: %w", ErrMalformed, path, err)
+		return header{}, fmt.Errorf("%w: %s: first line: %w", ErrMalformed, path, err)
 	}
-	h, err := parseHeader(line)
-	if err != nil || h.Seq == 0 {
-		return 0, fmt.Errorf("%w: %s: first line", ErrMalformed, path)
+	h, err := parseHeader(bytes.TrimSuffix(line, []byte("\n")))
+	if err != nil {
+		return header{}, fmt.Errorf("%w: %s: first line", ErrMalformed, path)
 	}
-	return h.Seq, nil
+	return h, nil
 }
 
 // maxLineLen bounds a line: every record field is bounded, so no record

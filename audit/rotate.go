@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -126,7 +125,7 @@ func (w *Writer) loadTail(file string) error {
 	if !ok {
 		return fmt.Errorf("audit: the last record of %s is damaged or was modified (run pgpseudo audit verify): %w", file, ErrMalformed)
 	}
-	h, err := parseHeader(line)
+	h, err := parseSealed(line)
 	if err != nil {
 		return fmt.Errorf("audit: %s: last record: %w: %w", file, ErrMalformed, err)
 	}
@@ -141,17 +140,11 @@ func (w *Writer) loadTail(file string) error {
 
 // firstFileStart returns the file_start record that begins file.
 func firstFileStart(file string) (FileStart, error) {
-	f, err := os.Open(file)
+	h, err := firstHeader(file)
 	if err != nil {
 		return FileStart{}, fmt.Errorf("audit: %w", err)
 	}
-	defer f.Close()
-	line, err := bufio.NewReaderSize(f, 64<<10).ReadSlice('\n')
-	if err != nil {
-		return FileStart{}, fmt.Errorf("audit: %s: first line: %w: %w", file, ErrMalformed, err)
-	}
-	h, err := parseHeader(bytes.TrimSuffix(line, []byte("\n")))
-	if err != nil || h.FileStart == nil {
+	if h.FileStart == nil {
 		return FileStart{}, fmt.Errorf("audit: %s does not begin with a file_start record: %w", file, ErrMalformed)
 	}
 	return *h.FileStart, nil

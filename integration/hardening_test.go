@@ -143,13 +143,7 @@ func TestShiftThroughProxy(t *testing.T) {
 	if _, err := c.PgConn().CopyTo(ctx, &copied, "COPY shift_t (born, seen) TO STDOUT"); err != nil {
 		t.Fatal(err)
 	}
-	var row1 string
-	for _, l := range lines(copied.String()) {
-		if strings.HasPrefix(l, "1\t") {
-			row1 = l
-		}
-	}
-	s.check(t, "COPY", row1, "")
+	s.check(t, "COPY", copied.String(), "")
 	var born time.Time
 	if err := c.QueryRow(ctx, "SELECT born FROM shift_t", pgx.QueryResultFormats{1}).Scan(&born); err != nil {
 		t.Fatal(err)

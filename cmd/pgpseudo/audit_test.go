@@ -325,27 +325,12 @@ func TestAuditReport(t *testing.T) {
 // name does not hide a log cut back to its first checkpoint.
 func TestAuditVerifyFindsCheckpointsOfRenamedFiles(t *testing.T) {
 	dir := t.TempDir()
-	key := filepath.Join(dir, "k.pem")
-	if _, _, code, err := runAudit("keygen", "--out", key); code != 0 {
-		t.Fatal(err)
-	}
-	signer, err := audit.LoadSigningKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := signedLogs(t, dir, "audit.jsonl")
 	logPath := filepath.Join(dir, "audit.jsonl")
-	w, err := audit.New(context.Background(), audit.Config{Path: logPath, Fsync: audit.FsyncNever}, signer, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		w.Write(context.Background(), audit.Detokenize{Actor: "dpo", Domain: "customers", Tokens: 1, Outcome: audit.OutcomeOK})
-	}
-	w.Close()
 	renamed := filepath.Join(dir, "audit-00000000000000000002.jsonl")
 	put(t, renamed, lines(t, logPath)[:2])
 	os.Remove(logPath)
-	out, _, code, _ := runAudit("verify", "--public-key", key+".pub", renamed)
+	out, _, code, _ := runAudit("verify", "--public-key", key, renamed)
 	if code != 1 || !strings.Contains(out, "truncated") {
 		t.Fatalf("code %d: %s", code, out)
 	}
@@ -355,6 +340,22 @@ func TestAuditVerifyFindsCheckpointsOfRenamedFiles(t *testing.T) {
 // removed, but its checkpoint file is still beside the others.
 func TestAuditVerifyNoticesARemovedLog(t *testing.T) {
 	dir := t.TempDir()
+	key := signedLogs(t, dir, "audit.jsonl", "audit-detokenize.jsonl")
+	glob := func() []string { f, _ := filepath.Glob(filepath.Join(dir, "audit*.jsonl")); return f }
+	if out, _, code, _ := runAudit(append([]string{"verify", "--public-key", key}, glob()...)...); code != 0 {
+		t.Fatalf("untouched: %d %s", code, out)
+	}
+	os.Remove(filepath.Join(dir, "audit-detokenize.jsonl"))
+	out, _, code, _ := runAudit(append([]string{"verify", "--public-key", key}, glob()...)...)
+	if code != 1 || !strings.Contains(out, "missing_file") || !strings.Contains(out, "audit-detokenize.jsonl") {
+		t.Fatalf("a removed log: %d %s", code, out)
+	}
+}
+
+// signedLogs writes a closed log of three records in dir under each name,
+// signed by a new key, and returns the public key file.
+func signedLogs(t *testing.T, dir string, names ...string) string {
+	t.Helper()
 	key := filepath.Join(dir, "k.pem")
 	if _, _, code, err := runAudit("keygen", "--out", key); code != 0 {
 		t.Fatal(err)
@@ -363,21 +364,19 @@ func TestAuditVerifyNoticesARemovedLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"audit.jsonl", "audit-detokenize.jsonl"} {
+	for _, name := range names {
 		w, err := audit.New(context.Background(), audit.Config{Path: filepath.Join(dir, name), Fsync: audit.FsyncNever}, signer, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		w.Write(context.Background(), audit.Detokenize{Actor: "dpo", Domain: "customers", Tokens: 1, Outcome: audit.OutcomeOK})
-		w.Close()
+		for range 3 {
+			if err := w.Write(context.Background(), audit.Detokenize{Actor: "dpo", Domain: "customers", Tokens: 1, Outcome: audit.OutcomeOK}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	glob := func() []string { f, _ := filepath.Glob(filepath.Join(dir, "audit*.jsonl")); return f }
-	if out, _, code, _ := runAudit(append([]string{"verify", "--public-key", key + ".pub"}, glob()...)...); code != 0 {
-		t.Fatalf("untouched: %d %s", code, out)
-	}
-	os.Remove(filepath.Join(dir, "audit-detokenize.jsonl"))
-	out, _, code, _ := runAudit(append([]string{"verify", "--public-key", key + ".pub"}, glob()...)...)
-	if code != 1 || !strings.Contains(out, "missing_file") || !strings.Contains(out, "audit-detokenize.jsonl") {
-		t.Fatalf("a removed log: %d %s", code, out)
-	}
+	return key + ".pub"
 }
