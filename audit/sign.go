@@ -49,6 +49,12 @@ func (s *FileSigner) Sign(_ context.Context, msg []byte) ([]byte, ed25519.Public
 // Public returns the signer's public key.
 func (s *FileSigner) Public() ed25519.PublicKey { return s.key.Public().(ed25519.PublicKey) }
 
+// PublicKeys returns the one public key, as a Transit signer returns its
+// versions'.
+func (s *FileSigner) PublicKeys(context.Context) ([]ed25519.PublicKey, error) {
+	return []ed25519.PublicKey{s.Public()}, nil
+}
+
 // KeyID names a public key: the first 8 bytes of its SHA-256, in hex.
 func KeyID(pub ed25519.PublicKey) string {
 	sum := sha256.Sum256(pub)

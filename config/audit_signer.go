@@ -19,13 +19,6 @@ type AuditSigner interface {
 	PublicKeys(ctx context.Context) ([]ed25519.PublicKey, error)
 }
 
-// fileSigner adds PublicKeys to a key file signer.
-type fileSigner struct{ *audit.FileSigner }
-
-func (s fileSigner) PublicKeys(context.Context) ([]ed25519.PublicKey, error) {
-	return []ed25519.PublicKey{s.Public()}, nil
-}
-
 // NewAuditSigner returns the signer of cfg: the Ed25519 key file, or the
 // Vault Transit key reached through keys (which must then be the Vault
 // provider).
@@ -34,9 +27,9 @@ func NewAuditSigner(cfg audit.Config, keys crypto.KeyProvider) (AuditSigner, err
 	case cfg.SigningKeyFile != "":
 		s, err := audit.LoadSigningKey(cfg.SigningKeyFile)
 		if err != nil {
-			return nil, err
+			return nil, err // not a typed nil in the interface
 		}
-		return fileSigner{s}, nil
+		return s, nil
 	case cfg.SigningTransitKey != "":
 		vp, ok := keys.(*crypto.VaultProvider)
 		if !ok {
