@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgpseudo/pgpseudo/admin"
 	"github.com/pgpseudo/pgpseudo/audit"
 	"github.com/pgpseudo/pgpseudo/crypto"
 	"github.com/pgpseudo/pgpseudo/internal/yamlconf"
@@ -34,6 +35,9 @@ type Config struct {
 	Keys crypto.Config `yaml:"keys"`
 	// Audit configures the access log (docs/audit.md); off without a path.
 	Audit audit.Config `yaml:"audit"`
+	// Admin configures the operator listener: metrics, liveness and
+	// readiness (docs/operations.md); off without a listen address.
+	Admin admin.Config `yaml:"admin"`
 }
 
 // Upstream says where the database is and how to reach it.
@@ -232,6 +236,13 @@ func (c *Config) validate(pos *yamlconf.Positions) error {
 			return pos.Errorf("audit.signing_transit_key", "needs keys.provider: vault (the Transit key lives in the Vault of keys.vault)")
 		}
 	}
+	if err := c.Admin.Validate(); err != nil {
+		var ce *admin.ConfigError
+		if errors.As(err, &ce) {
+			return pos.Errorf("admin."+ce.Key, "%s", ce.Msg)
+		}
+		return pos.Errorf("admin", "%v", err)
+	}
 	if c.Policy != "" && (c.Auth.AuthUser == "" || c.Auth.AuthPasswordFile == "") {
 		return pos.Errorf("policy", "a policy needs auth.auth_user and auth.auth_password_file (catalog and role lookups)")
 	}
@@ -243,6 +254,9 @@ func (c *Config) validate(pos *yamlconf.Positions) error {
 		"tls.client_ca_file":      c.TLS.ClientCAFile,
 		"auth.auth_password_file": c.Auth.AuthPasswordFile,
 		"policy":                  c.Policy,
+		"admin.cert_file":         c.Admin.CertFile,
+		"admin.key_file":          c.Admin.KeyFile,
+		"admin.token_file":        c.Admin.TokenFile,
 	} {
 		if file == "" {
 			continue

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/vault/api"
@@ -36,6 +37,19 @@ type VaultProvider struct {
 	mu       sync.Mutex // serialises login and loads
 	loggedIn bool
 	renewing bool
+
+	loginFailures, renewFailures atomic.Uint64
+}
+
+// AuthStats counts a Vault provider's failed logins and renewals since it
+// was built, for metrics.
+type AuthStats struct {
+	LoginFailures, RenewFailures uint64
+}
+
+// AuthStats returns the provider's login and renewal failure counts.
+func (p *VaultProvider) AuthStats() AuthStats {
+	return AuthStats{LoginFailures: p.loginFailures.Load(), RenewFailures: p.renewFailures.Load()}
 }
 
 // tokenInfo is what renewal needs to know about the current login.

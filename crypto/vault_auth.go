@@ -22,6 +22,7 @@ func (p *VaultProvider) ensureLogin(ctx context.Context) error {
 	}
 	info, err := p.login(ctx)
 	if err != nil {
+		p.loginFailures.Add(1)
 		return err
 	}
 	p.loggedIn = true
@@ -158,6 +159,7 @@ func (p *VaultProvider) renewLoop(info tokenInfo) {
 					continue
 				}
 			} else if err != nil {
+				p.renewFailures.Add(1)
 				p.log.Warn("vault token renewal failed; logging in again",
 					zap.Error(vaultErr(p.cfg.Address, "renewing", "auth/token/renew-self", false, err)))
 			}
@@ -171,6 +173,7 @@ func (p *VaultProvider) renewLoop(info tokenInfo) {
 				info = next
 				break
 			}
+			p.loginFailures.Add(1)
 			p.log.Warn("vault login failed; cached keys stay in service", zap.Error(err), zap.Duration("retry_in", backoff))
 			if !sleepCtx(p.ctx, backoff+rand.N(backoff/2+1)) {
 				return

@@ -18,15 +18,8 @@ import (
 	"github.com/pgpseudo/pgpseudo/crypto"
 )
 
-// buildKeysCLI builds the pgpseudo binary into a test directory.
-func buildKeysCLI(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "pgpseudo")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/pgpseudo/pgpseudo/cmd/pgpseudo").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
+// buildKeysCLI returns the pgpseudo binary.
+func buildKeysCLI(t *testing.T) string { return shared.binary(t) }
 
 // cliResult is one run of the binary.
 type cliResult struct {

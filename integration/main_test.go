@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -29,6 +30,26 @@ type testEnv struct {
 	mu         sync.Mutex
 	procLogs   []*observer.ObservedLogs
 	auditTexts []string
+
+	// The pgpseudo binary, built once for the tests that run it.
+	binOnce sync.Once
+	bin     string
+	binErr  error
+}
+
+// binary returns the pgpseudo binary, building it on first use.
+func (e *testEnv) binary(t testing.TB) string {
+	t.Helper()
+	e.binOnce.Do(func() {
+		e.bin = filepath.Join(e.stack.Dir, "pgpseudo")
+		if out, err := exec.Command("go", "build", "-o", e.bin, "github.com/pgpseudo/pgpseudo/cmd/pgpseudo").CombinedOutput(); err != nil {
+			e.binErr = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if e.binErr != nil {
+		t.Fatal(e.binErr)
+	}
+	return e.bin
 }
 
 // remember keeps a proxy's process log and the contents of its audit log

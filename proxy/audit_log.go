@@ -37,7 +37,11 @@ func (s *Server) auditWrite(ev audit.Event) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.aud.Write(ctx, ev); err != nil {
+	start := time.Now()
+	err := s.aud.Write(ctx, ev)
+	s.metrics.observe(stageAuditWrite, start)
+	if err != nil {
+		s.metrics.auditFailures.Inc()
 		if errors.Is(err, audit.ErrInvalidRecord) {
 			s.log.Error("audit record rejected; the statement fails", zap.Error(err))
 			return err
@@ -172,7 +176,11 @@ func (a *stmtAudit) addRelations(rels []string) {
 // finish writes the record; it returns an error only when the statement
 // must not be reported as successful because its record is missing.
 func (s *session) finishStmt(a *stmtAudit, outcome audit.Outcome, sqlstate string) error {
-	if a == nil || s.srv.aud == nil {
+	if a == nil {
+		return nil
+	}
+	s.srv.metrics.statement(a, outcome)
+	if s.srv.aud == nil {
 		return nil
 	}
 	ev := statementRecord(s.auditSession(), a, outcome, sqlstate, time.Since(a.start))

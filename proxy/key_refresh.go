@@ -46,8 +46,11 @@ func (s *Server) refreshKeys(ctx context.Context) {
 	defer cancel()
 	ks, err := s.keys.Refresh(rctx)
 	if err != nil {
+		s.metrics.keyRefreshes.WithLabelValues("failed").Inc()
 		return
 	}
+	s.metrics.keyRefreshes.WithLabelValues("ok").Inc()
+	s.metrics.keysLoaded.SetToCurrentTime()
 	prev := s.keysInUse.Swap(ks.Primary())
 	if ks.Primary() == prev {
 		return

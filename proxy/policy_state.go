@@ -155,8 +155,10 @@ func (s *session) policyNow() (*policy.Policy, *policy.Role, uint64) {
 func (s *Server) auditPolicyLoad(pol *policy.Policy, reload bool, err error) {
 	ev := audit.PolicyLoad{File: audit.FitName(s.cfg.Policy), Reload: reload, Outcome: audit.OutcomeOK}
 	if err != nil {
+		s.metrics.policyLoads.WithLabelValues("failed").Inc()
 		ev.Outcome = audit.OutcomeError
 	} else {
+		s.metrics.policyLoads.WithLabelValues("ok").Inc()
 		ev.Hash = "sha256:" + pol.Hash
 		for _, r := range pol.Roles {
 			ev.Roles = append(ev.Roles, audit.FitName(r.Name))

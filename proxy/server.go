@@ -73,6 +73,7 @@ type Server struct {
 	// digestKey orders rows grouped on pseudonymised columns (hex); it
 	// leaves the process only inside the statements that use it.
 	digestKey string
+	metrics   *metrics
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -107,6 +108,7 @@ func NewServer(cfg *config.Config, log *zap.Logger) (*Server, error) {
 		transformers: rewrite.NewTransformers(1024),
 		listeners:    map[net.Listener]struct{}{},
 		conns:        map[net.Conn]struct{}{},
+		metrics:      newMetrics(),
 	}
 	if cfg.Auth.AuthUser != "" {
 		if s.lookup, err = catalog.NewConns(cfg, upTLS); err != nil {
@@ -168,6 +170,7 @@ func NewServer(cfg *config.Config, log *zap.Logger) (*Server, error) {
 		s.policy.onLoad = s.auditPolicyLoad
 		s.auditPolicyLoad(s.policy.cur.Load().pol, false, nil)
 	}
+	s.metrics.gaugeFuncs(s)
 	return s, nil
 }
 

@@ -112,11 +112,18 @@ func (s *session) run() {
 	if st == nil { // cancel request handled, or an orderly close
 		return
 	}
+	loginStart := time.Now()
 	if err := s.login(st); err != nil {
 		s.auditAuthFailure(err)
+		s.refusedLogin(err)
 		s.fail("login", err)
 		return
 	}
+	s.srv.metrics.observe(stageLogin, loginStart)
+	role := s.metricsRole()
+	s.srv.metrics.sessions.WithLabelValues(role).Inc()
+	s.srv.metrics.sessionsOpen.WithLabelValues(role).Inc()
+	defer s.srv.metrics.sessionsOpen.WithLabelValues(role).Dec()
 	s.client.SetDeadline(timeZero)
 	defer s.up.Close()
 	if s.hasKey {
@@ -365,6 +372,7 @@ func (s *session) resolveRole(ctx context.Context) error {
 func (s *session) openUpstream(ctx context.Context, params []wire.Param) error {
 	up, err := s.srv.dialUpstream(ctx)
 	if err != nil {
+		s.srv.metrics.upstreamFails.Inc()
 		return refuse(codeConnectionFailure, "pgpseudo cannot reach the database", err)
 	}
 	s.up = up

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"go.uber.org/zap"
@@ -254,7 +255,9 @@ func (s *session) decide(q string, typ byte, types []uint32, path, defaultPath [
 	ctx, cancel := context.WithTimeout(s.ctx, planTimeout)
 	defer cancel()
 	sess := &analyze.Session{Policy: pol, Role: role, Keywords: s.keywords, SearchPath: path, DefaultSearchPath: defaultPath, InTransaction: inTx}
+	start := time.Now()
 	res, err := analyze.Analyze(ctx, sess, s.srv.catalog.ForAnalysis(s.id.Database, s.id.User), q)
+	s.srv.metrics.observe(stageAnalyse, start)
 	if err != nil {
 		s.log.Warn("statement refused: the catalog could not be read to check it", zap.Error(err))
 		return s.refusedVerdict(nil, "catalog_unavailable", nil, refusal("the statement cannot be checked now (catalog lookup failed); refused"))
@@ -274,6 +277,8 @@ func (s *session) decide(q string, typ byte, types []uint32, path, defaultPath [
 		v.cacheable = true // it depends on the text alone
 		return v
 	}
+	start = time.Now()
+	defer s.srv.metrics.observe(stageServerCheck, start)
 	v, unordered := s.checkOnServer(ctx, q, typ, types, path, res, stmts, digest, outs, ties)
 	if unordered >= 0 && unordered < len(digest) && !digest[unordered] {
 		// The server's plan orders rows by protected clear values (a

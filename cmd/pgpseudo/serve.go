@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/pgpseudo/pgpseudo/admin"
 	"github.com/pgpseudo/pgpseudo/config"
 	"github.com/pgpseudo/pgpseudo/proxy"
 )
@@ -45,6 +47,25 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
+	if cfg.Admin.Listen != "" {
+		adm, err := admin.New(cfg.Admin, srv.Metrics(), srv.ReadyChecks(), log)
+		var ln net.Listener
+		if err == nil {
+			ln, err = net.Listen("tcp", cfg.Admin.Listen)
+		}
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("admin listener: %w", err)
+		}
+		go func() {
+			if err := adm.Serve(ln); err != nil && !admin.IsClosed(err) {
+				log.Error("admin listener failed; the proxy keeps serving", zap.Error(err))
+			}
+		}()
+		// The admin listener outlives the drain: /readyz says "not
+		// accepting" meanwhile, so a load balancer stops sending.
+		defer adm.Shutdown(context.Background()) //nolint:errcheck // exiting
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -18,6 +18,9 @@ type Cache[K comparable, V any] struct {
 	bytes      int64
 	order      *list.List // front: most recently used
 	items      map[K]*list.Element
+	// hits, misses and evictions count lookups and evictions since New,
+	// for metrics.
+	hits, misses, evictions uint64
 }
 
 type entry[K comparable, V any] struct {
@@ -43,9 +46,11 @@ func (c *Cache[K, V]) Get(k K) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.items[k]; ok {
+		c.hits++
 		c.order.MoveToFront(e)
 		return e.Value.(*entry[K, V]).val, true
 	}
+	c.misses++
 	var zero V
 	return zero, false
 }
@@ -74,6 +79,7 @@ func (c *Cache[K, V]) Put(k K, v V) {
 		c.order.Remove(last)
 		delete(c.items, le.key)
 		c.bytes -= le.bytes
+		c.evictions++
 	}
 }
 
@@ -89,4 +95,18 @@ func (c *Cache[K, V]) Bytes() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.bytes
+}
+
+// Stats is a snapshot of a cache's size and counters.
+type Stats struct {
+	Entries                 int
+	Bytes                   int64
+	Hits, Misses, Evictions uint64
+}
+
+// Stats returns the cache's size and its counters since New.
+func (c *Cache[K, V]) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Stats{Entries: c.order.Len(), Bytes: c.bytes, Hits: c.hits, Misses: c.misses, Evictions: c.evictions}
 }

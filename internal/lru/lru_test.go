@@ -30,3 +30,17 @@ func TestBoundedByEntriesAndBytes(t *testing.T) {
 		t.Errorf("replace: %q", v)
 	}
 }
+
+func TestStatsCount(t *testing.T) {
+	c := New[string, int](2, 0, nil)
+	c.Put("a", 1)
+	c.Put("b", 2)
+	c.Get("a")
+	c.Get("x")
+	c.Put("c", 3) // evicts b
+	c.Get("b")
+	want := Stats{Entries: 2, Bytes: 2, Hits: 1, Misses: 2, Evictions: 1}
+	if got := c.Stats(); got != want {
+		t.Fatalf("stats %+v, want %+v", got, want)
+	}
+}

@@ -88,6 +88,9 @@ func New(conns func(ctx context.Context, database string) (*pgxpool.Pool, error)
 		entries: lru.New[catKey, any](20000, 64<<20, catEntrySize), kw: map[string]sqlinfo.Keywords{}}
 }
 
+// CacheStats reports the cache of catalog facts, for metrics.
+func (c *Catalog) CacheStats() lru.Stats { return c.entries.Stats() }
+
 // catEntrySize estimates an entry's bytes for the cache bound.
 func catEntrySize(k catKey, v any) int64 {
 	n := int64(len(k.db) + len(k.key) + 64)

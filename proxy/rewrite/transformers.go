@@ -43,3 +43,6 @@ func (c *Transformers) Get(spec crypto.Spec, ks *crypto.Keyset, oid uint32, form
 	c.items.Put(k, tr)
 	return tr, nil
 }
+
+// CacheStats reports the cache's size and counters, for metrics.
+func (c *Transformers) CacheStats() lru.Stats { return c.items.Stats() }
