@@ -35,6 +35,22 @@ type Signer interface {
 	Sign(ctx context.Context, msg []byte) (sig []byte, pub ed25519.PublicKey, err error)
 }
 
+// transientSigner is a Signer that can tell an outage (the signer cannot
+// be reached now) from a refusal (no permission, wrong key type). A writer
+// whose first checkpoint fails with an outage still opens, so the service
+// the log records is not stopped by it: its records stay unsigned until a
+// later checkpoint is signed, and audit verify reports them so until then.
+// A refusal fails New: it is a configuration error, fixed by the operator.
+type transientSigner interface {
+	Transient(err error) bool
+}
+
+// transient reports whether err is an outage of s.
+func transient(s Signer, err error) bool {
+	t, ok := s.(transientSigner)
+	return ok && t.Transient(err)
+}
+
 // FileSigner signs with an Ed25519 private key held in memory.
 type FileSigner struct{ key ed25519.PrivateKey }
 

@@ -26,29 +26,33 @@ type Writer struct {
 	sign Signer
 
 	// mu serialises appends: the chain state, the sink writes, rotation.
-	mu          sync.Mutex
-	seal        *sealer
-	buf         []byte
-	seq         uint64 // last sequence number written
-	head        string // hash of record seq (hex)
-	logID       string // the chain's identity (FileStart.Log)
-	from        uint64 // first record this writer wrote (Checkpoint.From)
-	sink        sink
-	name        string // active file path; Stdout for standard output
-	size        int64
-	opened      time.Time
-	lastCkpt    uint64 // seq of the last checkpoint
-	ckpt        sink   // checkpoint file, or nil
-	broken      error  // sticky append failure
-	closing     bool   // Close is signing the final checkpoint: no more records
-	closed      bool
-	dropped     uint64 // records lost with on_failure continue
-	lastDropLog time.Time
+	mu       sync.Mutex
+	seal     *sealer
+	buf      []byte
+	seq      uint64 // last sequence number written
+	head     string // hash of record seq (hex)
+	logID    string // the chain's identity (FileStart.Log)
+	from     uint64 // first record this writer wrote (Checkpoint.From)
+	sink     sink
+	name     string // active file path; Stdout for standard output
+	size     int64
+	opened   time.Time
+	lastCkpt uint64 // seq of the last checkpoint
+	// signedThrough is the last record the last checkpoint covers.
+	signedThrough uint64
+	ckpt          sink  // checkpoint file, or nil
+	broken        error // sticky append failure
+	closing       bool  // Close is signing the final checkpoint: no more records
+	closed        bool
+	dropped       uint64 // records lost with on_failure continue
+	lastDropLog   time.Time
 
 	// fileMu is held for writing while the sink is swapped or closed and
 	// for reading during an fsync, so an fsync never races a rotation.
 	fileMu  sync.RWMutex
 	written atomic.Uint64 // last seq written to the sink
+	// signFailures counts checkpoints the signer could not sign.
+	signFailures atomic.Uint64
 
 	// smu guards the durability state (durability.go).
 	smu     sync.Mutex
@@ -155,8 +159,12 @@ func newWriter(ctx context.Context, cfg Config, signer Signer, log *zap.Logger, 
 	}
 	w.markSynced(0)
 	if _, err := w.checkpoint(ctx, false, true); err != nil {
-		w.closeFiles()
-		return nil, err
+		if !transient(signer, err) {
+			w.closeFiles()
+			return nil, err
+		}
+		w.signFailures.Add(1)
+		log.Warn("audit checkpoint cannot be signed now; the log is written and signed by the next checkpoint that can be", zapErr(err))
 	}
 	bg, cancel := context.WithCancel(ctx)
 	w.cancel = cancel
@@ -279,6 +287,7 @@ func (w *Writer) appendLocked(r *Record) (uint64, []byte, error) {
 	w.written.Store(w.seq)
 	if r.Type == TypeCheckpoint {
 		w.lastCkpt = w.seq
+		w.signedThrough = r.Checkpoint.Records
 	}
 	w.noteText(r)
 	return w.seq, line, nil
@@ -394,6 +403,9 @@ func (w *Writer) checkpointLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		if err := w.Checkpoint(ctx); err != nil && !errors.Is(err, ErrClosed) && ctx.Err() == nil {
+			if errors.Is(err, ErrKeyUnavailable) {
+				w.signFailures.Add(1)
+			}
 			w.log.Error("audit checkpoint failed", zapErr(err))
 		}
 	}
@@ -453,6 +465,12 @@ type Stats struct {
 	Synced  uint64
 	// Dropped counts records lost with on_failure continue.
 	Dropped uint64
+	// SignedThrough is the last record a checkpoint of this writer signs
+	// (0 before the first); SignFailures counts checkpoints the signer
+	// could not sign.
+	SignedThrough, SignFailures uint64
+	// Unsigned counts the records no checkpoint of this writer signs yet.
+	Unsigned uint64
 	// File is the active file.
 	File string
 }
@@ -460,7 +478,13 @@ type Stats struct {
 // Stats returns the writer's current state.
 func (w *Writer) Stats() Stats {
 	w.mu.Lock()
-	s := Stats{Records: w.seq, Dropped: w.dropped, File: w.name}
+	s := Stats{Records: w.seq, Dropped: w.dropped, File: w.name, SignedThrough: w.signedThrough, SignFailures: w.signFailures.Load()}
+	// Unsigned: the records after the last signed state, not counting
+	// the checkpoint record that signs it.
+	s.Unsigned = w.seq - w.signedThrough
+	if w.lastCkpt > w.signedThrough {
+		s.Unsigned--
+	}
 	w.mu.Unlock()
 	w.smu.Lock()
 	s.Synced = w.synced

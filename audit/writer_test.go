@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -495,4 +496,77 @@ func TestStatementTextOncePerFile(t *testing.T) {
 		w.Write(ctx, stmt(i))
 	}
 	w.Close()
+}
+
+// flakySigner fails with an outage or a refusal until it is fixed.
+type flakySigner struct {
+	down      atomic.Bool
+	transient bool
+}
+
+var errSignerDown = errors.New("signer unreachable")
+
+func (f *flakySigner) Sign(ctx context.Context, msg []byte) ([]byte, ed25519.PublicKey, error) {
+	if f.down.Load() {
+		return nil, nil, errSignerDown
+	}
+	return testKey.Sign(ctx, msg)
+}
+
+func (f *flakySigner) Transient(err error) bool { return f.transient && errors.Is(err, errSignerDown) }
+
+// TestSignerOutageAtStart: a signer that is unreachable at start does not
+// stop the log: records are written, reported unsigned, and signed by the
+// first checkpoint after the signer is back. A signer that refuses (not an
+// outage) still fails New.
+func TestSignerOutageAtStart(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		transient bool
+	}{{"outage", true}, {"refusal", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t.TempDir())
+			s := &flakySigner{transient: tc.transient}
+			s.down.Store(true)
+			w, err := newWriter(context.Background(), cfg, s, nil, seams{now: new(clock).now})
+			if !tc.transient {
+				if !errors.Is(err, ErrKeyUnavailable) {
+					t.Fatalf("a refusing signer: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				if err := w.Write(context.Background(), stmt(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if st := w.Stats(); st.SignedThrough != 0 || st.SignFailures != 1 || st.Records != 4 || st.Unsigned != 4 {
+				t.Fatalf("stats while the signer is down: %+v", st)
+			}
+			res, err := Verify(context.Background(), testKeys, []string{cfg.Path}, VerifyOptions{})
+			if err == nil || !strings.Contains(err.Error(), "unsigned") || res.Unsigned != 4 || res.Checkpoints != 0 {
+				t.Fatalf("unsigned log verified as %+v (%v)", res, err)
+			}
+			if err := w.Checkpoint(context.Background()); !errors.Is(err, ErrKeyUnavailable) {
+				t.Fatalf("checkpoint while down: %v", err)
+			}
+			s.down.Store(false)
+			if err := w.Checkpoint(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if st := w.Stats(); st.SignedThrough != 4 || st.Unsigned != 0 {
+				t.Fatalf("stats after the signer is back: %+v", st)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			res, err = Verify(context.Background(), testKeys, []string{cfg.Path}, VerifyOptions{})
+			if err != nil || !res.Closed || len(res.Gaps) != 0 || res.Unsigned != 0 || res.SignedThrough != res.LastSeq-1 {
+				t.Fatalf("after signing: %+v %v", res, err)
+			}
+		})
+	}
 }

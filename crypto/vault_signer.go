@@ -167,3 +167,8 @@ func (s *TransitSigner) Create(ctx context.Context) (created bool, err error) {
 	}
 	return true, nil
 }
+
+// Transient reports whether a Sign error is an outage (Vault unreachable,
+// sealed, timing out) rather than a refusal: the audit log then opens and
+// signs its records once Vault is back, instead of stopping the proxy.
+func (s *TransitSigner) Transient(err error) bool { return errors.Is(err, ErrVaultUnavailable) }

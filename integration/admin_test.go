@@ -144,7 +144,10 @@ func TestAdminMetricsAndReadiness(t *testing.T) {
 	}
 
 	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
-	for range 2 { // the second run is answered from the verdict cache
+	// A later run is answered from the verdict cache (three runs: the
+	// catalog may notice the sample's DDL once in between, which rightly
+	// drops cached verdicts).
+	for range 3 {
 		rows, err := c.Query(ctx, "SELECT full_name, email FROM customers ORDER BY created_at LIMIT 5", pgx.QueryExecModeSimpleProtocol)
 		if err != nil {
 			t.Fatal(err)
@@ -173,10 +176,10 @@ func TestAdminMetricsAndReadiness(t *testing.T) {
 	}{
 		{"pgpseudo_sessions_open", `role="bi_analyst"`, 1},
 		{"pgpseudo_sessions_total", `role="bi_analyst"`, 1},
-		{"pgpseudo_statements_total", `outcome="ok"`, 2},
+		{"pgpseudo_statements_total", `outcome="ok"`, 3},
 		{"pgpseudo_statements_total", `outcome="refused"`, 1},
-		{"pgpseudo_rewritten_values_total", `transform="token"`, 10},
-		{"pgpseudo_rewritten_values_total", `transform="email"`, 10},
+		{"pgpseudo_rewritten_values_total", `transform="token"`, 15},
+		{"pgpseudo_rewritten_values_total", `transform="email"`, 15},
 		{"pgpseudo_logins_refused_total", `sqlstate="28P01"`, 1},
 		{"pgpseudo_stage_duration_seconds_count", `stage="analyse"`, 1},
 		{"pgpseudo_stage_duration_seconds_count", `stage="server_check"`, 1},

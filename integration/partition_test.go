@@ -9,8 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-
-	"github.com/pgpseudo/pgpseudo/crypto"
 )
 
 // TestPartitionsAndWholeRows: partitions and inheritance children take their
@@ -61,26 +59,4 @@ func TestPartitionsAndWholeRows(t *testing.T) {
 	if !errors.As(err, &pe) || pe.Code != "42501" || !strings.Contains(pe.Message, "whole-row") {
 		t.Fatalf("whole-row value: %v, %v (want a 42501 refusal)", row, err)
 	}
-}
-
-// TestKeysUnavailableRefusesRestrictedLogin: with Vault unreachable when
-// keys are first needed, a restricted role's login is refused with a clear
-// error naming the address; the proxy keeps serving others.
-func TestKeysUnavailableRefusesRestrictedLogin(t *testing.T) {
-	kunden(t)
-	cfg := proxyConfig()
-	cfg.Policy = samplePolicy
-	dead := freeAddr(t)
-	cfg.Keys = crypto.Config{Provider: crypto.ProviderVault, Vault: crypto.VaultConfig{Address: "https://" + dead,
-		Auth: crypto.VaultAuthConfig{Method: crypto.AuthToken, TokenFile: writeTemp(t, "token", "s.invalid")}}}.WithDefaults()
-	p := startProxy(t, cfg)
-	_, err := pgx.Connect(context.Background(), p.dsn(userBI, samplePass, dbKunden))
-	var pe *pgconn.PgError
-	if !errors.As(err, &pe) || pe.Code != "57P03" || !strings.Contains(pe.Message, dead) {
-		t.Fatalf("restricted login with Vault down: %v", err)
-	}
-	// A session without a policy role restriction is unaffected: alice has
-	// no role in this policy, so use the plain proxy instead.
-	plain := startProxy(t, nil)
-	connect(t, plain.dsn(userAlice, passAlice, dbApp))
 }

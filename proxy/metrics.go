@@ -117,6 +117,11 @@ func (m *metrics) gaugeFuncs(s *Server) {
 				Help: "Audit records lost with on_failure: continue."}, stats(func(st audit.Stats) uint64 { return st.Dropped })),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pgpseudo_audit_unsynced_records",
 				Help: "Audit records written but not yet known to be on disk."}, stats(func(st audit.Stats) uint64 { return st.Records - st.Synced })),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pgpseudo_audit_unsigned_records",
+				Help: "Audit records no signed checkpoint covers yet (grows while the signer is unreachable)."},
+				stats(func(st audit.Stats) uint64 { return st.Unsigned })),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "pgpseudo_audit_sign_failures_total",
+				Help: "Audit checkpoints the signer could not sign."}, stats(func(st audit.Stats) uint64 { return st.SignFailures })),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pgpseudo_audit_down",
 				Help: "1 while the audit log cannot be written and statements are refused."}, func() float64 { return b2f(s.auditDown.Load()) }),
 		)

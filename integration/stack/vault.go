@@ -175,3 +175,11 @@ func (v *Vault) Stop() error {
 	}
 	return p.Kill()
 }
+
+// Pause stops the dev server's process (SIGSTOP) without ending it: its
+// port still accepts connections, nothing answers — a hung Vault. Resume
+// lets it run on with its data.
+func (v *Vault) Pause() error { return syscall.Kill(v.pid, syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (v *Vault) Resume() error { return syscall.Kill(v.pid, syscall.SIGCONT) }
