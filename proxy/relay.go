@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -390,6 +391,7 @@ func (s *session) upstreamToClient(busy *atomic.Bool, out *atomic.Int64) string 
 	s.cwMu.Lock()
 	defer s.cwMu.Unlock()
 	var buf []byte
+	fatalSeen := false // the server said why it ends the session
 	for {
 		var (
 			m   wire.Msg
@@ -408,7 +410,18 @@ func (s *session) upstreamToClient(busy *atomic.Bool, out *atomic.Int64) string 
 			s.cwMu.Lock()
 		}
 		if err != nil {
+			if !fatalSeen && upstreamLost(err) {
+				// A crash or a killed backend: tell the client, as libpq
+				// would, instead of closing without a word.
+				s.log.Warn("the database closed the connection unexpectedly", zap.Error(err))
+				s.client.SetWriteDeadline(time.Now().Add(5 * time.Second))
+				_, _ = s.cw.Write(fatal(codeConnectionFailure, "pgpseudo: the database closed the connection unexpectedly"))
+				_ = s.cw.Flush()
+			}
 			return s.readEnd("upstream", err)
+		}
+		if m.Type == 'E' {
+			fatalSeen = fatalError(m.Body())
 		}
 		if s.trk != nil {
 			if m.Type == 'Z' {
@@ -487,6 +500,32 @@ func (s *session) writeClientProtocolError(err error) {
 		_, _ = s.cw.Write(fatal(codeProtocolViolation, "invalid message: "+err.Error()))
 		_ = s.cw.Flush()
 	}
+}
+
+// upstreamLost reports whether a read error means the database went away
+// (end of stream, reset), rather than the proxy closing the connection
+// itself or the server breaking the protocol.
+func upstreamLost(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE)
+}
+
+// fatalError reports whether an ErrorResponse body has severity FATAL or
+// PANIC: the server ends the session after it.
+func fatalError(body []byte) bool {
+	for len(body) > 1 && body[0] != 0 {
+		typ := body[0]
+		end := bytes.IndexByte(body[1:], 0)
+		if end < 0 {
+			return false
+		}
+		v := string(body[1 : 1+end])
+		if (typ == 'V' || typ == 'S') && (v == "FATAL" || v == "PANIC") {
+			return true
+		}
+		body = body[2+end:]
+	}
+	return false
 }
 
 func isTimeout(err error) bool {
