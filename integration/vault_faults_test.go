@@ -31,7 +31,7 @@ func ownerPolicy(t *testing.T) string {
 	}
 	p := filepath.Join(t.TempDir(), "policy.yaml")
 	owner := `  owner:
-    match: {users: [`+userCare+`]}
+    match: {users: [` + userCare + `]}
     actions: {special: allow, identity: allow, contact: allow, location: allow, financial: allow, key: allow, online: allow, employment: allow}
     unclassified: allow
     legal_basis: "Art. 9(2)(h) GDPR"
@@ -257,7 +257,6 @@ func TestVaultDownAtStart(t *testing.T) {
 		t.Fatal("the unsigned start was not logged")
 	}
 }
-
 
 // appRoleKeys enables AppRole in e's Vault with a role holding the
 // serve-audit policy whose tokens live ttl and at most maxTTL, and returns
