@@ -178,6 +178,20 @@ func TestLimits(t *testing.T) {
 			t.Fatal("idle timeout not logged")
 		}
 	})
+	t.Run("idle_timeout restricted", func(t *testing.T) {
+		// The server-side check's own ReadyForQuery must not make the
+		// statement that follows it look idle.
+		kunden(t)
+		cfg := proxyConfig()
+		cfg.Policy = samplePolicy
+		cfg.Keys = proxyKeys()
+		cfg.Limits.IdleTimeout = time.Second
+		p := startProxy(t, cfg)
+		busy := connect(t, p.dsn(userBI, samplePass, dbKunden))
+		if _, err := busy.Exec(ctx, "SELECT pg_sleep(2.5)"); err != nil {
+			t.Fatalf("a restricted statement longer than idle_timeout was cut: %v", err)
+		}
+	})
 }
 
 // TestSessionIdentityLogged: the session log line records the

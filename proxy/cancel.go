@@ -95,6 +95,11 @@ func (s *Server) handleCancel(st *wire.Startup, log *zap.Logger) {
 		log.Warn("too many concurrent cancel requests; dropped")
 		return
 	}
+	s.cancelUpstream(up, log)
+}
+
+// cancelUpstream sends a CancelRequest for the upstream session up.
+func (s *Server) cancelUpstream(up upstreamKey, log *zap.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Upstream.ConnectTimeout)
 	defer cancel()
 	conn, err := s.dialUpstream(ctx)

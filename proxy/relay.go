@@ -26,6 +26,7 @@ type relayStats struct {
 	bytesOut int64
 	rows     uint64
 	reason   string
+	busy     bool // a request was in flight when the relay ended
 }
 
 // relay copies messages both ways until either side ends. Frames are
@@ -77,9 +78,18 @@ func (s *session) relay() relayStats {
 	}()
 	wg.Wait()
 	st.reason = reason
+	st.busy = s.inFlight(&busy)
 	st.bytesOut = outSize.Load()
 	st.rows = s.rows // the upstream goroutine has ended
 	return st
+}
+
+// inFlight reports whether a client request awaits its reply. busy alone
+// does not tell for a restricted session: the server-side check's own
+// ReadyForQuery clears it while the client's statement is still to run,
+// so the tracker's queue counts too.
+func (s *session) inFlight(busy *atomic.Bool) bool {
+	return busy.Load() || s.trk != nil && s.trk.Pending() > 0
 }
 
 func (s *session) recoverRelay(end func(string)) {
@@ -99,7 +109,7 @@ func (s *session) clientToUpstream(busy *atomic.Bool, lastIn *atomic.Int64, n *i
 		m, err := s.cr.Next()
 		if err != nil {
 			if isTimeout(err) {
-				if busy.Load() || time.Since(time.Unix(0, lastIn.Load())) < idle {
+				if s.inFlight(busy) || time.Since(time.Unix(0, lastIn.Load())) < idle {
 					continue
 				}
 				s.writeClientLocked(fatal(codeIdleSessionTimeout, "terminating connection due to idle-session timeout"))

@@ -89,6 +89,7 @@ type session struct {
 	parsed     map[string]*stmtMeta
 
 	key     cancelKey
+	upKey   upstreamKey // the server's own key of the session
 	hasKey  bool
 	started time.Time
 }
@@ -135,6 +136,12 @@ func (s *session) run() {
 	_ = s.srv.auditWrite(audit.ConnectionStart{Session: s.auditSession(), ClientAddr: s.clientAddrPort(),
 		ApplicationName: audit.FitName(s.id.ApplicationName), TLSVersion: s.id.TLSVersion, AuthMethod: s.authMethod()})
 	st2 := s.relay()
+	if st2.busy && s.hasKey && strings.HasPrefix(st2.reason, "client") {
+		// The client left while its statement ran: a statement that
+		// writes nothing (a long sort, pg_sleep) would not notice the
+		// closed connection, so cancel it.
+		s.srv.cancelUpstream(s.upKey, s.log)
+	}
 	_ = s.srv.auditWrite(audit.ConnectionEnd{Session: s.auditSession(), Duration: time.Since(s.started),
 		Statements: uint64(st2.stmts), Bytes: uint64(st2.bytesOut), Rows: st2.rows})
 	s.log.Info("session ended",
@@ -401,7 +408,8 @@ func (s *session) finishStartup() error {
 			if err := k.Decode(m.Body()); err != nil {
 				return fmt.Errorf("upstream BackendKeyData: %w", err)
 			}
-			s.key = s.srv.cancels.issue(upstreamKey{pid: k.ProcessID, secret: k.SecretKey})
+			s.upKey = upstreamKey{pid: k.ProcessID, secret: k.SecretKey}
+			s.key = s.srv.cancels.issue(s.upKey)
 			s.hasKey = true
 			b, _ := (&pgproto3.BackendKeyData{ProcessID: s.key.pid, SecretKey: s.key.secret[:]}).Encode(nil)
 			if _, err := s.cw.Write(b); err != nil {
