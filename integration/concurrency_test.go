@@ -2,58 +2,97 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
-// TestManyConnections: 200 concurrent connections run 50 queries each with
-// no error, and every goroutine they caused is gone after they disconnect.
+// TestManyConnections: 1,000 connections are open at once through one
+// proxy (limits.max_connections: 1000, the default) and each runs
+// queries with no error; the 1,001st is refused with 53300 and a clear
+// message while they are open; every goroutine they caused is gone after
+// they disconnect.
 func TestManyConnections(t *testing.T) {
-	p := startProxy(t, nil)
+	raiseFileLimit(t, 8192) // two sockets per connection in this process, plus the clients'
+	cfg := proxyConfig()
+	cfg.Limits.MaxConnections = 1000
+	p := startProxy(t, cfg)
 	// Warm up: the auth lookup pool keeps its own goroutines.
 	c := connect(t, p.dsn(userAlice, passAlice, dbApp))
 	c.Close(context.Background())
 	proxyBase := proxyGoroutines()
 
-	const conns, queries = 200, 50
+	const conns, queries, opening = 1000, 5, 32
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	open := make([]*pgx.Conn, conns)
 	var wg sync.WaitGroup
 	errs := make(chan error, conns)
-	for i := 0; i < conns; i++ {
+	slots := make(chan struct{}, opening) // logins in flight at once
+	for i := range conns {
 		wg.Add(1)
-		go func(i int) {
+		go func() {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-			defer cancel()
+			slots <- struct{}{}
 			c, err := pgx.Connect(ctx, p.dsn(userAlice, passAlice, dbApp))
+			<-slots
 			if err != nil {
 				errs <- fmt.Errorf("conn %d: %w", i, err)
 				return
 			}
-			defer c.Close(ctx)
-			for q := 0; q < queries; q++ {
+			open[i] = c
+		}()
+	}
+	wg.Wait()
+	defer func() {
+		for _, c := range open {
+			if c != nil {
+				c.Close(context.Background())
+			}
+		}
+	}()
+	if len(errs) > 0 {
+		t.Fatalf("%d of %d connections failed to open; first: %v", len(errs), conns, <-errs)
+	}
+	_, err := pgx.Connect(ctx, p.dsn(userAlice, passAlice, dbApp))
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "53300" || !strings.Contains(pe.Message, "too many clients") {
+		t.Fatalf("connection %d: %v, want 53300", conns+1, err)
+	}
+	for i, c := range open {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for q := range queries {
 				var got int
 				if err := c.QueryRow(ctx, "SELECT $1::int * 2", i*1000+q).Scan(&got); err != nil || got != (i*1000+q)*2 {
 					errs <- fmt.Errorf("conn %d query %d: got %d, %v", i, q, got, err)
 					return
 				}
 			}
-		}(i)
+		}()
 	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Error(err)
 	}
+	for i, c := range open {
+		c.Close(context.Background())
+		open[i] = nil
+	}
 	// Only the proxy's goroutines count: test clients have their own.
 	n := proxyGoroutines()
-	for i := 0; i < 100 && n > proxyBase; i++ {
+	for i := 0; i < 300 && n > proxyBase; i++ {
 		time.Sleep(100 * time.Millisecond)
 		n = proxyGoroutines()
 	}
@@ -63,7 +102,23 @@ func TestManyConnections(t *testing.T) {
 	}
 }
 
-// proxyGoroutines counts goroutines running code of the proxy package.
+// raiseFileLimit raises this process's open-file limit to at least n
+// (root may raise the hard limit too); it fails the test when it cannot.
+func raiseFileLimit(t *testing.T, n uint64) {
+	t.Helper()
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	if rl.Cur >= n {
+		return
+	}
+	rl.Cur, rl.Max = n, max(rl.Max, n)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatalf("raising the open-file limit to %d: %v", n, err)
+	}
+}
+
 func proxyGoroutines() int {
 	buf := make([]byte, 8<<20)
 	n := 0
