@@ -90,15 +90,23 @@ func TestManyConnections(t *testing.T) {
 		c.Close(context.Background())
 		open[i] = nil
 	}
-	// Only the proxy's goroutines count: test clients have their own.
+	goroutinesBackTo(t, proxyBase, 30*time.Second)
+}
+
+// goroutinesBackTo waits up to d for the proxy's goroutines to be at most
+// base again, and fails with every goroutine's stack if they are not.
+// Only the proxy's goroutines count: test clients have their own.
+func goroutinesBackTo(t *testing.T, base int, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	n := proxyGoroutines()
-	for i := 0; i < 300 && n > proxyBase; i++ {
+	for n > base && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 		n = proxyGoroutines()
 	}
-	if n > proxyBase {
+	if n > base {
 		buf := make([]byte, 1<<20)
-		t.Fatalf("%d proxy goroutines remain, %d before the connections:\n%s", n, proxyBase, buf[:runtime.Stack(buf, true)])
+		t.Fatalf("%d proxy goroutines remain, %d before:\n%s", n, base, buf[:runtime.Stack(buf, true)])
 	}
 }
 

@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"errors"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -163,14 +162,5 @@ func TestUpstreamRestartsMidSession(t *testing.T) {
 		loginWorks(t, dsnB, 30*time.Second)
 	})
 
-	deadline := time.Now().Add(10 * time.Second)
-	n := proxyGoroutines()
-	for n > base && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-		n = proxyGoroutines()
-	}
-	if n > base {
-		buf := make([]byte, 1<<20)
-		t.Fatalf("%d proxy goroutines remain, %d before:\n%s", n, base, buf[:runtime.Stack(buf, true)])
-	}
+	goroutinesBackTo(t, base, 10*time.Second)
 }
