@@ -93,6 +93,13 @@ type Limits struct {
 	// StartupTimeout bounds the time a client may take to finish startup
 	// and authentication, so half-open connections cannot pile up.
 	StartupTimeout time.Duration `yaml:"startup_timeout"`
+	// MaxPendingRequests bounds the requests of one session that await
+	// replies (a client pipelining without reading); beyond it the session
+	// ends with 54000. MaxPreparedStatements bounds its protocol-level
+	// prepared statements; a Parse beyond it fails with 54000. Both bound
+	// what the proxy holds per session.
+	MaxPendingRequests    int `yaml:"max_pending_requests"`
+	MaxPreparedStatements int `yaml:"max_prepared_statements"`
 	// CatalogTTL bounds how long catalog facts and the verdicts that
 	// depend on them are reused when the proxy sees no DDL (DDL run
 	// directly on the database is noticed after at most this long).
@@ -121,6 +128,9 @@ func Defaults() Config {
 			ShutdownTimeout: 30 * time.Second,
 			StartupTimeout:  30 * time.Second,
 			CatalogTTL:      30 * time.Second,
+
+			MaxPendingRequests:    65536,
+			MaxPreparedStatements: 10000,
 		},
 		Log: Log{Level: "info", Format: "json"},
 	}
@@ -193,6 +203,9 @@ func (c *Config) validate(pos *yamlconf.Positions) error {
 	}
 	if c.Limits.MaxConnections <= 0 {
 		return pos.Errorf("limits.max_connections", "must be positive, got %d", c.Limits.MaxConnections)
+	}
+	if c.Limits.MaxPendingRequests <= 0 || c.Limits.MaxPreparedStatements <= 0 {
+		return pos.Errorf("limits", "max_pending_requests and max_prepared_statements must be positive")
 	}
 	if c.Limits.IdleTimeout < 0 {
 		return pos.Errorf("limits.idle_timeout", "must not be negative")

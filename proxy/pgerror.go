@@ -18,6 +18,7 @@ const (
 	codeInternalError       = "XX000"
 	codeInsufficientPriv    = "42501"
 	codeDataException       = "22000"
+	codeProgramLimit        = "54000"
 )
 
 // errorResponse builds an ErrorResponse frame.

@@ -124,9 +124,15 @@ func (s *session) clientToUpstream(busy *atomic.Bool, lastIn *atomic.Int64, n *i
 		busy.Store(true)
 		if s.trk != nil {
 			if err := s.forwardTracked(m); err != nil {
-				if errors.Is(err, protocol.ErrMalformed) {
+				var ce *clientError
+				switch {
+				case errors.Is(err, protocol.ErrMalformed):
 					s.writeClientProtocolError(err)
 					return "client protocol violation"
+				case errors.As(err, &ce):
+					s.log.Warn("session ended", zap.String("sqlstate", ce.Code), zap.String("reason", ce.Msg))
+					s.writeClientFatal(ce.Code, ce.Msg)
+					return "limit"
 				}
 				return s.readEnd("upstream", err)
 			}
@@ -156,6 +162,19 @@ func (s *session) forwardTracked(m wire.Msg) error {
 	)
 	received := time.Now() // a statement's audited duration starts here
 	body, replaced := m.Body(), false
+	if err := s.withinLimits(m); err != nil {
+		return err
+	}
+	if m.Type == 'P' {
+		if frame := s.statementLimit(body); frame != nil {
+			typ, sub := substitute('P', body)
+			if _, err := s.trk.Send(typ, sub, false, &refusedMeta{frame: frame}, 0); err != nil {
+				return err
+			}
+			_, err := s.uw.Write(wire.Frame(typ, sub))
+			return err
+		}
+	}
 	switch m.Type {
 	case 'Q', 'P', 'F':
 		v := s.screen(m)
@@ -502,12 +521,17 @@ func (s *session) readEnd(side string, err error) string {
 }
 
 func (s *session) writeClientProtocolError(err error) {
-	// Called from the client reader; the writer lock may be held by the
-	// other direction, which is being torn down, so do not wait forever.
+	s.writeClientFatal(codeProtocolViolation, "invalid message: "+err.Error())
+}
+
+// writeClientFatal tells the client why the session ends. Called from the
+// client reader; the writer lock may be held by the other direction,
+// which is being torn down, so do not wait forever.
+func (s *session) writeClientFatal(code, msg string) {
 	s.client.SetWriteDeadline(time.Now().Add(time.Second))
 	if s.cwMu.TryLock() {
 		defer s.cwMu.Unlock()
-		_, _ = s.cw.Write(fatal(codeProtocolViolation, "invalid message: "+err.Error()))
+		_, _ = s.cw.Write(fatal(code, msg))
 		_ = s.cw.Flush()
 	}
 }

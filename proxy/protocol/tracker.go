@@ -340,6 +340,25 @@ func (t *Tracker) Pending() int {
 	return len(t.queue)
 }
 
+// Statements reports whether a statement of that name exists or is on
+// its way (a Parse in flight), and how many named statements there are,
+// counting both (the unnamed statement is not counted).
+func (t *Tracker) Statements(name string) (known bool, n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, confirmed := t.stmts[name]
+	_, projected := t.proj.stmts[name]
+	return confirmed || projected, max(named(t.stmts), named(t.proj.stmts))
+}
+
+// named counts the keys of m other than "".
+func named[V any](m map[string]V) int {
+	if _, ok := m[""]; ok {
+		return len(m) - 1
+	}
+	return len(m)
+}
+
 // Statement returns the confirmed statement with that name, or nil.
 func (t *Tracker) Statement(name string) *Statement {
 	t.mu.Lock()

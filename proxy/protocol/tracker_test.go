@@ -525,3 +525,37 @@ func TestInjectedWhileSkipping(t *testing.T) {
 		t.Fatalf("injected after the Sync: %+v, %v", s, err)
 	}
 }
+
+// TestStatementsCounted: Statements counts confirmed statements and
+// Parses in flight; a Close frees a name, a failed Parse adds none.
+func TestStatementsCounted(t *testing.T) {
+	f := newFixture(t)
+	for _, n := range []string{"s1", "s2"} {
+		f.send(&pgproto3.Parse{Name: n, Query: "SELECT 1"})
+	}
+	if known, n := f.tr.Statements("s2"); !known || n != 2 {
+		t.Fatalf("in flight: %v %d", known, n)
+	}
+	f.send(sync_)
+	f.recv(parseComplete)
+	f.recv(parseComplete)
+	f.recv(rfqIdle)
+	f.send(&pgproto3.Parse{Name: "s3", Query: "SELEC"})
+	f.send(sync_)
+	f.recv(errResp())
+	f.recv(rfqIdle)
+	if known, n := f.tr.Statements("s3"); known || n != 2 {
+		t.Fatalf("after a failed Parse: %v %d", known, n)
+	}
+	f.send(&pgproto3.Close{ObjectType: 'S', Name: "s1"})
+	f.send(sync_)
+	f.recv(closeComplete)
+	f.recv(rfqIdle)
+	if known, n := f.tr.Statements("s1"); known || n != 1 {
+		t.Fatalf("after a Close: %v %d", known, n)
+	}
+	f.send(&pgproto3.Parse{Query: "SELECT 1"})
+	if known, n := f.tr.Statements(""); !known || n != 1 {
+		t.Fatalf("the unnamed statement is counted: %v %d", known, n)
+	}
+}

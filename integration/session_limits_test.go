@@ -1,0 +1,91 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// TestSessionLimits: a session may hold limits.max_prepared_statements
+// prepared statements (a Parse beyond fails with 54000 and the session
+// goes on; closing one makes room), and limits.max_pending_requests
+// requests awaiting replies (a client that pipelines beyond without
+// reading is ended with FATAL 54000). Other sessions are unaffected.
+func TestSessionLimits(t *testing.T) {
+	kunden(t)
+	ctx := context.Background()
+	cfg := proxyConfig()
+	cfg.Policy = samplePolicy
+	cfg.Keys = proxyKeys()
+	cfg.Limits.MaxPreparedStatements = 3
+	cfg.Limits.MaxPendingRequests = 50
+	p := startProxy(t, cfg)
+
+	for _, user := range []string{userBI, userCare} { // two roles
+		t.Run("prepared statements "+user, func(t *testing.T) {
+			c := connect(t, p.dsn(user, samplePass, dbKunden))
+			for i := 1; i <= 3; i++ {
+				if _, err := c.Prepare(ctx, fmt.Sprintf("s%d", i), "SELECT count(*) FROM customers"); err != nil {
+					t.Fatalf("statement %d: %v", i, err)
+				}
+			}
+			_, err := c.Prepare(ctx, "s4", "SELECT count(*) FROM customers")
+			if sqlstate(err) != "54000" || !strings.Contains(err.Error(), "max_prepared_statements") {
+				t.Fatalf("a fourth statement: %v, want 54000", err)
+			}
+			// Re-preparing a name in use, the unnamed statement and
+			// closing one all still work.
+			var n int64
+			if err := c.QueryRow(ctx, "SELECT count(*) FROM customers", pgx.QueryExecModeDescribeExec).Scan(&n); err != nil || n == 0 {
+				t.Fatalf("the unnamed statement at the limit: %d %v", n, err)
+			}
+			if err := c.Deallocate(ctx, "s1"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Prepare(ctx, "s4", "SELECT count(*) FROM customers"); err != nil {
+				t.Fatalf("after closing one: %v", err)
+			}
+		})
+	}
+
+	t.Run("pending requests", func(t *testing.T) {
+		ws, err := dialWire(t, p.dsn(userBI, samplePass, dbKunden))
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := connect(t, p.dsn(userBI, samplePass, dbKunden))
+		// Requests without a Sync and without reading: each awaits its
+		// reply in the proxy.
+		for range 60 {
+			ws.fe.Send(&pgproto3.Parse{Query: "SELECT 1"})
+			ws.fe.Send(&pgproto3.Bind{})
+			ws.fe.Send(&pgproto3.Execute{})
+		}
+		ws.fe.Send(&pgproto3.Sync{})
+		if err := ws.fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		ws.conn.SetDeadline(time.Now().Add(20 * time.Second))
+		for {
+			m, err := ws.fe.Receive()
+			if err != nil {
+				t.Fatalf("the session ended without saying why: %v", err)
+			}
+			if e, ok := m.(*pgproto3.ErrorResponse); ok {
+				if e.Severity != "FATAL" || e.Code != "54000" || !strings.Contains(e.Message, "max_pending_requests") {
+					t.Fatalf("got %+v, want FATAL 54000", e)
+				}
+				break
+			}
+		}
+		var n int
+		if err := other.QueryRow(ctx, "SELECT 1").Scan(&n); err != nil || n != 1 {
+			t.Fatalf("another session: %d %v", n, err)
+		}
+	})
+}
