@@ -17,7 +17,7 @@ STATICCHECK := $(TOOLCACHE)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 export PGPSEUDO_VAULT_BIN := $(VAULT_BIN)
 GOTEST_TIMEOUT ?= 60m
 
-.PHONY: all build deps bench-deps vault test unit integration fuzz bench demo lint clean
+.PHONY: all build deps bench-deps vault test unit integration fuzz fuzz-long soak bench demo lint clean
 
 all: build
 
@@ -72,6 +72,13 @@ integration: deps vault
 fuzz:
 	$(GO) test ./proxy/wire -run '^$$' -fuzz FuzzParseStartup -fuzztime 30s
 	$(GO) test ./proxy/wire -run '^$$' -fuzz FuzzReader -fuzztime 30s
+
+# Every fuzz target for FUZZTIME (default 10 minutes) each, one after
+# another; the table of executions goes to fuzz-long.out
+# (docs/reliability.md keeps the last results).
+FUZZTIME ?= 10m
+fuzz-long:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) ./tools/fuzz-long.sh
 
 # The baseline make bench compares with: the last commit before the
 # server-resolved check, built once into the tool cache from git's own

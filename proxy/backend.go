@@ -286,7 +286,7 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 		if rep.Req != nil {
 			s.failed(rep.Req, code)
 		}
-		if rep.Req != nil && (rep.Req.Type == 'Q' || rep.Req.Type == 'E') {
+		if rep.Req != nil && mayReadRows(rep.Req.Type) {
 			emit(s.executionError(m, code))
 			return nil
 		}
@@ -774,8 +774,27 @@ func (s *session) executionError(m wire.Msg, code string) []byte {
 	if rowIndependent(code) {
 		return s.scrubbedFor(m)
 	}
-	return errorFrame(codeDataException, "pgpseudo: the statement failed (on a value, or cancelled or timed out) while the server read rows; for role "+role.Name+
+	return withheldExecutionError(role.Name)
+}
+
+// withheldExecutionError is what a restricted role is told instead of an
+// error raised while the server read rows.
+func withheldExecutionError(role string) []byte {
+	return errorFrame(codeDataException, "pgpseudo: the statement failed (on a value, or cancelled or timed out) while the server read rows; for role "+role+
 		" the server's error is withheld (rule: errors during execution can quote values and show the order in which rows are read)")
+}
+
+// mayReadRows reports whether the server may read rows while it answers a
+// request of this type: Query and Execute run statements, and a Sync
+// commits the implicit transaction, which persists WITH HOLD cursors (it
+// runs their query) and fires deferred triggers. Parse, Bind, Describe
+// and Close only parse, plan and look up.
+func mayReadRows(typ byte) bool {
+	switch typ {
+	case 'P', 'B', 'D', 'C':
+		return false
+	}
+	return true
 }
 
 // rowIndependent reports SQLSTATEs whose errors name no value and cannot

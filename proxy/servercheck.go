@@ -49,6 +49,9 @@ type checkRun struct {
 	err       *pgproto3.ErrorResponse
 	errFrame  []byte
 	errOffset int
+	// errReadRows: the error came from a commit, which may have read rows
+	// (restricted roles get the generic execution error instead).
+	errReadRows bool
 	// skipped: the server skipped the check (an earlier message of the
 	// client's batch failed).
 	skipped bool
@@ -61,8 +64,9 @@ type checkRun struct {
 type checkReq struct {
 	run *checkRun
 	// role: 'x' an EXPLAIN's Execute, 'p' a Parse of text with offset
-	// bytes before the client's statement, 's' the search_path query, 0
-	// anything else.
+	// bytes before the client's statement, 's' the search_path query, 'c'
+	// the Sync that ends a check (it commits the client's implicit
+	// transaction), 0 anything else.
 	role   byte
 	offset int
 }
@@ -96,6 +100,9 @@ func (s *session) checkReply(cr *checkReq, typ byte, body []byte, done bool) err
 			run.err = &e
 			run.errOffset = cr.offset
 			run.errFrame = append([]byte(nil), wire.Frame('E', body)...)
+			// A commit can read rows (a WITH HOLD cursor the client
+			// declared earlier in its batch is persisted at this Sync).
+			run.errReadRows = cr.role == 'c' && !rowIndependent(e.Code)
 		}
 	}
 	if done {
@@ -209,7 +216,7 @@ func (s *session) runCheck(stmts []screen.Probe, simple bool) (*checkRun, error)
 		return nil, err
 	}
 	if simple {
-		if err := send('S', 0, 0); err != nil {
+		if err := send('S', 'c', 0); err != nil {
 			return nil, err
 		}
 	} else {
@@ -244,6 +251,9 @@ var errCheckTimeout = errors.New("the server-side check got no answer in time")
 // its statement: scrubbed for restricted roles, with a position into the
 // client's own text.
 func (s *session) checkErrorFrame(run *checkRun) []byte {
+	if _, role := s.currentPolicy(); run.errReadRows && role.Restricted() {
+		return withheldExecutionError(role.Name)
+	}
 	e := *run.err
 	if e.Position > 0 && run.errOffset > 0 {
 		e.Position -= int32(run.errOffset)

@@ -535,6 +535,14 @@ func (t *Tracker) Receive(typ byte, body []byte) (Reply, error) {
 		if r == nil {
 			return rep, t.desync(typ)
 		}
+		// COPY data only inside a COPY the server announced, rows and a
+		// second announcement only outside one: anything else is a reply
+		// to some other request.
+		switch inCopy := r.Copy == 'H' || r.Copy == 'W'; {
+		case (typ == 'd' || typ == 'c') && !inCopy,
+			(typ == 'D' || typ == 'G' || typ == 'H' || typ == 'W') && r.Copy != 0:
+			return rep, t.desync(typ)
+		}
 		switch typ {
 		case 'G':
 			t.copyIn = true

@@ -559,3 +559,38 @@ func TestStatementsCounted(t *testing.T) {
 		t.Fatalf("the unnamed statement is counted: %v %d", known, n)
 	}
 }
+
+// TestCopyMessagesOnlyInsideCopy: COPY data or CopyDone the server did not
+// announce with a CopyOutResponse, and rows or a second announcement
+// inside a COPY, answer nothing the client asked: the tracker desyncs.
+func TestCopyMessagesOnlyInsideCopy(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		replies []encoder
+	}{
+		{"copy data without copy out", []encoder{&pgproto3.CopyData{Data: []byte("x\n")}}},
+		{"copy done without copy out", []encoder{&pgproto3.CopyDone{}}},
+		{"copy data after rows", []encoder{rowDesc("c"), row, &pgproto3.CopyData{Data: []byte("x\n")}}},
+		{"row inside copy", []encoder{&pgproto3.CopyOutResponse{ColumnFormatCodes: []uint16{0}}, row}},
+		{"second copy out", []encoder{&pgproto3.CopyOutResponse{ColumnFormatCodes: []uint16{0}}, &pgproto3.CopyOutResponse{ColumnFormatCodes: []uint16{0}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.send(&pgproto3.Query{String: "SELECT 1"})
+			var err error
+			for _, r := range tc.replies {
+				if err = f.recvErr(r); err != nil {
+					break
+				}
+			}
+			if !errors.Is(err, ErrDesync) {
+				t.Fatalf("accepted: %v", err)
+			}
+		})
+	}
+	f := newFixture(t) // the legitimate sequence still works
+	f.send(&pgproto3.Query{String: "COPY t TO STDOUT"})
+	for _, r := range []encoder{&pgproto3.CopyOutResponse{ColumnFormatCodes: []uint16{0}}, &pgproto3.CopyData{Data: []byte("x\n")}, &pgproto3.CopyDone{}, complete("COPY 1"), rfqIdle} {
+		f.recv(r)
+	}
+}
