@@ -89,3 +89,40 @@ func TestSessionLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestRefusedLoginsLeaveNoBackend: logins refused after the proxy has
+// logged in upstream (no policy role matches; a restricted role asks for
+// a locked setting) close that upstream connection at once: no database
+// backend is left for the garbage collector (red team round 37).
+func TestRefusedLoginsLeaveNoBackend(t *testing.T) {
+	kunden(t)
+	ctx := context.Background()
+	p := policyProxy(t, samplePolicy)
+	for range 10 {
+		if _, err := pgx.Connect(ctx, p.dsn(userNobody, samplePass, dbKunden)); err == nil {
+			t.Fatal("a user no role matches logged in")
+		}
+		if _, err := pgx.Connect(ctx, p.dsn(userBI, samplePass, dbKunden, "client_encoding=LATIN1")); err == nil {
+			t.Fatal("a restricted role logged in with a locked setting")
+		}
+	}
+	su, err := shared.stack.PG.SuperConnect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer su.Close(ctx)
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		var n int
+		if err := su.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE usename = ANY($1)", []string{userNobody, userBI}).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d backends of refused logins still open", n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -178,6 +178,64 @@ func TestLimits(t *testing.T) {
 			t.Fatal("idle timeout not logged")
 		}
 	})
+	t.Run("idle_timeout lone messages", func(t *testing.T) {
+		// A Flush with nothing to flush, or a Parse never synced, owes no
+		// reply: the session is idle (red team round 37). A flushed
+		// statement that runs longer than the timeout is not.
+		kunden(t)
+		cfg := proxyConfig()
+		cfg.Policy = samplePolicy
+		cfg.Keys = proxyKeys()
+		cfg.Limits.IdleTimeout = time.Second
+		restricted := startProxy(t, cfg)
+		plainCfg := proxyConfig()
+		plainCfg.Limits.IdleTimeout = time.Second
+		plain := startProxy(t, plainCfg)
+		for _, tc := range []struct {
+			name, dsn string
+			frames    []byte
+			idle      bool
+		}{
+			{"lone Flush", plain.dsn(userAlice, passAlice, dbApp), msgFrame('H'), true},
+			{"lone Parse", plain.dsn(userAlice, passAlice, dbApp), msgFrame('P', []byte{0}, []byte("SELECT 1"), []byte{0, 0, 0}), true},
+			{"lone Flush, restricted", restricted.dsn(userBI, samplePass, dbKunden), msgFrame('H'), true},
+			{"lone Parse, restricted", restricted.dsn(userBI, samplePass, dbKunden), msgFrame('P', []byte{0}, []byte("SELECT 1"), []byte{0, 0, 0}), true},
+			{"flushed long statement", plain.dsn(userAlice, passAlice, dbApp), append(extendedNoSync("SELECT pg_sleep(2.5)"), msgFrame('H')...), false},
+			{"flushed long statement, restricted", restricted.dsn(userBI, samplePass, dbKunden), append(extendedNoSync("SELECT pg_sleep(2.5)"), msgFrame('H')...), false},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				ws, err := dialWire(t, tc.dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := ws.conn.Write(tc.frames); err != nil {
+					t.Fatal(err)
+				}
+				ws.conn.SetDeadline(time.Now().Add(4 * time.Second))
+				var got []string
+				for {
+					m, err := ws.fe.Receive()
+					if err != nil {
+						break
+					}
+					if e, ok := m.(*pgproto3.ErrorResponse); ok {
+						got = append(got, e.Code)
+						break
+					}
+					if _, ok := m.(*pgproto3.CommandComplete); ok && !tc.idle {
+						got = append(got, "done")
+						break
+					}
+				}
+				switch want := "57P05"; {
+				case tc.idle && (len(got) == 0 || got[0] != want):
+					t.Fatalf("got %v, want the idle timeout's %s", got, want)
+				case !tc.idle && (len(got) == 0 || got[0] != "done"):
+					t.Fatalf("a flushed statement longer than idle_timeout: %v, want it to finish", got)
+				}
+			})
+		}
+	})
 	t.Run("idle_timeout restricted", func(t *testing.T) {
 		// The server-side check's own ReadyForQuery must not make the
 		// statement that follows it look idle.
@@ -212,4 +270,11 @@ func TestSessionIdentityLogged(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("no complete session log line: %v", p.logs.All())
+}
+
+// extendedNoSync is Parse, Bind, Describe and Execute of sql on the
+// unnamed statement and portal, without a Sync.
+func extendedNoSync(sql string) []byte {
+	b := extendedFrames(sql)
+	return b[:len(b)-5] // drop the Sync
 }

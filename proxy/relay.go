@@ -26,7 +26,7 @@ type relayStats struct {
 	bytesOut int64
 	rows     uint64
 	reason   string
-	busy     bool // a request was in flight when the relay ended
+	busy     bool // a request was unanswered when the relay ended
 }
 
 // relay copies messages both ways until either side ends. Frames are
@@ -38,7 +38,7 @@ func (s *session) relay() relayStats {
 		once    sync.Once
 		reason  string
 		st      relayStats
-		busy    atomic.Bool // a request is in flight upstream
+		busy    flight
 		lastIn  atomic.Int64
 		outSize atomic.Int64
 	)
@@ -78,19 +78,62 @@ func (s *session) relay() relayStats {
 	}()
 	wg.Wait()
 	st.reason = reason
-	st.busy = s.inFlight(&busy)
+	// Any request not yet answered may be running (the server executes
+	// an Execute at once and only holds its output back until a Flush or
+	// Sync): a cancel sent when nothing runs does nothing.
+	st.busy = s.inFlight(&busy) || s.trk != nil && s.trk.Pending() > 0 || busy.unflushed > 0
 	st.bytesOut = outSize.Load()
 	st.rows = s.rows // the upstream goroutine has ended
 	return st
 }
 
-// inFlight reports whether a client request awaits its reply. busy alone
-// does not tell for a restricted session: the server-side check's own
-// ReadyForQuery clears it while the client's statement is still to run,
-// so the tracker's queue counts too.
-func (s *session) inFlight(busy *atomic.Bool) bool {
-	return busy.Load() || s.trk != nil && s.trk.Pending() > 0
+// inFlight reports whether the server owes the client a reply. With a
+// policy the tracker knows (the server-side check's own replies do not
+// count as the client's); without one, the relay counts.
+func (s *session) inFlight(f *flight) bool {
+	if s.trk != nil {
+		return s.trk.Owed()
+	}
+	return f.owed()
 }
+
+// flight follows what the server owes a session without a policy: a
+// ReadyForQuery per Sync, Query or FunctionCall, and the replies to
+// requests a Flush covers (until the next ReadyForQuery). Requests not
+// yet synced or flushed are not owed: the server waits for the client.
+type flight struct {
+	owedZ     atomic.Int64
+	flushOwed atomic.Bool
+	unflushed int // requests since the last Sync or Flush (client goroutine)
+}
+
+// sent notes a client message (client goroutine).
+func (f *flight) sent(typ byte) {
+	switch typ {
+	case 'S', 'Q', 'F':
+		f.owedZ.Add(1)
+		f.unflushed = 0
+	case 'H':
+		if f.unflushed > 0 {
+			f.flushOwed.Store(true)
+		}
+		f.unflushed = 0
+	case 'P', 'B', 'D', 'E', 'C':
+		f.unflushed++
+	}
+}
+
+// received notes a server message (upstream goroutine).
+func (f *flight) received(typ byte) {
+	if typ == 'Z' {
+		if f.owedZ.Add(-1) < 0 {
+			f.owedZ.Store(0)
+		}
+		f.flushOwed.Store(false)
+	}
+}
+
+func (f *flight) owed() bool { return f.owedZ.Load() > 0 || f.flushOwed.Load() }
 
 func (s *session) recoverRelay(end func(string)) {
 	if r := recover(); r != nil {
@@ -100,7 +143,7 @@ func (s *session) recoverRelay(end func(string)) {
 }
 
 // clientToUpstream forwards client messages. It returns why it stopped.
-func (s *session) clientToUpstream(busy *atomic.Bool, lastIn *atomic.Int64, n *int64) string {
+func (s *session) clientToUpstream(busy *flight, lastIn *atomic.Int64, n *int64) string {
 	idle := s.srv.cfg.Limits.IdleTimeout
 	for {
 		if idle > 0 {
@@ -121,7 +164,7 @@ func (s *session) clientToUpstream(busy *atomic.Bool, lastIn *atomic.Int64, n *i
 			*n++ // statements: simple queries and executions
 		}
 		lastIn.Store(time.Now().UnixNano())
-		busy.Store(true)
+		busy.sent(m.Type)
 		if s.trk != nil {
 			if err := s.forwardTracked(m); err != nil {
 				var ce *clientError
@@ -416,7 +459,7 @@ func statementEffects(stmts []sqlinfo.Statement) protocol.Effects {
 }
 
 // upstreamToClient forwards upstream messages. It returns why it stopped.
-func (s *session) upstreamToClient(busy *atomic.Bool, out *atomic.Int64) string {
+func (s *session) upstreamToClient(busy *flight, out *atomic.Int64) string {
 	s.cwMu.Lock()
 	defer s.cwMu.Unlock()
 	var buf []byte
@@ -453,9 +496,6 @@ func (s *session) upstreamToClient(busy *atomic.Bool, out *atomic.Int64) string 
 			fatalSeen = fatalError(m.Body())
 		}
 		if s.trk != nil {
-			if m.Type == 'Z' {
-				busy.Store(false)
-			}
 			buf = buf[:0]
 			if err := s.restrictedBackend(m, &buf); err != nil {
 				var ce *clientError
@@ -485,10 +525,8 @@ func (s *session) upstreamToClient(busy *atomic.Bool, out *atomic.Int64) string 
 	}
 }
 
-func (s *session) forwardToClient(m wire.Msg, busy *atomic.Bool, out *atomic.Int64) error {
-	if m.Type == 'Z' {
-		busy.Store(false)
-	}
+func (s *session) forwardToClient(m wire.Msg, busy *flight, out *atomic.Int64) error {
+	busy.received(m.Type)
 	out.Add(int64(len(m.Raw)))
 	_, err := s.cw.Write(m.Raw)
 	return err

@@ -118,6 +118,14 @@ func (s *session) run() {
 		s.auditAuthFailure(err)
 		s.refusedLogin(err)
 		s.fail("login", err)
+		// Refusals after the upstream login (no policy role, a locked
+		// setting, the lexing check) must not leave its backend open.
+		if s.up != nil {
+			s.up.Close()
+		}
+		if s.hasKey {
+			s.srv.cancels.forget(s.key)
+		}
 		return
 	}
 	s.srv.metrics.observe(stageLogin, loginStart)

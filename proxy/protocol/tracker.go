@@ -97,6 +97,8 @@ type Request struct {
 	effects        Effects
 	// started is set once a simple query's first reply arrived.
 	started bool
+	// seq numbers the requests in the order they were sent.
+	seq uint64
 	// index is the statement of a simple query now answering.
 	index int
 }
@@ -163,6 +165,9 @@ type Tracker struct {
 	portals map[string]*Portal
 
 	queue []*Request
+	// seq is the number of the last request queued; flushed the last one
+	// a Flush covers (the server answers up to it without more input).
+	seq, flushed uint64
 	// skipping: an extended-protocol message failed and the server skips
 	// everything up to the next Sync; syncQueued: that Sync has been sent.
 	skipping, syncQueued bool
@@ -285,7 +290,10 @@ func (t *Tracker) Send(typ byte, body []byte, injected bool, meta any, effects E
 			t.syncQueued = true
 		}
 	case 'Q', 'F':
-	case 'H', 'X', 'd':
+	case 'H':
+		t.flushed = t.seq
+		return Sent{}, nil
+	case 'X', 'd':
 		return Sent{}, nil
 	case 'c', 'f':
 		t.copyIn = false
@@ -299,7 +307,28 @@ func (t *Tracker) Send(typ byte, body []byte, injected bool, meta any, effects E
 }
 
 // push appends a request (lock held).
-func (t *Tracker) push(r *Request) { t.queue = append(t.queue, r) }
+func (t *Tracker) push(r *Request) {
+	t.seq++
+	r.seq = t.seq
+	t.queue = append(t.queue, r)
+}
+
+// Owed reports whether the server owes a reply it will send without more
+// input from the client: to a Sync, Query or FunctionCall, to a request a
+// Flush covers, or to the proxy's own requests (which it always flushes).
+// Requests the client has not yet synced or flushed are not owed: the
+// server waits for the client, as PostgreSQL's own idle timeouts count.
+func (t *Tracker) Owed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range t.queue {
+		switch {
+		case r.Injected, r.Type == 'S', r.Type == 'Q', r.Type == 'F', r.seq <= t.flushed:
+			return true
+		}
+	}
+	return false
+}
 
 // Skipping reports whether the server will skip a message sent now
 // because an earlier message of the current batch failed.

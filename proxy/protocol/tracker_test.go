@@ -594,3 +594,42 @@ func TestCopyMessagesOnlyInsideCopy(t *testing.T) {
 		f.recv(r)
 	}
 }
+
+// TestOwed: the server owes replies to Syncs, Queries and flushed
+// requests, not to requests the client has neither synced nor flushed.
+func TestOwed(t *testing.T) {
+	f := newFixture(t)
+	if f.tr.Owed() {
+		t.Fatal("owed with nothing sent")
+	}
+	f.send(&pgproto3.Parse{Name: "a", Query: "SELECT 1"})
+	if f.tr.Owed() {
+		t.Fatal("an unflushed Parse is owed")
+	}
+	f.send(&pgproto3.Flush{})
+	if !f.tr.Owed() {
+		t.Fatal("a flushed Parse is not owed")
+	}
+	f.recv(parseComplete)
+	if f.tr.Owed() {
+		t.Fatal("owed after the flushed Parse was answered")
+	}
+	f.send(&pgproto3.Flush{}) // a lone Flush owes nothing
+	if f.tr.Owed() {
+		t.Fatal("a lone Flush is owed")
+	}
+	f.send(&pgproto3.Bind{DestinationPortal: "", PreparedStatement: "a"})
+	f.send(sync_)
+	if !f.tr.Owed() {
+		t.Fatal("a Sync is not owed")
+	}
+	f.recv(bindComplete)
+	f.recv(rfqIdle)
+	if f.tr.Owed() {
+		t.Fatal("owed after ReadyForQuery")
+	}
+	f.send(&pgproto3.Query{String: "SELECT 1"})
+	if !f.tr.Owed() {
+		t.Fatal("a Query is not owed")
+	}
+}
