@@ -73,12 +73,13 @@ fuzz:
 	$(GO) test ./proxy/wire -run '^$$' -fuzz FuzzParseStartup -fuzztime 30s
 	$(GO) test ./proxy/wire -run '^$$' -fuzz FuzzReader -fuzztime 30s
 
-# Every fuzz target for FUZZTIME (default 10 minutes) each, one after
-# another; the table of executions goes to fuzz-long.out
+# Every fuzz target for FUZZTIME (default 10 minutes) each, in FUZZ_JOBS
+# lanes of one worker; the table of executions goes to fuzz-long.out
 # (docs/reliability.md keeps the last results).
 FUZZTIME ?= 10m
+FUZZ_JOBS ?= 2
 fuzz-long:
-	FUZZTIME=$(FUZZTIME) GO=$(GO) ./tools/fuzz-long.sh
+	FUZZTIME=$(FUZZTIME) FUZZ_JOBS=$(FUZZ_JOBS) GO=$(GO) ./tools/fuzz-long.sh
 
 # The baseline make bench compares with: the last commit before the
 # server-resolved check, built once into the tool cache from git's own
