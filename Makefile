@@ -81,6 +81,16 @@ FUZZ_JOBS ?= 2
 fuzz-long:
 	FUZZTIME=$(FUZZTIME) FUZZ_JOBS=$(FUZZ_JOBS) GO=$(GO) ./tools/fuzz-long.sh
 
+# 30 minutes (SOAK=…) of mixed load on the real binary, sampled every
+# 10 s into soak.csv and drawn as docs/soak.png (python3-matplotlib from
+# Debian's packages, installed when missing). Not part of make test.
+SOAK ?= 30m
+soak: deps build
+	@/usr/bin/python3 -c 'import matplotlib' 2>/dev/null || { echo "installing matplotlib from Debian's packages…"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-matplotlib; }
+	PGPSEUDO_TEST_NO_VAULT=1 PGPSEUDO_SOAK=$(SOAK) SOAK_CSV=$(CURDIR)/soak.csv $(GO) test -tags soak -count=1 -timeout 3h -run '^TestSoak$$' -v ./integration/
+	/usr/bin/python3 tools/soak-plot.py soak.csv docs/soak.png
+
 # The baseline make bench compares with: the last commit before the
 # server-resolved check, built once into the tool cache from git's own
 # history.

@@ -135,4 +135,11 @@ func TestClientDisconnects(t *testing.T) {
 		})
 	}
 	goroutinesBackTo(t, base, 10*time.Second)
+	// The database dropped no connection: clients that left (with
+	// Terminate, or by closing the socket) are not reported as if it had.
+	for _, p := range []*runningProxy{plain, restricted} {
+		if n := p.logs.FilterMessage("the database closed the connection unexpectedly").Len(); n > 0 {
+			t.Errorf("%d sessions reported a lost database connection", n)
+		}
+	}
 }

@@ -21,9 +21,8 @@ import (
 )
 
 // ownerPolicy is the sample policy with one more role, first so it wins:
-// owner (the care team's user), that sees every column and so needs no
-// keys.
-func ownerPolicy(t *testing.T) string {
+// owner (for user), that sees every column and so needs no keys.
+func ownerPolicy(t *testing.T, user string) string {
 	t.Helper()
 	b, err := os.ReadFile(samplePolicy)
 	if err != nil {
@@ -31,7 +30,7 @@ func ownerPolicy(t *testing.T) string {
 	}
 	p := filepath.Join(t.TempDir(), "policy.yaml")
 	owner := `  owner:
-    match: {users: [` + userCare + `]}
+    match: {users: [` + user + `]}
     actions: {special: allow, identity: allow, contact: allow, location: allow, financial: allow, key: allow, online: allow, employment: allow}
     unclassified: allow
     legal_basis: "Art. 9(2)(h) GDPR"
@@ -77,7 +76,7 @@ func privateVault(t *testing.T) *vaultEnv {
 func faultProxyConfig(t *testing.T, e *vaultEnv, keys crypto.Config) *config.Config {
 	t.Helper()
 	cfg := proxyConfig()
-	cfg.Policy = ownerPolicy(t)
+	cfg.Policy = ownerPolicy(t, userCare)
 	keys.RefreshInterval = time.Second
 	cfg.Keys = keys.WithDefaults()
 	cfg.Audit = audit.Config{Path: filepath.Join(t.TempDir(), "audit.jsonl"), SigningTransitKey: auditSigningKey,

@@ -165,6 +165,11 @@ func (s *session) clientToUpstream(busy *flight, lastIn *atomic.Int64, n *int64)
 		}
 		lastIn.Store(time.Now().UnixNano())
 		busy.sent(m.Type)
+		if m.Type == 'X' {
+			// The server closes the connection after Terminate: that end
+			// is expected, not a lost database.
+			s.terminated.Store(true)
+		}
 		if s.trk != nil {
 			if err := s.forwardTracked(m); err != nil {
 				var ce *clientError
@@ -482,7 +487,7 @@ func (s *session) upstreamToClient(busy *flight, out *atomic.Int64) string {
 			s.cwMu.Lock()
 		}
 		if err != nil {
-			if !fatalSeen && upstreamLost(err) {
+			if !fatalSeen && !s.terminated.Load() && upstreamLost(err) {
 				// A crash or a killed backend: tell the client, as libpq
 				// would, instead of closing without a word.
 				s.log.Warn("the database closed the connection unexpectedly", zap.Error(err))

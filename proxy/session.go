@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -88,10 +89,12 @@ type session struct {
 	drillNames map[string]string
 	parsed     map[string]*stmtMeta
 
-	key     cancelKey
-	upKey   upstreamKey // the server's own key of the session
-	hasKey  bool
-	started time.Time
+	key   cancelKey
+	upKey upstreamKey // the server's own key of the session
+	// terminated: the client sent Terminate (the server's close follows).
+	terminated atomic.Bool
+	hasKey     bool
+	started    time.Time
 }
 
 // clientError is an error the client is told about in an ErrorResponse
