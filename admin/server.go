@@ -46,6 +46,42 @@ type Server struct {
 	// timeout bounds one /readyz answer (checkTimeout).
 	timeout time.Duration
 	http    *http.Server
+
+	// The last readiness result is reused for reuse (readyReuse): the
+	// checks reach the database and the key provider, and /readyz
+	// answers anyone, so callers cannot multiply that work.
+	reuse     time.Duration
+	readyMu   sync.Mutex
+	readyAt   time.Time
+	readyErrs []error
+}
+
+// readyReuse is how long one run of the checks answers /readyz.
+const readyReuse = time.Second
+
+// runChecks runs every check at once, or returns the result of a run less
+// than readyReuse old.
+func (s *Server) runChecks() []error {
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	if s.readyErrs != nil && time.Since(s.readyAt) < s.reuse {
+		return s.readyErrs
+	}
+	// Not the request's context: the result serves other callers too.
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	errs := make([]error, len(s.checks))
+	var wg sync.WaitGroup
+	for i, c := range s.checks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.Run(ctx)
+		}()
+	}
+	wg.Wait()
+	s.readyAt, s.readyErrs = time.Now(), errs
+	return errs
 }
 
 // New prepares the admin server; it reads the certificate and the token
@@ -58,7 +94,7 @@ func New(cfg Config, g prometheus.Gatherer, checks []Check, log *zap.Logger) (*S
 	if err != nil {
 		return nil, &ConfigError{"token_file", err.Error()}
 	}
-	s := &Server{cfg: cfg, log: log, checks: checks, tokenSum: sha256.Sum256([]byte(tok)), timeout: checkTimeout}
+	s := &Server{cfg: cfg, log: log, checks: checks, tokenSum: sha256.Sum256([]byte(tok)), timeout: checkTimeout, reuse: readyReuse}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.ready)
@@ -117,18 +153,7 @@ func (s *Server) hasToken(r *http.Request) bool {
 // per check. Why a check fails (addresses, errors) is shown only to a
 // request with the token: probes need the status, not the detail.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
-	defer cancel()
-	errs := make([]error, len(s.checks))
-	var wg sync.WaitGroup
-	for i, c := range s.checks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = c.Run(ctx)
-		}()
-	}
-	wg.Wait()
+	errs := s.runChecks()
 	detail := s.hasToken(r)
 	var b strings.Builder
 	status := http.StatusOK

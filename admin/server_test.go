@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,7 +87,7 @@ func serve(t *testing.T, checks []Check) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.timeout = 300 * time.Millisecond
+	s.timeout, s.reuse = 300*time.Millisecond, 0
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -158,5 +159,22 @@ func TestReadyWhenAllChecksHold(t *testing.T) {
 	base := serve(t, []Check{{"policy", func(context.Context) error { return nil }}})
 	if code, body := get(t, base+"/readyz", ""); code != 200 || body != "ok policy\n" {
 		t.Fatalf("%d %q", code, body)
+	}
+}
+
+// TestReadinessReused: checks run at most once per readyReuse, however
+// many callers ask.
+func TestReadinessReused(t *testing.T) {
+	var runs atomic.Int32
+	s, err := New(Config{Listen: "127.0.0.1:0", TokenFile: writeToken(t, 0o600)}, prometheus.NewRegistry(),
+		[]Check{{"counted", func(context.Context) error { runs.Add(1); return nil }}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		s.runChecks()
+	}
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("%d runs for 20 calls within %s", n, readyReuse)
 	}
 }

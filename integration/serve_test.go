@@ -105,8 +105,16 @@ admin: {listen: %s, cert_file: %s, key_file: %s, token_file: %s}
 		nc.Close(ctx)
 		t.Fatal("new connection accepted after SIGTERM")
 	}
-	if code, body := a.get(t, "/readyz", false); code != 503 || !strings.Contains(body, "fail accepting") {
-		t.Fatalf("/readyz while draining: %d %s", code, body)
+	// (A readiness result is reused for a second.)
+	for deadline := time.Now().Add(3 * time.Second); ; {
+		code, body := a.get(t, "/readyz", false)
+		if code == 503 && strings.Contains(body, "fail accepting") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz while draining: %d %s", code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if code, _ := a.get(t, "/healthz", false); code != 200 {
 		t.Fatalf("/healthz while draining: %d", code)
