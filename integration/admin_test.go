@@ -127,9 +127,7 @@ func metricValue(body, name, labels string) float64 {
 // answers holds a personal value.
 func TestAdminMetricsAndReadiness(t *testing.T) {
 	customers := kunden(t)
-	cfg := proxyConfig()
-	cfg.Policy = samplePolicy
-	cfg.Keys = proxyKeys()
+	cfg := policyConfig(t, samplePolicy)
 	cfg.Audit = auditConfig(t, filepath.Join(t.TempDir(), "audit.jsonl"))
 	p := startProxy(t, cfg)
 	a := startAdmin(t, p)

@@ -11,16 +11,24 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// superConn is a superuser connection to the test cluster over its local
+// socket, closed when the test ends.
+func superConn(t *testing.T) *pgx.Conn {
+	t.Helper()
+	su, err := shared.stack.PG.SuperConnect(context.Background(), "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { su.Close(context.Background()) })
+	return su
+}
+
 // backendGone waits up to d until no server process runs a statement
 // containing marker.
 func backendGone(t *testing.T, marker string, d time.Duration) {
 	t.Helper()
 	ctx := context.Background()
-	su, err := shared.stack.PG.SuperConnect(ctx, "postgres")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer su.Close(ctx)
+	su := superConn(t)
 	deadline := time.Now().Add(d)
 	for {
 		var n int

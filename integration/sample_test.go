@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/pgpseudo/pgpseudo/config"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,11 +82,18 @@ func loadSample(s *stack.Stack) error {
 // policyProxy starts a proxy with the sample policy and the file keyset.
 func policyProxy(t *testing.T, policyFile string) *runningProxy {
 	t.Helper()
+	return startProxy(t, policyConfig(t, policyFile))
+}
+
+// policyConfig is the proxy configuration with policyFile and the file
+// keyset, the sample database loaded.
+func policyConfig(t testing.TB, policyFile string) *config.Config {
+	t.Helper()
 	kunden(t)
 	cfg := proxyConfig()
 	cfg.Policy = policyFile
 	cfg.Keys = proxyKeys()
-	return startProxy(t, cfg)
+	return cfg
 }
 
 // samplePolicyWith writes the sample policy with extra entries (YAML lines

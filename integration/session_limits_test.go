@@ -17,11 +17,8 @@ import (
 // requests awaiting replies (a client that pipelines beyond without
 // reading is ended with FATAL 54000). Other sessions are unaffected.
 func TestSessionLimits(t *testing.T) {
-	kunden(t)
 	ctx := context.Background()
-	cfg := proxyConfig()
-	cfg.Policy = samplePolicy
-	cfg.Keys = proxyKeys()
+	cfg := policyConfig(t, samplePolicy)
 	cfg.Limits.MaxPreparedStatements = 3
 	cfg.Limits.MaxPendingRequests = 50
 	p := startProxy(t, cfg)
@@ -106,11 +103,7 @@ func TestRefusedLoginsLeaveNoBackend(t *testing.T) {
 			t.Fatal("a restricted role logged in with a locked setting")
 		}
 	}
-	su, err := shared.stack.PG.SuperConnect(ctx, "postgres")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer su.Close(ctx)
+	su := superConn(t)
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		var n int

@@ -136,11 +136,7 @@ func TestSlowClientMemoryBounded(t *testing.T) {
 func serverWaitEvent(t *testing.T, marker string) string {
 	t.Helper()
 	ctx := context.Background()
-	su, err := shared.stack.PG.SuperConnect(ctx, "postgres")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer su.Close(ctx)
+	su := superConn(t)
 	var ev *string
 	if err := su.QueryRow(ctx, "SELECT wait_event FROM pg_stat_activity WHERE query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()", marker).Scan(&ev); err != nil {
 		if err == pgx.ErrNoRows {

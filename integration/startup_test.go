@@ -182,10 +182,7 @@ func TestLimits(t *testing.T) {
 		// A Flush with nothing to flush, or a Parse never synced, owes no
 		// reply: the session is idle (red team round 37). A flushed
 		// statement that runs longer than the timeout is not.
-		kunden(t)
-		cfg := proxyConfig()
-		cfg.Policy = samplePolicy
-		cfg.Keys = proxyKeys()
+		cfg := policyConfig(t, samplePolicy)
 		cfg.Limits.IdleTimeout = time.Second
 		restricted := startProxy(t, cfg)
 		plainCfg := proxyConfig()
@@ -239,10 +236,7 @@ func TestLimits(t *testing.T) {
 	t.Run("idle_timeout restricted", func(t *testing.T) {
 		// The server-side check's own ReadyForQuery must not make the
 		// statement that follows it look idle.
-		kunden(t)
-		cfg := proxyConfig()
-		cfg.Policy = samplePolicy
-		cfg.Keys = proxyKeys()
+		cfg := policyConfig(t, samplePolicy)
 		cfg.Limits.IdleTimeout = time.Second
 		p := startProxy(t, cfg)
 		busy := connect(t, p.dsn(userBI, samplePass, dbKunden))
