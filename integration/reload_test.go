@@ -79,6 +79,10 @@ func TestPolicyReload(t *testing.T) {
 	if !waitLog(p, 0, "previous policy stays in force") {
 		t.Fatal("failed reload not logged")
 	}
+	body := startAdmin(t, p).metrics(t)
+	if failed, ok := metricValue(body, "pgpseudo_policy_loads_total", `result="failed"`), metricValue(body, "pgpseudo_policy_loads_total", `result="ok"`); failed < 1 || ok < 2 {
+		t.Fatalf("policy loads counted: %v failed, %v ok; want the failed reload and the good ones", failed, ok)
+	}
 
 	// SIGHUP's path back to the original policy.
 	if err := os.WriteFile(file, orig, 0o600); err != nil {
