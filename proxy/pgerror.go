@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bytes"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -35,3 +37,21 @@ func errorFrame(code, msg string) []byte { return errorResponse("ERROR", code, m
 
 // refusal is the 42501 error for something the policy withholds.
 func refusal(msg string) []byte { return errorFrame(codeInsufficientPriv, "pgpseudo: "+msg) }
+
+// fatalError reports whether an ErrorResponse body has severity FATAL or
+// PANIC: the server ends the session after it.
+func fatalError(body []byte) bool {
+	for len(body) > 1 && body[0] != 0 {
+		typ := body[0]
+		end := bytes.IndexByte(body[1:], 0)
+		if end < 0 {
+			return false
+		}
+		v := string(body[1 : 1+end])
+		if (typ == 'V' || typ == 'S') && (v == "FATAL" || v == "PANIC") {
+			return true
+		}
+		body = body[2+end:]
+	}
+	return false
+}

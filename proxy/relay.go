@@ -87,54 +87,6 @@ func (s *session) relay() relayStats {
 	return st
 }
 
-// inFlight reports whether the server owes the client a reply. With a
-// policy the tracker knows (the server-side check's own replies do not
-// count as the client's); without one, the relay counts.
-func (s *session) inFlight(f *flight) bool {
-	if s.trk != nil {
-		return s.trk.Owed()
-	}
-	return f.owed()
-}
-
-// flight follows what the server owes a session without a policy: a
-// ReadyForQuery per Sync, Query or FunctionCall, and the replies to
-// requests a Flush covers (until the next ReadyForQuery). Requests not
-// yet synced or flushed are not owed: the server waits for the client.
-type flight struct {
-	owedZ     atomic.Int64
-	flushOwed atomic.Bool
-	unflushed int // requests since the last Sync or Flush (client goroutine)
-}
-
-// sent notes a client message (client goroutine).
-func (f *flight) sent(typ byte) {
-	switch typ {
-	case 'S', 'Q', 'F':
-		f.owedZ.Add(1)
-		f.unflushed = 0
-	case 'H':
-		if f.unflushed > 0 {
-			f.flushOwed.Store(true)
-		}
-		f.unflushed = 0
-	case 'P', 'B', 'D', 'E', 'C':
-		f.unflushed++
-	}
-}
-
-// received notes a server message (upstream goroutine).
-func (f *flight) received(typ byte) {
-	if typ == 'Z' {
-		if f.owedZ.Add(-1) < 0 {
-			f.owedZ.Store(0)
-		}
-		f.flushOwed.Store(false)
-	}
-}
-
-func (f *flight) owed() bool { return f.owedZ.Load() > 0 || f.flushOwed.Load() }
-
 func (s *session) recoverRelay(end func(string)) {
 	if r := recover(); r != nil {
 		s.log.Error("relay panicked; session closed", zap.Any("panic", r), zap.Stack("stack"))
@@ -585,24 +537,6 @@ func (s *session) writeClientFatal(code, msg string) {
 func upstreamLost(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.EPIPE)
-}
-
-// fatalError reports whether an ErrorResponse body has severity FATAL or
-// PANIC: the server ends the session after it.
-func fatalError(body []byte) bool {
-	for len(body) > 1 && body[0] != 0 {
-		typ := body[0]
-		end := bytes.IndexByte(body[1:], 0)
-		if end < 0 {
-			return false
-		}
-		v := string(body[1 : 1+end])
-		if (typ == 'V' || typ == 'S') && (v == "FATAL" || v == "PANIC") {
-			return true
-		}
-		body = body[2+end:]
-	}
-	return false
 }
 
 func isTimeout(err error) bool {
