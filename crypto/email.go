@@ -34,7 +34,9 @@ func newEmail(spec Spec, ks *Keyset, c column) (Transformer, error) {
 }
 
 // Transform implements Transformer: tk1_<v>_<token>@<token>.invalid, or
-// tk1_<v>_<token>@<original domain> with keep_domain. The local token is
+// tk1_<v>_<token>@<original domain> with keep_domain when the domain is a
+// host name (anything else after an @ could be any text, a name
+// included, and is tokenized like the rest). The local token is
 // keyed on the whole address exactly as stored (case and spaces kept: a
 // unique column may hold addresses that differ only in them, and SQL's
 // '=' tells them apart), so distinct addresses keep distinct tokens and
@@ -54,7 +56,7 @@ func (t *emailT) Transform(dst, src []byte) ([]byte, error) {
 	dst = tokenAlphabet.AppendEncode(dst, sum[:opaqueBytes])
 	t.local.put(s)
 	dst = append(dst, '@')
-	if t.keepDomain && len(dom) > 0 {
+	if t.keepDomain && hostName(dom) {
 		return append(dst, dom...), nil
 	}
 	s = t.domain.get()
@@ -63,4 +65,23 @@ func (t *emailT) Transform(dst, src []byte) ([]byte, error) {
 	dst = tokenAlphabet.AppendEncode(dst, sum[:emailDomainBytes])
 	t.domain.put(s)
 	return append(dst, emailTLD...), nil
+}
+
+// hostName reports whether b is a DNS host name: dot-separated labels of
+// ASCII letters, digits and inner hyphens, at most 253 bytes.
+func hostName(b []byte) bool {
+	if len(b) == 0 || len(b) > 253 {
+		return false
+	}
+	for _, label := range bytes.Split(b, []byte{'.'}) {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -386,3 +386,39 @@ func TestLegacyReversibleTokens(t *testing.T) {
 		t.Fatalf("legacy token: %q, %v", pt, err)
 	}
 }
+
+// TestKeepDomainOnlyKeepsHostNames: keep_domain keeps what follows the @
+// only when it is a host name; anything else (a name, spaces, a second
+// address) is tokenized like the local part.
+func TestKeepDomainOnlyKeepsHostNames(t *testing.T) {
+	ks, err := NewKeyset(testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := mustNew(t, Spec{Kind: KindEmail, Domain: "d", KeepDomain: true}, ks, OIDText, FormatText)
+	for _, tc := range []struct {
+		in   string
+		keep bool
+	}{
+		{"anna@example.com", true},
+		{"anna@Mail.Example-Shop.de", true},
+		{"anna@localhost", true},
+		{"Anna Becker@Hamburg Altona", false},
+		{"@0 0", false},
+		{"anna@exa_mple.com", false},
+		{"anna@-bad.example", false},
+		{"anna@example..com", false},
+		{"anna@münchen.de", false},
+		{"anna@", false},
+	} {
+		out, err := tr.Transform(nil, []byte(tc.in))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.in, err)
+		}
+		dom := tc.in[strings.LastIndexByte(tc.in, '@')+1:]
+		kept := strings.HasSuffix(string(out), "@"+dom) && dom != ""
+		if kept != tc.keep || !tc.keep && !strings.HasSuffix(string(out), ".invalid") {
+			t.Errorf("%q → %q: domain kept %v, want %v", tc.in, out, kept, tc.keep)
+		}
+	}
+}
