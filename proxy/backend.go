@@ -454,7 +454,9 @@ func (s *session) resultPlan(r *protocol.Result) (*rewrite.Plan, bool, error) {
 			return p, true, nil
 		}
 	}
+	start := time.Now()
 	p, err := s.planFor(r.Fields, r.Formats, s.resultVerdict(r))
+	s.srv.metrics.observe(stagePlan, start)
 	if err != nil {
 		return nil, false, err
 	}

@@ -37,6 +37,7 @@ const (
 	stageAnalyse     = "analyse"
 	stageServerCheck = "server_check"
 	stageAuditWrite  = "audit_write"
+	stagePlan        = "plan"
 	stageLogin       = "login"
 )
 
@@ -57,7 +58,7 @@ func newMetrics() *metrics {
 		rewritten: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgpseudo_rewritten_values_total",
 			Help: "Result values rewritten, by transformer (values sent as NULL count as nulled)."}, []string{"transform"}),
 		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pgpseudo_stage_duration_seconds",
-			Help:    "Time spent per stage: login, analyse (parse and analysis), server_check, audit_write.",
+			Help:    "Time spent per stage: login, analyse (parse and analysis), server_check, plan (a result's column plan), audit_write.",
 			Buckets: prometheus.ExponentialBuckets(25e-6, 2.5, 12)}, []string{"stage"}),
 		keyRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgpseudo_key_refreshes_total",
 			Help: "Keyset loads from the key provider, by result (ok, failed)."}, []string{"result"}),
