@@ -243,11 +243,14 @@ func readBinaryTime(src []byte, isDate bool) (v int64, inf int8, err error) {
 			return 0, 0, fmt.Errorf("%w: date needs 4 bytes", ErrInvalidValue)
 		}
 		v = int64(int32(binary.BigEndian.Uint32(src)))
-		switch v {
-		case math.MaxInt32:
+		switch {
+		case v == math.MaxInt32:
 			inf = 1
-		case math.MinInt32:
+		case v == math.MinInt32:
 			inf = -1
+		case v < dateMinDays || v > dateMaxDays:
+			// No date the server sends: the value is not a date.
+			return 0, 0, fmt.Errorf("%w: date out of range", ErrInvalidValue)
 		}
 		return v, inf, nil
 	}
@@ -255,11 +258,13 @@ func readBinaryTime(src []byte, isDate bool) (v int64, inf int8, err error) {
 		return 0, 0, fmt.Errorf("%w: timestamp needs 8 bytes", ErrInvalidValue)
 	}
 	v = int64(binary.BigEndian.Uint64(src))
-	switch v {
-	case math.MaxInt64:
+	switch {
+	case v == math.MaxInt64:
 		inf = 1
-	case math.MinInt64:
+	case v == math.MinInt64:
 		inf = -1
+	case v < tsMin || v >= tsMaxExcl:
+		return 0, 0, fmt.Errorf("%w: timestamp out of range", ErrInvalidValue)
 	}
 	return v, inf, nil
 }
