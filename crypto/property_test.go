@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -84,6 +85,16 @@ func checkValid(t testing.TB, kind Kind, oid uint32, format int16, in, out []byt
 			}
 		} else if _, err := parseTimeText(out, !isDate, oid == OIDTimestampTZ); err != nil {
 			t.Fatalf("%s: invalid time %q: %v", kind, out, err)
+		}
+	case OIDFloat4, OIDFloat8:
+		if bin {
+			if want := map[uint32]int{OIDFloat4: 4, OIDFloat8: 8}[oid]; len(out) != want {
+				t.Fatalf("%s: binary float of %d bytes", kind, len(out))
+			}
+			return
+		}
+		if _, err := strconv.ParseFloat(string(out), 64); err != nil && !slices.Contains([]string{"NaN", "Infinity", "-Infinity"}, string(out)) {
+			t.Fatalf("%s: invalid float %q", kind, out)
 		}
 	default:
 		if !utf8.Valid(out) && utf8.Valid(in) {
