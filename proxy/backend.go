@@ -773,8 +773,10 @@ func (s *session) executionError(m wire.Msg, code string) []byte {
 	if !role.Restricted() {
 		return m.Raw
 	}
-	if rowIndependent(code) {
-		return s.scrubbedFor(m)
+	if text, ok := rowIndependent[code]; ok {
+		// The code stays (clients retry serialization failures, and know
+		// a shutdown); the text is pgpseudo's, never the server's.
+		return errorResponse(errorSeverity(m.Body()), code, "pgpseudo: "+text)
 	}
 	return withheldExecutionError(role.Name)
 }
@@ -799,17 +801,25 @@ func mayReadRows(typ byte) bool {
 	return true
 }
 
-// rowIndependent reports SQLSTATEs whose errors name no value and cannot
-// be caused by a row: shutdown, transaction state, serialization,
-// resources, locks.
-func rowIndependent(code string) bool {
-	switch code {
-	// Not 57014 (a statement timeout can be raced against a row's error).
-	case "57P01", "57P02", "57P03", "57P04", "57P05", "25P02", "25P03", "25001", "25006",
-		"40001", "40P01", "53000", "53100", "53200", "53300", "53400", "55P03", "55006", "0A000":
-		return true
-	}
-	return false
+// rowIndependent are the SQLSTATEs a restricted role gets as they are,
+// with a fixed text: shutdown, transaction state, serialization failure
+// and deadlock, which a statement cannot raise from a value it reads.
+// Every other execution error is the generic 22000: a catch-all code
+// such as 0A000 is raised per row by functions that quote their argument
+// (to_regclass of a three-part name), and which row fails first shows the
+// order rows are read in.
+var rowIndependent = map[string]string{
+	"57P01": "terminating connection due to administrator command",
+	"57P02": "terminating connection because of crash of another server process",
+	"57P03": "the database system is not accepting connections",
+	"57P04": "terminating connection: the database was dropped",
+	"57P05": "terminating connection due to idle-session timeout",
+	"25P02": "current transaction is aborted, commands ignored until end of transaction block",
+	"25P03": "terminating connection due to idle-in-transaction timeout",
+	"25001": "the statement cannot run inside a transaction block",
+	"25006": "the statement cannot run in a read-only transaction",
+	"40001": "could not serialize access due to a concurrent transaction",
+	"40P01": "deadlock detected",
 }
 
 // scrubbedFor scrubs an error or notice for restricted roles only.

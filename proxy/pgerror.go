@@ -55,3 +55,24 @@ func fatalError(body []byte) bool {
 	}
 	return false
 }
+
+// errorSeverity is the unlocalised severity of an ErrorResponse body
+// (ERROR when it has none).
+func errorSeverity(body []byte) string {
+	sev := "ERROR"
+	for len(body) > 1 && body[0] != 0 {
+		typ := body[0]
+		end := bytes.IndexByte(body[1:], 0)
+		if end < 0 {
+			break
+		}
+		switch v := string(body[1 : 1+end]); {
+		case typ == 'V':
+			return v
+		case typ == 'S':
+			sev = v
+		}
+		body = body[2+end:]
+	}
+	return sev
+}

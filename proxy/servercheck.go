@@ -102,7 +102,8 @@ func (s *session) checkReply(cr *checkReq, typ byte, body []byte, done bool) err
 			run.errFrame = append([]byte(nil), wire.Frame('E', body)...)
 			// A commit can read rows (a WITH HOLD cursor the client
 			// declared earlier in its batch is persisted at this Sync).
-			run.errReadRows = cr.role == 'c' && !rowIndependent(e.Code)
+			_, independent := rowIndependent[e.Code]
+			run.errReadRows = cr.role == 'c' && !independent
 		}
 	}
 	if done {
