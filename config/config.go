@@ -100,6 +100,11 @@ type Limits struct {
 	// what the proxy holds per session.
 	MaxPendingRequests    int `yaml:"max_pending_requests"`
 	MaxPreparedStatements int `yaml:"max_prepared_statements"`
+	// MaxPreparedBytes bounds the statement text and result descriptions
+	// one session's statements and portals hold in the proxy; a Parse or
+	// Bind beyond it fails with 54000. MaxPreparedStatements also bounds
+	// its named portals.
+	MaxPreparedBytes audit.ByteSize `yaml:"max_prepared_bytes"`
 	// CatalogTTL bounds how long catalog facts and the verdicts that
 	// depend on them are reused when the proxy sees no DDL (DDL run
 	// directly on the database is noticed after at most this long).
@@ -131,6 +136,7 @@ func Defaults() Config {
 
 			MaxPendingRequests:    65536,
 			MaxPreparedStatements: 10000,
+			MaxPreparedBytes:      64 << 20,
 		},
 		Log: Log{Level: "info", Format: "json"},
 	}
@@ -204,8 +210,8 @@ func (c *Config) validate(pos *yamlconf.Positions) error {
 	if c.Limits.MaxConnections <= 0 {
 		return pos.Errorf("limits.max_connections", "must be positive, got %d", c.Limits.MaxConnections)
 	}
-	if c.Limits.MaxPendingRequests <= 0 || c.Limits.MaxPreparedStatements <= 0 {
-		return pos.Errorf("limits", "max_pending_requests and max_prepared_statements must be positive")
+	if c.Limits.MaxPendingRequests <= 0 || c.Limits.MaxPreparedStatements <= 0 || c.Limits.MaxPreparedBytes <= 0 {
+		return pos.Errorf("limits", "max_pending_requests, max_prepared_statements and max_prepared_bytes must be positive")
 	}
 	if c.Limits.IdleTimeout < 0 {
 		return pos.Errorf("limits.idle_timeout", "must not be negative")

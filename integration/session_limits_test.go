@@ -50,6 +50,47 @@ func TestSessionLimits(t *testing.T) {
 		})
 	}
 
+	t.Run("portals", func(t *testing.T) {
+		// Named portals live until the transaction ends (red team round
+		// 38): the same limit bounds them.
+		ws, err := dialWire(t, p.dsn(userBI, samplePass, dbKunden))
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames := simpleFrames("BEGIN")
+		frames = append(frames, msgFrame('P', []byte{0}, []byte("SELECT count(*) FROM customers\x00"), []byte{0, 0})...)
+		for i := 1; i <= 4; i++ {
+			frames = append(frames, msgFrame('B', []byte(fmt.Sprintf("p%d\x00\x00", i)), []byte{0, 0, 0, 0, 0, 0})...)
+			frames = append(frames, msgFrame('S')...)
+		}
+		if _, err := ws.exchange(frames); err != nil {
+			t.Fatal(err)
+		}
+		// The refused Bind aborts the transaction: what follows gets 25P02.
+		if len(ws.errors) == 0 || ws.errors[0].Code != "54000" || !strings.Contains(ws.errors[0].Message, "named portals") {
+			t.Fatalf("errors %v, want 54000 for the fourth portal first", errorTexts(ws.errors))
+		}
+	})
+	t.Run("prepared bytes", func(t *testing.T) {
+		cfg := policyConfig(t, samplePolicy)
+		cfg.Limits.MaxPreparedBytes = 8 << 10
+		c := connect(t, startProxy(t, cfg).dsn(userBI, samplePass, dbKunden))
+		pad := strings.Repeat("x", 3000)
+		var err error
+		n := 0
+		for ; n < 5 && err == nil; n++ {
+			_, err = c.Prepare(ctx, fmt.Sprintf("big%d", n), "SELECT count(*) FROM customers /* "+pad+" */")
+		}
+		if sqlstate(err) != "54000" || !strings.Contains(err.Error(), "max_prepared_bytes") || n < 3 {
+			t.Fatalf("statement %d: %v, want 54000 once about 8 KiB are held", n, err)
+		}
+		if err := c.Deallocate(ctx, "big0"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Prepare(ctx, "small", "SELECT 1"); err != nil {
+			t.Fatalf("after closing one: %v", err)
+		}
+	})
 	t.Run("pending requests", func(t *testing.T) {
 		ws, err := dialWire(t, p.dsn(userBI, samplePass, dbKunden))
 		if err != nil {

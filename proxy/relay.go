@@ -165,9 +165,14 @@ func (s *session) forwardTracked(m wire.Msg) error {
 	if err := s.withinLimits(m); err != nil {
 		return err
 	}
-	if m.Type == 'P' {
-		if frame := s.statementLimit(body); frame != nil {
-			typ, sub := substitute('P', body)
+	if m.Type == 'P' || m.Type == 'B' {
+		if frame := s.heldLimit(m.Type, body); frame != nil {
+			// The server fails the substitute and skips the batch, as
+			// after any error; the client gets the limit's error.
+			typ, sub := byte('B'), renameStmt('B', body, substituteStmt)
+			if m.Type == 'P' {
+				typ, sub = substitute('P', body)
+			}
 			if _, err := s.trk.Send(typ, sub, false, &refusedMeta{frame: frame}, 0); err != nil {
 				return err
 			}

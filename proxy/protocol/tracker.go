@@ -380,6 +380,43 @@ func (t *Tracker) Statements(name string) (known bool, n int) {
 	return confirmed || projected, max(named(t.stmts), named(t.proj.stmts))
 }
 
+// Held reports what the session's statements and portals hold, counting
+// those on their way (a pipelined Parse or Bind): how many named portals
+// there are, and the bytes of statement text, result descriptions and
+// proxy data (metaSize measures a statement's Meta; nil counts none).
+func (t *Tracker) Held(metaSize func(any) int64) (portals int, bytes int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	size := func(st *Statement) int64 {
+		n := int64(len(st.SQL)+4*len(st.ParamTypes)) + fieldsSize(st.Fields)
+		if metaSize != nil && st.Meta != nil {
+			n += metaSize(st.Meta)
+		}
+		return n
+	}
+	for _, st := range t.stmts {
+		bytes += size(st)
+	}
+	for _, p := range t.portals {
+		bytes += fieldsSize(p.Fields) + int64(2*len(p.Formats))
+	}
+	for _, r := range t.queue {
+		if r.Type == 'P' && r.Stmt != nil {
+			bytes += size(r.Stmt)
+		}
+	}
+	return max(named(t.portals), named(t.proj.portals)), bytes
+}
+
+// fieldsSize estimates the bytes a result description holds.
+func fieldsSize(fs []pgproto3.FieldDescription) int64 {
+	n := int64(0)
+	for _, f := range fs {
+		n += int64(len(f.Name)) + 48
+	}
+	return n
+}
+
 // named counts the keys of m other than "".
 func named[V any](m map[string]V) int {
 	if _, ok := m[""]; ok {

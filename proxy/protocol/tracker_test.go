@@ -633,3 +633,26 @@ func TestOwed(t *testing.T) {
 		t.Fatal("a Query is not owed")
 	}
 }
+
+// TestHeld: statements and portals are counted when they are sent, not
+// only once confirmed, so a pipeline cannot outrun the limits.
+func TestHeld(t *testing.T) {
+	f := newFixture(t)
+	f.send(&pgproto3.Parse{Name: "a", Query: "SELECT 12345"})
+	f.send(&pgproto3.Bind{DestinationPortal: "p", PreparedStatement: "a"})
+	if portals, bytes := f.tr.Held(func(any) int64 { return 0 }); portals != 1 || bytes != int64(len("SELECT 12345")) {
+		t.Fatalf("in flight: %d portals, %d bytes", portals, bytes)
+	}
+	f.send(sync_)
+	f.recv(parseComplete)
+	f.recv(bindComplete)
+	f.recv(rfqTx)
+	f.send(&pgproto3.Describe{ObjectType: 'S', Name: "a"})
+	f.send(sync_)
+	f.recv(paramDesc)
+	f.recv(rowDesc("col"))
+	f.recv(rfqTx)
+	if portals, bytes := f.tr.Held(nil); portals != 1 || bytes <= int64(len("SELECT 12345")) {
+		t.Fatalf("confirmed and described: %d portals, %d bytes", portals, bytes)
+	}
+}
