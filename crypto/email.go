@@ -67,13 +67,22 @@ func (t *emailT) Transform(dst, src []byte) ([]byte, error) {
 	return append(dst, emailTLD...), nil
 }
 
-// hostName reports whether b is a DNS host name: dot-separated labels of
-// ASCII letters, digits and inner hyphens, at most 253 bytes.
+// hostName reports whether b is a mail domain: at least two dot-separated
+// labels of ASCII letters, digits and inner hyphens, at most 253 bytes,
+// the last a top-level domain (letters, or an IDN's xn-- form). A number
+// or an account code after an @ is not kept.
 func hostName(b []byte) bool {
 	if len(b) == 0 || len(b) > 253 {
 		return false
 	}
-	for _, label := range bytes.Split(b, []byte{'.'}) {
+	labels := bytes.Split(b, []byte{'.'})
+	tld := labels[len(labels)-1]
+	if len(labels) < 2 || len(tld) < 2 || !bytes.HasPrefix(bytes.ToLower(tld), []byte("xn--")) && bytes.ContainsFunc(tld, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	}) {
+		return false
+	}
+	for _, label := range labels {
 		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
 			return false
 		}

@@ -402,7 +402,11 @@ func TestKeepDomainOnlyKeepsHostNames(t *testing.T) {
 	}{
 		{"anna@example.com", true},
 		{"anna@Mail.Example-Shop.de", true},
-		{"anna@localhost", true},
+		{"anna@localhost", false},
+		{"anna@xn--mnchen-3ya.de", true},
+		{"x@4915112345678", false},
+		{"x@DE89370400440532013000", false},
+		{"x@10.0.0.1", false},
 		{"Anna Becker@Hamburg Altona", false},
 		{"@0 0", false},
 		{"anna@exa_mple.com", false},
