@@ -61,16 +61,11 @@ func startProxyBinary(b *testing.B, bin, extra string) *binaryProxy {
 
 // peakRSS reads the process's high-water resident set size in bytes.
 func (p *binaryProxy) peakRSS(b *testing.B) float64 {
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	n, err := procStatusBytes(p.cmd.Process.Pid, "VmHWM")
 	if err != nil {
 		b.Fatal(err)
 	}
-	m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(st)
-	if m == nil {
-		b.Fatal("no VmHWM")
-	}
-	kb, _ := strconv.ParseFloat(string(m[1]), 64)
-	return kb * 1024
+	return float64(n)
 }
 
 // waitListening waits up to 5 s for addr to accept connections.

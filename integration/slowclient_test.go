@@ -17,15 +17,16 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// rssOf reads a process's resident set size in bytes.
-func rssOf(pid int) (int64, error) {
+// procStatusBytes reads a size field of /proc/PID/status ("VmRSS",
+// "VmHWM") in bytes.
+func procStatusBytes(pid int, field string) (int64, error) {
 	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
-	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(st)
+	m := regexp.MustCompile(field + `:\s+(\d+) kB`).FindSubmatch(st)
 	if m == nil {
-		return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+		return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 	}
 	kb, err := strconv.ParseInt(string(m[1]), 10, 64)
 	return kb * 1024, err
@@ -67,7 +68,7 @@ func TestSlowClientMemoryBounded(t *testing.T) {
 	go func() { // sample the proxy's memory
 		defer wg.Done()
 		for {
-			if r, err := rssOf(cmd.Process.Pid); err == nil && r > peak.Load() {
+			if r, err := procStatusBytes(cmd.Process.Pid, "VmRSS"); err == nil && r > peak.Load() {
 				peak.Store(r)
 			}
 			select {

@@ -30,7 +30,7 @@ lane() {
 	for ((i = n; i < ${#targets[@]}; i += FUZZ_JOBS)); do
 		local pkg=${targets[$i]% *} target=${targets[$i]#* } log="$work/$i.log"
 		echo "fuzzing ${pkg#github.com/pgpseudo/pgpseudo/} $target for $FUZZTIME…" >&2
-		$GO test "$pkg" -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "${parallel[@]}" >"$log" 2>&1
+		$GO test "$pkg" -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" -timeout 0 "${parallel[@]}" >"$log" 2>&1
 		local rc=$? last execs newc result=ok
 		last=$(grep -E '^fuzz: elapsed' "$log" | tail -1)
 		execs=$(sed -nE 's/.*execs: ([0-9]+).*/\1/p' <<<"$last")
