@@ -287,7 +287,7 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 			s.failed(rep.Req, code)
 		}
 		if rep.Req != nil && mayReadRows(rep.Req.Type) {
-			emit(s.executionError(m, code))
+			emit(s.executionError(m))
 			return nil
 		}
 		emit(s.scrubbedFor(m))
@@ -768,17 +768,27 @@ func decodeFields(body []byte) ([]pgproto3.FieldDescription, error) {
 // which kind of error comes first, shows the order in which the server
 // reads rows (physical, a sort's over clear values). Only errors that
 // name no value and do not depend on the rows keep their code and text.
-func (s *session) executionError(m wire.Msg, code string) []byte {
+func (s *session) executionError(m wire.Msg) []byte {
 	_, role := s.currentPolicy()
 	if !role.Restricted() {
 		return m.Raw
 	}
-	if text, ok := rowIndependent[code]; ok {
-		// The code stays (clients retry serialization failures, and know
-		// a shutdown); the text is pgpseudo's, never the server's.
-		return errorResponse(errorSeverity(m.Body()), code, "pgpseudo: "+text)
+	return executionErrorFor(role.Name, m.Raw)
+}
+
+// executionErrorFor is what a restricted role is told of the server's
+// error frame raised while rows may have been read. A row-independent
+// code stays (clients retry serialization failures, and know a
+// shutdown) with pgpseudo's text, never the server's; anything else is
+// the generic error.
+func executionErrorFor(role string, frame []byte) []byte {
+	var e pgproto3.ErrorResponse
+	if len(frame) > 5 && e.Decode(frame[5:]) == nil {
+		if text, ok := rowIndependent[e.Code]; ok {
+			return errorResponse(errorSeverity(frame[5:]), e.Code, "pgpseudo: "+text)
+		}
 	}
-	return withheldExecutionError(role.Name)
+	return withheldExecutionError(role)
 }
 
 // withheldExecutionError is what a restricted role is told instead of an

@@ -49,9 +49,9 @@ type checkRun struct {
 	err       *pgproto3.ErrorResponse
 	errFrame  []byte
 	errOffset int
-	// errReadRows: the error came from a commit, which may have read rows
-	// (restricted roles get the generic execution error instead).
-	errReadRows bool
+	// errAtCommit: the error answered the check's Sync, whose commit may
+	// have read rows (restricted roles get it as an execution error).
+	errAtCommit bool
 	// skipped: the server skipped the check (an earlier message of the
 	// client's batch failed).
 	skipped bool
@@ -102,8 +102,7 @@ func (s *session) checkReply(cr *checkReq, typ byte, body []byte, done bool) err
 			run.errFrame = append([]byte(nil), wire.Frame('E', body)...)
 			// A commit can read rows (a WITH HOLD cursor the client
 			// declared earlier in its batch is persisted at this Sync).
-			_, independent := rowIndependent[e.Code]
-			run.errReadRows = cr.role == 'c' && !independent
+			run.errAtCommit = cr.role == 'c'
 		}
 	}
 	if done {
@@ -252,8 +251,8 @@ var errCheckTimeout = errors.New("the server-side check got no answer in time")
 // its statement: scrubbed for restricted roles, with a position into the
 // client's own text.
 func (s *session) checkErrorFrame(run *checkRun) []byte {
-	if _, role := s.currentPolicy(); run.errReadRows && role.Restricted() {
-		return withheldExecutionError(role.Name)
+	if _, role := s.currentPolicy(); run.errAtCommit && role.Restricted() {
+		return executionErrorFor(role.Name, run.errFrame)
 	}
 	e := *run.err
 	if e.Position > 0 && run.errOffset > 0 {
