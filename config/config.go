@@ -30,6 +30,10 @@ type Config struct {
 	// Policy is the policy file (docs/policy.md); without one pgpseudo
 	// relays results unchanged.
 	Policy string `yaml:"policy"`
+	// PolicyDatabase is the database whose schema the policy describes:
+	// serve checks the policy against it at start and on every reload,
+	// and `policy check --db` does by default. Empty: auth.auth_database.
+	PolicyDatabase string `yaml:"policy_database"`
 	// Keys configures the key provider (docs/keys.md). Optional until a
 	// policy tokenizes something.
 	Keys crypto.Config `yaml:"keys"`
@@ -352,4 +356,12 @@ func loadPool(file string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("%s: no PEM certificates", file)
 	}
 	return pool, nil
+}
+
+// PolicyCheckDatabase is the database the policy is checked against.
+func (c *Config) PolicyCheckDatabase() string {
+	if c.PolicyDatabase != "" {
+		return c.PolicyDatabase
+	}
+	return c.Auth.AuthDatabase
 }

@@ -32,6 +32,7 @@ func TestParseConfig(t *testing.T) {
 		{"missing upstream", "listen: 127.0.0.1:1\n", 0, "upstream.address", "is required"},
 		{"bad auth mode", base + "  mode: md5\n", 10, "auth.mode", "must be scram or passthrough"},
 		{"wrong type", base + "limits:\n  max_connections: lots\n", 11, "", "cannot unmarshal"},
+		{"duration without unit", base + "limits:\n  idle_timeout: 10\n", 11, "limits.idle_timeout", "write 10s"},
 		{"bad duration", base + "limits:\n  idle_timeout: soon\n", 11, "", "idle_timeout"},
 		{"negative limit", base + "limits:\n  max_connections: -1\n", 11, "limits.max_connections", "must be positive"},
 		{"bad log format", base + "log:\n  format: xml\n", 11, "log.format", "must be json or console"},

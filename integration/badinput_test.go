@@ -154,12 +154,21 @@ func TestBadInput(t *testing.T) {
 // waitLog waits for a log entry after index before that mentions s.
 func waitLog(p *runningProxy, before int, s string) bool {
 	for i := 0; i < 100; i++ {
-		for _, e := range p.logs.All()[before:] {
-			if strings.Contains(e.Message+" "+strings.Join(fieldsOf(e.ContextMap()), " "), s) {
-				return true
-			}
+		if hasLog(p, before, s) {
+			return true
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	return false
+}
+
+// hasLog reports whether a log entry after the first before ones contains
+// s in its message or fields, now.
+func hasLog(p *runningProxy, before int, s string) bool {
+	for _, e := range p.logs.All()[before:] {
+		if strings.Contains(e.Message+" "+strings.Join(fieldsOf(e.ContextMap()), " "), s) {
+			return true
+		}
 	}
 	return false
 }

@@ -153,3 +153,43 @@ func TestPolicyCheckDB(t *testing.T) {
 		t.Fatal("a classified column missing from the database was not reported")
 	}
 }
+
+// TestPolicyCheckedAgainstDB: serve checks the policy against
+// policy_database at start and after a reload, as `policy check --db`
+// does, and logs each finding as a warning without refusing to start.
+func TestPolicyCheckedAgainstDB(t *testing.T) {
+	file := samplePolicyWith(t, "  public.customers_gone:\n    email: {category: contact, transform: email, domain: email}\n")
+	cfg := policyConfig(t, file)
+	cfg.PolicyDatabase = dbKunden
+	p := startProxy(t, cfg)
+	if !waitLog(p, 0, "public.customers_gone: the policy classifies this table but the database has no such table") {
+		t.Fatal("the start-up check did not report the missing table")
+	}
+	if !waitLog(p, 0, "public.customers.city: unclassified") {
+		t.Fatal("the start-up check did not report an unclassified column")
+	}
+	for _, e := range p.logs.All() {
+		if e.Message == "policy check" && e.Level.String() != "warn" {
+			t.Fatalf("finding logged at %s, want warn", e.Level)
+		}
+	}
+	// Reloaded with the table gone from the policy: checked again, and the
+	// finding is not repeated.
+	before := len(p.logs.All())
+	orig, err := os.ReadFile(samplePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.srv.ReloadPolicy(); err != nil {
+		t.Fatal(err)
+	}
+	if !waitLog(p, before, "policy checked against the database") {
+		t.Fatal("the reloaded policy was not checked")
+	}
+	if hasLog(p, before, "customers_gone") {
+		t.Fatal("the reloaded policy's check repeated a finding of the old one")
+	}
+}

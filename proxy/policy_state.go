@@ -151,6 +151,16 @@ func (s *session) policyNow() (*policy.Policy, *policy.Role, uint64) {
 	return st.pol, s.role, s.policyGen
 }
 
+// policyLoaded is told of every load and reload attempt: it records it
+// and, for a policy that loaded, checks it against the database in the
+// background (never under the reload lock).
+func (s *Server) policyLoaded(pol *policy.Policy, reload bool, err error) {
+	s.auditPolicyLoad(pol, reload, err)
+	if err == nil {
+		go s.checkPolicyAgainstDB(s.baseCtx, pol)
+	}
+}
+
 // auditPolicyLoad records a policy load or reload attempt.
 func (s *Server) auditPolicyLoad(pol *policy.Policy, reload bool, err error) {
 	ev := audit.PolicyLoad{File: audit.FitName(s.cfg.Policy), Reload: reload, Outcome: audit.OutcomeOK}

@@ -167,8 +167,8 @@ func NewServer(cfg *config.Config, log *zap.Logger) (*Server, error) {
 		go s.watchKeys(bg, cfg.Keys.WithDefaults().RefreshInterval)
 	}
 	if s.policy != nil {
-		s.policy.onLoad = s.auditPolicyLoad
-		s.auditPolicyLoad(s.policy.cur.Load().pol, false, nil)
+		s.policy.onLoad = s.policyLoaded
+		s.policyLoaded(s.policy.cur.Load().pol, false, nil)
 	}
 	s.metrics.gaugeFuncs(s)
 	return s, nil

@@ -73,17 +73,16 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // parseArgs parses flags placed anywhere among the file arguments.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+func parseArgs(fs *flag.FlagSet, args []string, stdout io.Writer) ([]string, error) {
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return nil, flagError(err)
+	}
 	var files []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, &exitError{code: exitUsage, err: err}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
+	for fs.NArg() > 0 {
 		files = append(files, fs.Arg(0))
-		args = fs.Args()[1:]
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return nil, flagError(err)
+		}
 	}
 	if len(files) == 0 {
 		fs.Usage()
@@ -120,7 +119,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	ckpt := fs.String("checkpoints", "", "checkpoint file to check the log against (default: the one beside the log)")
 	partial := fs.Bool("partial", false, "accept a set whose older files were removed")
 	format := fs.String("format", "text", "output: text or json")
-	files, err := parseArgs(fs, args)
+	files, err := parseArgs(fs, args, stdout)
 	if err != nil {
 		return err
 	}
@@ -369,7 +368,7 @@ func auditQuery(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	client := fs.String("client", "", "client address or prefix (10.0.0.5, 10.0.0.0/8): its connections' records")
 	timeFlags(fs, &f)
 	format := fs.String("format", audit.FormatTable, "output: table, json or csv")
-	files, err := parseArgs(fs, args)
+	files, err := parseArgs(fs, args, stdout)
 	if err != nil {
 		return err
 	}
@@ -444,7 +443,7 @@ func auditReport(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var f audit.Filter
 	timeFlags(fs, &f)
 	format := fs.String("format", audit.FormatTable, "output: table, json or csv")
-	files, err := parseArgs(fs, args)
+	files, err := parseArgs(fs, args, stdout)
 	if err != nil {
 		return err
 	}
@@ -464,8 +463,8 @@ func auditKeygen(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := newFlags("keygen", stderr)
 	out := fs.String("out", "", "private key file to create (mode 0600; it must not exist); the public key goes to FILE.pub")
 	configPath := fs.String("config", "", "proxy configuration: create the Vault Transit key of audit.signing_transit_key")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: exitUsage, err: err}
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return flagError(err)
 	}
 	if (*out == "") == (*configPath == "") || fs.NArg() > 0 {
 		fs.Usage()
@@ -520,8 +519,8 @@ func writeNewFile(path string, data []byte, mode os.FileMode) error {
 func auditPublicKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("public-key", stderr)
 	configPath := fs.String("config", "", "proxy configuration whose audit signer to read")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: exitUsage, err: err}
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return flagError(err)
 	}
 	if *configPath == "" || fs.NArg() > 0 {
 		fs.Usage()

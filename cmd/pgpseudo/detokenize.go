@@ -70,7 +70,7 @@ func detokenize(ctx context.Context, args []string, stdin io.Reader, stdout, std
 			return &exitError{code: 2, err: errors.New("detokenize: a value starting with '-' must come after -- (or on standard input)")}
 		}
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return flagError(err)
 	}
 	switch {

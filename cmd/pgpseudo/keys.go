@@ -59,7 +59,7 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "proxy configuration file (YAML) with a keys: section")
 	asJSON := fs.Bool("json", false, "print the status as JSON")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:], stdout); err != nil {
 		return flagError(err)
 	}
 	logs := fs.Args()
@@ -161,15 +161,6 @@ func rotate(ctx context.Context, cfg keysFile, p crypto.KeyProvider, log *zap.Lo
 		return st, errors.Join(err, fmt.Errorf("the key_rotation audit record could not be written: %w", aerr))
 	}
 	return st, err
-}
-
-// flagError maps a flag parsing error to the command's result: -h has
-// printed the usage and succeeds; anything else is a usage error.
-func flagError(err error) error {
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	return &exitError{code: 2, err: err}
 }
 
 // keysFile is the part of the proxy configuration the key commands read.

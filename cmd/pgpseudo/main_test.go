@@ -50,6 +50,32 @@ func TestRunErrors(t *testing.T) {
 	}
 }
 
+// TestHelp: every command and subcommand prints its usage on stdout for
+// -h and --help and succeeds, writing nothing on stderr.
+func TestHelp(t *testing.T) {
+	commands := [][]string{
+		nil, {"serve"}, {"policy"}, {"policy", "check"}, {"keys"}, {"keys", "init"}, {"keys", "rotate"}, {"keys", "status"},
+		{"detokenize"}, {"audit"}, {"audit", "verify"}, {"audit", "query"}, {"audit", "report"}, {"audit", "keygen"}, {"audit", "public-key"},
+	}
+	for _, cmd := range commands {
+		for _, flag := range []string{"-h", "--help"} {
+			args := append(append([]string(nil), cmd...), flag)
+			t.Run(strings.Join(args, " "), func(t *testing.T) {
+				var out, errb bytes.Buffer
+				if err := run(context.Background(), args, &out, &errb); err != nil {
+					t.Fatalf("err = %v (stderr %q)", err, errb.String())
+				}
+				if !strings.Contains(strings.ToLower(out.String()), "usage") && !strings.Contains(out.String(), "-config") {
+					t.Fatalf("stdout has no usage: %q", out.String())
+				}
+				if errb.Len() != 0 {
+					t.Fatalf("stderr: %q", errb.String())
+				}
+			})
+		}
+	}
+}
+
 func TestVersion(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"version"}, &out, &out); err != nil || !strings.HasPrefix(out.String(), "pgpseudo ") {

@@ -13,19 +13,25 @@ import (
 	"github.com/pgpseudo/pgpseudo/proxy/catalog"
 )
 
+const policyUsage = "usage: pgpseudo policy check --config FILE [--db [--database NAME]]"
+
 // policyCmd runs `pgpseudo policy check`.
 func policyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprintln(stdout, policyUsage)
+		return nil
+	}
 	if len(args) == 0 || args[0] != "check" {
-		fmt.Fprintln(stderr, "usage: pgpseudo policy check --config FILE [--db [--database NAME]]")
+		fmt.Fprintln(stderr, policyUsage)
 		return &exitError{code: 2, err: errors.New("policy: unknown or missing subcommand")}
 	}
 	fs := flag.NewFlagSet("policy check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "proxy configuration file naming the policy")
 	db := fs.Bool("db", false, "also check the policy against the database's catalog")
-	database := fs.String("database", "", "database to check with --db (default: auth.auth_database)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return &exitError{code: 2, err: err}
+	database := fs.String("database", "", "database to check with --db (default: policy_database, else auth.auth_database)")
+	if err := parseFlags(fs, args[1:], stdout); err != nil {
+		return flagError(err)
 	}
 	if *configPath == "" {
 		fs.Usage()
@@ -56,7 +62,7 @@ func policyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	name := *database
 	if name == "" {
-		name = cfg.Auth.AuthDatabase
+		name = cfg.PolicyCheckDatabase()
 	}
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()

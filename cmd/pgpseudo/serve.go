@@ -19,12 +19,16 @@ import (
 	"github.com/pgpseudo/pgpseudo/proxy"
 )
 
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: pgpseudo serve --config FILE\n\nRuns the proxy until SIGTERM or SIGINT (which drain it); SIGHUP reloads the policy.")
+		fs.PrintDefaults()
+	}
 	configPath := fs.String("config", "", "proxy configuration file (YAML)")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return flagError(err)
 	}
 	if *configPath == "" {
 		fs.Usage()

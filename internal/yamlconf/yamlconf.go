@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -141,6 +142,11 @@ func (p *Positions) walk(n *yaml.Node, t reflect.Type, path string) error {
 	}
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
+	}
+	if t == reflect.TypeOf(time.Duration(0)) && n.Kind == yaml.ScalarNode && (n.Tag == "!!int" || n.Tag == "!!float") {
+		// yaml would refuse it with a type error that does not say what
+		// to write instead; a bare number has no unit to guess.
+		return &Error{File: p.file, Line: n.Line, Path: path, Msg: fmt.Sprintf("a duration needs a unit: write %ss (or ms, m, h)", n.Value)}
 	}
 	switch t.Kind() {
 	case reflect.Struct:
