@@ -218,6 +218,34 @@ func TestUnmatchedUserRefused(t *testing.T) {
 	}
 }
 
+// TestSuperuserMatchesOnlyGrantedRoles: PostgreSQL reports every role as
+// held by a superuser; member_of follows actual grants, so a superuser
+// granted nothing is matched by no member_of role (here: not care_team,
+// which sees special-category data) and is refused like any unmatched user.
+func TestSuperuserMatchesOnlyGrantedRoles(t *testing.T) {
+	kunden(t)
+	ctx := context.Background()
+	const su = "root_sam"
+	if err := shared.stack.PG.Exec(ctx, "postgres", fmt.Sprintf("DROP ROLE IF EXISTS %s", su), fmt.Sprintf("CREATE ROLE %s SUPERUSER LOGIN PASSWORD '%s'", su, samplePass)); err != nil {
+		t.Fatal(err)
+	}
+	p := policyProxy(t, samplePolicy)
+	_, err := pgx.Connect(ctx, p.dsn(su, samplePass, dbKunden))
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "28000" || !strings.Contains(pe.Message, `"`+su+`"`) {
+		t.Fatalf("login of a superuser no role names: %v", err)
+	}
+	// Granted clinicians, the superuser is care_team like any member.
+	if err := shared.stack.PG.Exec(ctx, "postgres", "GRANT clinicians TO "+su); err != nil {
+		t.Fatal(err)
+	}
+	c := connect(t, p.dsn(su, samplePass, dbKunden))
+	var religion string
+	if err := c.QueryRow(ctx, "SELECT religion FROM customers LIMIT 1").Scan(&religion); err != nil || religion == "" {
+		t.Fatalf("care_team member: %q, %v", religion, err)
+	}
+}
+
 // TestCareTeamSeesClear: a role allowed special-category data with a legal
 // basis sees religion and names in clear.
 func TestCareTeamSeesClear(t *testing.T) {

@@ -81,8 +81,18 @@ func quoteDSN(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
 
-const membershipQuery = `SELECT r.rolname FROM pg_catalog.pg_roles r
-WHERE pg_catalog.pg_has_role($1, r.oid, 'MEMBER') AND r.rolname <> $1`
+// membershipQuery follows the grants in pg_auth_members, directly or
+// through other roles. pg_has_role would do it in one call, but it reports
+// every role as held by a superuser, so a superuser would match whichever
+// member_of role comes first in the policy (docs/policy.md). UNION, not
+// UNION ALL: a cycle of grants ends.
+const membershipQuery = `WITH RECURSIVE held(oid) AS (
+  SELECT m.roleid FROM pg_catalog.pg_auth_members m
+  JOIN pg_catalog.pg_roles u ON u.oid = m.member WHERE u.rolname = $1
+  UNION
+  SELECT m.roleid FROM pg_catalog.pg_auth_members m JOIN held h ON m.member = h.oid
+)
+SELECT r.rolname FROM pg_catalog.pg_roles r JOIN held h ON r.oid = h.oid`
 
 // Memberships returns the roles user belongs to, directly or inherited.
 func (l *Conns) Memberships(ctx context.Context, user string) ([]string, error) {
