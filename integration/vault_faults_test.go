@@ -233,8 +233,16 @@ func TestVaultDownAtStart(t *testing.T) {
 	}
 	_, err := pgx.Connect(ctx, p.dsn(userBI, samplePass, dbKunden))
 	var pe *pgconn.PgError
-	if !errors.As(err, &pe) || pe.Code != "57P03" || !strings.Contains(pe.Message, e.vault.Addr) {
+	if !errors.As(err, &pe) || pe.Code != "57P03" || !strings.Contains(pe.Message, "Vault") {
 		t.Fatalf("restricted login with Vault down: %v", err)
+	}
+	// The client is told which provider failed, never where it is: the
+	// address and the cause are in the proxy's log.
+	if msg := pe.Message + pe.Detail + pe.Hint; strings.Contains(msg, e.vault.Addr) || strings.Contains(msg, "127.0.0.1") || strings.Contains(msg, "pgpseudo/") {
+		t.Fatalf("the refusal names internal addresses or paths: %v", err)
+	}
+	if !waitLog(p, 0, e.vault.Addr) {
+		t.Fatal("the proxy's log does not name the Vault that failed")
 	}
 	assertNoLeak(t, "refusal", err.Error(), customers)
 

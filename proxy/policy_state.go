@@ -116,9 +116,20 @@ func (s *Server) keyset(ctx context.Context) (*crypto.Keyset, error) {
 	}
 	ks, err := s.keys.Keyset(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrKeysUnavailable, err)
+		// The cause names Vault's address and paths: it goes to the log,
+		// and the error, which may reach a client, names only the provider.
+		s.log.Warn("keys unavailable", zap.Error(err))
+		return nil, fmt.Errorf("%w: the %s key provider cannot be reached (the proxy's log has the cause)", ErrKeysUnavailable, providerName(s.cfg.Keys.Provider))
 	}
 	return ks, nil
+}
+
+// providerName is how client messages name a key provider.
+func providerName(p string) string {
+	if p == crypto.ProviderVault {
+		return "Vault"
+	}
+	return p
 }
 
 // noRole is used when a reloaded policy no longer matches a connected

@@ -378,7 +378,7 @@ func (s *session) resolveRole(ctx context.Context) error {
 	if role.Restricted() {
 		// Keys are needed before the first row: refuse now, clearly.
 		if _, err := s.srv.keyset(ctx); err != nil && s.srv.keys != nil {
-			return refuse(codeCannotConnectNow, "pgpseudo: keys unavailable; restricted sessions are refused: "+err.Error(), err)
+			return refuse(codeCannotConnectNow, "pgpseudo: restricted sessions are refused: "+err.Error(), err)
 		}
 	}
 	s.trk = protocol.New()
