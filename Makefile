@@ -1,5 +1,6 @@
 # pgpseudo — build, test and demo.
 #   make demo    start the real stack, the proxy, and query through it
+#   make demo-vault  the same with the keys in Vault
 #   make test    unit + integration tests against real PostgreSQL and Vault
 #   make bench   direct vs proxy benchmarks
 #   make lint    gofmt, go vet, staticcheck
@@ -17,7 +18,7 @@ STATICCHECK := $(TOOLCACHE)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 export PGPSEUDO_VAULT_BIN := $(VAULT_BIN)
 GOTEST_TIMEOUT ?= 60m
 
-.PHONY: all build deps bench-deps vault test unit integration fuzz fuzz-long soak bench demo lint clean
+.PHONY: all build deps bench-deps vault test unit integration fuzz fuzz-long soak bench demo demo-vault lint clean
 
 all: build
 
@@ -116,6 +117,11 @@ bench: deps bench-deps vault build $(BASELINE_BIN)
 
 demo: deps build
 	./integration/demo.sh
+
+# The demo with its keys in a Vault dev server (built once into the tool
+# cache: several minutes the first time).
+demo-vault: deps vault build
+	./integration/demo.sh --vault
 
 $(STATICCHECK):
 	@mkdir -p $(dir $(STATICCHECK))

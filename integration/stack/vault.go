@@ -8,12 +8,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -118,6 +120,13 @@ func startVault(ctx context.Context, dir string, detach bool) (*Vault, error) {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				// KV v2 is at secret/ in dev mode; Transit is enabled
+				// at transit/ so `pgpseudo keys init` works on the stack
+				// as docs/keys.md describes.
+				if err := v.enableTransit(certDir); err != nil {
+					_ = cmd.Process.Kill()
+					return nil, err
+				}
 				return v, nil
 			}
 		}
@@ -134,18 +143,50 @@ func startVault(ctx context.Context, dir string, detach bool) (*Vault, error) {
 	}
 }
 
-// healthCheck asks the server for its health, trusting its dev CA once
-// the server has written it.
-func (v *Vault) healthCheck(certDir string) (*http.Response, error) {
+// devClient is an HTTP client trusting the dev server's CA, once the
+// server has written it, and the CA's PEM.
+func devClient(certDir string) (*http.Client, []byte, error) {
 	pem, err := os.ReadFile(filepath.Join(certDir, "vault-ca.pem"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, errors.New("vault dev CA not written yet")
+		return nil, nil, errors.New("vault dev CA not written yet")
 	}
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}, pem, nil
+}
+
+// enableTransit mounts the Transit secrets engine at transit/.
+func (v *Vault) enableTransit(certDir string) error {
+	c, _, err := devClient(certDir)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequest(http.MethodPost, v.Addr+"/v1/sys/mounts/transit", strings.NewReader(`{"type":"transit"}`))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Vault-Token", v.RootToken)
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("enable transit: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("enable transit: %s: %s", resp.Status, body)
+	}
+	return nil
+}
+
+// healthCheck asks the server for its health, trusting its dev CA once
+// the server has written it.
+func (v *Vault) healthCheck(certDir string) (*http.Response, error) {
+	c, pem, err := devClient(certDir)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := c.Get(v.Addr + "/v1/sys/health")
 	if err == nil {
 		// Vault removes its dev certificates when it stops; tests that
