@@ -61,6 +61,7 @@ $(VAULT_BIN):
 
 test: deps vault
 	$(GO) test -count=1 -timeout $(GOTEST_TIMEOUT) ./...
+	cd deploy/kubernetes/validate && $(GO) test -count=1 ./...
 
 unit:
 	$(GO) test $$($(GO) list ./... | grep -v /integration)
