@@ -147,6 +147,8 @@ func sessionOf(r *Record) *Session {
 		return &r.ConnectionStart.Session
 	case r.ConnectionEnd != nil:
 		return &r.ConnectionEnd.Session
+	case r.Shadow != nil:
+		return &r.Shadow.Session
 	}
 	return nil
 }
@@ -347,6 +349,15 @@ func detail(r *Record) string {
 		return fmt.Sprintf("provider=%s version=%d→%d", k.Provider, k.Previous, k.Version)
 	case r.Detokenize != nil:
 		return fmt.Sprintf("domain=%s tokens=%d", r.Detokenize.Domain, r.Detokenize.Tokens)
+	case r.Shadow != nil:
+		parts := make([]string, len(r.Shadow.Differences))
+		for i, d := range r.Shadow.Differences {
+			parts[i] = d.Kind
+			if d.Column != "" {
+				parts[i] += ":" + d.Table + "." + d.Column + "=" + string(d.Enforced) + "→" + string(d.Candidate)
+			}
+		}
+		return fmt.Sprintf("shadow_role=%s %s", r.Shadow.ShadowRole, strings.Join(parts, ";"))
 	case r.FileStart != nil:
 		f := r.FileStart
 		return fmt.Sprintf("log=%s file=%s prev_file=%s reason=%s", f.Log, f.File, f.PrevFile, f.Reason)

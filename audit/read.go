@@ -63,6 +63,7 @@ func decodeRecord(line []byte) (*Record, error) {
 		TypeConnectionEnd: r.ConnectionEnd != nil, TypeStatement: r.Statement != nil,
 		TypePolicyLoad: r.PolicyLoad != nil, TypeKeyRotation: r.KeyRotation != nil,
 		TypeDetokenize: r.Detokenize != nil, TypeStatementText: r.StatementText != nil,
+		TypeShadow: r.Shadow != nil,
 	}
 	n := 0
 	for _, set := range payloads {

@@ -23,12 +23,13 @@ const (
 	TypeKeyRotation     Type = "key_rotation"
 	TypeDetokenize      Type = "detokenize"
 	TypeStatementText   Type = "statement_text"
+	TypeShadow          Type = "shadow"
 )
 
 // Types lists every record type.
 func Types() []Type {
 	return []Type{TypeFileStart, TypeCheckpoint, TypeConnectionStart, TypeAuthFailure,
-		TypeConnectionEnd, TypeStatement, TypePolicyLoad, TypeKeyRotation, TypeDetokenize, TypeStatementText}
+		TypeConnectionEnd, TypeStatement, TypePolicyLoad, TypeKeyRotation, TypeDetokenize, TypeStatementText, TypeShadow}
 }
 
 // Record is one line of the audit log. Exactly one of the payload pointers
@@ -52,6 +53,7 @@ type Record struct {
 	KeyRotation     *KeyRotation     `json:"key_rotation,omitempty"`
 	Detokenize      *Detokenize      `json:"detokenize,omitempty"`
 	StatementText   *StatementText   `json:"statement_text,omitempty"`
+	Shadow          *Shadow          `json:"shadow,omitempty"`
 
 	// Hash is SHA-256 (hex) over the line up to this field (see
 	// docs/audit.md). It is always the last field of the line.
@@ -61,7 +63,7 @@ type Record struct {
 // Event is a record payload the proxy or CLI writes with Writer.Write. It
 // is implemented only by this package's event types (ConnectionStart,
 // AuthFailure, ConnectionEnd, Statement, PolicyLoad, KeyRotation,
-// Detokenize), as values or pointers.
+// Detokenize, Shadow), as values or pointers.
 type Event interface {
 	recordType() Type
 	validate() error

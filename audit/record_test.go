@@ -63,6 +63,13 @@ var documentedFields = map[string]string{
 
 	"detokenize.actor": "string", "detokenize.domain": "string", "detokenize.tokens": "uint64",
 	"detokenize.outcome": "string",
+
+	"shadow.session.conn_id": "uint64", "shadow.session.user": "string", "shadow.session.role": "string",
+	"shadow.session.database": "string", "shadow.shadow_role": "string", "shadow.policy_hash": "string",
+	"shadow.fingerprint": "string", "shadow.kind": "string", "shadow.differences[].kind": "string",
+	"shadow.differences[].table": "string", "shadow.differences[].column": "string",
+	"shadow.differences[].enforced": "string", "shadow.differences[].candidate": "string",
+	"shadow.differences[].rule": "string",
 }
 
 // schema walks t and returns JSON path → kind, failing on any type that

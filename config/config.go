@@ -34,6 +34,10 @@ type Config struct {
 	// serve checks the policy against it at start and on every reload,
 	// and `policy check --db` does by default. Empty: auth.auth_database.
 	PolicyDatabase string `yaml:"policy_database"`
+	// PolicyShadow is a candidate policy decided beside the enforced one
+	// on every statement; its differences are counted and recorded, never
+	// enforced (docs/operations.md, shadow mode).
+	PolicyShadow string `yaml:"policy_shadow"`
 	// Keys configures the key provider (docs/keys.md). Optional until a
 	// policy tokenizes something.
 	Keys crypto.Config `yaml:"keys"`
@@ -269,6 +273,9 @@ func (c *Config) validate(pos *yamlconf.Positions) error {
 	if c.Policy != "" && (c.Auth.AuthUser == "" || c.Auth.AuthPasswordFile == "") {
 		return pos.Errorf("policy", "a policy needs auth.auth_user and auth.auth_password_file (catalog and role lookups)")
 	}
+	if c.PolicyShadow != "" && c.Policy == "" {
+		return pos.Errorf("policy_shadow", "a shadow policy is compared with the enforced one: set policy too")
+	}
 	// Files are checked now so a typo fails at start, not at first login.
 	for path, file := range map[string]string{
 		"upstream.tls.ca_file":    c.Upstream.TLS.CAFile,
@@ -277,6 +284,7 @@ func (c *Config) validate(pos *yamlconf.Positions) error {
 		"tls.client_ca_file":      c.TLS.ClientCAFile,
 		"auth.auth_password_file": c.Auth.AuthPasswordFile,
 		"policy":                  c.Policy,
+		"policy_shadow":           c.PolicyShadow,
 		"admin.cert_file":         c.Admin.CertFile,
 		"admin.key_file":          c.Admin.KeyFile,
 		"admin.token_file":        c.Admin.TokenFile,

@@ -49,6 +49,16 @@ type stmtMeta struct {
 	// audited identifies the statement in audit records (fingerprint,
 	// kind, text).
 	audited sqlinfo.Statement
+	// shadow is what the candidate policy would do otherwise, reported at
+	// each Execute (guarded by mu: a Bind's recheck replaces it).
+	shadow []audit.ShadowDifference
+}
+
+// shadowDiffs returns the candidate's differences as last checked.
+func (m *stmtMeta) shadowDiffs() []audit.ShadowDifference {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.shadow
 }
 
 // verdict is what the statement's computed columns may carry, as last
@@ -499,6 +509,8 @@ func (s *session) resultAudit(r *protocol.Result) *stmtAudit {
 			if r.Portal != nil && r.Portal.Stmt != nil {
 				sm := statementMeta(r.Portal.Stmt)
 				st, rv = sm.audited, sm.verdict()
+				// Once per Execute the server runs: its first reply.
+				s.reportShadow(sm.shadowDiffs(), st)
 			}
 			m.aud = newStmtAudit(st)
 			m.aud.start = m.sent

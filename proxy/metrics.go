@@ -30,6 +30,7 @@ type metrics struct {
 	policyLoads   *prometheus.CounterVec
 	auditFailures prometheus.Counter
 	upstreamFails prometheus.Counter
+	shadowDiffs   *prometheus.CounterVec
 }
 
 // Stages timed by pgpseudo_stage_duration_seconds.
@@ -70,13 +71,18 @@ func newMetrics() *metrics {
 			Help: "Audit records that could not be written."}),
 		upstreamFails: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgpseudo_upstream_connect_failures_total",
 			Help: "Connections to the database that could not be opened."}),
+		shadowDiffs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgpseudo_shadow_differences_total",
+			Help: "Differences the candidate policy (policy_shadow) would have made, by kind; never enforced."}, []string{"kind"}),
 	}
 	reg.MustRegister(m.sessionsOpen, m.sessions, m.loginsRefused, m.statements, m.refusals, m.rewritten, m.stage,
-		m.keyRefreshes, m.keysLoaded, m.policyLoads, m.auditFailures, m.upstreamFails,
+		m.keyRefreshes, m.keysLoaded, m.policyLoads, m.auditFailures, m.upstreamFails, m.shadowDiffs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"ok", "failed"} {
 		m.keyRefreshes.WithLabelValues(r)
 		m.policyLoads.WithLabelValues(r)
+	}
+	for _, k := range audit.ShadowKinds() {
+		m.shadowDiffs.WithLabelValues(k)
 	}
 	return m
 }

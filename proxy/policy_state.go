@@ -98,7 +98,13 @@ func (s *Server) ReloadPolicy() error {
 	if s.policy == nil {
 		return errors.New("no policy configured")
 	}
-	return s.policy.reload()
+	err := s.policy.reload()
+	if s.shadow != nil {
+		if serr := s.shadow.reload(); serr != nil {
+			err = errors.Join(err, fmt.Errorf("policy_shadow: %w", serr))
+		}
+	}
+	return err
 }
 
 func (s *Server) policyGeneration() uint64 {

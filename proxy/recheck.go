@@ -81,14 +81,14 @@ func (s *session) recheckBind(body []byte) (refused []byte, again *rebind, err e
 	}
 	state = s.checkState() // the check may have confirmed another path
 	if sent != m.sent {
-		nm := &stmtMeta{result: m.result, parse: m.parse, sent: sent, state: state, pathAfter: m.pathAfter, audited: m.audited}
+		nm := &stmtMeta{result: m.result, parse: m.parse, sent: sent, state: state, pathAfter: m.pathAfter, audited: m.audited, shadow: v.shadow}
 		if len(v.results) == 1 {
 			nm.result = v.results[0]
 		}
 		return nil, &rebind{name: name, meta: nm, parse: replaceSQL('P', m.parse, sent)}, nil
 	}
 	m.mu.Lock()
-	m.state = state
+	m.state, m.shadow = state, v.shadow
 	if len(v.results) == 1 {
 		m.result = v.results[0]
 	}

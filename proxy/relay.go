@@ -222,7 +222,7 @@ func (s *session) forwardTracked(m wire.Msg) error {
 			}
 			meta = q
 		case 'P':
-			sm := &stmtMeta{pathAfter: v.pathAfter}
+			sm := &stmtMeta{pathAfter: v.pathAfter, shadow: v.shadow}
 			if len(v.results) == 1 {
 				sm.result = v.results[0]
 			}

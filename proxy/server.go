@@ -46,7 +46,9 @@ type Server struct {
 	lookup  *catalog.Conns
 	catalog *catalog.Catalog
 	policy  *policyHolder
-	keys    crypto.KeyProvider
+	// shadow is the candidate policy of policy_shadow (nil without one).
+	shadow *policyHolder
+	keys   crypto.KeyProvider
 	// keyGen counts primary key versions picked up since start, so
 	// memoised plans are rebuilt with the new keys.
 	keyGen atomic.Uint64
@@ -145,6 +147,13 @@ func NewServer(cfg *config.Config, log *zap.Logger) (*Server, error) {
 		}
 		s.digestKey = hex.EncodeToString(k[:])
 		go s.policy.watch(bg, 2*time.Second)
+		if cfg.PolicyShadow != "" {
+			if s.shadow, err = newPolicyHolder(cfg.PolicyShadow, log.With(zap.String("policy", "shadow"))); err != nil {
+				stop()
+				return nil, fmt.Errorf("policy_shadow: %w", err)
+			}
+			go s.shadow.watch(bg, 2*time.Second)
+		}
 	}
 	if cfg.Keys.Provider != "" {
 		if s.keys, err = crypto.NewProvider(bg, cfg.Keys, log); err != nil {

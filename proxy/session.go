@@ -72,11 +72,14 @@ type session struct {
 	// ReadyForQuery, so the DateStyle rows follow is not reported yet.
 	lastPlan    planMemo
 	styleUnsure bool
-	// roleMu guards role and policyGen (policyNow).
-	roleMu    sync.Mutex
-	role      *policy.Role
-	policyGen uint64
-	memberOf  []string
+	// roleMu guards role and policyGen (policyNow), shadowRole and
+	// shadowGen (shadowNow).
+	roleMu     sync.Mutex
+	role       *policy.Role
+	policyGen  uint64
+	shadowRole *policy.Role
+	shadowGen  uint64
+	memberOf   []string
 	// sqlMu guards sql, shared by both relay directions.
 	sqlMu sync.Mutex
 	sql   sqlSession
@@ -381,6 +384,7 @@ func (s *session) resolveRole(ctx context.Context) error {
 			return refuse(codeCannotConnectNow, "pgpseudo: restricted sessions are refused: "+err.Error(), err)
 		}
 	}
+	s.shadowLogin(role)
 	s.trk = protocol.New()
 	s.log = s.log.With(zap.String("role", role.Name))
 	return nil

@@ -62,6 +62,9 @@ type verdict struct {
 	serverError bool
 	// fatal ends the session: the check lost step with the server.
 	fatal error
+	// shadow is what the candidate policy would have done otherwise
+	// (policy_shadow), reported each time the verdict is used.
+	shadow []audit.ShadowDifference
 }
 
 // resultVerdict is what a statement's result columns without a table
@@ -119,6 +122,7 @@ func (r resultVerdict) bareSource(i int) (plancheck.Source, bool) {
 type verdictKey struct {
 	db, user, role        string
 	policyGen, catalogGen uint64
+	shadowGen             uint64
 	path, defaultPath     string
 	inTx                  bool
 	typ                   byte
@@ -191,13 +195,14 @@ func (s *session) checkSQL(typ byte, body []byte) *verdict {
 	s.sqlMu.Lock()
 	defaultPath, uncertain := s.sql.defaultPath, s.sql.pathUncertain()
 	s.sqlMu.Unlock()
-	key := verdictKey{db: s.id.Database, user: s.id.User, role: role.Name, policyGen: gen, catalogGen: s.srv.catalog.Generation(s.id.Database),
+	key := verdictKey{db: s.id.Database, user: s.id.User, role: role.Name, policyGen: gen, catalogGen: s.srv.catalog.Generation(s.id.Database), shadowGen: s.srv.shadowGeneration(),
 		path: strings.Join(path, "\x00"), defaultPath: strings.Join(defaultPath, "\x00"), inTx: st == 'T' || st == 'E',
 		typ: typ, types: typesKey(types), sql: q}
 	if !uncertain {
 		// (While the path may not be the server's, every statement is
 		// decided afresh: its check reads the server's path.)
 		if v, ok := s.srv.verdicts.Get(key); ok {
+			s.reportVerdictShadow(typ, v)
 			if v.refusal != nil {
 				s.auditRefusal(v)
 			}
@@ -214,6 +219,7 @@ func (s *session) checkSQL(typ byte, body []byte) *verdict {
 			v = &verdict{refusal: refusal("the session's search_path changed while the statement was checked; run it again"), stmts: v.stmts}
 		}
 	}
+	s.reportVerdictShadow(typ, v)
 	if v.refusal != nil {
 		s.auditRefusal(v)
 	}
@@ -250,7 +256,7 @@ func (s *session) confirmedPath(path []string, simple bool) ([]string, error) {
 }
 
 // decide runs both lines on the SQL.
-func (s *session) decide(q string, typ byte, types []uint32, path, defaultPath []string, inTx bool) *verdict {
+func (s *session) decide(q string, typ byte, types []uint32, path, defaultPath []string, inTx bool) (v *verdict) {
 	pol, role, _ := s.policyNow()
 	ctx, cancel := context.WithTimeout(s.ctx, planTimeout)
 	defer cancel()
@@ -262,18 +268,25 @@ func (s *session) decide(q string, typ byte, types []uint32, path, defaultPath [
 		s.log.Warn("statement refused: the catalog could not be read to check it", zap.Error(err))
 		return s.refusedVerdict(nil, "catalog_unavailable", nil, refusal("the statement cannot be checked now (catalog lookup failed); refused"))
 	}
+	if shadow := s.shadowOf(ctx, q, res, path, defaultPath, inTx); shadow != nil {
+		defer func() {
+			if v != nil && v.serverPath == nil {
+				v.shadow = shadow
+			}
+		}()
+	}
 	var stmts []sqlinfo.Statement
 	if res.Tree != nil {
 		stmts, _ = sqlinfo.Describe(res.Tree, q)
 	}
 	if res.Refusal != nil {
-		v := s.refusedVerdict(stmts, res.Refusal.Code(), res.Refusal, errorFrame(codeInsufficientPriv, res.Refusal.Message()))
+		v = s.refusedVerdict(stmts, res.Refusal.Code(), res.Refusal, errorFrame(codeInsufficientPriv, res.Refusal.Message()))
 		v.cacheable = true
 		return v
 	}
 	digest, outs, ties, why := screen.Ordering(res, pol, role)
 	if why != "" {
-		v := s.refusedVerdict(stmts, "digest_order", nil, refusal(why))
+		v = s.refusedVerdict(stmts, "digest_order", nil, refusal(why))
 		v.cacheable = true // it depends on the text alone
 		return v
 	}

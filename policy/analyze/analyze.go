@@ -540,6 +540,19 @@ func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result,
 		}
 		return res, nil
 	}
+	return AnalyzeParsed(ctx, s, cat, sql, tree)
+}
+
+// AnalyzeParsed is Analyze on tree, the parse of sql an earlier Analyze
+// returned (Result.Tree): a second policy (the shadow candidate) is
+// decided on the same parse, not on a second one. tree is only read.
+func AnalyzeParsed(ctx context.Context, s *Session, cat Catalog, sql string, tree *pg_query.ParseResult) (*Result, error) {
+	if s.Policy == nil || s.Role == nil || tree == nil {
+		return nil, errors.New("analyze: the session has no policy or role, or no parse")
+	}
+	restricted := s.Role.Restricted()
+	res := &Result{SearchPath: s.SearchPath}
+	roleName := s.Role.Name
 	if restricted {
 		if ref := grammarSkew(sql, s.Keywords); ref != nil {
 			ref.Role = roleName

@@ -1,0 +1,125 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgpseudo/pgpseudo/audit"
+)
+
+// TestShadowPolicy: a candidate policy that would block a column the
+// enforced one tokenizes, refuse a statement the enforced one runs, and
+// match no role for a user who logs in now, is decided beside it. Each
+// difference is counted and recorded as a shadow record; the clients get
+// exactly what the enforced policy decides (tokens, rows, a login).
+func TestShadowPolicy(t *testing.T) {
+	customers := kunden(t)
+	orig, err := os.ReadFile(samplePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	candidate := string(orig)
+	for _, edit := range [][2]string{
+		// bi_analyst would withhold identity columns (full_name is tokenized now).
+		{"actions: {identity: tokenize, contact: tokenize, location: tokenize, financial: mask, key: tokenize, special: block}",
+			"actions: {identity: block, contact: tokenize, location: tokenize, financial: mask, key: tokenize, special: block}"},
+		// city, unclassified now, would be special-category data.
+		{"    religion:    {category: special}\n", "    religion:    {category: special}\n    city:        {category: special}\n"},
+		// No developer role: dev_max would be refused at login.
+		{"  developer:\n    match: {users: [\"dev_*\"]}", "  developer:\n    match: {users: [\"nobody_*\"]}"},
+	} {
+		if !strings.Contains(candidate, edit[0]) {
+			t.Fatalf("candidate edit does not apply: %q", edit[0])
+		}
+		candidate = strings.Replace(candidate, edit[0], edit[1], 1)
+	}
+	shadowFile := filepath.Join(t.TempDir(), "candidate.yaml")
+	if err := os.WriteFile(shadowFile, []byte(candidate), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	cfg := policyConfig(t, samplePolicy)
+	cfg.PolicyShadow = shadowFile
+	cfg.Audit = auditConfig(t, logPath)
+	p := startProxy(t, cfg)
+	a := startAdmin(t, p)
+	ctx := context.Background()
+
+	bi := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	for range 3 { // a cached verdict reports its differences each time
+		var name string
+		if err := bi.QueryRow(ctx, "SELECT full_name FROM customers WHERE created_at = $1", customers[0].CreatedAt).Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(name, "tk1_") {
+			t.Fatalf("bi_analyst got %q: the enforced policy tokenizes full_name", name)
+		}
+	}
+	var n int
+	if err := bi.QueryRow(ctx, "SELECT count(*) FROM customers WHERE city = 'Berlin'", pgx.QueryExecModeSimpleProtocol).Scan(&n); err != nil {
+		t.Fatalf("a statement only the candidate refuses: %v", err)
+	}
+	dev := connect(t, p.dsn(userDev, samplePass, dbKunden))
+	var email string
+	if err := dev.QueryRow(ctx, "SELECT email FROM customers LIMIT 1").Scan(&email); err != nil || !strings.HasPrefix(email, "tk1_") {
+		t.Fatalf("developer: %q, %v", email, err)
+	}
+
+	body := a.metrics(t)
+	if v := metricValue(body, "pgpseudo_shadow_differences_total", `kind="would_withhold"`); v < 3 {
+		t.Fatalf("would_withhold = %v, want ≥ 3 (one per run)", v)
+	}
+	if v := metricValue(body, "pgpseudo_shadow_differences_total", `kind="would_refuse"`); v < 1 {
+		t.Fatalf("would_refuse = %v, want ≥ 1", v)
+	}
+	if v := metricValue(body, "pgpseudo_shadow_differences_total", `kind="would_refuse_login"`); v != 1 {
+		t.Fatalf("would_refuse_login = %v, want 1", v)
+	}
+	if v := metricValue(body, "pgpseudo_statements_total", `outcome="refused"`); v > 0 {
+		t.Fatalf("%v statements refused: shadow mode must not refuse", v)
+	}
+	if v := metricValue(body, "pgpseudo_statements_total", `outcome="ok"`); v < 5 {
+		t.Fatalf("%v statements ok, want the test's 5", v)
+	}
+
+	bi.Close(ctx)
+	dev.Close(ctx)
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	p.srv.Shutdown(sctx)
+	got := map[string]int{}
+	var text strings.Builder
+	for _, r := range readAudit(t, logPath) {
+		if r.Shadow == nil {
+			continue
+		}
+		sh := r.Shadow
+		if !strings.HasPrefix(sh.PolicyHash, "sha256:") {
+			t.Fatalf("shadow record without the candidate's hash: %+v", sh)
+		}
+		for _, d := range sh.Differences {
+			text.WriteString(d.Kind + " " + d.Table + "." + d.Column + " " + d.Rule + "\n")
+			switch {
+			case d.Kind == audit.ShadowWithhold && d.Table == "public.customers" && d.Column == "full_name":
+				if d.Enforced != audit.DecisionTokenized || d.Candidate != audit.DecisionBlocked || sh.Session.Role != "bi_analyst" || sh.ShadowRole != "bi_analyst" {
+					t.Fatalf("withhold difference: %+v in %+v", d, sh)
+				}
+				got["withhold"]++
+			case d.Kind == audit.ShadowRefuse && d.Column == "city":
+				got["refuse"]++
+			case d.Kind == audit.ShadowRefuseLogin && sh.Session.User == userDev && sh.Kind == "login":
+				got["login"]++
+			}
+		}
+	}
+	if got["withhold"] < 3 || got["refuse"] != 1 || got["login"] != 1 {
+		t.Fatalf("shadow records: %v\n%s", got, text.String())
+	}
+	assertNoLeak(t, "shadow records", text.String(), customers)
+}
