@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -191,5 +192,51 @@ func TestPolicyCheckedAgainstDB(t *testing.T) {
 	}
 	if hasLog(p, before, "customers_gone") {
 		t.Fatal("the reloaded policy's check repeated a finding of the old one")
+	}
+}
+
+// TestPolicyDiffDB: `policy diff --db` compares every column of the
+// database, so a role's new rule for unclassified columns shows on the
+// columns it reaches (customers.city), not only on classified ones.
+func TestPolicyDiffDB(t *testing.T) {
+	kunden(t)
+	dir := t.TempDir()
+	cf := filepath.Join(dir, "pgpseudo.yaml")
+	conf := binaryConfig(freeAddr(t), "policy: "+samplePolicy+"\npolicy_database: "+dbKunden+"\n")
+	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	orig, err := os.ReadFile(samplePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(orig), "special: block}\n    unclassified: allow\n  developer:", "special: block}\n    unclassified: block\n  developer:", 1)
+	if edited == string(orig) {
+		t.Fatal("test edit did not apply")
+	}
+	newFile := filepath.Join(dir, "new.yaml")
+	if err := os.WriteFile(newFile, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) string {
+		out, err := exec.Command(shared.binary(t), append([]string{"policy", "diff"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("policy diff %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	static := run(samplePolicy, newFile)
+	if !strings.Contains(static, "role bi_analyst: unclassified: allow → block") || strings.Contains(static, "customers.city") {
+		t.Fatalf("policy diff without --db:\n%s", static)
+	}
+	withDB := run("--config", cf, "--db", samplePolicy, newFile)
+	for _, want := range []string{"role bi_analyst: public.customers.city: allow [unclassified] → block [unclassified]",
+		"role bi_analyst: public.orders.amount: allow [unclassified] → block [unclassified]"} {
+		if !strings.Contains(withDB, want) {
+			t.Fatalf("policy diff --db lacks %q:\n%s", want, withDB)
+		}
+	}
+	if strings.Contains(withDB, "role developer:") || strings.Contains(withDB, "role care_team:") {
+		t.Fatalf("policy diff --db reports roles that did not change:\n%s", withDB)
 	}
 }

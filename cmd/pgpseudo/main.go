@@ -45,6 +45,8 @@ Commands:
   serve --config FILE     run the proxy
   policy check --config FILE [--db]
                           validate the policy (and check it against the database)
+  policy diff [--config FILE --db] OLD NEW
+                          what changes, per role and column, when NEW replaces OLD
   keys init|rotate|status --config FILE [--json]
                           create, rotate or describe the keyset (docs/keys.md)
   detokenize --config FILE --domain DOMAIN [--json] [TOKEN…]

@@ -54,7 +54,7 @@ func TestRunErrors(t *testing.T) {
 // -h and --help and succeeds, writing nothing on stderr.
 func TestHelp(t *testing.T) {
 	commands := [][]string{
-		nil, {"serve"}, {"policy"}, {"policy", "check"}, {"keys"}, {"keys", "init"}, {"keys", "rotate"}, {"keys", "status"},
+		nil, {"serve"}, {"policy"}, {"policy", "check"}, {"policy", "diff"}, {"keys"}, {"keys", "init"}, {"keys", "rotate"}, {"keys", "status"},
 		{"detokenize"}, {"audit"}, {"audit", "verify"}, {"audit", "query"}, {"audit", "report"}, {"audit", "keygen"}, {"audit", "public-key"},
 	}
 	for _, cmd := range commands {

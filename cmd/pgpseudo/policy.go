@@ -13,13 +13,17 @@ import (
 	"github.com/pgpseudo/pgpseudo/proxy/catalog"
 )
 
-const policyUsage = "usage: pgpseudo policy check --config FILE [--db [--database NAME]]"
+const policyUsage = `usage: pgpseudo policy check --config FILE [--db [--database NAME]]
+       pgpseudo policy diff [--config FILE [--db] [--database NAME]] OLD NEW`
 
-// policyCmd runs `pgpseudo policy check`.
+// policyCmd runs `pgpseudo policy check` and `pgpseudo policy diff`.
 func policyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 		fmt.Fprintln(stdout, policyUsage)
 		return nil
+	}
+	if len(args) > 0 && args[0] == "diff" {
+		return policyDiff(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || args[0] != "check" {
 		fmt.Fprintln(stderr, policyUsage)
@@ -64,14 +68,7 @@ func policyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if name == "" {
 		name = cfg.PolicyCheckDatabase()
 	}
-	cctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	conn, err := catalog.Connect(cctx, cfg, name)
-	if err != nil {
-		return fmt.Errorf("connect to database %q as %s: %w", name, cfg.Auth.AuthUser, err)
-	}
-	defer conn.Close(ctx)
-	tables, err := catalog.ReadSchema(cctx, conn)
+	tables, err := readSchema(ctx, cfg, name)
 	if err != nil {
 		return err
 	}
@@ -87,4 +84,17 @@ func policyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stdout, "database %q: every classified column exists and fits its transform\n", name)
 	return nil
+}
+
+// readSchema reads database name's tables and columns as the configured
+// auth_user.
+func readSchema(ctx context.Context, cfg *config.Config, name string) ([]policy.DBTable, error) {
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	conn, err := catalog.Connect(cctx, cfg, name)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database %q as %s: %w", name, cfg.Auth.AuthUser, err)
+	}
+	defer conn.Close(ctx)
+	return catalog.ReadSchema(cctx, conn)
 }
