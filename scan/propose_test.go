@@ -12,7 +12,9 @@ import (
 
 var testNow = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 
-func text(name string) Column { return Column{Name: name, TypeName: "text", BaseOID: oidText, Category: 'S'} }
+func text(name string) Column {
+	return Column{Name: name, TypeName: "text", BaseOID: oidText, Category: 'S'}
+}
 func integer(name string, oid uint32) Column {
 	return Column{Name: name, TypeName: "bigint", BaseOID: oid, Category: 'N'}
 }

@@ -123,7 +123,7 @@ type ShopCustomer struct {
 // religion. Postcodes and countries are left out: too short to tell a
 // leak from a coincidence.
 func (c ShopCustomer) PersonalValues() []string {
-	out := []string{c.FirstName + " " + c.LastName, c.LastName, c.Email, c.Phone, c.Street, c.LoginRef, c.LastLoginIP, c.IBAN, c.TaxID, c.CardNumber}
+	out := []string{c.FirstName, c.LastName, c.Email, c.Phone, c.Street, c.LoginRef, c.LastLoginIP, c.IBAN, c.TaxID, c.CardNumber}
 	for _, v := range []string{c.Allergies, c.Religion} {
 		if v != "" {
 			out = append(out, v)
