@@ -2,6 +2,7 @@ package crypto
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -205,5 +206,52 @@ func TestVaultIgnoresSkipVerifyEnv(t *testing.T) {
 	tr, ok := p.client.CloneConfig().HttpClient.Transport.(*http.Transport)
 	if !ok || tr.TLSClientConfig == nil || tr.TLSClientConfig.InsecureSkipVerify {
 		t.Fatal("VAULT_SKIP_VERIFY turned certificate verification off")
+	}
+}
+
+// TestVaultKubernetesLogin: the kubernetes method logs in at its mount
+// with the role and the service account token read from jwt_path, and uses
+// the token Vault answers with for what follows. (The integration tests
+// cannot run Vault's Kubernetes auth: it asks a Kubernetes API server to
+// review the token.)
+func TestVaultKubernetesLogin(t *testing.T) {
+	jwtFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(jwtFile, []byte("eyJ.fake-service-account.jwt\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var login map[string]any
+	var kvToken string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/auth/k8s-prod/login":
+			if err := json.NewDecoder(r.Body).Decode(&login); err != nil {
+				t.Error(err)
+			}
+			_, _ = w.Write([]byte(`{"auth":{"client_token":"s.k8s-issued","lease_duration":3600,"renewable":true}}`))
+		default:
+			kvToken = r.Header.Get("X-Vault-Token")
+			w.WriteHeader(403)
+			_, _ = w.Write([]byte(`{"errors":["permission denied"]}`))
+		}
+	}))
+	defer srv.Close()
+	p, err := NewVaultProvider(t.Context(), VaultConfig{Address: srv.URL, InsecureLoopbackHTTP: true,
+		Auth: VaultAuthConfig{Method: AuthKubernetes, KubernetesRole: "pgpseudo", JWTPath: jwtFile, Mount: "k8s-prod"}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err = p.Keyset(t.Context()); !errors.Is(err, ErrPermissionDenied) {
+		t.Fatalf("got %v, want the KV read's permission error after the login", err)
+	}
+	if login["role"] != "pgpseudo" || login["jwt"] != "eyJ.fake-service-account.jwt" {
+		t.Fatalf("login body %v", login)
+	}
+	if kvToken != "s.k8s-issued" {
+		t.Fatalf("KV read with token %q, want the one the login returned", kvToken)
+	}
+	if strings.Contains(err.Error(), "fake-service-account") {
+		t.Fatal("the service account token leaked into the error")
 	}
 }

@@ -10,6 +10,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/vault/api"
+	"github.com/hashicorp/vault/api/auth/approle"
+	"github.com/hashicorp/vault/api/auth/kubernetes"
 	"go.uber.org/zap"
 )
 
@@ -40,7 +43,7 @@ func (p *VaultProvider) ensureLogin(ctx context.Context) error {
 func (p *VaultProvider) login(ctx context.Context) (tokenInfo, error) {
 	a := p.cfg.Auth
 	loginPath := "auth/" + strings.Trim(a.Mount, "/") + "/login"
-	var body map[string]any
+	var method api.AuthMethod
 	switch a.Method {
 	case AuthToken:
 		tok := os.Getenv("VAULT_TOKEN")
@@ -64,6 +67,8 @@ func (p *VaultProvider) login(ctx context.Context) (tokenInfo, error) {
 		renewable, _ := sec.TokenIsRenewable()
 		return tokenInfo{ttl: ttl, renewable: renewable}, nil
 	case AuthAppRole:
+		// The credentials are read here, with readCredential's checks
+		// (size, no FIFO), and handed to Vault's own AppRole client.
 		roleID, err := readCredential(a.RoleIDFile, "vault.auth.role_id_file")
 		if err != nil {
 			return tokenInfo{}, err
@@ -72,25 +77,29 @@ func (p *VaultProvider) login(ctx context.Context) (tokenInfo, error) {
 		if err != nil {
 			return tokenInfo{}, err
 		}
-		body = map[string]any{"role_id": roleID, "secret_id": secretID}
+		if method, err = approle.NewAppRoleAuth(roleID, &approle.SecretID{FromString: secretID}, approle.WithMountPath(a.Mount)); err != nil {
+			return tokenInfo{}, fmt.Errorf("%w: vault.auth: %w", ErrInvalidConfig, err)
+		}
 	case AuthKubernetes:
 		jwt, err := readCredential(a.JWTPath, "vault.auth.jwt_path")
 		if err != nil {
 			return tokenInfo{}, err
 		}
-		body = map[string]any{"role": a.KubernetesRole, "jwt": jwt}
+		if method, err = kubernetes.NewKubernetesAuth(a.KubernetesRole, kubernetes.WithServiceAccountToken(jwt), kubernetes.WithMountPath(a.Mount)); err != nil {
+			return tokenInfo{}, fmt.Errorf("%w: vault.auth: %w", ErrInvalidConfig, err)
+		}
 	default:
 		return tokenInfo{}, fmt.Errorf("%w: vault.auth.method %q", ErrInvalidConfig, a.Method)
 	}
 	p.client.ClearToken()
-	sec, err := p.client.Logical().WriteWithContext(ctx, loginPath, body)
+	// Login sets the client's token from the answer.
+	sec, err := p.client.Auth().Login(ctx, method)
 	if err != nil {
 		return tokenInfo{}, vaultErr(p.cfg.Address, "logging in at", loginPath, true, err)
 	}
 	if sec == nil || sec.Auth == nil || sec.Auth.ClientToken == "" {
 		return tokenInfo{}, fmt.Errorf("vault at %s: logging in at %s: %w: no token in response", p.cfg.Address, loginPath, ErrAuthFailed)
 	}
-	p.client.SetToken(sec.Auth.ClientToken)
 	p.log.Info("logged in to vault", zap.String("address", p.cfg.Address), zap.String("method", a.Method),
 		zap.Duration("ttl", time.Duration(sec.Auth.LeaseDuration)*time.Second))
 	return tokenInfo{ttl: time.Duration(sec.Auth.LeaseDuration) * time.Second, renewable: sec.Auth.Renewable}, nil
