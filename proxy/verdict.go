@@ -268,13 +268,13 @@ func (s *session) decide(q string, typ byte, types []uint32, path, defaultPath [
 		s.log.Warn("statement refused: the catalog could not be read to check it", zap.Error(err))
 		return s.refusedVerdict(nil, "catalog_unavailable", nil, refusal("the statement cannot be checked now (catalog lookup failed); refused"))
 	}
-	if shadow := s.shadowOf(ctx, q, res, path, defaultPath, inTx); shadow != nil {
-		defer func() {
-			if v != nil && v.serverPath == nil {
-				v.shadow = shadow
-			}
-		}()
-	}
+	defer func() {
+		// After everything that reads the enforced analysis's parse: the
+		// candidate is analysed on the same one.
+		if v != nil && v.serverPath == nil && v.fatal == nil && !v.skipped && s.srv.shadow != nil {
+			v.shadow = s.shadowOf(ctx, q, res, path, defaultPath, inTx)
+		}
+	}()
 	var stmts []sqlinfo.Statement
 	if res.Tree != nil {
 		stmts, _ = sqlinfo.Describe(res.Tree, q)
