@@ -184,6 +184,7 @@ func TestAdminMetricsAndReadiness(t *testing.T) {
 		{"pgpseudo_stage_duration_seconds_count", `stage="audit_write"`, 3},
 		{"pgpseudo_stage_duration_seconds_count", `stage="login"`, 1},
 		{"pgpseudo_stage_duration_seconds_count", `stage="plan"`, 1},
+		{"pgpseudo_stage_duration_seconds_count", `stage="rewrite"`, 1},
 		{"pgpseudo_cache_lookups_total", `cache="verdicts",result="hit"`, 1},
 		{"pgpseudo_key_refreshes_total", `result="ok"`, 1},
 		{"pgpseudo_keys_primary_version", "", 1},

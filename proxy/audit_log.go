@@ -132,6 +132,9 @@ type stmtAudit struct {
 	kind        string
 	unanalysed  bool // a role that sees everything: reads unknown
 	rows, bytes uint64
+	// rewriting is the time spent rewriting the statement's rows
+	// (the rewrite stage of pgpseudo_stage_duration_seconds).
+	rewriting time.Duration
 	cols        []audit.ColumnDecision
 	reads       []audit.ColumnDecision // from the analysis; cols say more
 	relations   []string

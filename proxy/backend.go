@@ -210,8 +210,14 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 		before := len(*out)
 		if p.Passthrough {
 			emit(m.Raw)
-		} else if *out, err = rewrite.DataRow(*out, m.Body(), p); err != nil {
-			return err
+		} else {
+			start := time.Now()
+			if *out, err = rewrite.DataRow(*out, m.Body(), p); err != nil {
+				return err
+			}
+			if a != nil {
+				a.rewriting += time.Since(start)
+			}
 		}
 		a.bytes += uint64(len(*out) - before)
 	case 'H', 'W', 'G':
@@ -222,7 +228,7 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 			emit(m.Raw)
 		case s.copyBlocked != "":
 		case s.copy != nil:
-			before := len(*out)
+			before, start := len(*out), time.Now()
 			if *out, err = s.copy.rw.CopyData(*out, m.Body()); err != nil {
 				// Rows already sent were rewritten; the rest is withheld.
 				// The client learns nothing of why: the shape of a row
@@ -235,6 +241,7 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 			a := s.resultAudit(rep.Result)
 			a.rows++
 			a.bytes += uint64(len(*out) - before)
+			a.rewriting += time.Since(start)
 			s.rows++
 		default:
 			return fmt.Errorf("%w: COPY data", errNoDescription)

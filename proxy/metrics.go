@@ -40,6 +40,8 @@ const (
 	stageAuditWrite  = "audit_write"
 	stagePlan        = "plan"
 	stageLogin       = "login"
+	// stageRewrite is a statement's total time rewriting its rows.
+	stageRewrite = "rewrite"
 )
 
 func newMetrics() *metrics {
@@ -59,7 +61,7 @@ func newMetrics() *metrics {
 		rewritten: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgpseudo_rewritten_values_total",
 			Help: "Result values rewritten, by transformer (values sent as NULL count as nulled)."}, []string{"transform"}),
 		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pgpseudo_stage_duration_seconds",
-			Help:    "Time spent per stage: login, analyse (parse and analysis), server_check, plan (a result's column plan), audit_write.",
+			Help:    "Time spent per stage: login, analyse (parse and analysis), server_check, plan (a result's column plan), rewrite (a statement's rows, in total), audit_write.",
 			Buckets: prometheus.ExponentialBuckets(25e-6, 2.5, 12)}, []string{"stage"}),
 		keyRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgpseudo_key_refreshes_total",
 			Help: "Keyset loads from the key provider, by result (ok, failed)."}, []string{"result"}),
@@ -95,6 +97,9 @@ func (m *metrics) observe(stage string, start time.Time) {
 // statement counts a finished statement and the values it rewrote.
 func (m *metrics) statement(a *stmtAudit, outcome audit.Outcome) {
 	m.statements.WithLabelValues(string(outcome)).Inc()
+	if a.rewriting > 0 {
+		m.stage.WithLabelValues(stageRewrite).Observe(a.rewriting.Seconds())
+	}
 	if a.refusal != nil && a.refusal.Rule != "" {
 		m.refusals.WithLabelValues(a.refusal.Rule).Inc()
 	}
