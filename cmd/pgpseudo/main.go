@@ -53,6 +53,8 @@ Commands:
                           reverse reversible tokens (tokens from stdin if none given)
   audit verify|query|report|keygen … LOG…
                           verify, query and report on the audit log (docs/audit.md)
+  scan --config FILE [--database D] [--sample N] [--format yaml|table|json] [--merge POLICY] [--out FILE]
+                          find personal data and propose its classification (docs/scan.md)
   version                 print the version
 
 Run "pgpseudo COMMAND -h" for a command's flags.
@@ -83,6 +85,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return detokenize(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "audit":
 		return auditCmd(ctx, args[1:], stdout, stderr)
+	case "scan":
+		return scanCmd(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "pgpseudo", version)
 		return nil

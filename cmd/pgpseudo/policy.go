@@ -77,7 +77,7 @@ func policyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if f.Severity == policy.SeverityError {
 			errs++
 		}
-		fmt.Fprintln(stdout, f)
+		fmt.Fprintln(stdout, withScanHint(pol, f))
 	}
 	if errs > 0 {
 		return fmt.Errorf("policy check: %d problems in database %q", errs, name)

@@ -123,9 +123,10 @@ type ShopCustomer struct {
 // religion. Postcodes and countries are left out: too short to tell a
 // leak from a coincidence.
 func (c ShopCustomer) PersonalValues() []string {
-	out := []string{c.FirstName, c.LastName, c.Email, c.Phone, c.Street, c.LoginRef, c.LastLoginIP, c.IBAN, c.TaxID, c.CardNumber}
-	for _, v := range []string{c.Allergies, c.Religion} {
-		if v != "" {
+	var out []string
+	for _, v := range []string{c.FirstName, c.LastName, c.Email, c.Phone, c.Street, c.LoginRef, c.LastLoginIP,
+		c.IBAN, c.TaxID, c.CardNumber, c.Allergies, c.Religion} {
+		if v != "" { // a NULL in the database
 			out = append(out, v)
 		}
 	}

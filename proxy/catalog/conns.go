@@ -140,11 +140,18 @@ func Connect(ctx context.Context, cfg *config.Config, database string) (*pgx.Con
 	return pgx.ConnectConfig(ctx, cc)
 }
 
+// schemaQuery gives a domain column its base type (two levels of
+// domains deep), as RowDescription does: transforms are checked against
+// the type the proxy sees in results, not the domain's own OID.
 const schemaQuery = `
-SELECT n.nspname, c.relname, a.attname, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod)
+SELECT n.nspname, c.relname, a.attname,
+       CASE WHEN t.typtype = 'd' AND b.typtype = 'd' THEN b.typbasetype WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END,
+       pg_catalog.format_type(a.atttypid, a.atttypmod)
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_catalog.pg_type b ON b.oid = t.typbasetype
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid)
