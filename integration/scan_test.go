@@ -234,3 +234,66 @@ func rolesOnlyPolicy(t *testing.T, path string) []byte {
 	}
 	return out
 }
+
+// TestScanLargeTable samples a table of 100,000 rows with TABLESAMPLE
+// (reading a few percent of its pages, at most --sample rows), and with
+// --sample 0 reads no values: the name-only column is still found, the
+// one found by its values is not.
+func TestScanLargeTable(t *testing.T) {
+	kunden(t) // the sample users
+	ctx := context.Background()
+	if err := shared.stack.PG.Exec(ctx, "postgres", "CREATE DATABASE scanbig"); err != nil {
+		t.Fatal(err)
+	}
+	if err := shared.stack.PG.Exec(ctx, "scanbig",
+		"CREATE TABLE people (person_id bigint PRIMARY KEY, contact text NOT NULL, email text)",
+		"INSERT INTO people SELECT i, 'user' || i || '@example.org', 'mail' || i || '@example.org' FROM generate_series(1, 100000) i",
+		"ANALYZE people",
+		"GRANT SELECT ON people TO "+userBI,
+	); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "bi.pw")
+	cf := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(pw, []byte(samplePass+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cf, []byte(binaryConfig(freeAddr(t), "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := &cli{t: t, bin: shared.binary(t), home: t.TempDir()}
+	scanJSON := func(sample string) map[string]scanColumn {
+		res := c.run("", "", "scan", "--config", cf, "--database", "scanbig", "--user", userBI, "--password-file", pw, "--sample", sample, "--format", "json")
+		c.expect(res, 0)
+		if strings.Contains(res.stdout+res.stderr, "@example.org") {
+			t.Fatalf("a sampled value in the output:\n%s\n%s", res.stdout, res.stderr)
+		}
+		var got struct {
+			Columns []scanColumn `json:"columns"`
+		}
+		if err := json.Unmarshal([]byte(res.stdout), &got); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]scanColumn{}
+		for _, col := range got.Columns {
+			out[col.Column] = col
+		}
+		return out
+	}
+	got := scanJSON("1000")
+	reasons := strings.Join(got["contact"].Reasons, "; ")
+	if got["contact"].Category != "contact" || !strings.Contains(reasons, "TABLESAMPLE SYSTEM") {
+		t.Errorf("contact: %+v, want contact found by a TABLESAMPLE", got["contact"])
+	}
+	if !strings.Contains(reasons, "of 1000 sampled") {
+		t.Errorf("contact: %q, want the row cap of 1000 reached", reasons)
+	}
+	got = scanJSON("0")
+	if _, ok := got["contact"]; ok {
+		t.Errorf("--sample 0 found contact, which only its values tell")
+	}
+	if got["email"].Category != "contact" {
+		t.Errorf("--sample 0: email %+v, want contact by its name", got["email"])
+	}
+}
