@@ -1,8 +1,12 @@
 package scan
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgpseudo/pgpseudo/policy"
 )
@@ -60,5 +64,22 @@ func TestCandidates(t *testing.T) {
 	}
 	if want := "email born postcode"; strings.Join(got, " ") != want {
 		t.Errorf("candidates: %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
+func TestSafeReason(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{&pgconn.PgError{Code: "42501", Message: "permission denied for table accounts"}, "permission denied for table accounts (SQLSTATE 42501)"},
+		{&pgconn.PgError{Code: "57014", Message: "canceling statement due to statement timeout"}, "canceling statement due to statement timeout (SQLSTATE 57014)"},
+		{fmt.Errorf("sample x: %w", &pgconn.PgError{Code: "22P05", Message: `character with byte sequence 0xc3 0xa4 has no equivalent`}), "server error (SQLSTATE 22P05)"},
+		{errors.New("conn closed"), "conn closed"},
+	}
+	for _, tt := range tests {
+		if got := safeReason(tt.err); got != tt.want {
+			t.Errorf("safeReason(%v) = %q, want %q", tt.err, got, tt.want)
+		}
 	}
 }

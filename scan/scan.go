@@ -9,11 +9,13 @@ package scan
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgpseudo/pgpseudo/policy"
 )
@@ -85,7 +87,7 @@ func Scan(ctx context.Context, conn *pgx.Conn, opts Options) (*Result, error) {
 				if ctx.Err() != nil {
 					return nil, fmt.Errorf("scan: %w", ctx.Err())
 				}
-				res.Warnings = append(res.Warnings, fmt.Sprintf("%s: not sampled, classified by names and keys only: %v", t.Name, err))
+				res.Warnings = append(res.Warnings, fmt.Sprintf("%s: not sampled, classified by names and keys only: %s", t.Name, safeReason(err)))
 			} else {
 				samples[t.Name] = tableSample{stats: st, method: method, rows: rows}
 				res.Sampled++
@@ -106,4 +108,20 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// safeReason says why sampling a table failed without the server's text
+// where it could quote data: permission and timeout messages name only
+// the table; any other server error (a conversion error can show a
+// value's bytes) is reported by its SQLSTATE alone.
+func safeReason(err error) string {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return err.Error() // connection-level: no data in it
+	}
+	switch pe.Code {
+	case "42501", "57014", "55P03", "25006":
+		return pe.Message + " (SQLSTATE " + pe.Code + ")"
+	}
+	return "server error (SQLSTATE " + pe.Code + ")"
 }

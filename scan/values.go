@@ -72,8 +72,8 @@ func (s *stats) add(col Column, v string, vs []validator, now time.Time) {
 	}
 }
 
-// ValueMatch is a classification by sampled values.
-type ValueMatch struct {
+// valueMatch is a classification by sampled values.
+type valueMatch struct {
 	Kind Kind
 	// Rate is the share of non-null sampled values that matched.
 	Rate float64
@@ -85,19 +85,19 @@ type ValueMatch struct {
 	Rule string
 }
 
-// classifyValues picks the validator with the most hits when it reaches
+// classify picks the validator with the most hits when it reaches
 // hitRate; birthName says the column's name already suggests a birth
 // date, which lifts the spread requirement.
-func (s *stats) classify(col Column, birthName bool) (ValueMatch, bool) {
+func (s *stats) classify(col Column, birthName bool) (valueMatch, bool) {
 	if s == nil || s.nonNull == 0 {
-		return ValueMatch{}, false
+		return valueMatch{}, false
 	}
 	if col.dateLike() {
 		rate := float64(s.birth) / float64(s.nonNull)
 		if rate < hitRate || (!birthName && (s.maxYear-s.minYear < minBirthSpan || s.nonNull < 5)) {
-			return ValueMatch{}, false
+			return valueMatch{}, false
 		}
-		return ValueMatch{Kind: KindBirth, Rate: rate, Sampled: s.nonNull, Weak: !birthName,
+		return valueMatch{Kind: KindBirth, Rate: rate, Sampled: s.nonNull, Weak: !birthName,
 			Rule: fmt.Sprintf("values: plausible dates of birth (1900 to 14 years ago, spread over %d+ years) in %s", minBirthSpan, percent(rate, s.nonNull))}, true
 	}
 	best := -1
@@ -108,10 +108,10 @@ func (s *stats) classify(col Column, birthName bool) (ValueMatch, bool) {
 	}
 	rate := float64(s.hits[best]) / float64(s.nonNull)
 	if rate < hitRate {
-		return ValueMatch{}, false
+		return valueMatch{}, false
 	}
 	v := validators()[best]
-	return ValueMatch{Kind: v.kind, Rate: rate, Sampled: s.nonNull, Rule: "values: " + v.label + " in " + percent(rate, s.nonNull)}, true
+	return valueMatch{Kind: v.kind, Rate: rate, Sampled: s.nonNull, Rule: "values: " + v.label + " in " + percent(rate, s.nonNull)}, true
 }
 
 func percent(rate float64, n int) string {
