@@ -236,9 +236,10 @@ func rolesOnlyPolicy(t *testing.T, path string) []byte {
 }
 
 // TestScanLargeTable samples a table of 100,000 rows with TABLESAMPLE
-// (reading a few percent of its pages, at most --sample rows), and with
-// --sample 0 reads no values: the name-only column is still found, the
-// one found by its values is not.
+// (reading a few percent of its pages, at most --sample rows), warns
+// about a table the user may not read (classified by names only), and
+// with --sample 0 reads no values: the name-only column is still found,
+// the one found by its values is not.
 func TestScanLargeTable(t *testing.T) {
 	kunden(t) // the sample users
 	ctx := context.Background()
@@ -250,6 +251,8 @@ func TestScanLargeTable(t *testing.T) {
 		"INSERT INTO people SELECT i, 'user' || i || '@example.org', 'mail' || i || '@example.org' FROM generate_series(1, 100000) i",
 		"ANALYZE people",
 		"GRANT SELECT ON people TO "+userBI,
+		// Not granted: classified by name only, with a warning.
+		"CREATE TABLE secrets (secret_id int PRIMARY KEY, phone text)",
 	); err != nil {
 		t.Fatal(err)
 	}
@@ -263,6 +266,7 @@ func TestScanLargeTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := &cli{t: t, bin: shared.binary(t), home: t.TempDir()}
+	var stderr string
 	scanJSON := func(sample string) map[string]scanColumn {
 		res := c.run("", "", "scan", "--config", cf, "--database", "scanbig", "--user", userBI, "--password-file", pw, "--sample", sample, "--format", "json")
 		c.expect(res, 0)
@@ -279,9 +283,16 @@ func TestScanLargeTable(t *testing.T) {
 		for _, col := range got.Columns {
 			out[col.Column] = col
 		}
+		stderr = res.stderr
 		return out
 	}
 	got := scanJSON("1000")
+	if !strings.Contains(stderr, "warning: public.secrets: not sampled, classified by names and keys only: permission denied for table secrets (SQLSTATE 42501)") {
+		t.Errorf("no warning about the table it may not read:\n%s", stderr)
+	}
+	if got["phone"].Category != "contact" {
+		t.Errorf("secrets.phone: %+v, want contact by its name", got["phone"])
+	}
 	reasons := strings.Join(got["contact"].Reasons, "; ")
 	if got["contact"].Category != "contact" || !strings.Contains(reasons, "TABLESAMPLE SYSTEM") {
 		t.Errorf("contact: %+v, want contact found by a TABLESAMPLE", got["contact"])
