@@ -5,6 +5,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgpseudo/pgpseudo/policy"
 )
@@ -65,6 +66,26 @@ roles:
 	for _, tt := range tests {
 		if got := withScanHint(pol, tt.f).String(); got != tt.want {
 			t.Errorf("got  %s\nwant %s", got, tt.want)
+		}
+	}
+}
+
+// TestScanProgress: a stderr that is not a terminal gets progress lines
+// only once the scan has run longer than progressAfter, and they carry
+// counts only.
+func TestScanProgress(t *testing.T) {
+	tests := []struct {
+		started time.Duration // ago
+		want    string
+	}{
+		{0, ""},
+		{progressAfter + time.Second, "scanned 3/12 tables…\n"},
+	}
+	for _, tt := range tests {
+		var b bytes.Buffer
+		progress(&b, time.Now().Add(-tt.started))(3, 12)
+		if b.String() != tt.want {
+			t.Errorf("started %v ago: %q, want %q", tt.started, b.String(), tt.want)
 		}
 	}
 }
