@@ -132,13 +132,9 @@ func propose(s *Schema, samples map[policy.TableName]tableSample) []Proposal {
 // classifyColumn combines a column's name match and value match.
 func classifyColumn(t *Table, c Column, smp tableSample) *Proposal {
 	nm, byName := ClassifyName(t.Name, c.Name)
-	if c.Enum {
-		// An enum's labels are the schema's; by name only, and not even
-		// that for special data it cannot hold as free values.
-		if !byName {
-			return nil
-		}
-	}
+	// An enum is never sampled (its labels are the schema's), so it is
+	// classified by name alone: an enum named religion is special all the
+	// same.
 	vm, byValue := smp.stats[c.Name].classify(c, byName && nm.Kind == KindBirth)
 	if byValue {
 		vm.Rule += " (" + string(smp.method) + ")"
