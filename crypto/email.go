@@ -1,6 +1,9 @@
 package crypto
 
-import "bytes"
+import (
+	"bytes"
+	"fmt"
+)
 
 // emailTLD is reserved (RFC 2606): pseudonymous addresses can never deliver.
 const emailTLD = ".invalid"
@@ -16,6 +19,9 @@ type emailT struct {
 	domain     *macPool
 	keepDomain bool
 	prefix     []byte
+	// localChars and domainChars are the base32 characters kept of each
+	// MAC, maxLen the column's length (0: none); fit.go shortens them.
+	localChars, domainChars, maxLen int
 }
 
 func newEmail(spec Spec, ks *Keyset, c column) (Transformer, error) {
@@ -30,6 +36,7 @@ func newEmail(spec Spec, ks *Keyset, c column) (Transformer, error) {
 	return &emailT{
 		column: c, local: newMACPool(lk), domain: newMACPool(dk),
 		keepDomain: spec.KeepDomain, prefix: tokenPrefix(opaquePrefix, c.version),
+		localChars: fullTokenChars, domainChars: fullDomainChars,
 	}, nil
 }
 
@@ -52,17 +59,24 @@ func (t *emailT) Transform(dst, src []byte) ([]byte, error) {
 	s := t.local.get()
 	s.h.Write(in)
 	sum := s.finish()
+	start := len(dst)
 	dst = append(dst, t.prefix...)
-	dst = tokenAlphabet.AppendEncode(dst, sum[:opaqueBytes])
+	body := len(dst)
+	dst = tokenAlphabet.AppendEncode(dst, sum[:opaqueBytes])[:body+t.localChars]
 	t.local.put(s)
 	dst = append(dst, '@')
 	if t.keepDomain && hostName(dom) {
+		if t.maxLen > 0 && len(dst)-start+len(dom) > t.maxLen {
+			// A kept domain is never cut: the value is withheld.
+			return dst[:start], fmt.Errorf("%w: the address with its kept domain is longer than the column's %d characters", ErrInvalidValue, t.maxLen)
+		}
 		return append(dst, dom...), nil
 	}
 	s = t.domain.get()
 	s.writeLower(dom)
 	sum = s.finish()
-	dst = tokenAlphabet.AppendEncode(dst, sum[:emailDomainBytes])
+	body = len(dst)
+	dst = tokenAlphabet.AppendEncode(dst, sum[:emailDomainBytes])[:body+t.domainChars]
 	t.domain.put(s)
 	return append(dst, emailTLD...), nil
 }

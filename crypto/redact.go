@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"unicode/utf8"
 )
 
 // defaultConstant is redact's value per type when the policy gives none.
@@ -37,6 +38,12 @@ func newRedact(spec Spec, c column) (Transformer, error) {
 	text := spec.Constant
 	if text == "" {
 		text = defaultConstant(c.oid)
+		if spec.MaxLen > 0 && utf8.RuneCountInString(text) > spec.MaxLen {
+			// The default constant is cut to the column's length: a
+			// withheld NOT NULL value still restores. (A policy's own
+			// constant is never cut: fit.go withholds it.)
+			text = string([]rune(text)[:spec.MaxLen])
+		}
 	}
 	v, err := encodeConstant(text, c.oid, c.binary)
 	if err != nil {

@@ -130,6 +130,11 @@ type Spec struct {
 	KeepLast  int `yaml:"keep_last"`
 	// Constant is redact's replacement value, in PostgreSQL text form.
 	Constant string `yaml:"constant"`
+	// MaxLen is the column's declared length in characters (varchar(n),
+	// char(n)), 0 for none. The proxy sets it from the result's type
+	// modifier, never the policy: every output then fits the column, so a
+	// dump restores (see fit.go).
+	MaxLen int `yaml:"-"`
 }
 
 // Transformer rewrites one column's values. Implementations are safe for
@@ -237,6 +242,15 @@ func New(spec Spec, ks *Keyset, typeOID uint32, format int16) (Transformer, erro
 		version = v
 	}
 	c := column{oid: typeOID, binary: format == FormatBinary, version: version}
+	t, err := build(spec, ks, c)
+	if err != nil || spec.MaxLen <= 0 {
+		return t, err
+	}
+	return fit(t, spec)
+}
+
+// build makes the transformer of spec's kind for column c.
+func build(spec Spec, ks *Keyset, c column) (Transformer, error) {
 	switch spec.Kind {
 	case KindToken:
 		return newToken(spec, ks, c)

@@ -46,10 +46,13 @@ type tokenT struct {
 	prefix []byte
 	ks     *Keyset
 	domain string
+	// chars is how many base32 characters of the MAC an opaque token
+	// keeps (fullTokenChars, fewer to fit a column: fit.go).
+	chars int
 }
 
 func newToken(spec Spec, ks *Keyset, c column) (Transformer, error) {
-	t := &tokenT{column: c, ks: ks, domain: spec.Domain}
+	t := &tokenT{column: c, ks: ks, domain: spec.Domain, chars: fullTokenChars}
 	if spec.Reversible {
 		siv, err := ks.sivFor(c.version, spec.Domain)
 		if err != nil {
@@ -91,7 +94,8 @@ func (t *tokenT) Transform(dst, src []byte) ([]byte, error) {
 	s.h.Write(in)
 	sum := s.finish()
 	dst = append(dst, t.prefix...)
-	dst = tokenAlphabet.AppendEncode(dst, sum[:opaqueBytes])
+	body := len(dst)
+	dst = tokenAlphabet.AppendEncode(dst, sum[:opaqueBytes])[:body+t.chars]
 	t.mac.put(s)
 	return dst, nil
 }

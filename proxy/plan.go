@@ -62,7 +62,9 @@ func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescript
 					return nil, err
 				}
 			}
-			if cp.Tr, err = s.srv.transformers.Get(d.Spec, ks, f.DataTypeOID, format); err != nil {
+			spec := d.Spec
+			spec.MaxLen = declaredLength(f)
+			if cp.Tr, err = s.srv.transformers.Get(spec, ks, f.DataTypeOID, format); err != nil {
 				if errors.Is(err, crypto.ErrUnsupported) || errors.Is(err, crypto.ErrInvalidSpec) {
 					// The spec cannot serve this type (int on smallint,
 					// round without digits on an integer): withhold, with
@@ -106,7 +108,7 @@ func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescript
 				// Dumps must restore: a NOT NULL column gets a type-valid
 				// constant instead of NULL where one exists (of its own
 				// type: not for a column the proxy computes).
-				if tr, err := s.srv.transformers.Get(crypto.Spec{Kind: crypto.KindRedact}, nil, f.DataTypeOID, format); err == nil {
+				if tr, err := s.srv.transformers.Get(crypto.Spec{Kind: crypto.KindRedact, MaxLen: declaredLength(f)}, nil, f.DataTypeOID, format); err == nil {
 					cp.Tr, cp.Null = tr, false
 					p.TypmodReset[i] = true
 				}
@@ -229,4 +231,14 @@ func strictest(pol *policy.Policy, role *policy.Role, rel *catalog.Relation) pol
 		}
 	}
 	return policy.Decision{Action: policy.Allow}
+}
+
+// declaredLength is a varchar(n) or char(n) column's n from its type
+// modifier (n + 4), 0 for other types and unbounded ones: what every
+// output must fit so a dump restores.
+func declaredLength(f pgproto3.FieldDescription) int {
+	if (f.DataTypeOID == crypto.OIDVarchar || f.DataTypeOID == crypto.OIDBPChar) && f.TypeModifier > 4 {
+		return int(f.TypeModifier - 4)
+	}
+	return 0
 }
