@@ -135,10 +135,10 @@ type stmtAudit struct {
 	// rewriting is the time spent rewriting the statement's rows
 	// (the rewrite stage of pgpseudo_stage_duration_seconds).
 	rewriting time.Duration
-	cols        []audit.ColumnDecision
-	reads       []audit.ColumnDecision // from the analysis; cols say more
-	relations   []string
-	refusal     *audit.Refusal
+	cols      []audit.ColumnDecision
+	reads     []audit.ColumnDecision // from the analysis; cols say more
+	relations []string
+	refusal   *audit.Refusal
 }
 
 // auditedOnly keeps of a statement what its audit record needs, so a
