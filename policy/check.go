@@ -11,15 +11,30 @@ import (
 // DBTable is a table as the database has it, for CheckSchema. Partitions
 // and inheritance children are left out: they take their root's policy.
 type DBTable struct {
-	Name    TableName
-	Columns []DBColumn
+	Name        TableName
+	Columns     []DBColumn
+	ForeignKeys []DBForeignKey
 }
 
 // DBColumn is a column as the database has it.
 type DBColumn struct {
-	Name     string
+	Name string
+	// TypeOID is the type results carry: a domain's base type.
 	TypeOID  uint32
 	TypeName string
+	// MaxLen is a varchar(n) or char(n) column's n (0: none).
+	MaxLen int
+	// UniqueIn names the unique indexes (primary keys included) the
+	// column is part of.
+	UniqueIn []string
+}
+
+// DBForeignKey is a foreign key: Columns reference RefColumns of RefTable.
+type DBForeignKey struct {
+	Name       string
+	Columns    []string
+	RefTable   TableName
+	RefColumns []string
 }
 
 // Severity of a finding.
@@ -74,7 +89,9 @@ func (p *Policy) CheckSchema(tables []DBTable) []Finding {
 				continue
 			}
 			if col.Spec.Kind != "" {
-				err := crypto.CheckColumn(col.Spec, dc.TypeOID)
+				spec := col.Spec
+				spec.MaxLen = dc.MaxLen
+				err := crypto.CheckColumn(spec, dc.TypeOID)
 				if scale, ok := numericScale(dc.TypeName); err == nil && ok {
 					err = crypto.CheckNumericScale(col.Spec, scale)
 				}
@@ -88,16 +105,81 @@ func (p *Policy) CheckSchema(tables []DBTable) []Finding {
 				if p.tables[tn].columns[c.Name] != nil {
 					continue
 				}
-				if err := crypto.CheckColumn(w.Spec, c.TypeOID); err != nil {
+				spec := w.Spec
+				spec.MaxLen = c.MaxLen
+				if err := crypto.CheckColumn(spec, c.TypeOID); err != nil {
 					out = append(out, Finding{SeverityError, tn, c.Name, columnProblem(w.Spec.Kind, ` of "*"`, c.TypeName, err)})
 				}
 			}
 		}
 	}
+	out = append(out, p.checkKeys(tables)...)
 	for _, t := range tables {
 		for _, c := range t.Columns {
 			if p.Column(t.Name, c.Name) == nil {
 				out = append(out, Finding{SeverityInfo, t.Name, c.Name, "unclassified (" + c.TypeName + ")"})
+			}
+		}
+	}
+	return out
+}
+
+// checkKeys reports, role by role, what would break the keys of a dump
+// the role takes: a unique or primary key column whose transform does not
+// keep distinct values distinct, and a foreign key whose two sides are
+// rewritten differently (another action, kind, domain or option, a
+// declared length that shortens one side's tokens, another integer width).
+func (p *Policy) checkKeys(tables []DBTable) []Finding {
+	var out []Finding
+	cols := map[TableName]map[string]DBColumn{}
+	for _, t := range tables {
+		cols[t.Name] = map[string]DBColumn{}
+		for _, c := range t.Columns {
+			cols[t.Name][c.Name] = c
+		}
+	}
+	rewrites := func(a Action) bool { return a == Tokenize || a == Mask }
+	for _, t := range tables {
+		for _, c := range t.Columns {
+			if len(c.UniqueIn) == 0 || p.Column(t.Name, c.Name) == nil {
+				continue
+			}
+			for _, r := range p.Roles {
+				d := p.Decide(r, t.Name, c.Name)
+				if d.Action == Mask || d.Action == Tokenize && !crypto.KeepsDistinct(d.Spec) {
+					out = append(out, Finding{SeverityError, t.Name, c.Name, fmt.Sprintf("role %s: %s makes distinct values equal, and the column is in unique index %s: the role's dump would not restore (use a transform that keeps values distinct: token, email, digits, int…)",
+						r.Name, describeDecision(d), strings.Join(c.UniqueIn, ", "))})
+					break
+				}
+			}
+		}
+		for _, fk := range t.ForeignKeys {
+			for i, name := range fk.Columns {
+				if i >= len(fk.RefColumns) {
+					break
+				}
+				a, aok := cols[t.Name][name]
+				b, bok := cols[fk.RefTable][fk.RefColumns[i]]
+				if !aok || !bok || p.Column(t.Name, name) == nil && p.Column(fk.RefTable, fk.RefColumns[i]) == nil {
+					continue
+				}
+				for _, r := range p.Roles {
+					da, db := p.Decide(r, t.Name, name), p.Decide(r, fk.RefTable, fk.RefColumns[i])
+					same := da.Action == db.Action || !rewrites(da.Action) && !rewrites(db.Action) && da.Action != Allow && db.Action != Allow
+					if same && rewrites(da.Action) {
+						sa, sb := da.Spec, db.Spec
+						sa.MaxLen, sb.MaxLen = a.MaxLen, b.MaxLen
+						var err error
+						if same, err = crypto.SameOutputs(sa, a.TypeOID, sb, b.TypeOID); err != nil {
+							same = false
+						}
+					}
+					if !same {
+						out = append(out, Finding{SeverityError, t.Name, name, fmt.Sprintf("role %s: foreign key %s references %s.%s, which is rewritten otherwise (%s here, %s there): the role's dump would not restore (give both columns the same transform and token domain, type and length)",
+							r.Name, fk.Name, fk.RefTable, quoteIdent(fk.RefColumns[i]), describeDecision(da), describeDecision(db))})
+						break
+					}
+				}
 			}
 		}
 	}

@@ -176,11 +176,11 @@ func TestCheckSchema(t *testing.T) {
 	text, integer, date := uint32(25), uint32(23), uint32(1082)
 	tables := []DBTable{
 		{Name: TableName{"public", "customers"}, Columns: []DBColumn{
-			{"customer_id", integer, "integer"}, {"full_name", text, "text"}, {"email", text, "text"},
-			{"phone", text, "text"}, {"iban", text, "text"}, {"birth_date", integer, "integer"}, {"city", text, "text"},
+			{Name: "customer_id", TypeOID: integer, TypeName: "integer"}, {Name: "full_name", TypeOID: text, TypeName: "text"}, {Name: "email", TypeOID: text, TypeName: "text"},
+			{Name: "phone", TypeOID: text, TypeName: "text"}, {Name: "iban", TypeOID: text, TypeName: "text"}, {Name: "birth_date", TypeOID: integer, TypeName: "integer"}, {Name: "city", TypeOID: text, TypeName: "text"},
 		}},
-		{Name: TableName{"public", "health_records"}, Columns: []DBColumn{{"diagnosis", text, "text"}}},
-		{Name: TableName{"public", "products"}, Columns: []DBColumn{{"title", text, "text"}, {"added", date, "date"}}},
+		{Name: TableName{"public", "health_records"}, Columns: []DBColumn{{Name: "diagnosis", TypeOID: text, TypeName: "text"}}},
+		{Name: TableName{"public", "products"}, Columns: []DBColumn{{Name: "title", TypeOID: text, TypeName: "text"}, {Name: "added", TypeOID: date, TypeName: "date"}}},
 	}
 	var errs, infos []string
 	for _, f := range p.CheckSchema(tables) {
@@ -340,8 +340,8 @@ roles:
 	}
 	var got []string
 	for _, f := range p.CheckSchema([]DBTable{{Name: TableName{"public", "visits"},
-		Columns: []DBColumn{{"patient_no", 21, "smallint"}, {"age", 23, "integer"},
-			{"fee", 1700, "numeric(10,2)"}, {"rate", 1700, "numeric(8,2)"}, {"price", 1700, "numeric(10,2)"}}}}) {
+		Columns: []DBColumn{{Name: "patient_no", TypeOID: 21, TypeName: "smallint"}, {Name: "age", TypeOID: 23, TypeName: "integer"},
+			{Name: "fee", TypeOID: 1700, TypeName: "numeric(10,2)"}, {Name: "rate", TypeOID: 1700, TypeName: "numeric(8,2)"}, {Name: "price", TypeOID: 1700, TypeName: "numeric(10,2)"}}}}) {
 		got = append(got, f.String())
 	}
 	for _, w := range []string{

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgpseudo/pgpseudo/crypto"
 	"github.com/pgpseudo/pgpseudo/policy"
 )
 
@@ -44,8 +45,11 @@ type Column struct {
 	// Category is pg_type.typcategory of the base type (S: string).
 	Category byte
 	// Enum: enums are never personal by value and are not sampled.
-	Enum  bool
-	attno int16
+	Enum bool
+	// MaxLen is a varchar(n) or char(n) column's n (0: none): a proposed
+	// transform must fit it.
+	MaxLen int
+	attno  int16
 }
 
 // textLike: values are read and validated as text.
@@ -72,7 +76,7 @@ type Schema struct {
 
 const columnsQuery = `
 SELECT c.oid, n.nspname, c.relname, c.relkind::text, c.reltuples::float8, a.attnum, a.attname,
-       pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypid
+       pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypid, a.atttypmod
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -83,7 +87,7 @@ ORDER BY n.nspname, c.relname, a.attnum`
 
 // typesQuery lists every type's base (domains), category and enum-ness:
 // domains are resolved in Go, however deeply they nest.
-const typesQuery = `SELECT t.oid, t.typtype::text, t.typbasetype, t.typcategory::text FROM pg_catalog.pg_type t WHERE t.typtype IN ('b', 'd', 'e')`
+const typesQuery = `SELECT t.oid, t.typtype::text, t.typbasetype, t.typcategory::text, t.typtypmod FROM pg_catalog.pg_type t WHERE t.typtype IN ('b', 'd', 'e')`
 
 const constraintsQuery = `
 SELECT con.contype::text, con.conrelid, con.conkey, con.confrelid, coalesce(con.confkey, '{}')
@@ -98,6 +102,7 @@ func ReadSchema(ctx context.Context, conn *pgx.Conn) (*Schema, error) {
 		kind     string
 		base     uint32
 		category string
+		typmod   int32
 	}
 	types := map[uint32]typ{}
 	rows, err := conn.Query(ctx, typesQuery)
@@ -107,7 +112,7 @@ func ReadSchema(ctx context.Context, conn *pgx.Conn) (*Schema, error) {
 	for rows.Next() {
 		var oid uint32
 		var t typ
-		if err := rows.Scan(&oid, &t.kind, &t.base, &t.category); err != nil {
+		if err := rows.Scan(&oid, &t.kind, &t.base, &t.category, &t.typmod); err != nil {
 			return nil, fmt.Errorf("read types: %w", err)
 		}
 		types[oid] = t
@@ -115,15 +120,20 @@ func ReadSchema(ctx context.Context, conn *pgx.Conn) (*Schema, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read types: %w", err)
 	}
-	resolve := func(oid uint32) (uint32, typ) {
+	// resolve returns a type's base after domains, its entry, and the
+	// innermost type modifier a domain gives (typmod when none does).
+	resolve := func(oid uint32, typmod int32) (uint32, typ, int32) {
 		for range 32 { // domains over domains, but never a cycle
 			t, ok := types[oid]
 			if !ok || t.kind != "d" {
-				return oid, t
+				return oid, t, typmod
+			}
+			if typmod < 0 {
+				typmod = t.typmod
 			}
 			oid = t.base
 		}
-		return oid, types[oid]
+		return oid, types[oid], typmod
 	}
 
 	s := &Schema{}
@@ -140,12 +150,16 @@ func ReadSchema(ctx context.Context, conn *pgx.Conn) (*Schema, error) {
 			tuples  float64
 			col     Column
 			typeOID uint32
+			typmod  int32
 		)
-		if err := rows.Scan(&relid, &tn.Schema, &tn.Table, &kind, &tuples, &col.attno, &col.Name, &col.TypeName, &typeOID); err != nil {
+		if err := rows.Scan(&relid, &tn.Schema, &tn.Table, &kind, &tuples, &col.attno, &col.Name, &col.TypeName, &typeOID, &typmod); err != nil {
 			return nil, fmt.Errorf("read columns: %w", err)
 		}
-		base, t := resolve(typeOID)
+		base, t, typmod := resolve(typeOID, typmod)
 		col.BaseOID = base
+		if (base == crypto.OIDVarchar || base == crypto.OIDBPChar) && typmod > 4 {
+			col.MaxLen = int(typmod - 4)
+		}
 		col.Enum = t.kind == "e"
 		if t.category != "" {
 			col.Category = t.category[0]

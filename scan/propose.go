@@ -395,7 +395,7 @@ func transformFor(k Kind, c Column) string {
 		preferred = crypto.KindToken
 	}
 	for _, kind := range []crypto.Kind{preferred, crypto.KindToken} {
-		if crypto.CheckColumn(crypto.Spec{Kind: kind, Domain: "scan-check"}, c.BaseOID) == nil {
+		if crypto.CheckColumn(crypto.Spec{Kind: kind, Domain: "scan-check", MaxLen: c.MaxLen}, c.BaseOID) == nil {
 			return string(kind)
 		}
 	}

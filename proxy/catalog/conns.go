@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgpseudo/pgpseudo/config"
+	"github.com/pgpseudo/pgpseudo/crypto"
 	"github.com/pgpseudo/pgpseudo/policy"
 )
 
@@ -140,42 +141,123 @@ func Connect(ctx context.Context, cfg *config.Config, database string) (*pgx.Con
 	return pgx.ConnectConfig(ctx, cc)
 }
 
-// schemaQuery gives a domain column its base type (two levels of
-// domains deep), as RowDescription does: transforms are checked against
-// the type the proxy sees in results, not the domain's own OID.
+// schemaQuery lists the columns with their own type and type modifier;
+// ReadSchema resolves domains to their base type, as RowDescription does:
+// transforms are checked against the type the proxy sees in results.
 const schemaQuery = `
-SELECT n.nspname, c.relname, a.attname,
-       CASE WHEN t.typtype = 'd' AND b.typtype = 'd' THEN b.typbasetype WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END,
-       pg_catalog.format_type(a.atttypid, a.atttypmod)
+SELECT n.nspname, c.relname, a.attname, a.atttypid, a.atttypmod, pg_catalog.format_type(a.atttypid, a.atttypmod),
+       COALESCE((SELECT array_agg(i.indexrelid::regclass::text ORDER BY i.indexrelid) FROM pg_catalog.pg_index i
+                 WHERE i.indrelid = c.oid AND i.indisunique AND a.attnum = ANY (i.indkey)), '{}')
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
-LEFT JOIN pg_catalog.pg_type b ON b.oid = t.typbasetype
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid)
 ORDER BY n.nspname, c.relname, a.attnum`
 
+// domainQuery lists every domain's base type and type modifier.
+const domainQuery = `SELECT oid, typbasetype, typtypmod FROM pg_catalog.pg_type WHERE typtype = 'd'`
+
+// foreignKeyQuery lists foreign keys column pair by column pair.
+const foreignKeyQuery = `
+SELECT n.nspname, c.relname, k.conname, a.attname, rn.nspname, rc.relname, ra.attname
+FROM pg_catalog.pg_constraint k
+JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_class rc ON rc.oid = k.confrelid
+JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
+CROSS JOIN LATERAL unnest(k.conkey, k.confkey) AS u(attnum, refnum)
+JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum
+JOIN pg_catalog.pg_attribute ra ON ra.attrelid = k.confrelid AND ra.attnum = u.refnum
+WHERE k.contype = 'f' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+ORDER BY 1, 2, 3`
+
 // ReadSchema lists the database's tables (without partitions and
-// inheritance children) and their columns, for policy.CheckSchema.
+// inheritance children), their columns with the unique indexes each is in
+// and their foreign keys, for policy.CheckSchema.
 func ReadSchema(ctx context.Context, conn *pgx.Conn) ([]policy.DBTable, error) {
-	rows, err := conn.Query(ctx, schemaQuery)
+	type domain struct {
+		base   uint32
+		typmod int32
+	}
+	domains := map[uint32]domain{}
+	rows, err := conn.Query(ctx, domainQuery)
 	if err != nil {
 		return nil, fmt.Errorf("read schema: %w", err)
 	}
-	defer rows.Close()
+	for rows.Next() {
+		var oid uint32
+		var d domain
+		if err := rows.Scan(&oid, &d.base, &d.typmod); err != nil {
+			return nil, err
+		}
+		domains[oid] = d
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read schema: %w", err)
+	}
+	if rows, err = conn.Query(ctx, schemaQuery); err != nil {
+		return nil, fmt.Errorf("read schema: %w", err)
+	}
 	var out []policy.DBTable
 	for rows.Next() {
 		var tn policy.TableName
 		var c policy.DBColumn
-		if err := rows.Scan(&tn.Schema, &tn.Table, &c.Name, &c.TypeOID, &c.TypeName); err != nil {
+		var typmod int32
+		if err := rows.Scan(&tn.Schema, &tn.Table, &c.Name, &c.TypeOID, &typmod, &c.TypeName, &c.UniqueIn); err != nil {
 			return nil, err
+		}
+		// A domain (of a domain…) is its base type; the innermost type
+		// modifier given is the one values are held to.
+		for depth := 0; depth < 64; depth++ {
+			d, ok := domains[c.TypeOID]
+			if !ok {
+				break
+			}
+			if typmod < 0 {
+				typmod = d.typmod
+			}
+			c.TypeOID = d.base
+		}
+		if (c.TypeOID == crypto.OIDVarchar || c.TypeOID == crypto.OIDBPChar) && typmod > 4 {
+			c.MaxLen = int(typmod - 4)
 		}
 		if len(out) == 0 || out[len(out)-1].Name != tn {
 			out = append(out, policy.DBTable{Name: tn})
 		}
 		out[len(out)-1].Columns = append(out[len(out)-1].Columns, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read schema: %w", err)
+	}
+	byName := map[policy.TableName]int{}
+	for i, t := range out {
+		byName[t.Name] = i
+	}
+	if rows, err = conn.Query(ctx, foreignKeyQuery); err != nil {
+		return nil, fmt.Errorf("read schema: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var fk policy.DBForeignKey
+		var tn policy.TableName
+		var col, refCol string
+		if err := rows.Scan(&tn.Schema, &tn.Table, &fk.Name, &col, &fk.RefTable.Schema, &fk.RefTable.Table, &refCol); err != nil {
+			return nil, err
+		}
+		i, ok := byName[tn]
+		if !ok {
+			continue
+		}
+		fks := &out[i].ForeignKeys
+		if n := len(*fks); n > 0 && (*fks)[n-1].Name == fk.Name {
+			(*fks)[n-1].Columns = append((*fks)[n-1].Columns, col)
+			(*fks)[n-1].RefColumns = append((*fks)[n-1].RefColumns, refCol)
+			continue
+		}
+		fk.Columns, fk.RefColumns = []string{col}, []string{refCol}
+		*fks = append(*fks, fk)
 	}
 	return out, rows.Err()
 }
