@@ -140,7 +140,7 @@ func (c *checker) use(n *node, e *pg_query.Node, u use, where string) error {
 			return nil
 		}
 		if ax := e.GetAExpr(); ax != nil && isEquality(ax) {
-			l, r := c.eval(n, ax.GetLexpr()), c.eval(n, ax.GetRexpr())
+			l, r := c.eval(n, equalityOperand(ax.GetLexpr())), c.eval(n, equalityOperand(ax.GetRexpr()))
 			if l.bare && r.bare && (len(l.srcs) > 0 || len(r.srcs) > 0) {
 				return c.equality(l, r, where)
 			}
@@ -196,6 +196,31 @@ func (c *checker) use(n *node, e *pg_query.Node, u use, where string) error {
 		return c.computed(n, e, where)
 	}
 	return c.computed(n, e, where)
+}
+
+// equalityOperand is e without the casts to text the server's plan
+// adds around a column to compare it (a join of two varchar columns
+// prints as (a.email)::text = (b.email)::text). Only casts that keep
+// equality as it is are taken off: to text or varchar without a length,
+// never to a length that cuts values (varchar(3) would compare prefixes),
+// to name (cut at 63 bytes) or to bpchar (which ignores trailing spaces).
+func equalityOperand(e *pg_query.Node) *pg_query.Node {
+	inner := e
+	for {
+		tc := inner.GetTypeCast()
+		if tc == nil {
+			break
+		}
+		if t := tc.GetTypeName(); len(t.GetTypmods()) > 0 || len(t.GetArrayBounds()) > 0 ||
+			typeName(t) != "text" && typeName(t) != "varchar" && typeName(t) != "character varying" {
+			return e
+		}
+		inner = tc.GetArg()
+	}
+	if inner.GetColumnRef() == nil {
+		return e
+	}
+	return inner
 }
 
 // isEquality reports "a = b" and "a IS NOT DISTINCT FROM b".
