@@ -98,6 +98,15 @@ func TestPolicyCheckStatic(t *testing.T) {
 	if !strings.Contains(out.String(), "is valid") || !strings.Contains(out.String(), "bi_analyst") {
 		t.Fatalf("output: %s", out.String())
 	}
+	// Without --db the credentials the file names need not exist here.
+	noCreds := filepath.Join(dir, "no-creds.yaml")
+	os.WriteFile(noCreds, []byte("upstream: {address: db:5432, tls: {mode: disable}}\nauth: {auth_user: a, auth_password_file: /nonexistent/pw}\npolicy: "+pol+"\n"), 0o600)
+	if err := run(context.Background(), []string{"policy", "check", "--config", noCreds}, &out, &errb); err != nil {
+		t.Fatalf("policy check without --db and without the password file: %v", err)
+	}
+	if err := run(context.Background(), []string{"policy", "check", "--config", noCreds, "--db"}, &out, &errb); err == nil || !strings.Contains(err.Error(), "auth_password_file") {
+		t.Fatalf("policy check --db without the password file: %v", err)
+	}
 	bad := filepath.Join(dir, "bad-policy.yaml")
 	os.WriteFile(bad, []byte("version: 1\nroles:\n  r:\n    match: {users: [x]}\n    actions: {special: allow}\n"), 0o600)
 	os.WriteFile(cfg, []byte(base+bad+"\n"), 0o600)

@@ -41,18 +41,20 @@ func policyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.Usage()
 		return &exitError{code: 2, err: errors.New("policy check: --config is required")}
 	}
-	cfg, err := config.Load(*configPath)
+	// Without --db only the policy is read: the file is decoded strictly,
+	// but the database credentials it names need not exist here.
+	cf, err := loadCommandConfig(*configPath, false)
 	if err != nil {
 		return err
 	}
-	if cfg.Policy == "" {
+	if cf.Policy == "" {
 		return fmt.Errorf("%s names no policy file (key: policy)", *configPath)
 	}
-	pol, err := policy.Load(cfg.Policy)
+	pol, err := policy.Load(cf.Policy)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "policy %s is valid (sha256 %s)\n", cfg.Policy, pol.Hash[:16])
+	fmt.Fprintf(stdout, "policy %s is valid (sha256 %s)\n", cf.Policy, pol.Hash[:16])
 	for _, r := range pol.Roles {
 		restricted := "sees everything in clear"
 		if r.Restricted() {
@@ -63,6 +65,10 @@ func policyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "  %d classified tables\n", len(pol.Tables()))
 	if !*db {
 		return nil
+	}
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		return err
 	}
 	name := *database
 	if name == "" {
