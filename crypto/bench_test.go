@@ -36,6 +36,10 @@ func BenchmarkTransform(b *testing.B) {
 		{Spec{Kind: KindRound, Digits: 2}, OIDFloat8, "3.14159", []byte{0x40, 0x09, 0x21, 0xf9, 0xf0, 0x1b, 0x86, 0x6e}},
 		{Spec{Kind: KindMask, KeepLast: 4}, OIDText, "DE89370400440532013000", nil},
 		{Spec{Kind: KindHash, Domain: "d"}, OIDText, "Alice Example", nil},
+		{Spec{Kind: KindFullName, Domain: "d", Unique: true}, OIDText, "Alice Example", nil},
+		{Spec{Kind: KindEmail, Domain: "d", Style: StyleName}, OIDText, "alice.example@example.com", nil},
+		{Spec{Kind: KindPhone, Domain: "d"}, OIDText, "+49 170 1234567", nil},
+		{Spec{Kind: KindPostcode, Domain: "d"}, OIDText, "10115", nil},
 		{Spec{Kind: KindRedact}, OIDText, "Alice Example", nil},
 		{Spec{Kind: KindNull}, OIDText, "Alice Example", nil},
 	}

@@ -29,6 +29,12 @@ var fuzzKinds = []struct {
 	{Spec{Kind: KindRound, Bucket: "2.5"}, OIDNumeric},
 	{Spec{Kind: KindRound, Digits: -1}, OIDInt8},
 	{Spec{Kind: KindRound, Digits: 2}, OIDFloat8},
+	{Spec{Kind: KindEmail, Domain: "d", Style: StyleName}, OIDText},
+	{Spec{Kind: KindFullName, Domain: "d", Unique: true}, OIDText},
+	{Spec{Kind: KindStreet, Domain: "d", Locale: LocaleEN}, OIDBPChar},
+	{Spec{Kind: KindCompany, Domain: "d"}, OIDText},
+	{Spec{Kind: KindPhone, Domain: "d"}, OIDText},
+	{Spec{Kind: KindPostcode, Domain: "d"}, OIDBPChar},
 }
 
 // FuzzTransform feeds arbitrary bytes, in both formats, to every

@@ -33,7 +33,9 @@ func rawKeys(t *testing.T, ks *Keyset, domains []string) [][]byte {
 		keys = append(keys, k.KeyBytes().Data(insecuresecretdataaccess.Token{}))
 	}
 	purposes := map[string]int{purposeTokenPRF: 32, purposeTokenSIV: 64, purposeEmailLoc: 32, purposeEmailDom: 32,
-		purposeDigits: 32, purposeInt: 32, purposeUUID: 32, purposeShift: 32, purposeHash: 32}
+		purposeDigits: 32, purposeInt: 32, purposeUUID: 32, purposeShift: 32, purposeHash: 32,
+		purposeFakeFirst: 32, purposeFakeLast: 32, purposeFakeFull: 32, purposeFakeStreet: 32, purposeFakeCity: 32,
+		purposeFakeCompany: 32, purposeFakeEmail: 32, purposeFakePhone: 32, purposeFakePostcode: 32}
 	for _, v := range ks.Versions() {
 		for p, n := range purposes {
 			for _, d := range domains {

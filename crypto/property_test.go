@@ -15,7 +15,7 @@ import (
 	"unicode/utf8"
 )
 
-var emailShape = regexp.MustCompile(`^tk1_[0-9]+_[a-z2-7]{26}@([a-z2-7]{16}\.invalid|[^@\s]+)$`)
+var emailShape = regexp.MustCompile(`^(tk1_[0-9]+_[a-z2-7]{26}@([a-z2-7]{16}\.invalid|[^@\s]+)|[a-z-]+\.[a-z-]+\.[a-z2-7]{12}@example\.(com|org|net))$`)
 var tokenShape = regexp.MustCompile(`^(tk1_[0-9]+_[a-z2-7]{26}|tr2_[0-9]+_[a-z2-7]+)$`)
 
 func ibanValid(s string) bool {
@@ -283,6 +283,14 @@ var propertyCases = []struct {
 	{Spec{Kind: KindShift, Domain: "d", Days: 365}, []uint32{OIDDate, OIDTimestamp, OIDTimestampTZ}},
 	{Spec{Kind: KindMask, KeepFirst: 2, KeepLast: 2}, []uint32{OIDText}},
 	{Spec{Kind: KindHash, Domain: "d"}, []uint32{OIDText}},
+	{Spec{Kind: KindEmail, Domain: "d", Style: StyleName}, []uint32{OIDText, OIDBPChar}},
+	{Spec{Kind: KindFirstName, Domain: "d"}, []uint32{OIDText, OIDBPChar}},
+	{Spec{Kind: KindLastName, Domain: "d", Unique: true}, []uint32{OIDVarchar, OIDName}},
+	{Spec{Kind: KindFullName, Domain: "d", Locale: LocaleEN}, []uint32{OIDText}},
+	{Spec{Kind: KindStreet, Domain: "d"}, []uint32{OIDText}},
+	{Spec{Kind: KindCity, Domain: "d", Locale: LocaleEN}, []uint32{OIDBPChar}},
+	{Spec{Kind: KindCompany, Domain: "d", Unique: true}, []uint32{OIDText}},
+	{Spec{Kind: KindPhone, Domain: "d"}, []uint32{OIDText}},
 }
 
 // TestPropertiesValidOutputs: every output is a valid value of its type

@@ -26,6 +26,16 @@ const (
 	KindHash   Kind = "hash"   // keyed hash, hex
 	KindNull   Kind = "null"   // SQL NULL
 	KindRedact Kind = "redact" // a constant
+
+	// Realistic fakes (fake.go): keyed picks from built-in dictionaries.
+	KindFirstName Kind = "first_name" // a given name
+	KindLastName  Kind = "last_name"  // a surname
+	KindFullName  Kind = "full_name"  // given name and surname
+	KindStreet    Kind = "street"     // street name and house number
+	KindCity      Kind = "city"       // a city
+	KindCompany   Kind = "company"    // surname, trade and legal form
+	KindPhone     Kind = "phone"      // a drama number in the input's shape (phone.go)
+	KindPostcode  Kind = "postcode"   // keyed characters in the input's shape (postcode.go)
 )
 
 // Injective reports whether equal outputs of a transform come only from
@@ -42,15 +52,23 @@ func (k Kind) Injective() bool {
 }
 
 // Untagged reports whether a keyed kind's outputs carry no key version
-// (type-preserving bijections, shift): they are made with one version for
+// (type-preserving bijections, shift, the realistic fakes; also email
+// with style name, see Spec.untagged): they are made with one version for
 // good, the domain's pinned key_version or else the keyset's first, and a
 // rotation does not change them (docs/keys.md).
 func (k Kind) Untagged() bool {
 	switch k {
-	case KindInt, KindUUID, KindDigits, KindIBAN, KindCard, KindShift:
+	case KindInt, KindUUID, KindDigits, KindIBAN, KindCard, KindShift,
+		KindFirstName, KindLastName, KindFullName, KindStreet, KindCity, KindCompany, KindPhone, KindPostcode:
 		return true
 	}
 	return false
+}
+
+// untagged is Kind.Untagged for the spec: email addresses made with style
+// name carry no version either.
+func (s Spec) untagged() bool {
+	return s.Kind.Untagged() || s.Kind == KindEmail && s.Style == StyleName
 }
 
 // ValidDomainName reports whether n may name a declared token domain: 1 to
@@ -135,6 +153,16 @@ type Spec struct {
 	// modifier, never the policy: every output then fits the column, so a
 	// dump restores (see fit.go).
 	MaxLen int `yaml:"-"`
+	// Locale selects the fakes' dictionaries and phone ranges: "de"
+	// (default) or "en" (first_name, last_name, full_name, street, city,
+	// company, phone, email with style name).
+	Locale string `yaml:"locale"`
+	// Unique appends a 60-bit keyed code to a fake name, street, city or
+	// company, so distinct inputs keep distinct outputs (fake.go).
+	Unique bool `yaml:"unique"`
+	// Style "name" makes email write first.last.code@example.com
+	// addresses from the fake names (fake_email.go).
+	Style string `yaml:"style"`
 }
 
 // Transformer rewrites one column's values. Implementations are safe for
@@ -170,7 +198,8 @@ func support(k Kind) []uint32 {
 	text := []uint32{OIDText, OIDVarchar, OIDBPChar, OIDName}
 	dates := []uint32{OIDDate, OIDTimestamp, OIDTimestampTZ}
 	switch k {
-	case KindToken, KindEmail, KindDigits, KindIBAN, KindCard, KindMask, KindHash:
+	case KindToken, KindEmail, KindDigits, KindIBAN, KindCard, KindMask, KindHash,
+		KindFirstName, KindLastName, KindFullName, KindStreet, KindCity, KindCompany, KindPhone, KindPostcode:
 		return text
 	case KindInt:
 		// Not int2: 65,536 values are below FF1's minimum domain of 10^6.
@@ -218,6 +247,9 @@ func New(spec Spec, ks *Keyset, typeOID uint32, format int16) (Transformer, erro
 			return nil, fmt.Errorf("%w: %s cannot be reversible", ErrUnsupported, spec.Kind)
 		}
 	}
+	if err := checkFakeOptions(spec); err != nil {
+		return nil, err
+	}
 	var version uint32
 	if keyed(spec.Kind) {
 		if ks == nil {
@@ -227,7 +259,7 @@ func New(spec Spec, ks *Keyset, typeOID uint32, format int16) (Transformer, erro
 			return nil, fmt.Errorf("%w: %s needs a token domain", ErrInvalidSpec, spec.Kind)
 		}
 		want := spec.KeyVersion
-		if want == 0 && spec.Kind.Untagged() && len(ks.versions) > 0 {
+		if want == 0 && spec.untagged() && len(ks.versions) > 0 {
 			// Outputs without room for a version tag use one version for
 			// good: the domain's pinned one, else the keyset's first. With
 			// the primary, a rotation would give one person's old token to
@@ -255,7 +287,16 @@ func build(spec Spec, ks *Keyset, c column) (Transformer, error) {
 	case KindToken:
 		return newToken(spec, ks, c)
 	case KindEmail:
+		if spec.Style == StyleName {
+			return newFakeEmail(spec, ks, c)
+		}
 		return newEmail(spec, ks, c)
+	case KindFirstName, KindLastName, KindFullName, KindStreet, KindCity, KindCompany:
+		return newFake(spec, ks, c)
+	case KindPhone:
+		return newPhone(spec, ks, c)
+	case KindPostcode:
+		return newPostcode(spec, ks, c)
 	case KindDigits, KindIBAN, KindCard:
 		return newDigits(spec, ks, c)
 	case KindInt:
@@ -300,7 +341,7 @@ func keyed(k Kind) bool {
 	case KindToken, KindEmail, KindDigits, KindIBAN, KindCard, KindInt, KindUUID, KindShift, KindHash:
 		return true
 	}
-	return false
+	return isFake(k)
 }
 
 func formatName(f int16) string {

@@ -10,7 +10,8 @@ import (
 // Kinds lists every transformer kind, for validation messages.
 func Kinds() []Kind {
 	return []Kind{KindToken, KindEmail, KindDigits, KindIBAN, KindCard, KindInt, KindUUID,
-		KindYear, KindMonth, KindShift, KindRound, KindMask, KindHash, KindNull, KindRedact}
+		KindYear, KindMonth, KindShift, KindRound, KindMask, KindHash, KindNull, KindRedact,
+		KindFirstName, KindLastName, KindFullName, KindStreet, KindCity, KindCompany, KindPhone, KindPostcode}
 }
 
 // ValidateSpec checks a spec's options without knowing the column's type,

@@ -25,6 +25,17 @@ var keyedCases = []struct {
 	// chance for 1 in 2·Days keysets (p ≈ 1/73000 here, 1/200 with 100 days).
 	{Spec{Kind: KindShift, Days: 36500}, OIDDate, "2024-02-29"},
 	{Spec{Kind: KindHash}, OIDText, "alice"},
+	// Fakes with a unique code or a large shape: a non-unique fake of a
+	// few hundred entries would equal another domain's by chance
+	// (TestFakeDeterministicAndMember checks those over many inputs).
+	{Spec{Kind: KindEmail, Style: StyleName}, OIDText, "alice@example.com"},
+	{Spec{Kind: KindFirstName, Unique: true}, OIDVarchar, "Alice"},
+	{Spec{Kind: KindLastName, Unique: true}, OIDVarchar, "Example"},
+	{Spec{Kind: KindFullName, Unique: true}, OIDText, "Alice Example"},
+	{Spec{Kind: KindStreet, Unique: true}, OIDText, "Hauptstraße 1"},
+	{Spec{Kind: KindCity, Unique: true}, OIDText, "Berlin"},
+	{Spec{Kind: KindCompany, Unique: true}, OIDText, "Example GmbH"},
+	{Spec{Kind: KindPostcode}, OIDBPChar, "SW1A 1AA"},
 }
 
 func TestDeterminismAndDomainSeparation(t *testing.T) {
