@@ -43,6 +43,11 @@ type ColumnSpec struct {
 	Bucket     string    `yaml:"bucket"`
 	Constant   string    `yaml:"constant"`
 	Mask       *MaskSpec `yaml:"mask"`
+	// Locale, Unique and Style are the realistic fakes' options
+	// (docs/policy.md); crypto refuses them on kinds they do not apply to.
+	Locale string `yaml:"locale"`
+	Unique bool   `yaml:"unique"`
+	Style  string `yaml:"style"`
 }
 
 // MaskSpec configures the mask action for a column.
@@ -195,11 +200,13 @@ func (p *Policy) loadColumns(f fileSchema, pos *yamlconf.Positions, categories [
 					Kind: kind, Domain: domain, Reversible: ds.Reversible, KeyVersion: ds.KeyVersion,
 					KeepDomain: cs.KeepDomain, KeepPrefix: cs.KeepPrefix, Days: cs.Days, KeepTime: cs.KeepTime,
 					Digits: cs.Digits, Bucket: cs.Bucket, Constant: cs.Constant,
+					Locale: cs.Locale, Unique: cs.Unique, Style: cs.Style,
 				}
 				if err := crypto.ValidateSpec(col.Spec); err != nil {
 					return pos.Errorf(cpath, "%v", err)
 				}
-			} else if cs.Domain != "" || cs.KeepPrefix != 0 || cs.KeepDomain || cs.Days != 0 || cs.KeepTime || cs.Digits != 0 || cs.Bucket != "" || cs.Constant != "" {
+			} else if cs.Domain != "" || cs.KeepPrefix != 0 || cs.KeepDomain || cs.Days != 0 || cs.KeepTime || cs.Digits != 0 || cs.Bucket != "" || cs.Constant != "" ||
+				cs.Locale != "" || cs.Unique || cs.Style != "" {
 				return pos.Errorf(cpath, "transform options given without a transform")
 			}
 			m := MaskSpec{KeepLast: defaultMaskLast}

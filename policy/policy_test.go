@@ -370,10 +370,61 @@ func TestTransformOptionsChecked(t *testing.T) {
 		{"{category: financial, mask: {keep_first: -1}}", "must not be negative"},
 		{"{category: financial, digits: 2}", "transform options given without a transform"},
 		{"{category: financial, keep_time: true}", "transform options given without a transform"},
+		{"{category: financial, unique: true}", "transform options given without a transform"},
+		{"{category: financial, locale: en}", "transform options given without a transform"},
+		{"{category: financial, transform: token, locale: en}", "opts.yaml:4: columns.public.t.c: invalid transformer spec: locale applies only to"},
+		{"{category: financial, transform: first_name, locale: fr}", "locale must be de or en"},
+		{"{category: financial, transform: postcode, unique: true}", "unique applies only to"},
+		{"{category: financial, transform: phone, unique: true}", "unique applies only to"},
+		{"{category: financial, transform: token, style: name}", "style applies only to email"},
+		{"{category: financial, transform: email, style: fancy}", `email style must be "name"`},
+		{"{category: financial, transform: email, style: name, keep_domain: true}", "cannot keep_domain"},
+		{"{category: financial, transform: email, style: name, unique: true}", "email is always unique"},
 	} {
 		_, err := Parse("opts.yaml", []byte("version: 1\ncolumns:\n  public.t:\n    c: "+tc.col+"\nroles:\n  default:\n    actions: {financial: mask}\n"))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.col, err, tc.want)
+		}
+	}
+}
+
+// TestFakeTransformsLoad: the realistic fakes and their options load and
+// reach the column's spec.
+func TestFakeTransformsLoad(t *testing.T) {
+	p, err := Parse("fakes.yaml", []byte(`version: 1
+token_domains:
+  person: {}
+columns:
+  public.customers:
+    first_name: {category: identity, transform: first_name, domain: person}
+    last_name:  {category: identity, transform: last_name, domain: person, locale: en, unique: true}
+    email:      {category: contact, transform: email, style: name, locale: de}
+    phone:      {category: contact, transform: phone}
+    street:     {category: location, transform: street}
+    postcode:   {category: location, transform: postcode}
+    city:       {category: location, transform: city, locale: en}
+    company:    {category: employment, transform: company, unique: true}
+    full_name:  {category: identity, transform: full_name}
+roles:
+  default:
+    actions: {identity: tokenize, contact: tokenize, location: tokenize, employment: tokenize}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := TableName{"public", "customers"}
+	for col, want := range map[string]crypto.Spec{
+		"last_name": {Kind: crypto.KindLastName, Domain: "person", Locale: "en", Unique: true},
+		"email":     {Kind: crypto.KindEmail, Style: "name", Locale: "de"},
+		"postcode":  {Kind: crypto.KindPostcode},
+		"company":   {Kind: crypto.KindCompany, Unique: true},
+	} {
+		got := p.Column(tn, col).Spec
+		if want.Domain == "" {
+			want.Domain = got.Domain // the column's implicit domain
+		}
+		if got != want {
+			t.Errorf("%s: %+v, want %+v", col, got, want)
 		}
 	}
 }
