@@ -5,7 +5,7 @@ import "fmt"
 // Fake postcodes (postcode): the input's shape with keyed characters —
 // each ASCII digit becomes a digit, each letter a letter of the same case,
 // everything else stays — so "10115" gives five digits that satisfy a
-// CHECK '^[0-9]{5}$' and "SW1A 1AA" gives "KP7Z 4QD". The characters come
+// CHECK '^[0-9]{5}$' and "SW1A 1AA" gives e.g. "OS8J 6CO". The characters come
 // from the keyed PRF stream of fake.go over the whole value (block(0),
 // block(1), … read byte by byte, with rejection so each digit and letter
 // is uniform), so similar postcodes give unrelated ones; an output equal
