@@ -60,6 +60,9 @@ const (
 	fakeContainMin = 3
 	// fakeHouseMax bounds house numbers (1 to fakeHouseMax).
 	fakeHouseMax = 199
+	// nameBytes is what a value of type name holds (NAMEDATALEN - 1):
+	// PostgreSQL cuts longer input, which would merge unique fakes.
+	nameBytes = 63
 )
 
 // StyleName is the email option style: name (fake_email.go).
@@ -321,12 +324,21 @@ func (t *fakeT) Transform(dst, src []byte) ([]byte, error) {
 				out = append(out, p.lit...)
 			}
 		}
-		if (t.maxLen <= 0 || utf8.RuneCount(out[start:]) <= t.maxLen) && !leaks(out[start:], in, fakeContainMin) {
+		if fitsColumn(out[start:], t.oid, t.maxLen) && !leaks(out[start:], in, fakeContainMin) {
 			return out, nil
 		}
 		dst = out[:start]
 	}
 	return dst[:start], fmt.Errorf("%w: no fake fits the column and differs from the value", ErrUnchanged)
+}
+
+// fitsColumn reports whether out fits maxLen characters (0: any) and,
+// for type name, its 63 bytes.
+func fitsColumn(out []byte, oid uint32, maxLen int) bool {
+	if oid == OIDName && len(out) > nameBytes {
+		return false
+	}
+	return maxLen <= 0 || len(out) <= maxLen || utf8.RuneCount(out) <= maxLen
 }
 
 // pick reduces the i-th 64-bit number of blk (i < 3) mod n.

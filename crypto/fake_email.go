@@ -73,7 +73,7 @@ func (t *fakeEmailT) Transform(dst, src []byte) ([]byte, error) {
 		out = appendCode(out, blk[24:32], tokenAlphabet32)
 		out = append(out, '@')
 		out = append(out, fakeEmailDomains[pick(blk, 2, len(fakeEmailDomains))]...)
-		if (t.maxLen <= 0 || len(out)-start <= t.maxLen) && !leaks(out[start:], in, fakeContainMin) {
+		if fitsColumn(out[start:], t.oid, t.maxLen) && !leaks(out[start:], in, fakeContainMin) {
 			return out, nil
 		}
 		dst = out[:start]

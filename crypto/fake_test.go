@@ -467,3 +467,20 @@ func TestFakeAllocationFree(t *testing.T) {
 		}
 	}
 }
+
+// TestFakeNameType: a value of type name holds 63 bytes (PostgreSQL cuts
+// longer input, which would merge unique fakes); the dictionaries' longest
+// unique company is 63 bytes today, fitsColumn keeps longer ones out.
+func TestFakeNameType(t *testing.T) {
+	ks := newTestKeyset(t)
+	tr := mustNew(t, Spec{Kind: KindCompany, Domain: "n", Unique: true}, ks, OIDName, FormatText)
+	for i := range 5000 {
+		if out := apply(t, tr, []byte(sampleInput(KindCompany, i))); len(out) > nameBytes {
+			t.Fatalf("%q: %d bytes", out, len(out))
+		}
+	}
+	long := []byte(strings.Repeat("ä", 32))
+	if fitsColumn(long, OIDName, 0) || !fitsColumn(long, OIDText, 32) || fitsColumn(long, OIDVarchar, 31) {
+		t.Fatal("fitsColumn")
+	}
+}
