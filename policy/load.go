@@ -62,6 +62,8 @@ type RoleSpec struct {
 	Actions      map[string]string `yaml:"actions"`
 	Unclassified string            `yaml:"unclassified"`
 	LegalBasis   string            `yaml:"legal_basis"`
+	// Subset is the rows of each table the role's dumps keep (subset.go).
+	Subset map[string]string `yaml:"subset"`
 }
 
 // MatchSpec says which identities a role applies to.
@@ -250,6 +252,9 @@ func (p *Policy) loadRoles(f fileSchema, pos *yamlconf.Positions, categories []s
 			}
 		}
 		r.categories = categories
+		if err := r.loadSubset(rs.Subset, rpath, pos); err != nil {
+			return err
+		}
 		for cat, a := range rs.Actions {
 			apath := rpath + ".actions." + cat
 			if cat != "*" && !slices.Contains(categories, cat) {

@@ -50,6 +50,13 @@ func splitIdent(s string) (string, string, error) {
 	return "", "", fmt.Errorf("unterminated quoted identifier in %q", s)
 }
 
+// QuoteSQLIdent quotes a name for SQL text the proxy writes, always: no
+// keyword (user, order) or case folding can change what it names.
+func QuoteSQLIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// SQL is the table name for SQL text the proxy writes (QuoteSQLIdent).
+func (t TableName) SQL() string { return QuoteSQLIdent(t.Schema) + "." + QuoteSQLIdent(t.Table) }
+
 // quoteIdent quotes a name when PostgreSQL would need it, for messages.
 func quoteIdent(s string) string {
 	plain := s != ""

@@ -89,6 +89,9 @@ type Role struct {
 	Default      Action
 	Unclassified Action
 	LegalBasis   string
+	// Subset is the condition on each table's rows that the role's dumps
+	// keep (SubsetFilter); nil keeps every row.
+	Subset map[TableName]string
 	// categories are every category of the policy, for Restricted.
 	categories []string
 }

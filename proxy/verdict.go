@@ -209,15 +209,28 @@ func (s *session) checkSQL(typ byte, body []byte) *verdict {
 			return v
 		}
 	}
-	v := s.decide(q, typ, types, path, defaultPath, key.inTx)
+	// A role's subset turns pg_dump's COPY of a table into a COPY of the
+	// rows it keeps: that statement is the one decided and sent.
+	run := q
+	if typ == 'Q' {
+		var err error
+		if run, err = s.subsetCopy(s.ctx, q, role); err != nil {
+			s.log.Warn("statement refused: the role's subset could not be applied", zap.Error(err))
+			return s.refusedVerdict(nil, "catalog_unavailable", nil, refusal("the statement cannot be checked now (the foreign keys for the role's subset could not be read); refused"))
+		}
+	}
+	v := s.decide(run, typ, types, path, defaultPath, key.inTx)
 	if v.serverPath != nil {
 		// The server's path is not the one the statement was analysed
 		// with (a rollback undid a change): decide again with it, once.
 		path = v.serverPath
 		key.path = strings.Join(path, "\x00")
-		if v = s.decide(q, typ, types, path, defaultPath, key.inTx); v.serverPath != nil {
+		if v = s.decide(run, typ, types, path, defaultPath, key.inTx); v.serverPath != nil {
 			v = &verdict{refusal: refusal("the session's search_path changed while the statement was checked; run it again"), stmts: v.stmts}
 		}
+	}
+	if run != q && v.send == "" && v.refusal == nil {
+		v.send = run
 	}
 	s.reportVerdictShadow(typ, v)
 	if v.refusal != nil {

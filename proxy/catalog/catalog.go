@@ -103,6 +103,10 @@ func catEntrySize(k catKey, v any) int64 {
 		if x != nil {
 			n += int64(len(x.ViewSQL)) + int64(len(x.Columns))*32
 		}
+	case policy.ForeignKeys:
+		for _, fks := range x {
+			n += int64(len(fks)) * 128
+		}
 	case *plancheck.Views:
 		if x != nil {
 			n += int64(len(x.Syntax.Subqueries)+len(x.Syntax.CTEs)+len(x.Syntax.Renamed)+len(x.Columns)) * 64
@@ -499,5 +503,13 @@ func (c *Catalog) ViewSyntax(ctx context.Context, database string) (*plancheck.V
 		}
 		v.Syntax = plancheck.ParseSyntax(defs...)
 		return v, nil
+	})
+}
+
+// ForeignKeys returns the database's foreign keys by referencing table,
+// for the subsets of developers' dumps (policy.Role.SubsetFilter).
+func (c *Catalog) ForeignKeys(ctx context.Context, database string) (policy.ForeignKeys, error) {
+	return cached(ctx, c, database, 'f', "", func(ctx context.Context, pool *pgxpool.Pool) (policy.ForeignKeys, error) {
+		return readForeignKeys(ctx, pool)
 	})
 }

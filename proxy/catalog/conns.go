@@ -231,33 +231,44 @@ func ReadSchema(ctx context.Context, conn *pgx.Conn) ([]policy.DBTable, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read schema: %w", err)
 	}
-	byName := map[policy.TableName]int{}
-	for i, t := range out {
-		byName[t.Name] = i
+	fks, err := readForeignKeys(ctx, conn)
+	if err != nil {
+		return nil, err
 	}
-	if rows, err = conn.Query(ctx, foreignKeyQuery); err != nil {
-		return nil, fmt.Errorf("read schema: %w", err)
+	for i := range out {
+		out[i].ForeignKeys = fks[out[i].Name]
+	}
+	return out, nil
+}
+
+// querier is a connection or a pool.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// readForeignKeys reads every foreign key by referencing table.
+func readForeignKeys(ctx context.Context, q querier) (policy.ForeignKeys, error) {
+	rows, err := q.Query(ctx, foreignKeyQuery)
+	if err != nil {
+		return nil, fmt.Errorf("read foreign keys: %w", err)
 	}
 	defer rows.Close()
+	out := policy.ForeignKeys{}
 	for rows.Next() {
 		var fk policy.DBForeignKey
 		var tn policy.TableName
 		var col, refCol string
 		if err := rows.Scan(&tn.Schema, &tn.Table, &fk.Name, &col, &fk.RefTable.Schema, &fk.RefTable.Table, &refCol); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("read foreign keys: %w", err)
 		}
-		i, ok := byName[tn]
-		if !ok {
-			continue
-		}
-		fks := &out[i].ForeignKeys
-		if n := len(*fks); n > 0 && (*fks)[n-1].Name == fk.Name {
-			(*fks)[n-1].Columns = append((*fks)[n-1].Columns, col)
-			(*fks)[n-1].RefColumns = append((*fks)[n-1].RefColumns, refCol)
+		fks := out[tn]
+		if n := len(fks); n > 0 && fks[n-1].Name == fk.Name {
+			fks[n-1].Columns = append(fks[n-1].Columns, col)
+			fks[n-1].RefColumns = append(fks[n-1].RefColumns, refCol)
 			continue
 		}
 		fk.Columns, fk.RefColumns = []string{col}, []string{refCol}
-		*fks = append(*fks, fk)
+		out[tn] = append(fks, fk)
 	}
 	return out, rows.Err()
 }
