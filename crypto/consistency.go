@@ -10,13 +10,16 @@ import (
 // outputs (always for the bijections; with a collision chance below 2^-25
 // per million values of a domain for opaque and e-mail tokens and keyed
 // hashes, docs/keys.md): what a unique or primary key column needs for a
-// dump to restore. Generalisations, masks, constants and NULL do not.
+// dump to restore. Generalisations, masks, constants, NULL, postcodes,
+// phones and fakes without unique: true do not.
 func KeepsDistinct(spec Spec) bool {
 	switch spec.Kind {
 	case KindToken, KindEmail, KindDigits, KindIBAN, KindCard, KindInt, KindUUID, KindHash:
 		return true
 	}
-	return false
+	// A fake with unique: true carries a 60-bit keyed code (below 2^-21
+	// for a million values); without it, two people may share a name.
+	return isFake(spec.Kind) && spec.Unique
 }
 
 // consistencySamples are inputs that two columns joined by a foreign key

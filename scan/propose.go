@@ -386,6 +386,9 @@ func transformFor(k Kind, c Column) string {
 		preferred = crypto.KindCard
 	case KindBirth:
 		preferred = crypto.KindYear
+	case KindPostcode:
+		// A postcode stays a postcode of the same shape (and fits char(5)).
+		preferred = crypto.KindPostcode
 	case KindKey:
 		preferred = crypto.KindInt
 		if c.BaseOID == 2950 { // uuid
@@ -394,7 +397,9 @@ func transformFor(k Kind, c Column) string {
 	default:
 		preferred = crypto.KindToken
 	}
-	for _, kind := range []crypto.Kind{preferred, crypto.KindToken} {
+	// A short code no token fits (char(2), char(5)) keeps its shape with
+	// keyed characters (postcode) rather than leave as NULL.
+	for _, kind := range []crypto.Kind{preferred, crypto.KindToken, crypto.KindPostcode} {
 		if crypto.CheckColumn(crypto.Spec{Kind: kind, Domain: "scan-check", MaxLen: c.MaxLen}, c.BaseOID) == nil {
 			return string(kind)
 		}

@@ -107,7 +107,7 @@ func TestPropose(t *testing.T) {
 		{"customers.email", "contact", "email", "email", High},
 		{"newsletter.email", "contact", "email", "email", High},
 		{"customers.date_of_birth", "identity", "year", "", High},
-		{"customers.postcode", "location", "token", "", Medium},
+		{"customers.postcode", "location", "postcode", "", Medium},
 		{"customers.religion", "special", "", "", High},
 		{"shipments.recipient_name", "identity", "token", "", Medium},
 		{"shipments.shipment_id", "key", "int", "shipment", Low},
