@@ -36,6 +36,12 @@ func (s *Server) checkPolicyAgainstDB(ctx context.Context, pol *policy.Policy) {
 		return
 	}
 	findings := pol.CheckSchema(tables)
+	if s.cfg.PolicyDatabase == "" && noTableThere(pol, tables) {
+		// The auth database is only the default: a policy for another
+		// database is not checked against it finding by finding.
+		log.Info("policy not checked: none of its tables is in this database; set policy_database to the database it describes")
+		return
+	}
 	problems := 0
 	for _, f := range findings {
 		if f.Severity == policy.SeverityError {
@@ -44,4 +50,19 @@ func (s *Server) checkPolicyAgainstDB(ctx context.Context, pol *policy.Policy) {
 		log.Warn("policy check", zap.String("finding", f.String()))
 	}
 	log.Info("policy checked against the database", zap.Int("findings", len(findings)), zap.Int("problems", problems))
+}
+
+// noTableThere reports that the database has none of the tables the
+// policy classifies.
+func noTableThere(pol *policy.Policy, tables []policy.DBTable) bool {
+	have := map[policy.TableName]bool{}
+	for _, t := range tables {
+		have[t.Name] = true
+	}
+	for _, t := range pol.Tables() {
+		if have[t] {
+			return false
+		}
+	}
+	return true
 }
