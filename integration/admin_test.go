@@ -179,6 +179,7 @@ func TestAdminMetricsAndReadiness(t *testing.T) {
 		{"pgpseudo_rewritten_values_total", `transform="token"`, 15},
 		{"pgpseudo_rewritten_values_total", `transform="email"`, 15},
 		{"pgpseudo_logins_refused_total", `sqlstate="28P01"`, 1},
+		{"pgpseudo_stage_duration_seconds_count", `stage="parse"`, 1},
 		{"pgpseudo_stage_duration_seconds_count", `stage="analyse"`, 1},
 		{"pgpseudo_stage_duration_seconds_count", `stage="server_check"`, 1},
 		{"pgpseudo_stage_duration_seconds_count", `stage="audit_write"`, 3},

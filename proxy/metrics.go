@@ -35,6 +35,7 @@ type metrics struct {
 
 // Stages timed by pgpseudo_stage_duration_seconds.
 const (
+	stageParse       = "parse"
 	stageAnalyse     = "analyse"
 	stageServerCheck = "server_check"
 	stageAuditWrite  = "audit_write"
@@ -61,7 +62,7 @@ func newMetrics() *metrics {
 		rewritten: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgpseudo_rewritten_values_total",
 			Help: "Result values rewritten, by transformer (values sent as NULL count as nulled)."}, []string{"transform"}),
 		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pgpseudo_stage_duration_seconds",
-			Help:    "Time spent per stage: login, analyse (parse and analysis), server_check, plan (a result's column plan), rewrite (a statement's rows, in total), audit_write.",
+			Help:    "Time spent per stage: login, parse, analyse (the static analysis), server_check, plan (a result's column plan), rewrite (a statement's rows, in total), audit_write.",
 			Buckets: prometheus.ExponentialBuckets(25e-6, 2.5, 12)}, []string{"stage"}),
 		keyRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgpseudo_key_refreshes_total",
 			Help: "Keyset loads from the key provider, by result (ok, failed)."}, []string{"result"}),

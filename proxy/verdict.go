@@ -275,8 +275,13 @@ func (s *session) decide(q string, typ byte, types []uint32, path, defaultPath [
 	defer cancel()
 	sess := &analyze.Session{Policy: pol, Role: role, Keywords: s.keywords, SearchPath: path, DefaultSearchPath: defaultPath, InTransaction: inTx}
 	start := time.Now()
-	res, err := analyze.Analyze(ctx, sess, s.srv.catalog.ForAnalysis(s.id.Database, s.id.User), q)
-	s.srv.metrics.observe(stageAnalyse, start)
+	tree, res, err := analyze.Parse(sess, q)
+	s.srv.metrics.observe(stageParse, start)
+	if tree != nil {
+		start = time.Now()
+		res, err = analyze.AnalyzeParsed(ctx, sess, s.srv.catalog.ForAnalysis(s.id.Database, s.id.User), q, tree)
+		s.srv.metrics.observe(stageAnalyse, start)
+	}
 	if err != nil {
 		s.log.Warn("statement refused: the catalog could not be read to check it", zap.Error(err))
 		return s.refusedVerdict(nil, "catalog_unavailable", nil, refusal("the statement cannot be checked now (catalog lookup failed); refused"))

@@ -525,22 +525,31 @@ const maxViewDepth = 32
 // Sessions whose role is not restricted get statement descriptions and
 // search_path tracking but never a refusal.
 func Analyze(ctx context.Context, s *Session, cat Catalog, sql string) (*Result, error) {
-	if s.Policy == nil || s.Role == nil {
-		return nil, errors.New("analyze: the session has no policy or role")
-	}
-	restricted := s.Role.Restricted()
-	res := &Result{SearchPath: s.SearchPath}
-	roleName := s.Role.Name
-	tree, err := pg_query.Parse(sql)
-	if err != nil {
-		if restricted {
-			res.Refusal = &Refusal{Role: roleName, StatementKind: "unparseable",
-				Reason: "the statement cannot be parsed (" + err.Error() + ")",
-				Rule:   "statements pgpseudo cannot parse are refused for restricted roles"}
-		}
-		return res, nil
+	tree, res, err := Parse(s, sql)
+	if tree == nil || err != nil {
+		return res, err
 	}
 	return AnalyzeParsed(ctx, s, cat, sql, tree)
+}
+
+// Parse is Analyze's parse of sql: the tree, or (nil) the result for a
+// statement that does not parse, refused for a restricted role. Callers
+// that time the two steps apart call it, then AnalyzeParsed.
+func Parse(s *Session, sql string) (*pg_query.ParseResult, *Result, error) {
+	if s.Policy == nil || s.Role == nil {
+		return nil, nil, errors.New("analyze: the session has no policy or role")
+	}
+	tree, err := pg_query.Parse(sql)
+	if err == nil {
+		return tree, nil, nil
+	}
+	res := &Result{SearchPath: s.SearchPath}
+	if s.Role.Restricted() {
+		res.Refusal = &Refusal{Role: s.Role.Name, StatementKind: "unparseable",
+			Reason: "the statement cannot be parsed (" + err.Error() + ")",
+			Rule:   "statements pgpseudo cannot parse are refused for restricted roles"}
+	}
+	return nil, res, nil
 }
 
 // AnalyzeParsed is Analyze on tree, the parse of sql an earlier Analyze
