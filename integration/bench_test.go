@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,19 +160,10 @@ func BenchmarkPolicyStream(b *testing.B) {
 	kunden(b)
 	ctx := context.Background()
 	const n = 1_000_000
-	db := fmt.Sprintf("kunden_bench_%d", time.Now().UnixNano())
-	if err := shared.stack.PG.Exec(ctx, "postgres", fmt.Sprintf("CREATE DATABASE %s", db), "CREATE ROLE bench_allow LOGIN PASSWORD '"+samplePass+"'"); err != nil {
+	if err := shared.stack.PG.Exec(ctx, "postgres", "CREATE ROLE bench_allow LOGIN PASSWORD '"+samplePass+"'"); err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("loading %d sample customers…", n)
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(sample.Write(pw, n, 7)) }()
-	load := pgTool(ctx, "psql", nil, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", shared.stack.PG.SockDir, "-p", fmt.Sprint(shared.stack.PG.Port), "-U", "postgres", "-d", db,
-		"-c", "SET client_min_messages = warning", "-f", "-", "-c", "GRANT SELECT ON ALL TABLES IN SCHEMA public TO "+userBI+", bench_allow")
-	load.Stdin = pr
-	if out, err := load.CombinedOutput(); err != nil {
-		b.Fatalf("load: %v\n%s", err, out)
-	}
+	db := loadBenchKunden(b, n, userBI, "bench_allow")
 	orig, err := os.ReadFile(samplePolicy)
 	if err != nil {
 		b.Fatal(err)
@@ -222,6 +214,60 @@ func BenchmarkPolicyStream(b *testing.B) {
 		b.ReportMetric(rss/(1<<20), "proxy-peak-rss-MiB")
 		b.Logf("1M customers x 12 columns: direct %v, allow role %v (%.2fx), bi_analyst %v (%.2fx); proxy peak RSS %.1f MiB after the allow run, %.1f MiB after the tokenized run",
 			d.Round(time.Millisecond), allow.Round(time.Millisecond), allow.Seconds()/d.Seconds(), tok.Round(time.Millisecond), tok.Seconds()/d.Seconds(), rssAllow/(1<<20), rss/(1<<20))
+	}
+}
+
+// loadBenchKunden loads n sample customers into a new database, readable
+// by the users given, and returns its name.
+func loadBenchKunden(b *testing.B, n int, readers ...string) string {
+	b.Helper()
+	ctx := context.Background()
+	db := fmt.Sprintf("kunden_bench_%d", time.Now().UnixNano())
+	if err := shared.stack.PG.Exec(ctx, "postgres", fmt.Sprintf("CREATE DATABASE %s", db)); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("loading %d sample customers…", n)
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(sample.Write(pw, n, 7)) }()
+	load := pgTool(ctx, "psql", nil, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", shared.stack.PG.SockDir, "-p", fmt.Sprint(shared.stack.PG.Port), "-U", "postgres", "-d", db,
+		"-c", "SET client_min_messages = warning", "-f", "-", "-c", "GRANT SELECT ON ALL TABLES IN SCHEMA public TO "+strings.Join(readers, ", "))
+	load.Stdin = pr
+	if out, err := load.CombinedOutput(); err != nil {
+		b.Fatalf("load: %v\n%s", err, out)
+	}
+	return db
+}
+
+// BenchmarkDeveloperDump times pg_dump of the 1M-customer sample as the
+// developer role through the proxy (every personal column rewritten,
+// special-category ones withheld) and directly, in custom format and in
+// directory format with four jobs (exported snapshots through the proxy).
+func BenchmarkDeveloperDump(b *testing.B) {
+	kunden(b)
+	db := loadBenchKunden(b, 1_000_000, userDev)
+	p := startBinaryProxy(b, fmt.Sprintf("policy: %s\nkeys: {provider: file, allow_insecure_file_keys: true, file: {path: %s}}\n", samplePolicy, sampleKeys))
+	directPort := strconv.Itoa(shared.stack.PG.Port)
+	dump := func(port string, args ...string) time.Duration {
+		out := filepath.Join(b.TempDir(), "dump")
+		start := time.Now()
+		if _, errOut, err := runTool(b, 30*time.Minute, "pg_dump", libpqEnv(port, userDev, samplePass, db), append(args, "-f", out)...); err != nil {
+			b.Fatalf("pg_dump %v: %v\n%s", args, err, errOut)
+		}
+		return time.Since(start)
+	}
+	for i := 0; i < b.N; i++ {
+		for _, f := range []struct {
+			name string
+			args []string
+		}{{"Fc", []string{"-Fc"}}, {"Fd-j4", []string{"-Fd", "-j", "4"}}} {
+			dump(directPort, f.args...) // warm the cache
+			d := dump(directPort, f.args...)
+			viaProxy := dump(p.port, f.args...)
+			b.ReportMetric(d.Seconds(), f.name+"-direct-s")
+			b.ReportMetric(viaProxy.Seconds(), f.name+"-proxy-s")
+			b.ReportMetric(viaProxy.Seconds()/d.Seconds(), f.name+"-ratio")
+			b.Logf("pg_dump %s of 1M customers as developer: direct %v, through pgpseudo %v (%.2fx)", strings.Join(f.args, " "), d.Round(time.Millisecond), viaProxy.Round(time.Millisecond), viaProxy.Seconds()/d.Seconds())
+		}
 	}
 }
 
