@@ -66,13 +66,9 @@ func policyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if !*db {
 		return nil
 	}
-	cfg, err := config.Load(*configPath)
+	cfg, name, err := loadForDatabase(*configPath, *database)
 	if err != nil {
 		return err
-	}
-	name := *database
-	if name == "" {
-		name = cfg.PolicyCheckDatabase()
 	}
 	tables, err := readSchema(ctx, cfg, name)
 	if err != nil {
@@ -103,4 +99,18 @@ func readSchema(ctx context.Context, cfg *config.Config, name string) ([]policy.
 	}
 	defer conn.Close(ctx)
 	return catalog.ReadSchema(cctx, conn)
+}
+
+// loadForDatabase loads the whole configuration for a command that reads
+// a database, and names the database: the --database flag, else
+// policy_database, else auth.auth_database.
+func loadForDatabase(path, database string) (*config.Config, string, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, "", err
+	}
+	if database == "" {
+		database = cfg.PolicyCheckDatabase()
+	}
+	return cfg, database, nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/pgpseudo/pgpseudo/config"
 	"github.com/pgpseudo/pgpseudo/policy"
 )
 
@@ -45,13 +44,9 @@ func policyDiff(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	var tables []policy.DBTable
 	if *db {
-		cfg, err := config.Load(*configPath)
+		cfg, name, err := loadForDatabase(*configPath, *database)
 		if err != nil {
 			return err
-		}
-		name := *database
-		if name == "" {
-			name = cfg.PolicyCheckDatabase()
 		}
 		if tables, err = readSchema(ctx, cfg, name); err != nil {
 			return err

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pgpseudo/pgpseudo/config"
 	"github.com/pgpseudo/pgpseudo/proxy/catalog"
 	"github.com/pgpseudo/pgpseudo/scan"
 )
@@ -69,13 +68,9 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return fmt.Errorf("scan: %w", err)
 		}
 	}
-	cfg, err := config.Load(*configPath)
+	cfg, name, err := loadForDatabase(*configPath, *database)
 	if err != nil {
 		return err
-	}
-	name := *database
-	if name == "" {
-		name = cfg.PolicyCheckDatabase()
 	}
 	// The configuration's auth_user normally reads the catalog only; a
 	// user who may read the tables is given here, for this connection.
