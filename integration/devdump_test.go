@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -343,5 +344,52 @@ func TestDeveloperSubsetDump(t *testing.T) {
 	}
 	if n := query(target, "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND NOT convalidated"); n != "0" {
 		t.Fatalf("%s foreign keys not valid", n)
+	}
+}
+
+// TestPolicyCheckReportsDumpBreakers: policy check --db on the shop
+// database names, before anyone dumps, each column a developer's dump
+// would not restore with: a token too long for char(5), a transform that
+// merges values on a unique column, and a foreign key (newsletter
+// e-mails) whose sides would be rewritten differently.
+func TestPolicyCheckReportsDumpBreakers(t *testing.T) {
+	shop(t)
+	orig, err := os.ReadFile(shopPolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := string(orig)
+	for _, e := range [][2]string{
+		{"    postcode:    {category: location, transform: postcode}", "    postcode:    {category: location, transform: token}"},
+		{"    email:         {category: contact,  transform: email,  domain: email, style: name}", "    email:         {category: contact,  transform: token,  domain: email}"},
+	} {
+		if !strings.Contains(pol, e[0]) {
+			t.Fatalf("test edit does not apply: %q", e[0])
+		}
+		pol = strings.Replace(pol, e[0], e[1], 1)
+	}
+	pol = strings.Replace(pol, "  public.orders:\n", "  public.products:\n    sku: {category: identity, transform: postcode}\n  public.orders:\n", 1)
+	dir := t.TempDir()
+	polFile := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(polFile, []byte(pol), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cf := filepath.Join(dir, "pgpseudo.yaml")
+	if err := os.WriteFile(cf, []byte(binaryConfig(freeAddr(t), "policy: "+polFile+"\npolicy_database: "+dbShop+"\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(shared.binary(t), "policy", "check", "--config", cf, "--db").CombinedOutput()
+	if err == nil {
+		t.Fatalf("policy check --db passed:\n%s", out)
+	}
+	for _, want := range []string{
+		"error: public.addresses.postcode: transform token does not apply to type plz_de", "a token needs at least 19 characters",
+		"error: public.products.sku: role bi_analyst: tokenize (postcode",
+		"makes distinct values equal, and the column is in unique index products_sku_key",
+		"error: public.newsletter_subscriptions.email: role bi_analyst: foreign key newsletter_subscriptions_email_fkey references public.customers.email",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("policy check --db lacks %q:\n%s", want, out)
+		}
 	}
 }
