@@ -92,6 +92,16 @@ func TestLockedStartup(t *testing.T) {
 		{[]wire.Param{{Key: "options", Value: "--standard-conforming-strings=off"}}, true},
 		{[]wire.Param{{Key: "options", Value: "-c client_min_messages=debug5"}}, true},
 		{[]wire.Param{{Key: "options", Value: "-c work_mem=64kB"}}, false},
+		// Read as the server reads options: backslash escapes, joined
+		// switches, a value in the next word, '-' for '_'.
+		{[]wire.Param{{Key: "options", Value: `-c plan\_cache\_mode=force_custom_plan`}}, true},
+		{[]wire.Param{{Key: "options", Value: `-c plan_cache_mod\e=force_generic_plan`}}, true},
+		{[]wire.Param{{Key: "options", Value: `--plan\_cache\_mode=force_custom_plan`}}, true},
+		{[]wire.Param{{Key: "options", Value: `-c client\_min\_messages=debug5`}}, true},
+		{[]wire.Param{{Key: "options", Value: "-Pc client_min_messages=debug5"}}, true},
+		{[]wire.Param{{Key: "options", Value: "-e -c trace-sort=on"}}, true},
+		{[]wire.Param{{Key: "options", Value: `-c application_name=a\ -c\ trace_sort=on`}}, false},
+		{[]wire.Param{{Key: "options", Value: "-W 0 -c work_mem=1MB"}}, false},
 	} {
 		if got := LockedStartup(tt.params) != ""; got != tt.locked {
 			t.Errorf("%v: locked %v, want %v", tt.params, got, tt.locked)
