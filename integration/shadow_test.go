@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -65,6 +66,16 @@ func TestShadowPolicy(t *testing.T) {
 	if err := bi.QueryRow(ctx, "SELECT count(*) FROM customers WHERE city = 'Berlin'", pgx.QueryExecModeSimpleProtocol).Scan(&n); err != nil {
 		t.Fatalf("a statement only the candidate refuses: %v", err)
 	}
+	// Every column a result returns is compared: a star, and a table
+	// COPY, with city (unclassified now) among them.
+	if _, err := bi.Exec(ctx, "SELECT * FROM customers LIMIT 2", pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	var copied bytes.Buffer
+	if _, err := bi.PgConn().CopyTo(ctx, &copied, "COPY customers TO STDOUT"); err != nil {
+		t.Fatal(err)
+	}
+	assertNoLeak(t, "COPY under shadow mode", copied.String(), customers)
 	dev := connect(t, p.dsn(userDev, samplePass, dbKunden))
 	var email string
 	if err := dev.QueryRow(ctx, "SELECT email FROM customers LIMIT 1").Scan(&email); err != nil || !strings.HasPrefix(email, "tk1_") {
@@ -72,8 +83,8 @@ func TestShadowPolicy(t *testing.T) {
 	}
 
 	body := a.metrics(t)
-	if v := metricValue(body, "pgpseudo_shadow_differences_total", `kind="would_withhold"`); v < 3 {
-		t.Fatalf("would_withhold = %v, want ≥ 3 (one per run)", v)
+	if v := metricValue(body, "pgpseudo_shadow_differences_total", `kind="would_withhold"`); v < 7 {
+		t.Fatalf("would_withhold = %v, want ≥ 7 (one per run, two columns of the star and of the COPY)", v)
 	}
 	if v := metricValue(body, "pgpseudo_shadow_differences_total", `kind="would_refuse"`); v < 1 {
 		t.Fatalf("would_refuse = %v, want ≥ 1", v)
@@ -84,8 +95,8 @@ func TestShadowPolicy(t *testing.T) {
 	if v := metricValue(body, "pgpseudo_statements_total", `outcome="refused"`); v > 0 {
 		t.Fatalf("%v statements refused: shadow mode must not refuse", v)
 	}
-	if v := metricValue(body, "pgpseudo_statements_total", `outcome="ok"`); v < 5 {
-		t.Fatalf("%v statements ok, want the test's 5", v)
+	if v := metricValue(body, "pgpseudo_statements_total", `outcome="ok"`); v < 7 {
+		t.Fatalf("%v statements ok, want the test's 7", v)
 	}
 
 	bi.Close(ctx)
@@ -113,12 +124,14 @@ func TestShadowPolicy(t *testing.T) {
 				got["withhold"]++
 			case d.Kind == audit.ShadowRefuse && d.Column == "city":
 				got["refuse"]++
+			case d.Kind == audit.ShadowWithhold && d.Column == "city" && d.Enforced == audit.DecisionAllowed && d.Candidate == audit.DecisionBlocked:
+				got["city "+sh.Kind]++
 			case d.Kind == audit.ShadowRefuseLogin && sh.Session.User == userDev && sh.Kind == "login":
 				got["login"]++
 			}
 		}
 	}
-	if got["withhold"] < 3 || got["refuse"] != 1 || got["login"] != 1 {
+	if got["withhold"] < 5 || got["refuse"] != 1 || got["login"] != 1 || got["city select"] != 1 || got["city copy"] != 1 {
 		t.Fatalf("shadow records: %v\n%s", got, text.String())
 	}
 	assertNoLeak(t, "shadow records", text.String(), customers)

@@ -203,7 +203,7 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 		a := s.resultAudit(r)
 		if first {
 			emit(p.Notice())
-			a.usePlan(p)
+			s.startResult(a, p)
 		}
 		s.rows++
 		a.rows++
@@ -403,7 +403,7 @@ func (s *session) rowDescription(m wire.Msg, rep protocol.Reply, emit func(...[]
 		if err != nil {
 			return err
 		}
-		s.resultAudit(r).usePlan(p)
+		s.startResult(s.resultAudit(r), p)
 		raw, err := rewrite.RowDescription(m.Raw, p)
 		if err != nil {
 			return err
@@ -663,7 +663,7 @@ func (s *session) copyOut(m wire.Msg, r *protocol.Result, emit func(...[]byte)) 
 			if err == nil {
 				cs.rw = &rewrite.Copy{Info: cs.info, Plan: p, Quote: forceQuoted(cs.info, cs.fields)}
 				s.copy = cs
-				s.resultAudit(r).usePlan(p)
+				s.startResult(s.resultAudit(r), p)
 				emit(m.Raw, p.Notice())
 				return nil
 			}
@@ -696,7 +696,7 @@ func (s *session) roleName() string {
 // and the key provider bound their own lookups (planTimeout): most plans
 // need none, and a timer per result would cost more than the plan.
 func (s *session) planFor(fields []pgproto3.FieldDescription, formats []int16, rv resultVerdict) (*rewrite.Plan, error) {
-	key := planKey(fields, formats, rv, s.srv.policyGeneration(), s.srv.catalog.Generation(s.id.Database), s.srv.keyGen.Load(), s.dateStyle())
+	key := planKey(fields, formats, rv, s.srv.policyGeneration(), s.srv.catalog.Generation(s.id.Database), s.srv.keyGen.Load(), s.srv.shadowGeneration(), s.dateStyle())
 	if s.lastPlan.plan != nil && s.lastPlan.key == key {
 		return s.lastPlan.plan, nil
 	}
@@ -721,11 +721,13 @@ type planMemo struct {
 // columns the server's plan proved clean and the base columns it shows
 // view columns to be, the columns the proxy computes itself, the policy,
 // catalog and key generations (a rotation picked up must reach the next
-// result), and the session's DateStyle.
-func planKey(fields []pgproto3.FieldDescription, formats []int16, rv resultVerdict, policyGen, catalogGen, keyGen uint64, dateStyle string) string {
-	b := make([]byte, 0, 40+len(fields)*24+len(dateStyle))
+// result), the shadow candidate's generation (the plan carries its
+// differences), and the session's DateStyle.
+func planKey(fields []pgproto3.FieldDescription, formats []int16, rv resultVerdict, policyGen, catalogGen, keyGen, shadowGen uint64, dateStyle string) string {
+	b := make([]byte, 0, 48+len(fields)*24+len(dateStyle))
 	b = append(append(b, dateStyle...), 0)
 	b = binary.BigEndian.AppendUint64(b, policyGen)
+	b = binary.BigEndian.AppendUint64(b, shadowGen)
 	b = binary.BigEndian.AppendUint64(b, catalogGen)
 	b = binary.BigEndian.AppendUint64(b, keyGen)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(formats)))

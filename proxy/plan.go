@@ -28,11 +28,22 @@ func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescript
 		return p, nil // a role that sees everything: rows pass unchanged
 	}
 	var ks *crypto.Keyset // fetched once, when a column needs it
+	spol, srole, _, shadow := s.shadowNow()
+	shadow = shadow && srole != nil
 	for i, f := range fields {
 		format := rewrite.FormatFor(formats, i, f.Format)
 		d, origin, notNull, err := s.decideField(ctx, pol, role, f, rv, i)
 		if err != nil {
 			return nil, err
+		}
+		if shadow {
+			// The candidate decides the same column from the same origin;
+			// a column it cannot decide is not compared.
+			if sd, _, _, err := s.decideField(ctx, spol, srole, f, rv, i); err == nil {
+				if diff, ok := decisionDifference(origin, string(f.Name), d, sd); ok {
+					p.Shadow = append(p.Shadow, diff)
+				}
+			}
 		}
 		cp := rewrite.Col{Action: d.Action}
 		switch d.Action {

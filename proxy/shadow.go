@@ -57,7 +57,6 @@ func (s *session) shadowOf(ctx context.Context, q string, res *analyze.Result, p
 		// No candidate, or one that refuses the login (recorded then).
 		return nil
 	}
-	pol, role, _ := s.policyNow()
 	sess := &analyze.Session{Policy: spol, Role: srole, Keywords: s.keywords, SearchPath: path, DefaultSearchPath: defaultPath, InTransaction: inTx}
 	sres, err := analyze.AnalyzeParsed(ctx, sess, s.srv.catalog.ForAnalysis(s.id.Database, s.id.User), q, res.Tree)
 	if err != nil {
@@ -73,46 +72,29 @@ func (s *session) shadowOf(ctx context.Context, q string, res *analyze.Result, p
 		return []audit.ShadowDifference{d}
 	case res.Refusal != nil && sres.Refusal == nil:
 		return []audit.ShadowDifference{{Kind: audit.ShadowAllow, Rule: audit.FitCode(res.Refusal.Code())}}
-	case res.Refusal != nil:
-		return nil // refused either way
 	}
-	return columnDifferences(pol, role, spol, srole, res, sres)
+	// Refused either way, or allowed either way: what the candidate would
+	// send instead is compared on each result's columns (buildPlan), so
+	// every column a result returns counts, stars and COPY included,
+	// classified or not.
+	return nil
 }
 
-// columnDifferences compares the decisions on every column either
-// analysis found the statement reading (a column only one policy
-// classifies is read under the other's unclassified rule).
-func columnDifferences(pol *policy.Policy, role *policy.Role, spol *policy.Policy, srole *policy.Role, res, sres *analyze.Result) []audit.ShadowDifference {
-	type col struct {
-		t policy.TableName
-		c string
+// decisionDifference is how the candidate's decision sd on a result
+// column differs from the enforced d, if it does.
+func decisionDifference(t policy.TableName, column string, d, sd policy.Decision) (audit.ShadowDifference, bool) {
+	if d.Action == sd.Action && (d.Action != policy.Tokenize && d.Action != policy.Mask || d.Spec == sd.Spec) {
+		return audit.ShadowDifference{}, false
 	}
-	var cols []col
-	seen := map[col]bool{}
-	for _, r := range []*analyze.Result{res, sres} {
-		for _, st := range r.Statements {
-			for _, rd := range st.Reads {
-				if k := (col{rd.Table, rd.Column}); !seen[k] {
-					seen[k] = true
-					cols = append(cols, k)
-				}
-			}
-		}
+	diff := audit.ShadowDifference{Kind: audit.ShadowRewrite, Column: audit.FitName(column),
+		Enforced: rewrite.DecisionOf(d.Action), Candidate: rewrite.DecisionOf(sd.Action), Rule: audit.FitName(sd.Rule)}
+	if t.Table != "" {
+		diff.Table = audit.FitName(t.Schema + "." + t.Table)
 	}
-	var out []audit.ShadowDifference
-	for _, k := range cols {
-		enf, cand := pol.Decide(role, k.t, k.c), spol.Decide(srole, k.t, k.c)
-		if enf.Action == cand.Action && (enf.Action != policy.Tokenize && enf.Action != policy.Mask || enf.Spec == cand.Spec) {
-			continue
-		}
-		d := audit.ShadowDifference{Kind: audit.ShadowRewrite, Table: audit.FitName(k.t.Schema + "." + k.t.Table), Column: audit.FitName(k.c),
-			Enforced: rewrite.DecisionOf(enf.Action), Candidate: rewrite.DecisionOf(cand.Action), Rule: audit.FitName(cand.Rule)}
-		if withheldAction(cand.Action) && !withheldAction(enf.Action) {
-			d.Kind = audit.ShadowWithhold
-		}
-		out = append(out, d)
+	if withheldAction(sd.Action) && !withheldAction(d.Action) {
+		diff.Kind = audit.ShadowWithhold
 	}
-	return out
+	return diff, true
 }
 
 func withheldAction(a policy.Action) bool { return a == policy.Block || a == policy.Null }
@@ -153,6 +135,21 @@ func (s *session) reportShadow(diffs []audit.ShadowDifference, st sqlinfo.Statem
 	}
 	if err := s.srv.auditWrite(ev); err != nil {
 		s.log.Warn("shadow record not written", zap.Error(err))
+	}
+}
+
+// startResult records that a result's rows follow plan p: its columns
+// for the statement's audit record, and what the shadow candidate would
+// send otherwise (once per result, whether the plan was built for it or
+// reused).
+func (s *session) startResult(a *stmtAudit, p *rewrite.Plan) {
+	a.usePlan(p)
+	if len(p.Shadow) > 0 {
+		st := sqlinfo.Statement{}
+		if a != nil {
+			st.Fingerprint, st.Kind = a.fingerprint, a.kind
+		}
+		s.reportShadow(p.Shadow, st)
 	}
 }
 

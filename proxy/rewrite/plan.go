@@ -49,6 +49,9 @@ type Plan struct {
 	// Relations the tables the result's columns come from.
 	Audit     []audit.ColumnDecision
 	Relations []string
+	// Shadow is what the shadow candidate policy would send otherwise,
+	// column by column (the proxy's shadow mode); reported, never applied.
+	Shadow []audit.ShadowDifference
 }
 
 // TextLike are types that can carry arbitrary text or bytes: a column of
