@@ -4,11 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/pgpseudo/pgpseudo/crypto"
 	"github.com/pgpseudo/pgpseudo/internal/yamlconf"
@@ -109,11 +111,32 @@ func parseImplicitDomain(d string) (TableName, string, bool) {
 // defaultMaskLast hides all but the last 4 characters.
 const defaultMaskLast = 4
 
-// Load reads and validates a policy file.
+// maxPolicyBytes bounds a policy file.
+const maxPolicyBytes = 64 << 20
+
+// Load reads and validates a policy file. It must be a regular file (a
+// symbolic link to one, as Kubernetes mounts a ConfigMap, is fine): a FIFO
+// or a device in its place would block the reload, and the signals that
+// wait for it, for good.
 func Load(path string) (*Policy, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("read policy: %s is not a regular file (%s)", path, st.Mode().Type())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxPolicyBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	if len(data) > maxPolicyBytes {
+		return nil, fmt.Errorf("read policy: %s is larger than %d MiB", path, maxPolicyBytes>>20)
 	}
 	return Parse(path, data)
 }

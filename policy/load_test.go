@@ -1,0 +1,27 @@
+package policy
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestLoadRefusesNonRegularFiles: a FIFO in the policy's place is refused
+// at once instead of blocking the reload (and the signals waiting for it).
+func TestLoadRefusesNonRegularFiles(t *testing.T) {
+	fifo := t.TempDir() + "/policy.yaml"
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatalf("mkfifo: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := Load(fifo); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Fatalf("Load of a FIFO: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Load of a FIFO blocked")
+	}
+}
