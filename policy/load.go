@@ -274,6 +274,14 @@ func (p *Policy) loadRoles(f fileSchema, pos *yamlconf.Positions, categories []s
 				return pos.Errorf(fmt.Sprintf("%s.match.users[%d]", rpath, i), "invalid pattern %q", g)
 			}
 		}
+		for i, m := range r.MemberOf {
+			if m == "pg_database_owner" {
+				// Its one member is whoever owns the database a session
+				// connects to: no grant records it, and it differs per
+				// database, so member_of cannot follow it.
+				return pos.Errorf(fmt.Sprintf("%s.match.member_of[%d]", rpath, i), "pg_database_owner has no granted members (its member is each database's owner); name the owners in match.users")
+			}
+		}
 		r.categories = categories
 		if err := r.loadSubset(rs.Subset, rpath, pos); err != nil {
 			return err

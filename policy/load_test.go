@@ -25,3 +25,10 @@ func TestLoadRefusesNonRegularFiles(t *testing.T) {
 		t.Fatal("Load of a FIFO blocked")
 	}
 }
+
+func TestMemberOfDatabaseOwnerRefused(t *testing.T) {
+	_, err := Parse("p.yaml", []byte("version: 1\nroles:\n  owners:\n    match: {member_of: [pg_database_owner]}\n    actions: {\"*\": allow, special: block}\n    unclassified: allow\n"))
+	if err == nil || !strings.Contains(err.Error(), "p.yaml:4: roles.owners.match.member_of[0]: pg_database_owner has no granted members") {
+		t.Fatalf("member_of pg_database_owner: %v", err)
+	}
+}
