@@ -76,10 +76,11 @@ func (s *session) buildPlan(ctx context.Context, fields []pgproto3.FieldDescript
 			spec := d.Spec
 			spec.MaxLen = declaredLength(f)
 			if cp.Tr, err = s.srv.transformers.Get(spec, ks, f.DataTypeOID, format); err != nil {
-				if errors.Is(err, crypto.ErrUnsupported) || errors.Is(err, crypto.ErrInvalidSpec) {
+				if errors.Is(err, crypto.ErrUnsupported) || errors.Is(err, crypto.ErrInvalidSpec) || errors.Is(err, crypto.ErrUnknownVersion) {
 					// The spec cannot serve this type (int on smallint,
-					// round without digits on an integer): withhold, with
-					// the reason policy check --db also gives.
+					// round without digits on an integer), or pins a key
+					// version the keyset does not hold: withhold, with the
+					// reason, and let the session go on.
 					cp.Tr, cp.Action = nil, policy.Block
 					d.Rule = fmt.Sprintf("transform %s cannot serve this column: %v; %s", d.Spec.Kind, err, d.Rule)
 					break
