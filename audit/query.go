@@ -355,6 +355,9 @@ func detail(r *Record) string {
 			parts[i] = d.Kind
 			if d.Column != "" {
 				parts[i] += ":" + d.Table + "." + d.Column + "=" + string(d.Enforced) + "→" + string(d.Candidate)
+				if d.EnforcedTransform != d.CandidateTransform {
+					parts[i] += "(" + d.EnforcedTransform + "→" + d.CandidateTransform + ")"
+				}
 			}
 		}
 		return fmt.Sprintf("shadow_role=%s %s", r.Shadow.ShadowRole, strings.Join(parts, ";"))

@@ -69,7 +69,8 @@ var documentedFields = map[string]string{
 	"shadow.fingerprint": "string", "shadow.kind": "string", "shadow.differences[].kind": "string",
 	"shadow.differences[].table": "string", "shadow.differences[].column": "string",
 	"shadow.differences[].enforced": "string", "shadow.differences[].candidate": "string",
-	"shadow.differences[].rule": "string",
+	"shadow.differences[].rule": "string", "shadow.differences[].enforced_transform": "string",
+	"shadow.differences[].candidate_transform": "string",
 }
 
 // schema walks t and returns JSON path → kind, failing on any type that

@@ -54,7 +54,13 @@ type ShadowDifference struct {
 	// rewrites.
 	Enforced  Decision `json:"enforced,omitempty"`
 	Candidate Decision `json:"candidate,omitempty"`
-	// Rule is the rule behind the candidate's decision or refusal.
+	// EnforcedTransform and CandidateTransform name the transforms of
+	// tokenized or masked decisions ("email, domain email"), so a change
+	// of transform or domain shows.
+	EnforcedTransform  string `json:"enforced_transform,omitempty"`
+	CandidateTransform string `json:"candidate_transform,omitempty"`
+	// Rule is the rule behind the candidate's decision or refusal; for
+	// would_allow, the enforced refusal the candidate drops.
 	Rule string `json:"rule,omitempty"`
 }
 
@@ -96,7 +102,8 @@ func (d ShadowDifference) validate() error {
 	if !known {
 		return invalidf("differences[].kind %q is not a shadow difference kind", d.Kind)
 	}
-	if err := checkNames("differences[].table", d.Table, "differences[].column", d.Column, "differences[].rule", d.Rule); err != nil {
+	if err := checkNames("differences[].table", d.Table, "differences[].column", d.Column, "differences[].rule", d.Rule,
+		"differences[].enforced_transform", d.EnforcedTransform, "differences[].candidate_transform", d.CandidateTransform); err != nil {
 		return err
 	}
 	for _, dec := range []Decision{d.Enforced, d.Candidate} {
