@@ -118,7 +118,8 @@ func TestShadowPolicy(t *testing.T) {
 			text.WriteString(d.Kind + " " + d.Table + "." + d.Column + " " + d.Rule + "\n")
 			switch {
 			case d.Kind == audit.ShadowWithhold && d.Table == "public.customers" && d.Column == "full_name":
-				if d.Enforced != audit.DecisionTokenized || d.Candidate != audit.DecisionBlocked || sh.Session.Role != "bi_analyst" || sh.ShadowRole != "bi_analyst" {
+				if d.Enforced != audit.DecisionTokenized || d.Candidate != audit.DecisionBlocked || sh.Session.Role != "bi_analyst" || sh.ShadowRole != "bi_analyst" ||
+					d.EnforcedTransform != "token, its own domain" || d.CandidateTransform != "" {
 					t.Fatalf("withhold difference: %+v in %+v", d, sh)
 				}
 				got["withhold"]++

@@ -131,17 +131,27 @@ func describeMatch(r *Role) string {
 // and, for tokenize and mask, the transform and its domain.
 func describeDecision(d Decision) string {
 	s := string(d.Action)
-	if d.Action == Tokenize || d.Action == Mask {
-		s += " (" + string(d.Spec.Kind)
-		if _, _, implicit := parseImplicitDomain(d.Spec.Domain); implicit {
-			s += ", its own domain"
-		} else if d.Spec.Domain != "" {
-			s += ", domain " + d.Spec.Domain
-		}
-		s += ")"
+	if t := d.TransformName(); t != "" {
+		s += " (" + t + ")"
 	}
 	if d.Category == "" {
 		return s + " [unclassified]"
 	}
 	return s + " [" + d.Category + "]"
+}
+
+// TransformName names a tokenized or masked decision's transform and its
+// token domain ("email, domain email"; "token, its own domain" for a
+// column without one), "" for the other actions.
+func (d Decision) TransformName() string {
+	if d.Action != Tokenize && d.Action != Mask {
+		return ""
+	}
+	s := string(d.Spec.Kind)
+	if _, _, implicit := parseImplicitDomain(d.Spec.Domain); implicit {
+		s += ", its own domain"
+	} else if d.Spec.Domain != "" {
+		s += ", domain " + d.Spec.Domain
+	}
+	return s
 }

@@ -88,7 +88,7 @@ func decisionDifference(t policy.TableName, column string, d, sd policy.Decision
 	}
 	diff := audit.ShadowDifference{Kind: audit.ShadowRewrite, Column: audit.FitName(column),
 		Enforced: rewrite.DecisionOf(d.Action), Candidate: rewrite.DecisionOf(sd.Action), Rule: audit.FitName(sd.Rule),
-		EnforcedTransform: transformName(d), CandidateTransform: transformName(sd)}
+		EnforcedTransform: audit.FitName(d.TransformName()), CandidateTransform: audit.FitName(sd.TransformName())}
 	if t.Table != "" {
 		diff.Table = audit.FitName(t.Schema + "." + t.Table)
 	}
@@ -96,19 +96,6 @@ func decisionDifference(t policy.TableName, column string, d, sd policy.Decision
 		diff.Kind = audit.ShadowWithhold
 	}
 	return diff, true
-}
-
-// transformName names a tokenized or masked decision's transform and
-// domain, "" for the other actions.
-func transformName(d policy.Decision) string {
-	if d.Action != policy.Tokenize && d.Action != policy.Mask {
-		return ""
-	}
-	name := string(d.Spec.Kind)
-	if d.Spec.Domain != "" {
-		name += ", domain " + d.Spec.Domain
-	}
-	return audit.FitName(name)
 }
 
 func withheldAction(a policy.Action) bool { return a == policy.Block || a == policy.Null }
