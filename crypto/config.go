@@ -21,8 +21,14 @@ type Config struct {
 	// rotation made elsewhere is picked up without a restart (default one
 	// minute; at least one second).
 	RefreshInterval time.Duration `yaml:"refresh_interval"`
-	File            FileConfig    `yaml:"file"`
-	Vault           VaultConfig   `yaml:"vault"`
+	// ReadyMaxAge makes /readyz fail its keys check once the keyset was
+	// last loaded longer ago than this (the provider unreachable for that
+	// long); cached keys still serve. 0 (the default): cached keys keep
+	// the proxy ready, so a Vault outage does not take every replica out
+	// of its load balancer at once.
+	ReadyMaxAge time.Duration `yaml:"ready_max_age"`
+	File        FileConfig    `yaml:"file"`
+	Vault       VaultConfig   `yaml:"vault"`
 }
 
 // defaultRefresh is the keyset refresh interval when none is configured.

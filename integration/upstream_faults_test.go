@@ -94,6 +94,7 @@ func TestUpstreamRestartsMidSession(t *testing.T) {
 	dsnB := restricted.dsn(userBI, samplePass, dbKunden)
 	loginWorks(t, dsnA, time.Second)
 	loginWorks(t, dsnB, time.Second)
+	adm := startAdmin(t, restricted)
 	base := proxyGoroutines()
 	pg := shared.stack.PG
 
@@ -154,13 +155,32 @@ func TestUpstreamRestartsMidSession(t *testing.T) {
 				t.Fatalf("%s login with the database down: %v after %s, want 08006", name, err, time.Since(start))
 			}
 		}
+		waitReady(t, adm, false, "fail upstream", 15*time.Second)
 		if err := pg.Start(); err != nil {
 			t.Fatal(err)
 		}
 		stopped = false
 		loginWorks(t, dsnA, 30*time.Second)
 		loginWorks(t, dsnB, 30*time.Second)
+		waitReady(t, adm, true, "ok upstream", 15*time.Second)
 	})
 
 	goroutinesBackTo(t, base, 10*time.Second)
+}
+
+// waitReady waits up to d for /readyz to answer ready (200) or not (503)
+// with a body containing want.
+func waitReady(t *testing.T, a *adminEndpoint, ready bool, want string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		code, body := a.get(t, "/readyz", false)
+		if (code == 200) == ready && strings.Contains(body, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz after %s: %d %q, want ready=%v with %q", d, code, body, ready, want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

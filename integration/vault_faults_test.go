@@ -356,3 +356,34 @@ func shutdown(t *testing.T, p *runningProxy) {
 		t.Fatalf("shutdown: %v", err)
 	}
 }
+
+// TestReadinessKeysMaxAge: with keys.ready_max_age, /readyz turns not
+// ready once Vault has been unreachable that long, and ready again when
+// it answers; cached keys serve throughout.
+func TestReadinessKeysMaxAge(t *testing.T) {
+	customers := kunden(t)
+	e := privateVault(t)
+	cfg := faultProxyConfig(t, e, e.withToken(t, e.token(t, "serve-audit", "proxy", "1h")))
+	cfg.Keys.ReadyMaxAge = 3 * time.Second
+	p := startProxy(t, cfg)
+	a := startAdmin(t, p)
+	bi := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	before := firstNames(t, bi)
+	waitReady(t, a, true, "ok keys", 10*time.Second)
+	if err := e.vault.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer e.vault.Resume()
+	waitReady(t, a, false, "fail keys", 30*time.Second)
+	if _, body := a.get(t, "/readyz", true); !strings.Contains(body, "keys.ready_max_age") || strings.Contains(body, "hvs.") {
+		t.Fatalf("/readyz details: %q", body)
+	}
+	if got := firstNames(t, bi); !slices.Equal(got, before) {
+		t.Fatalf("cached keys changed: %v, before %v", got, before)
+	}
+	assertNoLeak(t, "tokens while Vault hangs", strings.Join(before, " "), customers)
+	if err := e.vault.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, a, true, "ok keys", 60*time.Second)
+}

@@ -51,6 +51,7 @@ func (s *Server) refreshKeys(ctx context.Context) {
 	}
 	s.metrics.keyRefreshes.WithLabelValues("ok").Inc()
 	s.metrics.keysLoaded.SetToCurrentTime()
+	s.keysLoadedAt.Store(time.Now().UnixNano())
 	prev := s.keysInUse.Swap(ks.Primary())
 	if ks.Primary() == prev {
 		return

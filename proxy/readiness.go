@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/pgpseudo/pgpseudo/admin"
 )
@@ -37,6 +38,13 @@ func (s *Server) ReadyChecks() []admin.Check {
 			// to load it, bounded by ctx.
 			if _, err := s.keys.Keyset(ctx); err != nil {
 				return fmt.Errorf("keys not loaded; restricted sessions are refused: %w", err)
+			}
+			if max := s.cfg.Keys.ReadyMaxAge; max > 0 {
+				if at := s.keysLoadedAt.Load(); at != 0 {
+					if age := time.Since(time.Unix(0, at)); age > max {
+						return fmt.Errorf("keys last loaded %s ago, longer than keys.ready_max_age %s: the key provider cannot be reached (cached keys still serve)", age.Round(time.Second), max)
+					}
+				}
 			}
 			return nil
 		}})

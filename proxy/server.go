@@ -56,6 +56,9 @@ type Server struct {
 	// log (0 before the first load), so keys status can tell what a
 	// running proxy uses.
 	keysInUse atomic.Uint32
+	// keysLoadedAt is when the keyset was last loaded (Unix nanoseconds,
+	// 0 before the first load), for keys.ready_max_age.
+	keysLoadedAt atomic.Int64
 	// baseCtx is the parent of every session's context; stopBg ends it
 	// with background work when the server closes.
 	baseCtx context.Context
