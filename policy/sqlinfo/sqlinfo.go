@@ -317,17 +317,8 @@ func PartlyReadableCatalog(name string) bool {
 
 // SensitiveCatalogColumn reports a column of a pg_catalog relation a
 // restricted role may not read: every column of a SensitiveCatalog
-// relation but the readable ones of the table statistics views, and the
-// columns that hold credentials.
+// relation but the readable ones of the table statistics views.
 func SensitiveCatalogColumn(table, column string) bool {
-	switch {
-	case table == "pg_authid" && column == "rolpassword", table == "pg_shadow" && column == "passwd",
-		(table == "pg_user_mapping" || table == "pg_user_mappings") && column == "umoptions":
-		// Password verifiers, and the options of user mappings (which
-		// hold remote passwords): a role granted pg_read_all_data can read
-		// them, and a verifier can be attacked offline.
-		return true
-	}
 	if PartlyReadableCatalog(table) {
 		return !readableStatColumns[column]
 	}

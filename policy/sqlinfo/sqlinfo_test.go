@@ -134,25 +134,3 @@ func TestLight(t *testing.T) {
 		t.Fatalf("Light = %+v", st)
 	}
 }
-
-func TestSensitiveCatalogColumn(t *testing.T) {
-	for _, tc := range []struct {
-		table, column string
-		want          bool
-	}{
-		{"pg_authid", "rolpassword", true},
-		{"pg_authid", "rolname", false},
-		{"pg_shadow", "passwd", true},
-		{"pg_shadow", "usename", false},
-		{"pg_user_mappings", "umoptions", true},
-		{"pg_user_mapping", "umoptions", true},
-		{"pg_statistic", "stavalues1", true},
-		{"pg_stat_user_tables", "n_live_tup", false},
-		{"pg_stat_user_tables", "seq_scan", true},
-		{"pg_class", "relname", false},
-	} {
-		if got := SensitiveCatalogColumn(tc.table, tc.column); got != tc.want {
-			t.Errorf("%s.%s: %v, want %v", tc.table, tc.column, got, tc.want)
-		}
-	}
-}
