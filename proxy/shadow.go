@@ -16,9 +16,10 @@ import (
 // decided beside the enforced one on every statement of a restricted
 // session, on the same parse and catalog, and every difference is counted
 // and recorded; nothing of it is enforced. The candidate is compared on
-// the static analysis and the column decisions, not on the server-side
-// check, so shadow mode adds no round trip; a refusal only the server's
-// plan would make is not predicted.
+// the static analysis's verdict (shadowOf, per statement) and on the
+// decision for each column a result returns (buildPlan, per result), not
+// on the server-side check, so shadow mode adds no round trip; a refusal
+// only the server's plan would make is not predicted.
 
 // shadowNow returns the candidate policy and the session's role in it
 // (nil when none matches) with the candidate's generation; ok is false
