@@ -21,12 +21,15 @@ import (
 // like the client's own text: the analysis and the server-side check see
 // the statement that runs.
 func (s *session) subsetCopy(ctx context.Context, q string, role *policy.Role) (string, error) {
-	if len(role.Subset) == 0 || !strings.EqualFold(firstWord(q), "copy") {
+	if w := firstWord(q); len(role.Subset) == 0 || !strings.EqualFold(w, "copy") && !strings.EqualFold(w, "declare") {
 		return q, nil
 	}
 	tree, err := pg_query.Parse(q)
 	if err != nil || len(tree.GetStmts()) != 1 {
 		return q, nil // the analysis refuses or describes it
+	}
+	if dc := tree.GetStmts()[0].GetStmt().GetDeclareCursorStmt(); dc != nil {
+		return s.subsetCursor(ctx, q, tree, dc, role)
 	}
 	c := tree.GetStmts()[0].GetStmt().GetCopyStmt()
 	rel := c.GetRelation()
@@ -52,6 +55,41 @@ func (s *session) subsetCopy(ctx context.Context, q string, role *policy.Role) (
 		cols = strings.Join(names, ", ")
 	}
 	return fmt.Sprintf("COPY (SELECT %s FROM ONLY %s WHERE %s) TO STDOUT", cols, t.SQL(), filter), nil
+}
+
+// subsetCursor is subsetCopy for what pg_dump --inserts and
+// --column-inserts read a table with: `DECLARE c CURSOR FOR SELECT * FROM
+// ONLY schema.table` (or its columns), which gets the subset's condition
+// as its WHERE clause. Any other cursor is left as it is.
+func (s *session) subsetCursor(ctx context.Context, q string, tree *pg_query.ParseResult, dc *pg_query.DeclareCursorStmt, role *policy.Role) (string, error) {
+	sel := dc.GetQuery().GetSelectStmt()
+	if sel == nil || len(sel.GetFromClause()) != 1 || sel.GetWhereClause() != nil || sel.GetGroupClause() != nil || sel.GetHavingClause() != nil ||
+		sel.GetSortClause() != nil || sel.GetLimitCount() != nil || sel.GetWithClause() != nil || sel.GetOp() != pg_query.SetOperation_SETOP_NONE {
+		return q, nil
+	}
+	rel := sel.GetFromClause()[0].GetRangeVar()
+	if rel == nil || rel.GetInh() || rel.GetSchemaname() == "" || rel.GetCatalogname() != "" || rel.GetAlias() != nil {
+		return q, nil
+	}
+	t := policy.TableName{Schema: rel.GetSchemaname(), Table: rel.GetRelname()}
+	fks, err := s.srv.catalog.ForeignKeys(ctx, s.id.Database)
+	if err != nil {
+		return "", fmt.Errorf("the foreign keys for the role's subset could not be read: %w", err)
+	}
+	filter, ok := role.SubsetFilter(t, fks)
+	if !ok {
+		return q, nil
+	}
+	cond, err := pg_query.Parse("SELECT 1 FROM " + t.SQL() + " WHERE " + filter)
+	if err != nil || len(cond.GetStmts()) != 1 {
+		return "", fmt.Errorf("the role's subset condition for %s does not parse: %v", t, err)
+	}
+	sel.WhereClause = cond.GetStmts()[0].GetStmt().GetSelectStmt().GetWhereClause()
+	out, err := pg_query.Deparse(tree)
+	if err != nil {
+		return "", fmt.Errorf("the subset cursor could not be written: %w", err)
+	}
+	return out, nil
 }
 
 // firstWord is q's first word, after blanks.
