@@ -240,3 +240,50 @@ func TestPolicyDiffDB(t *testing.T) {
 		t.Fatalf("policy diff --db reports roles that did not change:\n%s", withDB)
 	}
 }
+
+// TestDrillDownSurvivesRoleChange: a prepared statement with a drill-down
+// parameter keeps working after a reload that renames the session's role
+// (the statement is prepared again under the proxy's own name before the
+// next Bind).
+func TestDrillDownSurvivesRoleChange(t *testing.T) {
+	customers := kunden(t)
+	orig, err := os.ReadFile(samplePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(file, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := policyProxy(t, file)
+	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
+	ctx := context.Background()
+	var tok int64
+	if err := c.QueryRow(ctx, "SELECT customer_id FROM customers WHERE created_at = $1", customers[0].CreatedAt).Scan(&tok); err != nil {
+		t.Fatal(err)
+	}
+	byToken := func() string {
+		var name string
+		if err := c.QueryRow(ctx, "SELECT full_name FROM customers WHERE customer_id = $1", tok).Scan(&name); err != nil {
+			t.Fatalf("drill-down by token: %v", err)
+		}
+		return name
+	}
+	before := byToken()
+	renamed := strings.Replace(string(orig), "\n  bi_analyst:\n", "\n  analysts:\n", 1)
+	if renamed == string(orig) {
+		t.Fatal("test edit did not apply")
+	}
+	if err := os.WriteFile(file, []byte(renamed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.srv.ReloadPolicy(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if got := byToken(); got != before {
+			t.Fatalf("after the role was renamed: %q, before %q", got, before)
+		}
+	}
+	assertNoLeak(t, "drill-down after reload", before, customers)
+}

@@ -85,7 +85,10 @@ func (s *session) recheckBind(body []byte) (refused []byte, again *rebind, err e
 		if len(v.results) == 1 {
 			nm.result = v.results[0]
 		}
-		return nil, &rebind{name: name, meta: nm, parse: replaceSQL('P', m.parse, sent)}, nil
+		// Under the name the Bind uses: the client's, or the proxy's own
+		// for a statement with drill-down parameters (m.parse names the
+		// client's, which the server does not hold then).
+		return nil, &rebind{name: name, meta: nm, parse: renameStmt('P', replaceSQL('P', m.parse, sent), name)}, nil
 	}
 	m.mu.Lock()
 	m.state, m.shadow = state, v.shadow
