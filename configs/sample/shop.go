@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -289,29 +290,44 @@ func WriteShop(w io.Writer, n int, seed uint64) error {
 		prices[i] = fmt.Sprintf("%d.%02d", 3+g.r.IntN(120), g.r.IntN(100))
 		fmt.Fprintf(&products, "%d\tSKU-%05d\t%s\t%s\tEUR\n", i+1, 1000+i*7, name, prices[i])
 	}
-	var orders, items, ships strings.Builder
-	oid, sid := 0, 0
+	// Orders are numbered in the order they were placed, as a shop's
+	// sequence numbers them, and tracking numbers are drawn at random:
+	// numbered per customer, or derived from the shipment id, either would
+	// tell the keys their tokens hide.
+	type orderLine struct{ product, qty int }
+	type order struct {
+		c     ShopCustomer
+		at    time.Time
+		lines []orderLine
+	}
+	var placed []order
 	for _, c := range customers {
 		for k := g.r.IntN(4); k > 0; k-- {
-			oid++
-			at := c.CreatedAt.Add(time.Duration(1+g.r.IntN(700*24)) * time.Hour)
-			lines := 1 + g.r.IntN(3)
-			total := 0
-			for line := 1; line <= lines; line++ {
-				p := g.r.IntN(len(shopProducts))
-				q := 1 + g.r.IntN(3)
-				var euros, cents int
-				fmt.Sscanf(prices[p], "%d.%d", &euros, &cents)
-				total += q * (euros*100 + cents)
-				fmt.Fprintf(&items, "%d\t%d\t%d\t%d\t%s\n", oid, line, p+1, q, prices[p])
+			o := order{c: c, at: c.CreatedAt.Add(time.Duration(1+g.r.IntN(700*24)) * time.Hour)}
+			for range 1 + g.r.IntN(3) {
+				o.lines = append(o.lines, orderLine{product: g.r.IntN(len(shopProducts)), qty: 1 + g.r.IntN(3)})
 			}
-			status := g.pick(shopStatuses)
-			fmt.Fprintf(&orders, "%d\t%d\t%s\t%s\t%d.%02d\tEUR\n", oid, c.ID, at.Format(time.RFC3339), status, total/100, total%100)
-			if status == "shipped" || status == "delivered" || status == "returned" {
-				sid++
-				fmt.Fprintf(&ships, "%d\t%d\t%s %s\t%s\t%s\tJJD%014d\t%s\n", sid, oid, c.FirstName, c.LastName, c.Postcode,
-					g.pick(shopCarriers), 4000000+sid*13, at.Add(30*time.Hour).Format(time.RFC3339))
-			}
+			placed = append(placed, o)
+		}
+	}
+	slices.SortStableFunc(placed, func(a, b order) int { return a.at.Compare(b.at) })
+	var orders, items, ships strings.Builder
+	sid := 0
+	for i, o := range placed {
+		oid := i + 1
+		total := 0
+		for line, l := range o.lines {
+			var euros, cents int
+			fmt.Sscanf(prices[l.product], "%d.%d", &euros, &cents)
+			total += l.qty * (euros*100 + cents)
+			fmt.Fprintf(&items, "%d\t%d\t%d\t%d\t%s\n", oid, line+1, l.product+1, l.qty, prices[l.product])
+		}
+		status := g.pick(shopStatuses)
+		fmt.Fprintf(&orders, "%d\t%d\t%s\t%s\t%d.%02d\tEUR\n", oid, o.c.ID, o.at.Format(time.RFC3339), status, total/100, total%100)
+		if status == "shipped" || status == "delivered" || status == "returned" {
+			sid++
+			fmt.Fprintf(&ships, "%d\t%d\t%s %s\t%s\t%s\tJJD%014d\t%s\n", sid, oid, o.c.FirstName, o.c.LastName, o.c.Postcode,
+				g.pick(shopCarriers), g.r.Int64N(1e14), o.at.Add(30*time.Hour).Format(time.RFC3339))
 		}
 	}
 	for _, t := range []struct {
