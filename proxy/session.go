@@ -345,6 +345,18 @@ func (s *session) login(st *wire.Startup) error {
 	if err := s.finishStartup(); err != nil {
 		return err
 	}
+	if s.srv.policy != nil {
+		if _, role := s.currentPolicy(); role.Restricted() {
+			why, err := s.lockedClientSetting()
+			if err != nil {
+				return refuse(codeConnectionFailure, "pgpseudo could not read the session's settings", err)
+			}
+			if why != "" {
+				return refuse(codeInsufficientPriv, "pgpseudo: "+why+"; role "+role.Name+
+					" may not log in with it (rule: restricted roles may not set locked settings)", nil)
+			}
+		}
+	}
 	if s.trk != nil && s.srv.verdicts != nil {
 		if err := s.loadSearchPath(); err != nil {
 			return refuse(codeConnectionFailure, "pgpseudo could not read the session's search_path", err)
