@@ -211,12 +211,15 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 		if p.Passthrough {
 			emit(m.Raw)
 		} else {
-			start := time.Now()
+			timed, start := timeRewrite(a.rows), time.Time{}
+			if timed {
+				start = time.Now()
+			}
 			if *out, err = rewrite.DataRow(*out, m.Body(), p); err != nil {
 				return err
 			}
-			if a != nil {
-				a.rewriting += time.Since(start)
+			if timed {
+				a.rewrote(start)
 			}
 		}
 		a.bytes += uint64(len(*out) - before)
@@ -228,7 +231,11 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 			emit(m.Raw)
 		case s.copyBlocked != "":
 		case s.copy != nil:
-			before, start := len(*out), time.Now()
+			a := s.resultAudit(rep.Result)
+			timed, start, before := timeRewrite(a.rows+1), time.Time{}, len(*out)
+			if timed {
+				start = time.Now()
+			}
 			if *out, err = s.copy.rw.CopyData(*out, m.Body()); err != nil {
 				// Rows already sent were rewritten; the rest is withheld.
 				// The client learns nothing of why: the shape of a row
@@ -238,10 +245,11 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 				s.copy, s.copyBlocked = nil, "COPY data could not be checked against the policy; role "+s.roleName()+" may not receive it (rule: COPY output is rewritten per column or withheld)"
 				break
 			}
-			a := s.resultAudit(rep.Result)
 			a.rows++
 			a.bytes += uint64(len(*out) - before)
-			a.rewriting += time.Since(start)
+			if timed {
+				a.rewrote(start)
+			}
 			s.rows++
 		default:
 			return fmt.Errorf("%w: COPY data", errNoDescription)

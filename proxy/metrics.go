@@ -98,8 +98,8 @@ func (m *metrics) observe(stage string, start time.Time) {
 // statement counts a finished statement and the values it rewrote.
 func (m *metrics) statement(a *stmtAudit, outcome audit.Outcome) {
 	m.statements.WithLabelValues(string(outcome)).Inc()
-	if a.rewriting > 0 {
-		m.stage.WithLabelValues(stageRewrite).Observe(a.rewriting.Seconds())
+	if d := a.rewriteTime(); d > 0 {
+		m.stage.WithLabelValues(stageRewrite).Observe(d.Seconds())
 	}
 	if a.refusal != nil && a.refusal.Rule != "" {
 		m.refusals.WithLabelValues(a.refusal.Rule).Inc()
