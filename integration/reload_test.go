@@ -247,14 +247,7 @@ func TestPolicyDiffDB(t *testing.T) {
 // next Bind).
 func TestDrillDownSurvivesRoleChange(t *testing.T) {
 	customers := kunden(t)
-	orig, err := os.ReadFile(samplePolicy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "policy.yaml")
-	if err := os.WriteFile(file, orig, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file, orig := editedPolicy(t, samplePolicy)
 	p := policyProxy(t, file)
 	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
 	ctx := context.Background()
@@ -270,8 +263,8 @@ func TestDrillDownSurvivesRoleChange(t *testing.T) {
 		return name
 	}
 	before := byToken()
-	renamed := strings.Replace(string(orig), "\n  bi_analyst:\n", "\n  analysts:\n", 1)
-	if renamed == string(orig) {
+	renamed := strings.Replace(orig, "\n  bi_analyst:\n", "\n  analysts:\n", 1)
+	if renamed == orig {
 		t.Fatal("test edit did not apply")
 	}
 	if err := os.WriteFile(file, []byte(renamed), 0o600); err != nil {

@@ -113,18 +113,7 @@ func TestLiveRotation(t *testing.T) {
 // goes on and the other columns keep their tokens.
 func TestUnknownPinnedKeyVersion(t *testing.T) {
 	customers := kunden(t)
-	orig, err := os.ReadFile(samplePolicy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol := strings.Replace(string(orig), "\n  email: {}\n", "\n  email: {key_version: 99}\n", 1)
-	if pol == string(orig) {
-		t.Fatal("test edit did not apply")
-	}
-	file := filepath.Join(t.TempDir(), "policy.yaml")
-	if err := os.WriteFile(file, []byte(pol), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file, _ := editedPolicy(t, samplePolicy, [2]string{"\n  email: {}\n", "\n  email: {key_version: 99}\n"})
 	p := policyProxy(t, file)
 	c := connect(t, p.dsn(userBI, samplePass, dbKunden))
 	ctx := context.Background()

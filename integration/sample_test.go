@@ -112,6 +112,29 @@ func samplePolicyWith(t *testing.T, columns string) string {
 	return file
 }
 
+// editedPolicy writes the policy file src with each edit (old, new) made
+// once, failing when one does not apply, to a file of the test's own, and
+// returns its path and the original text.
+func editedPolicy(t testing.TB, src string, edits ...[2]string) (string, string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, text := string(b), string(b)
+	for _, e := range edits {
+		if !strings.Contains(text, e[0]) {
+			t.Fatalf("policy edit does not apply: %q", e[0])
+		}
+		text = strings.Replace(text, e[0], e[1], 1)
+	}
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file, orig
+}
+
 // proxyKeys is the file key provider holding the sample keyset.
 func proxyKeys() crypto.Config {
 	return crypto.Config{Provider: crypto.ProviderFile, AllowInsecureFileKeys: true, File: crypto.FileConfig{Path: sampleKeys}}

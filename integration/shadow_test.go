@@ -3,7 +3,6 @@ package integration
 import (
 	"bytes"
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,29 +20,14 @@ import (
 // exactly what the enforced policy decides (tokens, rows, a login).
 func TestShadowPolicy(t *testing.T) {
 	customers := kunden(t)
-	orig, err := os.ReadFile(samplePolicy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	candidate := string(orig)
-	for _, edit := range [][2]string{
+	shadowFile, _ := editedPolicy(t, samplePolicy,
 		// bi_analyst would withhold identity columns (full_name is tokenized now).
-		{"actions: {identity: tokenize, contact: tokenize, location: tokenize, financial: mask, key: tokenize, special: block}",
+		[2]string{"actions: {identity: tokenize, contact: tokenize, location: tokenize, financial: mask, key: tokenize, special: block}",
 			"actions: {identity: block, contact: tokenize, location: tokenize, financial: mask, key: tokenize, special: block}"},
 		// city, unclassified now, would be special-category data.
-		{"    religion:    {category: special}\n", "    religion:    {category: special}\n    city:        {category: special}\n"},
+		[2]string{"    religion:    {category: special}\n", "    religion:    {category: special}\n    city:        {category: special}\n"},
 		// No developer role: dev_max would be refused at login.
-		{"  developer:\n    match: {users: [\"dev_*\"]}", "  developer:\n    match: {users: [\"nobody_*\"]}"},
-	} {
-		if !strings.Contains(candidate, edit[0]) {
-			t.Fatalf("candidate edit does not apply: %q", edit[0])
-		}
-		candidate = strings.Replace(candidate, edit[0], edit[1], 1)
-	}
-	shadowFile := filepath.Join(t.TempDir(), "candidate.yaml")
-	if err := os.WriteFile(shadowFile, []byte(candidate), 0o600); err != nil {
-		t.Fatal(err)
-	}
+		[2]string{"  developer:\n    match: {users: [\"dev_*\"]}", "  developer:\n    match: {users: [\"nobody_*\"]}"})
 	logPath := filepath.Join(t.TempDir(), "audit.jsonl")
 	cfg := policyConfig(t, samplePolicy)
 	cfg.PolicyShadow = shadowFile
