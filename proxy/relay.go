@@ -272,7 +272,15 @@ func (s *session) forwardTracked(m wire.Msg) error {
 	case 'B':
 		if _, name, err := protocol.MessageName('B', body); err == nil {
 			if server, ok := s.drillNames[name]; ok {
-				body, replaced = renameStmt('B', body, server), true
+				if known, _ := s.trk.Statements(server); known {
+					body, replaced = renameStmt('B', body, server), true
+				} else {
+					// The client's DEALLOCATE or DISCARD ALL dropped it:
+					// the Bind goes out under the client's name, which the
+					// server fails as it would without the proxy, and is
+					// not decoded.
+					delete(s.drillNames, name)
+				}
 			} else if sqlinfo.ReservedName(name) && s.restricted() {
 				body, replaced = renameStmt('B', body, substituteStmt), true
 			}
