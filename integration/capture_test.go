@@ -37,6 +37,10 @@ type loggedStatement struct {
 }
 
 // pgLogOffset is the current end of the server log.
+// proxyClientSettingsQuery is the query a restricted login asks the
+// server which settings the startup packet set with.
+const proxyClientSettingsQuery = "SELECT name, setting FROM pg_catalog.pg_settings WHERE source = 'client'"
+
 func pgLogOffset(t testing.TB) int64 {
 	t.Helper()
 	fi, err := os.Stat(shared.stack.PG.LogFile)
@@ -106,8 +110,10 @@ func serverStatements(t testing.TB, from int64, user string) []loggedStatement {
 			continue
 		}
 		seen[e.pid]++
-		if seen[e.pid] == 1 && st.Portal == "" && st.Text == "SHOW search_path" {
-			continue // the proxy's own, to track the session's search_path
+		if seen[e.pid] <= 2 && st.Portal == "" && (st.Text == "SHOW search_path" || st.Text == proxyClientSettingsQuery) {
+			// The proxy's own, at login: the settings the startup packet
+			// set, and the search_path it tracks.
+			continue
 		}
 		if strings.HasPrefix(st.Portal, "pgpseudo_") {
 			continue // the proxy's server-side check of a statement
