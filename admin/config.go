@@ -19,6 +19,11 @@ type Config struct {
 	// TokenFile holds the bearer token that /metrics and the details of
 	// /readyz require (mode 0600 or stricter).
 	TokenFile string `yaml:"token_file"`
+	// Profiling serves Go's CPU, heap and goroutine profiles under
+	// /debug/pprof/ (bearer token required), for measuring the proxy
+	// under its real load. Profiles hold code locations and counts, never
+	// the data the proxy relays.
+	Profiling bool `yaml:"profiling"`
 }
 
 // ConfigError names the offending key of the admin section.

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"sync"
@@ -100,11 +101,15 @@ func New(cfg Config, g prometheus.Gatherer, checks []Check, log *zap.Logger) (*S
 	mux.HandleFunc("GET /readyz", s.ready)
 	metrics := promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(log), ErrorHandling: promhttp.ContinueOnError})
 	mux.Handle("GET /metrics", s.authorised(metrics))
+	if cfg.Profiling {
+		mux.Handle("GET /debug/pprof/", s.authorised(http.HandlerFunc(pprof.Index)))
+		mux.Handle("GET /debug/pprof/profile", s.authorised(http.HandlerFunc(pprof.Profile)))
+	}
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      writeTimeout(cfg),
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          zap.NewStdLog(log),
@@ -117,6 +122,15 @@ func New(cfg Config, g prometheus.Gatherer, checks []Check, log *zap.Logger) (*S
 		s.http.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	return s, nil
+}
+
+// writeTimeout bounds one answer; a CPU profile takes as long as it was
+// asked to run (?seconds=, 30 s by default).
+func writeTimeout(cfg Config) time.Duration {
+	if cfg.Profiling {
+		return 5 * time.Minute
+	}
+	return 30 * time.Second
 }
 
 // Serve serves on ln until Shutdown; it returns http.ErrServerClosed then.

@@ -79,11 +79,18 @@ func TestTokenFileChecked(t *testing.T) {
 // serve starts an admin server on a loopback port and returns its base URL.
 func serve(t *testing.T, checks []Check) string {
 	t.Helper()
+	return serveConfig(t, Config{}, checks)
+}
+
+// serveConfig is serve with the other settings of cfg.
+func serveConfig(t *testing.T, cfg Config, checks []Check) string {
+	t.Helper()
 	g := prometheus.NewRegistry()
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "pgpseudo_test_total", Help: "test"})
 	g.MustRegister(c)
 	c.Add(3)
-	s, err := New(Config{Listen: "127.0.0.1:0", TokenFile: writeToken(t, 0o600)}, g, checks, zap.NewNop())
+	cfg.Listen, cfg.TokenFile = "127.0.0.1:0", writeToken(t, 0o600)
+	s, err := New(cfg, g, checks, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,6 +159,24 @@ func TestEndpoints(t *testing.T) {
 	keysErr = failing
 	if _, body := get(t, base+"/readyz", ""); !strings.Contains(body, "fail keys\n") || strings.Contains(body, "vault.internal") {
 		t.Errorf("a failing check without the token: %s", body)
+	}
+}
+
+// TestProfiling: profiles are served only when asked for, and only with
+// the token.
+func TestProfiling(t *testing.T) {
+	if code, _ := get(t, serve(t, nil)+"/debug/pprof/", "s3cret-token"); code != 404 {
+		t.Errorf("profiling off: status %d, want 404", code)
+	}
+	on := serveConfig(t, Config{Profiling: true}, nil)
+	if code, _ := get(t, on+"/debug/pprof/", ""); code != 401 {
+		t.Errorf("profiling without token: status %d, want 401", code)
+	}
+	if code, body := get(t, on+"/debug/pprof/heap?debug=1", "s3cret-token"); code != 200 || !strings.Contains(body, "heap profile") {
+		t.Errorf("heap profile: status %d: %.200s", code, body)
+	}
+	if code, body := get(t, on+"/debug/pprof/profile?seconds=1", "s3cret-token"); code != 200 || len(body) == 0 {
+		t.Errorf("CPU profile: status %d, %d bytes", code, len(body))
 	}
 }
 

@@ -17,10 +17,12 @@ type pgbenchRun struct {
 	tps, latencyMs float64
 }
 
-func runPgbench(b *testing.B, port, user, password, db, mode string, clients int, secs int) pgbenchRun {
+// runPgbench runs pgbench -S (with extra arguments, such as -C) and reads
+// its throughput and mean latency.
+func runPgbench(b *testing.B, port, user, password, db, mode string, clients int, secs int, extra ...string) pgbenchRun {
 	b.Helper()
-	out, errOut, err := runTool(b, 2*time.Minute, "pgbench", libpqEnv(port, user, password, db),
-		"-S", "-M", mode, "-c", strconv.Itoa(clients), "-j", strconv.Itoa(min(clients, 2)), "-T", strconv.Itoa(secs))
+	args := append([]string{"-S", "-M", mode, "-c", strconv.Itoa(clients), "-j", strconv.Itoa(min(clients, 2)), "-T", strconv.Itoa(secs)}, extra...)
+	out, errOut, err := runTool(b, 2*time.Minute, "pgbench", libpqEnv(port, user, password, db), args...)
 	if err != nil {
 		b.Fatalf("pgbench -M %s on %s: %v\n%s", mode, port, err, errOut)
 	}

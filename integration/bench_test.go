@@ -81,7 +81,7 @@ func waitListening(addr string) bool {
 	return false
 }
 
-var tpsRe = regexp.MustCompile(`tps = ([\d.]+) \(without initial connection time\)`)
+var tpsRe = regexp.MustCompile(`tps = ([\d.]+) \((?:without initial connection time|including reconnection times)\)`)
 
 // BenchmarkProxyOverhead measures, in one run, direct vs through the proxy:
 // pgbench -S TPS with 8 clients and the time to stream a 1M-row, 10-column

@@ -33,8 +33,7 @@ func (s *session) screen(m wire.Msg) *verdict {
 		if !ok {
 			return &verdict{}
 		}
-		stmts, _ := sqlinfo.Light(q)
-		return &verdict{stmts: stmts}
+		return &verdict{stmts: s.lightStatements(q)}
 	}
 	if m.Type == 'P' {
 		if name, _, _ := bytes.Cut(m.Body(), []byte{0}); sqlinfo.ReservedName(string(name)) {

@@ -65,6 +65,10 @@ type verdict struct {
 	// shadow is what the candidate policy would have done otherwise
 	// (policy_shadow), reported each time the verdict is used.
 	shadow []audit.ShadowDifference
+	// template is set on the verdict of a shape's template
+	// (shapeVerdict); a shape's entry without it marks a shape whose
+	// texts are decided one by one.
+	template *shapeTemplate
 }
 
 // resultVerdict is what a statement's result columns without a table
@@ -147,6 +151,14 @@ func verdictSize(k verdictKey, v *verdict) int64 {
 	for _, r := range v.results {
 		n += int64(len(r.outputs)) * 64
 	}
+	for _, st := range v.stmts {
+		n += int64(len(st.Text)+len(st.Fingerprint)) + 64
+	}
+	if v.template != nil {
+		for _, t := range v.template.texts {
+			n += int64(len(t)) + 16
+		}
+	}
 	return n
 }
 
@@ -206,6 +218,12 @@ func (s *session) checkSQL(typ byte, body []byte) *verdict {
 			if v.refusal != nil {
 				s.auditRefusal(v)
 			}
+			return v
+		}
+	}
+	if !uncertain {
+		if v, ok := s.shapeVerdict(key, q, role, path, defaultPath); ok {
+			s.reportVerdictShadow(typ, v)
 			return v
 		}
 	}

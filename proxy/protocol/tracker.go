@@ -177,6 +177,9 @@ type Tracker struct {
 	cur    *Result
 	status byte
 	params map[string]string
+	// sinceReady: the client sent a message after the last ReadyForQuery
+	// (its batch may hold an open implicit transaction).
+	sinceReady bool
 
 	// proj predicts, at send time, which portals will have a description
 	// when their Execute is answered, so the tracker can ask for one.
@@ -231,6 +234,9 @@ func (t *Tracker) Send(typ byte, body []byte, injected bool, meta any, effects E
 		return Sent{Skipped: true}, nil
 	}
 	r := &Request{Type: typ, Injected: injected, Meta: meta, effects: effects}
+	if !injected {
+		t.sinceReady = true
+	}
 	switch typ {
 	case 'P':
 		name, rest, err := cstr(body)
@@ -360,6 +366,17 @@ func (t *Tracker) SetParam(name, value string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.params[name] = value
+}
+
+// BetweenBatches reports whether the session is at rest: idle outside a
+// transaction block, every request answered, and no client message sent
+// since the last ReadyForQuery (so no implicit transaction of an
+// extended-protocol batch is open, which a Sync of the proxy's own would
+// commit).
+func (t *Tracker) BetweenBatches() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.status == 'I' && len(t.queue) == 0 && !t.sinceReady
 }
 
 // Pending returns the number of requests awaiting replies.
@@ -676,6 +693,7 @@ func (t *Tracker) Receive(typ byte, body []byte) (Reply, error) {
 		t.status = body[0]
 		t.cur = nil
 		t.copyIn = false
+		t.sinceReady = false
 		if t.skipping {
 			for h := t.head(); h != nil && h.Type != 'S'; h = t.head() {
 				rep.Skipped = append(rep.Skipped, t.pop())

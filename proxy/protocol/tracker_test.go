@@ -656,3 +656,33 @@ func TestHeld(t *testing.T) {
 		t.Fatalf("confirmed and described: %d portals, %d bytes", portals, bytes)
 	}
 }
+
+// TestBetweenBatches: a session is at rest only after a ReadyForQuery
+// answered everything the client sent, outside a transaction block; a
+// flushed batch without its Sync is still open.
+func TestBetweenBatches(t *testing.T) {
+	f := newFixture(t)
+	if !f.tr.BetweenBatches() {
+		t.Fatal("a new session is not at rest")
+	}
+	f.send(&pgproto3.Parse{Name: "", Query: "DECLARE c CURSOR WITH HOLD FOR SELECT 1"})
+	f.send(&pgproto3.Flush{})
+	f.recv(parseComplete)
+	if f.tr.BetweenBatches() {
+		t.Fatal("at rest with a flushed, unsynced batch")
+	}
+	f.send(sync_)
+	f.recv(rfqIdle)
+	if !f.tr.BetweenBatches() {
+		t.Fatal("not at rest after ReadyForQuery")
+	}
+	f.send(&pgproto3.Query{String: "BEGIN"})
+	if f.tr.BetweenBatches() {
+		t.Fatal("at rest with a Query in flight")
+	}
+	f.recv(&pgproto3.CommandComplete{CommandTag: []byte("BEGIN")})
+	f.recv(&pgproto3.ReadyForQuery{TxStatus: 'T'})
+	if f.tr.BetweenBatches() {
+		t.Fatal("at rest in a transaction block")
+	}
+}

@@ -73,7 +73,9 @@ func Probes(tree *pg_query.ParseResult, sql string, typ byte, types []uint32) ([
 		if changed {
 			return nil, nil, fmt.Sprintf("statement %d reads data after a statement that changes the session", i+1)
 		}
-		if typ == 'P' {
+		if typ == 'P' || len(types) > 0 {
+			// (A simple query's types are those of a template's
+			// parameters: sqlinfo.TemplateOf.)
 			c.Types, c.NParams = types, maxParam(n)
 		} else if p := maxParam(n); p > 0 {
 			c.NParams = p // a simple query with $n fails on the server anyway
