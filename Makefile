@@ -93,27 +93,20 @@ soak: deps build
 	PGPSEUDO_TEST_NO_VAULT=1 PGPSEUDO_SOAK=$(SOAK) SOAK_CSV=$(CURDIR)/soak.csv $(GO) test -tags soak -count=1 -timeout 3h -run '^TestSoak$$' -v ./integration/
 	/usr/bin/python3 tools/soak-plot.py soak.csv docs/soak.png
 
-# The baseline make bench compares with: the last commit before the
-# server-resolved check, built once into the tool cache from git's own
-# history.
-BASELINE ?= b7aaa22
-BASELINE_DIR := $(TOOLCACHE)/baseline-$(BASELINE)
-BASELINE_BIN := $(BASELINE_DIR)/pgpseudo
-
-$(BASELINE_BIN):
-	@echo "building the baseline $(BASELINE) for make bench…"
-	@rm -rf $(BASELINE_DIR)/src && mkdir -p $(BASELINE_DIR)/src
-	git archive $(BASELINE) | tar -x -C $(BASELINE_DIR)/src
-	cd $(BASELINE_DIR)/src && $(GO) build -o $(BASELINE_BIN) ./cmd/pgpseudo
-
 # PgBouncer, the reference make bench measures the proxy against.
 bench-deps:
 	@command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || { echo "installing PgBouncer from Debian's packages…"; \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer && \
 		{ systemctl disable --now pgbouncer 2>/dev/null || service pgbouncer stop 2>/dev/null || true; }; }
 
-bench: deps bench-deps vault build $(BASELINE_BIN)
-	PGPSEUDO_BASELINE_BIN=$(BASELINE_BIN) $(GO) test -count=1 -timeout $(GOTEST_TIMEOUT) -run '^$$' -bench . -benchtime 1x ./integration/ | tee bench.out
+# make bench: the performance table (BenchmarkTargets, BENCH_RUNS runs in
+# one go; the table is also written to bench-table.md), then pg_dump as the
+# developer role and the per-value transformer and audit costs. No Vault:
+# the benchmarks use file keys.
+BENCH_RUNS ?= 3
+bench: deps bench-deps build
+	PGPSEUDO_TEST_NO_VAULT=1 PGPSEUDO_BENCH_TABLE=$(CURDIR)/bench-table.md $(GO) test -count=1 -timeout $(GOTEST_TIMEOUT) -run '^$$' -bench '^BenchmarkTargets$$' -benchtime $(BENCH_RUNS)x ./integration/ | tee bench.out
+	PGPSEUDO_TEST_NO_VAULT=1 $(GO) test -count=1 -timeout $(GOTEST_TIMEOUT) -run '^$$' -bench '^BenchmarkDeveloperDump$$' -benchtime 1x ./integration/ | tee -a bench.out
 	$(GO) test -run '^$$' -bench . -benchmem ./crypto/... ./audit/... | tee -a bench.out
 
 demo: deps build

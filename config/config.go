@@ -54,6 +54,18 @@ type Upstream struct {
 	TLS     UpstreamTLS `yaml:"tls"`
 	// ConnectTimeout bounds dialing and the TLS handshake upstream.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// Reuse keeps sessions of clients that ended at rest for the next
+	// login of the same user with the same startup parameters.
+	Reuse UpstreamReuse `yaml:"reuse"`
+}
+
+// UpstreamReuse configures the reuse of upstream sessions (off with
+// MaxIdle 0).
+type UpstreamReuse struct {
+	// MaxIdle bounds the sessions kept in all.
+	MaxIdle int `yaml:"max_idle"`
+	// IdleTimeout is how long a kept session waits for its next client.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
 // Upstream TLS modes.
@@ -134,7 +146,7 @@ const DefaultAuthQuery = "SELECT rolname, rolpassword FROM pgpseudo.get_auth($1)
 func Defaults() Config {
 	return Config{
 		Listen:   "127.0.0.1:6432",
-		Upstream: Upstream{TLS: UpstreamTLS{Mode: TLSVerifyFull}, ConnectTimeout: 10 * time.Second},
+		Upstream: Upstream{TLS: UpstreamTLS{Mode: TLSVerifyFull}, ConnectTimeout: 10 * time.Second, Reuse: UpstreamReuse{IdleTimeout: 30 * time.Second}},
 		Auth:     Auth{Mode: AuthSCRAM, AuthQuery: DefaultAuthQuery, AuthDatabase: "postgres"},
 		Limits: Limits{
 			MaxConnections:  1000,
@@ -193,6 +205,15 @@ func (c *Config) validate(pos *yamlconf.Positions) error {
 	}
 	if c.Upstream.ConnectTimeout <= 0 {
 		return pos.Errorf("upstream.connect_timeout", "must be positive")
+	}
+	if c.Upstream.Reuse.MaxIdle < 0 {
+		return pos.Errorf("upstream.reuse.max_idle", "must not be negative")
+	}
+	if c.Upstream.Reuse.MaxIdle > 0 && c.Auth.Mode == AuthPassthrough {
+		return pos.Errorf("upstream.reuse.max_idle", "needs auth.mode scram: in passthrough mode only the database checks passwords, so a kept session would skip that check")
+	}
+	if c.Upstream.Reuse.IdleTimeout < 0 {
+		return pos.Errorf("upstream.reuse.idle_timeout", "must not be negative")
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return pos.Errorf("tls", "cert_file and key_file go together")

@@ -42,6 +42,8 @@ func TestParseConfig(t *testing.T) {
 		{"keys bad vault method", base + "keys:\n  provider: vault\n  vault: {address: http://v:8200, auth: {method: ldap}}\n", 10, "keys", "vault.auth.method"},
 		{"keys unknown key", base + "keys:\n  provider: file\n  allow_insecure_file_keys: true\n  fle: {}\n", 13, "keys.fle", "unknown key"},
 		{"yaml syntax", "listen: [\n", 0, "", "did not find"},
+		{"reuse in passthrough", strings.Replace(base, "auth:\n", "  reuse: {max_idle: 5}\nauth:\n  mode: passthrough\n", 1), 0, "upstream.reuse.max_idle", "needs auth.mode scram"},
+		{"negative reuse", strings.Replace(base, "auth:\n", "  reuse: {max_idle: -1}\nauth:\n", 1), 0, "upstream.reuse.max_idle", "must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -104,7 +104,9 @@ func BenchmarkTargets(b *testing.B) {
 	base := fmt.Sprintf("policy: %s\nkeys: {provider: file, allow_insecure_file_keys: true, file: {path: %s}}\n", pol, sampleKeys)
 	ac := auditConfig(b, filepath.Join(b.TempDir(), "audit.jsonl"))
 	prof := newBenchProfiler(b)
-	audited := startBinaryProxy(b, base+fmt.Sprintf("audit: {path: %s, signing_key_file: %s}\n", ac.Path, ac.SigningKeyFile)+prof.adminConfig(b))
+	// The audited proxy keeps upstream sessions for reuse (what -C
+	// measures); PgBouncer keeps its server connections likewise.
+	audited := startBinaryProxyReuse(b, 20, base+fmt.Sprintf("audit: {path: %s, signing_key_file: %s}\n", ac.Path, ac.SigningKeyFile)+prof.adminConfig(b))
 	unaudited := startBinaryProxy(b, base)
 	bouncer := startPgBouncer(b, userAlice, userBI)
 

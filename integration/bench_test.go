@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pgpseudo/pgpseudo/configs/sample"
 	"github.com/pgpseudo/pgpseudo/integration/stack"
 )
@@ -29,22 +27,29 @@ type binaryProxy struct {
 
 func startBinaryProxy(b *testing.B, extra string) *binaryProxy {
 	b.Helper()
+	return startBinaryProxyReuse(b, 0, extra)
+}
+
+// startBinaryProxyReuse is startBinaryProxy keeping up to reuse upstream
+// sessions for later logins.
+func startBinaryProxyReuse(b *testing.B, reuse int, extra string) *binaryProxy {
+	b.Helper()
 	root, err := stack.RepoRoot()
 	if err != nil {
 		b.Fatal(err)
 	}
-	return startProxyBinary(b, filepath.Join(root, "bin", "pgpseudo"), extra)
+	return startProxyBinary(b, filepath.Join(root, "bin", "pgpseudo"), reuse, extra)
 }
 
 // startProxyBinary runs the pgpseudo binary bin (this build, or the
 // baseline build make bench compares with).
-func startProxyBinary(b *testing.B, bin, extra string) *binaryProxy {
+func startProxyBinary(b *testing.B, bin string, reuse int, extra string) *binaryProxy {
 	b.Helper()
 	if _, err := os.Stat(bin); err != nil {
 		b.Fatalf("%s missing: run `make build` (make bench does)", bin)
 	}
 	addr := freeAddr(b)
-	conf := binaryConfig(addr, "log: {level: warn}\n"+extra)
+	conf := binaryConfigReuse(addr, reuse, "log: {level: warn}\n"+extra)
 	cf := filepath.Join(b.TempDir(), "pgpseudo.yaml")
 	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
 		b.Fatal(err)
@@ -82,140 +87,6 @@ func waitListening(addr string) bool {
 }
 
 var tpsRe = regexp.MustCompile(`tps = ([\d.]+) \((?:without initial connection time|including reconnection times)\)`)
-
-// BenchmarkProxyOverhead measures, in one run, direct vs through the proxy:
-// pgbench -S TPS with 8 clients and the time to stream a 1M-row, 10-column
-// SELECT; it reports the ratios and the proxy's peak RSS.
-func BenchmarkProxyOverhead(b *testing.B) {
-	p := startBinaryProxy(b, "")
-	ctx := context.Background()
-	db := fmt.Sprintf("bench_%d", time.Now().UnixNano())
-	if err := shared.stack.PG.Exec(ctx, "postgres", fmt.Sprintf("CREATE DATABASE %s OWNER %s", db, userAlice)); err != nil {
-		b.Fatal(err)
-	}
-	directPort := strconv.Itoa(shared.stack.PG.Port)
-	if _, errOut, err := runTool(b, 10*time.Minute, "pgbench", libpqEnv(directPort, userAlice, passAlice, db), "-i", "-s", "10", "-q"); err != nil {
-		b.Fatalf("pgbench -i: %v\n%s", err, errOut)
-	}
-	c, err := pgx.Connect(ctx, directDSN(userAlice, passAlice, db))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := c.Exec(ctx, `CREATE TABLE stream10 AS SELECT g AS c1, g * 2 AS c2, md5(g::text) AS c3, g::numeric / 7 AS c4,
-		now() AS c5, g % 1000 AS c6, 'row ' || g AS c7, (g % 2 = 0) AS c8, gen_random_uuid() AS c9, g::float8 / 3 AS c10
-		FROM generate_series(1, 1000000) g`); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := c.Exec(ctx, "VACUUM ANALYZE stream10"); err != nil {
-		b.Fatal(err)
-	}
-	c.Close(ctx)
-
-	pgbenchTPS := func(port string) float64 {
-		return runPgbench(b, port, userAlice, passAlice, db, "simple", 8, 15).tps
-	}
-	stream := func(port string) time.Duration {
-		conn, err := pgx.Connect(ctx, dsn(port, userAlice, passAlice, db))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer conn.Close(ctx)
-		start := time.Now()
-		rows, err := conn.Query(ctx, "SELECT * FROM stream10")
-		if err != nil {
-			b.Fatal(err)
-		}
-		n := 0
-		for rows.Next() {
-			n++
-		}
-		if rows.Err() != nil || n != 1000000 {
-			b.Fatalf("streamed %d rows: %v", n, rows.Err())
-		}
-		return time.Since(start)
-	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		dTPS, pTPS := pgbenchTPS(directPort), pgbenchTPS(p.port)
-		stream(directPort) // warm the cache
-		dStream, pStream := stream(directPort), stream(p.port)
-		b.ReportMetric(dTPS, "direct-tps")
-		b.ReportMetric(pTPS, "proxy-tps")
-		b.ReportMetric(pTPS/dTPS, "tps-ratio")
-		b.ReportMetric(dStream.Seconds(), "direct-stream-s")
-		b.ReportMetric(pStream.Seconds(), "proxy-stream-s")
-		b.ReportMetric(pStream.Seconds()/dStream.Seconds(), "stream-time-ratio")
-		b.ReportMetric(p.peakRSS(b)/(1<<20), "proxy-peak-rss-MiB")
-		b.Logf("pgbench -S 8 clients: direct %.0f tps, proxy %.0f tps (%.2f); 1M x 10 stream: direct %v, proxy %v (%.2fx); proxy peak RSS %.1f MiB",
-			dTPS, pTPS, pTPS/dTPS, dStream.Round(time.Millisecond), pStream.Round(time.Millisecond), pStream.Seconds()/dStream.Seconds(), p.peakRSS(b)/(1<<20))
-	}
-}
-
-// BenchmarkPolicyStream streams the 1M-customer sample table (12 columns)
-// through the proxy as bi_analyst (8 columns rewritten: 5 tokenized, one
-// masked, one generalised, one withheld), as a role that may see
-// everything, and direct; it reports the time ratios and the proxy's peak
-// RSS, which must stay flat as the result grows.
-func BenchmarkPolicyStream(b *testing.B) {
-	kunden(b)
-	ctx := context.Background()
-	const n = 1_000_000
-	if err := shared.stack.PG.Exec(ctx, "postgres", "CREATE ROLE bench_allow LOGIN PASSWORD '"+samplePass+"'"); err != nil {
-		b.Fatal(err)
-	}
-	db := loadBenchKunden(b, n, userBI, "bench_allow")
-	orig, err := os.ReadFile(samplePolicy)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pol := filepath.Join(b.TempDir(), "policy.yaml")
-	allowRole := `
-  everything:
-    match: {users: [bench_allow]}
-    actions: {identity: allow, contact: allow, location: allow, online: allow, employment: allow, financial: allow, key: allow, special: allow}
-    unclassified: allow
-    legal_basis: "benchmark"
-`
-	if err := os.WriteFile(pol, append(orig, allowRole...), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	p := startBinaryProxy(b, fmt.Sprintf("policy: %s\nkeys: {provider: file, allow_insecure_file_keys: true, file: {path: %s}}\n", pol, sampleKeys))
-	stream := func(port, user, pass string) time.Duration {
-		conn, err := pgx.Connect(ctx, dsn(port, user, pass, db))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer conn.Close(ctx)
-		start := time.Now()
-		rows, err := conn.Query(ctx, "SELECT * FROM customers")
-		if err != nil {
-			b.Fatal(err)
-		}
-		count := 0
-		for rows.Next() {
-			count++
-		}
-		if rows.Err() != nil || count != n {
-			b.Fatalf("streamed %d rows: %v", count, rows.Err())
-		}
-		return time.Since(start)
-	}
-	directPort := strconv.Itoa(shared.stack.PG.Port)
-	for i := 0; i < b.N; i++ {
-		stream(directPort, userBI, samplePass) // warm the cache
-		d := stream(directPort, userBI, samplePass)
-		allow := stream(p.port, "bench_allow", samplePass)
-		rssAllow := p.peakRSS(b)
-		tok := stream(p.port, userBI, samplePass)
-		rss := p.peakRSS(b)
-		b.ReportMetric(d.Seconds(), "direct-s")
-		b.ReportMetric(allow.Seconds()/d.Seconds(), "allow-ratio")
-		b.ReportMetric(tok.Seconds()/d.Seconds(), "tokenize-ratio")
-		b.ReportMetric(rss/(1<<20), "proxy-peak-rss-MiB")
-		b.Logf("1M customers x 12 columns: direct %v, allow role %v (%.2fx), bi_analyst %v (%.2fx); proxy peak RSS %.1f MiB after the allow run, %.1f MiB after the tokenized run",
-			d.Round(time.Millisecond), allow.Round(time.Millisecond), allow.Seconds()/d.Seconds(), tok.Round(time.Millisecond), tok.Seconds()/d.Seconds(), rssAllow/(1<<20), rss/(1<<20))
-	}
-}
 
 // loadBenchKunden loads n sample customers into a new database, readable
 // by the users given, and returns its name.
@@ -268,48 +139,5 @@ func BenchmarkDeveloperDump(b *testing.B) {
 			b.ReportMetric(viaProxy.Seconds()/d.Seconds(), f.name+"-ratio")
 			b.Logf("pg_dump %s of 1M customers as developer: direct %v, through pgpseudo %v (%.2fx)", strings.Join(f.args, " "), d.Round(time.Millisecond), viaProxy.Round(time.Millisecond), viaProxy.Seconds()/d.Seconds())
 		}
-	}
-}
-
-// BenchmarkAuditOverhead compares pgbench -S throughput through the proxy
-// with a policy (an allow role, so every statement is tracked) with the
-// audit log off and on, in one run.
-func BenchmarkAuditOverhead(b *testing.B) {
-	kunden(b)
-	ctx := context.Background()
-	db := fmt.Sprintf("auditbench_%d", time.Now().UnixNano())
-	if err := shared.stack.PG.Exec(ctx, "postgres", fmt.Sprintf("CREATE DATABASE %s OWNER %s", db, userAlice)); err != nil {
-		b.Fatal(err)
-	}
-	directPort := strconv.Itoa(shared.stack.PG.Port)
-	if _, errOut, err := runTool(b, 10*time.Minute, "pgbench", libpqEnv(directPort, userAlice, passAlice, db), "-i", "-s", "5", "-q"); err != nil {
-		b.Fatalf("pgbench -i: %v\n%s", err, errOut)
-	}
-	orig, err := os.ReadFile(samplePolicy)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pol := filepath.Join(b.TempDir(), "policy.yaml")
-	role := `
-  everything:
-    match: {users: [alice]}
-    actions: {identity: allow, contact: allow, location: allow, online: allow, employment: allow, financial: allow, key: allow, special: allow}
-    unclassified: allow
-    legal_basis: "benchmark"
-`
-	if err := os.WriteFile(pol, append(orig, role...), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	base := fmt.Sprintf("policy: %s\nkeys: {provider: file, allow_insecure_file_keys: true, file: {path: %s}}\n", pol, sampleKeys)
-	off := startBinaryProxy(b, base)
-	ac := auditConfig(b, filepath.Join(b.TempDir(), "audit.jsonl"))
-	on := startBinaryProxy(b, base+fmt.Sprintf("audit: {path: %s, signing_key_file: %s}\n", ac.Path, ac.SigningKeyFile))
-	tps := func(port string) float64 { return runPgbench(b, port, userAlice, passAlice, db, "simple", 8, 10).tps }
-	for i := 0; i < b.N; i++ {
-		tOff, tOn := tps(off.port), tps(on.port)
-		b.ReportMetric(tOff, "audit-off-tps")
-		b.ReportMetric(tOn, "audit-on-tps")
-		b.ReportMetric(tOn/tOff, "audit-tps-ratio")
-		b.Logf("pgbench -S through the proxy with a policy: audit off %.0f tps, on %.0f tps (%.2f)", tOff, tOn, tOn/tOff)
 	}
 }

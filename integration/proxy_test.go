@@ -133,14 +133,24 @@ func connectNoticing(t testing.TB, dsn string) (*pgx.Conn, *[]*pgconn.Notice) {
 // binaryConfig is the YAML configuration of a pgpseudo process listening
 // on addr in front of the shared stack, followed by extra YAML.
 func binaryConfig(addr, extra string) string {
+	return binaryConfigReuse(addr, 0, extra)
+}
+
+// binaryConfigReuse is binaryConfig keeping up to reuse upstream sessions
+// for later logins (upstream.reuse.max_idle).
+func binaryConfigReuse(addr string, reuse int, extra string) string {
 	s := shared.stack
+	reuseLine := ""
+	if reuse > 0 {
+		reuseLine = fmt.Sprintf("  reuse: {max_idle: %d}\n", reuse)
+	}
 	return fmt.Sprintf(`listen: %s
 upstream:
   address: %s
   tls: {mode: verify-full, ca_file: %s, server_name: localhost}
-tls: {cert_file: %s, key_file: %s}
+%stls: {cert_file: %s, key_file: %s}
 auth: {auth_user: %s, auth_password_file: %s}
-`, addr, s.PG.Addr(), s.Certs.CAFile, s.Certs.ProxyCertFile, s.Certs.ProxyKey, s.PG.AuthUser, shared.authPassFile) + extra
+`, addr, s.PG.Addr(), s.Certs.CAFile, reuseLine, s.Certs.ProxyCertFile, s.Certs.ProxyKey, s.PG.AuthUser, shared.authPassFile) + extra
 }
 
 // freeAddr returns a loopback address with a currently free port.

@@ -79,6 +79,17 @@ func TestLiteralShapesShareVerdict(t *testing.T) {
 		}
 	}
 
+	// A literal written against a keyword is not cut into a parameter
+	// that would join it (red team round 42: DISTINCT.5 read as the name
+	// distinct$1 in the template, which has no DISTINCT).
+	for _, v := range []string{".5", ".7"} {
+		_, err := c.Exec(ctx, "SELECT DISTINCT"+v+" AS a, religion, customer_id FROM customers c, (VALUES (1)) v(\"distinct$1\") LIMIT 10", simple)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "42501" {
+			t.Errorf("DISTINCT%s over religion: %v, want 42501", v, err)
+		}
+	}
+
 	// Protected columns still leave rewritten, whatever the literal.
 	var got []string
 	for i := range 5 {

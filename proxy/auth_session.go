@@ -26,6 +26,10 @@ func (a authSession) OpenUpstream(ctx context.Context, params []wire.Param) erro
 	return a.s.openUpstream(ctx, params)
 }
 
+func (a authSession) ReuseUpstream(params []wire.Param) bool {
+	return a.s.reuseUpstream(params)
+}
+
 func (a authSession) UpstreamBinding() []byte {
 	if tc, ok := a.s.up.(*tls.Conn); ok {
 		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {

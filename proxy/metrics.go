@@ -30,6 +30,7 @@ type metrics struct {
 	policyLoads   *prometheus.CounterVec
 	auditFailures prometheus.Counter
 	upstreamFails prometheus.Counter
+	upstreamReuse *prometheus.CounterVec
 	shadowDiffs   *prometheus.CounterVec
 }
 
@@ -74,11 +75,13 @@ func newMetrics() *metrics {
 			Help: "Audit records that could not be written."}),
 		upstreamFails: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgpseudo_upstream_connect_failures_total",
 			Help: "Connections to the database that could not be opened."}),
+		upstreamReuse: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgpseudo_upstream_reuse_total",
+			Help: "Upstream sessions kept for reuse (parked), taken by a login (reused) or not kept (discarded); upstream.reuse."}, []string{"result"}),
 		shadowDiffs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgpseudo_shadow_differences_total",
 			Help: "Differences the candidate policy (policy_shadow) would have made, by kind; never enforced."}, []string{"kind"}),
 	}
 	reg.MustRegister(m.sessionsOpen, m.sessions, m.loginsRefused, m.statements, m.refusals, m.rewritten, m.stage,
-		m.keyRefreshes, m.keysLoaded, m.policyLoads, m.auditFailures, m.upstreamFails, m.shadowDiffs,
+		m.keyRefreshes, m.keysLoaded, m.policyLoads, m.auditFailures, m.upstreamFails, m.upstreamReuse, m.shadowDiffs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"ok", "failed"} {
 		m.keyRefreshes.WithLabelValues(r)

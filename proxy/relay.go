@@ -45,9 +45,14 @@ func (s *session) relay() relayStats {
 	end := func(r string) {
 		once.Do(func() {
 			reason = r
-			// Closing both sockets unblocks the other direction.
+			// Closing both sockets unblocks the other direction; a
+			// session kept for reuse is only stopped reading.
 			s.client.Close()
-			s.up.Close()
+			if r == reasonParking {
+				s.up.SetReadDeadline(time.Now())
+			} else {
+				s.up.Close()
+			}
 		})
 	}
 	lastIn.Store(time.Now().UnixNano())
@@ -94,6 +99,10 @@ func (s *session) recoverRelay(end func(string)) {
 	}
 }
 
+// reasonParking ends a relay whose client terminated at rest: the
+// upstream session is reset and kept (upstream.reuse).
+const reasonParking = "client terminated, session kept"
+
 // clientToUpstream forwards client messages. It returns why it stopped.
 func (s *session) clientToUpstream(busy *flight, lastIn *atomic.Int64, n *int64) string {
 	idle := s.srv.cfg.Limits.IdleTimeout
@@ -121,6 +130,9 @@ func (s *session) clientToUpstream(busy *flight, lastIn *atomic.Int64, n *int64)
 			// The server closes the connection after Terminate: that end
 			// is expected, not a lost database.
 			s.terminated.Store(true)
+			if s.mayPark() {
+				return reasonParking
+			}
 		}
 		if s.trk != nil {
 			if err := s.forwardTracked(m); err != nil {
@@ -462,8 +474,11 @@ func (s *session) upstreamToClient(busy *flight, out *atomic.Int64) string {
 			}
 			return s.readEnd("upstream", err)
 		}
-		if m.Type == 'E' {
+		switch m.Type {
+		case 'E':
 			fatalSeen = fatalError(m.Body())
+		case 'S':
+			s.upParams = setParam(s.upParams, m.Body())
 		}
 		if s.trk != nil {
 			buf = buf[:0]

@@ -41,6 +41,8 @@ type Server struct {
 	upstreamTLS *tls.Config
 	auth        auth.Authenticator
 	cancels     *cancelRegistry
+	// reuse keeps upstream sessions for later logins (nil: off).
+	reuse *upstreamPool
 	// lookup, catalog, policy and keys are nil without a policy (and
 	// lookup also without auth_user).
 	lookup  *catalog.Conns
@@ -132,6 +134,10 @@ func NewServer(cfg *config.Config, log *zap.Logger) (*Server, error) {
 	}
 	bg, stop := context.WithCancel(context.Background())
 	s.baseCtx, s.stopBg = bg, stop
+	if r := cfg.Upstream.Reuse; r.MaxIdle > 0 && cfg.Auth.Mode == config.AuthSCRAM {
+		s.reuse = newUpstreamPool(r.MaxIdle, r.IdleTimeout)
+		go s.expireReuse(bg)
+	}
 	if cfg.Policy != "" {
 		if s.policy, err = newPolicyHolder(cfg.Policy, log); err != nil {
 			stop()
@@ -347,6 +353,22 @@ const closeGrace = 2 * time.Second
 
 // closeAuth releases the lookup connections, the audit log and background
 // work.
+// expireReuse closes kept upstream sessions that idled out, until ctx
+// ends; then it closes them all.
+func (s *Server) expireReuse(ctx context.Context) {
+	t := time.NewTicker(max(s.reuse.idle/2, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.reuse.close()
+			return
+		case <-t.C:
+			s.reuse.expire()
+		}
+	}
+}
+
 func (s *Server) closeAuth() {
 	if s.aud != nil {
 		if err := s.aud.Close(); err != nil {

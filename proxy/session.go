@@ -96,8 +96,16 @@ type session struct {
 	upKey upstreamKey // the server's own key of the session
 	// terminated: the client sent Terminate (the server's close follows).
 	terminated atomic.Bool
-	hasKey     bool
-	started    time.Time
+	// reuseKey is the login's key for upstream reuse (upstream.reuse;
+	// "" when its session may not be kept); reused: the session was
+	// taken from the kept ones. upParams are the ParameterStatus values
+	// the server last reported (owned by the upstream-to-client
+	// goroutine once the relay runs).
+	reuseKey string
+	reused   bool
+	upParams []wire.Param
+	hasKey   bool
+	started  time.Time
 }
 
 // clientError is an error the client is told about in an ErrorResponse
@@ -140,7 +148,12 @@ func (s *session) run() {
 	s.srv.metrics.sessionsOpen.WithLabelValues(role).Inc()
 	defer s.srv.metrics.sessionsOpen.WithLabelValues(role).Dec()
 	s.client.SetDeadline(timeZero)
-	defer s.up.Close()
+	parked := false
+	defer func() {
+		if !parked {
+			s.up.Close()
+		}
+	}()
 	if s.hasKey {
 		defer s.srv.cancels.forget(s.key)
 	}
@@ -150,6 +163,9 @@ func (s *session) run() {
 	_ = s.srv.auditWrite(audit.ConnectionStart{Session: s.auditSession(), ClientAddr: s.clientAddrPort(),
 		ApplicationName: audit.FitName(s.id.ApplicationName), TLSVersion: s.id.TLSVersion, AuthMethod: s.authMethod()})
 	st2 := s.relay()
+	if st2.reason == reasonParking {
+		parked = s.park()
+	}
 	if st2.busy && s.hasKey && strings.HasPrefix(st2.reason, "client") {
 		// The client left while its statement ran: a statement that
 		// writes nothing (a long sort, pg_sleep) would not notice the
@@ -415,6 +431,9 @@ func (s *session) openUpstream(ctx context.Context, params []wire.Param) error {
 	}
 	s.ur = wire.NewReader(up, wire.BackendLimits)
 	s.uw = wire.NewWriter(up)
+	if s.srv.reuse != nil { // (only with SCRAM: the proxy checks each client itself)
+		s.reuseKey = reuseKey(params)
+	}
 	if _, err := s.uw.Write(wire.AppendStartupMessage(nil, params)); err != nil {
 		return err
 	}
@@ -460,10 +479,13 @@ func (s *session) finishStartup() error {
 			s.up.SetDeadline(timeZero)
 			return s.cw.Flush()
 		default: // ParameterStatus, NoticeResponse, NegotiateProtocolVersion
-			if m.Type == 'S' && s.trk != nil {
-				var ps pgproto3.ParameterStatus
-				if err := ps.Decode(m.Body()); err == nil {
-					s.trk.SetParam(ps.Name, ps.Value)
+			if m.Type == 'S' {
+				s.upParams = setParam(s.upParams, m.Body())
+				if s.trk != nil {
+					var ps pgproto3.ParameterStatus
+					if err := ps.Decode(m.Body()); err == nil {
+						s.trk.SetParam(ps.Name, ps.Value)
+					}
 				}
 			}
 			if _, err := s.cw.Write(m.Raw); err != nil {

@@ -92,11 +92,12 @@ func usableTemplate(v *verdict) bool {
 }
 
 // lightStatements describes q for the audit records of a role that sees
-// everything (sqlinfo.Light: a fingerprint per statement). Texts of one
-// shape share the description when every statement is a query: their
-// fingerprints leave constants out, so they are the same. The cached
-// texts are the normalised ones the audit log shows, so the cache holds
-// no literal.
+// everything (sqlinfo.Light: a fingerprint per statement), cached by text
+// for queries (a Parse sent again for each execution, a dashboard's
+// refresh). Texts are not grouped by shape here: cutting the constants
+// out with PostgreSQL's scanner costs as much as Light (profiled). The
+// cached texts are the normalised ones the audit log shows, so the cache
+// holds no literal beyond its key.
 func (s *session) lightStatements(q string) []sqlinfo.Statement {
 	if s.srv.verdicts == nil {
 		stmts, _ := sqlinfo.Light(q)
@@ -105,12 +106,6 @@ func (s *session) lightStatements(q string) []sqlinfo.Statement {
 	key := verdictKey{typ: 'l', sql: q}
 	if v, ok := s.srv.verdicts.Get(key); ok {
 		return v.stmts
-	}
-	if sh, ok := sqlinfo.ShapeOf(q); ok {
-		key.sql = sh.Key
-		if v, ok := s.srv.verdicts.Get(key); ok {
-			return v.stmts
-		}
 	}
 	stmts, _ := sqlinfo.Light(q)
 	for _, st := range stmts {

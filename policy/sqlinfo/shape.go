@@ -195,10 +195,47 @@ func TemplateOf(sql string, tree *pg_query.ParseResult, sh Shape) (Template, boo
 	}
 	b.WriteString(sql[prev:])
 	t.SQL = b.String()
+	if !sameTokens(sql, t) {
+		return Template{}, false
+	}
 	if tt, err := pg_query.Parse(t.SQL); err != nil || len(tt.GetStmts()) != len(tree.GetStmts()) {
 		return Template{}, false
 	}
 	return t, true
+}
+
+// sameTokens reports whether the scanner reads t.SQL as it reads sql with
+// each templated constant replaced by one parameter token: a $n written
+// against a keyword or name would join it into another token (DISTINCT.5
+// would become the name distinct$1) and change the statement.
+func sameTokens(sql string, t Template) bool {
+	a, err := pg_query.Scan(sql)
+	if err != nil {
+		return false
+	}
+	b, err := pg_query.Scan(t.SQL)
+	if err != nil || len(a.GetTokens()) != len(b.GetTokens()) {
+		return false
+	}
+	k := 0 // constants of the shape seen so far
+	for i, at := range a.GetTokens() {
+		bt := b.GetTokens()[i]
+		atext, btext := sql[at.GetStart():at.GetEnd()], t.SQL[bt.GetStart():bt.GetEnd()]
+		if constKind(at.GetToken(), atext) != 0 {
+			templated := !t.Fixed[k]
+			k++
+			if templated {
+				if bt.GetToken() != pg_query.Token_PARAM {
+					return false
+				}
+				continue
+			}
+		}
+		if at.GetToken() != bt.GetToken() || atext != btext {
+			return false
+		}
+	}
+	return k == len(t.Fixed)
 }
 
 // paramType is the type PostgreSQL gives the literal text of c.

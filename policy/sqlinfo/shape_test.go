@@ -24,6 +24,10 @@ func TestShapeAndTemplate(t *testing.T) {
 		{sql: "SELECT DISTINCT ON (1) a FROM t WHERE b = 'q'", template: "SELECT DISTINCT ON (1) a FROM t WHERE b = $1", types: []uint32{0}, fixed: []bool{true, false}},
 		{sql: "SELECT 'x'::varchar(10) FROM t WHERE a = -5", template: "SELECT $1::varchar(10) FROM t WHERE a = -5", types: []uint32{0}, fixed: []bool{false, true, true}},
 		{sql: "SELECT row_number() OVER (ORDER BY 1) FROM t WHERE a = 2", template: "SELECT row_number() OVER (ORDER BY 1) FROM t WHERE a = $1", types: []uint32{23}, fixed: []bool{true, false}},
+		// A parameter written against a keyword would join it (red team
+		// round 42): DISTINCT.5 must not become the name distinct$1.
+		{sql: "SELECT DISTINCT.5 AS a, religion FROM customers", template: ""},
+		{sql: "SELECT full_name FROM customers WHERE x = 'a' LIMIT.5", template: ""},
 		{sql: "SELECT DATE '2024-01-01' FROM t WHERE a = 1", template: "SELECT DATE '2024-01-01' FROM t WHERE a = $1", types: []uint32{23}, fixed: []bool{true, false}}, // a type name's literal is not a value node
 		{sql: "SELECT '2024-01-01'::date FROM t", template: "SELECT $1::date FROM t", types: []uint32{0}, fixed: []bool{false}},
 		// Nothing to cut, parameters of its own, newer syntaxes.

@@ -27,6 +27,10 @@ type Session interface {
 	// OpenUpstream dials the database and sends the startup packet with
 	// params; Upstream is usable afterwards.
 	OpenUpstream(ctx context.Context, params []wire.Param) error
+	// ReuseUpstream takes a kept upstream session of the same user with
+	// the same parameters instead of opening one (the caller has checked
+	// the client's credentials itself); false when there is none.
+	ReuseUpstream(params []wire.Param) bool
 	// UpstreamBinding is the channel binding data of the database's
 	// certificate when the upstream leg uses TLS, else nil.
 	UpstreamBinding() []byte

@@ -38,6 +38,7 @@ func (f *fakeSession) OpenUpstream(context.Context, []wire.Param) error {
 	return nil
 }
 func (f *fakeSession) UpstreamBinding() []byte                { return nil }
+func (f *fakeSession) ReuseUpstream([]wire.Param) bool        { return false }
 func (f *fakeSession) Client() (*wire.Reader, *wire.Writer)   { return f.cr, f.cw }
 func (f *fakeSession) Upstream() (*wire.Reader, *wire.Writer) { return f.ur, f.uw }
 func (f *fakeSession) Log() *zap.Logger                       { return zap.NewNop() }

@@ -116,8 +116,10 @@ func (a *SCRAM) Login(ctx context.Context, s Session, params []wire.Param) error
 	case err != nil:
 		return refuse(CodeProtocolViolation, err.Error(), err)
 	}
-	if err := a.loginUpstream(ctx, s, params, v, srv.ClientKey()); err != nil {
-		return err
+	if !s.ReuseUpstream(params) {
+		if err := a.loginUpstream(ctx, s, params, v, srv.ClientKey()); err != nil {
+			return err
+		}
 	}
 	return sendClient(s, authFrame(authSASLFinal, serverFinal), authFrame(authOK, nil))
 }

@@ -134,6 +134,10 @@ func (r *Reader) Next() (Msg, error) {
 	return Msg{Type: typ, Raw: r.buf}, nil
 }
 
+// Buffering reports whether any input is buffered (a message, or part of
+// one, that Next has not returned).
+func (r *Reader) Buffering() bool { return r.br.Buffered() > 0 }
+
 // Pending reports whether a complete message is already buffered, so a
 // relay knows whether to flush before it may block on the network.
 func (r *Reader) Pending() bool {
