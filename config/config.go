@@ -212,8 +212,8 @@ func (c *Config) validate(pos *yamlconf.Positions) error {
 	if c.Upstream.Reuse.MaxIdle > 0 && c.Auth.Mode == AuthPassthrough {
 		return pos.Errorf("upstream.reuse.max_idle", "needs auth.mode scram: in passthrough mode only the database checks passwords, so a kept session would skip that check")
 	}
-	if c.Upstream.Reuse.IdleTimeout < 0 {
-		return pos.Errorf("upstream.reuse.idle_timeout", "must not be negative")
+	if c.Upstream.Reuse.MaxIdle > 0 && c.Upstream.Reuse.IdleTimeout <= 0 {
+		return pos.Errorf("upstream.reuse.idle_timeout", "must be positive when max_idle is set")
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return pos.Errorf("tls", "cert_file and key_file go together")

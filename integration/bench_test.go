@@ -65,15 +65,6 @@ func startProxyBinary(b *testing.B, bin string, reuse int, extra string) *binary
 	return &binaryProxy{cmd: cmd, port: port}
 }
 
-// peakRSS reads the process's high-water resident set size in bytes.
-func (p *binaryProxy) peakRSS(b *testing.B) float64 {
-	n, err := procStatusBytes(p.cmd.Process.Pid, "VmHWM")
-	if err != nil {
-		b.Fatal(err)
-	}
-	return float64(n)
-}
-
 // waitListening waits up to 5 s for addr to accept connections.
 func waitListening(addr string) bool {
 	for i := 0; i < 100; i++ {

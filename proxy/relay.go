@@ -131,6 +131,7 @@ func (s *session) clientToUpstream(busy *flight, lastIn *atomic.Int64, n *int64)
 			// is expected, not a lost database.
 			s.terminated.Store(true)
 			if s.mayPark() {
+				s.parking.Store(true)
 				return reasonParking
 			}
 		}
@@ -464,6 +465,9 @@ func (s *session) upstreamToClient(busy *flight, out *atomic.Int64) string {
 			s.cwMu.Lock()
 		}
 		if err != nil {
+			if s.parking.Load() {
+				return reasonParking // stopped reading on purpose
+			}
 			if !fatalSeen && !s.terminated.Load() && upstreamLost(err) {
 				// A crash or a killed backend: tell the client, as libpq
 				// would, instead of closing without a word.

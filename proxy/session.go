@@ -103,6 +103,7 @@ type session struct {
 	// goroutine once the relay runs).
 	reuseKey string
 	reused   bool
+	parking  atomic.Bool // the relay stops to keep the session
 	upParams []wire.Param
 	hasKey   bool
 	started  time.Time
@@ -159,7 +160,8 @@ func (s *session) run() {
 	}
 	s.log.Info("session started",
 		zap.String("user", s.id.User), zap.String("database", s.id.Database),
-		zap.String("application_name", s.id.ApplicationName), zap.String("tls", s.id.TLSVersion))
+		zap.String("application_name", s.id.ApplicationName), zap.String("tls", s.id.TLSVersion),
+		zap.Bool("upstream_reused", s.reused))
 	_ = s.srv.auditWrite(audit.ConnectionStart{Session: s.auditSession(), ClientAddr: s.clientAddrPort(),
 		ApplicationName: audit.FitName(s.id.ApplicationName), TLSVersion: s.id.TLSVersion, AuthMethod: s.authMethod()})
 	st2 := s.relay()
