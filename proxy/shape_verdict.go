@@ -15,13 +15,34 @@ import (
 // plan, which keeps every use of a parameter). A verdict that holds for
 // every value of the parameters holds for the literals a text puts there.
 // The template is used only where nothing in the verdict depends on the
-// literals themselves; otherwise the text is decided as it is.
+// literals themselves; otherwise the text is decided as it is. A rewrite
+// the verdict sends instead of the text (the digest ordering) is the
+// template's, with each text's literals put back where its parameters are.
 
 // shapeTemplate is what a template verdict was made from: which
 // constants of the shape stayed in the template, and their texts.
 type shapeTemplate struct {
 	fixed []bool
 	texts []string
+	// fill is the verdict's rewrite split at the template's parameters
+	// (nil when the statement goes out as the client wrote it): each
+	// text of the shape is sent with its own literals in it.
+	fill *sqlinfo.Fillable
+}
+
+// forText is the verdict t's shape has for q (of shape sh): v itself, or
+// a copy whose rewrite carries q's literals.
+func (t *shapeTemplate) forText(v *verdict, q string, sh sqlinfo.Shape) (*verdict, bool) {
+	if t.fill == nil {
+		return v, true
+	}
+	send, ok := t.fill.Fill(sqlinfo.Literals(t.fixed, q, sh))
+	if !ok {
+		return nil, false
+	}
+	c := *v
+	c.send = send
+	return &c, true
 }
 
 // shapeVerdict returns the verdict of q's template (simple query only, in
@@ -45,7 +66,7 @@ func (s *session) shapeVerdict(key verdictKey, q string, role *policy.Role, path
 			return nil, false // the shape's template cannot be used
 		}
 		if sqlinfo.SameFixedTexts(v.template.fixed, v.template.texts, q, sh) {
-			return v, true
+			return v.template.forText(v, q, sh)
 		}
 	}
 	tree, err := pg_query.Parse(q)
@@ -64,18 +85,30 @@ func (s *session) shapeVerdict(key verdictKey, q string, role *policy.Role, path
 		}
 		return nil, false
 	}
-	v.template = &shapeTemplate{fixed: t.Fixed, texts: sqlinfo.FixedTexts(t, q, sh)}
+	tmpl := &shapeTemplate{fixed: t.Fixed, texts: sqlinfo.FixedTexts(t, q, sh)}
+	if v.send != "" {
+		// The rewrite (the digest ordering) is shared when the literals
+		// can be put back into it token for token.
+		f, ok := sqlinfo.SplitParams(v.send, len(t.Types))
+		filled, fok := f.Fill(sqlinfo.Literals(t.Fixed, q, sh))
+		if !ok || !fok || !sqlinfo.FilledAsWritten(v.send, filled) {
+			s.srv.verdicts.Put(key, &verdict{cacheable: true})
+			return nil, false
+		}
+		tmpl.fill = &f
+	}
+	v.template = tmpl
 	s.srv.verdicts.Put(key, v)
-	return v, true
+	return tmpl.forText(v, q, sh)
 }
 
 // usableTemplate reports whether a template's verdict holds for the texts
-// of its shape as they are: allowed, cacheable, and with nothing that is
-// made from the statement's literals or sent instead of its text (a
-// rewrite, drill-down values, computed columns, a search_path change, COPY
-// data).
+// of its shape: allowed, cacheable, and with nothing made from the
+// statement's literals (drill-down values, computed columns, a search_path
+// change, COPY data). A rewrite is shared by filling in each text's
+// literals (shapeTemplate.fill).
 func usableTemplate(v *verdict) bool {
-	if v.refusal != nil || v.fatal != nil || v.skipped || v.serverPath != nil || !v.cacheable || v.send != "" || v.pathAfter != nil {
+	if v.refusal != nil || v.fatal != nil || v.skipped || v.serverPath != nil || !v.cacheable || v.pathAfter != nil {
 		return false
 	}
 	for _, r := range v.results {

@@ -158,6 +158,9 @@ func verdictSize(k verdictKey, v *verdict) int64 {
 		for _, t := range v.template.texts {
 			n += int64(len(t)) + 16
 		}
+		if v.template.fill != nil {
+			n += int64(len(v.send)) + 64
+		}
 	}
 	return n
 }

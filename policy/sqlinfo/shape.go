@@ -286,3 +286,100 @@ func SameFixedTexts(fixed []bool, texts []string, sql string, sh Shape) bool {
 	}
 	return k == len(texts)
 }
+
+// Literals are the texts of the constants of sh that a template with the
+// fixed marks turned into parameters, in parameter order.
+func Literals(fixed []bool, sql string, sh Shape) []string {
+	var out []string
+	for i, f := range fixed {
+		if !f && i < len(sh.Consts) {
+			out = append(out, sql[sh.Consts[i].Start:sh.Consts[i].End])
+		}
+	}
+	return out
+}
+
+// Fillable is a template's rewritten text (the digest ordering of its
+// statements, with $1…$n where the template has them) split at its
+// parameters, so each text of the shape gets the rewrite with its own
+// literals without another parse.
+type Fillable struct {
+	parts  []string
+	params []int // 0-based literal index of each parameter, between parts
+}
+
+// SplitParams splits sql at its parameter tokens, which must be $1…$n.
+func SplitParams(sql string, n int) (Fillable, bool) {
+	res, err := pg_query.Scan(sql)
+	if err != nil {
+		return Fillable{}, false
+	}
+	var f Fillable
+	prev := 0
+	for _, tok := range res.GetTokens() {
+		if tok.GetToken() != pg_query.Token_PARAM {
+			continue
+		}
+		start, end := int(tok.GetStart()), int(tok.GetEnd())
+		if start < prev || end > len(sql) || sql[start] != '$' {
+			return Fillable{}, false
+		}
+		k, err := strconv.Atoi(sql[start+1 : end])
+		if err != nil || k < 1 || k > n {
+			return Fillable{}, false
+		}
+		f.parts = append(f.parts, sql[prev:start])
+		f.params = append(f.params, k-1)
+		prev = end
+	}
+	f.parts = append(f.parts, sql[prev:])
+	return f, true
+}
+
+// Fill writes the text with each parameter replaced by its literal, set
+// apart by blanks so that it cannot join a neighbouring token.
+func (f Fillable) Fill(lits []string) (string, bool) {
+	var b strings.Builder
+	for i, p := range f.parts {
+		b.WriteString(p)
+		if i < len(f.params) {
+			k := f.params[i]
+			if k >= len(lits) {
+				return "", false
+			}
+			b.WriteByte(' ')
+			b.WriteString(lits[k])
+			b.WriteByte(' ')
+		}
+	}
+	return b.String(), true
+}
+
+// FilledAsWritten reports whether the scanner reads filled (f filled with
+// lits) as the rewritten template sql with each parameter token replaced by
+// one constant token: the check a template's first text makes of the
+// substitution before the rewrite is shared.
+func FilledAsWritten(sql, filled string) bool {
+	a, err := pg_query.Scan(sql)
+	if err != nil {
+		return false
+	}
+	b, err := pg_query.Scan(filled)
+	if err != nil || len(a.GetTokens()) != len(b.GetTokens()) {
+		return false
+	}
+	for i, at := range a.GetTokens() {
+		bt := b.GetTokens()[i]
+		btext := filled[bt.GetStart():bt.GetEnd()]
+		if at.GetToken() == pg_query.Token_PARAM {
+			if constKind(bt.GetToken(), btext) == 0 {
+				return false
+			}
+			continue
+		}
+		if at.GetToken() != bt.GetToken() || sql[at.GetStart():at.GetEnd()] != btext {
+			return false
+		}
+	}
+	return true
+}

@@ -116,3 +116,31 @@ func TestShapeKey(t *testing.T) {
 		}
 	}
 }
+
+// TestFillRewrite: a template's rewrite gets each text's literals back,
+// set apart so they cannot join a token, and a substitution the scanner
+// would read otherwise is caught.
+func TestFillRewrite(t *testing.T) {
+	send := "SELECT q.c1 FROM (SELECT a FROM t WHERE b = $2 AND c = $1) q(c1) ORDER BY sha256('$1'::bytea)"
+	f, ok := SplitParams(send, 2)
+	if !ok {
+		t.Fatal("SplitParams failed")
+	}
+	got, ok := f.Fill([]string{"7", "'it''s'"})
+	want := "SELECT q.c1 FROM (SELECT a FROM t WHERE b =  'it''s'  AND c =  7 ) q(c1) ORDER BY sha256('$1'::bytea)"
+	if !ok || got != want {
+		t.Fatalf("Fill = %q, want %q", got, want)
+	}
+	if !FilledAsWritten(send, got) {
+		t.Error("a correct fill is not read as written")
+	}
+	if _, ok := SplitParams("SELECT $3", 2); ok {
+		t.Error("a parameter beyond the template's accepted")
+	}
+	if FilledAsWritten("SELECT a FROM t WHERE b = $1", "SELECT a FROM t WHERE b = 1 OR true") {
+		t.Error("a fill that adds tokens is read as written")
+	}
+	if FilledAsWritten("SELECT a FROM t WHERE b = $1", "SELECT a FROM t WHERE b = c") {
+		t.Error("a fill with a name for a literal is read as written")
+	}
+}
