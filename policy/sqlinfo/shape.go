@@ -209,33 +209,42 @@ func TemplateOf(sql string, tree *pg_query.ParseResult, sh Shape) (Template, boo
 // against a keyword or name would join it into another token (DISTINCT.5
 // would become the name distinct$1) and change the statement.
 func sameTokens(sql string, t Template) bool {
-	a, err := pg_query.Scan(sql)
+	k := 0 // constants of the shape seen so far
+	ok := tokensAlike(sql, t.SQL, func(tok pg_query.Token, text string) bool {
+		if constKind(tok, text) == 0 {
+			return false
+		}
+		k++
+		return !t.Fixed[k-1]
+	}, func(tok pg_query.Token, _ string) bool { return tok == pg_query.Token_PARAM })
+	return ok && k == len(t.Fixed)
+}
+
+// tokensAlike reports whether the scanner reads a and b as the same tokens,
+// except that where hole marks a token of a, b has one token that fits.
+func tokensAlike(a, b string, hole func(pg_query.Token, string) bool, fits func(pg_query.Token, string) bool) bool {
+	at, err := pg_query.Scan(a)
 	if err != nil {
 		return false
 	}
-	b, err := pg_query.Scan(t.SQL)
-	if err != nil || len(a.GetTokens()) != len(b.GetTokens()) {
+	bt, err := pg_query.Scan(b)
+	if err != nil || len(at.GetTokens()) != len(bt.GetTokens()) {
 		return false
 	}
-	k := 0 // constants of the shape seen so far
-	for i, at := range a.GetTokens() {
-		bt := b.GetTokens()[i]
-		atext, btext := sql[at.GetStart():at.GetEnd()], t.SQL[bt.GetStart():bt.GetEnd()]
-		if constKind(at.GetToken(), atext) != 0 {
-			templated := !t.Fixed[k]
-			k++
-			if templated {
-				if bt.GetToken() != pg_query.Token_PARAM {
-					return false
-				}
-				continue
+	for i, x := range at.GetTokens() {
+		y := bt.GetTokens()[i]
+		xtext, ytext := a[x.GetStart():x.GetEnd()], b[y.GetStart():y.GetEnd()]
+		if hole(x.GetToken(), xtext) {
+			if !fits(y.GetToken(), ytext) {
+				return false
 			}
+			continue
 		}
-		if at.GetToken() != bt.GetToken() || atext != btext {
+		if x.GetToken() != y.GetToken() || xtext != ytext {
 			return false
 		}
 	}
-	return k == len(t.Fixed)
+	return true
 }
 
 // paramType is the type PostgreSQL gives the literal text of c.
@@ -355,31 +364,11 @@ func (f Fillable) Fill(lits []string) (string, bool) {
 	return b.String(), true
 }
 
-// FilledAsWritten reports whether the scanner reads filled (f filled with
-// lits) as the rewritten template sql with each parameter token replaced by
-// one constant token: the check a template's first text makes of the
+// FilledAsWritten reports whether the scanner reads filled (a Fill of
+// the rewritten template sql) as sql with each parameter token replaced
+// by one constant token: the check a template's first text makes of the
 // substitution before the rewrite is shared.
 func FilledAsWritten(sql, filled string) bool {
-	a, err := pg_query.Scan(sql)
-	if err != nil {
-		return false
-	}
-	b, err := pg_query.Scan(filled)
-	if err != nil || len(a.GetTokens()) != len(b.GetTokens()) {
-		return false
-	}
-	for i, at := range a.GetTokens() {
-		bt := b.GetTokens()[i]
-		btext := filled[bt.GetStart():bt.GetEnd()]
-		if at.GetToken() == pg_query.Token_PARAM {
-			if constKind(bt.GetToken(), btext) == 0 {
-				return false
-			}
-			continue
-		}
-		if at.GetToken() != bt.GetToken() || sql[at.GetStart():at.GetEnd()] != btext {
-			return false
-		}
-	}
-	return true
+	return tokensAlike(sql, filled, func(tok pg_query.Token, _ string) bool { return tok == pg_query.Token_PARAM },
+		func(tok pg_query.Token, text string) bool { return constKind(tok, text) != 0 })
 }
