@@ -273,8 +273,15 @@ func TestCheckRecoversFromServerError(t *testing.T) {
 	ctx := context.Background()
 	for _, mode := range bothProtocols() {
 		for i := 0; i < 3; i++ {
-			if _, err := c.Exec(ctx, "SELECT s.x, 1/0 FROM (SELECT postal_code x FROM customers) s", mode); err == nil || !strings.Contains(err.Error(), "division by zero") {
-				t.Fatalf("%v: want the server's division by zero, got %v", mode, err)
+			// As a simple query (pgx sends Exec without arguments so in
+			// both modes) the statement shares the verdict of its template
+			// (s.x, $1/$2), whose generic plan folds nothing: the division
+			// fails while rows are read, and a restricted role gets that
+			// error withheld.
+			_, err := c.Exec(ctx, "SELECT s.x, 1/0 FROM (SELECT postal_code x FROM customers) s", mode)
+			var pe *pgconn.PgError
+			if err == nil || !strings.Contains(err.Error(), "division by zero") && !(errors.As(err, &pe) && pe.Code == "22000") {
+				t.Fatalf("%v: want the server's division by zero or the withheld execution error, got %v", mode, err)
 			}
 			var n int
 			if err := c.QueryRow(ctx, "SELECT count(*) FROM customers WHERE city = $1", mode, "Berlin").Scan(&n); err != nil {
