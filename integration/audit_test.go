@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgpseudo/pgpseudo/audit"
+	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 )
 
 // auditProxy starts a policy proxy that writes its audit log to path.
@@ -451,4 +453,89 @@ func TestAuditRelations(t *testing.T) {
 			t.Errorf("%s: relations %v", fp, got)
 		}
 	}
+}
+
+// TestAuditUnrestrictedFamilies: the statements of a role that sees
+// everything are described without a parse when they differ only in
+// compared numbers. Each record still gets the fingerprint a parse gives,
+// the one statement text shows no literal, and texts with strings or signs
+// are described one by one.
+func TestAuditUnrestrictedFamilies(t *testing.T) {
+	customers := kunden(t)
+	pol, _ := editedPolicy(t, samplePolicy, [2]string{"  care_team:\n", `  everything:
+    match: {users: [alice]}
+    actions: {identity: allow, contact: allow, location: allow, online: allow, employment: allow, financial: allow, key: allow, special: allow}
+    unclassified: allow
+    legal_basis: "test"
+  care_team:
+`})
+	cfg := policyConfig(t, pol)
+	logPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	cfg.Audit = auditConfig(t, logPath)
+	p := startProxy(t, cfg)
+	ctx := context.Background()
+	if err := shared.stack.PG.Exec(ctx, dbKunden, "GRANT SELECT ON customers, orders TO "+userAlice); err != nil {
+		t.Fatal(err)
+	}
+	c, err := pgconn.Connect(ctx, p.dsn(userAlice, passAlice, dbKunden))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := customers[3].FullName
+	queries := []string{
+		"SELECT count(*) FROM customers WHERE customer_id = 917231846",
+		"SELECT count(*) FROM customers WHERE customer_id = 824453197",
+		"SELECT count(*) FROM customers WHERE customer_id = 733129604.25",
+		"SELECT count(*) FROM customers WHERE customer_id = -642871935",
+		"SELECT count(*) FROM customers WHERE full_name = '" + strings.ReplaceAll(name, "'", "''") + "'",
+		"SELECT count(*) FROM customers WHERE customer_id = 917231846; SELECT 1 FROM orders WHERE order_id > 551977382",
+	}
+	for _, q := range queries {
+		if _, err := c.Exec(ctx, q).ReadAll(); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	c.Close(ctx)
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	p.srv.Shutdown(sctx)
+
+	want := map[string]string{} // fingerprint → text, from a parse of each statement
+	var wantFPs []string
+	for _, q := range queries {
+		stmts, err := sqlinfo.Parse(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range stmts {
+			want[st.Fingerprint] = sqlinfo.NormalizedText(st.Text)
+			wantFPs = append(wantFPs, st.Fingerprint)
+		}
+	}
+	texts := map[string]string{}
+	var fps []string
+	for _, r := range readAudit(t, logPath) {
+		switch {
+		case r.StatementText != nil:
+			texts[r.StatementText.Fingerprint] = r.StatementText.Text
+		case r.Statement != nil && r.Statement.Session.User == userAlice:
+			if !r.Statement.Unanalysed || r.Statement.Kind != "select" {
+				t.Errorf("record %d: kind %q, unanalysed %v", r.Seq, r.Statement.Kind, r.Statement.Unanalysed)
+			}
+			fps = append(fps, r.Statement.Fingerprint)
+		}
+	}
+	if !slices.Equal(fps, wantFPs) {
+		t.Errorf("fingerprints %q, want %q", fps, wantFPs)
+	}
+	if !maps.Equal(texts, want) {
+		t.Errorf("statement texts %q, want %q", texts, want)
+	}
+	raw, _ := os.ReadFile(logPath)
+	for _, lit := range []string{"917231846", "824453197", "733129604", "642871935", "551977382"} {
+		if strings.Contains(string(raw), lit) {
+			t.Errorf("the audit log contains the literal %s", lit)
+		}
+	}
+	assertNoLeak(t, "audit log", string(raw), customers)
 }
