@@ -29,8 +29,9 @@ const (
 
 // sealer computes and checks line hashes; not safe for concurrent use.
 type sealer struct {
-	h   hash.Hash
-	sum []byte
+	h    hash.Hash
+	sum  []byte
+	body []byte // reused for each record's encoding
 }
 
 func newSealer() *sealer {
@@ -40,10 +41,11 @@ func newSealer() *sealer {
 // seal encodes r (its Hash field must be empty) as a line appended to dst.
 // It returns the line and the hash in hex.
 func (s *sealer) seal(dst []byte, r *Record) ([]byte, string, error) {
-	body, err := json.Marshal(r)
+	body, err := appendRecord(s.body[:0], r)
 	if err != nil {
 		return dst, "", err
 	}
+	s.body = body
 	s.h.Reset()
 	s.h.Write([]byte(lineDomain))
 	s.h.Write(body)

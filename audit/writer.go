@@ -179,6 +179,10 @@ func newWriter(ctx context.Context, cfg Config, signer Signer, log *zap.Logger, 
 	return w, nil
 }
 
+// WaitsForFsync reports whether Write waits for an fsync (fsync always),
+// the only case in which its context matters.
+func (w *Writer) WaitsForFsync() bool { return w.cfg.Fsync == FsyncAlways }
+
 // Write appends ev as one record and returns once it is durable per the
 // fsync policy: with fsync always after an fsync covering it (shared with
 // concurrent writers). If the record cannot be written or synced, Write

@@ -158,8 +158,8 @@ func (s *session) run() {
 	if s.hasKey {
 		defer s.srv.cancels.forget(s.key)
 	}
-	s.log.Info("session started",
-		zap.String("user", s.id.User), zap.String("database", s.id.Database),
+	// (s.log names the user and role since the login.)
+	s.log.Info("session started", zap.String("database", s.id.Database),
 		zap.String("application_name", s.id.ApplicationName), zap.String("tls", s.id.TLSVersion),
 		zap.Bool("upstream_reused", s.reused))
 	_ = s.srv.auditWrite(audit.ConnectionStart{Session: s.auditSession(), ClientAddr: s.clientAddrPort(),
@@ -176,8 +176,7 @@ func (s *session) run() {
 	}
 	_ = s.srv.auditWrite(audit.ConnectionEnd{Session: s.auditSession(), Duration: time.Since(s.started),
 		Statements: uint64(st2.stmts), Bytes: uint64(st2.bytesOut), Rows: st2.rows})
-	s.log.Info("session ended",
-		zap.String("user", s.id.User), zap.Duration("duration", time.Since(s.started)),
+	s.log.Info("session ended", zap.Duration("duration", time.Since(s.started)),
 		zap.Int64("statements", st2.stmts), zap.Int64("bytes_out", st2.bytesOut), zap.String("reason", st2.reason))
 }
 
