@@ -34,7 +34,12 @@ import (
 
 // parkedSession is an idle upstream session waiting for its next client.
 type parkedSession struct {
-	conn   net.Conn
+	conn net.Conn
+	// ur and uw are the session's framing over conn, handed on so that a
+	// reuse allocates no new buffers (a login per transaction made them a
+	// large part of the proxy's garbage).
+	ur     *wire.Reader
+	uw     *wire.Writer
 	params []wire.Param
 	key    upstreamKey
 	since  time.Time
@@ -182,8 +187,8 @@ func (s *session) reuseUpstream(params []wire.Param) bool {
 	replay, _ = (&pgproto3.BackendKeyData{ProcessID: ps.key.pid, SecretKey: ps.key.secret}).Encode(replay)
 	replay, _ = (&pgproto3.ReadyForQuery{TxStatus: 'I'}).Encode(replay)
 	s.up, s.reuseKey, s.reused = ps.conn, key, true
-	s.ur = wire.NewReader(io.MultiReader(bytes.NewReader(replay), ps.conn), wire.BackendLimits)
-	s.uw = wire.NewWriter(ps.conn)
+	ps.ur.Reset(io.MultiReader(bytes.NewReader(replay), ps.conn))
+	s.ur, s.uw = ps.ur, ps.uw
 	s.srv.metrics.upstreamReuse.WithLabelValues("reused").Inc()
 	return true
 }
@@ -250,7 +255,11 @@ func (s *session) discardAll() (*parkedSession, error) {
 	defer cancel()
 	dl, _ := ctx.Deadline()
 	s.up.SetDeadline(dl)
-	uw := wire.NewWriter(s.up)
+	// The relay has ended: its reader and writer are this goroutine's,
+	// and whatever the writer still held was never sent.
+	uw, ur := s.uw, s.ur
+	uw.Reset(s.up)
+	ur.Reset(s.up)
 	q, _ := (&pgproto3.Query{String: "DISCARD ALL"}).Encode(nil)
 	if _, err := uw.Write(q); err != nil {
 		return nil, err
@@ -258,7 +267,6 @@ func (s *session) discardAll() (*parkedSession, error) {
 	if err := uw.Flush(); err != nil {
 		return nil, err
 	}
-	ur := wire.NewReader(s.up, wire.BackendLimits)
 	params := slices.Clone(s.upParams)
 	for {
 		m, err := ur.Next()
@@ -274,7 +282,7 @@ func (s *session) discardAll() (*parkedSession, error) {
 				return nil, fmt.Errorf("not idle after DISCARD ALL")
 			}
 			s.up.SetDeadline(timeZero)
-			return &parkedSession{conn: s.up, params: params, key: s.upKey, since: time.Now()}, nil
+			return &parkedSession{conn: s.up, ur: ur, uw: uw, params: params, key: s.upKey, since: time.Now()}, nil
 		default:
 			return nil, fmt.Errorf("unexpected %q after DISCARD ALL", m.Type)
 		}

@@ -134,6 +134,10 @@ func (r *Reader) Next() (Msg, error) {
 	return Msg{Type: typ, Raw: r.buf}, nil
 }
 
+// Reset discards any buffered input and reads from rd, keeping the
+// buffers.
+func (r *Reader) Reset(rd io.Reader) { r.br.Reset(rd) }
+
 // Buffering reports whether any input is buffered (a message, or part of
 // one, that Next has not returned).
 func (r *Reader) Buffering() bool { return r.br.Buffered() > 0 }
@@ -166,6 +170,10 @@ func NewWriter(w io.Writer) *Writer {
 
 // Write appends raw frame bytes.
 func (w *Writer) Write(p []byte) (int, error) { return w.bw.Write(p) }
+
+// Reset discards anything not yet written and writes to wr, keeping the
+// buffer.
+func (w *Writer) Reset(wr io.Writer) { w.bw.Reset(wr) }
 
 // Flush writes what is buffered.
 func (w *Writer) Flush() error { return w.bw.Flush() }

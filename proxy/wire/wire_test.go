@@ -152,3 +152,28 @@ func TestReadStartupPacketBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestReset: a reset Reader drops what it had buffered and reads the new
+// source; a reset Writer drops what it had not written.
+func TestReset(t *testing.T) {
+	q := func(s string) []byte { return frame('Q', append([]byte(s), 0)) }
+	r := NewReader(bytes.NewReader(append(q("old 1"), q("old 2")...)), FrontendLimits)
+	if m, err := r.Next(); err != nil || string(m.Body()) != "old 1\x00" {
+		t.Fatalf("Next = %q, %v", m.Raw, err)
+	}
+	r.Reset(bytes.NewReader(q("new")))
+	if m, err := r.Next(); err != nil || string(m.Body()) != "new\x00" {
+		t.Fatalf("after Reset: Next = %q, %v", m.Raw, err)
+	}
+	if _, err := r.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the new source: %v", err)
+	}
+	var first, second bytes.Buffer
+	w := NewWriter(&first)
+	w.Write(q("unsent"))
+	w.Reset(&second)
+	w.Write(q("sent"))
+	if err := w.Flush(); err != nil || first.Len() != 0 || !bytes.Equal(second.Bytes(), q("sent")) {
+		t.Fatalf("after Reset: first %q, second %q, %v", first.Bytes(), second.Bytes(), err)
+	}
+}
