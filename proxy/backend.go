@@ -378,6 +378,14 @@ func (s *session) injectedReply(m wire.Msg, rep protocol.Reply, emit func(...[]b
 		}
 		return s.checkReply(cr, m.Type, m.Body(), rep.Done)
 	}
+	if m.Type == 'E' {
+		// The proxy's Describe before the client's Execute or COPY failed
+		// (a portal that does not exist): the server skips the client's
+		// request, so its error is the client's answer (red team round 43:
+		// the client got ReadyForQuery and nothing else).
+		emit(s.scrubbedFor(m))
+		return nil
+	}
 	probe, ok := reqMeta(rep.Req).(*copyProbe)
 	if !ok {
 		return nil // the tracker's own Describe(P) before an Execute
