@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 )
 
 // TestUpstreamReuse (upstream.reuse): a session whose client terminated
@@ -120,5 +122,30 @@ func TestUpstreamReuse(t *testing.T) {
 	defer c6.Close(ctx)
 	if pid6 != pid3 {
 		t.Errorf("alice's kept session %d not reused (got %d)", pid3, pid6)
+	}
+
+	// A restricted session in which the client set one of the settings
+	// its drill-down values need absent is not kept: a reset leaves the
+	// setting defined, and every later drill-down of the user in that
+	// session would match nothing (red team round 43).
+	waitParked(4)
+	b1, bpid1 := open(userBI, samplePass)
+	if bpid1 != pid4 {
+		t.Errorf("bi_jane's kept session %d not reused (got %d)", pid4, bpid1)
+	}
+	discarded := func() float64 { return metricValue(a.metrics(t), "pgpseudo_upstream_reuse_total", `result="discarded"`) }
+	before := discarded()
+	setting := sqlinfo.DrillSetting(p.srv.DigestKeyFor("bi_analyst"), "customer")
+	if _, err := b1.Exec(ctx, "SET "+setting+" = 'x'"); err != nil {
+		t.Fatal(err)
+	}
+	b1.Close(ctx)
+	for i := 0; i < 100 && discarded() <= before; i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	b2, bpid2 := open(userBI, samplePass)
+	defer b2.Close(ctx)
+	if bpid2 == bpid1 || discarded() <= before {
+		t.Errorf("a session with a drill-down setting was kept (backend %d, then %d)", bpid1, bpid2)
 	}
 }

@@ -278,3 +278,18 @@ func (p *Policy) DomainColumns(d string) []*Column {
 	}
 	return out
 }
+
+// ReversibleDomains lists the reversible token domains the policy's
+// columns use, sorted: the domains whose tokens a drill-down decodes.
+func (p *Policy) ReversibleDomains() []string {
+	var out []string
+	for _, t := range p.Tables() {
+		for _, c := range p.tables[t].all() {
+			if c.Spec.Reversible && c.Spec.Domain != "" && !slices.Contains(out, c.Spec.Domain) {
+				out = append(out, c.Spec.Domain)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}

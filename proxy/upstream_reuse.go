@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 
+	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 	"github.com/pgpseudo/pgpseudo/proxy/wire"
 )
 
@@ -261,6 +262,10 @@ func (s *session) discardAll() (*parkedSession, error) {
 	uw.Reset(s.up)
 	ur.Reset(s.up)
 	q, _ := (&pgproto3.Query{String: "DISCARD ALL"}).Encode(nil)
+	check := s.drillSettingsCheck()
+	if check != "" {
+		q, _ = (&pgproto3.Query{String: check}).Encode(q)
+	}
 	if _, err := uw.Write(q); err != nil {
 		return nil, err
 	}
@@ -268,18 +273,32 @@ func (s *session) discardAll() (*parkedSession, error) {
 		return nil, err
 	}
 	params := slices.Clone(s.upParams)
-	for {
+	clean := check == ""
+	for checking := false; ; {
 		m, err := ur.Next()
 		if err != nil {
 			return nil, err
 		}
-		switch m.Type {
-		case 'C', 'N':
-		case 'S':
+		switch {
+		case m.Type == 'C' || m.Type == 'N':
+		case m.Type == 'S' && !checking:
 			params = setParam(params, m.Body())
-		case 'Z':
-			if b := m.Body(); len(b) != 1 || b[0] != 'I' || ur.Buffering() {
+		case m.Type == 'T' && checking:
+		case m.Type == 'D' && checking:
+			clean = bytes.Equal(m.Body(), []byte{0, 1, 0, 0, 0, 1, 't'})
+		case m.Type == 'Z':
+			if b := m.Body(); len(b) != 1 || b[0] != 'I' {
 				return nil, fmt.Errorf("not idle after DISCARD ALL")
+			}
+			if check != "" && !checking {
+				checking = true
+				continue
+			}
+			if ur.Buffering() {
+				return nil, fmt.Errorf("not idle after DISCARD ALL")
+			}
+			if !clean {
+				return nil, fmt.Errorf("a client set one of pgpseudo's drill-down settings, which a reset does not remove")
 			}
 			s.up.SetDeadline(timeZero)
 			return &parkedSession{conn: s.up, ur: ur, uw: uw, params: params, key: s.upKey, since: time.Now()}, nil
@@ -287,6 +306,31 @@ func (s *session) discardAll() (*parkedSession, error) {
 			return nil, fmt.Errorf("unexpected %q after DISCARD ALL", m.Type)
 		}
 	}
+}
+
+// drillSettingsCheck is the query that tells whether the session has any
+// of the settings a restricted role's drill-down values need absent
+// (sqlinfo.DrillSetting), "" when the role has none. A client may set
+// them; once set, they stay defined until the server session ends.
+func (s *session) drillSettingsCheck() string {
+	if s.srv.policy == nil {
+		return ""
+	}
+	pol, role := s.currentPolicy()
+	if pol == nil || !role.Restricted() {
+		return ""
+	}
+	domains := pol.ReversibleDomains()
+	if len(domains) == 0 {
+		return ""
+	}
+	marker := strings.ToLower(s.srv.DigestKeyFor(role.Name))
+	conds := make([]string, len(domains))
+	for i, d := range domains {
+		// (hex and a fixed prefix: nothing to quote)
+		conds[i] = "pg_catalog.current_setting('" + sqlinfo.DrillSetting(marker, d) + "', true) IS NULL"
+	}
+	return "SELECT " + strings.Join(conds, " AND ")
 }
 
 // setParam records a ParameterStatus body in params (in place when the

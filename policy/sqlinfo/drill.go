@@ -63,6 +63,15 @@ func ParamUses(n *pg_query.Node) map[int]int {
 // drillPrefix starts the name of a drill-down value's setting.
 const drillPrefix = "pgpseudo.d"
 
+// DrillSetting is the name of the setting whose absence a drill-down value
+// of domain needs (marker in lower case). A client that sets it makes its
+// own drill-downs match nothing; the setting then stays defined in that
+// server session (a reset leaves it empty, not absent), which is why a
+// session where it exists is not kept for another login.
+func DrillSetting(marker, domain string) string {
+	return drillPrefix + marker + "_" + hex.EncodeToString([]byte(domain))
+}
+
 // DrillLiteral reads a literal a drill-down may decode: a constant
 // (string, integer or numeric), also negative, also cast.
 func DrillLiteral(n *pg_query.Node) (text string, loc int32, ok bool) {
@@ -97,7 +106,7 @@ func drillExpr(d Drill, marker string) *pg_query.Node {
 	} else {
 		val = &pg_query.Node{Node: &pg_query.Node_AConst{AConst: &pg_query.A_Const{Isnull: true}}}
 	}
-	setting := pgCall("current_setting", pg_query.MakeAConstStrNode(drillPrefix+marker+"_"+hex.EncodeToString([]byte(d.Domain)), -1),
+	setting := pgCall("current_setting", pg_query.MakeAConstStrNode(DrillSetting(marker, d.Domain), -1),
 		&pg_query.Node{Node: &pg_query.Node_AConst{AConst: &pg_query.A_Const{Val: &pg_query.A_Const_Boolval{Boolval: &pg_query.Boolean{Boolval: true}}}}})
 	when := &pg_query.Node{Node: &pg_query.Node_CaseWhen{CaseWhen: &pg_query.CaseWhen{
 		Expr:   &pg_query.Node{Node: &pg_query.Node_NullTest{NullTest: &pg_query.NullTest{Arg: setting, Nulltesttype: pg_query.NullTestType_IS_NULL}}},
