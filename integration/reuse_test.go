@@ -133,7 +133,9 @@ func TestUpstreamReuse(t *testing.T) {
 	if bpid1 != pid4 {
 		t.Errorf("bi_jane's kept session %d not reused (got %d)", pid4, bpid1)
 	}
-	discarded := func() float64 { return metricValue(a.metrics(t), "pgpseudo_upstream_reuse_total", `result="discarded"`) }
+	discarded := func() float64 {
+		return metricValue(a.metrics(t), "pgpseudo_upstream_reuse_total", `result="discarded"`)
+	}
 	before := discarded()
 	setting := sqlinfo.DrillSetting(p.srv.DigestKeyFor("bi_analyst"), "customer")
 	if _, err := b1.Exec(ctx, "SET "+setting+" = 'x'"); err != nil {
