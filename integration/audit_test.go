@@ -462,13 +462,7 @@ func TestAuditRelations(t *testing.T) {
 // are described one by one.
 func TestAuditUnrestrictedFamilies(t *testing.T) {
 	customers := kunden(t)
-	pol, _ := editedPolicy(t, samplePolicy, [2]string{"  care_team:\n", `  everything:
-    match: {users: [alice]}
-    actions: {identity: allow, contact: allow, location: allow, online: allow, employment: allow, financial: allow, key: allow, special: allow}
-    unclassified: allow
-    legal_basis: "test"
-  care_team:
-`})
+	pol := everythingPolicy(t)
 	cfg := policyConfig(t, pol)
 	logPath := filepath.Join(t.TempDir(), "audit.jsonl")
 	cfg.Audit = auditConfig(t, logPath)

@@ -13,7 +13,7 @@ import (
 )
 
 // everythingPolicy is the sample policy plus a role that sees everything
-// for alice, who runs DDL through the proxy.
+// for alice.
 func everythingPolicy(t *testing.T) string {
 	return writeTemp(t, "policy.yaml", readFile(t, samplePolicy)+`
   everything:

@@ -20,13 +20,7 @@ import (
 // startup parameters or a client that left inside a transaction block do
 // not get or leave one.
 func TestUpstreamReuse(t *testing.T) {
-	pol, _ := editedPolicy(t, samplePolicy, [2]string{"  care_team:\n", `  everything:
-    match: {users: [alice]}
-    actions: {identity: allow, contact: allow, location: allow, online: allow, employment: allow, financial: allow, key: allow, special: allow}
-    unclassified: allow
-    legal_basis: "test"
-  care_team:
-`})
+	pol := everythingPolicy(t)
 	cfg := policyConfig(t, pol)
 	cfg.Upstream.Reuse.MaxIdle = 4
 	p := startProxy(t, cfg)

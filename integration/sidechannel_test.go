@@ -99,13 +99,7 @@ func TestRefusedNeverReachesUpstream(t *testing.T) {
 func TestUnrestrictedRoleUnchanged(t *testing.T) {
 	kunden(t)
 	ctx := context.Background()
-	pol := writeTemp(t, "policy.yaml", readFile(t, samplePolicy)+`
-  everything:
-    match: {users: [alice]}
-    actions: {identity: allow, contact: allow, location: allow, online: allow, employment: allow, financial: allow, key: allow, special: allow}
-    unclassified: allow
-    legal_basis: "test"
-`)
+	pol := everythingPolicy(t)
 	if err := shared.stack.PG.Exec(ctx, dbKunden, "GRANT SELECT ON customers TO "+userAlice); err != nil {
 		t.Fatal(err)
 	}
