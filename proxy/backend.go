@@ -379,12 +379,26 @@ func (s *session) injectedReply(m wire.Msg, rep protocol.Reply, emit func(...[]b
 		return s.checkReply(cr, m.Type, m.Body(), rep.Done)
 	}
 	if m.Type == 'E' {
-		// The proxy's Describe before the client's Execute or COPY failed
-		// (a portal that does not exist): the server skips the client's
-		// request, so its error is the client's answer (red team round 43:
-		// the client got ReadyForQuery and nothing else).
-		emit(s.scrubbedFor(m))
-		return nil
+		switch reqMeta(rep.Req).(type) {
+		case nil:
+			// The tracker's Describe before the client's Execute failed (a
+			// portal that does not exist): the server skips the Execute,
+			// so this error is its answer (red team round 43: the client
+			// got ReadyForQuery and nothing else). A Describe runs nothing
+			// and quotes no value.
+			emit(s.scrubbedFor(m))
+			return nil
+		case *copyProbe:
+			// The probe ends with its own Sync: the client's query still
+			// runs and answers for itself.
+		default:
+			// A statement prepared again before the client's Bind: the
+			// server skips the Bind. The error may quote the text the proxy
+			// rewrote (drill-down values), so the client gets the generic
+			// one.
+			emit(s.executionError(m))
+			return nil
+		}
 	}
 	probe, ok := reqMeta(rep.Req).(*copyProbe)
 	if !ok {
