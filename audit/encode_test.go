@@ -3,6 +3,8 @@ package audit
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -43,4 +45,69 @@ func FuzzAppendRecord(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestAppendRecordCoversEveryField: with every field of a statement
+// record set, and with any other payload set beside it, appendRecord
+// still writes what json.Marshal writes, so a field added to these types
+// cannot be left out of the hand encoding unnoticed.
+func TestAppendRecordCoversEveryField(t *testing.T) {
+	var st Statement
+	fill(reflect.ValueOf(&st).Elem(), 1)
+	base := Record{Seq: 9, Time: time.Date(2026, 12, 2, 10, 11, 12, 345678000, time.UTC), Type: TypeStatement, Prev: "p", Statement: &st, Hash: "h"}
+	check := func(name string, r *Record) {
+		t.Helper()
+		want, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := appendRecord(nil, r); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: appendRecord = %s, %v\njson.Marshal = %s", name, got, err, want)
+		}
+	}
+	check("statement", &base)
+	rt := reflect.TypeOf(base)
+	for i := range rt.NumField() {
+		f := rt.Field(i)
+		if f.Type.Kind() != reflect.Pointer || f.Name == "Statement" {
+			continue
+		}
+		r := base
+		v := reflect.New(f.Type.Elem())
+		fill(v.Elem(), 2)
+		reflect.ValueOf(&r).Elem().Field(i).Set(v)
+		check("statement and "+f.Name, &r)
+	}
+}
+
+// fill sets every field of v to a value that is not zero.
+func fill(v reflect.Value, n int) {
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString("v<" + strconv.Itoa(n) + ">")
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		v.SetInt(int64(n) + 40)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		v.SetUint(uint64(n) + 40)
+	case reflect.Slice:
+		s := reflect.MakeSlice(v.Type(), 1, 1)
+		fill(s.Index(0), n+1)
+		v.Set(s)
+	case reflect.Pointer:
+		p := reflect.New(v.Type().Elem())
+		fill(p.Elem(), n+1)
+		v.Set(p)
+	case reflect.Struct:
+		if v.Type() == reflect.TypeOf(time.Time{}) {
+			v.Set(reflect.ValueOf(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)))
+			return
+		}
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				fill(v.Field(i), n+i)
+			}
+		}
+	}
 }

@@ -324,7 +324,7 @@ func (s *session) drillSettingsCheck() string {
 	if len(domains) == 0 {
 		return ""
 	}
-	marker := strings.ToLower(s.srv.DigestKeyFor(role.Name))
+	marker := s.srv.DigestKeyFor(role.Name)
 	conds := make([]string, len(domains))
 	for i, d := range domains {
 		// (hex and a fixed prefix: nothing to quote)

@@ -64,12 +64,12 @@ func ParamUses(n *pg_query.Node) map[int]int {
 const drillPrefix = "pgpseudo.d"
 
 // DrillSetting is the name of the setting whose absence a drill-down value
-// of domain needs (marker in lower case). A client that sets it makes its
+// of domain needs (the server folds setting names to lower case). A client that sets it makes its
 // own drill-downs match nothing; the setting then stays defined in that
 // server session (a reset leaves it empty, not absent), which is why a
 // session where it exists is not kept for another login.
 func DrillSetting(marker, domain string) string {
-	return drillPrefix + marker + "_" + hex.EncodeToString([]byte(domain))
+	return drillPrefix + strings.ToLower(marker) + "_" + hex.EncodeToString([]byte(domain))
 }
 
 // DrillLiteral reads a literal a drill-down may decode: a constant
