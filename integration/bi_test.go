@@ -632,6 +632,22 @@ func TestBIDrillDown(t *testing.T) {
 		t.Errorf("an error after a drill-down value: %+v", err)
 	}
 	assertNoLeak(t, "drill-down error", fmt.Sprint(err), customers)
+	// The same at a Parse the server rejects (a constant that cannot be
+	// cast is folded at parse time): the position counted in the text the
+	// proxy rewrote, so it told the clear value's length (red team round
+	// 44: 292 for a one-digit customer_id, 293 for two digits).
+	ws, err := dialWire(t, p.dsn(userBI, samplePass, dbKunden))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parse := msgFrame('P', []byte("a\x00SELECT 1 FROM customers WHERE customer_id = "+t1+" AND 'abc'::int = 1\x00"), []byte{0, 0})
+	if ended, err := ws.exchange(parse); ended || err != nil || len(ws.errors) != 1 {
+		t.Fatalf("Parse with a drill-down value and a bad constant: ended %v, %v, errors %v", ended, err, errorTexts(ws.errors))
+	}
+	if e := ws.errors[0]; e.Position != 0 || e.InternalPosition != 0 {
+		t.Errorf("an error at the Parse of a drill-down value has position %d (internal %d): %s", e.Position, e.InternalPosition, e.Message)
+	}
+	assertNoLeak(t, "drill-down Parse error", ws.received.String(), customers)
 	wantAllRefused(t, c, "drill-down that cannot be decoded, or would show the clear value",
 		"SELECT count(*) FROM customers WHERE email = 'tk1_1_abc@x.invalid'",
 		"SELECT count(*) FROM customers WHERE full_name IN ('tk1_1_abc')",

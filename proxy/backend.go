@@ -893,7 +893,8 @@ func (s *session) scrubbedFor(m wire.Msg) []byte {
 }
 
 // scrubbed removes the fields of an error or notice that can quote values
-// (detail, hint, where, internal query) for restricted roles. LOG and
+// or measure them (detail, hint, where, internal query, positions) for
+// restricted roles. LOG and
 // DEBUG notices do not reach them at all (they show statements as the
 // proxy rewrote them, plans and sort traces; the settings that ask for
 // them are locked, this holds whatever the server was told), and a
@@ -917,10 +918,13 @@ func scrubbed(m wire.Msg, digestKeys ...string) []byte {
 	if quotesKey {
 		e.Message = "pgpseudo: a server message that quotes the proxy's rewriting of the statement was withheld"
 	}
-	if e.Detail == "" && e.Hint == "" && e.Where == "" && e.InternalQuery == "" && !quotesKey {
+	if e.Detail == "" && e.Hint == "" && e.Where == "" && e.InternalQuery == "" && e.Position == 0 && !quotesKey {
 		return m.Raw
 	}
-	e.Detail, e.Hint, e.Where, e.InternalQuery, e.InternalPosition = "", "", "", "", 0
+	// A position counts in the text the server got, which the proxy may
+	// have rewritten: its offset tells the length of what the proxy put
+	// in, such as a drill-down's clear value (red team round 44).
+	e.Detail, e.Hint, e.Where, e.InternalQuery, e.InternalPosition, e.Position = "", "", "", "", 0, 0
 	var b []byte
 	if m.Type == 'N' {
 		b, _ = (*pgproto3.NoticeResponse)(&e).Encode(nil)

@@ -58,6 +58,9 @@ type checkRun struct {
 	// forward: the check ends with Flush; its error goes to the client as
 	// the reply to its statement.
 	forward bool
+	// noPosition: the checked text holds clear drill-down values, so an
+	// error's position would tell how long they are.
+	noPosition bool
 }
 
 // checkReq is the proxy data of one injected request of a check.
@@ -122,10 +125,11 @@ func (s *session) checkSkipped(cr *checkReq) {
 
 // runCheck sends the check of stmts ahead of the client's message and
 // waits for its replies. simple says the client's message is a simple
-// query (the check then ends with Sync). It runs on the goroutine that
-// writes upstream; nothing is locked while it waits.
-func (s *session) runCheck(stmts []screen.Probe, simple bool) (*checkRun, error) {
-	run := &checkRun{done: make(chan struct{}), forward: !simple}
+// query (the check then ends with Sync); drilled that the texts hold
+// clear drill-down values. It runs on the goroutine that writes upstream;
+// nothing is locked while it waits.
+func (s *session) runCheck(stmts []screen.Probe, simple, drilled bool) (*checkRun, error) {
+	run := &checkRun{done: make(chan struct{}), forward: !simple, noPosition: drilled}
 	var out []byte
 	send := func(typ byte, role byte, offset int, parts ...[]byte) error {
 		f := wire.Frame(typ, parts...)
@@ -255,7 +259,11 @@ func (s *session) checkErrorFrame(run *checkRun) []byte {
 		return executionErrorFor(role.Name, run.errFrame)
 	}
 	e := *run.err
-	if e.Position > 0 && run.errOffset > 0 {
+	if run.noPosition {
+		// (red team rounds 44 and earlier: the offset of a position after
+		// a clear value measures it)
+		e.Position = 0
+	} else if e.Position > 0 && run.errOffset > 0 {
 		e.Position -= int32(run.errOffset)
 		if e.Position < 1 {
 			e.Position = 0

@@ -275,7 +275,7 @@ func (s *session) confirmedPath(path []string, simple bool) ([]string, error) {
 	if !uncertain {
 		return path, nil
 	}
-	run, err := s.runCheck(nil, simple)
+	run, err := s.runCheck(nil, simple, false)
 	if err != nil {
 		return nil, err
 	}
@@ -404,7 +404,7 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 	if len(checks) == 0 {
 		return v, -1
 	}
-	run, err := s.runCheck(checks, typ == 'Q')
+	run, err := s.runCheck(checks, typ == 'Q', drills != nil)
 	if err != nil {
 		return &verdict{fatal: err}, -1
 	}
@@ -413,12 +413,8 @@ func (s *session) checkOnServer(ctx context.Context, q string, typ byte, types [
 		return &verdict{skipped: true, stmts: stmts}, -1
 	case run.err != nil:
 		// The server refused the statement itself (or its plan): the
-		// client gets the server's own error, scrubbed; without its
-		// position when clear drill-down values are in the text (it
-		// would tell how long they are).
-		if drills != nil {
-			run.errOffset = -1
-		}
+		// client gets the server's own error, scrubbed (without its
+		// position when clear drill-down values are in the text).
 		return &verdict{refusal: s.checkErrorFrame(run), serverError: true, stmts: stmts}, -1
 	case len(run.plans) != len(checks):
 		return &verdict{fatal: fmt.Errorf("server-side check: %d plans for %d statements", len(run.plans), len(checks))}, -1
