@@ -159,6 +159,12 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 	if err != nil {
 		return err
 	}
+	return s.backendReply(m, rep, out)
+}
+
+// backendReply is restrictedBackend for a message the tracker has tied to
+// its request.
+func (s *session) backendReply(m wire.Msg, rep protocol.Reply, out *[]byte) error {
 	emit := func(frames ...[]byte) {
 		for _, f := range frames {
 			*out = append(*out, f...)
@@ -236,6 +242,7 @@ func (s *session) restrictedBackend(m wire.Msg, out *[]byte) error {
 			if timed {
 				start = time.Now()
 			}
+			var err error
 			if *out, err = s.copy.rw.CopyData(*out, m.Body()); err != nil {
 				// Rows already sent were rewritten; the rest is withheld.
 				// The client learns nothing of why: the shape of a row

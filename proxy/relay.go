@@ -486,7 +486,11 @@ func (s *session) upstreamToClient(busy *flight, out *atomic.Int64) string {
 		}
 		if s.trk != nil {
 			buf = buf[:0]
-			if err := s.restrictedBackend(m, &buf); err != nil {
+			handle := s.restrictedBackend
+			if typ, ok := s.ur.PendingType(); ok && m.Type == 'D' && typ == 'D' {
+				handle = s.restrictedRows
+			}
+			if err := handle(m, &buf); err != nil {
 				var ce *clientError
 				if errors.As(err, &ce) {
 					s.log.Warn("session ended by the policy", zap.Error(err))

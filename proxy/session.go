@@ -72,6 +72,9 @@ type session struct {
 	// ReadyForQuery, so the DateStyle rows follow is not reported yet.
 	lastPlan    planMemo
 	styleUnsure bool
+	// runBufs holds the buffers for rewriting rows over the cores (owned by
+	// the upstream-to-client goroutine).
+	runBufs rowRun
 	// roleMu guards role and policyGen (policyNow), shadowRole and
 	// shadowGen (shadowNow).
 	roleMu     sync.Mutex

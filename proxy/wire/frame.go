@@ -55,7 +55,10 @@ func BackendLimits(typ byte) int {
 }
 
 // Msg is one framed message. Raw holds the whole frame (type, length, body)
-// and stays valid only until the next call to Reader.Next.
+// and stays valid only until the next call to Reader.Next that must read
+// from the network: messages read while Pending reported true are views
+// of the same buffered input and stay valid together, so a relay may
+// hold a run of them (see Pending).
 type Msg struct {
 	Type byte
 	Raw  []byte
@@ -143,14 +146,23 @@ func (r *Reader) Reset(rd io.Reader) { r.br.Reset(rd) }
 func (r *Reader) Buffering() bool { return r.br.Buffered() > 0 }
 
 // Pending reports whether a complete message is already buffered, so a
-// relay knows whether to flush before it may block on the network.
+// relay knows whether to flush before it may block on the network. Next
+// then returns that message without reading, leaving the messages it
+// returned before valid.
 func (r *Reader) Pending() bool {
+	_, ok := r.PendingType()
+	return ok
+}
+
+// PendingType is the type of the complete message already buffered, if
+// there is one (see Pending).
+func (r *Reader) PendingType() (byte, bool) {
 	n := r.br.Buffered()
 	if n < 5 {
-		return false
+		return 0, false
 	}
 	hdr, _ := r.br.Peek(5)
-	return int64(n) >= int64(binary.BigEndian.Uint32(hdr[1:5]))+1
+	return hdr[0], int64(n) >= int64(binary.BigEndian.Uint32(hdr[1:5]))+1
 }
 
 // Writer batches messages into one buffer and writes it when full or when

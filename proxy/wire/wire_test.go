@@ -68,6 +68,60 @@ func TestReaderPending(t *testing.T) {
 	}
 }
 
+// chunked returns its input a few bytes at a time, as a network might.
+type chunked struct {
+	in []byte
+	n  int
+}
+
+func (c *chunked) Read(p []byte) (int, error) {
+	if len(c.in) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), c.n)], c.in)
+	c.in = c.in[n:]
+	return n, nil
+}
+
+// TestReaderHeldRun: the messages read while Pending reports true are
+// views that stay valid together (a relay rewrites such a run at once),
+// whatever the sizes of the reads and the frames.
+func TestReaderHeldRun(t *testing.T) {
+	for _, chunk := range []int{7, 1000, 3 << 10, 64 << 10} {
+		var in []byte
+		var want [][]byte
+		for i := range 5000 {
+			f := frame('D', bytes.Repeat([]byte{byte(i)}, i%300))
+			in = append(in, f...)
+			want = append(want, f)
+		}
+		r := NewReader(&chunked{in: in, n: chunk}, BackendLimits)
+		got := 0
+		for got < len(want) {
+			m, err := r.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			run := []Msg{m}
+			for {
+				if typ, ok := r.PendingType(); !ok || typ != 'D' {
+					break
+				}
+				if m, err = r.Next(); err != nil {
+					t.Fatal(err)
+				}
+				run = append(run, m)
+			}
+			for _, m := range run {
+				if !bytes.Equal(m.Raw, want[got]) {
+					t.Fatalf("chunks of %d: message %d of a held run changed", chunk, got)
+				}
+				got++
+			}
+		}
+	}
+}
+
 func startupBody(code uint32, rest ...string) []byte {
 	b := binary.BigEndian.AppendUint32(nil, code)
 	for _, s := range rest {

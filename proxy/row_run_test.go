@@ -1,0 +1,93 @@
+package proxy
+
+import (
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/pgpseudo/pgpseudo/crypto"
+	"github.com/pgpseudo/pgpseudo/policy"
+	"github.com/pgpseudo/pgpseudo/proxy/rewrite"
+)
+
+// dataRowBody is a DataRow body of text values.
+func dataRowBody(vals ...string) []byte {
+	b := binary.BigEndian.AppendUint16(nil, uint16(len(vals)))
+	for _, v := range vals {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(v)))
+		b = append(b, v...)
+	}
+	return b
+}
+
+// panicking is a transformer that fails as a bug would.
+type panicking struct{}
+
+func (panicking) Transform([]byte, []byte) ([]byte, error) { panic("transformer bug") }
+func (panicking) ReturnsNull() bool                        { return false }
+func (panicking) KeyVersion() uint32                       { return 0 }
+
+// TestRowRunRewrite: a run rewritten over the cores is, byte for byte,
+// the rows rewritten one after the other, in their order, for every size
+// around the part boundaries; a bad row or a panicking transformer in any
+// part fails the run.
+func TestRowRunRewrite(t *testing.T) {
+	mask, err := crypto.New(crypto.Spec{Kind: crypto.KindMask}, nil, crypto.OIDText, crypto.FormatText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &rewrite.Plan{Cols: []rewrite.Col{{Action: policy.Allow}, {Action: policy.Tokenize, Tr: mask}}}
+	rows := func(n int) [][]byte {
+		var out [][]byte
+		for i := range n {
+			out = append(out, dataRowBody(fmt.Sprint(i), fmt.Sprintf("Person %d %s", i, strings.Repeat("x", i%17))))
+		}
+		return out
+	}
+	// The parts follow GOMAXPROCS: run with more cores than this machine
+	// may have, too.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, procs := range []int{1, 2, 3, 8} {
+		runtime.GOMAXPROCS(procs)
+		testRowRun(t, p, rows)
+	}
+}
+
+func testRowRun(t *testing.T, p *rewrite.Plan, rows func(int) [][]byte) {
+	t.Helper()
+	procs := runtime.GOMAXPROCS(0)
+	var run rowRun
+	for _, n := range []int{0, 1, partMin - 1, partMin, 2*partMin - 1, 2 * partMin, 2*partMin + 1, 1000, runMax} {
+		in := rows(n)
+		want, err := rewriteRows([]byte("prefix"), in, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Twice: the second run reuses the part buffers.
+		for range 2 {
+			run.rows = in
+			got, err := run.rewrite([]byte("prefix"), p)
+			if err != nil {
+				t.Fatalf("%d rows on %d cores: %v", n, procs, err)
+			}
+			if string(got) != string(want) {
+				t.Fatalf("%d rows on %d cores: the run differs from the rows rewritten in order", n, procs)
+			}
+		}
+	}
+	for _, bad := range []int{0, 700, 999} {
+		in := rows(1000)
+		in[bad] = dataRowBody("only one value")
+		run.rows = in
+		if _, err := run.rewrite(nil, p); err == nil {
+			t.Errorf("%d cores: a bad row at %d of 1000 did not fail the run", procs, bad)
+		}
+	}
+	broken := &rewrite.Plan{Cols: []rewrite.Col{{Action: policy.Allow}, {Action: policy.Tokenize, Tr: panicking{}}}}
+	run.rows = rows(1000)
+	if _, err := run.rewrite(nil, broken); err == nil || !strings.Contains(err.Error(), "transformer bug") {
+		t.Errorf("%d cores: a panicking transformer: %v", procs, err)
+	}
+}
