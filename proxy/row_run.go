@@ -20,9 +20,14 @@ const (
 	// runMax bounds a run; the reader's buffer bounds it too (the rows
 	// are views of it).
 	runMax = 2048
-	// partMin is the fewest rows worth a part of their own: handing them
-	// to another goroutine must cost far less than rewriting them.
-	partMin = 64
+	// partMin is the fewest rows worth a part of their own: waking a
+	// parked core took about 100 µs on the 2-core machine of
+	// docs/performance.md, so a part must hold far more work than that
+	// (about 2 µs per row of four tokenized columns; BenchmarkRowRun).
+	// A run is what one read brought: a TLS record holds 16 KiB, about a
+	// hundred rows of 150 bytes, so runs from a TLS upstream stay on one
+	// core, while a 64 KiB read of a plain connection is spread.
+	partMin = 192
 	// partBufKeep is the largest part buffer kept for the next run.
 	partBufKeep = 1 << 20
 )

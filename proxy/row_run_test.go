@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgpseudo/pgpseudo/crypto"
 	"github.com/pgpseudo/pgpseudo/policy"
@@ -89,5 +90,54 @@ func testRowRun(t *testing.T, p *rewrite.Plan, rows func(int) [][]byte) {
 	run.rows = rows(1000)
 	if _, err := run.rewrite(nil, broken); err == nil || !strings.Contains(err.Error(), "transformer bug") {
 		t.Errorf("%d cores: a panicking transformer: %v", procs, err)
+	}
+}
+
+// BenchmarkRowRun rewrites runs of customer-like rows (id, name, email
+// and phone tokenized) one after the other and spread over the cores, in
+// ns per row: a hundred rows are what one TLS record brings, a thousand
+// what a 64 KiB read of a plain connection may.
+func BenchmarkRowRun(b *testing.B) {
+	ks, err := crypto.NewKeyset(time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	col := func(spec crypto.Spec, oid uint32) rewrite.Col {
+		tr, err := crypto.New(spec, ks, oid, crypto.FormatText)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return rewrite.Col{Action: policy.Tokenize, Tr: tr}
+	}
+	p := &rewrite.Plan{Cols: []rewrite.Col{
+		col(crypto.Spec{Kind: crypto.KindInt, Domain: "customer"}, crypto.OIDInt4),
+		col(crypto.Spec{Kind: crypto.KindToken, Domain: "d"}, crypto.OIDText),
+		col(crypto.Spec{Kind: crypto.KindEmail, Domain: "email"}, crypto.OIDText),
+		col(crypto.Spec{Kind: crypto.KindDigits, Domain: "d", KeepPrefix: 3}, crypto.OIDText),
+		{Action: policy.Allow},
+	}}
+	dst := make([]byte, 0, 256<<10)
+	for _, n := range []int{100, 1000} {
+		var run rowRun
+		for i := range n {
+			run.rows = append(run.rows, dataRowBody(fmt.Sprint(100000+i), fmt.Sprintf("Person %d Example", i),
+				fmt.Sprintf("person.%d@example.com", i), fmt.Sprintf("+49 170 %07d", i), "Berlin"))
+		}
+		for _, c := range []struct {
+			name string
+			fn   func() ([]byte, error)
+		}{
+			{"in-order", func() ([]byte, error) { return rewriteRows(dst[:0], run.rows, p) }},
+			{"spread", func() ([]byte, error) { return run.rewrite(dst[:0], p) }},
+		} {
+			b.Run(fmt.Sprintf("rows=%d/%s", n, c.name), func(b *testing.B) {
+				for b.Loop() {
+					if _, err := c.fn(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
+			})
+		}
 	}
 }
