@@ -10,11 +10,39 @@ import (
 // TestTransformConcurrent: a transformer used from several goroutines at
 // once (the proxy rewrites a large result's rows on every core, and
 // sessions share transformers) gives each call the output it gives alone.
-// Run with -race, it also finds shared scratch state.
+// Run with -race, it also finds shared scratch state. The wrappers count:
+// Styled (a session's DateStyle) keeps per-call scratch too.
 func TestTransformConcurrent(t *testing.T) {
 	ks, err := NewKeyset(testNow)
 	if err != nil {
 		t.Fatal(err)
+	}
+	german, ok := ParseDateStyle("German, DMY")
+	if !ok {
+		t.Fatal("German, DMY")
+	}
+	year, err := New(Spec{Kind: KindYear}, ks, OIDDate, FormatText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shift, err := New(Spec{Kind: KindShift, Domain: "d", Days: 30}, ks, OIDTimestamp, FormatText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	styled := []struct {
+		name string
+		tr   Transformer
+		in   []string
+	}{
+		{"styled year/date", Styled(year, OIDDate, german), []string{"29.02.2024", "01.01.1990", "31.12.1969"}},
+		{"styled shift/timestamp", Styled(shift, OIDTimestamp, german), []string{"29.02.2024 13:45:00", "01.01.1990 00:00:01.5"}},
+	}
+	for _, c := range styled {
+		var ins [][]byte
+		for _, in := range c.in {
+			ins = append(ins, []byte(in))
+		}
+		concurrently(t, c.name, c.tr, ins...)
 	}
 	for _, c := range typicalInputs() {
 		for _, f := range []int16{FormatText, FormatBinary} {
@@ -26,34 +54,46 @@ func TestTransformConcurrent(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := tr.Transform(nil, in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var wg sync.WaitGroup
-			errs := make([]error, 4)
-			for g := range errs {
-				wg.Go(func() {
-					dst := make([]byte, 0, 64)
-					for i := range 200 {
-						got, err := tr.Transform(dst[:0], in)
-						if err == nil && !bytes.Equal(got, want) {
-							err = fmt.Errorf("call %d gave %q, alone %q", i, got, want)
-						}
-						if err != nil {
-							errs[g] = err
-							return
-						}
-						dst = got
-					}
-				})
-			}
-			wg.Wait()
-			for _, err := range errs {
-				if err != nil {
-					t.Errorf("%s/%s/oid=%d: %v", c.spec.Kind, formatName(f), c.oid, err)
+			concurrently(t, fmt.Sprintf("%s/%s/oid=%d", c.spec.Kind, formatName(f), c.oid), tr, in)
+		}
+	}
+}
+
+// concurrently transforms the inputs on four goroutines at once, each
+// goroutine its own input in turn, and compares each output with the one
+// tr gives alone.
+func concurrently(t *testing.T, name string, tr Transformer, ins ...[]byte) {
+	t.Helper()
+	want := make([][]byte, len(ins))
+	for i, in := range ins {
+		var err error
+		if want[i], err = tr.Transform(nil, in); err != nil {
+			t.Fatalf("%s %q: %v", name, in, err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for g := range errs {
+		wg.Go(func() {
+			dst := make([]byte, 0, 64)
+			for i := range 200 {
+				k := (g + i) % len(ins)
+				got, err := tr.Transform(dst[:0], ins[k])
+				if err == nil && !bytes.Equal(got, want[k]) {
+					err = fmt.Errorf("call %d on %q gave %q, alone %q", i, ins[k], got, want[k])
 				}
+				if err != nil {
+					errs[g] = err
+					return
+				}
+				dst = got
 			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 }

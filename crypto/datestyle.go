@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // DateStyle is how a session's server writes dates and timestamps as text
@@ -51,8 +52,8 @@ func (st DateStyle) ISO() bool { return st.Style == 'I' }
 // in another style than ISO names its zone by abbreviation, which does
 // not give the instant every transform needs (a month taken in the zone
 // shown would move with the session's TimeZone): it is reported invalid,
-// and withheld. Unlike t, the result keeps scratch space: it serves one
-// column plan, not several goroutines.
+// and withheld. Like every Transformer, the result is safe for concurrent
+// use (a large result's rows are rewritten on several cores).
 func Styled(t Transformer, oid uint32, st DateStyle) Transformer {
 	if st.ISO() {
 		return t
@@ -61,11 +62,15 @@ func Styled(t Transformer, oid uint32, st DateStyle) Transformer {
 }
 
 type styledT struct {
-	inner    Transformer
-	oid      uint32
-	st       DateStyle
-	iso, out []byte // scratch, per value
+	inner   Transformer
+	oid     uint32
+	st      DateStyle
+	scratch sync.Pool // *styledScratch, one per call in flight
 }
+
+// styledScratch holds a value in ISO style and what the inner transformer
+// made of it.
+type styledScratch struct{ iso, out []byte }
 
 // ReturnsNull implements Transformer.
 func (s *styledT) ReturnsNull() bool { return s.inner.ReturnsNull() }
@@ -93,19 +98,24 @@ func (s *styledT) Transform(dst, src []byte) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	iso := fmt.Appendf(s.iso[:0], "%04d-%02d-%02d", p.y, p.m, p.d)
+	sc, _ := s.scratch.Get().(*styledScratch)
+	if sc == nil {
+		sc = new(styledScratch)
+	}
+	defer s.scratch.Put(sc)
+	iso := fmt.Appendf(sc.iso[:0], "%04d-%02d-%02d", p.y, p.m, p.d)
 	if s.oid != OIDDate {
 		iso = append(append(iso, ' '), p.clock...)
 	}
 	if p.bc {
 		iso = append(iso, " BC"...)
 	}
-	s.iso = iso
-	out, err := s.inner.Transform(s.out[:0], iso)
+	sc.iso = iso
+	out, err := s.inner.Transform(sc.out[:0], iso)
 	if err != nil {
 		return dst, err
 	}
-	s.out = out
+	sc.out = out
 	q, err := parseTimeText(out, s.oid != OIDDate, false)
 	if err != nil || q.inf != 0 {
 		return dst, fmt.Errorf("%w: styled date output", ErrInvalidValue)

@@ -492,6 +492,10 @@ func (s *session) upstreamToClient(busy *flight, out *atomic.Int64) string {
 			}
 			if err := handle(m, &buf); err != nil {
 				var ce *clientError
+				var ure *upstreamReadError
+				if errors.As(err, &ure) {
+					return s.readEnd("upstream", ure.err)
+				}
 				if errors.As(err, &ce) {
 					s.log.Warn("session ended by the policy", zap.Error(err))
 					_, _ = s.cw.Write(fatal(ce.Code, ce.Msg))

@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -15,7 +16,9 @@ import (
 // buffered from the server form a run, the tracker and the audit see each
 // row in order on the session's goroutine, and only the rewriting of the
 // run is split into contiguous parts, one per core, joined in order. A
-// part that fails fails the run, as one row failing fails the session.
+// part that fails fails the run, as one row failing fails the session; a
+// part that panics panics the session's goroutine, once every part has
+// stopped, as rewriting on it would have.
 const (
 	// runMax bounds a run; the reader's buffer bounds it too (the rows
 	// are views of it).
@@ -34,14 +37,32 @@ const (
 
 // rowRun is a session's buffers for rewriting runs of rows.
 type rowRun struct {
-	rows  [][]byte
-	parts [][]byte
-	errs  []error
+	rows   [][]byte
+	parts  [][]byte
+	errs   []error
+	panics []*partPanic
 }
+
+// partPanic is a part's panic with the stack it was raised on.
+type partPanic struct {
+	value any
+	stack []byte
+}
+
+func (p *partPanic) String() string {
+	return fmt.Sprintf("%v\n(in a part of a row run)\n%s", p.value, p.stack)
+}
+
+// upstreamReadError is an upstream message a run could not read (a framing
+// error): the relay ends the session as for any upstream read error.
+type upstreamReadError struct{ err error }
+
+func (e *upstreamReadError) Error() string { return e.err.Error() }
+func (e *upstreamReadError) Unwrap() error { return e.err }
 
 // restrictedRows is restrictedBackend for m, a DataRow, and for the
 // messages after it while they are DataRows already buffered. Rows of one
-// result whose plan is known are rewritten together (rewriteRun); any
+// result whose plan is known are rewritten together (rowRun.rewrite); any
 // other message of the run is handled on its own, in order.
 func (s *session) restrictedRows(m wire.Msg, out *[]byte) error {
 	run := &s.runBufs
@@ -50,19 +71,31 @@ func (s *session) restrictedRows(m wire.Msg, out *[]byte) error {
 		plan *rewrite.Plan
 		a    *stmtAudit
 	)
+	// The rows are views of the reader's buffer: none is kept past the run.
+	drop := func() {
+		clear(run.rows)
+		run.rows = run.rows[:0]
+	}
+	defer drop()
 	flush := func() error {
-		if len(run.rows) == 0 {
+		n := len(run.rows)
+		if n == 0 {
 			return nil
 		}
 		before, start := len(*out), time.Now()
 		var err error
 		*out, err = run.rewrite(*out, plan)
+		drop()
+		if err != nil {
+			return err
+		}
+		// The run's wall-clock time: its parts overlap.
 		a.rewriting += time.Since(start)
-		a.rewriteTimed += uint64(len(run.rows))
+		a.rewriteTimed += uint64(n)
 		a.bytes += uint64(len(*out) - before)
-		clear(run.rows) // the views of the reader's buffer
-		run.rows = run.rows[:0]
-		return err
+		s.rows += uint64(n)
+		a.rows += uint64(n)
+		return nil
 	}
 	for n := 0; ; n++ {
 		rep, err := s.trk.Receive(m.Type, m.Body())
@@ -74,8 +107,6 @@ func (s *session) restrictedRows(m wire.Msg, out *[]byte) error {
 			if res == nil {
 				res, plan, a = rep.Result, p, s.resultAudit(rep.Result)
 			}
-			s.rows++
-			a.rows++
 			run.rows = append(run.rows, m.Body())
 		} else {
 			if err := flush(); err != nil {
@@ -90,7 +121,7 @@ func (s *session) restrictedRows(m wire.Msg, out *[]byte) error {
 			break
 		}
 		if m, err = s.ur.Next(); err != nil {
-			return err
+			return &upstreamReadError{err}
 		}
 	}
 	return flush()
@@ -118,37 +149,46 @@ func (run *rowRun) rewrite(dst []byte, p *rewrite.Plan) ([]byte, error) {
 	for len(run.parts) < parts {
 		run.parts = append(run.parts, nil)
 		run.errs = append(run.errs, nil)
+		run.panics = append(run.panics, nil)
 	}
 	bound := func(i int) int { return len(rows) * i / parts }
+	part := func(i int, dst []byte) {
+		defer func() {
+			if r := recover(); r != nil {
+				run.panics[i] = &partPanic{r, debug.Stack()}
+			}
+		}()
+		run.parts[i], run.errs[i] = rewriteRows(dst, rows[bound(i):bound(i+1)], p)
+	}
 	var wg sync.WaitGroup
 	for i := 1; i < parts; i++ {
-		wg.Go(func() {
-			run.parts[i], run.errs[i] = rewriteRows(run.parts[i][:0], rows[bound(i):bound(i+1)], p)
-		})
+		wg.Go(func() { part(i, run.parts[i][:0]) })
 	}
-	dst, err := rewriteRows(dst, rows[:bound(1)], p)
+	part(0, dst)
 	wg.Wait()
-	for i := 1; i < parts; i++ {
-		if err == nil {
+	dst, err := run.parts[0], run.errs[0]
+	var raised *partPanic
+	for i := range parts {
+		if i > 0 && err == nil {
 			err = run.errs[i]
 			dst = append(dst, run.parts[i]...)
 		}
-		run.errs[i] = nil
-		if cap(run.parts[i]) > partBufKeep {
-			run.parts[i] = nil
+		if raised == nil {
+			raised = run.panics[i]
 		}
+		run.errs[i], run.panics[i] = nil, nil
+		if i == 0 || cap(run.parts[i]) > partBufKeep {
+			run.parts[i] = nil // part 0 wrote into dst
+		}
+	}
+	if raised != nil {
+		panic(raised)
 	}
 	return dst, err
 }
 
-// rewriteRows appends rows rewritten by p to dst. A panic is an error of
-// the run: on another goroutine it would end the process.
-func rewriteRows(dst []byte, rows [][]byte, p *rewrite.Plan) (_ []byte, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("rewriting rows: %v", r)
-		}
-	}()
+// rewriteRows appends rows rewritten by p to dst.
+func rewriteRows(dst []byte, rows [][]byte, p *rewrite.Plan) ([]byte, error) {
 	for _, body := range rows {
 		var err error
 		if dst, err = rewrite.DataRow(dst, body, p); err != nil {

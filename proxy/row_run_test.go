@@ -10,6 +10,7 @@ import (
 
 	"github.com/pgpseudo/pgpseudo/crypto"
 	"github.com/pgpseudo/pgpseudo/policy"
+	"github.com/pgpseudo/pgpseudo/policy/sqlinfo"
 	"github.com/pgpseudo/pgpseudo/proxy/rewrite"
 )
 
@@ -32,18 +33,34 @@ func (panicking) KeyVersion() uint32                       { return 0 }
 
 // TestRowRunRewrite: a run rewritten over the cores is, byte for byte,
 // the rows rewritten one after the other, in their order, for every size
-// around the part boundaries; a bad row or a panicking transformer in any
-// part fails the run.
+// around the part boundaries, with the wrappers a plan puts around
+// transformers (a session's DateStyle, a cast or prefix the proxy
+// computes); a bad row or a panicking transformer in any part fails the
+// run.
 func TestRowRunRewrite(t *testing.T) {
-	mask, err := crypto.New(crypto.Spec{Kind: crypto.KindMask}, nil, crypto.OIDText, crypto.FormatText)
+	ks, err := crypto.NewKeyset(time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &rewrite.Plan{Cols: []rewrite.Col{{Action: policy.Allow}, {Action: policy.Tokenize, Tr: mask}}}
+	tr := func(spec crypto.Spec, oid uint32) crypto.Transformer {
+		tr, err := crypto.New(spec, ks, oid, crypto.FormatText)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	german, _ := crypto.ParseDateStyle("German, DMY")
+	p := &rewrite.Plan{Cols: []rewrite.Col{
+		{Action: policy.Allow},
+		{Action: policy.Mask, Tr: tr(crypto.Spec{Kind: crypto.KindMask}, crypto.OIDText)},
+		{Action: policy.Tokenize, Tr: crypto.Styled(tr(crypto.Spec{Kind: crypto.KindShift, Domain: "d", Days: 30}, crypto.OIDDate), crypto.OIDDate, german)},
+		{Action: policy.Tokenize, Tr: rewrite.PostOp(tr(crypto.Spec{Kind: crypto.KindToken, Domain: "d"}, crypto.OIDText), sqlinfo.PostOp{Kind: 's', From: 1, For: 6}, crypto.OIDText)},
+	}}
 	rows := func(n int) [][]byte {
 		var out [][]byte
 		for i := range n {
-			out = append(out, dataRowBody(fmt.Sprint(i), fmt.Sprintf("Person %d %s", i, strings.Repeat("x", i%17))))
+			out = append(out, dataRowBody(fmt.Sprint(i), fmt.Sprintf("Person %d %s", i, strings.Repeat("x", i%17)),
+				fmt.Sprintf("%02d.%02d.%d", 1+i%28, 1+i%12, 1950+i%60), fmt.Sprintf("person.%d@example.com", i)))
 		}
 		return out
 	}
@@ -86,11 +103,20 @@ func testRowRun(t *testing.T, p *rewrite.Plan, rows func(int) [][]byte) {
 			t.Errorf("%d cores: a bad row at %d of 1000 did not fail the run", procs, bad)
 		}
 	}
-	broken := &rewrite.Plan{Cols: []rewrite.Col{{Action: policy.Allow}, {Action: policy.Tokenize, Tr: panicking{}}}}
+	// A panic is raised on the caller's goroutine, as rewriting there
+	// would have (the session's recovery ends the session), never on a
+	// part's goroutine, which would end the process.
+	broken := &rewrite.Plan{Cols: []rewrite.Col{{Action: policy.Allow}, {Action: policy.Tokenize, Tr: panicking{}}, {Action: policy.Allow}, {Action: policy.Allow}}}
 	run.rows = rows(1000)
-	if _, err := run.rewrite(nil, broken); err == nil || !strings.Contains(err.Error(), "transformer bug") {
-		t.Errorf("%d cores: a panicking transformer: %v", procs, err)
-	}
+	func() {
+		defer func() {
+			r := recover()
+			if r == nil || !strings.Contains(fmt.Sprint(r), "transformer bug") {
+				t.Errorf("%d cores: a panicking transformer gave %v", procs, r)
+			}
+		}()
+		_, _ = run.rewrite(nil, broken)
+	}()
 }
 
 // BenchmarkRowRun rewrites runs of customer-like rows (id, name, email
