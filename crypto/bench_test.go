@@ -14,10 +14,7 @@ func BenchmarkTransform(b *testing.B) {
 	}
 	for _, c := range typicalInputs() {
 		for _, f := range []int16{FormatText, FormatBinary} {
-			in := []byte(c.text)
-			if f == FormatBinary && c.bin != nil {
-				in = c.bin
-			}
+			in := c.input(f)
 			name := fmt.Sprintf("%s/%s/oid=%d", c.spec.Kind, formatName(f), c.oid)
 			if c.spec.Reversible {
 				name = "token-reversible/" + formatName(f)
@@ -84,4 +81,12 @@ func typicalInputs() []typicalInput {
 		{Spec{Kind: KindRedact}, OIDText, "Alice Example", nil},
 		{Spec{Kind: KindNull}, OIDText, "Alice Example", nil},
 	}
+}
+
+// input is the value in format f.
+func (c typicalInput) input(f int16) []byte {
+	if f == FormatBinary && c.bin != nil {
+		return c.bin
+	}
+	return []byte(c.text)
 }

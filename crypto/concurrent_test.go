@@ -8,10 +8,10 @@ import (
 )
 
 // TestTransformConcurrent: a transformer used from several goroutines at
-// once (the proxy rewrites a large result's rows on every core, and
-// sessions share transformers) gives each call the output it gives alone.
-// Run with -race, it also finds shared scratch state. The wrappers count:
-// Styled (a session's DateStyle) keeps per-call scratch too.
+// once (the proxy rewrites a large result's rows on every core) gives
+// each call the output it gives alone. Run with -race, it also finds
+// shared scratch state. The wrappers count: Styled (a session's
+// DateStyle) keeps per-call scratch too.
 func TestTransformConcurrent(t *testing.T) {
 	ks, err := NewKeyset(testNow)
 	if err != nil {
@@ -46,10 +46,7 @@ func TestTransformConcurrent(t *testing.T) {
 	}
 	for _, c := range typicalInputs() {
 		for _, f := range []int16{FormatText, FormatBinary} {
-			in := []byte(c.text)
-			if f == FormatBinary && c.bin != nil {
-				in = c.bin
-			}
+			in := c.input(f)
 			tr, err := New(c.spec, ks, c.oid, f)
 			if err != nil {
 				t.Fatal(err)

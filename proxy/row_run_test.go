@@ -24,6 +24,22 @@ func dataRowBody(vals ...string) []byte {
 	return b
 }
 
+// textTransformers returns a constructor of text-format transformers
+// under a new keyset that fails tb on error.
+func textTransformers(tb testing.TB) func(crypto.Spec, uint32) crypto.Transformer {
+	ks, err := crypto.NewKeyset(time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return func(spec crypto.Spec, oid uint32) crypto.Transformer {
+		tr, err := crypto.New(spec, ks, oid, crypto.FormatText)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return tr
+	}
+}
+
 // panicking is a transformer that fails as a bug would.
 type panicking struct{}
 
@@ -38,17 +54,7 @@ func (panicking) KeyVersion() uint32                       { return 0 }
 // computes); a bad row or a panicking transformer in any part fails the
 // run.
 func TestRowRunRewrite(t *testing.T) {
-	ks, err := crypto.NewKeyset(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := func(spec crypto.Spec, oid uint32) crypto.Transformer {
-		tr, err := crypto.New(spec, ks, oid, crypto.FormatText)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tr
-	}
+	tr := textTransformers(t)
 	german, _ := crypto.ParseDateStyle("German, DMY")
 	p := &rewrite.Plan{Cols: []rewrite.Col{
 		{Action: policy.Allow},
@@ -124,16 +130,9 @@ func testRowRun(t *testing.T, p *rewrite.Plan, rows func(int) [][]byte) {
 // ns per row: a hundred rows are what one TLS record brings, a thousand
 // what a 64 KiB read of a plain connection may.
 func BenchmarkRowRun(b *testing.B) {
-	ks, err := crypto.NewKeyset(time.Now())
-	if err != nil {
-		b.Fatal(err)
-	}
+	tr := textTransformers(b)
 	col := func(spec crypto.Spec, oid uint32) rewrite.Col {
-		tr, err := crypto.New(spec, ks, oid, crypto.FormatText)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return rewrite.Col{Action: policy.Tokenize, Tr: tr}
+		return rewrite.Col{Action: policy.Tokenize, Tr: tr(spec, oid)}
 	}
 	p := &rewrite.Plan{Cols: []rewrite.Col{
 		col(crypto.Spec{Kind: crypto.KindInt, Domain: "customer"}, crypto.OIDInt4),
