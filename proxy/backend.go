@@ -456,10 +456,9 @@ func (s *session) rowDescription(m wire.Msg, rep protocol.Reply, emit func(...[]
 	case rep.Stmt != nil:
 		fields, meta = rep.Stmt.Fields, statementMeta(rep.Stmt)
 	case rep.Portal != nil:
-		fields = rep.Portal.Fields
-		if rep.Portal.Stmt != nil {
-			meta = statementMeta(rep.Portal.Stmt)
-		}
+		// A portal of a statement the tracker does not know (SQL PREPARE
+		// made it) has no verdict: its columns are planned with none.
+		fields, meta = rep.Portal.Fields, statementMeta(rep.Portal.Stmt)
 	default:
 		emit(m.Raw) // a Describe of something the server just created
 		return nil
