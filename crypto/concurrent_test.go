@@ -51,9 +51,34 @@ func TestTransformConcurrent(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			concurrently(t, fmt.Sprintf("%s/%s/oid=%d", c.spec.Kind, formatName(f), c.oid), tr, in)
+			ins := [][]byte{in}
+			if v := variant(in); v != nil {
+				if _, err := tr.Transform(nil, v); err == nil {
+					ins = append(ins, v)
+				}
+			}
+			concurrently(t, fmt.Sprintf("%s/%s/oid=%d", c.spec.Kind, formatName(f), c.oid), tr, ins...)
 		}
 	}
+}
+
+// variant is in with its last digit or lower-case letter moved on by one
+// (the low bit of its last byte for binary values), so that goroutines
+// transform different values at once and a shared buffer shows in the
+// outputs, not only under -race. Nil when nothing can change.
+func variant(in []byte) []byte {
+	v := bytes.Clone(in)
+	for i := len(v) - 1; i >= 0; i-- {
+		switch b := v[i]; {
+		case b >= '0' && b <= '8', b >= 'a' && b <= 'y':
+			v[i]++
+			return v
+		case b < 0x20 || b >= 0x7f:
+			v[i] ^= 1
+			return v
+		}
+	}
+	return nil
 }
 
 // concurrently transforms the inputs on four goroutines at once, each
